@@ -1,0 +1,74 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "EdgePlan",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "edgeplan", targets: ["edgeplan"]),
+        .library(name: "EdgePlanCore", targets: ["EdgePlanCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        .target(
+            name: "EdgePlanCore",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EdgePlanDaemon",
+            dependencies: [
+                "EdgePlanCore",
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "edgeplan",
+            dependencies: [
+                "EdgePlanCore",
+                "EdgePlanDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "PlannerBenchmark",
+            dependencies: ["EdgePlanCore", "EdgePlanDaemon", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/PlannerBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgePlanCoreTests",
+            dependencies: ["EdgePlanCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgePlanDaemonTests",
+            dependencies: ["EdgePlanDaemon", "EdgePlanCore"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

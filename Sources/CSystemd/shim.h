@@ -1,0 +1,18 @@
+#ifndef EDGEPLAN_CSYSTEMD_SHIM_H
+#define EDGEPLAN_CSYSTEMD_SHIM_H
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+#include <sys/uio.h>
+
+/// Sends a plain notification string; Swift cannot call the variadic sd_notifyf.
+static inline int edgeplan_sd_notify(int unset_environment, const char *state) {
+    return sd_notify(unset_environment, state);
+}
+
+/// Sends one structured journal entry built from preformatted "FIELD=value" iovecs.
+static inline int edgeplan_sd_journal_sendv(const struct iovec *iov, int n) {
+    return sd_journal_sendv(iov, n);
+}
+
+#endif

@@ -1,0 +1,83 @@
+/// Reads a policy YAML file; unknown keys and bad values are errors naming file, line and field.
+public enum PolicyDecoder {
+    public static func decode(_ text: String, file: String) throws -> Policy {
+        var root = try YAMLObject.parse(text, file: file)
+        let kind = try root.string("kind")
+        guard kind == "policy" else { throw root.error("kind", "expected kind 'policy', found '\(kind)'") }
+        var policy = Policy(version: ProfileDecoder.contentHash([.init(path: file, text: text)]))
+        if var global = try root.optionalObject("global") {
+            policy.profileDirectory = try global.optionalString("profile_directory")
+            policy.latencyPercentile = try global.optionalDouble("latency_percentile", in: 0.5...0.9999) ?? policy.latencyPercentile
+            policy.safetyMargin = try global.optionalDouble("safety_margin", in: 0...0.9) ?? policy.safetyMargin
+            if global.has("parallel_factors") {
+                let factors = try global.strings("parallel_factors").map { raw -> Int in
+                    guard let value = Int(raw), (1...256).contains(value) else {
+                        throw global.error("parallel_factors", "'\(raw)' is not a parallel factor in 1...256")
+                    }
+                    return value
+                }
+                guard factors.contains(1) else { throw global.error("parallel_factors", "must include 1") }
+                policy.parallelFactors = Array(Set(factors)).sorted()
+            } else {
+                _ = try global.optionalStrings("parallel_factors")
+            }
+            try global.finish()
+        }
+        if var defaults = try root.optionalObject("defaults") {
+            policy.defaultTask = try decodeTask(&defaults)
+        }
+        if root.has("tasks") {
+            for (name, var section) in try root.objectMap("tasks") {
+                policy.tasks[name] = try decodeTask(&section, inheriting: policy.defaultTask)
+            }
+        } else {
+            _ = try root.optionalObject("tasks")
+        }
+        try root.finish()
+        return policy
+    }
+
+    private static func decodeTask(_ object: inout YAMLObject, inheriting base: TaskPolicy = TaskPolicy()) throws -> TaskPolicy {
+        var task = base
+        if let deadline = try object.optionalString("deadline") {
+            do { task.defaultDeadlineS = try QuantityParser.seconds(deadline) } catch let error as EdgePlanError {
+                throw object.error("deadline", error.message)
+            }
+        }
+        if let energy = try object.optionalString("energy_budget") {
+            do { task.defaultEnergyBudgetJ = try QuantityParser.joules(energy) } catch let error as EdgePlanError {
+                throw object.error("energy_budget", error.message)
+            }
+        }
+        if let models = try object.optionalStrings("allowed_models") {
+            guard !models.isEmpty else { throw object.error("allowed_models", "an empty list allows nothing; leave the key out to allow all") }
+            task.allowedModels = Set(models)
+        }
+        if let quants = try object.optionalStrings("allowed_quantizations") {
+            task.allowedQuantizations = Set(try quants.map { raw in
+                guard let value = Quantization(rawValue: raw) else {
+                    throw object.error("allowed_quantizations", "unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return value
+            })
+        }
+        if let modes = try object.optionalStrings("allowed_modes") {
+            task.allowedModes = Set(try modes.map { raw in
+                guard let value = LengthMode(rawValue: raw) else {
+                    throw object.error("allowed_modes", "unknown mode '\(raw)'; use \(LengthMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return value
+            })
+        }
+        task.maxParallel = try object.optionalInt("max_parallel", in: 1...256) ?? task.maxParallel
+        task.minAccuracy = try object.optionalDouble("min_accuracy", in: 0...1) ?? task.minAccuracy
+        if let objective = try object.optionalString("objective") {
+            guard let value = Objective(rawValue: objective) else {
+                throw object.error("objective", "unknown objective '\(objective)'; use max-accuracy or min-energy")
+            }
+            task.objective = value
+        }
+        try object.finish()
+        return task
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+
+/// Weight precision of a model variant.
+public enum Quantization: String, Sendable, CaseIterable, Hashable, Codable {
+    case fp16
+    case awqW4 = "awq-w4"
+}
+
+/// What kind of model this is, which decides the modes it can run in.
+public enum ModelFamily: String, Sendable, Hashable, CaseIterable {
+    /// Emits a chain of thought before its answer (DeepSeek-R1 distills).
+    case reasoning
+    /// A reasoning model fine-tuned to follow token budgets (L1).
+    case budgetAware = "budget-aware"
+    /// Answers directly (instruction-tuned models).
+    case direct
+}
+
+/// How a variant's coefficients were obtained.
+public enum Calibration: String, Sendable, Hashable, CaseIterable {
+    /// Fitted to measurements of this variant on this device.
+    case measured
+    /// Derived from published timings or a variant with the same architecture.
+    case derived
+    /// Estimated from parameters, bytes and device bandwidth only.
+    case roofline
+}
+
+/// Identifies one model variant: a model at a quantization.
+public struct VariantID: Hashable, Sendable, CustomStringConvertible, Comparable {
+    public var model: String
+    public var quantization: Quantization
+
+    public init(model: String, quantization: Quantization) {
+        self.model = model
+        self.quantization = quantization
+    }
+
+    public var description: String { "\(model)/\(quantization.rawValue)" }
+
+    public static func < (lhs: VariantID, rhs: VariantID) -> Bool { lhs.description < rhs.description }
+}
+
+/// Prefill latency `a * Ipad^2 + b * Ipad + c` seconds, with `Ipad` the input rounded up to `paddingTokens` (Eq. 1).
+public struct PrefillLatencyModel: Sendable, Equatable {
+    public var aSPerToken2: Double
+    public var bSPerToken: Double
+    public var cS: Double
+    public var paddingTokens: Int
+    public var source: String
+
+    public init(aSPerToken2: Double, bSPerToken: Double, cS: Double, paddingTokens: Int = 128, source: String) {
+        self.aSPerToken2 = aSPerToken2
+        self.bSPerToken = bSPerToken
+        self.cS = cS
+        self.paddingTokens = paddingTokens
+        self.source = source
+    }
+
+    public func paddedTokens(_ input: Int) -> Double {
+        let pad = max(paddingTokens, 1)
+        return Double(max(1, (input + pad - 1) / pad) * pad)
+    }
+
+    public func seconds(input: Int) -> Double {
+        let padded = paddedTokens(input)
+        return aSPerToken2 * padded * padded + bSPerToken * padded + cS
+    }
+}
+
+/// Decode latency `n * O + m * (I * O + O (O - 1) / 2)` seconds (Eq. 2).
+public struct DecodeLatencyModel: Sendable, Equatable {
+    public var mSPerToken2: Double
+    public var nSPerToken: Double
+    public var source: String
+
+    public init(mSPerToken2: Double, nSPerToken: Double, source: String) {
+        self.mSPerToken2 = mSPerToken2
+        self.nSPerToken = nSPerToken
+        self.source = source
+    }
+
+    public func seconds(input: Double, output: Double) -> Double {
+        nSPerToken * output + mSPerToken2 * (input * output + output * (output - 1) / 2)
+    }
+}
+
+/// How decoding `k` sequences at once changes decode latency and power (Section V-E, Fig. 10).
+public struct ParallelScaling: Sendable, Equatable {
+    /// Decode time grows by `1 + latencySlopePerSample * (k - 1)`.
+    public var latencySlopePerSample: Double
+    /// Decode power grows by `1 + powerGainPerDoubling * log2(k)`.
+    public var powerGainPerDoubling: Double
+    public var source: String
+
+    public init(latencySlopePerSample: Double, powerGainPerDoubling: Double, source: String) {
+        self.latencySlopePerSample = latencySlopePerSample
+        self.powerGainPerDoubling = powerGainPerDoubling
+        self.source = source
+    }
+
+    public func latencyFactor(_ k: Int) -> Double { 1 + latencySlopePerSample * Double(max(k, 1) - 1) }
+    public func powerFactor(_ k: Int) -> Double { 1 + powerGainPerDoubling * log2(Double(max(k, 1))) }
+}
+
+/// Majority-vote accuracy over `k` samples (Section V-E, Fig. 9), anchored at token budgets.
+public struct VotingModel: Sendable, Equatable {
+    public struct Anchor: Sendable, Equatable {
+        public var budgetTokens: Double
+        /// The relative accuracy lift reached at ``saturationSamples`` (0.65 means 1.65x).
+        public var maxLift: Double
+        /// Past this many samples, more samples add nothing.
+        public var saturationSamples: Double
+    }
+
+    public var anchors: [Anchor]
+    /// From this many samples on, accuracy drops by ``degradationPerDoubling`` per doubling.
+    public var degradationFromSamples: Int?
+    public var degradationPerDoubling: Double
+    public var source: String
+
+    public init(anchors: [Anchor], degradationFromSamples: Int?, degradationPerDoubling: Double, source: String) {
+        self.anchors = anchors.sorted { $0.budgetTokens < $1.budgetTokens }
+        self.degradationFromSamples = degradationFromSamples
+        self.degradationPerDoubling = degradationPerDoubling
+        self.source = source
+    }
+}
+
+/// Spread of the output length around its measured mean (a log-normal with this coefficient of variation).
+public struct OutputLengthSpread: Sendable, Equatable {
+    public var coefficientOfVariation: Double
+    public var source: String
+
+    public init(coefficientOfVariation: Double, source: String) {
+        self.coefficientOfVariation = coefficientOfVariation
+        self.source = source
+    }
+}
+
+/// One model at one quantization on one device: everything the predictor needs.
+public struct ModelVariant: Sendable, Equatable {
+    public var id: VariantID
+    public var family: ModelFamily
+    public var calibration: Calibration
+    /// The model name an OpenAI-compatible engine serves this variant under.
+    public var engineModel: String
+    public var parametersBillion: Double
+    public var bytesPerWeight: Double
+    public var kvCacheBytesPerToken: Double
+    public var runtimeOverheadGiB: Double
+    public var contextTokens: Int
+    public var prefillLatency: PrefillLatencyModel
+    /// The paper's published prefill coefficients, kept to show what calibration changed.
+    public var prefillLatencyReference: PrefillLatencyModel?
+    public var prefillPower: PowerCurve
+    public var prefillPowerSource: String
+    public var decodeLatency: DecodeLatencyModel
+    public var decodePower: PowerCurve
+    public var decodePowerSource: String
+    public var parallel: ParallelScaling
+    public var voting: VotingModel
+    public var outputLength: OutputLengthSpread
+
+    public var weightBytes: Double { parametersBillion * 1e9 * bytesPerWeight }
+}

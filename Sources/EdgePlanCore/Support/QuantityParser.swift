@@ -1,0 +1,45 @@
+import Foundation
+
+/// Parses human-friendly quantities with units: durations (`250ms`, `5s`, `2m`) and energies (`200J`, `1.5kJ`).
+public enum QuantityParser {
+    /// Seconds from a duration such as `250ms`, `5s`, `2m`, `1h` or `1500us`; a bare number is seconds.
+    public static func seconds(_ text: String, field: String = "duration") throws -> Double {
+        try parse(text, field: field, units: ["us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600], what: "duration", example: "250ms, 5s or 2m")
+    }
+
+    /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is joules.
+    public static func joules(_ text: String, field: String = "energy") throws -> Double {
+        try parse(text, field: field, units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6], what: "energy", example: "200J or 1.5kJ")
+    }
+
+    private static func parse(_ text: String, field: String, units: [String: Double], what: String, example: String) throws -> Double {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let numberPart = trimmed.prefix { $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }
+        // An 'e' may belong to a unit; back off characters until the number parses.
+        var split = numberPart.endIndex
+        var value: Double? = nil
+        while split > trimmed.startIndex {
+            if let parsed = Double(trimmed[trimmed.startIndex..<split]) {
+                value = parsed
+                break
+            }
+            split = trimmed.index(before: split)
+        }
+        guard let value else {
+            throw EdgePlanError.invalidInput("'\(text)' is not a \(what); use a number with a unit, e.g. \(example)", field: field)
+        }
+        let unit = trimmed[split...].trimmingCharacters(in: .whitespaces).lowercased()
+        let scale: Double
+        if unit.isEmpty {
+            scale = 1
+        } else if let known = units[unit] {
+            scale = known
+        } else {
+            throw EdgePlanError.invalidInput("unknown unit '\(unit)' in '\(text)'; use e.g. \(example)", field: field)
+        }
+        let result = value * scale
+        guard result.isFinite else { throw EdgePlanError.invalidInput("'\(text)' is not finite", field: field) }
+        guard result > 0 else { throw EdgePlanError.invalidInput("\(what) must be positive, got '\(text)'", field: field) }
+        return result
+    }
+}

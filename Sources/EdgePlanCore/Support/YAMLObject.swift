@@ -1,0 +1,165 @@
+import Yams
+
+/// A strict reader over one YAML mapping: typed fields, line numbers in errors, unknown keys rejected.
+///
+/// Every profile and policy file is read through this type, so each error names file, line and field.
+package struct YAMLObject {
+    package let file: String
+    package let path: String
+    private let mapping: Node.Mapping
+    private var seen: Set<String> = []
+
+    package init(mapping: Node.Mapping, file: String, path: String) {
+        self.mapping = mapping
+        self.file = file
+        self.path = path
+    }
+
+    /// Parses `text` and returns its top-level mapping.
+    package static func parse(_ text: String, file: String) throws -> YAMLObject {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw EdgePlanError.invalidFile("not valid YAML: \(error)", file: file)
+        }
+        guard let mapping = node?.mapping else {
+            throw EdgePlanError.invalidFile("expected a mapping at the top level", file: file, line: node?.mark?.line)
+        }
+        return YAMLObject(mapping: mapping, file: file, path: "")
+    }
+
+    package var line: Int? { mapping.mark?.line }
+
+    private func fieldPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    package func error(_ key: String, _ message: String) -> EdgePlanError {
+        .invalidFile(message, file: file, line: mapping[key]?.mark?.line ?? line, field: fieldPath(key))
+    }
+
+    package func has(_ key: String) -> Bool {
+        guard let node = mapping[key] else { return false }
+        return node.null == nil
+    }
+
+    private mutating func node(_ key: String) throws -> Node {
+        seen.insert(key)
+        guard let node = mapping[key], node.null == nil else {
+            throw EdgePlanError.invalidFile("missing required field", file: file, line: line, field: fieldPath(key))
+        }
+        return node
+    }
+
+    package mutating func string(_ key: String) throws -> String {
+        let node = try node(key)
+        guard let value = node.scalar?.string, node.scalar != nil else { throw error(key, "expected a string") }
+        return value
+    }
+
+    package mutating func optionalString(_ key: String) throws -> String? {
+        seen.insert(key)
+        return has(key) ? try string(key) : nil
+    }
+
+    package mutating func double(_ key: String, in range: ClosedRange<Double>? = nil) throws -> Double {
+        let node = try node(key)
+        guard node.scalar != nil, let value = node.float ?? node.int.map(Double.init) else {
+            throw error(key, "expected a number, found '\(node.string ?? "a collection")'")
+        }
+        guard value.isFinite else { throw error(key, "must be a finite number") }
+        if let range, !range.contains(value) {
+            throw error(key, "\(value) is outside the allowed range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    package mutating func optionalDouble(_ key: String, in range: ClosedRange<Double>? = nil) throws -> Double? {
+        seen.insert(key)
+        return has(key) ? try double(key, in: range) : nil
+    }
+
+    package mutating func int(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int {
+        let node = try node(key)
+        guard node.scalar != nil, let value = node.int else { throw error(key, "expected an integer, found '\(node.string ?? "a collection")'") }
+        if let range, !range.contains(value) {
+            throw error(key, "\(value) is outside the allowed range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    package mutating func optionalInt(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int? {
+        seen.insert(key)
+        return has(key) ? try int(key, in: range) : nil
+    }
+
+    package mutating func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
+        seen.insert(key)
+        guard has(key) else { return defaultValue }
+        guard let value = try node(key).bool else { throw error(key, "expected true or false") }
+        return value
+    }
+
+    package mutating func object(_ key: String) throws -> YAMLObject {
+        let node = try node(key)
+        guard let mapping = node.mapping else { throw error(key, "expected a mapping") }
+        return YAMLObject(mapping: mapping, file: file, path: fieldPath(key))
+    }
+
+    package mutating func optionalObject(_ key: String) throws -> YAMLObject? {
+        seen.insert(key)
+        return has(key) ? try object(key) : nil
+    }
+
+    /// The entries of a mapping-valued field, in file order.
+    package mutating func objectMap(_ key: String) throws -> [(String, YAMLObject)] {
+        let node = try node(key)
+        guard let mapping = node.mapping else { throw error(key, "expected a mapping") }
+        return try mapping.map { entry in
+            guard let name = entry.key.string else { throw error(key, "keys must be strings") }
+            guard let value = entry.value.mapping else {
+                throw EdgePlanError.invalidFile("expected a mapping", file: file, line: entry.value.mark?.line, field: fieldPath("\(key).\(name)"))
+            }
+            return (name, YAMLObject(mapping: value, file: file, path: fieldPath("\(key).\(name)")))
+        }
+    }
+
+    package mutating func objects(_ key: String) throws -> [YAMLObject] {
+        let node = try node(key)
+        guard let sequence = node.sequence else { throw error(key, "expected a list") }
+        return try sequence.enumerated().map { index, element in
+            guard let mapping = element.mapping else {
+                throw EdgePlanError.invalidFile("expected a mapping", file: file, line: element.mark?.line, field: fieldPath("\(key)[\(index)]"))
+            }
+            return YAMLObject(mapping: mapping, file: file, path: fieldPath("\(key)[\(index)]"))
+        }
+    }
+
+    package mutating func strings(_ key: String) throws -> [String] {
+        let node = try node(key)
+        guard let sequence = node.sequence else { throw error(key, "expected a list of strings") }
+        return try sequence.map { element in
+            guard let value = element.scalar?.string else { throw error(key, "expected a list of strings") }
+            return value
+        }
+    }
+
+    package mutating func optionalStrings(_ key: String) throws -> [String]? {
+        seen.insert(key)
+        return has(key) ? try strings(key) : nil
+    }
+
+    /// Throws when the mapping holds a key that no accessor asked for: typos and unit-less names are errors.
+    package func finish() throws {
+        for entry in mapping {
+            guard let key = entry.key.string else { continue }
+            if !seen.contains(key) {
+                throw EdgePlanError.invalidFile(
+                    "unknown field (check the spelling and the unit suffix)",
+                    file: file,
+                    line: entry.key.mark?.line,
+                    field: fieldPath(key)
+                )
+            }
+        }
+    }
+}

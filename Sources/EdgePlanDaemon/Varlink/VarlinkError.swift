@@ -1,0 +1,30 @@
+import EdgePlanCore
+
+/// A Varlink error reply: a qualified error name and its parameters.
+public struct VarlinkError: Error, Sendable {
+    public var name: String
+    public var parameters: JSONValue
+
+    public init(_ name: String, _ parameters: JSONValue = .object([])) {
+        self.name = name
+        self.parameters = parameters
+    }
+
+    public static func invalidParameter(_ parameter: String) -> VarlinkError {
+        VarlinkError("org.varlink.service.InvalidParameter", .object([("parameter", .string(parameter))]))
+    }
+
+    /// The one place EdgePlan error codes become Varlink error names.
+    public static func from(_ error: EdgePlanError, task: String, knownTasks: [String]) -> VarlinkError {
+        switch error.code {
+        case .unknownTask:
+            VarlinkError("\(PlannerInterface.name).UnknownTask", .fields(["task": .string(task), "known": .array(knownTasks.map(JSONValue.string)), "message": .string(error.message)]))
+        case .unknownModel, .unknownMode:
+            VarlinkError("\(PlannerInterface.name).UnknownModel", .fields(["model": .string(error.field ?? ""), "message": .string(error.message)]))
+        case .invalidInput, .invalidFile, .infeasible, .io:
+            VarlinkError("org.varlink.service.InvalidParameter", .fields(["parameter": .string(error.field ?? ""), "message": .string(error.message)]))
+        }
+    }
+
+    public var json: JSONValue { .object([("error", .string(name)), ("parameters", parameters)]) }
+}

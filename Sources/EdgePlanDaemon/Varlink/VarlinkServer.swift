@@ -1,0 +1,95 @@
+import EdgePlanCore
+import NIOCore
+import NIOPosix
+
+/// Splits a byte stream into NUL-terminated Varlink messages; an oversized message closes the connection.
+struct NULFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    static let maxFrameBytes = 1 << 20
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let index = buffer.readableBytesView.firstIndex(of: 0) else {
+            if buffer.readableBytes > Self.maxFrameBytes { throw EdgePlanError.invalidInput("message exceeds \(Self.maxFrameBytes) bytes") }
+            return .needMoreData
+        }
+        let length = index - buffer.readerIndex
+        let frame = buffer.readSlice(length: length)!
+        buffer.moveReaderIndex(forwardBy: 1)
+        context.fireChannelRead(Self.wrapInboundOut(frame))
+        return .continue
+    }
+}
+
+/// Answers each message in order on its connection (pipelined calls get in-order replies).
+final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let dispatcher: VarlinkDispatcher
+
+    init(dispatcher: VarlinkDispatcher) {
+        self.dispatcher = dispatcher
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let reply = frame.readableBytesView.withContiguousStorageIfAvailable({ dispatcher.handle($0) }) ?? dispatcher.handle(Array(frame.readableBytesView)) else { return }
+        let text = reply.serialized()
+        var out = context.channel.allocator.buffer(capacity: text.utf8.count + 1)
+        out.writeString(text)
+        out.writeInteger(UInt8(0))
+        context.write(wrapOutboundOut(out), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A malformed or hostile peer only ever loses its own connection.
+        context.close(promise: nil)
+    }
+}
+
+/// The Varlink listener on a Unix socket: a socket-activated descriptor or a path it binds itself.
+public final class VarlinkServer: Sendable {
+    public enum Endpoint: Sendable {
+        case descriptor(CInt)
+        case path(String)
+    }
+
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+
+    public init(endpoint: Endpoint, dispatcher: VarlinkDispatcher, threads: Int = System.coreCount) throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher))
+                }
+            }
+        do {
+            switch endpoint {
+            case let .descriptor(fd): channel = try bootstrap.withBoundSocket(fd).wait()
+            case let .path(path): channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        self.group = group
+    }
+
+    /// Stops accepting, lets in-flight replies go out, then stops the event loops.
+    public func shutdown() {
+        try? channel.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    public func wait() {
+        try? channel.closeFuture.wait()
+    }
+}

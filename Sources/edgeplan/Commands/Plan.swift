@@ -1,0 +1,74 @@
+import ArgumentParser
+import EdgePlanCore
+import EdgePlanDaemon
+import Foundation
+
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Choose model, quantization, mode, token budget and parallel factor for one request.")
+
+    @Option(help: "Task class, e.g. mmlu-redux, natural-plan-trip.") var task: String
+    @Option(help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline: String?
+    @Option(help: "Energy budget: 200J, 1.5kJ.") var energy: String?
+    @Option(help: "Prompt tokens (default: the task's typical length).") var input: Int?
+    @Option(name: .customLong("min-accuracy"), help: "Minimum accuracy, 0...1.") var minAccuracy: Double?
+    @Option(help: "max-accuracy or min-energy (default: the policy's).") var objective: String?
+    @Option(help: "Ask a running daemon on this Unix socket instead of solving here.") var socket: String?
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var snapshot: SnapshotOptions
+
+    func validate() throws {
+        if let deadline { _ = try parseSeconds(deadline, "deadline") }
+        if let energy { _ = try parseJoules(energy, "energy") }
+        if let input, !(1...PlanRequest.maxInputTokens).contains(input) { throw ValidationError("--input must be within 1...\(PlanRequest.maxInputTokens), got \(input)") }
+        if let minAccuracy, !(minAccuracy.isFinite && (0...1).contains(minAccuracy)) { throw ValidationError("--min-accuracy must be within 0...1, got \(minAccuracy)") }
+        if let objective, Objective(rawValue: objective) == nil { throw ValidationError("--objective must be max-accuracy or min-energy") }
+    }
+
+    func request() throws -> PlanRequest {
+        PlanRequest(
+            task: task, deadlineS: try deadline.map { try parseSeconds($0, "deadline") }, energyBudgetJ: try energy.map { try parseJoules($0, "energy") },
+            inputTokens: input, minAccuracy: minAccuracy, objective: objective.flatMap(Objective.init(rawValue:)))
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let outcome: JSONValue
+            if let socket {
+                outcome = try VarlinkClient.plan(socketPath: socket, request: try request())
+            } else {
+                switch try snapshot.planner().plan(try request()) {
+                case let .plan(plan): outcome = plan.json
+                case let .infeasible(reason): outcome = reason.json
+                }
+            }
+            let infeasible = outcome["error"]?.stringValue == "Infeasible"
+            if json {
+                printJSON(outcome)
+            } else {
+                printHuman(outcome)
+            }
+            if infeasible { throw ExitCode(2) }
+        }
+    }
+
+    private func printHuman(_ plan: JSONValue) {
+        if plan["error"] != nil {
+            print("no feasible plan: \(plan["message"]?.stringValue ?? "")")
+            if let closest = plan["closest"], !closest.isNull { print("closest: \(describe(closest))") }
+            return
+        }
+        let predicted = plan["predicted"] ?? .null
+        print("task \(task): \(describe(plan))")
+        print("  latency   \(format((predicted["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s mean, \(format((predicted["latencyPercentileMs"]?.doubleValue ?? 0) / 1000, 2)) s at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) (deadline \(format((plan["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s)")
+        print("  miss      \(format((predicted["missProbability"]?.doubleValue ?? 0) * 100, 2)) % chance of missing the deadline")
+        print("  energy    \(format(predicted["energyJ"]?.doubleValue ?? 0, 1)) J")
+        print("  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (\(predicted["accuracySource"]?.stringValue ?? ""))")
+        print("  cost      $\(format(predicted["costUsdPerMTok"]?.doubleValue ?? 0, 4)) per million tokens")
+        if let body = plan["request"]?["body"] { print("  request   \(body.serialized())") }
+    }
+
+    private func describe(_ point: JSONValue) -> String {
+        let budget = point["tokenBudget"]?.intValue.map { " \($0) tokens" } ?? ""
+        return "\(point["model"]?.stringValue ?? "?") \(point["quantization"]?.stringValue ?? "") \(point["mode"]?.stringValue ?? "")\(budget) x\(point["parallel"]?.intValue ?? 1)"
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import EdgePlanCore
+
+@main
+struct EdgePlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edgeplan",
+        abstract: "Deployment planner for reasoning LLMs on edge GPUs.",
+        version: EdgePlanVersion.string,
+        subcommands: [
+            Serve.self, Plan.self, Frontier.self, Predict.self, Budget.self, Validate.self, Calibrate.self,
+            ProfileCommand.self, PolicyCommand.self,
+        ]
+    )
+}

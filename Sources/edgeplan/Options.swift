@@ -1,0 +1,54 @@
+import ArgumentParser
+import EdgePlanCore
+import EdgePlanDaemon
+import Foundation
+
+/// Where the profile and policy come from.
+struct SnapshotOptions: ParsableArguments {
+    @Option(help: "Profile directory (default: the policy's, else the bundled Jetson AGX Orin 64GB profile).")
+    var profile: String?
+
+    @Option(help: "Policy file (default: the bundled policies/default.yaml).")
+    var policy: String?
+
+    func planner() throws -> Planner {
+        try ProfileStore.loadPlanner(policyPath: policy, profileDirectory: profile)
+    }
+
+    func profileSet() throws -> ProfileSet {
+        if let profile { return try ProfileStore.load(profile) }
+        if let policy { return try ProfileStore.load(ProfileStore.loadPolicy(policy).profileDirectory) }
+        return try ProfileStore.load(nil)
+    }
+}
+
+/// Runs a command body, printing EdgePlan errors plainly and exiting non-zero instead of crashing.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as EdgePlanError {
+        FileHandle.standardError.write(Array("error: \(error)\n".utf8).withUnsafeBufferPointer { Data($0) })
+        throw ExitCode(1)
+    }
+}
+
+func printJSON(_ value: JSONValue) {
+    print(value.serialized(pretty: true))
+}
+
+func parseQuantization(_ raw: String) throws -> Quantization {
+    guard let value = Quantization(rawValue: raw.lowercased()) else {
+        throw ValidationError("unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: " or "))")
+    }
+    return value
+}
+
+func parseSeconds(_ raw: String, _ name: String) throws -> Double {
+    do { return try QuantityParser.seconds(raw, field: name) } catch let error as EdgePlanError { throw ValidationError("--\(name): \(error.message)") }
+}
+
+func parseJoules(_ raw: String, _ name: String) throws -> Double {
+    do { return try QuantityParser.joules(raw, field: name) } catch let error as EdgePlanError { throw ValidationError("--\(name): \(error.message)") }
+}
+
+func format(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
