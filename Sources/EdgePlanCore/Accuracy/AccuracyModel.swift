@@ -26,6 +26,12 @@ public struct AccuracyModel: Sendable {
         public var variant: VariantID
         public var mode: LengthMode
         public var capped: Bool
+
+        public init(variant: VariantID, mode: LengthMode, capped: Bool) {
+            self.variant = variant
+            self.mode = mode
+            self.capped = capped
+        }
     }
 
     private let budgeted: [Group: [AccuracyRecord]]

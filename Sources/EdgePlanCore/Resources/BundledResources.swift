@@ -43,6 +43,7 @@ rows:
   - {model: L1-Max, quantization: fp16, mode: soft, budget_tokens: 256, accuracy_pct: 17.1, mean_output_tokens: 62.3, mean_latency_s: 1.552, source: "Table XI"}
   - {model: L1-Max, quantization: fp16, mode: hard, budget_tokens: 128, accuracy_pct: 16.2, mean_output_tokens: 40.7, mean_latency_s: 1.019, source: "Table XI"}
   - {model: L1-Max, quantization: fp16, mode: hard, budget_tokens: 256, accuracy_pct: 18.3, mean_output_tokens: 48.9, mean_latency_s: 1.213, source: "Table XI"}
+
 """#),
         ProfileDecoder.File(path: "accuracy/mmlu.yaml", text: #"""
 kind: accuracy-table
@@ -68,6 +69,7 @@ rows:
   - {model: DSR1-Qwen-14B, quantization: awq-w4, mode: base, accuracy_pct: 86.69, mean_output_tokens: 1148.4, source: "Table XII"}
   - {model: DSR1-Qwen-14B, quantization: awq-w4, mode: hard, budget_tokens: 128, accuracy_pct: 27.1, mean_output_tokens: 109.6, source: "Table XII"}
   - {model: DSR1-Qwen-14B, quantization: awq-w4, mode: hard, budget_tokens: 256, accuracy_pct: 37.1, mean_output_tokens: 162.0, source: "Table XII"}
+
 """#),
         ProfileDecoder.File(path: "accuracy/natural-plan-calendar.yaml", text: #"""
 kind: accuracy-table
@@ -84,6 +86,7 @@ rows:
   - {model: DSR1-Qwen-14B, quantization: fp16, mode: base, accuracy_pct: 11.7, mean_output_tokens: 2297, source: "Table XIII"}
   - {model: DSR1-Qwen-14B, quantization: fp16, mode: no-reasoning, budget_tokens: 512, capped: true, accuracy_pct: 12.6, mean_output_tokens: 40, source: "Table XIV (no reasoning, hard limit at 512 tokens)"}
   - {model: Qwen2.5-14B-it, quantization: fp16, mode: direct, accuracy_pct: 31.9, mean_output_tokens: 28, source: "Table XV"}
+
 """#),
         ProfileDecoder.File(path: "accuracy/natural-plan-meeting.yaml", text: #"""
 kind: accuracy-table
@@ -100,6 +103,7 @@ rows:
   - {model: DSR1-Qwen-14B, quantization: fp16, mode: base, accuracy_pct: 19.3, mean_output_tokens: 1494, source: "Table XIII"}
   - {model: DSR1-Qwen-14B, quantization: fp16, mode: no-reasoning, budget_tokens: 512, capped: true, accuracy_pct: 19.0, mean_output_tokens: 341, source: "Table XIV (no reasoning, hard limit at 512 tokens)"}
   - {model: Qwen2.5-14B-it, quantization: fp16, mode: direct, accuracy_pct: 27.2, mean_output_tokens: 283, source: "Table XV"}
+
 """#),
         ProfileDecoder.File(path: "accuracy/natural-plan-trip.yaml", text: #"""
 kind: accuracy-table
@@ -116,6 +120,7 @@ rows:
   - {model: DSR1-Qwen-14B, quantization: fp16, mode: base, accuracy_pct: 13.88, mean_output_tokens: 2340, source: "Table XIII"}
   - {model: DSR1-Qwen-14B, quantization: fp16, mode: no-reasoning, budget_tokens: 512, capped: true, accuracy_pct: 10.9, mean_output_tokens: 380, source: "Table XIV (no reasoning, hard limit at 512 tokens)"}
   - {model: Qwen2.5-14B-it, quantization: fp16, mode: direct, accuracy_pct: 6.44, mean_output_tokens: 259, source: "Table XV"}
+
 """#),
         ProfileDecoder.File(path: "device.yaml", text: #"""
 kind: device
@@ -141,6 +146,7 @@ cost:
   electricity_usd_per_kwh: 0.15
   hardware_usd_per_hour: 0.045
 source: "EdgeReasoning (IISWC 2025) Table I and Section III-B; usable memory from the artifact's parallel-scaling RAM totals"
+
 """#),
         ProfileDecoder.File(path: "models/dsr1-llama-8b.awq-w4.yaml", text: #"""
 kind: model-variant
@@ -193,6 +199,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+
 """#),
         ProfileDecoder.File(path: "models/dsr1-llama-8b.fp16.yaml", text: #"""
 kind: model-variant
@@ -250,6 +257,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-1.5b.awq-w4.yaml", text: #"""
 kind: model-variant
@@ -302,6 +310,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-1.5b.fp16.yaml", text: #"""
 kind: model-variant
@@ -359,6 +368,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-14b.awq-w4.yaml", text: #"""
 kind: model-variant
@@ -411,6 +421,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-14b.fp16.yaml", text: #"""
 kind: model-variant
@@ -468,6 +479,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+
 """#),
         ProfileDecoder.File(path: "models/gemma-7b-it.fp16.yaml", text: #"""
 kind: model-variant
@@ -517,6 +529,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
+
 """#),
         ProfileDecoder.File(path: "models/l1-max.fp16.yaml", text: #"""
 kind: model-variant
@@ -567,6 +580,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.3
   source: "assumed: L1 follows its budget closely (Section V-B), so its length spreads less"
+
 """#),
         ProfileDecoder.File(path: "models/llama3.1-8b-it.fp16.yaml", text: #"""
 kind: model-variant
@@ -616,6 +630,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
+
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-1.5b-it.fp16.yaml", text: #"""
 kind: model-variant
@@ -663,6 +678,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
+
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-14b-it.fp16.yaml", text: #"""
 kind: model-variant
@@ -712,6 +728,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
+
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-7b-it.fp16.yaml", text: #"""
 kind: model-variant
@@ -761,6 +778,7 @@ voting:
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
+
 """#),
     ]
 
@@ -792,5 +810,6 @@ tasks:
   natural-plan-trip:
     deadline: 5m
     energy_budget: 5kJ
+
 """#
 }

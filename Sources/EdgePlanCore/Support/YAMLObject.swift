@@ -45,7 +45,10 @@ package struct YAMLObject {
     private mutating func node(_ key: String) throws -> Node {
         seen.insert(key)
         guard let node = mapping[key], node.null == nil else {
-            throw EdgePlanError.invalidFile("missing required field", file: file, line: line, field: fieldPath(key))
+            let stem = key.split(separator: "_").dropLast().joined(separator: "_")
+            let near = mapping.keys.compactMap(\.string).first { $0 != key && !stem.isEmpty && $0.hasPrefix(stem) && !seen.contains($0) }
+            let hint = near.map { " (found '\($0)': field names carry their unit, e.g. '\(key)')" } ?? ""
+            throw EdgePlanError.invalidFile("missing required field\(hint)", file: file, line: line, field: fieldPath(key))
         }
         return node
     }

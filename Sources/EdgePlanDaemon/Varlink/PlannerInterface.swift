@@ -22,8 +22,8 @@ public enum PlannerInterface {
       meanOutputTokens: float
     )
 
-    # A chosen configuration; request holds the OpenAI-compatible body and its aggregation.
-    type Plan (
+    # A chosen configuration (a plan); request holds the OpenAI-compatible body and its aggregation.
+    type Decision (
       task: string,
       requestId: ?string,
       model: string,
@@ -67,7 +67,7 @@ public enum PlannerInterface {
       inputTokens: int,
       minAccuracy: ?float,
       requestId: ?string
-    ) -> (plan: Plan)
+    ) -> (plan: Decision)
 
     # The accuracy / latency / energy Pareto front of a task at an input length.
     method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)

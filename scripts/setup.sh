@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what EdgePlan needs to build and test on Debian: libsystemd, systemd tools, the Python Varlink client.
+set -euo pipefail
+need=()
+dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
+dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -x /usr/bin/kill ] || need+=(procps)
+command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -c 'import varlink, pytest' 2>/dev/null || python3 -m pip install -q varlink pytest
