@@ -10,10 +10,10 @@ enum FrontierRenderer {
 
     static func table(_ front: ParetoFront, latencyLimitS: Double?) -> String {
         var lines = ["\(front.points.count) Pareto-optimal configurations for \(front.task) at \(front.inputTokens) input tokens",
-                     String(format: "%-44@ %8@ %12@ %12@ %10@ %@", "configuration" as NSString, "accuracy" as NSString, "latency s" as NSString, "p-latency s" as NSString, "energy J" as NSString, latencyLimitS == nil ? "" as NSString : "on time" as NSString)]
+                     "configuration".padded(45) + "accuracy    latency s  p-latency s   energy J" + (latencyLimitS == nil ? "" : " on time")]
         for point in front.points {
             let onTime = latencyLimitS.map { point.latencyPercentileS <= $0 ? "yes" : "no" } ?? ""
-            lines.append(String(format: "%-44@ %7.1f%% %12.2f %12.2f %10.1f %@", label(point) as NSString, point.accuracy * 100, point.mean.latencyS, point.latencyPercentileS, point.energyJ, onTime as NSString))
+            lines.append(label(point).padded(45) + String(format: "%7.1f%% %12.2f %12.2f %10.1f ", point.accuracy * 100, point.mean.latencyS, point.latencyPercentileS, point.energyJ) + onTime)
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -27,7 +27,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as EdgePlanError {
-        FileHandle.standardError.write(Array("error: \(error)\n".utf8).withUnsafeBufferPointer { Data($0) })
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)
     }
 }
@@ -52,3 +52,8 @@ func parseJoules(_ raw: String, _ name: String) throws -> Double {
 }
 
 func format(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
+
+extension String {
+    /// Left-aligned in a column of `width` characters (Foundation's `%-N@` does not pad on Linux).
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}

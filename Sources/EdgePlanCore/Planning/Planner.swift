@@ -99,19 +99,17 @@ public final class Planner: Sendable {
         let front = try self.front(task: request.task, inputTokens: inputTokens)
         let latencyLimitS = deadlineS * (1 - policy.safetyMargin)
 
-        var best: EvaluatedConfiguration? = nil
-        for point in front.points {
-            guard point.latencyPercentileS <= latencyLimitS else { continue }
-            if let energyBudgetJ, point.energyJ > energyBudgetJ { continue }
-            if let minAccuracy, point.accuracy < minAccuracy { continue }
-            switch objective {
-            case .maxAccuracy:
-                best = point  // points are sorted by accuracy, then energy, then latency
-            case .minEnergy:
-                if let current = best, current.energyJ <= point.energyJ { continue }
-                best = point
-            }
-            if objective == .maxAccuracy { break }
+        // Front points are sorted by accuracy, then energy, then latency: the first feasible one has the
+        // highest accuracy; for min-energy the cheapest feasible one wins, ties going to higher accuracy.
+        let feasible = front.points.lazy.filter { point in
+            point.latencyPercentileS <= latencyLimitS
+                && energyBudgetJ.map { point.energyJ <= $0 } ?? true
+                && minAccuracy.map { point.accuracy >= $0 } ?? true
+        }
+        let best: EvaluatedConfiguration?
+        switch objective {
+        case .maxAccuracy: best = feasible.first
+        case .minEnergy: best = feasible.reduce(nil) { current, point in current.map { $0.energyJ <= point.energyJ ? $0 : point } ?? point }
         }
         guard let chosen = best else {
             return .infeasible(explain(front: front, task: request.task, latencyLimitS: latencyLimitS, energyBudgetJ: energyBudgetJ, minAccuracy: minAccuracy))

@@ -18,7 +18,7 @@ struct ProfileCommand: AsyncParsableCommand {
                 print("  memory \(device.memoryGiB) GiB (\(device.usableMemoryGiB) usable), \(device.memoryBandwidthGBps) GB/s, \(device.peakFP16TFLOPS) FP16 TFLOPS, calibrated in \(device.calibratedPowerMode)")
                 print("  variants:")
                 for variant in profile.variants.values.sorted(by: { $0.id < $1.id }) {
-                    print(String(format: "    %-28@ %-12@ %-9@ n=%.4f s/tok  prefill(512)=%.3f s  floor=%.4f s/tok", variant.id.description as NSString, variant.family.rawValue as NSString, variant.calibration.rawValue as NSString, variant.decodeLatency.nSPerToken, variant.prefillLatency.seconds(input: 512), Roofline.decodeFloorSPerToken(variant, device: device)))
+                    print("    " + variant.id.description.padded(29) + variant.family.rawValue.padded(13) + variant.calibration.rawValue.padded(10) + String(format: "n=%.4f s/tok  prefill(512)=%.3f s  floor=%.4f s/tok", variant.decodeLatency.nSPerToken, variant.prefillLatency.seconds(input: 512), Roofline.decodeFloorSPerToken(variant, device: device)))
                 }
                 print("  tasks: " + profile.tasks.map { "\($0) (\(profile.accuracy[$0]!.records.count) rows)" }.joined(separator: ", "))
             }

@@ -41,10 +41,10 @@ struct Validate: AsyncParsableCommand {
                 return
             }
             if !rows.isEmpty {
-                print(String(format: "%-26@ %-8@ %-8@ %6@ %9@ %14@", "model" as NSString, "phase" as NSString, "metric" as NSString, "n" as NSString, "MAPE" as NSString, "paper coeffs" as NSString))
+                print("model".padded(27) + "phase".padded(9) + "metric".padded(9) + "     n" + "      MAPE" + "   paper coeffs")
                 for row in rows {
                     let reference = row.referenceMAPE.map { String(format: "%13.2f%%", $0) } ?? ""
-                    print(String(format: "%-26@ %-8@ %-8@ %6d %8.2f%% %@", row.model as NSString, row.phase as NSString, row.metric as NSString, row.count, row.mape, reference as NSString)
+                    print(row.model.padded(27) + row.phase.padded(9) + row.metric.padded(9) + String(format: "%6d %8.2f%% ", row.count, row.mape) + reference
                           + (row.skipped > 0 ? "  (\(row.skipped) runs without a duration skipped)" : ""))
                 }
             } else if !measurements.isEmpty {
@@ -55,7 +55,7 @@ struct Validate: AsyncParsableCommand {
                 for check in checks {
                     let r = check.record
                     let name = "\(r.variant.model) \(r.variant.quantization.rawValue) \(r.mode.rawValue)\(r.budgetTokens.map { " \($0)" } ?? "")"
-                    print(String(format: "  %-34@ %8.1f tok  measured %8.2f s  predicted %8.2f s  %+6.1f%%", name as NSString, r.meanOutputTokens, check.measuredS, check.predictedS, check.relativeError * 100))
+                    print("  " + name.padded(35) + String(format: "%8.1f tok  measured %8.2f s  predicted %8.2f s  %+6.1f%%", r.meanOutputTokens, check.measuredS, check.predictedS, check.relativeError * 100))
                 }
             }
         }
