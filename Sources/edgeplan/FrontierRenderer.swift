@@ -65,16 +65,17 @@ enum FrontierRenderer {
             }
             decade += 1
         }
-        for step in 0...Int((maxAcc * 10).rounded()) {
-            let accuracy = Double(step) / 10
+        let gridPercent = maxAcc <= 0.3 ? 5 : 10
+        for percent in stride(from: 0, through: Int((maxAcc * 100).rounded()), by: gridPercent) {
+            let accuracy = Double(percent) / 100
             svg += "<line x1=\"\(left)\" y1=\"\(f(y(accuracy)))\" x2=\"\(left + plotW)\" y2=\"\(f(y(accuracy)))\" stroke=\"#eee\"/>\n"
-            svg += "<text x=\"\(left - 8)\" y=\"\(f(y(accuracy) + 4))\" text-anchor=\"end\">\(step * 10)%</text>\n"
+            svg += "<text x=\"\(left - 8)\" y=\"\(f(y(accuracy) + 4))\" text-anchor=\"end\">\(percent)%</text>\n"
         }
         svg += "<text x=\"\(left + plotW / 2)\" y=\"\(height - 25)\" text-anchor=\"middle\">latency at p\(Int(percentile * 100)) (s, log scale)</text>\n"
         svg += "<text transform=\"translate(22,\(top + plotH / 2)) rotate(-90)\" text-anchor=\"middle\">predicted accuracy</text>\n"
         if let latencyLimitS, latencyLimitS >= minL, latencyLimitS <= maxL {
             svg += "<line x1=\"\(f(x(latencyLimitS)))\" y1=\"\(top)\" x2=\"\(f(x(latencyLimitS)))\" y2=\"\(top + plotH)\" stroke=\"#c00\" stroke-dasharray=\"6,4\"/>\n"
-            svg += "<text x=\"\(f(x(latencyLimitS) + 4))\" y=\"\(top + 14)\" fill=\"#c00\">deadline</text>\n"
+            svg += "<text x=\"\(f(x(latencyLimitS) + 4))\" y=\"\(top + 14)\" fill=\"#c00\">deadline less margin: \(String(format: "%.3g", latencyLimitS)) s</text>\n"
         }
         for point in front.points.sorted(by: { $0.latencyPercentileS < $1.latencyPercentileS }) {
             let allowed = latencyLimitS.map { point.latencyPercentileS <= $0 } ?? true
@@ -88,7 +89,7 @@ enum FrontierRenderer {
             let t = Double(step) / 4
             let energy = pow(10, minE + t * (maxE - minE))
             svg += "<circle cx=\"\(legendX + 8)\" cy=\"\(top + 30 + Double(step) * 22)\" r=\"6\" fill=\"\(colour(energy))\"/>"
-            svg += "<text x=\"\(legendX + 22)\" y=\"\(top + 34 + Double(step) * 22)\">\(String(format: "%.3g", energy))</text>\n"
+            svg += "<text x=\"\(legendX + 22)\" y=\"\(top + 34 + Double(step) * 22)\">\(energy >= 100 ? String(format: "%.0f", energy) : String(format: "%.3g", energy))</text>\n"
         }
         if latencyLimitS != nil {
             svg += "<circle cx=\"\(legendX + 8)\" cy=\"\(top + 160)\" r=\"5\" fill=\"white\" stroke=\"#888\" stroke-width=\"2\"/><text x=\"\(legendX + 22)\" y=\"\(top + 164)\">misses deadline</text>\n"
