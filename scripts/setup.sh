@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs what EdgePlan needs to build and test on Debian: libsystemd, systemd tools, the Python Varlink client.
+# Installs what EdgePlan needs to build and test on Debian: libsystemd, SQLite, systemd tools, the Python Varlink client.
 set -euo pipefail
 need=()
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 [ -x /usr/bin/kill ] || need+=(procps)
 command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then

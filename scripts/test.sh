@@ -7,14 +7,16 @@ python3 scripts/embed-resources.py --check || { echo "bundled resources are stal
 swift build --build-tests
 swift test --skip-build
 EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/integration
-# The shipped units must pass systemd-analyze verify against a root that holds the binary.
+# `make install` into a staging root; the installed units must pass systemd-analyze verify there.
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/systemd" "$root/bin"
-cp .build/debug/edgeplan "$root/usr/local/bin/edgeplan"
+make -s install DESTDIR="$root" CONFIGURATION=debug
+test -x "$root/usr/local/bin/edgeplan" && test -f "$root/etc/edgeplan/policy.yaml"
+"$root/usr/local/bin/edgeplan" profile check "$root/usr/local/share/edgeplan/profiles/jetson-agx-orin-64gb"
+mkdir -p "$root/usr/lib/systemd" "$root/bin"
 cp /usr/bin/kill "$root/bin/kill"
 cp -r /lib/systemd/system "$root/usr/lib/systemd/system"
-cp systemd/edgeplan.service systemd/edgeplan.socket "$root/etc/systemd/system/"
-systemd-analyze verify --root="$root" "$root/etc/systemd/system/edgeplan.socket" "$root/etc/systemd/system/edgeplan.service"
-systemd-analyze security --offline=true --root="$root" "$root/etc/systemd/system/edgeplan.service" | tail -1
-echo "unit files verified"
+units="$root/usr/local/lib/systemd/system"
+systemd-analyze verify --root="$root" "$units/edgeplan.socket" "$units/edgeplan.service"
+systemd-analyze security --offline=true --root="$root" "$units/edgeplan.service" | tail -1
+echo "installed tree and unit files verified"

@@ -43,12 +43,28 @@ warm.sort()
 let total = warm.reduce(0, +)
 print(String(format: "warm plan decisions: p50 %.2f µs, p99 %.2f µs, %.0f decisions/s (%d decisions, 5 rounds)", percentile(warm, 0.5) * 1e6, percentile(warm, 0.99) * 1e6, Double(warm.count) / total, warm.count))
 
-// Over the socket: an in-process daemon, compiled blocking clients.
+// Over the socket: the real daemon (`edgeplan serve`, built beside this benchmark) in its own process,
+// so its memory can be read alone; an in-process server when the binary is not there.
 let socketPath = "/tmp/edgeplan-bench-\(getpid()).sock"
-var quiet = Logger(label: "bench")
-quiet.logLevel = .error
-let service = try PlannerService(logger: quiet) { planner }
-let server = try VarlinkServer(endpoint: .path(socketPath), dispatcher: VarlinkDispatcher(service: service), threads: 2)
+let daemonBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgeplan").path
+var daemon: Process?
+var inProcessServer: VarlinkServer?
+if FileManager.default.isExecutableFile(atPath: daemonBinary) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: daemonBinary)
+    process.arguments = ["serve", "--socket", socketPath, "--threads", "2"]
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    daemon = process
+    while !FileManager.default.fileExists(atPath: socketPath) { usleep(10_000) }
+    print("daemon: \(daemonBinary) serve (pid \(process.processIdentifier))")
+} else {
+    var quiet = Logger(label: "bench")
+    quiet.logLevel = .error
+    let service = try PlannerService(logger: quiet) { planner }
+    inProcessServer = try VarlinkServer(endpoint: .path(socketPath), dispatcher: VarlinkDispatcher(service: service), threads: 2)
+    print("daemon: in-process (build the edgeplan product to measure the real one)")
+}
 let parameters = JSONValue.fields(["task": .string("mmlu-redux"), "deadlineMs": .number(5000), "inputTokens": .int(256)])
 let client = try VarlinkClient(socketPath: socketPath)
 for _ in 0..<500 { _ = try client.call("io.edgeplan.Planner.Plan", parameters) }
@@ -75,7 +91,17 @@ for _ in 0..<clients {
 done.wait()
 let elapsed = now() - start
 print(String(format: "socket throughput, %d clients: %.0f plans/s (%d plans in %.2f s)", clients, Double(clients * perClient) / elapsed, clients * perClient, elapsed))
-let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-if let rss = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS") }) { print("benchmark process (daemon + clients) \(rss)") }
-server.shutdown()
+func memory(_ pid: String) -> String {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    return status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }
+        .map { $0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces) }.joined(separator: ", peak ")
+}
+if let daemon {
+    print("daemon RSS after the load: \(memory(String(daemon.processIdentifier)))")
+    daemon.terminate()
+    daemon.waitUntilExit()
+} else {
+    print("benchmark process (daemon + clients) RSS: \(memory("self"))")
+    inProcessServer?.shutdown()
+}
 unlink(socketPath)

@@ -143,3 +143,33 @@ def test_sighup_with_broken_policy_keeps_serving_the_last_good_one(daemon):
         status = planner.Status()
         assert "bogus_key" in status["lastReloadError"]
         assert planner.Plan(task="mmlu-redux", deadlineMs=5000.0, inputTokens=256)["plan"]["model"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starting a private systemd-journald needs root")
+def test_decisions_are_structured_journal_entries(tmp_path):
+    result_path = tmp_path / "journal.json"
+    subprocess.run(["unshare", "-m", "python3", os.path.join(os.path.dirname(__file__), "journal_scenario.py"),
+                    BINARY, str(result_path)], check=True, timeout=120)
+    import json
+    result = json.loads(result_path.read_text())
+    plan = result["plan"]
+    [decided] = [e for e in result["decided"] if e.get("EDGEPLAN_REQUEST_ID") == "journal-1"]
+    assert decided["MESSAGE_ID"] == "6f1c5b2a9e8d4c37a1b0f2e3d4c5b6a7"
+    assert decided["PRIORITY"] == "6"
+    assert decided["EDGEPLAN_TASK"] == "mmlu-redux"
+    assert decided["EDGEPLAN_MODEL"] == plan["model"]
+    assert decided["EDGEPLAN_QUANT"] == plan["quantization"]
+    assert decided["EDGEPLAN_MODE"] == plan["mode"]
+    assert decided["EDGEPLAN_PARALLEL"] == str(plan["parallel"])
+    assert decided["EDGEPLAN_DEADLINE_MS"] == "5000" and decided["EDGEPLAN_ENERGY_BUDGET_J"] == "200"
+    assert abs(float(decided["EDGEPLAN_PRED_LATENCY_MS"]) - plan["predicted"]["latencyMs"]) <= 0.001 * plan["predicted"]["latencyMs"]
+    assert abs(float(decided["EDGEPLAN_PRED_ACCURACY"]) - plan["predicted"]["accuracy"]) < 1e-3
+    for field in ["EDGEPLAN_TOKEN_BUDGET", "EDGEPLAN_PRED_ENERGY_J", "EDGEPLAN_MISS_PROB"]:
+        assert field in decided
+    [infeasible] = result["infeasible"]
+    assert result["infeasible_error"] == "io.edgeplan.Planner.Infeasible"
+    assert infeasible["MESSAGE_ID"] == "0b8e7d6c5a4f4e3d9c2b1a0f9e8d7c6b"
+    assert infeasible["PRIORITY"] == "4" and infeasible["EDGEPLAN_LIMIT"] == "deadline"
+    # With the journal gone the daemon still plans; the lost entry is counted, not fatal.
+    assert result["after_journal_died"]
+    assert result["status_after"]["journalFailed"] >= 1

@@ -65,7 +65,7 @@ public enum JSONValue: Sendable, Equatable {
             } else if value == value.rounded() && abs(value) < 1e15 {
                 out += String(Int(value))
             } else {
-                out += String(format: "%.6g", value)
+                out += value.significantDigits(6)
             }
         case let .string(value): Self.writeString(value, into: &out)
         case let .array(values):
@@ -93,15 +93,19 @@ public enum JSONValue: Sendable, Equatable {
 
     private static func writeString(_ value: String, into out: inout String) {
         out += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += value
+        } else {
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                default: out.unicodeScalars.append(scalar)
+                }
             }
         }
         out += "\""

@@ -25,24 +25,38 @@ public struct JournalLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [(String, String)] = [
-            ("MESSAGE", event.message.description),
-            ("PRIORITY", String(Self.priority(event.level))),
-            ("SYSLOG_IDENTIFIER", "edgeplan"),
-            ("EDGEPLAN_LOGGER", label),
-        ]
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            fields.append((Self.fieldName(key), value.description))
+        // Turning metadata into journal fields happens on the sink's thread, off the request path.
+        sink.submit(JournalSink.Entry(message: event.message.description, priority: Self.priority(event.level), logger: label, metadata: merged))
+    }
+
+    /// The journal fields of an entry, metadata sorted by key.
+    static func fields(of entry: JournalSink.Entry) -> [(String, String)] {
+        var fields: [(String, String)] = [
+            ("MESSAGE", entry.message),
+            ("PRIORITY", String(entry.priority)),
+            ("SYSLOG_IDENTIFIER", "edgeplan"),
+            ("EDGEPLAN_LOGGER", entry.logger),
+        ]
+        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
+            fields.append((fieldName(key), value.description))
         }
-        sink.submit(fields)
+        return fields
     }
 
     /// `MESSAGE_ID` stays; anything else becomes `EDGEPLAN_` plus the key upper-cased, non-alphanumerics as `_`.
     static func fieldName(_ key: String) -> String {
         if key == "MESSAGE_ID" { return key }
-        return "EDGEPLAN_" + String(key.uppercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" })
+        var name = Array("EDGEPLAN_".utf8)
+        for byte in key.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): name.append(byte - 32)
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): name.append(byte)
+            default: name.append(UInt8(ascii: "_"))
+            }
+        }
+        return String(decoding: name, as: UTF8.self)
     }
 
     static func priority(_ level: Logger.Level) -> Int {
@@ -69,8 +83,16 @@ public final class JournalSink: Sendable {
     private let state = Mutex<State>(State())
     private let wake = DispatchSemaphore(value: 0)
 
+    /// One log event as the handler hands it over.
+    struct Entry: Sendable {
+        var message: String
+        var priority: Int
+        var logger: String
+        var metadata: Logger.Metadata
+    }
+
     private struct State {
-        var queue: [[(String, String)]] = []
+        var queue: [Entry] = []
         var dropped = 0
         var failed = 0
         var written = 0
@@ -93,13 +115,13 @@ public final class JournalSink: Sendable {
     /// Entries written, dropped because the queue was full, and refused by the journal.
     public var counters: (written: Int, dropped: Int, failed: Int) { state.withLock { ($0.written, $0.dropped, $0.failed) } }
 
-    func submit(_ fields: [(String, String)]) {
+    func submit(_ entry: Entry) {
         let accepted = state.withLock { state -> Bool in
             guard state.queue.count < capacity else {
                 state.dropped += 1
                 return false
             }
-            state.queue.append(fields)
+            state.queue.append(entry)
             return true
         }
         if accepted { wake.signal() }
@@ -108,33 +130,43 @@ public final class JournalSink: Sendable {
     private func drain() {
         while true {
             wake.wait()
-            let batch = state.withLock { state -> [[(String, String)]] in
+            let batch = state.withLock { state -> [Entry] in
                 let batch = state.queue
                 state.queue.removeAll(keepingCapacity: true)
                 return batch
             }
+            var text = ""
+            var written = 0, failed = 0
             for entry in batch {
-                let ok = write(entry)
-                state.withLock {
-                    if ok { $0.written += 1 } else { $0.failed += 1 }
+                let fields = JournalLogHandler.fields(of: entry)
+                switch target {
+                case .stderr:
+                    text += Self.line(fields)
+                    written += 1
+                case .journal:
+                    if send(fields) { written += 1 } else { failed += 1 }
                 }
+            }
+            if !text.isEmpty { FileHandle.standardError.write(Data(text.utf8)) }
+            state.withLock {
+                $0.written += written
+                $0.failed += failed
             }
         }
     }
 
-    private func write(_ fields: [(String, String)]) -> Bool {
-        switch target {
-        case .stderr:
-            let message = fields.first { $0.0 == "MESSAGE" }?.1 ?? ""
-            let extra = fields.filter { $0.0.hasPrefix("EDGEPLAN_") && $0.0 != "EDGEPLAN_LOGGER" }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
-            FileHandle.standardError.write(Data("edgeplan: \(message)\(extra.isEmpty ? "" : " " + extra)\n".utf8))
-            return true
-        case .journal:
-            // sd_journal_sendv fails against a stale socket; that is counted, never passed to a request.
-            let copies = fields.map { strdup("\($0.0)=\($0.1)")! }
-            defer { copies.forEach { free($0) } }
-            var vectors = copies.map { iovec(iov_base: UnsafeMutableRawPointer($0), iov_len: strlen($0)) }
-            return edgeplan_sd_journal_sendv(&vectors, Int32(vectors.count)) >= 0
-        }
+    /// One stderr line: the message, then the EDGEPLAN_ fields.
+    static func line(_ fields: [(String, String)]) -> String {
+        let message = fields.first { $0.0 == "MESSAGE" }?.1 ?? ""
+        let extra = fields.filter { $0.0.hasPrefix("EDGEPLAN_") && $0.0 != "EDGEPLAN_LOGGER" }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        return "edgeplan: \(message)\(extra.isEmpty ? "" : " " + extra)\n"
+    }
+
+    private func send(_ fields: [(String, String)]) -> Bool {
+        // sd_journal_sendv fails against a stale socket; that is counted, never passed to a request.
+        let copies = fields.map { strdup("\($0.0)=\($0.1)")! }
+        defer { copies.forEach { free($0) } }
+        var vectors = copies.map { iovec(iov_base: UnsafeMutableRawPointer($0), iov_len: strlen($0)) }
+        return edgeplan_sd_journal_sendv(&vectors, Int32(vectors.count)) >= 0
     }
 }

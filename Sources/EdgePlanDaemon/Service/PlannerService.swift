@@ -116,7 +116,7 @@ public final class PlannerService: Sendable {
 
     public func countError() { counters.withLock { $0.errors += 1 } }
 
-    static func decimal(_ value: Double) -> String { String(format: "%.4g", value) }
+    static func decimal(_ value: Double) -> String { value.significantDigits(4) }
 }
 
 /// What a scheduler reports after running a plan.

@@ -102,7 +102,8 @@ public enum PlannerInterface {
       reports: int,
       reloads: int,
       cachedFronts: int,
-      journalDropped: int
+      journalDropped: int,
+      journalFailed: int
     )
 
     # No configuration meets the request's limits; limit names which one, closest the nearest miss.

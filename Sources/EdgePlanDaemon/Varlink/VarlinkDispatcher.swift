@@ -134,6 +134,7 @@ public struct VarlinkDispatcher: Sendable {
             "plans": .int(counters.plans), "infeasible": .int(counters.infeasible), "errors": .int(counters.errors),
             "reports": .int(counters.reports), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
+            "journalFailed": .int(service.journal?.counters.failed ?? 0),
         ])
     }
 

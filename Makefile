@@ -1,0 +1,30 @@
+# Build and install EdgePlan: binary, systemd units, sysusers entry, profiles and the default policy.
+# `make install DESTDIR=/tmp/stage` stages the same tree elsewhere.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+CONFIGURATION ?= release
+
+BINDIR = $(PREFIX)/bin
+UNITDIR = $(PREFIX)/lib/systemd/system
+SYSUSERSDIR = $(PREFIX)/lib/sysusers.d
+DATADIR = $(PREFIX)/share/edgeplan
+
+.PHONY: build install uninstall
+
+build:
+	swift build -c $(CONFIGURATION) --product edgeplan
+
+install: build
+	install -Dm755 .build/$(CONFIGURATION)/edgeplan $(DESTDIR)$(BINDIR)/edgeplan
+	install -Dm644 systemd/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.service
+	install -Dm644 systemd/edgeplan.socket $(DESTDIR)$(UNITDIR)/edgeplan.socket
+	install -Dm644 systemd/edgeplan.sysusers $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf
+	mkdir -p $(DESTDIR)$(DATADIR)/profiles
+	cp -R profiles/. $(DESTDIR)$(DATADIR)/profiles/
+	# An operator's edited policy is never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml || install -Dm644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf
+	rm -rf $(DESTDIR)$(DATADIR)

@@ -1,0 +1,22 @@
+import Testing
+@testable import EdgePlanCore
+
+@Suite struct SupportTests {
+    @Test func significantDigitsRoundAndStayShort() {
+        #expect(2959.123.significantDigits(4) == "2959")
+        #expect(0.26234.significantDigits(4) == "0.2623")
+        #expect(64.9.significantDigits(4) == "64.9")
+        #expect(123456.7.significantDigits(4) == "123457")
+        #expect((-0.000012345).significantDigits(3) == "-1.23e-05")
+        #expect(0.0.significantDigits(4) == "0")
+        #expect(Double.nan.significantDigits(4) == "nan")
+        #expect(0.1.significantDigits(6) == "0.1")
+    }
+
+    @Test func jsonEscapesControlCharactersAndRoundTrips() throws {
+        let value = JSONValue.object([("text", .string("a\"b\\c\nd\u{1}é")), ("x", .number(1.0 / 3))])
+        let text = value.serialized()
+        #expect(text == #"{"text":"a\"b\\c\nd\u0001é","x":0.333333}"#)
+        #expect(try JSONValue.parse(Array(text.utf8))["text"]?.stringValue == "a\"b\\c\nd\u{1}é")
+    }
+}
