@@ -21,20 +21,37 @@ public enum RobustRegression {
             throw EdgePlanError.invalidInput("need at least \(width) observations to fit \(width) coefficients, got \(features.count)")
         }
         guard targets.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw EdgePlanError.invalidInput("targets must be positive and finite") }
+        // Relative error divides by the target; a floor keeps a near-zero (likely bogus) target from taking
+        // all the weight.
+        let floor = 0.05 * median(targets)
+        let scales = targets.map { max($0, floor) }
         var weights = [Double](repeating: 1, count: targets.count)
-        var beta = [Double](repeating: 0, count: width)
+        // Start from a least-absolute-relative-error fit (IRLS): unlike least squares it is not dragged by a
+        // few absurd targets, so the biweights below start from a sensible scale.
+        var beta = try weightedLeastSquares(features: features, targets: targets, weights: scales.map { 1 / ($0 * $0) })
+        for _ in 0..<20 {
+            let l1 = (0..<targets.count).map { i in 1 / (scales[i] * scales[i] * max(abs((targets[i] - dot(features[i], beta)) / scales[i]), 1e-4)) }
+            beta = try weightedLeastSquares(features: features, targets: targets, weights: l1)
+        }
+        weights = Self.biweights(features: features, targets: targets, scales: scales, beta: beta, minimumScale: minimumScale)
         for _ in 0..<iterations {
-            beta = try weightedLeastSquares(features: features, targets: targets, weights: zip(weights, targets).map { $0 / ($1 * $1) })
-            let residuals = zip(features, targets).map { x, y in (y - dot(x, beta)) / y }
-            let scale = max(1.4826 * median(residuals.map { abs($0 - median(residuals)) }), minimumScale)
-            let updated = residuals.map { r -> Double in
-                let u = r / (tukeyC * scale)
-                return abs(u) < 1 ? (1 - u * u) * (1 - u * u) : 0
-            }
+            beta = try weightedLeastSquares(features: features, targets: targets, weights: zip(weights, scales).map { $0 / ($1 * $1) })
+            let updated = Self.biweights(features: features, targets: targets, scales: scales, beta: beta, minimumScale: minimumScale)
             if zip(updated, weights).allSatisfy({ abs($0 - $1) < 1e-9 }) { weights = updated; break }
             weights = updated
         }
         return Result(coefficients: beta, weights: weights)
+    }
+
+    /// Tukey biweights of the relative residuals over their MAD scale.
+    static func biweights(features: [[Double]], targets: [Double], scales: [Double], beta: [Double], minimumScale: Double) -> [Double] {
+        let residuals = (0..<targets.count).map { i in (targets[i] - dot(features[i], beta)) / scales[i] }
+        let center = median(residuals)
+        let scale = max(1.4826 * median(residuals.map { abs($0 - center) }), minimumScale)
+        return residuals.map { r -> Double in
+            let u = r / (tukeyC * scale)
+            return abs(u) < 1 ? (1 - u * u) * (1 - u * u) : 0
+        }
     }
 
     /// Solves the weighted normal equations by Gaussian elimination with partial pivoting.

@@ -40,3 +40,30 @@ public struct ProfileSet: Sendable {
         return table
     }
 }
+
+extension ProfileSet {
+    /// The profile's files as ``ProfileEncoder`` writes them.
+    public var encodedFiles: [ProfileDecoder.File] {
+        var files = [ProfileDecoder.File(path: "device.yaml", text: ProfileEncoder.device(device))]
+        for variant in variants.values.sorted(by: { $0.id < $1.id }) {
+            files.append(.init(path: "models/\(variant.id.fileStem).yaml", text: ProfileEncoder.variant(variant)))
+        }
+        for table in accuracy.values.sorted(by: { $0.task < $1.task }) {
+            files.append(.init(path: "accuracy/\(table.task).yaml", text: ProfileEncoder.accuracy(table)))
+        }
+        return files
+    }
+
+    /// This profile with `variant` replaced, versioned by the content of the result.
+    public func replacing(_ variant: ModelVariant) -> ProfileSet {
+        var next = self
+        next.variants[variant.id] = variant
+        next.version = ProfileDecoder.contentHash(next.encodedFiles)
+        return next
+    }
+}
+
+extension VariantID {
+    /// `dsr1-llama-8b.fp16`: the stem of the variant's file name.
+    public var fileStem: String { "\(model.lowercased()).\(quantization.rawValue)" }
+}

@@ -1,0 +1,124 @@
+/// The watchdog's decisions, free of I/O: feeds reported runs to a ``DriftMonitor`` per model variant,
+/// keeps a bounded window of runs, and refits a variant when it drifts or when a periodic refit is due.
+///
+/// The daemon wraps this with storage, power rails and the profile swap; tests and what-if replays drive
+/// it directly with any clock.
+public struct CalibrationLoop: Sendable {
+    public enum Event: Sendable {
+        case baselineComplete(VariantID)
+        case drift(VariantID, ratio: Double, detectedAfterReports: Int)
+        case contextChanged(from: String?, to: String)
+        /// A refit was accepted: `profile` is the new snapshot to swap in.
+        case recalibrated(VariantID, Recalibrator.Outcome, profile: ProfileSet)
+        /// A refit was tried and the current profile kept.
+        case refitRejected(VariantID, Recalibrator.Outcome)
+    }
+
+    public private(set) var profile: ProfileSet
+    public private(set) var monitors: [VariantID: DriftMonitor] = [:]
+    public private(set) var recalibrations = 0
+    public var recalibrator = Recalibrator()
+    /// Runs kept per variant for refitting.
+    public var window: Int
+    /// A drift larger than this (relative) in one variant is carried over to the others.
+    public var propagationThreshold = 0.1
+    private var runs: [VariantID: [RunReport]] = [:]
+    /// Per variant, the index into `runs` from which a pending (post-drift) refit draws.
+    private var pendingFrom: [VariantID: Int] = [:]
+    private let startedAt: Double
+
+    public init(profile: ProfileSet, at now: Double, window: Int = 2000) {
+        self.profile = profile
+        self.window = window
+        self.startedAt = now
+    }
+
+    /// The variants whose drift has been detected and whose refit still waits for runs.
+    public var pendingRefits: [VariantID] { pendingFrom.keys.sorted() }
+
+    /// Feeds one reported run; returns what it set off (drift, a swap, nothing).
+    public mutating func report(_ run: RunReport, at now: Double) -> [Event] {
+        guard let variant = profile.variants[run.variant] else { return [] }
+        var events: [Event] = []
+        let predicted = Predictor(device: profile.device).predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS
+        var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
+        if let context = monitors.values.first?.context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
+        var list = runs[run.variant, default: []]
+        list.append(run)
+        if list.count > window {
+            let excess = list.count - window
+            list.removeFirst(excess)
+            if let from = pendingFrom[run.variant] { pendingFrom[run.variant] = max(0, from - excess) }
+        }
+        runs[run.variant] = list
+        switch monitor.observe(predicted: predicted, observed: run.latencyS, at: now) {
+        case .baselineComplete?:
+            events.append(.baselineComplete(run.variant))
+        case let .drift(ratio, onset, alarm)?:
+            events.append(.drift(run.variant, ratio: ratio, detectedAfterReports: alarm - onset + 1))
+            // Only runs from the estimated onset on describe the device as it is now.
+            pendingFrom[run.variant] = max(0, list.count - 1 - (alarm - onset))
+        default:
+            break
+        }
+        monitors[run.variant] = monitor
+        if let from = pendingFrom[run.variant], list.count - from >= recalibrator.minimumRuns {
+            events += refit(run.variant, runs: Array(list[from...]), at: now, label: "after drift")
+        }
+        return events
+    }
+
+    /// Refits every variant with enough runs (the periodic recalibration).
+    public mutating func periodicRefit(at now: Double) -> [Event] {
+        var events: [Event] = []
+        for (id, list) in runs.sorted(by: { $0.key < $1.key }) where list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil {
+            events += refit(id, runs: list, at: now, label: "periodic")
+        }
+        return events
+    }
+
+    /// Records the device context (power mode); a change drops every run and starts new baselines.
+    public mutating func setContext(_ context: String, at now: Double) -> [Event] {
+        var changed: Event?
+        for id in monitors.keys.sorted() {
+            if let event = monitors[id]!.setContext(context, at: now), case let .contextChanged(from, to) = event { changed = .contextChanged(from: from, to: to) }
+        }
+        if monitors.isEmpty { return [] }
+        guard let changed else { return [] }
+        runs.removeAll()
+        pendingFrom.removeAll()
+        return [changed]
+    }
+
+    private mutating func refit(_ id: VariantID, runs: [RunReport], at now: Double, label: String) -> [Event] {
+        guard let variant = profile.variants[id],
+              let outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
+        else { return [] }
+        let afterDrift = pendingFrom.removeValue(forKey: id) != nil
+        guard outcome.accepted else {
+            if afterDrift { monitors[id]?.resume(at: now) }
+            return [.refitRejected(id, outcome)]
+        }
+        var next = profile.replacing(outcome.candidate)
+        // A device that slowed (throttling, a lower power mode) slows every model: carry the drift over to
+        // variants that have not reported yet, until their own reports refit them.
+        let ratio = outcome.candidate.decodeLatency.nSPerToken / variant.decodeLatency.nSPerToken
+        if afterDrift, abs(ratio - 1) > propagationThreshold {
+            for other in next.variants.values where other.id != id && (monitors[other.id]?.state ?? .baselining) != .drifting {
+                var scaled = other
+                scaled.decodeLatency = DecodeLatencyModel(
+                    mSPerToken2: other.decodeLatency.mSPerToken2 * ratio, nSPerToken: other.decodeLatency.nSPerToken * ratio,
+                    source: "scaled by \(ratio.significantDigits(4)) with the drift of \(id) (provisional); was: \(other.decodeLatency.source)")
+                next.variants[other.id] = scaled
+                monitors[other.id]?.resume(at: now)
+            }
+            next = next.replacing(next.variants[id]!)
+        }
+        profile = next
+        recalibrations += 1
+        monitors[id]?.recalibrated(at: now)
+        // Keep only the runs the new fit describes.
+        self.runs[id] = runs
+        return [.recalibrated(id, outcome, profile: profile)]
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+
+/// Refits a model variant's decode latency and power from reported runs, and accepts the new fit only
+/// when it predicts the most recent, held-out runs better than the current one.
+///
+/// Decode time is recovered from each run as `(latency - predicted prefill) / parallel factor`. With enough
+/// spread in output lengths both `n` and `m` of Eq. 2 are refitted (Tukey-weighted, so outliers and hostile
+/// reports get no weight); otherwise `m` stays and `n` is the median per-token time. Power curves are scaled
+/// by the median ratio of observed to predicted energy. Prefill is left alone: a run's total latency cannot
+/// separate it from decode.
+public struct Recalibrator: Sendable {
+    public struct Outcome: Sendable {
+        public var candidate: ModelVariant
+        public var accepted: Bool
+        public var reason: String
+        public var fitted: Int
+        public var heldOut: Int
+        /// Hold-out latency MAPE (percent) of the current profile and of the candidate.
+        public var currentLatencyMAPE: Double
+        public var candidateLatencyMAPE: Double
+        public var currentEnergyMAPE: Double?
+        public var candidateEnergyMAPE: Double?
+        public var rejectedOutliers: Int
+    }
+
+    /// Fewest runs worth fitting.
+    public var minimumRuns = 12
+    /// Share of the most recent runs held out for the acceptance test.
+    public var holdOutShare = 0.25
+    /// Output-length spread (max / min) needed to refit `m` as well as `n`.
+    public var spreadForQuadratic = 3.0
+
+    public init() {}
+
+    public func refit(_ variant: ModelVariant, device: DeviceProfile, runs: [RunReport], at now: Double, label: String) throws -> Outcome {
+        let predictor = Predictor(device: device)
+        let usable = runs.filter { $0.variant == variant.id && $0.outputTokens > 0 && $0.latencyS > 0 && $0.latencyS.isFinite }
+            .sorted { $0.time < $1.time }
+        guard usable.count >= minimumRuns else {
+            throw EdgePlanError.invalidInput("\(variant.id): \(usable.count) usable runs, need \(minimumRuns) to recalibrate")
+        }
+        let heldOutCount = max(3, Int(Double(usable.count) * holdOutShare))
+        let fitRuns = Array(usable.dropLast(heldOutCount))
+        let heldOut = Array(usable.suffix(heldOutCount))
+
+        func decodeSeconds(_ run: RunReport) -> Double {
+            (run.latencyS - variant.prefillLatency.seconds(input: run.inputTokens)) / variant.parallel.latencyFactor(run.parallel)
+        }
+        let samples = fitRuns.filter { decodeSeconds($0) > 0 }
+        guard samples.count >= minimumRuns / 2 else {
+            throw EdgePlanError.invalidInput("\(variant.id): too few runs longer than their predicted prefill")
+        }
+        let outputs = samples.map { Double($0.outputTokens) }
+        var candidate = variant
+        var rejected = 0
+        let source = "recalibrated \(label) from \(samples.count) reported runs"
+        if outputs.max()! / outputs.min()! >= spreadForQuadratic, samples.count >= minimumRuns {
+            let features = samples.map { run -> [Double] in
+                let i = Double(run.inputTokens), o = Double(run.outputTokens)
+                return [o, i * o + o * (o - 1) / 2]
+            }
+            let result = try RobustRegression.fit(features: features, targets: samples.map(decodeSeconds))
+            let n = result.coefficients[0], m = result.coefficients[1]
+            if n > 1e-6, abs(m) <= 1e-3 {
+                candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: n, source: source)
+            } else {
+                candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: variant.decodeLatency.mSPerToken2, nSPerToken: medianN(samples, m: variant.decodeLatency.mSPerToken2, decodeSeconds), source: source)
+            }
+            rejected = result.rejected
+        } else {
+            let m = variant.decodeLatency.mSPerToken2
+            candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: medianN(samples, m: m, decodeSeconds), source: source)
+        }
+
+        let energyRuns = fitRuns.filter { ($0.energyJ ?? 0) > 0 }
+        if energyRuns.count >= minimumRuns / 2 {
+            // Scale with the latency already refitted so the energy ratio measures power alone.
+            let ratios = energyRuns.map { run in
+                run.energyJ! / Self.energy(predictor, candidate, run, latencyS: run.latencyS)
+            }
+            let scale = median(ratios)
+            if scale.isFinite, scale > 0.2, scale < 5 {
+                candidate.decodePower = candidate.decodePower.scaled(by: scale)
+                candidate.prefillPower = candidate.prefillPower.scaled(by: scale)
+                candidate.decodePowerSource = "scaled by \(String(format: "%.4f", scale)) to \(energyRuns.count) reported energies (\(label)); was: \(variant.decodePowerSource)"
+                candidate.prefillPowerSource = "scaled by \(String(format: "%.4f", scale)) to \(energyRuns.count) reported energies (\(label)); was: \(variant.prefillPowerSource)"
+            }
+        }
+
+        func latencyMAPE(_ v: ModelVariant) -> Double {
+            mean(heldOut.map { run in abs(predictor.predict(v, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS - run.latencyS) / run.latencyS }) * 100
+        }
+        func energyMAPE(_ v: ModelVariant) -> Double? {
+            let runs = heldOut.filter { ($0.energyJ ?? 0) > 0 }
+            guard !runs.isEmpty else { return nil }
+            return mean(runs.map { abs(Self.energy(predictor, v, $0, latencyS: $0.latencyS) - $0.energyJ!) / $0.energyJ! }) * 100
+        }
+        let current = latencyMAPE(variant), fresh = latencyMAPE(candidate)
+        let accepted = fresh < current
+        return Outcome(
+            candidate: candidate, accepted: accepted,
+            reason: accepted ? String(format: "hold-out latency MAPE %.2f%% → %.2f%%", current, fresh)
+                : String(format: "kept the current profile: hold-out latency MAPE %.2f%% vs candidate %.2f%%", current, fresh),
+            fitted: samples.count, heldOut: heldOut.count, currentLatencyMAPE: current, candidateLatencyMAPE: fresh,
+            currentEnergyMAPE: energyMAPE(variant), candidateEnergyMAPE: energyMAPE(candidate), rejectedOutliers: rejected)
+    }
+
+    /// Energy of a run as the profile predicts it, given how long the run actually took.
+    static func energy(_ predictor: Predictor, _ variant: ModelVariant, _ run: RunReport, latencyS: Double) -> Double {
+        let predicted = predictor.predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
+        let power = predicted.latencyS > 0 ? predicted.energyJ / predicted.latencyS : 0
+        return power * latencyS
+    }
+
+    private func medianN(_ runs: [RunReport], m: Double, _ decodeSeconds: (RunReport) -> Double) -> Double {
+        median(runs.map { run in
+            let i = Double(run.inputTokens), o = Double(run.outputTokens)
+            return (decodeSeconds(run) - m * (i * o + o * (o - 1) / 2)) / o
+        })
+    }
+
+    private func median(_ values: [Double]) -> Double { RobustRegression.median(values) }
+    private func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+}
+
+extension PowerCurve {
+    /// The same curve with every wattage multiplied by `factor`.
+    public func scaled(by factor: Double) -> PowerCurve {
+        switch self {
+        case let .piecewiseLog(threshold, constant, slope, intercept):
+            .piecewiseLog(thresholdTokens: threshold, constantW: constant * factor, logSlopeW: slope * factor, logInterceptW: intercept * factor)
+        case let .linear(slope, intercept):
+            .linear(slopeWPerToken: slope * factor, interceptW: intercept * factor)
+        case let .ramp(steady, deficit, tau):
+            .ramp(steadyW: steady * factor, initialDeficitW: deficit * factor, timeConstantS: tau)
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/// One plan that ran, as the scheduler reported it: the configuration, the tokens, what it took.
+public struct RunReport: Sendable, Equatable {
+    public var variant: VariantID
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var parallel: Int
+    public var latencyS: Double
+    /// Energy from the report or attributed from the power rails over the run's time window.
+    public var energyJ: Double?
+    /// When the run was reported, in seconds on the daemon's clock (orders fit and hold-out).
+    public var time: Double
+
+    public init(variant: VariantID, inputTokens: Int, outputTokens: Int, parallel: Int, latencyS: Double, energyJ: Double?, time: Double) {
+        self.variant = variant
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.parallel = parallel
+        self.latencyS = latencyS
+        self.energyJ = energyJ
+        self.time = time
+    }
+}
