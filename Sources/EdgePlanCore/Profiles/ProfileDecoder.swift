@@ -56,7 +56,8 @@ public enum ProfileDecoder {
         return String(hash, radix: 16)
     }
 
-    static func decodeDevice(_ file: File) throws -> DeviceProfile {
+    /// Decodes a `device.yaml` file.
+    public static func decodeDevice(_ file: File) throws -> DeviceProfile {
         var root = try YAMLObject.parse(file.text, file: file.path)
         try expectKind(&root, "device")
         var modes: [DeviceProfile.PowerMode] = []
@@ -88,7 +89,8 @@ public enum ProfileDecoder {
         return device
     }
 
-    static func decodeVariant(_ file: File) throws -> ModelVariant {
+    /// Decodes one `models/*.yaml` file.
+    public static func decodeVariant(_ file: File) throws -> ModelVariant {
         var root = try YAMLObject.parse(file.text, file: file.path)
         try expectKind(&root, "model-variant")
         let model = try root.string("model")

@@ -1,63 +1,132 @@
 import ArgumentParser
 import EdgePlanCore
+import EdgePlanDaemon
 import Foundation
 
 struct Calibrate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Fit prefill and decode latency models to measured traces, with a hold-out MAPE.")
+    static let configuration = CommandConfiguration(
+        abstract: "Fit a model's latency, power and parallel scaling from measured traces; print hold-out MAPE; write a profile.",
+        discussion: """
+        Accepts JSON-lines traces (prefill and decode records), per-token traces (tbt_s) and the Orin artifact's
+        prefill.json / decode_parameters.json. With -o DIR it writes DIR/models/<model>.<quant>.yaml, a device.yaml
+        from the datasheet of --device when DIR has none, and the bundled accuracy tables cut to the models in DIR.
+        """)
 
-    @Option(name: .customLong("traces"), parsing: .upToNextOption, help: "Measurement files (as for validate).") var traces: [String]
+    @Option(name: .customLong("traces"), parsing: .upToNextOption, help: "Measurement files.") var traces: [String]
     @Option(help: "Model to fit, e.g. DSR1-Llama-8B.") var model: String
-    @Option(help: "Hold out every n-th observation for testing.") var holdoutEvery: Int = 5
+    @Option(help: "Quantization of the measured model.") var quant: String = "fp16"
+    @Option(help: "Device the traces come from (names the datasheet for a new profile), e.g. nvidia-h100-80gb.") var device: String?
+    @Option(name: .shortAndLong, help: "Profile directory to write into.") var output: String?
+    @Option(help: "Hold out every n-th measurement for testing.") var holdoutEvery: Int = 5
+    @OptionGroup var snapshot: SnapshotOptions
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give --traces FILE...") }
         guard (2...100).contains(holdoutEvery) else { throw ValidationError("--holdout-every must be within 2...100") }
+        _ = try parseQuantization(quant)
     }
 
     func run() async throws {
         try await reportingErrors {
+            let quantization = try parseQuantization(quant)
             var observations: [Observation] = []
-            for path in traces {
+            var series: [TokenTimeSeries] = []
+            let sizes = traces.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
+            var progress = ProgressBar(total: sizes.reduce(0, +) + 1, enabled: isatty(STDERR_FILENO) == 1 && (sizes.reduce(0, +) > 256 * 1024 || traces.count > 4))
+            for (path, size) in zip(traces, sizes) {
                 guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read file", file: path) }
-                observations += try MeasurementDecoder.decode(Array(data), file: path).filter { $0.model.lowercased() == model.lowercased() }
-            }
-            guard !observations.isEmpty else { throw EdgePlanError(.unknownModel, "no observations of model '\(model)' in the given traces") }
-            var results: [(String, [(String, Double)], Double, Double, Int)] = []
-            for phase in [Observation.Phase.prefill, .decode] {
-                let points = observations.filter { $0.phase == phase && $0.latencyS > 0 && $0.batch == 1 && (phase == .prefill || $0.outputTokens > 0) }
-                guard points.count >= 6 else { continue }
-                let fit = points.enumerated().filter { $0.offset % holdoutEvery != 0 }.map(\.element)
-                let holdout = points.enumerated().filter { $0.offset % holdoutEvery == 0 }.map(\.element)
-                let predict: (Observation) -> Double
-                let coefficients: [(String, Double)]
-                let rejected: Int
-                switch phase {
-                case .prefill:
-                    let (model, result) = try LatencyFitter.prefill(fit, source: "fitted")
-                    predict = { model.seconds(input: $0.inputTokens) }
-                    coefficients = [("a_s_per_token2", model.aSPerToken2), ("b_s_per_token", model.bSPerToken), ("c_s", model.cS)]
-                    rejected = result.rejected
-                case .decode:
-                    let (model, result) = try LatencyFitter.decode(fit, source: "fitted")
-                    predict = { model.seconds(input: Double($0.inputTokens), output: Double($0.outputTokens)) }
-                    coefficients = [("m_s_per_token2", model.mSPerToken2), ("n_s_per_token", model.nSPerToken)]
-                    rejected = result.rejected
+                let bytes = Array(data)
+                if bytes.count < 4096 ? String(decoding: bytes, as: UTF8.self).contains("\"tbt_s\"") : String(decoding: bytes.prefix(4096), as: UTF8.self).contains("\"tbt_s\"") {
+                    let run = try TokenTimeSeries.decode(bytes, file: path)
+                    if run.model.lowercased() == model.lowercased() { series.append(run) }
+                } else {
+                    observations += try MeasurementDecoder.decode(bytes, file: path).filter { $0.model.lowercased() == model.lowercased() && $0.quantization == quantization }
                 }
-                func mape(_ set: [Observation]) -> Double { set.map { abs(predict($0) - $0.latencyS) / $0.latencyS }.reduce(0, +) / Double(set.count) * 100 }
-                results.append((phase.rawValue, coefficients, mape(fit), mape(holdout), rejected))
+                progress.advance((path as NSString).lastPathComponent, by: size)
             }
-            if json {
-                printJSON(.array(results.map { phase, coefficients, fitMAPE, holdoutMAPE, rejected in
-                    .fields(["phase": .string(phase), "coefficients": .object(coefficients.map { ($0.0, JSONValue.number($0.1)) }),
-                             "fitMapePct": .number(fitMAPE), "holdoutMapePct": .number(holdoutMAPE), "rejectedOutliers": .int(rejected)])
-                }))
-                return
+            guard !observations.isEmpty || !series.isEmpty else { throw EdgePlanError(.unknownModel, "no measurements of model '\(model)' (\(quant)) in the given traces") }
+            let base = try snapshot.profileSet().variant(model: model, quantization: quantization)
+            let targetDevice: DeviceProfile
+            if let output, FileManager.default.fileExists(atPath: "\(output)/device.yaml") {
+                targetDevice = try ProfileDecoder.decodeDevice(.init(path: "device.yaml", text: String(contentsOfFile: "\(output)/device.yaml", encoding: .utf8)))
+            } else if let device {
+                targetDevice = try DeviceCatalog.device(named: device)
+            } else {
+                targetDevice = try snapshot.profileSet().device
             }
-            for (phase, coefficients, fitMAPE, holdoutMAPE, rejected) in results {
-                print("\(model) \(phase): " + coefficients.map { "\($0.0)=\(String(format: "%.6g", $0.1))" }.joined(separator: " "))
-                print(String(format: "  MAPE fit %.2f%%, hold-out %.2f%%, %d outliers rejected", fitMAPE, holdoutMAPE, rejected))
-            }
+            var calibrator = ProfileCalibrator()
+            calibrator.holdOutEvery = holdoutEvery
+            let label = device.map { "on \($0)" } ?? "from \(traces.count) trace files"
+            let report = try calibrator.calibrate(base: base, device: targetDevice, observations: observations, series: series, label: label)
+            progress.advance("fitted")
+            if json { printJSON(Self.json(report)) } else { Self.print(report) }
+            if let output { try write(report.variant, to: output) }
         }
+    }
+
+    private func write(_ variant: ModelVariant, to directory: String) throws {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: "\(directory)/models", withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: "\(directory)/accuracy", withIntermediateDirectories: true)
+        let devicePath = "\(directory)/device.yaml"
+        if !manager.fileExists(atPath: devicePath) {
+            guard let device else { throw ValidationError("\(directory) has no device.yaml: name the device with --device") }
+            try AtomicFile.write(ProfileEncoder.device(DeviceCatalog.device(named: device)), to: devicePath)
+        } else if let device {
+            let existing = try ProfileDecoder.decodeDevice(.init(path: devicePath, text: String(contentsOfFile: devicePath, encoding: .utf8)))
+            guard existing.name == device.lowercased() else { throw ValidationError("\(devicePath) describes \(existing.name), not --device \(device)") }
+        }
+        try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
+        // Accuracy belongs to the model, not the device: carry the bundled tables over, cut to the models present.
+        let present = try ProfileStore.files(in: directory).filter { $0.path.hasPrefix("models/") }.map { try ProfileDecoder.decodeVariant($0).id }
+        for table in try ProfileStore.load(nil).accuracy.values {
+            let kept = table.records.filter { present.contains($0.variant) }
+            guard !kept.isEmpty else { continue }
+            try AtomicFile.write(ProfileEncoder.accuracy(table) { present.contains($0) }, to: "\(directory)/accuracy/\(table.task).yaml")
+        }
+        let problems = ProfileChecker.check(try ProfileStore.files(in: directory))
+        for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
+        if problems.contains(where: { $0.severity == .error }) { throw EdgePlanError.invalidFile("the written profile does not pass profile check", file: directory) }
+        Swift.print("wrote \(directory)/models/\(variant.id.fileStem).yaml; profile check: \(problems.isEmpty ? "ok" : "\(problems.count) warnings")")
+    }
+
+    static func print(_ report: ProfileCalibrator.Report) {
+        Swift.print("\(report.variant.id)")
+        Swift.print("phase".padded(26) + "fitted  held-out  fit MAPE  hold-out MAPE  outliers")
+        for phase in report.phases {
+            Swift.print(phase.phase.padded(26) + String(format: "%6d  %8d  %7.2f%%  %12.2f%%  %8d", phase.fitted, phase.heldOut, phase.fitMAPE, phase.heldOutMAPE, phase.rejectedOutliers))
+            Swift.print("  " + phase.coefficients.map { "\($0.0)=\($0.1.significantDigits(6))" }.joined(separator: " "))
+        }
+        if let regimes = report.regimes {
+            let delays = regimes.changes.map(\.change.delay).sorted()
+            Swift.print("per-token traces: \(regimes.changes.count) regime changes flagged; detection delay median \(delays.isEmpty ? 0 : delays[delays.count / 2]) tokens, max \(delays.last ?? 0) tokens")
+            Swift.print("regime".padded(10) + "n (ms/token)  segments  tokens  hold-out MAPE  one-fit MAPE")
+            for (index, regime) in regimes.regimes.enumerated() {
+                Swift.print("\(index + 1)".padded(10) + String(format: "%12.2f  %8d  %6d  %12.2f%%  %11.2f%%", regime.nSPerToken * 1000, regime.segments, regime.tokens, regime.heldOutMAPE, regime.naiveMAPE)
+                    + (regime.heldOutCheckpoints == 0 ? "  (too short to hold out)" : ""))
+            }
+            Swift.print(String(format: "decode per regime: hold-out MAPE %.2f%%; one fit for all regimes: %.2f%% (m = %@ s/token^2 shared)", regimes.heldOutMAPE, regimes.naiveHeldOutMAPE, regimes.mSPerToken2.significantDigits(4)))
+        }
+    }
+
+    static func json(_ report: ProfileCalibrator.Report) -> JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("variant", .string(report.variant.id.description)),
+            ("phases", .array(report.phases.map { phase in
+                .fields(["phase": .string(phase.phase), "fitted": .int(phase.fitted), "heldOut": .int(phase.heldOut),
+                         "fitMapePct": .number(phase.fitMAPE), "holdoutMapePct": .number(phase.heldOutMAPE), "rejectedOutliers": .int(phase.rejectedOutliers),
+                         "coefficients": .object(phase.coefficients.map { ($0.0, JSONValue.number($0.1)) })])
+            })),
+        ]
+        if let regimes = report.regimes {
+            fields.append(("regimes", .fields([
+                "mSPerToken2": .number(regimes.mSPerToken2),
+                "heldOutMapePct": .number(regimes.heldOutMAPE), "singleFitHeldOutMapePct": .number(regimes.naiveHeldOutMAPE),
+                "changes": .array(regimes.changes.map { .fields(["run": .int($0.run), "onset": .int($0.change.onset), "alarm": .int($0.change.alarm), "delayTokens": .int($0.change.delay), "ratio": .number($0.change.ratio)]) }),
+                "levels": .array(regimes.regimes.map { .fields(["nSPerToken": .number($0.nSPerToken), "segments": .int($0.segments), "tokens": .int($0.tokens), "heldOutMapePct": .number($0.heldOutMAPE), "heldOutCheckpoints": .int($0.heldOutCheckpoints), "singleFitMapePct": .number($0.naiveMAPE)]) }),
+            ])))
+        }
+        return .object(fields)
     }
 }

@@ -1,0 +1,165 @@
+import Foundation
+
+/// Fits a model variant's device-specific parts from measurements: prefill and decode latency, their
+/// power, and parallel scaling, each judged on held-out measurements. What measurements cannot tell
+/// (weights, KV cache, accuracy behaviour) comes from a base variant of the same model.
+public struct ProfileCalibrator: Sendable {
+    public struct PhaseReport: Sendable {
+        public var phase: String
+        public var fitted: Int
+        public var heldOut: Int
+        public var fitMAPE: Double
+        public var heldOutMAPE: Double
+        public var rejectedOutliers: Int
+        public var coefficients: [(String, Double)]
+    }
+
+    public struct Report: Sendable {
+        public var variant: ModelVariant
+        public var phases: [PhaseReport]
+        public var regimes: RegimeFitter.Result?
+    }
+
+    /// Every `holdOutEvery`-th measurement (in file order) is held out.
+    public var holdOutEvery = 5
+    public var regimeFitter = RegimeFitter()
+
+    public init() {}
+
+    public func calibrate(base: ModelVariant, device: DeviceProfile, observations: [Observation], series: [TokenTimeSeries], label: String) throws -> Report {
+        var variant = base
+        variant.calibration = .measured
+        var phases: [PhaseReport] = []
+        func split(_ points: [Observation]) -> (fit: [Observation], held: [Observation]) {
+            (points.enumerated().filter { $0.offset % holdOutEvery != 0 }.map(\.element), points.enumerated().filter { $0.offset % holdOutEvery == 0 }.map(\.element))
+        }
+        func mape(_ points: [Observation], _ predict: (Observation) -> Double, _ truth: (Observation) -> Double) -> Double {
+            points.isEmpty ? .nan : points.map { abs(predict($0) - truth($0)) / truth($0) }.reduce(0, +) / Double(points.count) * 100
+        }
+
+        let prefill = observations.filter { $0.phase == .prefill && $0.batch == 1 && $0.latencyS > 0 }
+        if prefill.count >= 6 {
+            let (fit, held) = split(prefill)
+            let (model, result) = try LatencyFitter.prefill(fit, source: "fitted by edgeplan calibrate (robust) to \(fit.count) prefill measurements, \(label)")
+            variant.prefillLatency = model
+            variant.prefillLatencyReference = nil
+            phases.append(PhaseReport(phase: "prefill latency", fitted: fit.count, heldOut: held.count,
+                                      fitMAPE: mape(fit, { model.seconds(input: $0.inputTokens) }, \.latencyS),
+                                      heldOutMAPE: mape(held, { model.seconds(input: $0.inputTokens) }, \.latencyS), rejectedOutliers: result.rejected,
+                                      coefficients: [("a_s_per_token2", model.aSPerToken2), ("b_s_per_token", model.bSPerToken), ("c_s", model.cS)]))
+            let powered = prefill.filter { ($0.energyJ ?? 0) > 0 }
+            if powered.count >= 6 {
+                let (fit, held) = split(powered)
+                let power = try Self.fitPower(fit.map { (Double($0.inputTokens), $0.energyJ! / $0.latencyS) })
+                variant.prefillPower = power
+                variant.prefillPowerSource = "robust \(power.formName) fit to \(fit.count) prefill energy measurements, \(label)"
+                let energy: (Observation) -> Double = { power.averagePowerW(tokens: Double($0.inputTokens), seconds: $0.latencyS) * $0.latencyS }
+                phases.append(PhaseReport(phase: "prefill energy", fitted: fit.count, heldOut: held.count,
+                                          fitMAPE: mape(fit, energy, { $0.energyJ! }), heldOutMAPE: mape(held, energy, { $0.energyJ! }),
+                                          rejectedOutliers: 0, coefficients: Self.coefficients(power)))
+            }
+        }
+
+        let decode = observations.filter { $0.phase == .decode && $0.batch == 1 && $0.latencyS > 0 && $0.outputTokens > 0 }
+        if decode.count >= 6 {
+            let (fit, held) = split(decode)
+            let (model, result) = try LatencyFitter.decode(fit, source: "single robust fit to \(fit.count) decode measurements, \(label)")
+            let predict: (Observation) -> Double = { model.seconds(input: Double($0.inputTokens), output: Double($0.outputTokens)) }
+            phases.append(PhaseReport(phase: "decode latency (one fit)", fitted: fit.count, heldOut: held.count,
+                                      fitMAPE: mape(fit, predict, \.latencyS), heldOutMAPE: mape(held, predict, \.latencyS),
+                                      rejectedOutliers: result.rejected, coefficients: [("m_s_per_token2", model.mSPerToken2), ("n_s_per_token", model.nSPerToken)]))
+            variant.decodeLatency = model
+            // Early checkpoints carry the prefill's power spike; the steady decode power starts after a few steps.
+            let powered = decode.filter { ($0.energyJ ?? 0) > 0 && $0.outputTokens >= 16 }
+            if powered.count >= 6 {
+                let (fit, held) = split(powered)
+                let power = try Self.fitPower(fit.map { (Double($0.outputTokens), $0.energyJ! / $0.latencyS) })
+                variant.decodePower = power
+                variant.decodePowerSource = "robust \(power.formName) fit to \(fit.count) decode energy measurements, \(label)"
+                let energy: (Observation) -> Double = { power.averagePowerW(tokens: Double($0.outputTokens), seconds: $0.latencyS) * $0.latencyS }
+                phases.append(PhaseReport(phase: "decode energy", fitted: fit.count, heldOut: held.count,
+                                          fitMAPE: mape(fit, energy, { $0.energyJ! }), heldOutMAPE: mape(held, energy, { $0.energyJ! }),
+                                          rejectedOutliers: 0, coefficients: Self.coefficients(power)))
+            }
+        }
+
+        var regimes: RegimeFitter.Result?
+        let singles = series.filter { $0.batch == 1 }
+        if !singles.isEmpty {
+            // Regimes move the per-token time; the attention term is the model's KV-cache read at the device's
+            // bandwidth (fitting it too would let it soak up regime changes that coincide with input lengths).
+            let result = try regimeFitter.fit(singles, mSPerToken2: base.kvCacheBytesPerToken / (device.memoryBandwidthGBps * 1e9))
+            regimes = result
+            // The regime seen for the most tokens (here the slower, so deadlines err on the safe side) becomes the profile's decode speed; the watchdog moves
+            // it when the engine changes regime.
+            if let main = result.regimes.max(by: { $0.tokens < $1.tokens }) {
+                let levels = result.regimes.map { "\(($0.nSPerToken * 1000).significantDigits(3)) ms (\($0.tokens) tokens)" }.joined(separator: ", ")
+                variant.decodeLatency = DecodeLatencyModel(
+                    mSPerToken2: result.mSPerToken2, nSPerToken: main.nSPerToken,
+                    source: "regime fit to per-token traces, \(label): the regime with the most tokens; regimes seen: \(levels)")
+            }
+        }
+
+        let batched = observations.filter { $0.phase == .decode && $0.outputTokens >= 32 && $0.latencyS > 0 }
+        if let parallel = Self.parallelScaling(batched, regimeLevels: regimes?.regimes.map(\.nSPerToken) ?? [], base: base.parallel, label: label) { variant.parallel = parallel }
+        return Report(variant: variant, phases: phases, regimes: regimes)
+    }
+
+    /// Per-token time and power at batch B against batch 1. With regime levels, each batched run is compared
+    /// with the level of its own regime (the nearest), so a regime change is not mistaken for batching cost.
+    static func parallelScaling(_ runs: [Observation], regimeLevels: [Double], base: ParallelScaling, label: String) -> ParallelScaling? {
+        var slopes: [Double] = [], gains: [Double] = []
+        let singles = runs.filter { $0.batch == 1 }
+        func perToken(_ run: Observation) -> Double { run.latencyS / Double(run.outputTokens) }
+        for run in runs where run.batch > 1 {
+            let reference: Double
+            if let level = regimeLevels.min(by: { abs(Foundation.log(perToken(run) / $0)) < abs(Foundation.log(perToken(run) / $1)) }) {
+                reference = level
+            } else if let single = singles.first(where: { $0.inputTokens == run.inputTokens && $0.outputTokens == run.outputTokens }) {
+                reference = perToken(single)
+            } else {
+                continue
+            }
+            slopes.append((perToken(run) / reference - 1) / Double(run.batch - 1))
+            // Power against batch-1 runs of the same speed (same regime).
+            let peers = singles.filter { ($0.energyJ ?? 0) > 0 && abs(Foundation.log(perToken($0) / reference)) < 0.15 }
+            if let energy = run.energyJ, energy > 0, !peers.isEmpty {
+                let basePower = RobustRegression.median(peers.map { $0.energyJ! / $0.latencyS })
+                gains.append(((energy / run.latencyS) / basePower - 1) / log2(Double(run.batch)))
+            }
+        }
+        guard slopes.count >= 3 else { return nil }
+        let gain = gains.isEmpty ? base.powerGainPerDoubling : max(0, RobustRegression.median(gains))
+        return ParallelScaling(
+            latencySlopePerSample: max(0, RobustRegression.median(slopes)),
+            powerGainPerDoubling: gain,
+            source: "medians over \(slopes.count) batched decode runs against batch 1 of the same regime, \(label)"
+                + (gains.isEmpty ? "; power gain kept from the base profile (no batch-1 run in the batched runs' regime)" : ""))
+    }
+
+    /// The better (by fit-set MAPE) of a linear and a logarithmic (Eq. 4's form) curve in the token count.
+    static func fitPower(_ points: [(tokens: Double, watts: Double)]) throws -> PowerCurve {
+        let linear = try RobustRegression.fit(features: points.map { [$0.tokens, 1] }, targets: points.map(\.watts)).coefficients
+        let logarithmic = try RobustRegression.fit(features: points.map { [Foundation.log(max($0.tokens, 1)), 1] }, targets: points.map(\.watts)).coefficients
+        // Power falling with tokens would extrapolate towards zero on long runs: such fits give way to a constant.
+        var candidates: [PowerCurve] = [.linear(slopeWPerToken: 0, interceptW: RobustRegression.median(points.map(\.watts)))]
+        if linear[0] >= 0 { candidates.append(.linear(slopeWPerToken: linear[0], interceptW: max(0, linear[1]))) }
+        if logarithmic[0] >= 0 {
+            // Floored at the lowest measured power (10th percentile), as Eq. 4's constant part.
+            let floor = points.map(\.watts).sorted()[points.count / 10]
+            candidates.append(.piecewiseLog(thresholdTokens: 1, constantW: floor, logSlopeW: logarithmic[0], logInterceptW: logarithmic[1]))
+        }
+        func error(_ curve: PowerCurve) -> Double {
+            points.map { abs(curve.averagePowerW(tokens: $0.tokens, seconds: 1) - $0.watts) / $0.watts }.reduce(0, +)
+        }
+        return candidates.min { error($0) < error($1) }!
+    }
+
+    static func coefficients(_ curve: PowerCurve) -> [(String, Double)] {
+        switch curve {
+        case let .linear(slope, intercept): [("slope_w_per_token", slope), ("intercept_w", intercept)]
+        case let .piecewiseLog(_, _, slope, intercept): [("log_slope_w", slope), ("log_intercept_w", intercept)]
+        case let .ramp(steady, deficit, tau): [("steady_w", steady), ("initial_deficit_w", deficit), ("time_constant_s", tau)]
+        }
+    }
+}
