@@ -36,6 +36,14 @@ public struct CalibrationLoop: Sendable {
     /// The variants whose drift has been detected and whose refit still waits for runs.
     public var pendingRefits: [VariantID] { pendingFrom.keys.sorted() }
 
+    /// Adds runs from before a restart to the refit window without judging them.
+    public mutating func seed(_ earlier: [RunReport]) {
+        for run in earlier where profile.variants[run.variant] != nil {
+            runs[run.variant, default: []].append(run)
+        }
+        for (id, list) in runs where list.count > window { runs[id] = Array(list.suffix(window)) }
+    }
+
     /// Feeds one reported run; returns what it set off (drift, a swap, nothing).
     public mutating func report(_ run: RunReport, at now: Double) -> [Event] {
         guard let variant = profile.variants[run.variant] else { return [] }

@@ -48,7 +48,7 @@ public final class NVMLSource: PowerRailSource, @unchecked Sendable {
             var device: OpaquePointer?
             guard handle(index, &device) == 0 else { continue }
             var buffer = [CChar](repeating: 0, count: 96)
-            let label = (name?(device, &buffer, 96) == 0) ? String(cString: buffer) : "GPU"
+            let label = (name?(device, &buffer, 96) == 0) ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "GPU"
             devices.append(("GPU\(index) \(label)", device))
         }
         self.library = library

@@ -1,6 +1,7 @@
 import EdgePlanCore
 import Foundation
 import Logging
+import Synchronization
 
 /// `edgeplan serve`: loads the snapshot, listens, talks to systemd, reloads on SIGHUP, drains on SIGTERM.
 public enum Daemon {
@@ -9,12 +10,25 @@ public enum Daemon {
         public var policyPath: String?
         public var profileDirectory: String?
         public var threads: Int
+        /// Where reports and recalibrated profiles live (systemd's STATE_DIRECTORY); nil keeps them in memory.
+        public var stateDirectory: String?
+        /// Power rails: nil picks the first found, "none" turns sampling off.
+        public var railSource: String?
+        public var sysfsRoot: String
+        public var sampleInterval: Double
+        public var refitInterval: Double
 
-        public init(socketPath: String?, policyPath: String?, profileDirectory: String?, threads: Int) {
+        public init(socketPath: String?, policyPath: String?, profileDirectory: String?, threads: Int, stateDirectory: String? = nil,
+                    railSource: String? = nil, sysfsRoot: String = "/", sampleInterval: Double = 0.05, refitInterval: Double = 600) {
             self.socketPath = socketPath
             self.policyPath = policyPath
             self.profileDirectory = profileDirectory
             self.threads = threads
+            self.stateDirectory = stateDirectory
+            self.railSource = railSource
+            self.sysfsRoot = sysfsRoot
+            self.sampleInterval = sampleInterval
+            self.refitInterval = refitInterval
         }
     }
 
@@ -24,9 +38,38 @@ public enum Daemon {
         let logger = Logger(label: "edgeplan")
         let notifier = SystemdNotifier()
 
-        let service = try PlannerService(logger: logger, journal: sink) {
-            try ProfileStore.loadPlanner(policyPath: options.policyPath, profileDirectory: options.profileDirectory)
+        let store = try options.stateDirectory.map { directory -> ObservationStore in
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            return try ObservationStore(path: "\(directory)/observations.sqlite")
         }
+        let versions = try options.stateDirectory.map { try ProfileVersionStore(directory: "\($0)/profiles") }
+        // The configured profile's version: a recalibrated profile is used only while it derives from it.
+        let base = Mutex("")
+        let service = try PlannerService(logger: logger, journal: sink) {
+            let configured = try ProfileStore.loadPlanner(policyPath: options.policyPath, profileDirectory: options.profileDirectory)
+            base.withLock { $0 = configured.profile.version }
+            if let recalibrated = try versions?.current(base: configured.profile.version) {
+                return try Planner(profile: recalibrated, policy: configured.policy)
+            }
+            return configured
+        }
+        var sampler: RailSampler?
+        if options.railSource != "none" {
+            do {
+                let kind = try options.railSource.map { raw -> PowerRailKind in
+                    guard let kind = PowerRailKind(rawValue: raw) else { throw EdgePlanError.invalidInput("unknown rail source '\(raw)'", field: "rails") }
+                    return kind
+                }
+                sampler = RailSampler(source: try PowerRails.open(kind, sysfsRoot: options.sysfsRoot), interval: options.sampleInterval,
+                                      clock: { Date().timeIntervalSince1970 })
+                sampler?.start()
+            } catch {
+                if options.railSource != nil { throw error }
+                logger.notice("no power rails: reported energies only (\(error))")
+            }
+        }
+        let watchdog = try Watchdog(service: service, base: base.withLock { $0 }, store: store, versions: versions, sampler: sampler,
+                                    options: .init(sysfsRoot: options.sysfsRoot, refitInterval: options.refitInterval), logger: logger)
         let endpoint: VarlinkServer.Endpoint
         if let fd = SocketActivation.listeningDescriptor() {
             endpoint = .descriptor(fd)
@@ -35,7 +78,7 @@ public enum Daemon {
         } else {
             throw EdgePlanError.invalidInput("no socket: start under systemd socket activation or pass --socket PATH", field: "socket")
         }
-        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service), threads: options.threads)
+        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog), threads: options.threads)
 
         signal(SIGHUP, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -46,7 +89,8 @@ public enum Daemon {
         hangup.setEventHandler {
             notifier.reloading()
             let failure = service.reload()
-            notifier.notify("READY=1\nSTATUS=\(statusLine(service, failure: failure))")
+            if failure == nil { watchdog.reset(profile: service.planner.profile, base: base.withLock { $0 }) }
+            notifier.notify("READY=1\nSTATUS=\(statusLine(service, watchdog: watchdog, failure: failure))")
         }
         hangup.resume()
         let stop: @Sendable () -> Void = {
@@ -75,10 +119,14 @@ public enum Daemon {
             watchdogTimer = timer
         }
         _ = watchdogTimer
+        let calibrationTimer = DispatchSource.makeTimerSource(queue: queue)
+        calibrationTimer.schedule(deadline: .now(), repeating: .seconds(1))
+        calibrationTimer.setEventHandler { watchdog.tick() }
+        calibrationTimer.resume()
 
         let planner = service.planner
         logger.notice("ready", metadata: ["profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)"])
-        notifier.ready(status: statusLine(service, failure: nil))
+        notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
         server.wait()
         exit(0)
     }
@@ -90,10 +138,11 @@ public enum Daemon {
         return (try? planner.plan(PlanRequest(task: task, deadlineS: 3600))) != nil
     }
 
-    static func statusLine(_ service: PlannerService, failure: EdgePlanError?) -> String {
+    static func statusLine(_ service: PlannerService, watchdog: Watchdog?, failure: EdgePlanError?) -> String {
         let planner = service.planner
         let counters = service.currentCounters
         var line = "serving \(planner.profile.device.name) profile \(planner.profile.version), policy \(planner.policy.version); \(counters.plans) plans, \(counters.infeasible) infeasible"
+        if let watchdog { line += "; " + watchdog.summary }
         if let failure { line += "; last reload failed: \(failure.description.replacingOccurrences(of: "\n", with: " "))" }
         return line
     }

@@ -69,6 +69,14 @@ public final class PlannerService: Sendable {
         }
     }
 
+    /// Swaps in a recalibrated profile under the current policy. The new planner is built and its fronts
+    /// warmed before the swap, so requests never wait; its caches start empty, so no stale front survives.
+    public func install(profile: ProfileSet) throws {
+        let fresh = try Planner(profile: profile, policy: planner.policy)
+        Self.warm(fresh)
+        snapshot.withLock { $0 = fresh }
+    }
+
     /// Solves a request on the current snapshot and logs the decision.
     public func plan(_ request: PlanRequest) throws -> PlanOutcome {
         let planner = self.planner

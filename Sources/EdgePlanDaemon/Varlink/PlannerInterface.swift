@@ -72,7 +72,8 @@ public enum PlannerInterface {
     # The accuracy / latency / energy Pareto front of a task at an input length.
     method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)
 
-    # Reports the outcome of a plan that ran.
+    # Reports the outcome of a plan that ran. startedAt is Unix time in seconds; without energyJ the
+    # daemon attributes energy from its power rails over [startedAt, startedAt + latency].
     method Report(
       requestId: string,
       model: string,
@@ -86,9 +87,9 @@ public enum PlannerInterface {
       energyJ: ?float,
       startedAt: ?float,
       correct: ?bool
-    ) -> (accepted: bool, predictedLatencyMs: float, latencyErrorPct: float)
+    ) -> (accepted: bool, predictedLatencyMs: float, latencyErrorPct: float, attributedEnergyJ: ?float)
 
-    # Version, uptime, loaded profile and policy, counters.
+    # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model.
     method Status() -> (
       version: string,
       uptimeS: float,
@@ -103,7 +104,8 @@ public enum PlannerInterface {
       reloads: int,
       cachedFronts: int,
       journalDropped: int,
-      journalFailed: int
+      journalFailed: int,
+      calibration: ?object
     )
 
     # No configuration meets the request's limits; limit names which one, closest the nearest miss.

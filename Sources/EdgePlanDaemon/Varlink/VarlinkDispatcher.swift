@@ -4,10 +4,12 @@ import Foundation
 /// Turns one Varlink call into its reply: `org.varlink.service` and `io.edgeplan.Planner`.
 public struct VarlinkDispatcher: Sendable {
     public let service: PlannerService
+    public let watchdog: Watchdog?
     public static let version = EdgePlanVersion.string
 
-    public init(service: PlannerService) {
+    public init(service: PlannerService, watchdog: Watchdog? = nil) {
         self.service = service
+        self.watchdog = watchdog
     }
 
     /// The reply to one message, or nil for a `oneway` call. Never throws: every failure is an error reply.
@@ -118,9 +120,11 @@ public struct VarlinkDispatcher: Sendable {
             mode: mode, tokenBudget: budget, parallel: parallel, inputTokens: input, outputTokens: output,
             latencyS: latencyMs / 1000, energyJ: energy, startedAt: try optionalDouble(parameters, "startedAt"), correct: correct)
         let predicted = try service.report(outcome)
+        let attributed = watchdog?.record(outcome)
         return .fields([
             "accepted": .bool(true), "predictedLatencyMs": .number(predicted * 1000),
             "latencyErrorPct": .number((outcome.latencyS - predicted) / predicted * 100),
+            "attributedEnergyJ": attributed.map(JSONValue.number) ?? .null,
         ])
     }
 
@@ -135,6 +139,7 @@ public struct VarlinkDispatcher: Sendable {
             "reports": .int(counters.reports), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
+            "calibration": watchdog?.statusJSON ?? .null,
         ])
     }
 

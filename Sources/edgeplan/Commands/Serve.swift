@@ -1,6 +1,7 @@
 import ArgumentParser
 import EdgePlanCore
 import EdgePlanDaemon
+import Foundation
 import NIOCore
 
 struct Serve: AsyncParsableCommand {
@@ -8,11 +9,32 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Unix socket to bind when not socket-activated.") var socket: String?
     @Option(help: "Event-loop threads.") var threads: Int = System.coreCount
+    @Option(help: "State directory for reports and recalibrated profiles (default: $STATE_DIRECTORY; without one, nothing is kept).")
+    var stateDir: String?
+    @Option(help: "Power rails: \(PowerRailKind.allCases.filter { $0 != .replay }.map(\.rawValue).joined(separator: ", ")) or none (default: the first found).")
+    var rails: String?
+    @Option(help: "Read sysfs and procfs below this directory instead of /.") var sysfsRoot: String = "/"
+    @Option(help: "Time between power-rail samples.") var sampleInterval: String = "50ms"
+    @Option(help: "Time between periodic refits.") var refitInterval: String = "10m"
     @OptionGroup var snapshot: SnapshotOptions
+
+    func validate() throws {
+        if let rails, rails != "none", PowerRailKind(rawValue: rails) == nil || rails == "replay" {
+            throw ValidationError("unknown --rails '\(rails)'; use \(PowerRailKind.allCases.filter { $0 != .replay }.map(\.rawValue).joined(separator: ", ")) or none")
+        }
+        let sample = try parseSeconds(sampleInterval, "sample-interval")
+        guard sample >= 0.005, sample <= 60 else { throw ValidationError("--sample-interval must be within 5ms...60s") }
+        guard try parseSeconds(refitInterval, "refit-interval") >= 1 else { throw ValidationError("--refit-interval must be at least 1s") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be within 1...64") }
+    }
 
     func run() async throws {
         try await reportingErrors {
-            try Daemon.run(.init(socketPath: socket, policyPath: snapshot.policy, profileDirectory: snapshot.profile, threads: threads))
+            try Daemon.run(.init(
+                socketPath: socket, policyPath: snapshot.policy, profileDirectory: snapshot.profile, threads: threads,
+                stateDirectory: stateDir ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) },
+                railSource: rails, sysfsRoot: sysfsRoot, sampleInterval: try parseSeconds(sampleInterval, "sample-interval"),
+                refitInterval: try parseSeconds(refitInterval, "refit-interval")))
         }
     }
 }

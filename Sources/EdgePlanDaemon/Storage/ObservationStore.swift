@@ -1,0 +1,115 @@
+import EdgePlanCore
+import Foundation
+import GRDB
+
+/// Reported runs and calibration history in SQLite (WAL), in the service's state directory, so they
+/// survive restarts. Retention is bounded: past `capacity` runs the oldest are deleted.
+public final class ObservationStore: Sendable {
+    /// One stored report, with where its energy came from.
+    public struct StoredRun: Sendable, Equatable {
+        public var run: RunReport
+        public var requestID: String
+        public var mode: String
+        public var energySource: String?
+    }
+
+    private let database: DatabasePool
+    public let capacity: Int
+    public let path: String
+
+    public init(path: String, capacity: Int = 100_000) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(2)
+        do {
+            database = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw EdgePlanError(.io, "cannot open the observation store: \(error)", file: path)
+        }
+        self.capacity = capacity
+        self.path = path
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "run") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("time", .double).notNull().indexed()
+                table.column("requestId", .text).notNull()
+                table.column("model", .text).notNull()
+                table.column("quantization", .text).notNull()
+                table.column("mode", .text).notNull()
+                table.column("parallel", .integer).notNull()
+                table.column("inputTokens", .integer).notNull()
+                table.column("outputTokens", .integer).notNull()
+                table.column("latencyS", .double).notNull()
+                table.column("energyJ", .double)
+                table.column("energySource", .text)
+            }
+            try db.create(table: "calibration") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("time", .double).notNull()
+                table.column("model", .text).notNull()
+                table.column("quantization", .text).notNull()
+                table.column("reason", .text).notNull()
+                table.column("accepted", .boolean).notNull()
+                table.column("profileVersion", .text).notNull()
+                table.column("oldN", .double).notNull()
+                table.column("newN", .double).notNull()
+                table.column("oldM", .double).notNull()
+                table.column("newM", .double).notNull()
+                table.column("currentMape", .double).notNull()
+                table.column("candidateMape", .double).notNull()
+            }
+        }
+        do { try migrator.migrate(database) } catch {
+            throw EdgePlanError(.io, "cannot prepare the observation store: \(error)", file: path)
+        }
+    }
+
+    /// Stores a run; trims the oldest runs beyond capacity (checked every 256 inserts).
+    public func append(_ stored: StoredRun) throws {
+        try database.write { db in
+            let run = stored.run
+            try db.execute(sql: """
+                INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [run.time, stored.requestID, run.variant.model, run.variant.quantization.rawValue, stored.mode, run.parallel,
+                                 run.inputTokens, run.outputTokens, run.latencyS, run.energyJ, stored.energySource])
+            let id = db.lastInsertedRowID
+            if id % 256 == 0 {
+                try db.execute(sql: "DELETE FROM run WHERE id <= ?", arguments: [id - Int64(capacity)])
+            }
+        }
+    }
+
+    /// The most recent `limit` runs, oldest first.
+    public func recent(limit: Int) throws -> [StoredRun] {
+        try database.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM run ORDER BY id DESC LIMIT ?", arguments: [limit])
+            return rows.reversed().compactMap { row -> StoredRun? in
+                guard let quantization = Quantization(rawValue: row["quantization"]) else { return nil }
+                let run = RunReport(variant: VariantID(model: row["model"], quantization: quantization), inputTokens: row["inputTokens"],
+                                    outputTokens: row["outputTokens"], parallel: row["parallel"], latencyS: row["latencyS"], energyJ: row["energyJ"], time: row["time"])
+                return StoredRun(run: run, requestID: row["requestId"], mode: row["mode"], energySource: row["energySource"])
+            }
+        }
+    }
+
+    public func count() throws -> Int { try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM run") ?? 0 } }
+
+    /// Records a refit attempt and its outcome.
+    public func recordCalibration(_ outcome: Recalibrator.Outcome, old: ModelVariant, profileVersion: String, at time: Double) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO calibration (time, model, quantization, reason, accepted, profileVersion, oldN, newN, oldM, newM, currentMape, candidateMape)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [time, old.id.model, old.id.quantization.rawValue, outcome.reason, outcome.accepted, profileVersion,
+                                 old.decodeLatency.nSPerToken, outcome.candidate.decodeLatency.nSPerToken,
+                                 old.decodeLatency.mSPerToken2, outcome.candidate.decodeLatency.mSPerToken2,
+                                 outcome.currentLatencyMAPE, outcome.candidateLatencyMAPE])
+        }
+    }
+
+    public func calibrationCount() throws -> Int { try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM calibration") ?? 0 } }
+
+    /// The journal mode SQLite reports ("wal").
+    public func journalMode() throws -> String { try database.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "" } }
+}

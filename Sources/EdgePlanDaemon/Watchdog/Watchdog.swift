@@ -1,0 +1,196 @@
+import EdgePlanCore
+import Foundation
+import Logging
+import Synchronization
+
+/// The daemon's watchdog: stores reported runs (with energy attributed from the power rails when the
+/// report has none), feeds them to the ``CalibrationLoop``, follows the power mode, and when the loop
+/// recalibrates writes the new profile version and swaps it into the planner.
+public final class Watchdog: Sendable {
+    /// MESSAGE_ID of "profile recalibrated" journal entries.
+    public static let recalibratedMessageID = "3c4d5e6f708192a3b4c5d6e7f8091a2b"
+    /// MESSAGE_ID of "drift detected" journal entries.
+    public static let driftMessageID = "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b"
+
+    public struct Options: Sendable {
+        public var sysfsRoot: String
+        /// Seconds between periodic refits.
+        public var refitInterval: Double
+
+        public init(sysfsRoot: String = "/", refitInterval: Double = 600) {
+            self.sysfsRoot = sysfsRoot
+            self.refitInterval = refitInterval
+        }
+    }
+
+    private struct State {
+        var loop: CalibrationLoop
+        var base: String
+        var lastRefit: Double
+        var context = DeviceContext()
+        var lastEvent: String?
+    }
+
+    let service: PlannerService
+    public let store: ObservationStore?
+    public let versions: ProfileVersionStore?
+    public let sampler: RailSampler?
+    private let state: Mutex<State>
+    private let options: Options
+    private let logger: Logger
+    private let clock: @Sendable () -> Double
+
+    /// `base` is the version of the configured (not recalibrated) profile the service started from.
+    public init(service: PlannerService, base: String, store: ObservationStore?, versions: ProfileVersionStore?, sampler: RailSampler?,
+                options: Options = Options(), logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+        self.service = service
+        self.options = options
+        self.store = store
+        self.versions = versions
+        self.sampler = sampler
+        self.logger = logger
+        self.clock = clock
+        let now = clock()
+        var loop = CalibrationLoop(profile: service.planner.profile, at: now)
+        if let earlier = try store?.recent(limit: loop.window * 4) { loop.seed(earlier.map(\.run)) }
+        state = Mutex(State(loop: loop, base: base, lastRefit: now))
+    }
+
+    /// Stores and judges one report; returns the energy attributed to it from the rails, if any.
+    @discardableResult
+    public func record(_ report: OutcomeReport) -> Double? {
+        var energy = report.energyJ
+        var energySource: String? = energy == nil ? nil : "reported"
+        var attributed: Double?
+        if energy == nil, let started = report.startedAt, let sampler {
+            attributed = sampler.energy(from: started, to: started + report.latencyS)
+            if attributed != nil {
+                energy = attributed
+                energySource = "rails"
+            }
+        }
+        let now = clock()
+        let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
+                            outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now)
+        do {
+            try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
+        } catch {
+            logger.error("cannot store a report: \(error)")
+        }
+        let events = state.withLock { $0.loop.report(run, at: now) }
+        handle(events, at: now)
+        return attributed
+    }
+
+    /// Periodic work: follow the power mode (a change starts new baselines) and refit when due.
+    public func tick() {
+        let now = clock()
+        let context = DeviceContext.read(SysfsRoot(options.sysfsRoot))
+        let events = state.withLock { state -> [CalibrationLoop.Event] in
+            state.context = context
+            var events = state.loop.setContext(context.powerMode ?? "none", at: now)
+            if now - state.lastRefit >= options.refitInterval {
+                state.lastRefit = now
+                events += state.loop.periodicRefit(at: now)
+            }
+            return events
+        }
+        handle(events, at: now)
+    }
+
+    /// After an operator reload: judge against the freshly loaded profile.
+    public func reset(profile: ProfileSet, base: String) {
+        let now = clock()
+        state.withLock { state in
+            state.loop = CalibrationLoop(profile: profile, at: now)
+            state.base = base
+        }
+    }
+
+    private func handle(_ events: [CalibrationLoop.Event], at now: Double) {
+        for event in events {
+            switch event {
+            case let .recalibrated(id, outcome, profile):
+                let old = service.planner.profile.variants[id]
+                do {
+                    let base = state.withLock { $0.base }
+                    try versions?.write(profile, base: base)
+                    try service.install(profile: profile)
+                } catch {
+                    logger.error("recalibrated \(id) but could not install it: \(error)")
+                    continue
+                }
+                if let old { try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now) }
+                note("recalibrated \(id): \(outcome.reason)")
+                logger.notice("profile recalibrated", metadata: [
+                    "MESSAGE_ID": "\(Self.recalibratedMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
+                    "old_n_s_per_token": "\(old?.decodeLatency.nSPerToken.significantDigits(6) ?? "")",
+                    "new_n_s_per_token": "\(outcome.candidate.decodeLatency.nSPerToken.significantDigits(6))",
+                    "old_m_s_per_token2": "\(old?.decodeLatency.mSPerToken2.significantDigits(6) ?? "")",
+                    "new_m_s_per_token2": "\(outcome.candidate.decodeLatency.mSPerToken2.significantDigits(6))",
+                    "old_mape_pct": "\(outcome.currentLatencyMAPE.significantDigits(4))", "new_mape_pct": "\(outcome.candidateLatencyMAPE.significantDigits(4))",
+                    "profile_version": "\(profile.version)",
+                ])
+            case let .refitRejected(id, outcome):
+                if let old = service.planner.profile.variants[id] { try? store?.recordCalibration(outcome, old: old, profileVersion: service.planner.profile.version, at: now) }
+                note("kept \(id): \(outcome.reason)")
+                logger.info("refit not accepted", metadata: ["model": "\(id.model)", "quant": "\(id.quantization.rawValue)", "reason": "\(outcome.reason)"])
+            case let .drift(id, ratio, after):
+                note("drift on \(id): x\(ratio.significantDigits(3)) after \(after) reports")
+                logger.warning("drift detected", metadata: [
+                    "MESSAGE_ID": "\(Self.driftMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
+                    "ratio": "\(ratio.significantDigits(4))", "detected_after_reports": "\(after)",
+                ])
+            case let .contextChanged(from, to):
+                note("power mode \(from ?? "?") -> \(to): new baseline")
+                logger.notice("power mode changed, calibration starts a new baseline", metadata: ["from": "\(from ?? "")", "to": "\(to)"])
+            case let .baselineComplete(id):
+                logger.info("baseline complete", metadata: ["model": "\(id.model)", "quant": "\(id.quantization.rawValue)"])
+            }
+        }
+    }
+
+    private func note(_ text: String) { state.withLock { $0.lastEvent = text } }
+
+    /// One line for sd_notify STATUS.
+    public var summary: String {
+        let now = clock()
+        return state.withLock { state in
+            let drifting = state.loop.monitors.values.filter { $0.state == .drifting }.count
+            let age = state.loop.monitors.values.map { $0.calibrationAge(at: now) }.min()
+            var line = "calibration: \(state.loop.recalibrations) recalibrations"
+            if let age { line += ", age \(Int(age)) s" }
+            if drifting > 0 { line += ", \(drifting) drifting" }
+            return line
+        }
+    }
+
+    /// The `calibration` object of `Status()`.
+    public var statusJSON: JSONValue {
+        let now = clock()
+        return state.withLock { state in
+            var fields: [(String, JSONValue)] = [
+                ("recalibrations", .int(state.loop.recalibrations)),
+                ("powerMode", state.context.powerMode.map(JSONValue.string) ?? .null),
+                ("context", .string(state.context.summary)),
+                ("lastEvent", state.lastEvent.map(JSONValue.string) ?? .null),
+                ("variants", .array(state.loop.monitors.sorted { $0.key < $1.key }.map { id, monitor in
+                    .fields([
+                        "variant": .string(id.description), "state": .string(monitor.state.rawValue),
+                        "calibrationAgeS": .number(monitor.calibrationAge(at: now)), "meanAbsErrorPct": .number(monitor.meanAbsoluteError * 100),
+                        "biasPct": .number(monitor.bias * 100), "reports": .int(monitor.reports), "implausibleReports": .int(monitor.implausible),
+                    ])
+                })),
+            ]
+            if let sampler {
+                let status = sampler.status
+                fields.append(("rails", .fields([
+                    "source": .string(sampler.source.description), "samples": .int(status.samples), "failures": .int(status.failures),
+                    "totalW": status.latest.map { .number($0.totalW) } ?? .null, "lastError": status.lastError.map(JSONValue.string) ?? .null,
+                ])))
+            }
+            if let store { fields.append(("storedReports", .int((try? store.count()) ?? -1))) }
+            return .object(fields)
+        }
+    }
+}
