@@ -17,6 +17,8 @@ public struct CalibrationLoop: Sendable {
     public private(set) var profile: ProfileSet
     public private(set) var monitors: [VariantID: DriftMonitor] = [:]
     public private(set) var recalibrations = 0
+    /// The device context (power mode) the current baselines belong to.
+    public private(set) var context: String?
     public var recalibrator = Recalibrator()
     /// Runs kept per variant for refitting.
     public var window: Int
@@ -50,7 +52,7 @@ public struct CalibrationLoop: Sendable {
         var events: [Event] = []
         let predicted = Predictor(device: profile.device).predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS
         var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
-        if let context = monitors.values.first?.context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
+        if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
         var list = runs[run.variant, default: []]
         list.append(run)
         if list.count > window {
@@ -86,16 +88,15 @@ public struct CalibrationLoop: Sendable {
     }
 
     /// Records the device context (power mode); a change drops every run and starts new baselines.
-    public mutating func setContext(_ context: String, at now: Double) -> [Event] {
-        var changed: Event?
-        for id in monitors.keys.sorted() {
-            if let event = monitors[id]!.setContext(context, at: now), case let .contextChanged(from, to) = event { changed = .contextChanged(from: from, to: to) }
-        }
-        if monitors.isEmpty { return [] }
-        guard let changed else { return [] }
+    public mutating func setContext(_ value: String, at now: Double) -> [Event] {
+        guard value != context else { return [] }
+        let previous = context
+        context = value
+        for id in monitors.keys.sorted() { _ = monitors[id]!.setContext(value, at: now) }
+        guard previous != nil else { return [] }
         runs.removeAll()
         pendingFrom.removeAll()
-        return [changed]
+        return [.contextChanged(from: previous, to: value)]
     }
 
     private mutating func refit(_ id: VariantID, runs: [RunReport], at now: Double, label: String) -> [Event] {

@@ -1,0 +1,168 @@
+"""End-to-end tests of the watchdog: rails from a sysfs-shaped tree, reports stored in SQLite, drift,
+recalibration, a versioned profile that survives a restart, and a power-mode change."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+import varlink
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
+MODEL, QUANT, INPUT = "DSR1-Qwen-1.5B", "fp16", 256
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text + "\n")
+
+
+def fake_sysfs(root):
+    """AGX Orin INA3221 rails as JetPack 6 shows them (20.9 W in all), and an nvpmodel status."""
+    hwmon = os.path.join(root, "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon2")
+    for k, label, mv, ma in [(1, "VDD_GPU_SOC", 5000, 2400), (2, "VDD_CPU_CV", 5000, 600), (3, "VIN_SYS_5V0", 5000, 1000)]:
+        write(f"{hwmon}/in{k}_label", label)
+        write(f"{hwmon}/in{k}_input", str(mv))
+        write(f"{hwmon}/curr{k}_input", str(ma))
+    other = os.path.join(root, "sys/bus/i2c/drivers/ina3221/1-0041/hwmon/hwmon3")
+    write(f"{other}/in2_label", "VDDQ_VDD2_1V8AO")
+    write(f"{other}/in2_input", "1800")
+    write(f"{other}/curr2_input", "500")
+    write(os.path.join(root, "var/lib/nvpmodel/status"), "pmode:0000")
+
+
+class Daemon:
+    def __init__(self, directory):
+        self.directory = directory
+        self.socket = os.path.join(directory, "planner.sock")
+        self.sysfs = os.path.join(directory, "sysfs")
+        self.state = os.path.join(directory, "state")
+        self.process = None
+
+    def start(self):
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self.process = subprocess.Popen(
+            [BINARY, "serve", "--socket", self.socket, "--state-dir", self.state, "--sysfs-root", self.sysfs,
+             "--rails", "ina3221", "--sample-interval", "20ms"], stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if os.path.exists(self.socket):
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)  # a few rail samples
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+    def planner(self):
+        return varlink.Client(address="unix:" + self.socket).open("io.edgeplan.Planner")
+
+
+@pytest.fixture
+def daemon():
+    directory = tempfile.mkdtemp(prefix="ep-wd-", dir="/tmp")
+    instance = Daemon(directory)
+    fake_sysfs(instance.sysfs)
+    instance.start()
+    yield instance
+    if instance.process.poll() is None:
+        instance.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def predicted_ms(output):
+    out = subprocess.run([BINARY, "predict", "--model", MODEL, "--quant", QUANT, "--input", str(INPUT), "--output", str(output), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["latencyMs"]
+
+
+def report(planner, index, output, latency_ms, **extra):
+    return planner.Report(requestId=f"r{index}", model=MODEL, quantization=QUANT, mode="hard", tokenBudget=output, parallel=1,
+                          inputTokens=INPUT, outputTokens=output, latencyMs=latency_ms, **extra)
+
+
+def calibration(planner):
+    status = planner.Status()
+    return status, status["calibration"]
+
+
+def test_rails_energy_is_attributed_to_a_report(daemon):
+    time.sleep(1.5)  # let the sampler cover the window
+    with daemon.planner() as planner:
+        started = time.time() - 1.2
+        reply = report(planner, 0, 100, 1000.0, startedAt=started)
+        # 20.9 W for 1 s, integrated from the rail samples.
+        assert reply["attributedEnergyJ"] == pytest.approx(20.9, rel=0.02)
+        _, cal = calibration(planner)
+        assert cal["rails"]["source"].startswith("ina3221")
+        assert cal["rails"]["totalW"] == pytest.approx(20.9)
+        # No rail samples cover a window in the future: nothing is attributed.
+        assert report(planner, 1, 100, 1000.0, startedAt=time.time() + 60).get("attributedEnergyJ") is None
+
+
+def test_drift_recalibrates_persists_and_survives_a_restart(daemon):
+    outputs = [100, 200, 400, 800]
+    expected = {o: predicted_ms(o) for o in outputs}
+    with daemon.planner() as planner:
+        version = planner.Status()["profileVersion"]
+        for i in range(24):
+            o = outputs[i % 4]
+            report(planner, i, o, expected[o] * (1 + 0.01 * ((i % 3) - 1)))
+        status, cal = calibration(planner)
+        assert cal["recalibrations"] == 0 and status["profileVersion"] == version
+        [variant] = cal["variants"]
+        assert variant["state"] == "calibrated"
+        # The device becomes 25 % slower.
+        detected_after = None
+        for i in range(24, 124):
+            o = outputs[i % 4]
+            report(planner, i, o, expected[o] * 1.25 * (1 + 0.01 * ((i % 3) - 1)))
+            status, cal = calibration(planner)
+            if cal["recalibrations"] >= 1:
+                detected_after = i - 24 + 1
+                break
+        assert detected_after is not None and detected_after <= 40, cal
+        print(f"watchdog recalibrated after {detected_after} slow reports")
+        assert status["profileVersion"] != version
+        new_version = status["profileVersion"]
+        # Predictions now match the slower device.
+        reply = report(planner, 200, 400, expected[400] * 1.25)
+        assert abs(reply["latencyErrorPct"]) < 3
+        assert planner.Plan(task="mmlu-redux", deadlineMs=8000.0, inputTokens=256)["plan"]["model"]
+        stored = cal["storedReports"]
+    current = os.readlink(os.path.join(daemon.state, "profiles", "current"))
+    assert current == f"versions/{new_version}"
+    check = subprocess.run([BINARY, "profile", "check", os.path.join(daemon.state, "profiles", current)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    daemon.stop()
+    daemon.start()
+    with daemon.planner() as planner:
+        status, cal = calibration(planner)
+        assert status["profileVersion"] == new_version
+        assert cal["storedReports"] >= stored
+
+
+def test_power_mode_change_starts_a_new_baseline(daemon):
+    expected = predicted_ms(300)
+    with daemon.planner() as planner:
+        for i in range(12):
+            report(planner, i, 300, expected)
+        _, cal = calibration(planner)
+        assert cal["powerMode"] == "pmode:0000"
+        assert cal["variants"][0]["state"] == "calibrated"
+        write(os.path.join(daemon.sysfs, "var/lib/nvpmodel/status"), "pmode:0002")
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            _, cal = calibration(planner)
+            if cal["powerMode"] == "pmode:0002":
+                break
+            time.sleep(0.2)
+        assert cal["powerMode"] == "pmode:0002"
+        assert cal["variants"][0]["state"] == "baselining"
+        assert "pmode:0002" in cal["lastEvent"]
