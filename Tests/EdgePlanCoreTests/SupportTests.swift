@@ -19,4 +19,16 @@ import Testing
         #expect(text == #"{"text":"a\"b\\c\nd\u0001é","x":0.333333}"#)
         #expect(try JSONValue.parse(Array(text.utf8))["text"]?.stringValue == "a\"b\\c\nd\u{1}é")
     }
+
+    @Test func selectionMedianMatchesSorting() {
+        var random = SeededRandom(state: 11)
+        for count in [1, 2, 3, 10, 101, 1000] {
+            for _ in 0..<20 {
+                let values = (0..<count).map { _ in (random.next() * 10).rounded() }  // many ties
+                let sorted = values.sorted()
+                let expected = count % 2 == 0 ? (sorted[count / 2 - 1] + sorted[count / 2]) / 2 : sorted[count / 2]
+                #expect(RobustRegression.median(values) == expected)
+            }
+        }
+    }
 }
