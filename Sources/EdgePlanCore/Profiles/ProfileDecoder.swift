@@ -101,7 +101,7 @@ public enum ProfileDecoder {
         var prefill = try root.object("prefill")
         var prefillLatencyObject = try prefill.object("latency")
         let prefillLatency = try decodePrefillLatency(&prefillLatencyObject)
-        var referenceObject = try prefill.optionalObject("latency_reference")
+        let referenceObject = try prefill.optionalObject("latency_reference")
         let reference = try referenceObject.map { object in
             var object = object
             return try decodePrefillLatency(&object)

@@ -33,16 +33,17 @@ struct Rails: AsyncParsableCommand {
                 print("\(rails.description); \(DeviceContext.read(root).summary)")
             }
             var taken = 0
-            var lastCounter: (Double, Double)?
+            var firstCounter: (Double, Double)?
             while count.map({ taken < $0 }) ?? true {
                 if taken > 0 { try await Task.sleep(nanoseconds: UInt64(pause * 1e9)) }
                 let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
                 let reading = try rails.read()
                 taken += 1
+                // Energy counters advance in coarse steps (NVML on an H100: about 7 J every 100 ms), so their
+                // power is the average since the first reading, which settles as the run goes on.
                 var counterPower: Double?
                 if let counter = reading.energyCounterJ {
-                    if let (time, joules) = lastCounter, now > time { counterPower = (counter - joules) / (now - time) }
-                    lastCounter = (now, counter)
+                    if let (time, joules) = firstCounter, now > time { counterPower = (counter - joules) / (now - time) } else { firstCounter = (now, counter) }
                 }
                 if json {
                     var fields: [(String, JSONValue)] = [
@@ -55,7 +56,7 @@ struct Rails: AsyncParsableCommand {
                     print(JSONValue.object(fields).serialized())
                 } else {
                     var line = reading.rails.map { "\($0.name) \(format($0.powerW, 2)) W" }.joined(separator: "  ") + "  | total \(format(reading.totalW, 2)) W"
-                    if let counterPower { line += "  (energy counter: \(format(counterPower, 2)) W)" }
+                    if let counterPower { line += "  (energy counter, average so far: \(format(counterPower, 2)) W)" }
                     if !reading.problems.isEmpty { line += "  [\(reading.problems.joined(separator: "; "))]" }
                     print(line)
                 }
