@@ -47,16 +47,10 @@ public struct ProfileCalibrator: Sendable {
                                       fitMAPE: mape(fit, { model.seconds(input: $0.inputTokens) }, \.latencyS),
                                       heldOutMAPE: mape(held, { model.seconds(input: $0.inputTokens) }, \.latencyS), rejectedOutliers: result.rejected,
                                       coefficients: [("a_s_per_token2", model.aSPerToken2), ("b_s_per_token", model.bSPerToken), ("c_s", model.cS)]))
-            let powered = prefill.filter { ($0.energyJ ?? 0) > 0 }
-            if powered.count >= 6 {
-                let (fit, held) = split(powered)
-                let power = try Self.fitPower(fit.map { (Double($0.inputTokens), $0.energyJ! / $0.latencyS) })
+            if let (power, report) = try energyPhase("prefill", prefill, tokens: { Double($0.inputTokens) }, label: label) {
                 variant.prefillPower = power
-                variant.prefillPowerSource = "robust \(power.formName) fit to \(fit.count) prefill energy measurements, \(label)"
-                let energy: (Observation) -> Double = { power.averagePowerW(tokens: Double($0.inputTokens), seconds: $0.latencyS) * $0.latencyS }
-                phases.append(PhaseReport(phase: "prefill energy", fitted: fit.count, heldOut: held.count,
-                                          fitMAPE: mape(fit, energy, { $0.energyJ! }), heldOutMAPE: mape(held, energy, { $0.energyJ! }),
-                                          rejectedOutliers: 0, coefficients: Self.coefficients(power)))
+                variant.prefillPowerSource = "robust \(power.formName) fit to \(report.fitted) prefill energy measurements, \(label)"
+                phases.append(report)
             }
         }
 
@@ -70,16 +64,10 @@ public struct ProfileCalibrator: Sendable {
                                       rejectedOutliers: result.rejected, coefficients: [("m_s_per_token2", model.mSPerToken2), ("n_s_per_token", model.nSPerToken)]))
             variant.decodeLatency = model
             // Early checkpoints carry the prefill's power spike; the steady decode power starts after a few steps.
-            let powered = decode.filter { ($0.energyJ ?? 0) > 0 && $0.outputTokens >= 16 }
-            if powered.count >= 6 {
-                let (fit, held) = split(powered)
-                let power = try Self.fitPower(fit.map { (Double($0.outputTokens), $0.energyJ! / $0.latencyS) })
+            if let (power, report) = try energyPhase("decode", decode.filter { $0.outputTokens >= 16 }, tokens: { Double($0.outputTokens) }, label: label) {
                 variant.decodePower = power
-                variant.decodePowerSource = "robust \(power.formName) fit to \(fit.count) decode energy measurements, \(label)"
-                let energy: (Observation) -> Double = { power.averagePowerW(tokens: Double($0.outputTokens), seconds: $0.latencyS) * $0.latencyS }
-                phases.append(PhaseReport(phase: "decode energy", fitted: fit.count, heldOut: held.count,
-                                          fitMAPE: mape(fit, energy, { $0.energyJ! }), heldOutMAPE: mape(held, energy, { $0.energyJ! }),
-                                          rejectedOutliers: 0, coefficients: Self.coefficients(power)))
+                variant.decodePowerSource = "robust \(power.formName) fit to \(report.fitted) decode energy measurements, \(label)"
+                phases.append(report)
             }
         }
 
@@ -103,6 +91,20 @@ public struct ProfileCalibrator: Sendable {
         let batched = observations.filter { $0.phase == .decode && $0.outputTokens >= 32 && $0.latencyS > 0 }
         if let parallel = Self.parallelScaling(batched, regimeLevels: regimes?.regimes.map(\.nSPerToken) ?? [], base: base.parallel, label: label) { variant.parallel = parallel }
         return Report(variant: variant, phases: phases, regimes: regimes)
+    }
+
+    /// A power curve in the phase's token count, fitted to the measurements with energy, and its energy MAPE.
+    private func energyPhase(_ phase: String, _ points: [Observation], tokens: (Observation) -> Double, label: String) throws -> (PowerCurve, PhaseReport)? {
+        let powered = points.filter { ($0.energyJ ?? 0) > 0 }
+        guard powered.count >= 6 else { return nil }
+        let fit = powered.enumerated().filter { $0.offset % holdOutEvery != 0 }.map(\.element)
+        let held = powered.enumerated().filter { $0.offset % holdOutEvery == 0 }.map(\.element)
+        let power = try Self.fitPower(fit.map { (tokens($0), $0.energyJ! / $0.latencyS) })
+        func mape(_ set: [Observation]) -> Double {
+            set.map { abs(power.averagePowerW(tokens: tokens($0), seconds: $0.latencyS) * $0.latencyS - $0.energyJ!) / $0.energyJ! }.reduce(0, +) / Double(set.count) * 100
+        }
+        return (power, PhaseReport(phase: "\(phase) energy", fitted: fit.count, heldOut: held.count, fitMAPE: mape(fit), heldOutMAPE: held.isEmpty ? .nan : mape(held),
+                                   rejectedOutliers: 0, coefficients: Self.coefficients(power)))
     }
 
     /// Per-token time and power at batch B against batch 1. With regime levels, each batched run is compared

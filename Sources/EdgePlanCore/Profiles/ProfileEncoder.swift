@@ -146,18 +146,6 @@ public enum ProfileEncoder {
         return text
     }
 
-    /// A double-quoted YAML string.
-    static func string(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    /// A double-quoted YAML string (JSON's string escapes are valid YAML escapes).
+    static func string(_ value: String) -> String { JSONValue.string(value).serialized() }
 }
