@@ -47,7 +47,7 @@ public struct RegimeSegmenter: Sendable {
             guard let level = baseline else {
                 learning.append(value)
                 if learning.count >= warmup {
-                    baseline = Self.median(learning)
+                    baseline = RobustRegression.median(learning)
                     detector.reset()
                     fedFrom = index + 1
                 }
@@ -62,7 +62,7 @@ public struct RegimeSegmenter: Sendable {
                 learning = Array(values[onset...index].filter { $0 > 0 && $0.isFinite })
                 baseline = nil
                 if learning.count >= warmup {
-                    baseline = Self.median(learning)
+                    baseline = RobustRegression.median(learning)
                     detector.reset()
                     fedFrom = index + 1
                 }
@@ -72,15 +72,8 @@ public struct RegimeSegmenter: Sendable {
         }
         boundaries.append(values.count)
         let segments = zip(boundaries, boundaries.dropFirst()).filter { $0 < $1 }.map { start, end in
-            Segment(start: start, end: end, median: Self.median(Array(values[start..<end])))
+            Segment(start: start, end: end, median: RobustRegression.median(Array(values[start..<end])))
         }
         return (segments, changes)
-    }
-
-    static func median(_ values: [Double]) -> Double {
-        guard !values.isEmpty else { return 0 }
-        let sorted = values.sorted()
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 0 ? (sorted[mid - 1] + sorted[mid]) / 2 : sorted[mid]
     }
 }

@@ -24,7 +24,7 @@ public final class RAPLSource: PowerRailSource {
     private let clock: @Sendable () -> Double
     public let description: String
 
-    public init(_ root: SysfsRoot, clock: @escaping @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }) throws {
+    public init(_ root: SysfsRoot, clock: @escaping @Sendable () -> Double = RailSampler.monotonicSeconds) throws {
         let base = "/sys/class/powercap"
         // Top-level zones only (intel-rapl:0, not intel-rapl:0:0): subzones are already inside their package.
         let names = root.entries(base, prefix: "intel-rapl:").filter { $0.split(separator: ":").count == 2 }

@@ -37,7 +37,8 @@ struct Calibrate: AsyncParsableCommand {
             for (path, size) in zip(traces, sizes) {
                 guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read file", file: path) }
                 let bytes = Array(data)
-                if bytes.count < 4096 ? String(decoding: bytes, as: UTF8.self).contains("\"tbt_s\"") : String(decoding: bytes.prefix(4096), as: UTF8.self).contains("\"tbt_s\"") {
+                // Per-token traces name their step times near the top.
+                if String(decoding: bytes.prefix(4096), as: UTF8.self).contains("\"tbt_s\"") {
                     let run = try TokenTimeSeries.decode(bytes, file: path)
                     if run.model.lowercased() == model.lowercased() { series.append(run) }
                 } else {
@@ -46,14 +47,15 @@ struct Calibrate: AsyncParsableCommand {
                 progress.advance((path as NSString).lastPathComponent, by: size)
             }
             guard !observations.isEmpty || !series.isEmpty else { throw EdgePlanError(.unknownModel, "no measurements of model '\(model)' (\(quant)) in the given traces") }
-            let base = try snapshot.profileSet().variant(model: model, quantization: quantization)
+            let reference = try snapshot.profileSet()
+            let base = try reference.variant(model: model, quantization: quantization)
             let targetDevice: DeviceProfile
             if let output, FileManager.default.fileExists(atPath: "\(output)/device.yaml") {
                 targetDevice = try ProfileDecoder.decodeDevice(.init(path: "device.yaml", text: String(contentsOfFile: "\(output)/device.yaml", encoding: .utf8)))
             } else if let device {
                 targetDevice = try DeviceCatalog.device(named: device)
             } else {
-                targetDevice = try snapshot.profileSet().device
+                targetDevice = reference.device
             }
             var calibrator = ProfileCalibrator()
             calibrator.holdOutEvery = holdoutEvery
