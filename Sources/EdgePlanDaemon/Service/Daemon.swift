@@ -97,6 +97,7 @@ public enum Daemon {
             logger.notice("stopping: draining connections")
             notifier.stopping(status: "draining")
             server.shutdown()
+            watchdog.drain()
             exit(0)
         }
         let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: queue)

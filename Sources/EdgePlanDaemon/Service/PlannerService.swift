@@ -71,10 +71,19 @@ public final class PlannerService: Sendable {
 
     /// Swaps in a recalibrated profile under the current policy. The new planner is built and its fronts
     /// warmed before the swap, so requests never wait; its caches start empty, so no stale front survives.
+    /// If an operator reload swaps the policy meanwhile, the planner is rebuilt on the new one.
     public func install(profile: ProfileSet) throws {
-        let fresh = try Planner(profile: profile, policy: planner.policy)
-        Self.warm(fresh)
-        snapshot.withLock { $0 = fresh }
+        while true {
+            let policy = planner.policy
+            let fresh = try Planner(profile: profile, policy: policy)
+            Self.warm(fresh)
+            let swapped = snapshot.withLock { current -> Bool in
+                guard current.policy.version == policy.version else { return false }
+                current = fresh
+                return true
+            }
+            if swapped { return }
+        }
     }
 
     /// Solves a request on the current snapshot and logs the decision.

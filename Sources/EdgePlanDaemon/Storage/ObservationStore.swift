@@ -20,6 +20,8 @@ public final class ObservationStore: Sendable {
     public init(path: String, capacity: Int = 100_000) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(2)
+        // In WAL mode NORMAL never corrupts the file; a power cut may lose the last few reports, not the store.
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         do {
             database = try DatabasePool(path: path, configuration: configuration)
         } catch {

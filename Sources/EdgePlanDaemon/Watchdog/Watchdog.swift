@@ -6,6 +6,9 @@ import Synchronization
 /// The daemon's watchdog: stores reported runs (with energy attributed from the power rails when the
 /// report has none), feeds them to the ``CalibrationLoop``, follows the power mode, and when the loop
 /// recalibrates writes the new profile version and swaps it into the planner.
+///
+/// Storing, judging, refitting and writing profiles happen on one background queue, in report order, so
+/// a `Report` call never waits on disk or a refit, and the event loops that answer `Plan` are not held up.
 public final class Watchdog: Sendable {
     /// MESSAGE_ID of "profile recalibrated" journal entries.
     public static let recalibratedMessageID = "3c4d5e6f708192a3b4c5d6e7f8091a2b"
@@ -29,6 +32,8 @@ public final class Watchdog: Sendable {
         var lastRefit: Double
         var context = DeviceContext()
         var lastEvent: String?
+        /// Recalibrated profiles written and swapped in.
+        var installed = 0
     }
 
     let service: PlannerService
@@ -39,6 +44,11 @@ public final class Watchdog: Sendable {
     private let options: Options
     private let logger: Logger
     private let clock: @Sendable () -> Double
+    private let queue = DispatchQueue(label: "edgeplan.watchdog")
+    /// Reports handed to the queue and not yet handled, and those dropped because too many were waiting.
+    private let backlog = Mutex((waiting: 0, dropped: 0))
+    /// Most reports allowed to wait: a flood of reports costs the flood, never the daemon's memory.
+    public static let maximumBacklog = 10_000
 
     /// `base` is the version of the configured (not recalibrated) profile the service started from.
     public init(service: PlannerService, base: String, store: ObservationStore?, versions: ProfileVersionStore?, sampler: RailSampler?,
@@ -72,30 +82,47 @@ public final class Watchdog: Sendable {
         let now = clock()
         let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
                             outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now)
-        do {
-            try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
-        } catch {
-            logger.error("cannot store a report: \(error)")
+        let admitted = backlog.withLock { backlog -> Bool in
+            guard backlog.waiting < Self.maximumBacklog else {
+                backlog.dropped += 1
+                return false
+            }
+            backlog.waiting += 1
+            return true
         }
-        let events = state.withLock { $0.loop.report(run, at: now) }
-        handle(events, at: now)
+        guard admitted else { return attributed }
+        queue.async { [self, energySource] in
+            defer { backlog.withLock { $0.waiting -= 1 } }
+            do {
+                try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
+            } catch {
+                logger.error("cannot store a report: \(error)")
+            }
+            let events = state.withLock { $0.loop.report(run, at: now) }
+            handle(events, at: now)
+        }
         return attributed
     }
 
+    /// Waits until every report handed over so far is stored and judged (before exiting, say).
+    public func drain() { queue.sync {} }
+
     /// Periodic work: follow the power mode (a change starts new baselines) and refit when due.
     public func tick() {
-        let now = clock()
-        let context = DeviceContext.read(SysfsRoot(options.sysfsRoot))
-        let events = state.withLock { state -> [CalibrationLoop.Event] in
-            state.context = context
-            var events = state.loop.setContext(context.powerMode ?? "none", at: now)
-            if now - state.lastRefit >= options.refitInterval {
-                state.lastRefit = now
-                events += state.loop.periodicRefit(at: now)
+        queue.async { [self] in
+            let now = clock()
+            let context = DeviceContext.read(SysfsRoot(options.sysfsRoot))
+            let events = state.withLock { state -> [CalibrationLoop.Event] in
+                state.context = context
+                var events = state.loop.setContext(context.powerMode ?? "none", at: now)
+                if now - state.lastRefit >= options.refitInterval {
+                    state.lastRefit = now
+                    events += state.loop.periodicRefit(at: now)
+                }
+                return events
             }
-            return events
+            handle(events, at: now)
         }
-        handle(events, at: now)
     }
 
     /// After an operator reload: judge against the freshly loaded profile.
@@ -121,6 +148,7 @@ public final class Watchdog: Sendable {
                     continue
                 }
                 if let old { try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now) }
+                state.withLock { $0.installed += 1 }
                 note("recalibrated \(id): \(outcome.reason)")
                 logger.notice("profile recalibrated", metadata: [
                     "MESSAGE_ID": "\(Self.recalibratedMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
@@ -158,7 +186,7 @@ public final class Watchdog: Sendable {
         return state.withLock { state in
             let drifting = state.loop.monitors.values.filter { $0.state == .drifting }.count
             let age = state.loop.monitors.values.map { $0.calibrationAge(at: now) }.min()
-            var line = "calibration: \(state.loop.recalibrations) recalibrations"
+            var line = "calibration: \(state.installed) recalibrations"
             if let age { line += ", age \(Int(age)) s" }
             if drifting > 0 { line += ", \(drifting) drifting" }
             return line
@@ -168,9 +196,12 @@ public final class Watchdog: Sendable {
     /// The `calibration` object of `Status()`.
     public var statusJSON: JSONValue {
         let now = clock()
+        // Counted outside the lock: the store is disk, the lock is shared with report handling.
+        let stored = store.map { (try? $0.count()) ?? -1 }
+        let waiting = backlog.withLock { $0 }
         return state.withLock { state in
             var fields: [(String, JSONValue)] = [
-                ("recalibrations", .int(state.loop.recalibrations)),
+                ("recalibrations", .int(state.installed)),
                 ("powerMode", state.context.powerMode.map(JSONValue.string) ?? .null),
                 ("context", .string(state.context.summary)),
                 ("lastEvent", state.lastEvent.map(JSONValue.string) ?? .null),
@@ -189,7 +220,9 @@ public final class Watchdog: Sendable {
                     "totalW": status.latest.map { .number($0.totalW) } ?? .null, "lastError": status.lastError.map(JSONValue.string) ?? .null,
                 ])))
             }
-            if let store { fields.append(("storedReports", .int((try? store.count()) ?? -1))) }
+            if let stored { fields.append(("storedReports", .int(stored))) }
+            fields.append(("pendingReports", .int(waiting.waiting)))
+            fields.append(("droppedReports", .int(waiting.dropped)))
             return .object(fields)
         }
     }
