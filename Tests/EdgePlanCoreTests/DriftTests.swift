@@ -97,7 +97,8 @@ struct SeededRandom {
             }
             let budget = try #require(plan.configuration.budgetTokens)
             // Output lengths drawn from the profile's own length model; the run lasts as long as its longest sample.
-            let lengths = OutputLengthModel(meanTokens: plan.meanOutputTokens, coefficientOfVariation: 0.5, capTokens: budget)
+            #expect(plan.outputLength.capTokens == budget)
+            let lengths = plan.outputLength
             let output = (0..<plan.configuration.parallel).map { _ in Int(lengths.quantile(random.next()).rounded(.up)) }.max()!
             let trueVariant = truth.variants[plan.configuration.variant]!
             let latency = Predictor(device: truth.device).predict(trueVariant, input: 256, output: Double(output), parallel: plan.configuration.parallel).latencyS * (1 + 0.01 * random.normal())

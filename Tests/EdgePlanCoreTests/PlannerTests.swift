@@ -58,11 +58,11 @@ struct PlannerTests {
     }
 
     @Test func hardCapIsAGuaranteeAndSoftModesCarryMissRisk() throws {
-        guard case let .plan(fast) = try plan(deadline: 3) else { Issue.record("3 s should be feasible"); return }
+        guard case let .plan(fast) = try plan(deadline: 5) else { Issue.record("5 s should be feasible"); return }
         #expect(fast.configuration.capped)
         let variant = Fixtures.profile.variants[fast.configuration.variant]!
         let atCap = Predictor(device: Fixtures.profile.device).predict(variant, input: 256, output: Double(fast.configuration.budgetTokens!), parallel: fast.configuration.parallel)
-        if atCap.latencyS <= 3 { #expect(fast.missProbability == 0) } else { #expect(fast.missProbability <= 1 - Fixtures.policy.latencyPercentile + 1e-9) }
+        if atCap.latencyS <= 5 { #expect(fast.missProbability == 0) } else { #expect(fast.missProbability <= 1 - Fixtures.policy.latencyPercentile + 1e-9) }
         guard case let .plan(roomy) = try plan(deadline: 8) else { Issue.record("8 s should be feasible"); return }
         if roomy.configuration.capped, let cap = roomy.configuration.budgetTokens,
            Predictor(device: Fixtures.profile.device).predict(Fixtures.profile.variants[roomy.configuration.variant]!, input: 256, output: Double(cap), parallel: roomy.configuration.parallel).latencyS <= 8 {
@@ -89,7 +89,7 @@ struct PlannerTests {
         #expect(reason.closest != nil)
         guard case let .infeasible(energy) = try plan(deadline: 100, energy: 0.5) else { Issue.record("expected infeasible"); return }
         #expect(energy.limit == .energyBudget)
-        guard case let .infeasible(accuracy) = try plan(deadline: 2, minAccuracy: 0.95) else { Issue.record("expected infeasible"); return }
+        guard case let .infeasible(accuracy) = try plan(deadline: 10, minAccuracy: 0.95) else { Issue.record("expected infeasible"); return }
         #expect(accuracy.limit == .minAccuracy)
     }
 
@@ -135,40 +135,35 @@ struct PlannerTests {
         #expect { try PolicyDecoder.decode("kind: policy\ntasks:\n  mmlu:\n    allowed_modes: [fast]\n", file: "p.yaml") } throws: { ($0 as? EdgePlanError)?.field == "tasks.mmlu.allowed_modes" }
     }
 
-    @Test func votingReproducesSectionVE() throws {
-        let profile = Fixtures.profile
-        let large = try profile.variant(model: "DSR1-Qwen-14B", quantization: .fp16).voting
-        let lift128 = large.accuracy(single: 0.4, samples: 32, budgetTokens: 128) / 0.4
-        #expect(lift128 >= 1.5 && lift128 <= 1.8)
-        #expect(abs(large.accuracy(single: 0.6, samples: 16, budgetTokens: 512) - large.accuracy(single: 0.6, samples: 4, budgetTokens: 512)) < 1e-9)
-        let small = try profile.variant(model: "DSR1-Qwen-1.5B", quantization: .fp16).voting
-        #expect(small.accuracy(single: 0.2, samples: 16, budgetTokens: 128) < small.accuracy(single: 0.2, samples: 8, budgetTokens: 128))
-        let smallLift = small.accuracy(single: 0.2, samples: 32, budgetTokens: 128) / 0.2
-        #expect(smallLift >= 1.4 && smallLift <= 1.8)
-        let l1 = try profile.variant(model: "L1-Max", quantization: .fp16).voting
-        #expect(l1.accuracy(single: 0.2, samples: 8, budgetTokens: 128) == l1.accuracy(single: 0.2, samples: 2, budgetTokens: 128) * pow(1, 1))
-        #expect(l1.accuracy(single: 0.2, samples: 8, budgetTokens: 512) > l1.accuracy(single: 0.2, samples: 4, budgetTokens: 512))
-    }
-
-    @Test func accuracyInterpolatesMonotonicallyAndNeverExtrapolates() throws {
+    @Test func accuracyInterpolatesMonotonicallyAndExtendsOnlyAsModeled() throws {
         let table = try Fixtures.profile.table(task: "mmlu-redux")
         let model = AccuracyModel(table: table)
         let group = AccuracyModel.Group(variant: VariantID(model: "DSR1-Llama-8B", quantization: .fp16), mode: .hard, capped: true)
         let at128 = model.estimate(group, budget: 128)!, at192 = model.estimate(group, budget: 192)!, at256 = model.estimate(group, budget: 256)!
         #expect(at128.source == .measured && at192.source == .interpolated)
         #expect(at128.accuracy <= at192.accuracy && at192.accuracy <= at256.accuracy)
+        #expect(at128.low < at128.accuracy && at128.accuracy < at128.high)
         #expect(model.estimate(group, budget: 64) == nil)
+        // Without a release point (no length model) nothing beyond the data is offered.
         #expect(model.estimate(group, budget: 1024) == nil)
+        // With one, the hard-cap curve rises toward the unconstrained run, marked modeled, with an interval spanning both.
+        let extended = AccuracyModel(table: table) { _ in (budget: 3000, accuracy: 0.617) }
+        let at1024 = try #require(extended.estimate(group, budget: 1024))
+        #expect(at1024.source == .modeled)
+        #expect(at1024.accuracy > at256.accuracy && at1024.accuracy < 0.617)
+        #expect(at1024.low <= at256.accuracy && at1024.high >= 0.617)
         // L1-Max soft measured 17.8 at 128 and 17.1 at 256: the larger budget keeps the better figure.
         let l1 = AccuracyModel.Group(variant: VariantID(model: "L1-Max", quantization: .fp16), mode: .soft, capped: false)
         #expect(model.estimate(l1, budget: 256)!.accuracy >= model.estimate(l1, budget: 128)!.accuracy)
     }
 
     @Test func outputLengthPercentilesRespectTheCap() {
-        let capped = OutputLengthModel(meanTokens: 76, coefficientOfVariation: 0.5, capTokens: 128)
+        let capped = OutputLengthModel(uncappedMeanTokens: 437, sigma: 1.83, capTokens: 128, source: .fitted)
         #expect(capped.quantile(0.999) == 128)
         #expect(capped.exceedanceProbability(128, samples: 8) == 0)
-        let free = OutputLengthModel(meanTokens: 800, coefficientOfVariation: 0.5, capTokens: nil)
+        #expect(capped.meanTokens < 128 && capped.capProbability > 0.3)
+        let free = OutputLengthModel(uncappedMeanTokens: 800, sigma: 0.5, capTokens: nil, source: .prior)
+        #expect(abs(free.meanTokens - 800) < 1e-6)
         #expect(free.quantile(0.95) > 800)
         #expect(free.quantileOfMaximum(0.95, samples: 8) > free.quantile(0.95))
         #expect(abs(free.cdf(free.quantile(0.9)) - 0.9) < 1e-6)
@@ -178,7 +173,7 @@ struct PlannerTests {
         guard case let .plan(plan) = try plan(deadline: 10) else { Issue.record("expected a plan"); return }
         let json = try JSONValue.parse(Array(plan.json.serialized().utf8))
         for key in ["model", "quantization", "mode", "tokenBudget", "parallel", "predicted", "request"] { #expect(json[key] != nil, "\(key)") }
-        for key in ["latencyMs", "latencyPercentileMs", "energyJ", "accuracy", "costUsdPerMTok", "missProbability"] { #expect(json["predicted"]?[key]?.doubleValue != nil, "\(key)") }
+        for key in ["latencyMs", "latencyPercentileMs", "energyJ", "energyPercentileJ", "accuracy", "accuracyLow", "accuracyHigh", "costUsdPerMTok", "missProbability"] { #expect(json["predicted"]?[key]?.doubleValue != nil, "\(key)") }
         #expect(json["request"]?["body"]?["model"]?.stringValue != nil)
     }
 

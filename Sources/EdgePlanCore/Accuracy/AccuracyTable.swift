@@ -49,13 +49,20 @@ public struct AccuracyTable: Sendable, Equatable {
     public var source: String
     /// Typical prompt length of the task, used when a request gives none.
     public var typicalInputTokens: Int
+    /// Distinct answers a question has: 4 for multiple choice; free-form tasks give how many distinct wrong
+    /// answers votes effectively split over. Majority voting depends on it.
+    public var answerOptions: Int
+    /// Questions behind each row: how much evidence one measured accuracy is.
+    public var questions: Int
     public var records: [AccuracyRecord]
 
-    public init(task: String, description: String, source: String, typicalInputTokens: Int, records: [AccuracyRecord]) {
+    public init(task: String, description: String, source: String, typicalInputTokens: Int, answerOptions: Int, questions: Int, records: [AccuracyRecord]) {
         self.task = task
         self.description = description
         self.source = source
         self.typicalInputTokens = typicalInputTokens
+        self.answerOptions = answerOptions
+        self.questions = questions
         self.records = records
     }
 }

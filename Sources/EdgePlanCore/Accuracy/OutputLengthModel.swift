@@ -1,24 +1,67 @@
 import Foundation
 
-/// Output length as a log-normal around the measured mean; a hard cap truncates it exactly.
+/// Where an output-length distribution comes from.
+public enum LengthSource: String, Sendable, Equatable, Codable {
+    /// Fitted to a soft/hard pair at the same budget (the hard cap censors the soft distribution).
+    case fitted
+    /// The measured mean with the spread of the model family's fits (no pair at this budget).
+    case prior
+    /// Posterior from reported output tokens.
+    case learned
+    /// No data of the family: an assumed spread around the measured mean.
+    case assumed
+}
+
+/// Output length of one sample as a log-normal; a hard cap censors it (the engine stops at the cap).
 public struct OutputLengthModel: Sendable, Equatable {
-    public var meanTokens: Double
-    public var coefficientOfVariation: Double
+    /// Mean and standard deviation of log(tokens) before the cap.
+    public var mu: Double
+    public var sigma: Double
     /// When set, the engine stops at this many tokens: no run is ever longer.
     public var capTokens: Int?
+    public var source: LengthSource
 
-    public init(meanTokens: Double, coefficientOfVariation: Double, capTokens: Int?) {
-        self.meanTokens = meanTokens
-        self.coefficientOfVariation = coefficientOfVariation
+    public init(mu: Double, sigma: Double, capTokens: Int?, source: LengthSource) {
+        self.mu = mu
+        self.sigma = max(sigma, 0)
         self.capTokens = capTokens
+        self.source = source
     }
 
-    private var sigma: Double { (log(1 + coefficientOfVariation * coefficientOfVariation)).squareRoot() }
-    private var mu: Double { log(meanTokens) - sigma * sigma / 2 }
+    /// The log-normal whose uncensored mean is `meanTokens`.
+    public init(uncappedMeanTokens meanTokens: Double, sigma: Double, capTokens: Int?, source: LengthSource) {
+        self.init(mu: log(max(meanTokens, 1)) - sigma * sigma / 2, sigma: sigma, capTokens: capTokens, source: source)
+    }
+
+    /// Mean length without the cap.
+    public var uncappedMeanTokens: Double { exp(mu + sigma * sigma / 2) }
+
+    /// Mean tokens a run produces: E[min(L, cap)].
+    public var meanTokens: Double {
+        guard let capTokens else { return uncappedMeanTokens }
+        return Self.censoredMean(mu: mu, sigma: sigma, cap: Double(capTokens))
+    }
+
+    /// Coefficient of variation of the uncensored length.
+    public var coefficientOfVariation: Double { (exp(sigma * sigma) - 1).squareRoot() }
+
+    /// Probability that one sample runs into the cap.
+    public var capProbability: Double {
+        guard let capTokens else { return 0 }
+        return 1 - cdfUncapped(Double(capTokens))
+    }
+
+    /// E[min(L, B)] of a log-normal L.
+    public static func censoredMean(mu: Double, sigma: Double, cap: Double) -> Double {
+        guard sigma > 0 else { return min(exp(mu), cap) }
+        let logCap = log(cap)
+        return exp(mu + sigma * sigma / 2) * Normal.cdf((logCap - mu - sigma * sigma) / sigma)
+            + cap * (1 - Normal.cdf((logCap - mu) / sigma))
+    }
 
     /// The length not exceeded with probability `p`.
     public func quantile(_ p: Double) -> Double {
-        let raw = sigma == 0 ? meanTokens : exp(mu + sigma * Normal.quantile(p))
+        let raw = exp(mu + sigma * Normal.quantile(p))
         if let capTokens { return min(raw, Double(capTokens)) }
         return raw
     }
@@ -28,42 +71,23 @@ public struct OutputLengthModel: Sendable, Equatable {
         quantile(pow(p, 1 / Double(max(k, 1))))
     }
 
+    private func cdfUncapped(_ tokens: Double) -> Double {
+        guard tokens > 0 else { return 0 }
+        if sigma == 0 { return tokens >= exp(mu) ? 1 : 0 }
+        return Normal.cdf((log(tokens) - mu) / sigma)
+    }
+
     /// Probability that one sample is at most `tokens` long.
     public func cdf(_ tokens: Double) -> Double {
         if let capTokens, tokens >= Double(capTokens) { return 1 }
-        guard tokens > 0 else { return 0 }
-        if sigma == 0 { return tokens >= meanTokens ? 1 : 0 }
-        return Normal.cdf((log(tokens) - mu) / sigma)
+        return cdfUncapped(tokens)
     }
 
     /// Probability that at least one of `k` samples is longer than `tokens`.
     public func exceedanceProbability(_ tokens: Double, samples k: Int) -> Double {
         max(0, min(1, 1 - pow(cdf(tokens), Double(max(k, 1)))))
     }
-}
 
-/// The standard normal distribution.
-enum Normal {
-    static func cdf(_ z: Double) -> Double { 0.5 * erfc(-z / 2.0.squareRoot()) }
-
-    /// Inverse CDF by Acklam's rational approximation (relative error below 1.2e-9).
-    static func quantile(_ p: Double) -> Double {
-        let p = min(max(p, 1e-12), 1 - 1e-12)
-        let a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
-        let b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01]
-        let c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
-        let d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
-        let low = 0.02425
-        if p < low {
-            let q = (-2 * log(p)).squareRoot()
-            return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
-        }
-        if p > 1 - low {
-            let q = (-2 * log(1 - p)).squareRoot()
-            return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
-        }
-        let q = p - 0.5
-        let r = q * q
-        return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-    }
+    /// The sigma of a log-normal with this coefficient of variation.
+    public static func sigma(coefficientOfVariation cv: Double) -> Double { log(1 + cv * cv).squareRoot() }
 }

@@ -24,16 +24,20 @@ public struct Configuration: Sendable, Hashable, CustomStringConvertible {
 /// A configuration with everything the solver knows about it at one input length.
 public struct EvaluatedConfiguration: Sendable, Equatable {
     public var configuration: Configuration
-    public var accuracy: Double
-    public var accuracySource: AccuracySource
+    public var estimate: AccuracyEstimate
     public var outputLength: OutputLengthModel
     /// Prediction at the mean output length.
     public var mean: Prediction
     /// Total latency when the longest of the samples is at the policy's percentile.
     public var latencyPercentileS: Double
+    /// Energy of all samples when the longest is at the policy's percentile: checked against the budget.
+    public var energyPercentileJ: Double
     /// Output tokens per sample at that percentile.
     public var percentileOutputTokens: Double
     public var inputTokens: Int
 
+    public var accuracy: Double { estimate.accuracy }
+    public var accuracySource: AccuracySource { estimate.source }
+    /// Mean energy of a run.
     public var energyJ: Double { mean.energyJ }
 }

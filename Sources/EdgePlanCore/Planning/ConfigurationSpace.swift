@@ -1,38 +1,59 @@
-/// Every configuration of one task that the profile has accuracy data for, with its single-sample estimate.
+/// Every configuration of one task class that the profile has accuracy data for, with its estimates.
 public struct ConfigurationSpace: Sendable {
     public struct Candidate: Sendable {
         public var configuration: Configuration
+        public var group: AccuracyModel.Group
         public var variant: ModelVariant
-        public var accuracy: Double
-        public var accuracySource: AccuracySource
+        /// Accuracy of this configuration (voted over its samples), with provenance and interval.
+        public var accuracy: AccuracyEstimate
+        /// Single-sample accuracy at this budget: what learning shifts and voting lifts.
+        public var single: AccuracyEstimate
         public var outputLength: OutputLengthModel
+        /// Vote-model inputs: abstention chance and the token count its parameters are read at.
+        public var abstention: Double
+        public var voteTokens: Double
     }
 
     public let task: String
+    public let answerOptions: Int
     public let candidates: [Candidate]
 
-    /// Enumerates variants × modes × budgets from the accuracy table, times each parallel factor.
-    public init(task table: AccuracyTable, profile: ProfileSet, parallelFactors: [Int]) {
-        let model = AccuracyModel(table: table)
+    /// Enumerates variants × modes × budgets of the class's benchmark table, times each parallel factor.
+    public init(task: String, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits, parallelFactors: [Int]) {
+        let model = AccuracyModel(table: table) { group in
+            lengths.unconstrained(task: table.task, group: group, accuracy: AccuracyModel(table: table)).map { ($0.budget, $0.accuracy) }
+        }
         var candidates: [Candidate] = []
         for (group, budget) in model.candidateBudgets() {
-            guard let variant = profile.variants[group.variant], let estimate = model.estimate(group, budget: budget) else { continue }
-            let length = OutputLengthModel(
-                meanTokens: estimate.meanOutputTokens,
-                coefficientOfVariation: variant.outputLength.coefficientOfVariation,
-                capTokens: group.capped ? budget : nil)
-            let votingBudget = Double(budget ?? Int(estimate.meanOutputTokens.rounded()))
+            guard let variant = profile.variants[group.variant], let single = model.estimate(group, budget: budget),
+                  let length = lengths.model(task: table.task, group: group, budget: budget, accuracy: model) else { continue }
+            let voteTokens = Double(budget ?? Int(length.meanTokens.rounded()))
+            let abstention = length.capProbability * variant.voting.parameters(atTokens: voteTokens).unansweredAtCap
             for k in parallelFactors {
                 let configuration = Configuration(variant: group.variant, mode: group.mode, budgetTokens: budget, capped: group.capped, parallel: k)
                 candidates.append(Candidate(
-                    configuration: configuration,
-                    variant: variant,
-                    accuracy: variant.voting.accuracy(single: estimate.accuracy, samples: k, budgetTokens: votingBudget),
-                    accuracySource: estimate.source,
-                    outputLength: length))
+                    configuration: configuration, group: group, variant: variant,
+                    accuracy: Self.voted(single, samples: k, variant: variant, abstention: abstention, tokens: voteTokens, options: table.answerOptions),
+                    single: single, outputLength: length, abstention: abstention, voteTokens: voteTokens))
             }
         }
-        self.task = table.task
+        self.task = task
+        self.answerOptions = table.answerOptions
         self.candidates = candidates
+    }
+
+    /// The estimate for `samples` voting samples: the interval's ends go through the vote model too, widened by
+    /// the vote fit's error. One sample is the single-sample estimate itself.
+    static func voted(_ single: AccuracyEstimate, samples k: Int, variant: ModelVariant, abstention: Double, tokens: Double, options: Int) -> AccuracyEstimate {
+        guard k > 1 else { return single }
+        let anchor = variant.voting.parameters(atTokens: tokens)
+        func vote(_ p: Double) -> Double {
+            PluralityVote.accuracy(single: max(p, 0), samples: k, abstention: abstention, concentration: anchor.concentration, options: options)
+        }
+        let fitError = 1.2816 * variant.voting.fitErrorPoints / 100
+        let mean = vote(single.accuracy)
+        return AccuracyEstimate(
+            accuracy: mean, low: max(0, vote(single.low) - fitError), high: min(1, vote(single.high) + fitError),
+            source: single.source == .learned ? .learned : .modeled, observations: single.observations)
     }
 }

@@ -6,19 +6,29 @@ public struct Plan: Sendable, Equatable {
     public var inputTokens: Int
     public var deadlineS: Double
     public var energyBudgetJ: Double?
+    /// Latency at the mean output length, and when the longest sample is at the policy's percentile.
     public var latencyS: Double
     public var latencyPercentileS: Double
     public var percentile: Double
+    /// Energy at the mean output length, and (checked against the budget) at the percentile.
     public var energyJ: Double
-    public var accuracy: Double
-    public var accuracySource: AccuracySource
+    public var energyPercentileJ: Double
+    public var estimate: AccuracyEstimate
     public var costUSDPerMTok: Double
     public var memoryGiB: Double
     public var missProbability: Double
-    public var meanOutputTokens: Double
+    public var outputLength: OutputLengthModel
+    public var percentileOutputTokens: Double
+    public var objective: Objective
+    /// Whether exploration picked this instead of the greedy best.
+    public var explored = false
     public var engineRequest: EngineRequest
     public var profileVersion: String
     public var policyVersion: String
+
+    public var accuracy: Double { estimate.accuracy }
+    public var accuracySource: AccuracySource { estimate.source }
+    public var meanOutputTokens: Double { outputLength.meanTokens }
 }
 
 /// Which limit a request could not meet, and the closest configuration.

@@ -1,20 +1,24 @@
 import Foundation
 import Synchronization
 
-/// Chooses a configuration per request on one profile and policy snapshot.
+/// Chooses a configuration per request on one profile, policy and learned-overlay snapshot.
 ///
-/// Pareto fronts are cached per task and 128-token input bucket (prefill pads to 128 anyway); a new profile or
-/// policy means a new planner, so a reload or recalibration invalidates every cached front at once.
+/// Pareto fronts are cached per task class, 128-token input bucket (prefill pads to 128 anyway) and accuracy
+/// ranking; a new profile, policy or overlay means a new planner, so a reload, recalibration or learned
+/// update invalidates every cached front at once.
 public final class Planner: Sendable {
     public let profile: ProfileSet
     public let policy: Policy
     public let predictor: Predictor
+    public let lengths: OutputLengthFits
+    public let overlay: LearnedOverlay
     private let spaces: [String: ConfigurationSpace]
     private let cache = Mutex<[FrontKey: ParetoFront]>([:])
 
     private struct FrontKey: Hashable {
         var task: String
         var bucket: Int
+        var ranking: AccuracyRanking
     }
 
     /// Input lengths are grouped in buckets of this many tokens; fronts are built at the bucket's upper edge.
@@ -25,57 +29,95 @@ public final class Planner: Sendable {
         self.profile = profile
         self.policy = policy
         self.predictor = Predictor(device: profile.device)
+        let lengths = OutputLengthFits(profile: profile)
+        self.lengths = lengths
+        self.overlay = LearnedOverlay()
         var spaces: [String: ConfigurationSpace] = [:]
-        for (task, table) in profile.accuracy {
-            let taskPolicy = policy.task(task)
-            let factors = policy.parallelFactors.filter { $0 <= taskPolicy.maxParallel }
-            spaces[task] = ConfigurationSpace(task: table, profile: profile, parallelFactors: factors)
+        for name in Set(profile.tasks).union(policy.tasks.keys) {
+            guard let table = profile.accuracy[policy.benchmark(of: name)] else { continue }
+            let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
+            spaces[name] = ConfigurationSpace(task: name, table: table, profile: profile, lengths: lengths, parallelFactors: factors)
         }
         self.spaces = spaces
     }
 
+    private init(sharing planner: Planner, overlay: LearnedOverlay) {
+        self.profile = planner.profile
+        self.policy = planner.policy
+        self.predictor = planner.predictor
+        self.lengths = planner.lengths
+        self.spaces = planner.spaces
+        self.overlay = overlay
+    }
+
+    /// The same profile and policy with learned estimates in place; its fronts are built afresh.
+    public func applying(_ overlay: LearnedOverlay) -> Planner { Planner(sharing: self, overlay: overlay) }
+
+    /// Sorted task classes: the profile's benchmarks and the policy's classes.
+    public var taskClasses: [String] { spaces.keys.sorted() }
+
+    /// The configuration space of a task class.
+    public func space(_ taskClass: String) -> ConfigurationSpace? { spaces[taskClass] }
+
     /// Number of fronts currently cached.
     public var cachedFronts: Int { cache.withLock { $0.count } }
 
-    /// The Pareto front of a task at an input length, from the cache when present.
-    public func front(task: String, inputTokens: Int) throws -> ParetoFront {
+    /// The vote of a candidate's configuration, as the learner and the estimates use it.
+    public func voteContext(_ candidate: ConfigurationSpace.Candidate, options: Int) -> VoteContext {
+        VoteContext(
+            samples: candidate.configuration.parallel, abstention: candidate.abstention,
+            concentration: candidate.variant.voting.parameters(atTokens: candidate.voteTokens).concentration, options: options)
+    }
+
+    /// The benchmark table behind a task class, or an error listing the known classes.
+    public func table(taskClass: String) throws -> AccuracyTable {
+        guard spaces[taskClass] != nil, let table = profile.accuracy[policy.benchmark(of: taskClass)] else {
+            throw EdgePlanError(.unknownTask, "unknown task class '\(taskClass)'; known: \(taskClasses.joined(separator: ", "))", field: "task")
+        }
+        return table
+    }
+
+    /// The Pareto front of a task class at an input length, from the cache when present.
+    public func front(task: String, inputTokens: Int, ranking: AccuracyRanking = .expected) throws -> ParetoFront {
         guard inputTokens > 0, inputTokens <= PlanRequest.maxInputTokens else {
             throw EdgePlanError.invalidInput("input tokens must be within 1...\(PlanRequest.maxInputTokens) (got \(inputTokens))", field: "inputTokens")
         }
-        let bucket = Self.bucket(inputTokens)
-        let key = FrontKey(task: task, bucket: bucket)
+        let key = FrontKey(task: task, bucket: Self.bucket(inputTokens), ranking: ranking)
         if let cached = cache.withLock({ $0[key] }) { return cached }
-        let front = try buildFront(task: task, inputTokens: bucket)
+        let front = try buildFront(task: task, inputTokens: key.bucket, ranking: ranking)
         cache.withLock { $0[key] = front }
         return front
     }
 
     /// Builds a front without the cache (what a cold request pays).
-    public func buildFront(task: String, inputTokens: Int) throws -> ParetoFront {
-        guard let space = spaces[task] else { _ = try profile.table(task: task); throw EdgePlanError(.unknownTask, "no configurations for task '\(task)'") }
+    public func buildFront(task: String, inputTokens: Int, ranking: AccuracyRanking = .expected) throws -> ParetoFront {
+        _ = try table(taskClass: task)
+        let space = spaces[task]!
         let taskPolicy = policy.task(task)
         var evaluated: [EvaluatedConfiguration] = []
         evaluated.reserveCapacity(space.candidates.count)
         for candidate in space.candidates where taskPolicy.allows(candidate.configuration) {
-            let point = evaluate(candidate, inputTokens: inputTokens)
+            let point = evaluate(candidate, task: task, inputTokens: inputTokens)
             if point.mean.fits && memoryFitsAtPercentile(point) { evaluated.append(point) }
         }
-        return ParetoFront(task: task, inputTokens: inputTokens, evaluated: evaluated)
+        return ParetoFront(task: task, inputTokens: inputTokens, evaluated: evaluated, ranking: ranking)
     }
 
     public static func bucket(_ inputTokens: Int) -> Int {
         max(1, (inputTokens + bucketTokens - 1) / bucketTokens) * bucketTokens
     }
 
-    func evaluate(_ candidate: ConfigurationSpace.Candidate, inputTokens: Int) -> EvaluatedConfiguration {
+    func evaluate(_ candidate: ConfigurationSpace.Candidate, task: String, inputTokens: Int) -> EvaluatedConfiguration {
+        let key = LearnedOverlay.Key(taskClass: task, configuration: candidate.configuration)
+        let length = overlay.lengths[key] ?? candidate.outputLength
+        let estimate = overlay.accuracy[key] ?? candidate.accuracy
         let k = candidate.configuration.parallel
-        let mean = predictor.predict(candidate.variant, input: inputTokens, output: candidate.outputLength.meanTokens, parallel: k)
-        let tail = candidate.outputLength.quantileOfMaximum(policy.latencyPercentile, samples: k)
-        let tailLatency = mean.prefillS + predictor.decodeSeconds(candidate.variant, input: inputTokens, output: tail, parallel: k)
+        let mean = predictor.predict(candidate.variant, input: inputTokens, output: length.meanTokens, parallel: k)
+        let tail = min(length.quantileOfMaximum(policy.latencyPercentile, samples: k), Double(max(candidate.variant.contextTokens - inputTokens, 1)))
+        let atTail = predictor.predict(candidate.variant, input: inputTokens, output: tail, parallel: k)
         return EvaluatedConfiguration(
-            configuration: candidate.configuration, accuracy: candidate.accuracy, accuracySource: candidate.accuracySource,
-            outputLength: candidate.outputLength, mean: mean, latencyPercentileS: tailLatency, percentileOutputTokens: tail,
-            inputTokens: inputTokens)
+            configuration: candidate.configuration, estimate: estimate, outputLength: length, mean: mean,
+            latencyPercentileS: atTail.latencyS, energyPercentileJ: atTail.energyJ, percentileOutputTokens: tail, inputTokens: inputTokens)
     }
 
     private func memoryFitsAtPercentile(_ point: EvaluatedConfiguration) -> Bool {
@@ -84,53 +126,95 @@ public final class Planner: Sendable {
         return memory <= profile.device.usableMemoryGiB
     }
 
-    /// Solves one request: the best feasible point on the front, re-evaluated at the exact input length.
-    public func plan(_ request: PlanRequest) throws -> PlanOutcome {
+    /// The limits a request resolves to once the policy's defaults fill the gaps.
+    public struct Limits: Sendable, Equatable {
+        public var deadlineS: Double
+        public var energyBudgetJ: Double?
+        public var minAccuracy: Double
+        public var objective: Objective
+        public var inputTokens: Int
+    }
+
+    /// Fills a request's gaps from the policy: deadline, energy budget, accuracy floor, objective, input length.
+    public func limits(_ request: PlanRequest) throws -> Limits {
         try request.validate()
-        let table = try profile.table(task: request.task)
+        let table = try self.table(taskClass: request.task)
         let taskPolicy = policy.task(request.task)
         guard let deadlineS = request.deadlineS ?? taskPolicy.defaultDeadlineS else {
             throw EdgePlanError.invalidInput("no deadline given and the policy has no default deadline for task '\(request.task)'", field: "deadline")
         }
-        let energyBudgetJ = request.energyBudgetJ ?? taskPolicy.defaultEnergyBudgetJ
-        let minAccuracy = request.minAccuracy ?? taskPolicy.minAccuracy
-        let objective = request.objective ?? taskPolicy.objective
-        let inputTokens = request.inputTokens ?? table.typicalInputTokens
-        let front = try self.front(task: request.task, inputTokens: inputTokens)
-        let latencyLimitS = deadlineS * (1 - policy.safetyMargin)
+        return Limits(
+            deadlineS: deadlineS, energyBudgetJ: request.energyBudgetJ ?? taskPolicy.defaultEnergyBudgetJ,
+            minAccuracy: max(request.minAccuracy ?? 0, taskPolicy.minAccuracy), objective: request.objective ?? taskPolicy.objective,
+            inputTokens: request.inputTokens ?? taskPolicy.defaultInputTokens ?? table.typicalInputTokens)
+    }
+
+    /// Solves one request: the best feasible point on the front, re-evaluated at the exact input length.
+    public func plan(_ request: PlanRequest) throws -> PlanOutcome {
+        var none: SystemRandomNumberGenerator? = nil
+        return try plan(request, random: &none)
+    }
+
+    /// Solves one request; with `explore: thompson` in the policy, `random` draws which near-best point to try.
+    public func plan<R: RandomNumberGenerator>(_ request: PlanRequest, random: inout R?) throws -> PlanOutcome {
+        let limits = try self.limits(request)
+        let ranking = limits.objective.ranking
+        let front = try self.front(task: request.task, inputTokens: limits.inputTokens, ranking: ranking)
+        let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
 
         // Front points are sorted by accuracy, then energy, then latency: the first feasible one has the
         // highest accuracy; for min-energy the cheapest feasible one wins, ties going to higher accuracy.
         let feasible = front.points.lazy.filter { point in
             point.latencyPercentileS <= latencyLimitS
-                && energyBudgetJ.map { point.energyJ <= $0 } ?? true
-                && minAccuracy.map { point.accuracy >= $0 } ?? true
+                && limits.energyBudgetJ.map { point.energyPercentileJ <= $0 } ?? true
+                && ranking.score(point) >= limits.minAccuracy
         }
-        let best: EvaluatedConfiguration?
-        switch objective {
-        case .maxAccuracy: best = feasible.first
-        case .minEnergy: best = feasible.reduce(nil) { current, point in current.map { $0.energyJ <= point.energyJ ? $0 : point } ?? point }
+        var best: EvaluatedConfiguration?
+        switch limits.objective {
+        case .maxAccuracy, .maxAccuracyLowerBound: best = feasible.first
+        case .minEnergy: best = feasible.reduce(nil) { current, point in current.map { $0.energyPercentileJ <= point.energyPercentileJ ? $0 : point } ?? point }
+        }
+        var explored = false
+        if case let .thompson(maxLoss) = policy.explore, limits.objective != .minEnergy, let greedy = best, random != nil {
+            let contenders = Array(feasible.prefix { ranking.score($0) >= ranking.score(greedy) - maxLoss }.prefix(16))
+            if contenders.count > 1, let draw = Self.thompsonDraw(contenders, random: &random!) {
+                explored = draw.configuration != greedy.configuration
+                best = draw
+            }
         }
         guard let chosen = best else {
-            return .infeasible(explain(front: front, task: request.task, latencyLimitS: latencyLimitS, energyBudgetJ: energyBudgetJ, minAccuracy: minAccuracy))
+            return .infeasible(explain(front: front, task: request.task, latencyLimitS: latencyLimitS, limits: limits))
         }
-        return .plan(makePlan(chosen, request: request, inputTokens: inputTokens, deadlineS: deadlineS, energyBudgetJ: energyBudgetJ))
+        var plan = makePlan(chosen, request: request, limits: limits)
+        plan.explored = explored
+        return .plan(plan)
     }
 
-    private func makePlan(_ chosen: EvaluatedConfiguration, request: PlanRequest, inputTokens: Int, deadlineS: Double, energyBudgetJ: Double?) -> Plan {
+    /// Thompson sampling: draw each contender's accuracy from its belief (a normal matched to its 80 % interval)
+    /// and take the highest draw.
+    static func thompsonDraw<R: RandomNumberGenerator>(_ contenders: [EvaluatedConfiguration], random: inout R) -> EvaluatedConfiguration? {
+        var best: (EvaluatedConfiguration, Double)?
+        for point in contenders {
+            let sd = max((point.estimate.high - point.estimate.low) / 2.5631, 1e-4)
+            let u1 = Double.random(in: Double.ulpOfOne..<1, using: &random)
+            let u2 = Double.random(in: 0..<1, using: &random)
+            let draw = point.estimate.accuracy + sd * (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+            if best == nil || draw > best!.1 { best = (point, draw) }
+        }
+        return best?.0
+    }
+
+    private func makePlan(_ chosen: EvaluatedConfiguration, request: PlanRequest, limits: Limits) -> Plan {
         let configuration = chosen.configuration
         let variant = profile.variants[configuration.variant]!
         let k = configuration.parallel
-        let exact = predictor.predict(variant, input: inputTokens, output: chosen.outputLength.meanTokens, parallel: k)
-        let tailTokens = chosen.outputLength.quantileOfMaximum(policy.latencyPercentile, samples: k)
-        let tailS = exact.prefillS + predictor.decodeSeconds(variant, input: inputTokens, output: tailTokens, parallel: k)
-        let reachable = predictor.maxOutputTokens(variant, input: inputTokens, deadlineS: deadlineS, parallel: k)
-        let miss: Double
-        if let reachable {
-            miss = chosen.outputLength.exceedanceProbability(Double(reachable), samples: k)
-        } else {
-            miss = 1
-        }
+        let inputTokens = limits.inputTokens
+        let length = chosen.outputLength
+        let exact = predictor.predict(variant, input: inputTokens, output: length.meanTokens, parallel: k)
+        let tailTokens = min(length.quantileOfMaximum(policy.latencyPercentile, samples: k), Double(max(variant.contextTokens - inputTokens, 1)))
+        let atTail = predictor.predict(variant, input: inputTokens, output: tailTokens, parallel: k)
+        let reachable = predictor.maxOutputTokens(variant, input: inputTokens, deadlineS: limits.deadlineS, parallel: k)
+        let miss = reachable.map { length.exceedanceProbability(Double($0), samples: k) } ?? 1
         let guardTokens: Int
         if configuration.capped, let budget = configuration.budgetTokens {
             guardTokens = budget
@@ -139,16 +223,17 @@ public final class Planner: Sendable {
         }
         return Plan(
             task: request.task, requestID: request.requestID, configuration: configuration, inputTokens: inputTokens,
-            deadlineS: deadlineS, energyBudgetJ: energyBudgetJ, latencyS: exact.latencyS, latencyPercentileS: tailS,
-            percentile: policy.latencyPercentile, energyJ: exact.energyJ, accuracy: chosen.accuracy,
-            accuracySource: chosen.accuracySource, costUSDPerMTok: exact.costUSDPerMTok, memoryGiB: exact.memoryGiB,
-            missProbability: miss, meanOutputTokens: chosen.outputLength.meanTokens,
+            deadlineS: limits.deadlineS, energyBudgetJ: limits.energyBudgetJ, latencyS: exact.latencyS, latencyPercentileS: atTail.latencyS,
+            percentile: policy.latencyPercentile, energyJ: exact.energyJ, energyPercentileJ: atTail.energyJ, estimate: chosen.estimate,
+            costUSDPerMTok: exact.costUSDPerMTok, memoryGiB: exact.memoryGiB, missProbability: miss, outputLength: length,
+            percentileOutputTokens: tailTokens, objective: limits.objective,
             engineRequest: EngineRequest(configuration: configuration, variant: variant, maxTokens: guardTokens),
             profileVersion: profile.version, policyVersion: policy.version)
     }
 
-    private func explain(front: ParetoFront, task: String, latencyLimitS: Double, energyBudgetJ: Double?, minAccuracy: Double?) -> Infeasibility {
+    private func explain(front: ParetoFront, task: String, latencyLimitS: Double, limits: Limits) -> Infeasibility {
         let points = front.points
+        let ranking = front.ranking
         guard !points.isEmpty else {
             return Infeasibility(task: task, limit: .policy, message: "the policy for task '\(task)' allows no configuration that fits in memory", closest: nil, missBy: nil, requested: nil)
         }
@@ -157,49 +242,52 @@ public final class Planner: Sendable {
             let fastest = points.min { $0.latencyPercentileS < $1.latencyPercentileS }!
             return Infeasibility(
                 task: task, limit: .deadline,
-                message: String(format: "no configuration finishes within %.3f s at p%g (deadline less safety margin); the fastest needs %.3f s", latencyLimitS, policy.latencyPercentile * 100, fastest.latencyPercentileS),
+                message: "no configuration finishes within \(latencyLimitS.significantDigits(4)) s at p\((policy.latencyPercentile * 100).significantDigits(4)) (deadline less safety margin); the fastest needs \(fastest.latencyPercentileS.significantDigits(4)) s",
                 closest: fastest, missBy: fastest.latencyPercentileS - latencyLimitS, requested: latencyLimitS)
         }
-        if let energyBudgetJ {
-            let withinEnergy = onTime.filter { $0.energyJ <= energyBudgetJ }
+        var candidates = onTime
+        if let energyBudgetJ = limits.energyBudgetJ {
+            let withinEnergy = onTime.filter { $0.energyPercentileJ <= energyBudgetJ }
             if withinEnergy.isEmpty {
-                let frugal = onTime.min { $0.energyJ < $1.energyJ }!
+                let frugal = onTime.min { $0.energyPercentileJ < $1.energyPercentileJ }!
                 return Infeasibility(
                     task: task, limit: .energyBudget,
-                    message: String(format: "no on-time configuration stays within %.1f J; the most frugal needs %.1f J", energyBudgetJ, frugal.energyJ),
-                    closest: frugal, missBy: frugal.energyJ - energyBudgetJ, requested: energyBudgetJ)
+                    message: "no on-time configuration stays within \(energyBudgetJ.significantDigits(4)) J at p\((policy.latencyPercentile * 100).significantDigits(4)); the most frugal needs \(frugal.energyPercentileJ.significantDigits(4)) J",
+                    closest: frugal, missBy: frugal.energyPercentileJ - energyBudgetJ, requested: energyBudgetJ)
             }
-            return accuracyShortfall(withinEnergy, task: task, minAccuracy: minAccuracy ?? 0)
+            candidates = withinEnergy
         }
-        return accuracyShortfall(onTime, task: task, minAccuracy: minAccuracy ?? 0)
-    }
-
-    private func accuracyShortfall(_ feasible: [EvaluatedConfiguration], task: String, minAccuracy: Double) -> Infeasibility {
-        let best = feasible.max { $0.accuracy < $1.accuracy }!
+        let best = candidates.max { ranking.score($0) < ranking.score($1) }!
+        let figure = ranking == .lowerBound ? "accuracy (low end of its 80 % interval)" : "accuracy"
         return Infeasibility(
             task: task, limit: .minAccuracy,
-            message: String(format: "no configuration within the limits reaches accuracy %.3f; the best reaches %.3f", minAccuracy, best.accuracy),
-            closest: best, missBy: minAccuracy - best.accuracy, requested: minAccuracy)
+            message: "no configuration within the limits reaches \(figure) \(limits.minAccuracy.significantDigits(3)) (the task's floor); the best reaches \(ranking.score(best).significantDigits(3))",
+            closest: best, missBy: limits.minAccuracy - ranking.score(best), requested: limits.minAccuracy)
     }
 }
 
 extension Policy {
-    /// Checks that the policy names only models and tasks the profile has, and leaves each task something to run.
+    /// Checks that the policy names only models, benchmarks and classes the profile has, and leaves each class
+    /// something to run.
     public func check(against profile: ProfileSet) throws {
         let known = Set(profile.modelNames)
         for (name, task) in [("defaults", defaultTask)] + tasks.sorted(by: { $0.key < $1.key }).map({ ($0.key, $0.value) }) {
-            if name != "defaults" && profile.accuracy[name] == nil {
-                throw EdgePlanError(.unknownTask, "policy section for unknown task '\(name)'; known tasks: \(profile.tasks.joined(separator: ", "))", field: "tasks.\(name)")
+            let field = name == "defaults" ? "defaults" : "tasks.\(name)"
+            if name != "defaults" && profile.accuracy[benchmark(of: name)] == nil {
+                if let like = task.like {
+                    throw EdgePlanError(.unknownTask, "task class '\(name)' is like unknown benchmark '\(like)'; known benchmarks: \(profile.tasks.joined(separator: ", "))", field: "\(field).like")
+                }
+                throw EdgePlanError(.unknownTask, "task class '\(name)' is no benchmark of the profile and names none with 'like'; known benchmarks: \(profile.tasks.joined(separator: ", "))", field: field)
             }
             for model in (task.allowedModels ?? []).sorted() where !known.contains(model) {
-                throw EdgePlanError(.unknownModel, "policy allows unknown model '\(model)'; known models: \(profile.modelNames.joined(separator: ", "))", field: "\(name == "defaults" ? "defaults" : "tasks.\(name)").allowed_models")
+                throw EdgePlanError(.unknownModel, "policy allows unknown model '\(model)'; known models: \(profile.modelNames.joined(separator: ", "))", field: "\(field).allowed_models")
             }
-            if name != "defaults", let table = profile.accuracy[name] {
+            if name != "defaults", let table = profile.accuracy[benchmark(of: name)] {
                 let runnable = table.records.contains { record in
                     task.allows(Configuration(variant: record.variant, mode: record.mode, budgetTokens: record.budgetTokens, capped: record.capped, parallel: 1))
                 }
                 if !runnable {
-                    throw EdgePlanError(.invalidInput, "policy for task '\(name)' excludes every model, quantization and mode the profile has data for", field: "tasks.\(name)")
+                    throw EdgePlanError(.invalidInput, "policy for task '\(name)' excludes every model, quantization and mode the profile has data for", field: field)
                 }
             }
         }

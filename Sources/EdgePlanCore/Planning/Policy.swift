@@ -1,29 +1,49 @@
 /// What to optimize.
 public enum Objective: String, Sendable, CaseIterable, Hashable, Codable {
-    /// Highest accuracy within the limits; ties go to lower energy, then lower latency.
+    /// Highest expected accuracy within the limits; ties go to lower energy, then lower latency.
     case maxAccuracy = "max-accuracy"
+    /// Highest low end of the accuracy's 80 % interval: risk-averse tasks prefer what is known to work.
+    case maxAccuracyLowerBound = "max-accuracy-lower-bound"
     /// Lowest energy at or above a minimum accuracy.
     case minEnergy = "min-energy"
+
+    /// The accuracy figure the front is ranked by.
+    public var ranking: AccuracyRanking { self == .maxAccuracyLowerBound ? .lowerBound : .expected }
 }
 
 /// Operator constraints for one task class.
 public struct TaskPolicy: Sendable, Equatable, Hashable {
+    /// The benchmark whose accuracy tables give this class its prior (nil: the class is that benchmark).
+    public var like: String?
+    /// Pseudo-observations the prior counts as when reports arrive.
+    public var priorWeight: Double
     public var defaultDeadlineS: Double?
     public var defaultEnergyBudgetJ: Double?
+    /// Prompt tokens when a request gives none (nil: the benchmark's typical length).
+    public var defaultInputTokens: Int?
     public var allowedModels: Set<String>?
     public var allowedQuantizations: Set<Quantization>?
     public var allowedModes: Set<LengthMode>?
     public var maxParallel: Int
-    public var minAccuracy: Double?
+    /// The accuracy floor: no plan predicted below it is returned. Requests may raise it, never lower it.
+    public var minAccuracy: Double
     public var objective: Objective
 
+    /// Default floor: a plan that is right less than one time in twenty is no plan.
+    public static let defaultMinAccuracy = 0.05
+    public static let defaultPriorWeight = 20.0
+
     public init(
-        defaultDeadlineS: Double? = nil, defaultEnergyBudgetJ: Double? = nil, allowedModels: Set<String>? = nil,
+        like: String? = nil, priorWeight: Double = TaskPolicy.defaultPriorWeight, defaultDeadlineS: Double? = nil,
+        defaultEnergyBudgetJ: Double? = nil, defaultInputTokens: Int? = nil, allowedModels: Set<String>? = nil,
         allowedQuantizations: Set<Quantization>? = nil, allowedModes: Set<LengthMode>? = nil, maxParallel: Int = 64,
-        minAccuracy: Double? = nil, objective: Objective = .maxAccuracy
+        minAccuracy: Double = TaskPolicy.defaultMinAccuracy, objective: Objective = .maxAccuracy
     ) {
+        self.like = like
+        self.priorWeight = priorWeight
         self.defaultDeadlineS = defaultDeadlineS
         self.defaultEnergyBudgetJ = defaultEnergyBudgetJ
+        self.defaultInputTokens = defaultInputTokens
         self.allowedModels = allowedModels
         self.allowedQuantizations = allowedQuantizations
         self.allowedModes = allowedModes
@@ -41,34 +61,65 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
     }
 }
 
-/// The operator's policy: global settings and per-task constraints.
+/// Whether the planner sometimes tries a configuration other than the greedy best, to learn about it.
+public enum Exploration: Sendable, Equatable, Hashable {
+    case off
+    /// Thompson sampling among front points whose expected accuracy is within `maxLoss` of the best.
+    case thompson(maxLoss: Double)
+}
+
+/// How reports teach the planner.
+public struct LearningPolicy: Sendable, Equatable, Hashable {
+    /// Plans remembered by request id, so reports can name only the id (oldest forgotten first).
+    public var rememberedPlans: Int
+    /// Outcomes one peer (user id) may contribute to one model-and-mode group: its influence is bounded.
+    public var maxEvidencePerPeer: Int
+    /// A peer whose reports show fewer than this share of the successes its plans predicted (over 30 or more
+    /// reports) is ignored: reporting only failures cannot steer the robot onto a useless model.
+    public var minPlausibleSuccessRatio: Double
+
+    public init(rememberedPlans: Int = 65_536, maxEvidencePerPeer: Int = 400, minPlausibleSuccessRatio: Double = 0.25) {
+        self.rememberedPlans = rememberedPlans
+        self.maxEvidencePerPeer = maxEvidencePerPeer
+        self.minPlausibleSuccessRatio = minPlausibleSuccessRatio
+    }
+}
+
+/// The operator's policy: global settings and per-task-class constraints.
 public struct Policy: Sendable, Equatable {
     /// Profile directory to load; nil means the bundled profile.
     public var profileDirectory: String?
-    /// Latency percentile plans are judged at (0.95 = p95).
+    /// Latency (and energy) percentile plans are judged at (0.95 = p95).
     public var latencyPercentile: Double
     /// Fraction of the deadline kept in reserve.
     public var safetyMargin: Double
     /// Parallel factors the solver considers.
     public var parallelFactors: [Int]
+    public var explore: Exploration
+    public var learning: LearningPolicy
     public var defaultTask: TaskPolicy
     public var tasks: [String: TaskPolicy]
     public var version: String
 
     public init(
         profileDirectory: String? = nil, latencyPercentile: Double = 0.95, safetyMargin: Double = 0.05,
-        parallelFactors: [Int] = [1, 2, 4, 8, 16, 32, 64], defaultTask: TaskPolicy = TaskPolicy(),
-        tasks: [String: TaskPolicy] = [:], version: String = "builtin"
+        parallelFactors: [Int] = [1, 2, 4, 8, 16, 32, 64], explore: Exploration = .off, learning: LearningPolicy = LearningPolicy(),
+        defaultTask: TaskPolicy = TaskPolicy(), tasks: [String: TaskPolicy] = [:], version: String = "builtin"
     ) {
         self.profileDirectory = profileDirectory
         self.latencyPercentile = latencyPercentile
         self.safetyMargin = safetyMargin
         self.parallelFactors = parallelFactors
+        self.explore = explore
+        self.learning = learning
         self.defaultTask = defaultTask
         self.tasks = tasks
         self.version = version
     }
 
-    /// The constraints for a task: its own section, or the default one.
+    /// The constraints for a task class: its own section, or the default one.
     public func task(_ name: String) -> TaskPolicy { tasks[name] ?? defaultTask }
+
+    /// The benchmark table behind a task class.
+    public func benchmark(of name: String) -> String { tasks[name]?.like ?? name }
 }

@@ -21,10 +21,27 @@ public enum PolicyDecoder {
             } else {
                 _ = try global.optionalStrings("parallel_factors")
             }
+            if let explore = try global.optionalString("explore") {
+                switch explore {
+                case "off": policy.explore = .off
+                case "thompson":
+                    policy.explore = .thompson(maxLoss: try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05)
+                default: throw global.error("explore", "unknown exploration '\(explore)'; use off or thompson")
+                }
+            }
+            if case .off = policy.explore, global.has("explore_max_loss") {
+                throw global.error("explore_max_loss", "explore_max_loss needs explore: thompson")
+            }
             try global.finish()
         }
+        if var learning = try root.optionalObject("learning") {
+            policy.learning.rememberedPlans = try learning.optionalInt("remembered_plans", in: 0...10_000_000) ?? policy.learning.rememberedPlans
+            policy.learning.maxEvidencePerPeer = try learning.optionalInt("max_evidence_per_peer", in: 1...10_000_000) ?? policy.learning.maxEvidencePerPeer
+            policy.learning.minPlausibleSuccessRatio = try learning.optionalDouble("min_plausible_success_ratio", in: 0...1) ?? policy.learning.minPlausibleSuccessRatio
+            try learning.finish()
+        }
         if var defaults = try root.optionalObject("defaults") {
-            policy.defaultTask = try decodeTask(&defaults)
+            policy.defaultTask = try decodeTask(&defaults, allowsClassKeys: false)
         }
         if root.has("tasks") {
             for (name, var section) in try root.objectMap("tasks") {
@@ -37,8 +54,16 @@ public enum PolicyDecoder {
         return policy
     }
 
-    private static func decodeTask(_ object: inout YAMLObject, inheriting base: TaskPolicy = TaskPolicy()) throws -> TaskPolicy {
+    private static func decodeTask(_ object: inout YAMLObject, inheriting base: TaskPolicy = TaskPolicy(), allowsClassKeys: Bool = true) throws -> TaskPolicy {
         var task = base
+        task.like = nil
+        if allowsClassKeys {
+            task.like = try object.optionalString("like")
+        } else if object.has("like") {
+            throw object.error("like", "'like' names a task class's benchmark; it belongs under tasks.<class>")
+        }
+        task.priorWeight = try object.optionalDouble("prior_weight", in: 0.1...1_000_000) ?? task.priorWeight
+        task.defaultInputTokens = try object.optionalInt("input_tokens", in: 1...PlanRequest.maxInputTokens) ?? task.defaultInputTokens
         if let deadline = try object.optionalString("deadline") {
             do { task.defaultDeadlineS = try QuantityParser.seconds(deadline) } catch let error as EdgePlanError {
                 throw object.error("deadline", error.message)
@@ -73,7 +98,7 @@ public enum PolicyDecoder {
         task.minAccuracy = try object.optionalDouble("min_accuracy", in: 0...1) ?? task.minAccuracy
         if let objective = try object.optionalString("objective") {
             guard let value = Objective(rawValue: objective) else {
-                throw object.error("objective", "unknown objective '\(objective)'; use max-accuracy or min-energy")
+                throw object.error("objective", "unknown objective '\(objective)'; use \(Objective.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             task.objective = value
         }

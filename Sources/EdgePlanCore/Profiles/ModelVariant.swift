@@ -103,27 +103,59 @@ public struct ParallelScaling: Sendable, Equatable {
     public func powerFactor(_ k: Int) -> Double { 1 + powerGainPerDoubling * log2(Double(max(k, 1))) }
 }
 
-/// Majority-vote accuracy over `k` samples (Section V-E, Fig. 9), anchored at token budgets.
+/// Plurality-vote parameters of one model family (Section V-E, Fig. 9), anchored at token budgets.
+///
+/// ``PluralityVote`` turns them into accuracy; between anchors they are interpolated in log budget, outside
+/// the anchors the nearest one holds.
 public struct VotingModel: Sendable, Equatable {
     public struct Anchor: Sendable, Equatable {
         public var budgetTokens: Double
-        /// The relative accuracy lift reached at ``saturationSamples`` (0.65 means 1.65x).
-        public var maxLift: Double
-        /// Past this many samples, more samples add nothing.
-        public var saturationSamples: Double
+        /// Beta concentration of per-question correctness: small means questions are known or not.
+        public var concentration: Double
+        /// Share of samples that hit the cap and give no answer.
+        public var unansweredAtCap: Double
+
+        public init(budgetTokens: Double, concentration: Double, unansweredAtCap: Double) {
+            self.budgetTokens = budgetTokens
+            self.concentration = concentration
+            self.unansweredAtCap = unansweredAtCap
+        }
     }
 
     public var anchors: [Anchor]
-    /// From this many samples on, accuracy drops by ``degradationPerDoubling`` per doubling.
-    public var degradationFromSamples: Int?
-    public var degradationPerDoubling: Double
+    /// Root-mean-square error of the fit against the points it was fitted to, in accuracy points.
+    public var fitErrorPoints: Double
     public var source: String
 
-    public init(anchors: [Anchor], degradationFromSamples: Int?, degradationPerDoubling: Double, source: String) {
+    public init(anchors: [Anchor], fitErrorPoints: Double, source: String) {
         self.anchors = anchors.sorted { $0.budgetTokens < $1.budgetTokens }
-        self.degradationFromSamples = degradationFromSamples
-        self.degradationPerDoubling = degradationPerDoubling
+        self.fitErrorPoints = fitErrorPoints
         self.source = source
+    }
+
+    /// The parameters at a token budget (or, for unbudgeted modes, at the mean output length).
+    public func parameters(atTokens tokens: Double) -> Anchor {
+        guard let first = anchors.first, let last = anchors.last else { return Anchor(budgetTokens: tokens, concentration: 1, unansweredAtCap: 0) }
+        if tokens <= first.budgetTokens { return first }
+        if tokens >= last.budgetTokens { return last }
+        for (lower, upper) in zip(anchors, anchors.dropFirst()) where tokens <= upper.budgetTokens {
+            let t = (log(tokens) - log(lower.budgetTokens)) / (log(upper.budgetTokens) - log(lower.budgetTokens))
+            return Anchor(
+                budgetTokens: tokens,
+                concentration: exp(log(lower.concentration) + t * (log(upper.concentration) - log(lower.concentration))),
+                unansweredAtCap: lower.unansweredAtCap + t * (upper.unansweredAtCap - lower.unansweredAtCap))
+        }
+        return last
+    }
+
+    /// Accuracy of the voted answer of `samples` samples whose single-sample accuracy is `single`.
+    ///
+    /// `capProbability` is the chance one sample runs into a hard cap; `atTokens` the budget (or mean length).
+    public func accuracy(single: Double, samples: Int, capProbability: Double, options: Int, atTokens tokens: Double) -> Double {
+        let anchor = parameters(atTokens: tokens)
+        return PluralityVote.accuracy(
+            single: single, samples: samples, abstention: capProbability * anchor.unansweredAtCap,
+            concentration: anchor.concentration, options: options)
     }
 }
 

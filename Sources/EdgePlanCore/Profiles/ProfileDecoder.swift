@@ -137,15 +137,14 @@ public enum ProfileDecoder {
         for var anchor in try votingObject.objects("anchors") {
             anchors.append(.init(
                 budgetTokens: try anchor.double("budget_tokens", in: 1...1_000_000),
-                maxLift: try anchor.double("max_lift", in: 0...10),
-                saturationSamples: try anchor.double("saturation_samples", in: 1...1024)))
+                concentration: try anchor.double("concentration", in: 0.01...10_000),
+                unansweredAtCap: try anchor.double("unanswered_at_cap", in: 0...1)))
             try anchor.finish()
         }
         guard !anchors.isEmpty else { throw votingObject.error("anchors", "needs at least one anchor") }
         let voting = VotingModel(
             anchors: anchors,
-            degradationFromSamples: try votingObject.optionalInt("degradation_from_samples", in: 2...1024),
-            degradationPerDoubling: try votingObject.optionalDouble("degradation_per_doubling", in: 0...1) ?? 0,
+            fitErrorPoints: try votingObject.double("fit_error_points", in: 0...100),
             source: try votingObject.string("source"))
         try votingObject.finish()
 
@@ -244,6 +243,8 @@ public enum ProfileDecoder {
             description: try root.string("description"),
             source: try root.string("source"),
             typicalInputTokens: try root.int("typical_input_tokens", in: 1...10_000_000),
+            answerOptions: try root.int("answer_options", in: 2...1_000_000),
+            questions: try root.int("questions", in: 1...100_000_000),
             records: records)
         try root.finish()
         return table

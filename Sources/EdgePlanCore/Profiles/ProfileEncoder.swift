@@ -42,12 +42,10 @@ public enum ProfileEncoder {
 
         """
         for anchor in v.voting.anchors {
-            out += "    - {budget_tokens: \(number(anchor.budgetTokens)), max_lift: \(number(anchor.maxLift)), saturation_samples: \(number(anchor.saturationSamples))}\n"
-        }
-        if let from = v.voting.degradationFromSamples {
-            out += "  degradation_from_samples: \(from)\n  degradation_per_doubling: \(number(v.voting.degradationPerDoubling))\n"
+            out += "    - {budget_tokens: \(number(anchor.budgetTokens)), concentration: \(number(anchor.concentration)), unanswered_at_cap: \(number(anchor.unansweredAtCap))}\n"
         }
         out += """
+          fit_error_points: \(number(v.voting.fitErrorPoints))
           source: \(string(v.voting.source))
         output_length:
           coefficient_of_variation: \(number(v.outputLength.coefficientOfVariation))
@@ -97,6 +95,8 @@ public enum ProfileEncoder {
         description: \(string(table.description))
         source: \(string(table.source))
         typical_input_tokens: \(table.typicalInputTokens)
+        answer_options: \(table.answerOptions)
+        questions: \(table.questions)
         rows:
 
         """

@@ -13,6 +13,8 @@ task: mmlu-redux
 description: "MMLU-Redux multiple choice, 3000 questions"
 source: "EdgeReasoning Tables X and XI (3k questions a row)"
 typical_input_tokens: 150
+answer_options: 4
+questions: 3000
 rows:
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: base, accuracy_pct: 38.3, mean_output_tokens: 740.2, mean_latency_s: 18.92, source: "Table X"}
   - {model: DSR1-Llama-8B, quantization: fp16, mode: base, accuracy_pct: 61.7, mean_output_tokens: 811.1, mean_latency_s: 87.16, source: "Table X"}
@@ -51,6 +53,8 @@ task: mmlu
 description: "MMLU, 15k questions"
 source: "EdgeReasoning Table XII"
 typical_input_tokens: 150
+answer_options: 4
+questions: 15000
 rows:
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: base, accuracy_pct: 41.67, mean_output_tokens: 1141.6, source: "Table XII"}
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: hard, budget_tokens: 128, accuracy_pct: 24.6, mean_output_tokens: 88.7, source: "Table XII"}
@@ -77,6 +81,8 @@ task: natural-plan-calendar
 description: "Natural-Plan calendar planning"
 source: "EdgeReasoning Tables XIII-XV"
 typical_input_tokens: 1024
+answer_options: 20
+questions: 1000
 rows:
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: base, accuracy_pct: 0.6, mean_output_tokens: 2792, source: "Table XIII"}
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: no-reasoning, budget_tokens: 512, capped: true, accuracy_pct: 2.0, mean_output_tokens: 511, source: "Table XIV (no reasoning, hard limit at 512 tokens)"}
@@ -94,6 +100,8 @@ task: natural-plan-meeting
 description: "Natural-Plan meeting planning"
 source: "EdgeReasoning Tables XIII-XV"
 typical_input_tokens: 1024
+answer_options: 20
+questions: 1000
 rows:
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: base, accuracy_pct: 1.0, mean_output_tokens: 3880, source: "Table XIII"}
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: no-reasoning, budget_tokens: 512, capped: true, accuracy_pct: 1.9, mean_output_tokens: 425, source: "Table XIV (no reasoning, hard limit at 512 tokens)"}
@@ -111,6 +119,8 @@ task: natural-plan-trip
 description: "Natural-Plan trip planning"
 source: "EdgeReasoning Tables XIII-XV"
 typical_input_tokens: 1024
+answer_options: 20
+questions: 1600
 rows:
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: base, accuracy_pct: 1.25, mean_output_tokens: 2490, source: "Table XIII"}
   - {model: DSR1-Qwen-1.5B, quantization: fp16, mode: no-reasoning, budget_tokens: 512, capped: true, accuracy_pct: 0.0, mean_output_tokens: 507, source: "Table XIV (no reasoning, hard limit at 512 tokens)"}
@@ -150,11 +160,11 @@ source: "EdgeReasoning (IISWC 2025) Table I and Section III-B; usable memory fro
 """#),
         ProfileDecoder.File(path: "models/dsr1-llama-8b.awq-w4.yaml", text: #"""
 kind: model-variant
-model: DSR1-Llama-8B
+model: "DSR1-Llama-8B"
 quantization: awq-w4
 family: reasoning
 calibration: derived
-engine_model: DeepSeek-R1-Distill-Llama-8B-AWQ-W4A16
+engine_model: "DeepSeek-R1-Distill-Llama-8B-AWQ-W4A16"
 parameters_billion: 8.03
 bytes_per_weight: 0.5625
 kv_cache_bytes_per_token: 131072
@@ -192,10 +202,10 @@ parallel:
   source: "assumed equal to the FP16 variant (fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens))"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.65, saturation_samples: 32}
-    - {budget_tokens: 512, max_lift: 0.15, saturation_samples: 4}
-    - {budget_tokens: 1024, max_lift: 0.05, saturation_samples: 2}
-  source: "fitted to Section V-E and Fig. 9: 1.5-1.8x from 1 to 32 samples at 128 tokens, flat after 4x at 512; the 1024-token anchor extends the trend that sequential scaling dominates at larger budgets"
+    - {budget_tokens: 128, concentration: 1.99526231, unanswered_at_cap: 0.4}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 0.963820842
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
@@ -203,13 +213,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/dsr1-llama-8b.fp16.yaml", text: #"""
 kind: model-variant
-model: DSR1-Llama-8B
+model: "DSR1-Llama-8B"
 quantization: fp16
 family: reasoning
 calibration: measured
-engine_model: deepseek-ai/DeepSeek-R1-Distill-Llama-8B
+engine_model: "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
 parameters_billion: 8.03
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 131072
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -250,10 +260,10 @@ parallel:
   source: "fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens)"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.65, saturation_samples: 32}
-    - {budget_tokens: 512, max_lift: 0.15, saturation_samples: 4}
-    - {budget_tokens: 1024, max_lift: 0.05, saturation_samples: 2}
-  source: "fitted to Section V-E and Fig. 9: 1.5-1.8x from 1 to 32 samples at 128 tokens, flat after 4x at 512; the 1024-token anchor extends the trend that sequential scaling dominates at larger budgets"
+    - {budget_tokens: 128, concentration: 1.99526231, unanswered_at_cap: 0.4}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 0.963820842
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
@@ -261,11 +271,11 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-1.5b.awq-w4.yaml", text: #"""
 kind: model-variant
-model: DSR1-Qwen-1.5B
+model: "DSR1-Qwen-1.5B"
 quantization: awq-w4
 family: reasoning
 calibration: derived
-engine_model: DeepSeek-R1-Distill-Qwen-1.5B-AWQ-W4A16
+engine_model: "DeepSeek-R1-Distill-Qwen-1.5B-AWQ-W4A16"
 parameters_billion: 1.78
 bytes_per_weight: 0.5625
 kv_cache_bytes_per_token: 28672
@@ -301,12 +311,10 @@ parallel:
   source: "assumed equal to the FP16 variant (fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens))"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.65, saturation_samples: 8}
-    - {budget_tokens: 512, max_lift: 0.10, saturation_samples: 4}
-    - {budget_tokens: 1024, max_lift: 0.03, saturation_samples: 2}
-  degradation_from_samples: 16
-  degradation_per_doubling: 0.04
-  source: "fitted to Section V-E and Fig. 9: about 1.5x at 32 samples and 128 tokens, smaller gains at 512, and small models losing accuracy from 16 samples on"
+    - {budget_tokens: 128, concentration: 1.99526231, unanswered_at_cap: 0.4}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 0.963820842
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
@@ -314,13 +322,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-1.5b.fp16.yaml", text: #"""
 kind: model-variant
-model: DSR1-Qwen-1.5B
+model: "DSR1-Qwen-1.5B"
 quantization: fp16
 family: reasoning
 calibration: measured
-engine_model: deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B
+engine_model: "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
 parameters_billion: 1.78
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 28672
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -359,12 +367,10 @@ parallel:
   source: "fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens)"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.65, saturation_samples: 8}
-    - {budget_tokens: 512, max_lift: 0.10, saturation_samples: 4}
-    - {budget_tokens: 1024, max_lift: 0.03, saturation_samples: 2}
-  degradation_from_samples: 16
-  degradation_per_doubling: 0.04
-  source: "fitted to Section V-E and Fig. 9: about 1.5x at 32 samples and 128 tokens, smaller gains at 512, and small models losing accuracy from 16 samples on"
+    - {budget_tokens: 128, concentration: 1.99526231, unanswered_at_cap: 0.4}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 0.963820842
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
@@ -372,11 +378,11 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-14b.awq-w4.yaml", text: #"""
 kind: model-variant
-model: DSR1-Qwen-14B
+model: "DSR1-Qwen-14B"
 quantization: awq-w4
 family: reasoning
 calibration: derived
-engine_model: DeepSeek-R1-Distill-Qwen-14B-AWQ-W4A16
+engine_model: "DeepSeek-R1-Distill-Qwen-14B-AWQ-W4A16"
 parameters_billion: 14.77
 bytes_per_weight: 0.5625
 kv_cache_bytes_per_token: 196608
@@ -393,7 +399,7 @@ prefill:
     form: piecewise-log
     threshold_tokens: 384
     constant_w: 8.94859
-    log_slope_w: 7.65260
+    log_slope_w: 7.6526
     log_intercept_w: -35.56993
     source: "threshold from Table XXII; FP16 curve scaled by Table XVIII's mean power ratio (0.872)"
 decode:
@@ -414,10 +420,10 @@ parallel:
   source: "assumed equal to the FP16 variant (fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens))"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.65, saturation_samples: 32}
-    - {budget_tokens: 512, max_lift: 0.15, saturation_samples: 4}
-    - {budget_tokens: 1024, max_lift: 0.05, saturation_samples: 2}
-  source: "fitted to Section V-E and Fig. 9: 1.5-1.8x from 1 to 32 samples at 128 tokens, flat after 4x at 512; the 1024-token anchor extends the trend that sequential scaling dominates at larger budgets"
+    - {budget_tokens: 128, concentration: 1.99526231, unanswered_at_cap: 0.4}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 0.963820842
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
@@ -425,13 +431,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-14b.fp16.yaml", text: #"""
 kind: model-variant
-model: DSR1-Qwen-14B
+model: "DSR1-Qwen-14B"
 quantization: fp16
 family: reasoning
 calibration: measured
-engine_model: deepseek-ai/DeepSeek-R1-Distill-Qwen-14B
+engine_model: "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B"
 parameters_billion: 14.77
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 196608
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -472,10 +478,10 @@ parallel:
   source: "fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens)"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.65, saturation_samples: 32}
-    - {budget_tokens: 512, max_lift: 0.15, saturation_samples: 4}
-    - {budget_tokens: 1024, max_lift: 0.05, saturation_samples: 2}
-  source: "fitted to Section V-E and Fig. 9: 1.5-1.8x from 1 to 32 samples at 128 tokens, flat after 4x at 512; the 1024-token anchor extends the trend that sequential scaling dominates at larger budgets"
+    - {budget_tokens: 128, concentration: 1.99526231, unanswered_at_cap: 0.4}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 0.963820842
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
   source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
@@ -483,13 +489,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/gemma-7b-it.fp16.yaml", text: #"""
 kind: model-variant
-model: Gemma-7B-it
+model: "Gemma-7B-it"
 quantization: fp16
 family: direct
 calibration: derived
-engine_model: google/gemma-7b-it
+engine_model: "google/gemma-7b-it"
 parameters_billion: 8.54
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 458752
 runtime_overhead_gib: 1.5
 context_tokens: 8192
@@ -524,8 +530,9 @@ parallel:
   source: "assumed equal to DSR1-Llama-8B"
 voting:
   anchors:
-    - {budget_tokens: 64, max_lift: 0.0, saturation_samples: 1}
-  source: "no parallel-sampling measurements for direct models: no lift is assumed, so the planner never pays for samples it cannot justify"
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 5
+  source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
@@ -533,13 +540,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/l1-max.fp16.yaml", text: #"""
 kind: model-variant
-model: L1-Max
+model: "L1-Max"
 quantization: fp16
 family: budget-aware
 calibration: derived
-engine_model: l3lab/L1-Qwen-1.5B-Max
+engine_model: "l3lab/L1-Qwen-1.5B-Max"
 parameters_billion: 1.78
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 28672
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -572,11 +579,10 @@ parallel:
   source: "same architecture as DSR1-Qwen-1.5B; fitted by us to the artifact's parallel-scaling runs (1-32 samples, 128 tokens)"
 voting:
   anchors:
-    - {budget_tokens: 128, max_lift: 0.25, saturation_samples: 2}
-    - {budget_tokens: 512, max_lift: 0.30, saturation_samples: 8}
-  degradation_from_samples: 16
-  degradation_per_doubling: 0.04
-  source: "fitted to Section V-E: L1-Max gains little past 2 samples at 128 tokens and past 8 at 512; small models lose accuracy from 16 samples on"
+    - {budget_tokens: 128, concentration: 7.94328235, unanswered_at_cap: 0.525}
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0}
+  fit_error_points: 0.63849561
+  source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (budget-aware family, 3 points, RMS error 0.638 points)"
 output_length:
   coefficient_of_variation: 0.3
   source: "assumed: L1 follows its budget closely (Section V-B), so its length spreads less"
@@ -584,13 +590,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/llama3.1-8b-it.fp16.yaml", text: #"""
 kind: model-variant
-model: Llama3.1-8B-it
+model: "Llama3.1-8B-it"
 quantization: fp16
 family: direct
 calibration: derived
-engine_model: meta-llama/Llama-3.1-8B-Instruct
+engine_model: "meta-llama/Llama-3.1-8B-Instruct"
 parameters_billion: 8.03
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 131072
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -625,8 +631,9 @@ parallel:
   source: "assumed equal to DSR1-Llama-8B"
 voting:
   anchors:
-    - {budget_tokens: 64, max_lift: 0.0, saturation_samples: 1}
-  source: "no parallel-sampling measurements for direct models: no lift is assumed, so the planner never pays for samples it cannot justify"
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 5
+  source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
@@ -634,13 +641,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-1.5b-it.fp16.yaml", text: #"""
 kind: model-variant
-model: Qwen2.5-1.5B-it
+model: "Qwen2.5-1.5B-it"
 quantization: fp16
 family: direct
 calibration: derived
-engine_model: Qwen/Qwen2.5-1.5B-Instruct
+engine_model: "Qwen/Qwen2.5-1.5B-Instruct"
 parameters_billion: 1.54
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 28672
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -673,8 +680,9 @@ parallel:
   source: "assumed equal to DSR1-Qwen-1.5B"
 voting:
   anchors:
-    - {budget_tokens: 64, max_lift: 0.0, saturation_samples: 1}
-  source: "no parallel-sampling measurements for direct models: no lift is assumed, so the planner never pays for samples it cannot justify"
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 5
+  source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
@@ -682,13 +690,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-14b-it.fp16.yaml", text: #"""
 kind: model-variant
-model: Qwen2.5-14B-it
+model: "Qwen2.5-14B-it"
 quantization: fp16
 family: direct
 calibration: derived
-engine_model: Qwen/Qwen2.5-14B-Instruct
+engine_model: "Qwen/Qwen2.5-14B-Instruct"
 parameters_billion: 14.77
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 196608
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -723,8 +731,9 @@ parallel:
   source: "assumed equal to DSR1-Qwen-14B"
 voting:
   anchors:
-    - {budget_tokens: 64, max_lift: 0.0, saturation_samples: 1}
-  source: "no parallel-sampling measurements for direct models: no lift is assumed, so the planner never pays for samples it cannot justify"
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 5
+  source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
@@ -732,13 +741,13 @@ output_length:
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-7b-it.fp16.yaml", text: #"""
 kind: model-variant
-model: Qwen2.5-7B-it
+model: "Qwen2.5-7B-it"
 quantization: fp16
 family: direct
 calibration: derived
-engine_model: Qwen/Qwen2.5-7B-Instruct
+engine_model: "Qwen/Qwen2.5-7B-Instruct"
 parameters_billion: 7.62
-bytes_per_weight: 2.0
+bytes_per_weight: 2
 kv_cache_bytes_per_token: 57344
 runtime_overhead_gib: 1.5
 context_tokens: 32768
@@ -773,8 +782,9 @@ parallel:
   source: "assumed equal to DSR1-Llama-8B"
 voting:
   anchors:
-    - {budget_tokens: 64, max_lift: 0.0, saturation_samples: 1}
-  source: "no parallel-sampling measurements for direct models: no lift is assumed, so the planner never pays for samples it cannot justify"
+    - {budget_tokens: 512, concentration: 0.01, unanswered_at_cap: 0.775}
+  fit_error_points: 5
+  source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
   source: "assumed spread of direct answers, which are short and regular"
@@ -810,6 +820,30 @@ tasks:
   natural-plan-trip:
     deadline: 5m
     energy_budget: 5kJ
+
+"""#
+
+    /// The parallel-scaling results the vote model is fitted to (data/paper/vote-targets.yaml).
+    public static let voteTargets = #"""
+# Parallel-scaling (majority vote) results of the EdgeReasoning paper, Section V-E and Fig. 9, as the vote
+# model is fitted to them. Fig. 9 is a plot without printed values: each target below is what the text
+# around it states, with the sentence quoted. Lifts are accuracy at `samples` over accuracy at `relative_to`
+# samples, on MMLU-Redux, with a hard cap at `budget_tokens` (Section V-E: "all experiments use a fixed
+# 128 output token budget"; Fig. 9b repeats it at 512). Where the text gives a range, the target is its middle.
+kind: vote-targets
+task: mmlu-redux
+source: "EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens)"
+targets:
+  - {family: reasoning, model: DSR1-Qwen-1.5B, budget_tokens: 128, samples: 32, relative_to: 1, lift: 1.65, quote: "scaling from 1x to 32x yields accuracy improvements of approximately 1.5x to 1.8x across both model sizes under a 128-token output budget"}
+  - {family: reasoning, model: DSR1-Llama-8B, budget_tokens: 128, samples: 32, relative_to: 1, lift: 1.65, quote: "scaling from 1x to 32x yields accuracy improvements of approximately 1.5x to 1.8x across both model sizes under a 128-token output budget"}
+  - {family: reasoning, model: DSR1-Llama-8B, budget_tokens: 512, samples: 4, relative_to: 1, lift: 1.2, quote: "Sequential + Parallel scaling improves accuracy up to 20% (talk, output length 512)"}
+  - {family: reasoning, model: DSR1-Llama-8B, budget_tokens: 512, samples: 32, relative_to: 4, lift: 1.0, quote: "accuracy gains plateau after only 4x scaling for larger models"}
+  - {family: reasoning, model: DSR1-Qwen-14B, budget_tokens: 512, samples: 4, relative_to: 1, lift: 1.2, quote: "Sequential + Parallel scaling improves accuracy up to 20% (talk, output length 512)"}
+  - {family: reasoning, model: DSR1-Qwen-14B, budget_tokens: 512, samples: 32, relative_to: 4, lift: 1.0, quote: "accuracy gains plateau after only 4x scaling for larger models"}
+  - {family: reasoning, model: DSR1-Qwen-1.5B, budget_tokens: 512, samples: 32, relative_to: 4, lift: 1.0, quote: "accuracy gains plateau after only 4x scaling for larger models, with even more limited improvements observed in smaller models"}
+  - {family: budget-aware, model: L1-Max, budget_tokens: 128, samples: 32, relative_to: 2, lift: 1.0, quote: "The L1-Qwen-1.5B-Max variants show negligible benefits from parallel scaling beyond 2x (128-token budget)"}
+  - {family: budget-aware, model: L1-Max, budget_tokens: 512, samples: 32, relative_to: 8, lift: 1.0, quote: "and 8x (512-token budget)"}
+  - {family: budget-aware, model: L1-Max, budget_tokens: 512, samples: 16, relative_to: 8, lift: 0.97, quote: "Furthermore, smaller models experience accuracy degradation at the 16x scaling factor"}
 
 """#
 }

@@ -61,8 +61,10 @@ struct Plan: AsyncParsableCommand {
         print("task \(task): \(describe(plan))")
         print("  latency   \(format((predicted["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s mean, \(format((predicted["latencyPercentileMs"]?.doubleValue ?? 0) / 1000, 2)) s at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) (deadline \(format((plan["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s)")
         print("  miss      \(format((predicted["missProbability"]?.doubleValue ?? 0) * 100, 2)) % chance of missing the deadline")
-        print("  energy    \(format(predicted["energyJ"]?.doubleValue ?? 0, 1)) J")
-        print("  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (\(predicted["accuracySource"]?.stringValue ?? ""))")
+        print("  energy    \(format(predicted["energyJ"]?.doubleValue ?? 0, 1)) J mean, \(format(predicted["energyPercentileJ"]?.doubleValue ?? 0, 1)) J at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0))")
+        let observations = predicted["observations"]?.intValue ?? 0
+        print("  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (80 % interval \(format((predicted["accuracyLow"]?.doubleValue ?? 0) * 100, 1))–\(format((predicted["accuracyHigh"]?.doubleValue ?? 0) * 100, 1)) %, \(predicted["accuracySource"]?.stringValue ?? "")\(observations > 0 ? ", \(observations) reports" : ""))")
+        print("  length    \(format(predicted["meanOutputTokens"]?.doubleValue ?? 0, 0)) tokens mean, \(format(predicted["percentileOutputTokens"]?.doubleValue ?? 0, 0)) at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) of the longest sample, \(format((predicted["capProbability"]?.doubleValue ?? 0) * 100, 1)) % of samples hit the cap (\(predicted["lengthSource"]?.stringValue ?? ""))")
         print("  cost      $\(format(predicted["costUsdPerMTok"]?.doubleValue ?? 0, 4)) per million tokens")
         if let body = plan["request"]?["body"] { print("  request   \(body.serialized())") }
     }

@@ -1,0 +1,168 @@
+import Foundation
+
+/// One reported outcome of a remembered plan, as the learner sees it.
+public struct LearningOutcome: Sendable, Equatable {
+    public var taskClass: String
+    public var configuration: Configuration
+    public var correct: Bool?
+    /// Output tokens of each sample (or of the only sample).
+    public var sampleOutputTokens: [Int]
+    /// Who reported it (the peer's user id).
+    public var peer: UInt32
+
+    public init(taskClass: String, configuration: Configuration, correct: Bool?, sampleOutputTokens: [Int], peer: UInt32) {
+        self.taskClass = taskClass
+        self.configuration = configuration
+        self.correct = correct
+        self.sampleOutputTokens = sampleOutputTokens
+        self.peer = peer
+    }
+}
+
+/// Learned estimates that replace the profile's for some configurations of some task classes.
+public struct LearnedOverlay: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var taskClass: String
+        public var configuration: Configuration
+    }
+
+    public var accuracy: [Key: AccuracyEstimate] = [:]
+    public var lengths: [Key: OutputLengthModel] = [:]
+    /// Changes with every update, so planners built on different overlays never share a cached front.
+    public var revision = 0
+
+    public init() {}
+}
+
+/// Learns accuracy and output length from reported outcomes: posteriors per task class × model-and-mode group
+/// (accuracy) and per task class × model, mode and budget (length), with each peer's influence bounded.
+///
+/// A pure state machine: the daemon feeds it outcomes and hands its ``overlay`` to the planner.
+public struct Learner: Sendable {
+    public struct GroupKey: Hashable, Sendable, Comparable {
+        public var taskClass: String
+        public var group: AccuracyModel.Group
+        public static func < (a: GroupKey, b: GroupKey) -> Bool { (a.taskClass, a.group) < (b.taskClass, b.group) }
+    }
+
+    public struct LengthKey: Hashable, Sendable {
+        public var taskClass: String
+        public var group: AccuracyModel.Group
+        public var budget: Int?
+    }
+
+    /// A peer's record: how its reported successes compare with what its plans predicted.
+    public struct PeerRecord: Sendable, Equatable {
+        public var reports = 0
+        public var successes = 0
+        public var expectedSuccesses = 0.0
+        public var ignored = false
+    }
+
+    /// Why an outcome taught nothing.
+    public enum Refusal: String, Sendable, Equatable, CaseIterable {
+        case unknownTaskClass = "unknown-task-class"
+        case unknownConfiguration = "unknown-configuration"
+        case peerEvidenceCap = "peer-evidence-cap"
+        case implausiblePeer = "implausible-peer"
+        case impossibleLength = "impossible-length"
+    }
+
+    public private(set) var accuracy: [GroupKey: AccuracyPosterior] = [:]
+    public private(set) var lengths: [LengthKey: LengthPosterior] = [:]
+    public private(set) var peers: [UInt32: PeerRecord] = [:]
+    public private(set) var refused: [Refusal: Int] = [:]
+    public private(set) var overlay = LearnedOverlay()
+    public let policy: LearningPolicy
+
+    public init(policy: LearningPolicy = LearningPolicy()) {
+        self.policy = policy
+    }
+
+    /// Learns from one outcome on `planner`'s profile; returns what was refused, if anything.
+    @discardableResult
+    public mutating func learn(_ outcome: LearningOutcome, planner: Planner) -> [Refusal] {
+        guard let space = planner.space(outcome.taskClass) else { return refuse([.unknownTaskClass]) }
+        guard let candidate = space.candidates.first(where: { $0.configuration == outcome.configuration }) else { return refuse([.unknownConfiguration]) }
+        var refusals: [Refusal] = []
+        let groupKey = GroupKey(taskClass: outcome.taskClass, group: candidate.group)
+        if let correct = outcome.correct {
+            var record = peers[outcome.peer] ?? PeerRecord()
+            record.reports += 1
+            if correct { record.successes += 1 }
+            record.expectedSuccesses += candidate.accuracy.accuracy
+            let wasIgnored = record.ignored
+            record.ignored = record.reports >= 30 && Double(record.successes) < policy.minPlausibleSuccessRatio * record.expectedSuccesses
+            peers[outcome.peer] = record
+            if record.ignored {
+                refusals.append(.implausiblePeer)
+            } else {
+                var posterior = accuracy[groupKey] ?? AccuracyPosterior(priorWeight: planner.policy.task(outcome.taskClass).priorWeight, around: candidate.single.accuracy)
+                if posterior.observations(from: outcome.peer) >= policy.maxEvidencePerPeer {
+                    refusals.append(.peerEvidenceCap)
+                } else {
+                    posterior.observe(correct: correct, p0: candidate.single.accuracy, vote: planner.voteContext(candidate, options: space.answerOptions), peer: outcome.peer)
+                    accuracy[groupKey] = posterior
+                }
+            }
+            if record.ignored != wasIgnored {
+                applyIgnoredPeers()
+                refuse(refusals)
+                rebuildAll(planner: planner)
+                return refusals
+            }
+        }
+        if !outcome.sampleOutputTokens.isEmpty {
+            let limit = candidate.configuration.capped ? candidate.configuration.budgetTokens ?? Int.max : candidate.variant.contextTokens
+            if outcome.sampleOutputTokens.contains(where: { $0 < 0 || $0 > limit }) || outcome.sampleOutputTokens.count > candidate.configuration.parallel {
+                refusals.append(.impossibleLength)
+            } else if !(peers[outcome.peer]?.ignored ?? false) {
+                let key = LengthKey(taskClass: outcome.taskClass, group: candidate.group, budget: candidate.configuration.budgetTokens)
+                var posterior = lengths[key] ?? LengthPosterior(prior: candidate.outputLength, priorWeight: planner.policy.task(outcome.taskClass).priorWeight)
+                for tokens in outcome.sampleOutputTokens { posterior.observe(tokens: tokens, capTokens: candidate.outputLength.capTokens) }
+                lengths[key] = posterior
+            }
+        }
+        refuse(refusals)
+        rebuild(groupKey, planner: planner)
+        return refusals
+    }
+
+    /// Recomputes every learned estimate on a new planner (after a reload or recalibration).
+    public mutating func rebuildAll(planner: Planner) {
+        overlay = LearnedOverlay()
+        let keys = Set(accuracy.keys).union(lengths.keys.map { GroupKey(taskClass: $0.taskClass, group: $0.group) })
+        for key in keys.sorted() { rebuild(key, planner: planner) }
+    }
+
+    private mutating func rebuild(_ key: GroupKey, planner: Planner) {
+        guard let space = planner.space(key.taskClass) else { return }
+        let posterior = accuracy[key]
+        for candidate in space.candidates where candidate.group == key.group {
+            let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: candidate.configuration)
+            var effective = candidate
+            if let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: candidate.configuration.budgetTokens)], length.observations > 0 {
+                effective.outputLength = length.model
+                effective.abstention = length.model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
+                overlay.lengths[overlayKey] = length.model
+            }
+            if let posterior, posterior.observations > 0 {
+                overlay.accuracy[overlayKey] = posterior.estimate(p0: candidate.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
+            } else {
+                overlay.accuracy[overlayKey] = nil
+            }
+        }
+        overlay.revision += 1
+    }
+
+    private mutating func applyIgnoredPeers() {
+        let ignored = Set(peers.filter(\.value.ignored).map(\.key))
+        for key in accuracy.keys { accuracy[key]?.ignoredPeers = ignored }
+    }
+
+    @discardableResult
+    private mutating func refuse(_ refusals: [Refusal]) -> [Refusal] {
+        for refusal in refusals { refused[refusal, default: 0] += 1 }
+        return refusals
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+@testable import EdgePlanCore
+
+/// The honest task models: plurality voting, output-length fits, provenance and intervals, the accuracy floor.
+struct TaskModelTests {
+    @Test func twoSamplesBeatOneOnlyThroughAbstention() {
+        for single in [0.1, 0.4, 0.8] {
+            for concentration in [0.05, 1, 20] {
+                let plain = PluralityVote.accuracy(single: single, samples: 2, abstention: 0, concentration: concentration, options: 4)
+                #expect(abs(plain - single) < 1e-9, "a split vote is a coin flip: k = 2 equals k = 1")
+                let abstaining = PluralityVote.accuracy(single: single, samples: 2, abstention: 0.3, concentration: concentration, options: 4)
+                // With abstention a, one sample answers with probability 1 − a, two with 1 − a²: the most two can gain.
+                #expect(abstaining > single && abstaining <= single * (1 + 0.3) + 1e-9)
+            }
+        }
+    }
+
+    @Test func voteMatchesASimulation() {
+        // A direct Monte Carlo of the same process: Beta per question, abstain, uniform wrong options, random ties.
+        var random = SplitMix(seed: 11)
+        let (single, k, abstention, concentration, options) = (0.45, 8, 0.3, 2.0, 4)
+        let c = single / (1 - abstention)
+        var correct = 0
+        let questions = 200_000
+        for _ in 0..<questions {
+            let p = random.beta(c * concentration, (1 - c) * concentration)
+            var votes = [Int](repeating: 0, count: options)
+            for _ in 0..<k {
+                let u = random.uniform()
+                if u < abstention { continue }
+                if random.uniform() < p { votes[0] += 1 } else { votes[1 + Int(random.uniform() * Double(options - 1))] += 1 }
+            }
+            let top = votes.max()!
+            guard top > 0 else { continue }
+            let leaders = votes.indices.filter { votes[$0] == top }
+            if leaders[Int(random.uniform() * Double(leaders.count))] == 0 { correct += 1 }
+        }
+        let simulated = Double(correct) / Double(questions)
+        let exact = PluralityVote.accuracy(single: single, samples: k, abstention: abstention, concentration: concentration, options: options)
+        #expect(abs(simulated - exact) < 0.005, "simulated \(simulated), exact \(exact)")
+    }
+
+    @Test func voteSaturatesWhereQuestionsAreKnownOrNot() {
+        // Nearly bimodal questions (tiny concentration): more samples add nothing without abstention.
+        let four = PluralityVote.accuracy(single: 0.6, samples: 4, abstention: 0, concentration: 0.01, options: 4)
+        let sixtyFour = PluralityVote.accuracy(single: 0.6, samples: 64, abstention: 0, concentration: 0.01, options: 4)
+        #expect(abs(sixtyFour - four) < 0.01)
+        // Alike questions (large concentration) above chance: voting converges toward 1.
+        #expect(PluralityVote.accuracy(single: 0.6, samples: 64, abstention: 0, concentration: 1000, options: 4) > 0.99)
+    }
+
+    @Test func voteFitStaysWithinThreePointsOfThePaper() throws {
+        let targets = try VoteTargets.decode(BundledResources.voteTargets, file: "vote-targets.yaml")
+        let results = try VoteFitter.fit(targets, profile: Fixtures.profile)
+        #expect(results.count == 2)
+        for result in results {
+            for row in result.rows { #expect(row.errorPoints <= 3, "\(row.target.model) \(row.target.budgetTokens) \(row.target.samples)/\(row.target.relativeTo)") }
+        }
+        // The bundled profile carries exactly this fit.
+        let bundled = try Fixtures.profile.variant(model: "DSR1-Llama-8B", quantization: .fp16).voting
+        let reasoning = try #require(results.first { $0.family == .reasoning })
+        #expect(bundled.anchors.count == reasoning.anchors.count)
+        for (a, b) in zip(bundled.anchors, reasoning.anchors) {
+            #expect(abs(a.concentration - b.concentration) / b.concentration < 1e-8 && a.unansweredAtCap == b.unansweredAtCap && a.budgetTokens == b.budgetTokens)
+        }
+        #expect(abs(bundled.fitErrorPoints - reasoning.rmsePoints) < 1e-6)
+    }
+
+    @Test func softHardPairsGiveHeavyTails() throws {
+        let fits = OutputLengthFits(profile: Fixtures.profile)
+        let llama = try #require(fits.pairs.first { $0.task == "mmlu-redux" && $0.variant.model == "DSR1-Llama-8B" && $0.budgetTokens == 128 })
+        // The fitted log-normal reproduces both published means.
+        let model = OutputLengthModel(uncappedMeanTokens: llama.softMeanTokens, sigma: llama.sigma, capTokens: 128, source: .fitted)
+        #expect(abs(model.meanTokens - 76.3) < 0.05)
+        for pair in fits.pairs where pair.task == "mmlu-redux" {
+            if pair.variant.model.hasPrefix("DSR1") { #expect(pair.coefficientOfVariation > 4 && pair.coefficientOfVariation < 9) }
+            if pair.variant.model == "L1-Max" { #expect(pair.coefficientOfVariation > 1.5 && pair.coefficientOfVariation < 3) }
+        }
+        #expect(fits.familySigma[.reasoning] != nil && fits.familySigma[.direct] == nil)
+    }
+
+    @Test func nothingAboveTheBestMeasuredAccuracyWithoutModelOrInterval() throws {
+        let planner = Fixtures.planner
+        for task in planner.taskClasses {
+            let table = try planner.table(taskClass: task)
+            let model = AccuracyModel(table: table)
+            for input in [256, 1024] {
+                for point in try planner.front(task: task, inputTokens: input).points {
+                    let best = try #require(model.bestMeasured(model: point.configuration.variant.model))
+                    if point.accuracy > best + 1e-9 {
+                        #expect([AccuracySource.modeled, .learned].contains(point.accuracySource), "\(task) \(point.configuration)")
+                        #expect(point.estimate.high > point.estimate.low)
+                    }
+                    #expect(point.estimate.low <= point.accuracy && point.accuracy <= point.estimate.high)
+                }
+            }
+        }
+    }
+
+    @Test func belowTheFloorIsInfeasibleNotAPlan() throws {
+        // Natural-Plan trip at 13 s: only configurations around 0 % accuracy could run.
+        let outcome = try Fixtures.planner.plan(PlanRequest(task: "natural-plan-trip", deadlineS: 60, inputTokens: 1500))
+        if case let .plan(plan) = outcome { #expect(plan.accuracy >= TaskPolicy.defaultMinAccuracy) }
+        for deadline in [13.2, 30, 60, 120, 300] {
+            if case let .plan(plan) = try Fixtures.planner.plan(PlanRequest(task: "natural-plan-trip", deadlineS: deadline, inputTokens: 1500)) {
+                #expect(plan.accuracy >= 0.05, "\(deadline) s")
+            }
+        }
+        // A request cannot lower the operator's floor.
+        let low = try Fixtures.planner.limits(PlanRequest(task: "mmlu-redux", deadlineS: 10, minAccuracy: 0))
+        #expect(low.minAccuracy == TaskPolicy.defaultMinAccuracy)
+    }
+
+    @Test func energyIsCheckedAtTheLatencyPercentile() throws {
+        guard case let .plan(plan) = try Fixtures.planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 60, inputTokens: 512)) else {
+            Issue.record("60 s should be feasible"); return
+        }
+        #expect(plan.energyPercentileJ >= plan.energyJ)
+        let budget = (plan.energyJ + plan.energyPercentileJ) / 2
+        if case let .plan(tight) = try Fixtures.planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 60, energyBudgetJ: budget, inputTokens: 512)) {
+            #expect(tight.energyPercentileJ <= budget)
+            #expect(tight.configuration != plan.configuration)
+        }
+    }
+
+    @Test func lowerBoundObjectivePrefersWhatIsKnown() throws {
+        let policy = try PolicyDecoder.decode("kind: policy\ntasks:\n  mmlu-redux:\n    objective: max-accuracy-lower-bound\n", file: "p.yaml")
+        let planner = try Planner(profile: Fixtures.profile, policy: policy)
+        guard case let .plan(cautious) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 300, inputTokens: 256)),
+              case let .plan(greedy) = try Fixtures.planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 300, inputTokens: 256)) else {
+            Issue.record("300 s should be feasible"); return
+        }
+        #expect(cautious.objective == .maxAccuracyLowerBound)
+        #expect(cautious.estimate.low >= greedy.estimate.low - 1e-12)
+    }
+
+    @Test func taskClassesTakeTheirPriorAndDefaultsFromThePolicy() throws {
+        let policy = try PolicyDecoder.decode("""
+        kind: policy
+        tasks:
+          grasp-plan:
+            like: mmlu-redux
+            prior_weight: 20
+            deadline: 8s
+            input_tokens: 400
+        """, file: "p.yaml")
+        let planner = try Planner(profile: Fixtures.profile, policy: policy)
+        #expect(planner.taskClasses.contains("grasp-plan"))
+        let limits = try planner.limits(PlanRequest(task: "grasp-plan"))
+        #expect(limits.deadlineS == 8 && limits.inputTokens == 400)
+        guard case let .plan(plan) = try planner.plan(PlanRequest(task: "grasp-plan")) else { Issue.record("expected a plan"); return }
+        #expect(plan.task == "grasp-plan" && plan.inputTokens == 400)
+        #expect { try PolicyDecoder.decode("kind: policy\ntasks:\n  grasp:\n    like: juggling\n", file: "p.yaml").check(against: Fixtures.profile) } throws: {
+            ($0 as? EdgePlanError)?.field == "tasks.grasp.like"
+        }
+        #expect { try PolicyDecoder.decode("kind: policy\ntasks:\n  grasp:\n    deadline: 8s\n", file: "p.yaml").check(against: Fixtures.profile) } throws: {
+            ($0 as? EdgePlanError)?.code == .unknownTask
+        }
+    }
+}
+
+/// A small deterministic generator for simulations in tests.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Gamma by Marsaglia–Tsang (shape < 1 boosted), then Beta as a ratio of gammas.
+    mutating func gamma(_ shape: Double) -> Double {
+        if shape < 1 { return gamma(shape + 1) * pow(uniform(), 1 / shape) }
+        let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
+        while true {
+            var x = 0.0, v = 0.0
+            repeat {
+                x = (-2 * log(max(uniform(), 1e-300))).squareRoot() * cos(2 * .pi * uniform())
+                v = 1 + c * x
+            } while v <= 0
+            v = v * v * v
+            if log(max(uniform(), 1e-300)) < 0.5 * x * x + d - d * v + d * log(v) { return d * v }
+        }
+    }
+    mutating func beta(_ a: Double, _ b: Double) -> Double {
+        let x = gamma(a), y = gamma(b)
+        return x / (x + y)
+    }
+}
