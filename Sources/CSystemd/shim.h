@@ -15,4 +15,11 @@ static inline int edgeplan_sd_journal_sendv(const struct iovec *iov, int n) {
     return sd_journal_sendv(iov, n);
 }
 
+/* The peer credentials SO_PEERCRED returns (struct ucred, which glibc hides behind _GNU_SOURCE). */
+struct edgeplan_peer_credentials {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+};
+
 #endif

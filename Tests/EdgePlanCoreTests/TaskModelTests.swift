@@ -191,3 +191,16 @@ struct SplitMix: RandomNumberGenerator {
         return x / (x + y)
     }
 }
+
+struct AccuracyLeaveOneOutTests {
+    @Test func heldOutCellsArePredictedWithinTheirIntervals() {
+        let cells = AccuracyLeaveOneOut.run(profile: Fixtures.profile)
+        let predicted = cells.filter { $0.predicted != nil }
+        #expect(predicted.count >= 5)
+        let errors = predicted.compactMap(\.errorPoints)
+        #expect(errors.reduce(0, +) / Double(errors.count) < 5)
+        #expect(predicted.filter { $0.covered == true }.count >= predicted.count * 8 / 10)
+        // Unbudgeted rows and the smallest budget of a curve cannot be reached from the rest: not offered.
+        #expect(cells.contains { $0.record.budgetTokens == nil && $0.predicted == nil })
+    }
+}

@@ -21,16 +21,14 @@ public enum PolicyDecoder {
             } else {
                 _ = try global.optionalStrings("parallel_factors")
             }
+            // explore_max_loss may stay in the file while exploration is off.
+            let maxLoss = try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05
             if let explore = try global.optionalString("explore") {
                 switch explore {
                 case "off": policy.explore = .off
-                case "thompson":
-                    policy.explore = .thompson(maxLoss: try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05)
+                case "thompson": policy.explore = .thompson(maxLoss: maxLoss)
                 default: throw global.error("explore", "unknown exploration '\(explore)'; use off or thompson")
                 }
-            }
-            if case .off = policy.explore, global.has("explore_max_loss") {
-                throw global.error("explore_max_loss", "explore_max_loss needs explore: thompson")
             }
             try global.finish()
         }

@@ -12,6 +12,10 @@ public final class PlannerService: Sendable {
     public static let planDecidedMessageID = "6f1c5b2a9e8d4c37a1b0f2e3d4c5b6a7"
     /// MESSAGE_ID of "no feasible plan" journal entries.
     public static let noFeasiblePlanMessageID = "0b8e7d6c5a4f4e3d9c2b1a0f9e8d7c6b"
+    /// MESSAGE_ID of "learned outcome changed a decision" journal entries.
+    public static let learnedShiftMessageID = "5d2e8f1a3b6c4d7e9f0a1b2c3d4e5f60"
+    /// MESSAGE_ID of "reports refused" journal entries (a peer found implausible).
+    public static let reportsRefusedMessageID = "e1f2a3b4c5d64e7f8091a2b3c4d5e6f7"
 
     public struct Counters: Sendable {
         public var plans = 0
@@ -22,6 +26,10 @@ public final class PlannerService: Sendable {
     }
 
     private let snapshot: Mutex<Planner>
+    private let learner: Mutex<Learner>
+    /// Recent plans by request id, for reports that name only the id.
+    public let memory: PlanMemory
+    private let nextRequestID = Mutex(0)
     private let counters = Mutex(Counters())
     private let reloadError = Mutex<String?>(nil)
     private let loader: @Sendable () throws -> Planner
@@ -34,6 +42,8 @@ public final class PlannerService: Sendable {
         let planner = try loader()
         Self.warm(planner)
         self.snapshot = Mutex(planner)
+        self.learner = Mutex(Learner(policy: planner.policy.learning))
+        self.memory = PlanMemory(capacity: planner.policy.learning.rememberedPlans)
         self.loader = loader
         self.logger = logger
         self.journal = journal
@@ -45,8 +55,9 @@ public final class PlannerService: Sendable {
 
     /// Builds every task's front at its typical input length so the first requests are warm.
     static func warm(_ planner: Planner) {
-        for task in planner.profile.tasks {
-            if let table = planner.profile.accuracy[task] { _ = try? planner.front(task: task, inputTokens: table.typicalInputTokens) }
+        for task in planner.taskClasses {
+            guard let table = try? planner.table(taskClass: task) else { continue }
+            _ = try? planner.front(task: task, inputTokens: planner.policy.task(task).defaultInputTokens ?? table.typicalInputTokens)
         }
     }
 
@@ -54,7 +65,11 @@ public final class PlannerService: Sendable {
     @discardableResult
     public func reload() -> EdgePlanError? {
         do {
-            let fresh = try loader()
+            var fresh = try loader()
+            fresh = fresh.applying(learner.withLock { learner in
+                learner.rebuildAll(planner: fresh)
+                return learner.overlay
+            })
             Self.warm(fresh)
             snapshot.withLock { $0 = fresh }
             reloadError.withLock { $0 = nil }
@@ -75,7 +90,11 @@ public final class PlannerService: Sendable {
     public func install(profile: ProfileSet) throws {
         while true {
             let policy = planner.policy
-            let fresh = try Planner(profile: profile, policy: policy)
+            let bare = try Planner(profile: profile, policy: policy)
+            let fresh = bare.applying(learner.withLock { learner in
+                learner.rebuildAll(planner: bare)
+                return learner.overlay
+            })
             Self.warm(fresh)
             let swapped = snapshot.withLock { current -> Bool in
                 guard current.policy.version == policy.version else { return false }
@@ -86,12 +105,18 @@ public final class PlannerService: Sendable {
         }
     }
 
-    /// Solves a request on the current snapshot and logs the decision.
+    /// Solves a request on the current snapshot, remembers it by request id (one is assigned when the request
+    /// has none) and logs the decision.
     public func plan(_ request: PlanRequest) throws -> PlanOutcome {
         let planner = self.planner
+        var request = request
+        if request.requestID == nil {
+            request.requestID = "ep-\(nextRequestID.withLock { id -> Int in id += 1; return id })"
+        }
         let outcome: PlanOutcome
         do {
-            outcome = try planner.plan(request)
+            var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
+            outcome = try planner.plan(request, random: &random)
         } catch {
             counters.withLock { $0.errors += 1 }
             throw error
@@ -99,6 +124,9 @@ public final class PlannerService: Sendable {
         switch outcome {
         case let .plan(plan):
             counters.withLock { $0.plans += 1 }
+            if let id = plan.requestID {
+                memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens, predictedAccuracy: plan.accuracy))
+            }
             logger.info("plan decided", metadata: [
                 "MESSAGE_ID": "\(Self.planDecidedMessageID)",
                 "task": "\(plan.task)", "model": "\(plan.configuration.variant.model)",
@@ -107,7 +135,9 @@ public final class PlannerService: Sendable {
                 "parallel": "\(plan.configuration.parallel)", "deadline_ms": "\(Self.decimal(plan.deadlineS * 1000))",
                 "energy_budget_j": "\(plan.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
                 "pred_latency_ms": "\(Self.decimal(plan.latencyS * 1000))", "pred_energy_j": "\(Self.decimal(plan.energyJ))",
-                "pred_accuracy": "\(Self.decimal(plan.accuracy))", "miss_prob": "\(Self.decimal(plan.missProbability))",
+                "pred_accuracy": "\(Self.decimal(plan.accuracy))", "accuracy_low": "\(Self.decimal(plan.estimate.low))",
+                "accuracy_high": "\(Self.decimal(plan.estimate.high))", "accuracy_source": "\(plan.accuracySource.rawValue)",
+                "miss_prob": "\(Self.decimal(plan.missProbability))", "explored": "\(plan.explored)",
                 "request_id": "\(plan.requestID ?? "")",
             ])
         case let .infeasible(reason):
@@ -133,6 +163,69 @@ public final class PlannerService: Sendable {
 
     public func countError() { counters.withLock { $0.errors += 1 } }
 
+    /// Learns from one outcome and swaps in a planner that uses it at once. A change of decision for the task
+    /// class's default request is journaled with before and after.
+    @discardableResult
+    public func learn(_ outcome: LearningOutcome) -> [Learner.Refusal] {
+        let planner = self.planner
+        let wasIgnored = learner.withLock { $0.peers[outcome.peer]?.ignored ?? false }
+        let before = Self.probe(planner, outcome.taskClass)
+        let (refusals, overlay) = learner.withLock { learner in (learner.learn(outcome, planner: planner), learner.overlay) }
+        let fresh = swapOverlay(overlay, basedOn: planner)
+        let after = Self.probe(fresh, outcome.taskClass)
+        if let before, let after, before.configuration != after.configuration || abs(before.accuracy - after.accuracy) > 0.02 {
+            logger.notice("learned outcome changed a decision", metadata: [
+                "MESSAGE_ID": "\(Self.learnedShiftMessageID)", "task": "\(outcome.taskClass)",
+                "before": "\(before.configuration)", "before_accuracy": "\(Self.decimal(before.accuracy))", "before_source": "\(before.accuracySource.rawValue)",
+                "after": "\(after.configuration)", "after_accuracy": "\(Self.decimal(after.accuracy))", "after_source": "\(after.accuracySource.rawValue)",
+                "observations": "\(after.estimate.observations)",
+            ])
+        }
+        if !wasIgnored, refusals.contains(.implausiblePeer) {
+            logger.warning("reports refused: peer's outcomes are implausible", metadata: [
+                "MESSAGE_ID": "\(Self.reportsRefusedMessageID)", "peer_uid": "\(outcome.peer)", "task": "\(outcome.taskClass)",
+            ])
+        }
+        return refusals
+    }
+
+    /// Replays stored outcomes (after a restart), then swaps once.
+    public func replay(_ outcomes: [LearningOutcome]) {
+        let planner = self.planner
+        let overlay = learner.withLock { learner in
+            for outcome in outcomes { learner.learn(outcome, planner: planner) }
+            return learner.overlay
+        }
+        swapOverlay(overlay, basedOn: planner)
+    }
+
+    /// The learner's state, for `Status`.
+    public var learning: Learner { learner.withLock { $0 } }
+
+    @discardableResult
+    private func swapOverlay(_ overlay: LearnedOverlay, basedOn planner: Planner) -> Planner {
+        let fresh = planner.applying(overlay)
+        Self.warm(fresh)
+        return snapshot.withLock { current in
+            // A reload or recalibration may have swapped meanwhile: keep its profile and policy, with the overlay.
+            if current.profile.version == planner.profile.version && current.policy.version == planner.policy.version {
+                current = fresh
+            } else {
+                current = current.applying(learner.withLock { learner in
+                    learner.rebuildAll(planner: current)
+                    return learner.overlay
+                })
+            }
+            return current
+        }
+    }
+
+    /// The decision for a task class's default request, if its policy gives one.
+    static func probe(_ planner: Planner, _ taskClass: String) -> Plan? {
+        guard case let .plan(plan)? = try? planner.plan(PlanRequest(task: taskClass, deadlineS: planner.policy.task(taskClass).defaultDeadlineS ?? 60)) else { return nil }
+        return plan
+    }
+
     static func decimal(_ value: Double) -> String { value.significantDigits(4) }
 }
 
@@ -150,4 +243,7 @@ public struct OutcomeReport: Sendable, Equatable {
     public var energyJ: Double?
     public var startedAt: Double?
     public var correct: Bool?
+    public var sampleOutputTokens: [Int] = []
+    /// The reporting peer's user id (from the socket's credentials).
+    public var peer: UInt32 = 0
 }

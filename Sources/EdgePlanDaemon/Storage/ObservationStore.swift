@@ -61,6 +61,23 @@ public final class ObservationStore: Sendable {
                 table.column("candidateMape", .double).notNull()
             }
         }
+        migrator.registerMigration("v2-outcomes") { db in
+            // Outcomes that taught the learner: replayed at start so posteriors survive restarts.
+            try db.create(table: "outcome") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("time", .double).notNull()
+                table.column("peer", .integer).notNull()
+                table.column("taskClass", .text).notNull()
+                table.column("model", .text).notNull()
+                table.column("quantization", .text).notNull()
+                table.column("mode", .text).notNull()
+                table.column("budgetTokens", .integer)
+                table.column("capped", .boolean).notNull()
+                table.column("parallel", .integer).notNull()
+                table.column("correct", .boolean)
+                table.column("sampleOutputTokens", .text).notNull()
+            }
+        }
         do { try migrator.migrate(database) } catch {
             throw EdgePlanError(.io, "cannot prepare the observation store: \(error)", file: path)
         }
@@ -91,6 +108,34 @@ public final class ObservationStore: Sendable {
                 let run = RunReport(variant: VariantID(model: row["model"], quantization: quantization), inputTokens: row["inputTokens"],
                                     outputTokens: row["outputTokens"], parallel: row["parallel"], latencyS: row["latencyS"], energyJ: row["energyJ"], time: row["time"])
                 return StoredRun(run: run, requestID: row["requestId"], mode: row["mode"], energySource: row["energySource"])
+            }
+        }
+    }
+
+    /// Stores an outcome the learner used; keeps the newest `capacity`.
+    public func appendOutcome(_ outcome: LearningOutcome, at time: Double) throws {
+        try database.write { db in
+            let c = outcome.configuration
+            try db.execute(sql: """
+                INSERT INTO outcome (time, peer, taskClass, model, quantization, mode, budgetTokens, capped, parallel, correct, sampleOutputTokens)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [time, Int64(outcome.peer), outcome.taskClass, c.variant.model, c.variant.quantization.rawValue, c.mode.rawValue,
+                                 c.budgetTokens, c.capped, c.parallel, outcome.correct, outcome.sampleOutputTokens.map(String.init).joined(separator: ",")])
+            let id = db.lastInsertedRowID
+            if id % 256 == 0 { try db.execute(sql: "DELETE FROM outcome WHERE id <= ?", arguments: [id - Int64(capacity)]) }
+        }
+    }
+
+    /// Stored outcomes, oldest first (rows naming an unknown quantization or mode are skipped).
+    public func outcomes() throws -> [LearningOutcome] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outcome ORDER BY id").compactMap { row -> LearningOutcome? in
+                guard let quantization = Quantization(rawValue: row["quantization"]), let mode = LengthMode(rawValue: row["mode"]) else { return nil }
+                let tokens: String = row["sampleOutputTokens"]
+                let configuration = Configuration(variant: VariantID(model: row["model"], quantization: quantization), mode: mode,
+                                                  budgetTokens: row["budgetTokens"], capped: row["capped"], parallel: row["parallel"])
+                return LearningOutcome(taskClass: row["taskClass"], configuration: configuration, correct: row["correct"],
+                                       sampleOutputTokens: tokens.split(separator: ",").compactMap { Int($0) }, peer: UInt32(truncatingIfNeeded: row["peer"] as Int64))
             }
         }
     }

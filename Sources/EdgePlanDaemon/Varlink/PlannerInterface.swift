@@ -8,18 +8,28 @@ public enum PlannerInterface {
     # and energy budget with the highest predicted accuracy.
     interface io.edgeplan.Planner
 
-    # Predictions for a configuration.
+    # Predictions for a configuration. Energy is checked against the budget at the same percentile as
+    # latency, for all samples. accuracySource is measured, interpolated, modeled or learned;
+    # accuracyLow..accuracyHigh is its 80 % credible interval; observations counts the reports behind a
+    # learned figure. lengthSource is fitted, prior, learned or assumed.
     type Prediction (
       latencyMs: float,
       latencyPercentileMs: float,
       percentile: float,
       energyJ: float,
+      energyPercentileJ: float,
       accuracy: float,
+      accuracyLow: float,
+      accuracyHigh: float,
       accuracySource: string,
+      observations: int,
       costUsdPerMTok: float,
       memoryGiB: float,
       missProbability: float,
-      meanOutputTokens: float
+      meanOutputTokens: float,
+      percentileOutputTokens: float,
+      capProbability: float,
+      lengthSource: string
     )
 
     # A chosen configuration (a plan); request holds the OpenAI-compatible body and its aggregation.
@@ -36,6 +46,8 @@ public enum PlannerInterface {
       deadlineMs: float,
       energyBudgetJ: ?float,
       predicted: Prediction,
+      objective: string,
+      explored: bool,
       request: object,
       profileVersion: string,
       policyVersion: string
@@ -50,46 +62,63 @@ public enum PlannerInterface {
       capped: bool,
       parallel: int,
       accuracy: float,
+      accuracyLow: float,
+      accuracyHigh: float,
       accuracySource: string,
+      observations: int,
       latencyMs: float,
       latencyPercentileMs: float,
       energyJ: float,
+      energyPercentileJ: float,
       costUsdPerMTok: float,
       memoryGiB: float,
       meanOutputTokens: float
     )
 
-    # Chooses a configuration for one request.
+    # Chooses a configuration for one request. task is any task class of the policy; deadlineMs,
+    # energyBudgetJ, inputTokens, minAccuracy and objective default to the policy's values for it
+    # (minAccuracy can raise the policy's floor, never lower it). objective is max-accuracy,
+    # max-accuracy-lower-bound or min-energy. Without requestId the daemon assigns one; the plan is
+    # remembered under it so that Report can name only the id.
     method Plan(
       task: string,
-      deadlineMs: float,
+      deadlineMs: ?float,
       energyBudgetJ: ?float,
-      inputTokens: int,
+      inputTokens: ?int,
       minAccuracy: ?float,
+      objective: ?string,
       requestId: ?string
     ) -> (plan: Decision)
 
     # The accuracy / latency / energy Pareto front of a task at an input length.
     method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)
 
-    # Reports the outcome of a plan that ran. startedAt is Unix time in seconds; without energyJ the
-    # daemon attributes energy from its power rails over [startedAt, startedAt + latency].
+    # Reports the outcome of a plan that ran. For a remembered plan, requestId and what happened suffice
+    # (latencyMs, and any of outputTokens, sampleOutputTokens, correct, energyJ; without output tokens the
+    # latency is not judged and predictedLatencyMs is null); other fields, when given,
+    # must match the plan. For an unknown id every field is needed and only latency and energy are
+    # judged: accuracy and output length are learned from remembered plans only, each once.
+    # outputTokens is the longest sample, sampleOutputTokens every sample's length. startedAt is Unix
+    # time in seconds; without energyJ the daemon attributes energy from its power rails over
+    # [startedAt, startedAt + latency]. learning says what became of the outcome.
     method Report(
       requestId: string,
-      model: string,
-      quantization: string,
-      mode: string,
+      model: ?string,
+      quantization: ?string,
+      mode: ?string,
       tokenBudget: ?int,
-      parallel: int,
-      inputTokens: int,
-      outputTokens: int,
+      parallel: ?int,
+      inputTokens: ?int,
+      outputTokens: ?int,
+      sampleOutputTokens: ?[]int,
       latencyMs: float,
       energyJ: ?float,
       startedAt: ?float,
       correct: ?bool
-    ) -> (accepted: bool, predictedLatencyMs: float, latencyErrorPct: float, attributedEnergyJ: ?float)
+    ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string)
 
-    # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model.
+    # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;
+    # learning: posteriors per task class and model-and-mode group, refused outcomes, ignored peers.
     method Status() -> (
       version: string,
       uptimeS: float,
@@ -105,7 +134,8 @@ public enum PlannerInterface {
       cachedFronts: int,
       journalDropped: int,
       journalFailed: int,
-      calibration: ?object
+      calibration: ?object,
+      learning: object
     )
 
     # No configuration meets the request's limits; limit names which one, closest the nearest miss.

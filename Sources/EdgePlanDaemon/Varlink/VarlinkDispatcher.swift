@@ -13,7 +13,8 @@ public struct VarlinkDispatcher: Sendable {
     }
 
     /// The reply to one message, or nil for a `oneway` call. Never throws: every failure is an error reply.
-    public func handle(_ frame: some Collection<UInt8>) -> JSONValue? {
+    /// `peer` is the caller's user id from the socket's credentials.
+    public func handle(_ frame: some Collection<UInt8>, peer: UInt32 = 0) -> JSONValue? {
         let call: JSONValue
         do { call = try JSONValue.parse(frame) } catch {
             service.countError()
@@ -27,7 +28,7 @@ public struct VarlinkDispatcher: Sendable {
         let reply: JSONValue
         do {
             guard case .object = parameters else { throw VarlinkError.invalidParameter("parameters") }
-            reply = .object([("parameters", try dispatch(method, parameters))])
+            reply = .object([("parameters", try dispatch(method, parameters, peer: peer))])
         } catch let error as VarlinkError {
             if !error.name.hasSuffix(".Infeasible") { service.countError() }
             reply = error.json
@@ -42,7 +43,7 @@ public struct VarlinkDispatcher: Sendable {
         return reply
     }
 
-    private func dispatch(_ method: String, _ parameters: JSONValue) throws -> JSONValue {
+    private func dispatch(_ method: String, _ parameters: JSONValue, peer: UInt32) throws -> JSONValue {
         switch method {
         case "org.varlink.service.GetInfo":
             return .fields([
@@ -61,7 +62,7 @@ public struct VarlinkDispatcher: Sendable {
         case "io.edgeplan.Planner.Frontier":
             let front = try service.planner.front(task: try string(parameters, "task"), inputTokens: try int(parameters, "inputTokens"))
             return front.json
-        case "io.edgeplan.Planner.Report": return try report(parameters)
+        case "io.edgeplan.Planner.Report": return try report(parameters, peer: peer)
         case "io.edgeplan.Planner.Status": return status()
         default:
             let interface = method.split(separator: ".").dropLast().joined(separator: ".")
@@ -73,12 +74,17 @@ public struct VarlinkDispatcher: Sendable {
     }
 
     private func plan(_ parameters: JSONValue) throws -> JSONValue {
+        let objective = try optionalString(parameters, "objective").map { raw -> Objective in
+            guard let value = Objective(rawValue: raw) else { throw VarlinkError.invalidParameter("objective") }
+            return value
+        }
         let request = PlanRequest(
             task: try string(parameters, "task"),
-            deadlineS: try double(parameters, "deadlineMs") / 1000,
+            deadlineS: try optionalDouble(parameters, "deadlineMs").map { $0 / 1000 },
             energyBudgetJ: try optionalDouble(parameters, "energyBudgetJ"),
-            inputTokens: try int(parameters, "inputTokens"),
+            inputTokens: try optionalInt(parameters, "inputTokens"),
             minAccuracy: try optionalDouble(parameters, "minAccuracy"),
+            objective: objective,
             requestID: try optionalString(parameters, "requestId"))
         switch try service.plan(request) {
         case let .plan(plan):
@@ -91,23 +97,51 @@ public struct VarlinkDispatcher: Sendable {
         }
     }
 
-    private func report(_ parameters: JSONValue) throws -> JSONValue {
-        let quantRaw = try string(parameters, "quantization")
-        guard let quantization = Quantization(rawValue: quantRaw) else { throw VarlinkError.invalidParameter("quantization") }
-        let modeRaw = try string(parameters, "mode")
-        guard let mode = LengthMode(rawValue: modeRaw) else { throw VarlinkError.invalidParameter("mode") }
-        let parallel = try int(parameters, "parallel")
-        guard (1...256).contains(parallel) else { throw VarlinkError.invalidParameter("parallel") }
-        let input = try int(parameters, "inputTokens")
-        guard (1...PlanRequest.maxInputTokens).contains(input) else { throw VarlinkError.invalidParameter("inputTokens") }
-        let output = try int(parameters, "outputTokens")
-        guard (0...10_000_000).contains(output) else { throw VarlinkError.invalidParameter("outputTokens") }
+    /// A report names a remembered plan by `requestId` (the plan fills in model, mode and the rest) or carries
+    /// every field itself. Only remembered plans teach accuracy and length, each once.
+    private func report(_ parameters: JSONValue, peer: UInt32) throws -> JSONValue {
+        let requestID = try string(parameters, "requestId")
+        let remembered = service.memory.entry(requestID)
+        let configuration = remembered?.configuration
+        let model = try optionalString(parameters, "model") ?? configuration?.variant.model
+        guard let model else { throw VarlinkError.invalidParameter("model") }
+        let quantization = try optionalString(parameters, "quantization").map { raw -> Quantization in
+            guard let value = Quantization(rawValue: raw) else { throw VarlinkError.invalidParameter("quantization") }
+            return value
+        } ?? configuration?.variant.quantization
+        guard let quantization else { throw VarlinkError.invalidParameter("quantization") }
+        let mode = try optionalString(parameters, "mode").map { raw -> LengthMode in
+            guard let value = LengthMode(rawValue: raw) else { throw VarlinkError.invalidParameter("mode") }
+            return value
+        } ?? configuration?.mode
+        guard let mode else { throw VarlinkError.invalidParameter("mode") }
+        let parallel = try optionalInt(parameters, "parallel") ?? configuration?.parallel
+        guard let parallel, (1...256).contains(parallel) else { throw VarlinkError.invalidParameter("parallel") }
+        let input = try optionalInt(parameters, "inputTokens") ?? remembered?.inputTokens
+        guard let input, (1...PlanRequest.maxInputTokens).contains(input) else { throw VarlinkError.invalidParameter("inputTokens") }
+        let budget = try optionalInt(parameters, "tokenBudget") ?? configuration?.budgetTokens
+        if let budget, budget <= 0 { throw VarlinkError.invalidParameter("tokenBudget") }
+        if let configuration, configuration.variant != VariantID(model: model, quantization: quantization) || configuration.mode != mode
+            || configuration.parallel != parallel || configuration.budgetTokens != budget {
+            throw VarlinkError.invalidParameter("requestId")
+        }
+        var samples: [Int] = []
+        if let value = parameters["sampleOutputTokens"], !value.isNull {
+            guard case let .array(items) = value, !items.isEmpty, items.count <= parallel else { throw VarlinkError.invalidParameter("sampleOutputTokens") }
+            samples = try items.map { item in
+                guard let tokens = item.intValue, (0...10_000_000).contains(tokens) else { throw VarlinkError.invalidParameter("sampleOutputTokens") }
+                return tokens
+            }
+        }
+        let output = try optionalInt(parameters, "outputTokens") ?? samples.max()
+        if let output, !(0...10_000_000).contains(output) { throw VarlinkError.invalidParameter("outputTokens") }
+        if let longest = samples.max(), longest != output { throw VarlinkError.invalidParameter("outputTokens") }
+        // Without output tokens the latency cannot be judged; for an unknown plan there is then nothing to use.
+        if output == nil && remembered == nil { throw VarlinkError.invalidParameter("outputTokens") }
         let latencyMs = try double(parameters, "latencyMs")
         guard latencyMs > 0, latencyMs < 1e9 else { throw VarlinkError.invalidParameter("latencyMs") }
         let energy = try optionalDouble(parameters, "energyJ")
         if let energy, !(energy >= 0 && energy < 1e9) { throw VarlinkError.invalidParameter("energyJ") }
-        let budget = try optionalInt(parameters, "tokenBudget")
-        if let budget, budget <= 0 { throw VarlinkError.invalidParameter("tokenBudget") }
         let correct: Bool?
         if let value = parameters["correct"], !value.isNull {
             guard let flag = value.boolValue else { throw VarlinkError.invalidParameter("correct") }
@@ -115,16 +149,42 @@ public struct VarlinkDispatcher: Sendable {
         } else {
             correct = nil
         }
-        let outcome = OutcomeReport(
-            requestID: try string(parameters, "requestId"), model: try string(parameters, "model"), quantization: quantization,
-            mode: mode, tokenBudget: budget, parallel: parallel, inputTokens: input, outputTokens: output,
-            latencyS: latencyMs / 1000, energyJ: energy, startedAt: try optionalDouble(parameters, "startedAt"), correct: correct)
-        let predicted = try service.report(outcome)
-        let attributed = watchdog?.record(outcome)
+        let startedAt = try optionalDouble(parameters, "startedAt")
+        var predicted: Double?
+        var attributed: Double?
+        if let output {
+            let outcome = OutcomeReport(
+                requestID: requestID, model: model, quantization: quantization,
+                mode: mode, tokenBudget: budget, parallel: parallel, inputTokens: input, outputTokens: output,
+                latencyS: latencyMs / 1000, energyJ: energy, startedAt: startedAt, correct: correct,
+                sampleOutputTokens: samples, peer: peer)
+            predicted = try service.report(outcome)
+            attributed = watchdog?.record(outcome)
+        } else {
+            _ = try service.planner.profile.variant(model: model, quantization: quantization)
+        }
+        // Learning: only a remembered plan, reported once, with something to learn from.
+        var learning: String
+        if correct == nil && samples.isEmpty && (parallel > 1 || remembered == nil) {
+            learning = "nothing to learn"
+        } else if let remembered {
+            if service.memory.markReported(requestID) {
+                let tokens = samples.isEmpty ? (parallel == 1 ? output.map { [$0] } ?? [] : []) : samples
+                let learned = LearningOutcome(taskClass: remembered.taskClass, configuration: remembered.configuration, correct: correct,
+                                              sampleOutputTokens: tokens, peer: peer)
+                if let watchdog { watchdog.learn(learned) } else { service.learn(learned) }
+                learning = "queued"
+            } else {
+                learning = "already reported"
+            }
+        } else {
+            learning = "unknown request id: only remembered plans teach accuracy and length"
+        }
         return .fields([
-            "accepted": .bool(true), "predictedLatencyMs": .number(predicted * 1000),
-            "latencyErrorPct": .number((outcome.latencyS - predicted) / predicted * 100),
+            "accepted": .bool(true), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
+            "latencyErrorPct": predicted.map { .number((latencyMs / 1000 - $0) / $0 * 100) } ?? .null,
             "attributedEnergyJ": attributed.map(JSONValue.number) ?? .null,
+            "learning": .string(learning),
         ])
     }
 
@@ -140,6 +200,39 @@ public struct VarlinkDispatcher: Sendable {
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
             "calibration": watchdog?.statusJSON ?? .null,
+            "learning": learningStatus(),
+        ])
+    }
+
+    /// Posteriors per task class and group, refusals, and peers whose reports are ignored.
+    private func learningStatus() -> JSONValue {
+        let learner = service.learning
+        let planner = service.planner
+        /// The learned single-sample estimate of a group at its smallest budget.
+        func learned(_ key: Learner.GroupKey) -> AccuracyEstimate? {
+            planner.overlay.accuracy
+                .filter { $0.key.taskClass == key.taskClass && $0.key.configuration.parallel == 1 && $0.key.configuration.variant == key.group.variant
+                    && $0.key.configuration.mode == key.group.mode && $0.key.configuration.capped == key.group.capped }
+                .min { ($0.key.configuration.budgetTokens ?? 0) < ($1.key.configuration.budgetTokens ?? 0) }?.value
+        }
+        return .fields([
+            "rememberedPlans": .int(service.memory.count),
+            "groups": .array(learner.accuracy.keys.sorted().map { key in
+                let posterior = learner.accuracy[key]!
+                return .fields([
+                    "task": .string(key.taskClass), "model": .string(key.group.variant.model),
+                    "quantization": .string(key.group.variant.quantization.rawValue), "mode": .string(key.group.mode.rawValue),
+                    "observations": .int(posterior.observations), "successes": .int(posterior.successes),
+                    "logitShift": .number(posterior.quantile(0.5)),
+                    "logitShiftLow": .number(posterior.quantile(0.1)), "logitShiftHigh": .number(posterior.quantile(0.9)),
+                    "singleSampleAccuracy": learned(key).map { .number($0.accuracy) } ?? .null,
+                    "singleSampleLow": learned(key).map { .number($0.low) } ?? .null,
+                    "singleSampleHigh": learned(key).map { .number($0.high) } ?? .null,
+                ])
+            }),
+            "lengthGroups": .int(learner.lengths.count),
+            "refused": .object(Learner.Refusal.allCases.map { ($0.rawValue, .int(learner.refused[$0] ?? 0)) }),
+            "ignoredPeers": .array(learner.peers.filter(\.value.ignored).keys.sorted().map { .int(Int($0)) }),
         ])
     }
 

@@ -1,3 +1,4 @@
+import CSystemd
 import EdgePlanCore
 import NIOCore
 import NIOPosix
@@ -25,14 +26,17 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let dispatcher: VarlinkDispatcher
+    /// The peer's user id, read once from SO_PEERCRED when the connection is accepted.
+    let peer: UInt32
 
-    init(dispatcher: VarlinkDispatcher) {
+    init(dispatcher: VarlinkDispatcher, peer: UInt32) {
         self.dispatcher = dispatcher
+        self.peer = peer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard let reply = frame.readableBytesView.withContiguousStorageIfAvailable({ dispatcher.handle($0) }) ?? dispatcher.handle(Array(frame.readableBytesView)) else { return }
+        guard let reply = frame.readableBytesView.withContiguousStorageIfAvailable({ dispatcher.handle($0, peer: peer) }) ?? dispatcher.handle(Array(frame.readableBytesView), peer: peer) else { return }
         let text = reply.serialized()
         var out = context.channel.allocator.buffer(capacity: text.utf8.count + 1)
         out.writeString(text)
@@ -66,9 +70,9 @@ public final class VarlinkServer: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                Self.peerUserID(channel).flatMapThrowing { uid in
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher))
+                    try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: uid))
                 }
             }
         do {
@@ -81,6 +85,16 @@ public final class VarlinkServer: Sendable {
             throw error
         }
         self.group = group
+    }
+
+    /// The connecting process's user id (SO_PEERCRED); a connection whose credentials cannot be read is refused.
+    static func peerUserID(_ channel: any Channel) -> EventLoopFuture<UInt32> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(EdgePlanError(.io, "no socket credentials on this channel"))
+        }
+        let credentials: EventLoopFuture<edgeplan_peer_credentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return credentials.map { $0.uid }
     }
 
     /// Stops accepting, lets in-flight replies go out, then stops the event loops.

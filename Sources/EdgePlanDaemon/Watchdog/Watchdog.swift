@@ -64,6 +64,30 @@ public final class Watchdog: Sendable {
         var loop = CalibrationLoop(profile: service.planner.profile, at: now)
         if let earlier = try store?.recent(limit: loop.window * 4) { loop.seed(earlier.map(\.run)) }
         state = Mutex(State(loop: loop, base: base, lastRefit: now))
+        if let outcomes = try store?.outcomes(), !outcomes.isEmpty {
+            service.replay(outcomes)
+            logger.notice("learned posteriors restored", metadata: ["outcomes": "\(outcomes.count)"])
+        }
+    }
+
+    /// Learns from a remembered plan's outcome on the background queue and stores it, so it survives restarts.
+    public func learn(_ outcome: LearningOutcome) {
+        let admitted = backlog.withLock { backlog -> Bool in
+            guard backlog.waiting < Self.maximumBacklog else {
+                backlog.dropped += 1
+                return false
+            }
+            backlog.waiting += 1
+            return true
+        }
+        guard admitted else { return }
+        queue.async { [self] in
+            defer { backlog.withLock { $0.waiting -= 1 } }
+            let refusals = service.learn(outcome)
+            // Refused evidence is not stored: a replay would refuse it again anyway.
+            guard !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap) && !refusals.contains(.unknownConfiguration) else { return }
+            do { try store?.appendOutcome(outcome, at: clock()) } catch { logger.error("cannot store an outcome: \(error)") }
+        }
     }
 
     /// Stores and judges one report; returns the energy attributed to it from the rails, if any.

@@ -8,16 +8,19 @@ struct Validate: AsyncParsableCommand {
     @Option(name: .customLong("measurements"), parsing: .upToNextOption, help: "Measurement files: the artifact's prefill.json / decode_parameters.json, or JSON-lines traces.")
     var measurements: [String] = []
     @Flag(help: "Also check the published mean latencies of the accuracy tables (Tables X, XI).") var tables = false
+    @Flag(help: "Leave-one-out over the accuracy tables: predict each measured cell from the others as the planner would, print the error in points per model and mode.") var accuracy = false
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var snapshot: SnapshotOptions
 
     func validate() throws {
-        if measurements.isEmpty && !tables { throw ValidationError("give --measurements FILE... and/or --tables") }
+        if measurements.isEmpty && !tables && !accuracy { throw ValidationError("give --measurements FILE..., --tables and/or --accuracy") }
     }
 
     func run() async throws {
         try await reportingErrors {
             let profile = try snapshot.profileSet()
+            if accuracy { try printLeaveOneOut(profile) }
+            if measurements.isEmpty && !tables { return }
             var observations: [Observation] = []
             for path in measurements {
                 guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read file", file: path) }
@@ -59,5 +62,43 @@ struct Validate: AsyncParsableCommand {
                 }
             }
         }
+    }
+}
+
+extension Validate {
+    func printLeaveOneOut(_ profile: ProfileSet) throws {
+        let cells = AccuracyLeaveOneOut.run(profile: profile)
+        let summary = AccuracyLeaveOneOut.summarize(cells)
+        let errors = cells.compactMap(\.errorPoints)
+        let overall = errors.isEmpty ? nil : errors.reduce(0, +) / Double(errors.count)
+        if json {
+            printJSON(.fields([
+                "profile": .string(profile.device.name),
+                "meanAbsoluteErrorPoints": overall.map(JSONValue.number) ?? .null,
+                "predicted": .int(errors.count), "notPredicted": .int(cells.count - errors.count),
+                "covered": .int(cells.compactMap(\.covered).filter { $0 }.count),
+                "byModelAndMode": .array(summary.map { row in .fields([
+                    "model": .string(row.model), "mode": .string(row.mode.rawValue), "predicted": .int(row.predicted),
+                    "notPredicted": .int(row.notPredicted), "meanAbsoluteErrorPoints": row.meanAbsoluteErrorPoints.map(JSONValue.number) ?? .null,
+                    "covered": .int(row.covered)]) }),
+                "cells": .array(cells.map { cell in .fields([
+                    "task": .string(cell.task), "model": .string(cell.record.variant.model), "quantization": .string(cell.record.variant.quantization.rawValue),
+                    "mode": .string(cell.record.mode.rawValue), "tokenBudget": cell.record.budgetTokens.map(JSONValue.int) ?? .null,
+                    "measured": .number(cell.record.accuracy), "predicted": cell.predicted.map { .number($0.accuracy) } ?? .null,
+                    "source": cell.predicted.map { .string($0.source.rawValue) } ?? .null, "errorPoints": cell.errorPoints.map(JSONValue.number) ?? .null]) }),
+            ]))
+            return
+        }
+        print("accuracy leave-one-out: each measured cell predicted from the rest, as the planner would")
+        print("  " + "model".padded(18) + "mode".padded(14) + "predicted".padded(11) + "not offered".padded(13) + "MAE (points)".padded(14) + "inside 80 % interval")
+        for row in summary {
+            print("  " + row.model.padded(18) + row.mode.rawValue.padded(14) + "\(row.predicted)".padded(11) + "\(row.notPredicted)".padded(13)
+                  + (row.meanAbsoluteErrorPoints.map { format($0, 2) } ?? "-").padded(14) + (row.predicted > 0 ? "\(row.covered)/\(row.predicted)" : "-"))
+        }
+        for cell in cells where cell.predicted != nil {
+            let r = cell.record
+            print("    \(cell.task) \(r.variant) \(r.mode.rawValue) \(r.budgetTokens.map(String.init) ?? ""): measured \(format(r.accuracy * 100, 1)) %, predicted \(format(cell.predicted!.accuracy * 100, 1)) % (\(cell.predicted!.source.rawValue), \(format(cell.predicted!.low * 100, 1))–\(format(cell.predicted!.high * 100, 1)) %)")
+        }
+        print("overall: \(errors.count) cells predicted, mean absolute error \(overall.map { format($0, 2) } ?? "-") points; \(cells.count - errors.count) cells not offered by the planner without them")
     }
 }
