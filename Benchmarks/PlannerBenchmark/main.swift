@@ -43,6 +43,27 @@ warm.sort()
 let total = warm.reduce(0, +)
 print(String(format: "warm plan decisions: p50 %.2f µs, p99 %.2f µs, %.0f decisions/s (%d decisions, 5 rounds)", percentile(warm, 0.5) * 1e6, percentile(warm, 0.99) * 1e6, Double(warm.count) / total, warm.count))
 
+// The same decisions with learned posteriors in play: 400 outcomes over the configurations the planner picks.
+var learner = Learner()
+var learnedPlanner = planner
+for (index, request) in requests.prefix(400).enumerated() {
+    guard case let .plan(plan) = try learnedPlanner.plan(request) else { continue }
+    learner.learn(LearningOutcome(taskClass: plan.task, configuration: plan.configuration, correct: index % 3 != 0,
+                                  sampleOutputTokens: [Int(plan.meanOutputTokens)], peer: 0), planner: planner)
+    learnedPlanner = planner.applying(learner.overlay)
+}
+for request in requests { _ = try learnedPlanner.plan(request) }
+var learnedWarm: [Double] = []
+for _ in 0..<5 {
+    for request in requests {
+        let start = now()
+        _ = try learnedPlanner.plan(request)
+        learnedWarm.append(now() - start)
+    }
+}
+learnedWarm.sort()
+print(String(format: "warm plan decisions, learned posteriors in play (%d configurations learned): p50 %.2f µs, p99 %.2f µs", learner.overlay.accuracy.count, percentile(learnedWarm, 0.5) * 1e6, percentile(learnedWarm, 0.99) * 1e6))
+
 // Over the socket: the real daemon (`edgeplan serve`, built beside this benchmark) in its own process,
 // so its memory can be read alone; an in-process server when the binary is not there.
 let socketPath = "/tmp/edgeplan-bench-\(getpid()).sock"

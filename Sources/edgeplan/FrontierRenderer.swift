@@ -10,21 +10,24 @@ enum FrontierRenderer {
 
     static func table(_ front: ParetoFront, latencyLimitS: Double?) -> String {
         var lines = ["\(front.points.count) Pareto-optimal configurations for \(front.task) at \(front.inputTokens) input tokens",
-                     "configuration".padded(45) + "accuracy    latency s  p-latency s   energy J" + (latencyLimitS == nil ? "" : " on time")]
+                     "configuration".padded(45) + "accuracy  80 % interval  source        latency s  p-latency s   energy J p-energy J" + (latencyLimitS == nil ? "" : " on time")]
         for point in front.points {
             let onTime = latencyLimitS.map { point.latencyPercentileS <= $0 ? "yes" : "no" } ?? ""
-            lines.append(label(point).padded(45) + String(format: "%7.1f%% %12.2f %12.2f %10.1f ", point.accuracy * 100, point.mean.latencyS, point.latencyPercentileS, point.energyJ) + onTime)
+            let interval = String(format: "%.1f–%.1f%%", point.estimate.low * 100, point.estimate.high * 100)
+            lines.append(label(point).padded(45) + String(format: "%7.1f%%  ", point.accuracy * 100) + interval.padded(14) + point.accuracySource.rawValue.padded(12)
+                         + String(format: "%10.2f %12.2f %10.1f %10.1f ", point.mean.latencyS, point.latencyPercentileS, point.energyJ, point.energyPercentileJ) + onTime)
         }
         return lines.joined(separator: "\n") + "\n"
     }
 
     static func csv(_ front: ParetoFront) -> String {
-        var lines = ["model,quantization,mode,token_budget,parallel,accuracy,accuracy_source,latency_ms,latency_percentile_ms,energy_j,cost_usd_per_mtok,memory_gib"]
+        var lines = ["model,quantization,mode,token_budget,parallel,accuracy,accuracy_low,accuracy_high,accuracy_source,latency_ms,latency_percentile_ms,energy_j,energy_percentile_j,cost_usd_per_mtok,memory_gib"]
         for p in front.points {
             let c = p.configuration
             lines.append([c.variant.model, c.variant.quantization.rawValue, c.mode.rawValue, c.budgetTokens.map(String.init) ?? "", String(c.parallel),
-                          String(format: "%.4f", p.accuracy), p.accuracySource.rawValue, String(format: "%.1f", p.mean.latencyS * 1000),
-                          String(format: "%.1f", p.latencyPercentileS * 1000), String(format: "%.2f", p.energyJ),
+                          String(format: "%.4f", p.accuracy), String(format: "%.4f", p.estimate.low), String(format: "%.4f", p.estimate.high),
+                          p.accuracySource.rawValue, String(format: "%.1f", p.mean.latencyS * 1000),
+                          String(format: "%.1f", p.latencyPercentileS * 1000), String(format: "%.2f", p.energyJ), String(format: "%.2f", p.energyPercentileJ),
                           String(format: "%.5f", p.mean.costUSDPerMTok), String(format: "%.2f", p.mean.memoryGiB)].joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -208,7 +208,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
-  source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/dsr1-llama-8b.fp16.yaml", text: #"""
@@ -266,7 +266,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
-  source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-1.5b.awq-w4.yaml", text: #"""
@@ -317,7 +317,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
-  source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-1.5b.fp16.yaml", text: #"""
@@ -373,7 +373,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
-  source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-14b.awq-w4.yaml", text: #"""
@@ -426,7 +426,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
-  source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/dsr1-qwen-14b.fp16.yaml", text: #"""
@@ -484,7 +484,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"
 output_length:
   coefficient_of_variation: 0.5
-  source: "assumed spread of reasoning-chain length (Section I: output length is not deterministic); override per deployment"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/gemma-7b-it.fp16.yaml", text: #"""
@@ -535,7 +535,7 @@ voting:
   source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
-  source: "assumed spread of direct answers, which are short and regular"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/l1-max.fp16.yaml", text: #"""
@@ -585,7 +585,7 @@ voting:
   source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (budget-aware family, 3 points, RMS error 0.638 points)"
 output_length:
   coefficient_of_variation: 0.3
-  source: "assumed: L1 follows its budget closely (Section V-B), so its length spreads less"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/llama3.1-8b-it.fp16.yaml", text: #"""
@@ -636,7 +636,7 @@ voting:
   source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
-  source: "assumed spread of direct answers, which are short and regular"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-1.5b-it.fp16.yaml", text: #"""
@@ -685,7 +685,7 @@ voting:
   source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
-  source: "assumed spread of direct answers, which are short and regular"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-14b-it.fp16.yaml", text: #"""
@@ -736,7 +736,7 @@ voting:
   source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
-  source: "assumed spread of direct answers, which are short and regular"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
         ProfileDecoder.File(path: "models/qwen2.5-7b-it.fp16.yaml", text: #"""
@@ -787,7 +787,7 @@ voting:
   source: "no parallel-scaling data for direct models: the reasoning family's 512-token fit, unverified (error taken as at least 5 points)"
 output_length:
   coefficient_of_variation: 0.6
-  source: "assumed spread of direct answers, which are short and regular"
+  source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"
 
 """#),
     ]
@@ -802,11 +802,27 @@ global:
   latency_percentile: 0.95
   safety_margin: 0.05
   parallel_factors: [1, 2, 4, 8, 16, 32, 64]
+  # Opt-in exploration so configurations the greedy planner never picks can still be learned:
+  # explore: thompson
+  # explore_max_loss: 0.05
+# How reports teach the planner (these are the defaults).
+learning:
+  remembered_plans: 65536
+  max_evidence_per_peer: 400
+  min_plausible_success_ratio: 0.25
 defaults:
   deadline: 30s
   max_parallel: 64
   objective: max-accuracy
+  # No plan below this predicted accuracy is returned.
+  min_accuracy: 0.05
 tasks:
+  # A robot's own task class borrows a benchmark's tables as its prior, e.g.:
+  # grasp-plan:
+  #   like: mmlu-redux
+  #   prior_weight: 20
+  #   deadline: 8s
+  #   input_tokens: 400
   mmlu-redux:
     deadline: 10s
   mmlu:
