@@ -204,3 +204,43 @@ struct AccuracyLeaveOneOutTests {
         #expect(cells.contains { $0.record.budgetTokens == nil && $0.predicted == nil })
     }
 }
+
+struct LearningTests {
+    @Test func lengthPosteriorRecoversACensoredLogNormal() {
+        // Truth: median 300 tokens, sigma 1.2, capped at 512 (about a third of the samples hit the cap).
+        let truth = OutputLengthModel(mu: log(300), sigma: 1.2, capTokens: 512, source: .fitted)
+        let prior = OutputLengthModel(mu: log(80), sigma: 1.9, capTokens: 512, source: .fitted)
+        var posterior = LengthPosterior(prior: prior, priorWeight: 20)
+        var random = SplitMix(seed: 3)
+        for _ in 0..<500 {
+            let z = (-2 * log(max(random.uniform(), 1e-300))).squareRoot() * cos(2 * .pi * random.uniform())
+            posterior.observe(tokens: min(Int(exp(truth.mu + truth.sigma * z)), 512), capTokens: 512)
+        }
+        let learned = posterior.model
+        #expect(learned.source == .learned)
+        #expect(abs(learned.mu - truth.mu) < 0.15, "mu \(learned.mu) vs \(truth.mu)")
+        #expect(abs(learned.sigma - truth.sigma) < 0.15, "sigma \(learned.sigma) vs \(truth.sigma)")
+        #expect(abs(learned.capProbability - truth.capProbability) < 0.05)
+    }
+
+    @Test func accuracyPosteriorMovesTowardTheTruthAndBoundsEachPeer() throws {
+        let planner = Fixtures.planner
+        let space = try #require(planner.space("mmlu-redux"))
+        let candidate = try #require(space.candidates.first { $0.configuration.variant.model == "DSR1-Qwen-14B" && $0.configuration.mode == .base && $0.configuration.parallel == 1 && $0.configuration.variant.quantization == .fp16 })
+        var learner = Learner(policy: LearningPolicy(maxEvidencePerPeer: 100))
+        var random = SplitMix(seed: 5)
+        let truth = candidate.single.accuracy - 0.3
+        for _ in 0..<300 {
+            let outcome = LearningOutcome(taskClass: "mmlu-redux", configuration: candidate.configuration, correct: random.uniform() < truth, sampleOutputTokens: [], peer: 1000)
+            learner.learn(outcome, planner: planner)
+        }
+        let estimate = try #require(learner.overlay.accuracy[.init(taskClass: "mmlu-redux", configuration: candidate.configuration)])
+        #expect(estimate.source == .learned && estimate.observations == 100, "one peer counts at most 100 times")
+        #expect(abs(estimate.accuracy - truth) < 0.08, "\(estimate.accuracy) vs \(truth)")
+        #expect(learner.refused[.peerEvidenceCap] == 200)
+        // The same outcomes learned with exploration-neighbour k = 4 move through the vote model too.
+        let voted = try #require(space.candidates.first { $0.configuration == Configuration(variant: candidate.configuration.variant, mode: .base, budgetTokens: nil, capped: false, parallel: 4) })
+        let votedEstimate = try #require(learner.overlay.accuracy[.init(taskClass: "mmlu-redux", configuration: voted.configuration)])
+        #expect(votedEstimate.accuracy < voted.accuracy.accuracy - 0.1)
+    }
+}
