@@ -17,6 +17,7 @@ for dirpath, _, names in os.walk(profile_dir):
 files.sort()
 policy = open(os.path.join(root, "policies/default.yaml")).read()
 vote_targets = open(os.path.join(root, "data/paper/vote-targets.yaml")).read()
+default_truth = open(os.path.join(root, "workloads/truth-default.yaml")).read()
 
 def literal(text):
     assert '"""#' not in text
@@ -32,7 +33,9 @@ for path, text in files:
 lines += ["    ]", "", "    /// The bundled default policy (policies/default.yaml).",
           f"    public static let defaultPolicy = {literal(policy)}", "",
           "    /// The parallel-scaling results the vote model is fitted to (data/paper/vote-targets.yaml).",
-          f"    public static let voteTargets = {literal(vote_targets)}", "}", ""]
+          f"    public static let voteTargets = {literal(vote_targets)}", "",
+          "    /// The default ground truth of `edgeplan simulate` (workloads/truth-default.yaml).",
+          f"    public static let defaultTruth = {literal(default_truth)}", "}", ""]
 os.makedirs(os.path.dirname(out), exist_ok=True)
 new = "\n".join(lines)
 if "--check" in sys.argv:

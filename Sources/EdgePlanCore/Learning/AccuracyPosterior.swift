@@ -72,25 +72,44 @@ public struct AccuracyPosterior: Sendable, Equatable {
     }
 
     /// The shift at posterior quantile `q`.
-    public func quantile(_ q: Double) -> Double {
-        var cumulative = 0.0
+    public func quantile(_ q: Double) -> Double { quantiles([q])[0] }
+
+    /// The shifts at several posterior quantiles, from one pass over the weights.
+    public func quantiles(_ qs: [Double]) -> [Double] {
         let weights = self.weights
-        for (index, weight) in weights.enumerated() {
-            cumulative += weight
-            if cumulative >= q { return Self.grid[index] }
+        return qs.map { q in
+            var cumulative = 0.0
+            for (index, weight) in weights.enumerated() {
+                cumulative += weight
+                if cumulative >= q { return Self.grid[index] }
+            }
+            return Self.grid.last!
         }
-        return Self.grid.last!
+    }
+
+    /// The posterior summarised for estimates: ten decile midpoints and the 10th and 90th percentiles.
+    public struct Summary: Sendable {
+        public var deciles: [Double]
+        public var low: Double
+        public var high: Double
+        public var observations: Int
+    }
+
+    public var summary: Summary {
+        let points = quantiles((0..<10).map { (Double($0) + 0.5) / 10 } + [0.1, 0.9])
+        return Summary(deciles: Array(points.prefix(10)), low: points[10], high: points[11], observations: observations)
     }
 
     /// The learned estimate for a configuration whose single-sample prior is `p0`: mean over ten posterior
     /// deciles, and the 80 % interval from the 10th and 90th percentiles (the vote is monotone in `δ`).
-    public func estimate(p0: Double, vote: VoteContext) -> AccuracyEstimate {
-        let base = Self.logit(p0)
-        let deciles = stride(from: 0.05, through: 0.95, by: 0.1).map { vote.accuracy(Self.logistic(base + quantile($0))) }
-        let mean = deciles.reduce(0, +) / Double(deciles.count)
+    public func estimate(p0: Double, vote: VoteContext) -> AccuracyEstimate { Self.estimate(summary, p0: p0, vote: vote) }
+
+    public static func estimate(_ summary: Summary, p0: Double, vote: VoteContext) -> AccuracyEstimate {
+        let base = logit(p0)
+        let mean = summary.deciles.map { vote.accuracy(logistic(base + $0)) }.reduce(0, +) / Double(summary.deciles.count)
         return AccuracyEstimate(
-            accuracy: mean, low: vote.accuracy(Self.logistic(base + quantile(0.1))),
-            high: vote.accuracy(Self.logistic(base + quantile(0.9))), source: .learned, observations: observations)
+            accuracy: mean, low: vote.accuracy(logistic(base + summary.low)),
+            high: vote.accuracy(logistic(base + summary.high)), source: .learned, observations: summary.observations)
     }
 
     static func logit(_ p: Double) -> Double {

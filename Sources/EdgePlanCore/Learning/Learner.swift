@@ -73,6 +73,8 @@ public struct Learner: Sendable {
     public private(set) var peers: [UInt32: PeerRecord] = [:]
     public private(set) var refused: [Refusal: Int] = [:]
     public private(set) var overlay = LearnedOverlay()
+    /// Groups learned from but not yet rebuilt into the overlay (see ``learn(_:planner:deferRebuild:)``).
+    private var dirty: Set<GroupKey> = []
     public let policy: LearningPolicy
 
     public init(policy: LearningPolicy = LearningPolicy()) {
@@ -80,8 +82,10 @@ public struct Learner: Sendable {
     }
 
     /// Learns from one outcome on `planner`'s profile; returns what was refused, if anything.
+    /// With `deferRebuild`, the overlay is brought up to date only by ``rebuildPending(planner:)``: a simulation
+    /// batches many outcomes per rebuild.
     @discardableResult
-    public mutating func learn(_ outcome: LearningOutcome, planner: Planner) -> [Refusal] {
+    public mutating func learn(_ outcome: LearningOutcome, planner: Planner, deferRebuild: Bool = false) -> [Refusal] {
         guard let space = planner.space(outcome.taskClass) else { return refuse([.unknownTaskClass]) }
         guard let candidate = space.candidates.first(where: { $0.configuration == outcome.configuration }) else { return refuse([.unknownConfiguration]) }
         var refusals: [Refusal] = []
@@ -124,30 +128,47 @@ public struct Learner: Sendable {
             }
         }
         refuse(refusals)
-        rebuild(groupKey, planner: planner)
+        if deferRebuild {
+            dirty.insert(groupKey)
+        } else {
+            rebuild(groupKey, planner: planner)
+        }
         return refusals
+    }
+
+    /// Rebuilds the overlay of every group learned from since the last rebuild.
+    public mutating func rebuildPending(planner: Planner) {
+        for key in dirty.sorted() { rebuild(key, planner: planner) }
+        dirty.removeAll()
     }
 
     /// Recomputes every learned estimate on a new planner (after a reload or recalibration).
     public mutating func rebuildAll(planner: Planner) {
         overlay = LearnedOverlay()
+        dirty.removeAll()
         let keys = Set(accuracy.keys).union(lengths.keys.map { GroupKey(taskClass: $0.taskClass, group: $0.group) })
         for key in keys.sorted() { rebuild(key, planner: planner) }
     }
 
     private mutating func rebuild(_ key: GroupKey, planner: Planner) {
         guard let space = planner.space(key.taskClass) else { return }
-        let posterior = accuracy[key]
+        // Summarised once per group: the posterior's quantiles and each budget's fitted length.
+        let summary = accuracy[key].flatMap { $0.observations > 0 ? $0.summary : nil }
+        var fitted: [Int?: OutputLengthModel] = [:]
         for candidate in space.candidates where candidate.group == key.group {
             let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: candidate.configuration)
             var effective = candidate
-            if let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: candidate.configuration.budgetTokens)], length.observations > 0 {
-                effective.outputLength = length.model
-                effective.abstention = length.model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
-                overlay.lengths[overlayKey] = length.model
+            let budget = candidate.configuration.budgetTokens
+            if fitted[budget] == nil, let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)], length.observations > 0 {
+                fitted[budget] = length.model
             }
-            if let posterior, posterior.observations > 0 {
-                overlay.accuracy[overlayKey] = posterior.estimate(p0: candidate.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
+            if let model = fitted[budget] {
+                effective.outputLength = model
+                effective.abstention = model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
+                overlay.lengths[overlayKey] = model
+            }
+            if let summary {
+                overlay.accuracy[overlayKey] = AccuracyPosterior.estimate(summary, p0: candidate.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
             } else {
                 overlay.accuracy[overlayKey] = nil
             }

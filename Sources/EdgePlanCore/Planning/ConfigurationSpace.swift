@@ -18,6 +18,21 @@ public struct ConfigurationSpace: Sendable {
     public let answerOptions: Int
     public let candidates: [Candidate]
 
+    private init(task: String, answerOptions: Int, candidates: [Candidate]) {
+        self.task = task
+        self.answerOptions = answerOptions
+        self.candidates = candidates
+    }
+
+    /// The same candidates with their variants' coefficients taken from `variants` (after a recalibration).
+    public func replacingVariants(_ variants: [VariantID: ModelVariant]) -> ConfigurationSpace {
+        ConfigurationSpace(task: task, answerOptions: answerOptions, candidates: candidates.map { candidate in
+            var next = candidate
+            if let variant = variants[candidate.configuration.variant] { next.variant = variant }
+            return next
+        })
+    }
+
     /// Enumerates variants × modes × budgets of the class's benchmark table, times each parallel factor.
     public init(task: String, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits, parallelFactors: [Int]) {
         let model = AccuracyModel(table: table) { group in
@@ -27,7 +42,9 @@ public struct ConfigurationSpace: Sendable {
         for (group, budget) in model.candidateBudgets() {
             guard let variant = profile.variants[group.variant], let single = model.estimate(group, budget: budget),
                   let length = lengths.model(task: table.task, group: group, budget: budget, accuracy: model) else { continue }
-            let voteTokens = Double(budget ?? Int(length.meanTokens.rounded()))
+            // Vote parameters are read where the chains end: at the cap for capped runs, at the mean length otherwise
+            // (a soft budget is only a request in the prompt).
+            let voteTokens = group.capped ? Double(budget!) : length.meanTokens
             let abstention = length.capProbability * variant.voting.parameters(atTokens: voteTokens).unansweredAtCap
             for k in parallelFactors {
                 let configuration = Configuration(variant: group.variant, mode: group.mode, budgetTokens: budget, capped: group.capped, parallel: k)

@@ -41,13 +41,28 @@ public final class Planner: Sendable {
         self.spaces = spaces
     }
 
-    private init(sharing planner: Planner, overlay: LearnedOverlay) {
-        self.profile = planner.profile
+    private init(sharing planner: Planner, overlay: LearnedOverlay, profile: ProfileSet? = nil, spaces: [String: ConfigurationSpace]? = nil) {
+        self.profile = profile ?? planner.profile
         self.policy = planner.policy
-        self.predictor = planner.predictor
+        self.predictor = Predictor(device: (profile ?? planner.profile).device)
         self.lengths = planner.lengths
-        self.spaces = planner.spaces
+        self.spaces = spaces ?? planner.spaces
         self.overlay = overlay
+    }
+
+    /// The same policy on a recalibrated profile. When only latency and power coefficients changed (accuracy
+    /// tables, voting and length spreads alike), the configuration spaces are kept with the new variants in
+    /// them, which is far cheaper than building them anew; otherwise the planner is built from scratch.
+    public func recalibrated(to profile: ProfileSet) throws -> Planner {
+        let same = profile.accuracy == self.profile.accuracy && profile.variants.count == self.profile.variants.count
+            && profile.variants.allSatisfy { id, variant in
+                guard let old = self.profile.variants[id] else { return false }
+                return old.voting == variant.voting && old.outputLength == variant.outputLength && old.family == variant.family
+                    && old.contextTokens == variant.contextTokens && old.kvCacheBytesPerToken == variant.kvCacheBytesPerToken
+            }
+        guard same else { return try Planner(profile: profile, policy: policy).applying(overlay) }
+        let spaces = self.spaces.mapValues { space in space.replacingVariants(profile.variants) }
+        return Planner(sharing: self, overlay: overlay, profile: profile, spaces: spaces)
     }
 
     /// The same profile and policy with learned estimates in place; its fronts are built afresh.
@@ -114,10 +129,11 @@ public final class Planner: Sendable {
         let k = candidate.configuration.parallel
         let mean = predictor.predict(candidate.variant, input: inputTokens, output: length.meanTokens, parallel: k)
         let tail = min(length.quantileOfMaximum(policy.latencyPercentile, samples: k), Double(max(candidate.variant.contextTokens - inputTokens, 1)))
-        let atTail = predictor.predict(candidate.variant, input: inputTokens, output: tail, parallel: k)
+        let atTail = policy.latencyBasis == .mean ? mean : predictor.predict(candidate.variant, input: inputTokens, output: tail, parallel: k)
         return EvaluatedConfiguration(
             configuration: candidate.configuration, estimate: estimate, outputLength: length, mean: mean,
-            latencyPercentileS: atTail.latencyS, energyPercentileJ: atTail.energyJ, percentileOutputTokens: tail, inputTokens: inputTokens)
+            latencyPercentileS: atTail.latencyS, energyPercentileJ: atTail.energyJ,
+            percentileOutputTokens: policy.latencyBasis == .mean ? length.meanTokens : tail, inputTokens: inputTokens)
     }
 
     private func memoryFitsAtPercentile(_ point: EvaluatedConfiguration) -> Bool {

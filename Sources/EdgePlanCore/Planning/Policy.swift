@@ -85,6 +85,14 @@ public struct LearningPolicy: Sendable, Equatable, Hashable {
     }
 }
 
+/// Which latency a plan is judged at.
+public enum LatencyBasis: String, Sendable, Equatable, Hashable, CaseIterable {
+    /// The policy's percentile of the longest sample (the default).
+    case percentile
+    /// The mean, as the paper plans (a baseline: it misses deadlines whenever lengths run long).
+    case mean
+}
+
 /// The operator's policy: global settings and per-task-class constraints.
 public struct Policy: Sendable, Equatable {
     /// Profile directory to load; nil means the bundled profile.
@@ -96,6 +104,7 @@ public struct Policy: Sendable, Equatable {
     /// Parallel factors the solver considers.
     public var parallelFactors: [Int]
     public var explore: Exploration
+    public var latencyBasis: LatencyBasis = .percentile
     public var learning: LearningPolicy
     public var defaultTask: TaskPolicy
     public var tasks: [String: TaskPolicy]

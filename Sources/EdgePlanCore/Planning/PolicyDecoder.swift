@@ -21,6 +21,12 @@ public enum PolicyDecoder {
             } else {
                 _ = try global.optionalStrings("parallel_factors")
             }
+            if let basis = try global.optionalString("plan_on") {
+                guard let value = LatencyBasis(rawValue: basis) else {
+                    throw global.error("plan_on", "unknown latency basis '\(basis)'; use percentile or mean")
+                }
+                policy.latencyBasis = value
+            }
             // explore_max_loss may stay in the file while exploration is off.
             let maxLoss = try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05
             if let explore = try global.optionalString("explore") {

@@ -862,4 +862,21 @@ targets:
   - {family: budget-aware, model: L1-Max, budget_tokens: 512, samples: 16, relative_to: 8, lift: 0.97, quote: "Furthermore, smaller models experience accuracy degradation at the 16x scaling factor"}
 
 """#
+
+    /// The default ground truth of `edgeplan simulate` (workloads/truth-default.yaml).
+    public static let defaultTruth = #"""
+# The default ground truth for `edgeplan simulate`: the world differs from the planner's tables.
+kind: truth
+# Latency and energy of each run vary by this relative standard deviation.
+timing_noise: 0.03
+# True output lengths are the profile's fitted (heavy-tailed, capped) distributions times this.
+length_scale: 1.0
+accuracy:
+  # The robot's manipulation prompts are much harder for the 7B instruction model than MMLU-Redux suggests.
+  - {task: manipulation-step, model: Qwen2.5-7B-it, shift_points: -35}
+drift:
+  # Mid-day the device runs 20 % slower (thermal limits, a background load).
+  - {at: 12h, kind: slowdown, factor: 1.2}
+
+"""#
 }

@@ -2,17 +2,20 @@ import Foundation
 
 /// Parses human-friendly quantities with units: durations (`250ms`, `5s`, `2m`) and energies (`200J`, `1.5kJ`).
 public enum QuantityParser {
-    /// Seconds from a duration such as `250ms`, `5s`, `2m`, `1h` or `1500us`; a bare number is seconds.
-    public static func seconds(_ text: String, field: String = "duration") throws -> Double {
-        try parse(text, field: field, units: ["us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600], what: "duration", example: "250ms, 5s or 2m")
+    /// Seconds from a duration such as `250ms`, `5s`, `2m`, `1h`, `1d` or `1500us`; a bare number is seconds unless
+    /// `requireUnit` is set, when it is an error naming the units.
+    public static func seconds(_ text: String, field: String = "duration", requireUnit: Bool = false, allowZero: Bool = false) throws -> Double {
+        try parse(text, field: field, units: durationUnits, what: "duration", example: "250ms, 5s or 2m", requireUnit: requireUnit, allowZero: allowZero)
     }
 
-    /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is joules.
-    public static func joules(_ text: String, field: String = "energy") throws -> Double {
-        try parse(text, field: field, units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6], what: "energy", example: "200J or 1.5kJ")
+    /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is joules unless `requireUnit` is set.
+    public static func joules(_ text: String, field: String = "energy", requireUnit: Bool = false) throws -> Double {
+        try parse(text, field: field, units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6], what: "energy", example: "200J or 1.5kJ", requireUnit: requireUnit)
     }
 
-    private static func parse(_ text: String, field: String, units: [String: Double], what: String, example: String) throws -> Double {
+    static let durationUnits: [String: Double] = ["us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400]
+
+    private static func parse(_ text: String, field: String, units: [String: Double], what: String, example: String, requireUnit: Bool = false, allowZero: Bool = false) throws -> Double {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let numberPart = trimmed.prefix { $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }
         // An 'e' may belong to a unit; back off characters until the number parses.
@@ -31,6 +34,9 @@ public enum QuantityParser {
         let unit = trimmed[split...].trimmingCharacters(in: .whitespaces).lowercased()
         let scale: Double
         if unit.isEmpty {
+            if requireUnit {
+                throw EdgePlanError.invalidInput("'\(text)' has no unit; a \(what) needs one, e.g. \(example) (units: \(units.keys.sorted().joined(separator: ", ")))", field: field)
+            }
             scale = 1
         } else if let known = units[unit] {
             scale = known
@@ -39,7 +45,7 @@ public enum QuantityParser {
         }
         let result = value * scale
         guard result.isFinite else { throw EdgePlanError.invalidInput("'\(text)' is not finite", field: field) }
-        guard result > 0 else { throw EdgePlanError.invalidInput("\(what) must be positive, got '\(text)'", field: field) }
+        guard result > 0 || (allowZero && result == 0) else { throw EdgePlanError.invalidInput("\(what) must be positive, got '\(text)'", field: field) }
         return result
     }
 }

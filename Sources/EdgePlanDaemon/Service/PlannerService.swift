@@ -89,8 +89,9 @@ public final class PlannerService: Sendable {
     /// If an operator reload swaps the policy meanwhile, the planner is rebuilt on the new one.
     public func install(profile: ProfileSet) throws {
         while true {
-            let policy = planner.policy
-            let bare = try Planner(profile: profile, policy: policy)
+            let current = planner
+            let policy = current.policy
+            let bare = try current.recalibrated(to: profile)
             let fresh = bare.applying(learner.withLock { learner in
                 learner.rebuildAll(planner: bare)
                 return learner.overlay

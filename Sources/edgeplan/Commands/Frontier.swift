@@ -23,8 +23,7 @@ struct Frontier: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let planner = try snapshot.planner()
-            let table = try planner.profile.table(task: task)
-            let inputTokens = input ?? table.typicalInputTokens
+            let inputTokens = try input ?? planner.limits(PlanRequest(task: task, deadlineS: 3600)).inputTokens
             let front = try planner.front(task: task, inputTokens: inputTokens)
             let limit = try deadline.map { try parseSeconds($0, "deadline") * (1 - planner.policy.safetyMargin) }
             let text: String
