@@ -64,6 +64,30 @@ for _ in 0..<5 {
 learnedWarm.sort()
 print(String(format: "warm plan decisions, learned posteriors in play (%d configurations learned): p50 %.2f µs, p99 %.2f µs", learner.overlay.accuracy.count, percentile(learnedWarm, 0.5) * 1e6, percentile(learnedWarm, 0.99) * 1e6))
 
+// Simulation throughput: a generated home-robot workload streamed into `edgeplan simulate`'s core, the
+// percentile policy recalibrating and learning (run from the repository root, where workloads/ is).
+if let mixText = try? String(contentsOfFile: "workloads/home-robot-mix.yaml", encoding: .utf8),
+   let policyText = try? String(contentsOfFile: "workloads/home-robot-policy.yaml", encoding: .utf8) {
+    let count = Int(ProcessInfo.processInfo.environment["EDGEPLAN_SIM_REQUESTS"] ?? "") ?? 100_000
+    let mix = try WorkloadMix.decode(mixText, file: "home-robot-mix.yaml")
+    let policy = try PolicyDecoder.decode(policyText, file: "home-robot-policy.yaml")
+    var simulator = try Simulator(profile: planner.profile, truth: try Truth.decode(BundledResources.defaultTruth, file: "truth"),
+                                  policies: [SimulatedPolicy(name: "percentile", policy: policy, kind: .planner(recalibrate: true, learn: true))],
+                                  options: .init(seed: 7, windowS: 3600))
+    let start = now()
+    var generated = 0
+    // 40 tasks an hour keeps the device busy about an eighth of the time, as in the shipped day.
+    try mix.generate(ratePerS: 40.0 / 3600, durationS: Double(count) / (40.0 / 3600) * 1.2, seed: 7) { task in
+        guard generated < count else { return }
+        generated += 1
+        try simulator.process(task)
+    }
+    let elapsed = now() - start
+    print(String(format: "simulation: %d requests in %.2f s (%.0f requests/s), %d recalibrations", generated, elapsed, Double(generated) / elapsed, simulator.runs[0].recalibrations))
+} else {
+    print("simulation: skipped (run from the repository root to find workloads/)")
+}
+
 // Over the socket: the real daemon (`edgeplan serve`, built beside this benchmark) in its own process,
 // so its memory can be read alone; an in-process server when the binary is not there.
 let socketPath = "/tmp/edgeplan-bench-\(getpid()).sock"

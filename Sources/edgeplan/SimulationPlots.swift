@@ -42,7 +42,7 @@ enum SimulationPlots {
                 let end = (trace.points.last!.t) / 3600
                 plots.append(("learned-\(run.spec.name)-\(trace.taskClass)-\(trace.group.variant.model).svg".replacingOccurrences(of: "/", with: "-"), LineChart(
                     title: "Learned accuracy, \(trace.taskClass): \(trace.group)", xLabel: "time (h)", yLabel: "single-sample accuracy",
-                    series: [("learned (80 % interval shaded)", points), ("truth", [(0, trace.truth), (end, trace.truth)]), ("table prior", [(0, trace.prior), (end, trace.prior)])],
+                    series: [("learned, 80 % band", points), ("truth", [(0, trace.truth), (end, trace.truth)]), ("table prior", [(0, trace.prior), (end, trace.prior)])],
                     band: band, yRange: 0...1).svg))
             }
         }
@@ -74,7 +74,8 @@ struct LineChart {
         let plotW = width - left - right, plotH = height - top - bottom
         let xs = series.flatMap { $0.1.map(\.0) } + markers.map(\.0) + band.map(\.0)
         func tx(_ x: Double) -> Double { logX ? log10(max(x, 1e-9)) : x }
-        let minX = xs.map(tx).min() ?? 0, maxX = max(xs.map(tx).max() ?? 1, minX + 1e-9)
+        // Linear axes start at zero when the data are positive; log axes at the smallest value.
+        let minX = logX ? (xs.map(tx).min() ?? 0) : min(0, xs.min() ?? 0), maxX = max(xs.map(tx).max() ?? 1, minX + 1e-9)
         func x(_ v: Double) -> Double { left + (tx(v) - minX) / (maxX - minX) * plotW }
         func y(_ v: Double) -> Double { top + plotH - (min(max(v, yRange.lowerBound), yRange.upperBound) - yRange.lowerBound) / (yRange.upperBound - yRange.lowerBound) * plotH }
         func f(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -87,12 +88,18 @@ struct LineChart {
             svg += "<line x1=\"\(f(left))\" y1=\"\(f(y(value)))\" x2=\"\(f(left + plotW))\" y2=\"\(f(y(value)))\" stroke=\"#eee\"/>\n"
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\">\(Int((value * 100).rounded())) %</text>\n"
         }
-        for step in 0...6 {
-            let t = minX + Double(step) / 6 * (maxX - minX)
-            let label = logX ? pow(10, t).significantDigits(2) : t.significantDigits(3)
-            let px = left + Double(step) / 6 * plotW
+        // Ticks at round steps (1, 2 or 5 times a power of ten) in the axis's own units.
+        let span = maxX - minX
+        let raw = span / 6
+        let magnitude = pow(10, (log10(max(raw, 1e-12))).rounded(.down))
+        let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
+        var tick = (minX / step).rounded(.up) * step
+        while tick <= maxX + step * 1e-9 {
+            let label = logX ? pow(10, tick).significantDigits(2) : tick.significantDigits(4)
+            let px = left + (tick - minX) / span * plotW
             svg += "<line x1=\"\(f(px))\" y1=\"\(f(top + plotH))\" x2=\"\(f(px))\" y2=\"\(f(top + plotH + 5))\" stroke=\"#333\"/>\n"
             svg += "<text x=\"\(f(px))\" y=\"\(f(top + plotH + 19))\" text-anchor=\"middle\">\(label)</text>\n"
+            tick += step
         }
         svg += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#333\"/>\n"
         svg += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"

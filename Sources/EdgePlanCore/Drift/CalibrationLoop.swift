@@ -27,6 +27,8 @@ public struct CalibrationLoop: Sendable {
     private var runs: [VariantID: [RunReport]] = [:]
     /// Per variant, the index into `runs` from which a pending (post-drift) refit draws.
     private var pendingFrom: [VariantID: Int] = [:]
+    /// Runs reported per variant since its last refit.
+    private var newRuns: [VariantID: Int] = [:]
     private let startedAt: Double
 
     public init(profile: ProfileSet, at now: Double, window: Int = 2000) {
@@ -53,14 +55,16 @@ public struct CalibrationLoop: Sendable {
         let predicted = Predictor(device: profile.device).predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS
         var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
-        var list = runs[run.variant, default: []]
-        list.append(run)
-        if list.count > window {
-            let excess = list.count - window
-            list.removeFirst(excess)
+        // In place: the window is not copied per report.
+        runs[run.variant, default: []].append(run)
+        let count = runs[run.variant]!.count
+        if count > window {
+            let excess = count - window
+            runs[run.variant]!.removeFirst(excess)
             if let from = pendingFrom[run.variant] { pendingFrom[run.variant] = max(0, from - excess) }
         }
-        runs[run.variant] = list
+        newRuns[run.variant, default: 0] += 1
+        let list = runs[run.variant]!
         switch monitor.observe(predicted: predicted, observed: run.latencyS, at: now) {
         case .baselineComplete?:
             events.append(.baselineComplete(run.variant))
@@ -78,10 +82,15 @@ public struct CalibrationLoop: Sendable {
         return events
     }
 
-    /// Refits every variant with enough runs (the periodic recalibration).
+    /// New runs a variant needs since its last refit before a periodic refit looks at it again: refitting the same
+    /// runs can only confirm the last fit, or be accepted by a hair and churn the profile.
+    public var minimumNewRunsForPeriodicRefit: Int { max(20, recalibrator.minimumRuns / 4) }
+
+    /// Refits every variant with enough runs, and enough new ones since its last refit (the periodic recalibration).
     public mutating func periodicRefit(at now: Double) -> [Event] {
         var events: [Event] = []
-        for (id, list) in runs.sorted(by: { $0.key < $1.key }) where list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil {
+        for (id, list) in runs.sorted(by: { $0.key < $1.key })
+        where list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil && (newRuns[id] ?? 0) >= minimumNewRunsForPeriodicRefit {
             events += refit(id, runs: list, at: now, label: "periodic")
         }
         return events
@@ -100,6 +109,7 @@ public struct CalibrationLoop: Sendable {
     }
 
     private mutating func refit(_ id: VariantID, runs: [RunReport], at now: Double, label: String) -> [Event] {
+        newRuns[id] = 0
         guard let variant = profile.variants[id],
               let outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
         else { return [] }

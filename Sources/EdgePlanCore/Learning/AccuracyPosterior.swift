@@ -60,6 +60,30 @@ public struct AccuracyPosterior: Sendable, Equatable {
         evidence[peer] = peerEvidence
     }
 
+    /// One reported outcome, with the configuration's accuracy at every grid point given (see ``votedGrid(p0:vote:)``).
+    public mutating func observe(correct: Bool, votedGrid: [Double], peer: UInt32) {
+        var peerEvidence = evidence[peer] ?? PeerEvidence()
+        for index in votedGrid.indices {
+            let p = votedGrid[index]
+            peerEvidence.logLikelihood[index] += log(min(max(correct ? p : 1 - p, 1e-9), 1))
+        }
+        peerEvidence.observations += 1
+        if correct { peerEvidence.successes += 1 }
+        evidence[peer] = peerEvidence
+    }
+
+    /// A configuration's accuracy at every grid point: its single-sample prior shifted by each δ, through its vote.
+    public static func votedGrid(p0: Double, vote: VoteContext) -> [Double] {
+        let base = logit(p0)
+        return grid.map { vote.accuracy(logistic(base + $0)) }
+    }
+
+    /// The estimate from a summary and a configuration's voted grid: lookups only.
+    public static func estimate(_ summary: Summary, votedGrid: [Double]) -> AccuracyEstimate {
+        let mean = summary.decileIndices.map { votedGrid[$0] }.reduce(0, +) / Double(summary.decileIndices.count)
+        return AccuracyEstimate(accuracy: mean, low: votedGrid[summary.lowIndex], high: votedGrid[summary.highIndex], source: .learned, observations: summary.observations)
+    }
+
     /// Outcomes one peer has contributed.
     public func observations(from peer: UInt32) -> Int { evidence[peer]?.observations ?? 0 }
 
@@ -75,29 +99,35 @@ public struct AccuracyPosterior: Sendable, Equatable {
     public func quantile(_ q: Double) -> Double { quantiles([q])[0] }
 
     /// The shifts at several posterior quantiles, from one pass over the weights.
-    public func quantiles(_ qs: [Double]) -> [Double] {
+    public func quantiles(_ qs: [Double]) -> [Double] { quantileIndices(qs).map { Self.grid[$0] } }
+
+    /// The grid indices of several posterior quantiles.
+    public func quantileIndices(_ qs: [Double]) -> [Int] {
         let weights = self.weights
         return qs.map { q in
             var cumulative = 0.0
             for (index, weight) in weights.enumerated() {
                 cumulative += weight
-                if cumulative >= q { return Self.grid[index] }
+                if cumulative >= q { return index }
             }
-            return Self.grid.last!
+            return Self.grid.count - 1
         }
     }
 
     /// The posterior summarised for estimates: ten decile midpoints and the 10th and 90th percentiles.
     public struct Summary: Sendable {
-        public var deciles: [Double]
-        public var low: Double
-        public var high: Double
+        public var decileIndices: [Int]
+        public var lowIndex: Int
+        public var highIndex: Int
         public var observations: Int
+        public var deciles: [Double] { decileIndices.map { AccuracyPosterior.grid[$0] } }
+        public var low: Double { AccuracyPosterior.grid[lowIndex] }
+        public var high: Double { AccuracyPosterior.grid[highIndex] }
     }
 
     public var summary: Summary {
-        let points = quantiles((0..<10).map { (Double($0) + 0.5) / 10 } + [0.1, 0.9])
-        return Summary(deciles: Array(points.prefix(10)), low: points[10], high: points[11], observations: observations)
+        let points = quantileIndices((0..<10).map { (Double($0) + 0.5) / 10 } + [0.1, 0.9])
+        return Summary(decileIndices: Array(points.prefix(10)), lowIndex: points[10], highIndex: points[11], observations: observations)
     }
 
     /// The learned estimate for a configuration whose single-sample prior is `p0`: mean over ten posterior

@@ -75,6 +75,38 @@ public struct Learner: Sendable {
     public private(set) var overlay = LearnedOverlay()
     /// Groups learned from but not yet rebuilt into the overlay (see ``learn(_:planner:deferRebuild:)``).
     private var dirty: Set<GroupKey> = []
+    /// What each group's overlay was last built from: its posterior's quantile indices and its length samples.
+    private var builtFrom: [GroupKey: (summary: [Int], lengthSamples: [Int?: Int])] = [:]
+
+    private struct GridKey: Hashable {
+        var entry: LearnedOverlay.Key
+        /// Abstention in steps of 0.005: finer changes move the vote by less than the grid resolves.
+        var abstentionStep: Int
+    }
+
+    /// Each configuration's accuracy on the posterior's grid, computed once per abstention step.
+    private var votedGrids: [GridKey: [Double]] = [:]
+
+    private mutating func votedGrid(_ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> [Double] {
+        var vote = vote
+        let step = Int((vote.abstention / 0.005).rounded())
+        vote.abstention = Double(step) * 0.005
+        let key = GridKey(entry: entry, abstentionStep: step)
+        if let cached = votedGrids[key] { return cached }
+        let values = AccuracyPosterior.votedGrid(p0: p0, vote: vote)
+        votedGrids[key] = values
+        return values
+    }
+
+    /// A candidate as currently believed: with its learned length (and so its abstention at the cap), if any.
+    private func believed(_ candidate: ConfigurationSpace.Candidate, taskClass: String) -> ConfigurationSpace.Candidate {
+        guard let length = lengths[LengthKey(taskClass: taskClass, group: candidate.group, budget: candidate.configuration.budgetTokens)],
+              length.observations > 0, let model = overlay.lengths[.init(taskClass: taskClass, configuration: candidate.configuration)] else { return candidate }
+        var effective = candidate
+        effective.outputLength = model
+        effective.abstention = model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
+        return effective
+    }
     public let policy: LearningPolicy
 
     public init(policy: LearningPolicy = LearningPolicy()) {
@@ -105,7 +137,9 @@ public struct Learner: Sendable {
                 if posterior.observations(from: outcome.peer) >= policy.maxEvidencePerPeer {
                     refusals.append(.peerEvidenceCap)
                 } else {
-                    posterior.observe(correct: correct, p0: candidate.single.accuracy, vote: planner.voteContext(candidate, options: space.answerOptions), peer: outcome.peer)
+                    let grid = votedGrid(.init(taskClass: outcome.taskClass, configuration: candidate.configuration), p0: candidate.single.accuracy,
+                                         vote: planner.voteContext(believed(candidate, taskClass: outcome.taskClass), options: space.answerOptions))
+                    posterior.observe(correct: correct, votedGrid: grid, peer: outcome.peer)
                     accuracy[groupKey] = posterior
                 }
             }
@@ -131,15 +165,30 @@ public struct Learner: Sendable {
         if deferRebuild {
             dirty.insert(groupKey)
         } else {
-            rebuild(groupKey, planner: planner)
+            rebuild(groupKey, planner: planner, force: true)
         }
         return refusals
     }
 
-    /// Rebuilds the overlay of every group learned from since the last rebuild.
-    public mutating func rebuildPending(planner: Planner) {
+    /// Rebuilds the overlay of every group learned from since the last rebuild; returns the largest change it made,
+    /// as accuracy (fraction) or relative mean length, whichever is larger (1 for an estimate that is new).
+    @discardableResult
+    public mutating func rebuildPending(planner: Planner) -> Double {
+        let before = overlay
         for key in dirty.sorted() { rebuild(key, planner: planner) }
+        var change = 0.0
+        for key in dirty {
+            for (entry, estimate) in overlay.accuracy where entry.taskClass == key.taskClass {
+                guard let old = before.accuracy[entry] else { change = max(change, 1); continue }
+                change = max(change, abs(old.accuracy - estimate.accuracy))
+            }
+            for (entry, length) in overlay.lengths where entry.taskClass == key.taskClass {
+                guard let old = before.lengths[entry] else { change = max(change, 1); continue }
+                change = max(change, abs(old.meanTokens - length.meanTokens) / max(old.meanTokens, 1))
+            }
+        }
         dirty.removeAll()
+        return change
     }
 
     /// Recomputes every learned estimate on a new planner (after a reload or recalibration).
@@ -147,13 +196,22 @@ public struct Learner: Sendable {
         overlay = LearnedOverlay()
         dirty.removeAll()
         let keys = Set(accuracy.keys).union(lengths.keys.map { GroupKey(taskClass: $0.taskClass, group: $0.group) })
-        for key in keys.sorted() { rebuild(key, planner: planner) }
+        for key in keys.sorted() { rebuild(key, planner: planner, force: true) }
     }
 
-    private mutating func rebuild(_ key: GroupKey, planner: Planner) {
+    private mutating func rebuild(_ key: GroupKey, planner: Planner, force: Bool = false) {
         guard let space = planner.space(key.taskClass) else { return }
         // Summarised once per group: the posterior's quantiles and each budget's fitted length.
         let summary = accuracy[key].flatMap { $0.observations > 0 ? $0.summary : nil }
+        // Unchanged on the grid, and no budget's lengths grew by a tenth: the overlay already says this.
+        let indices = summary.map { $0.decileIndices + [$0.lowIndex, $0.highIndex] } ?? []
+        let samples = Dictionary(lengths.filter { $0.key.taskClass == key.taskClass && $0.key.group == key.group }.map { ($0.key.budget, $0.value.observations) },
+                                 uniquingKeysWith: { a, _ in a })
+        if !force, let built = builtFrom[key], built.summary == indices,
+           samples.allSatisfy({ budget, count in Double(count) < Double(built.lengthSamples[budget] ?? 0) * 1.1 + 1 }) {
+            return
+        }
+        builtFrom[key] = (indices, samples)
         var fitted: [Int?: OutputLengthModel] = [:]
         for candidate in space.candidates where candidate.group == key.group {
             let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: candidate.configuration)
@@ -168,7 +226,8 @@ public struct Learner: Sendable {
                 overlay.lengths[overlayKey] = model
             }
             if let summary {
-                overlay.accuracy[overlayKey] = AccuracyPosterior.estimate(summary, p0: candidate.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
+                let grid = votedGrid(overlayKey, p0: candidate.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
+                overlay.accuracy[overlayKey] = AccuracyPosterior.estimate(summary, votedGrid: grid)
             } else {
                 overlay.accuracy[overlayKey] = nil
             }

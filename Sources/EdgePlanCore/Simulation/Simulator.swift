@@ -63,6 +63,9 @@ public struct Simulator {
         public var windowS: Double
         /// Seconds between periodic refits, as the daemon's `--refit-interval`.
         public var refitIntervalS: Double
+        /// Learned estimates are handed to the planner when one moved by more than this (accuracy fraction or
+        /// relative mean length): 0.2 points of accuracy or 0.2 % of length.
+        public var materialChange = 0.002
 
         public init(seed: UInt64 = 7, applyEvery: Int = 20, windowS: Double = 900, refitIntervalS: Double = 600) {
             self.seed = seed
@@ -306,8 +309,10 @@ public struct Simulator {
             learner.learn(outcome, planner: run.planner, deferRebuild: true)
             run.pending += 1
             if run.pending >= options.applyEvery {
-                learner.rebuildPending(planner: run.planner)
-                run.planner = run.planner.applying(learner.overlay)
+                // A new planner (and cold fronts) only when what was learned moved an estimate materially.
+                if learner.rebuildPending(planner: run.planner) > options.materialChange {
+                    run.planner = run.planner.applying(learner.overlay)
+                }
                 run.pending = 0
             }
             run.learner = learner

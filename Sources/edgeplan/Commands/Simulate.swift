@@ -19,7 +19,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(name: .customLong("baseline"), help: "Built-in baseline on the first policy (repeatable; default: static and mean-latency; 'none' for none).") var baselines: [String] = []
     @Option(help: "Random seed: the same seed, workload and truth give the same result.") var seed: UInt64 = 7
     @Option(name: .customLong("apply-every"), help: "Apply learned outcomes to the planner every N reports (the daemon: every report).") var applyEvery = 20
-    @Option(help: "Time window for the plots over time, with a unit.") var window = "15m"
+    @Option(help: "Time window for the plots over time, with a unit.") var window = "1h"
     @Option(help: "Profile directory (default: the first policy's, else the bundled one).") var profile: String?
     @Option(help: "Write SVG plots into this directory.") var plot: String?
     @Flag(help: "Print JSON.") var json = false

@@ -1,0 +1,50 @@
+"""End to end: `edgeplan simulate` and `edgeplan workload generate` as a user runs them."""
+import json
+import os
+import subprocess
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
+POLICY = os.path.join(ROOT, "workloads", "home-robot-policy.yaml")
+
+
+def run(*args):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_same_seed_gives_the_same_bytes_and_plots(tmp_path):
+    workload = tmp_path / "w.jsonl"
+    generated = run("workload", "generate", "--mix", "workloads/home-robot-mix.yaml", "--rate", "40/h", "--duration", "4h",
+                    "--seed", "11", "-o", str(workload))
+    assert generated.returncode == 0, generated.stderr
+    lines = workload.read_text().splitlines()
+    assert 100 <= len(lines) <= 220
+    first = run("simulate", "--workload", str(workload), "--policy", POLICY, "--seed", "7", "--json", "--plot", str(tmp_path / "plots"))
+    second = run("simulate", "--workload", str(workload), "--policy", POLICY, "--seed", "7", "--json")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    report = json.loads(first.stdout)
+    assert report["schemaVersion"] == 1 and report["requests"] == len(lines)
+    assert [p["name"] for p in report["policies"]] == ["home-robot-policy", "static", "mean-latency"]
+    other = run("simulate", "--workload", str(workload), "--policy", POLICY, "--seed", "8", "--json")
+    assert other.stdout != first.stdout
+    plots = sorted(os.listdir(tmp_path / "plots"))
+    assert "accuracy-vs-deadline.svg" in plots and "deadline-hits-over-time.svg" in plots
+    assert all(open(tmp_path / "plots" / name).read().startswith("<svg") for name in plots)
+
+
+def test_bad_workloads_name_file_and_line_and_simulate_nothing(tmp_path):
+    for body, where in [
+        ('{"at": "1s", "task": "manipulation-step"}\n{"at": "2s", "task": "manipulation-step", "deadline": "8"}\n', ":2:"),
+        ('{"at": "5s", "task": "manipulation-step"}\n{"at": "1s", "task": "manipulation-step"}\n', ":2:"),
+        ('{"at": "1s", "task": "juggling"}\n', ":1:"),
+        ('{"at": "-1s", "task": "manipulation-step"}\n', ":1:"),
+        ('{"task": "manipulation-step"}\n', ":1:"),
+    ]:
+        path = tmp_path / "bad.jsonl"
+        path.write_text(body)
+        result = run("simulate", "--workload", str(path), "--policy", POLICY, "--json")
+        assert result.returncode != 0
+        assert f"bad.jsonl{where}" in result.stderr, result.stderr
+        assert result.stdout == ""
