@@ -82,9 +82,10 @@ public struct CalibrationLoop: Sendable {
         return events
     }
 
-    /// New runs a variant needs since its last refit before a periodic refit looks at it again: refitting the same
+    /// New runs a variant needs since its last refit (a tenth of the window, at least 20) before a periodic refit
+    /// looks at it again: refitting nearly the same
     /// runs can only confirm the last fit, or be accepted by a hair and churn the profile.
-    public var minimumNewRunsForPeriodicRefit: Int { max(20, recalibrator.minimumRuns / 4) }
+    public var minimumNewRunsForPeriodicRefit: Int { max(20, recalibrator.minimumRuns / 4, window / 10) }
 
     /// Refits every variant with enough runs, and enough new ones since its last refit (the periodic recalibration).
     public mutating func periodicRefit(at now: Double) -> [Event] {

@@ -99,7 +99,9 @@ public struct Simulator {
     public let options: Options
     public private(set) var runs: [Run]
     private var oracle: (factor: Double, planner: Planner)?
-    private var device: (factor: Double, profile: ProfileSet)?
+    /// The device's variants at the current slowdown factor.
+    private var deviceFactor = 1.0
+    private var deviceVariants: [VariantID: ModelVariant]
     private let truePlanner: Planner
     private var trueAccuracy: [String: [Configuration: Double]] = [:]
     private var candidates: [String: [Configuration: ConfigurationSpace.Candidate]] = [:]
@@ -116,6 +118,7 @@ public struct Simulator {
         oraclePolicy.explore = .off
         oraclePolicy.latencyBasis = .percentile
         truePlanner = try Planner(profile: profile, policy: oraclePolicy)
+        deviceVariants = profile.variants
         runs = try policies.map { spec in
             let planner = try Planner(profile: profile, policy: spec.policy)
             var run = Run(spec: spec, planner: planner)
@@ -262,8 +265,11 @@ public struct Simulator {
             samples.append(max(1, Int(tokens.rounded())))
         }
         let longest = samples.max()!
-        if device?.factor != factor { device = (factor, Truth.scaled(profile, by: factor)) }
-        let variant = device!.profile.variants[configuration.variant] ?? candidate.variant
+        if deviceFactor != factor {
+            deviceFactor = factor
+            deviceVariants = Truth.scaled(profile, by: factor).variants
+        }
+        let variant = deviceVariants[configuration.variant] ?? candidate.variant
         let predicted = Predictor(device: profile.device).predict(variant, input: limits.inputTokens, output: Double(longest), parallel: k)
         let noise = exp(truth.timingNoise * random.normal())
         let latency = predicted.latencyS * noise
@@ -282,18 +288,20 @@ public struct Simulator {
         tally.tokens = tokens
         tally.costUSD = energy / 3.6e6 * profile.device.electricityUSDPerKWh + latency / 3600 * profile.device.hardwareUSDPerHour
         // Report back, as the scheduler would.
-        if var loop = run.loop {
+        // Loop and learner are mutated in place (optional chaining): a copy would duplicate their run windows
+        // and posteriors on every request.
+        if run.loop != nil {
             var events: [CalibrationLoop.Event] = []
             let mode = truth.powerMode(at: finish)
             if mode != run.context {
                 run.context = mode
-                events += loop.setContext(mode, at: finish)
+                events += run.loop!.setContext(mode, at: finish)
             }
-            events += loop.report(RunReport(variant: configuration.variant, inputTokens: limits.inputTokens, outputTokens: longest, parallel: k,
-                                            latencyS: latency, energyJ: energy, time: finish), at: finish)
+            events += run.loop!.report(RunReport(variant: configuration.variant, inputTokens: limits.inputTokens, outputTokens: longest, parallel: k,
+                                                 latencyS: latency, energyJ: energy, time: finish), at: finish)
             if finish - run.lastRefit >= options.refitIntervalS {
                 run.lastRefit = finish
-                events += loop.periodicRefit(at: finish)
+                events += run.loop!.periodicRefit(at: finish)
             }
             for event in events {
                 if case let .recalibrated(_, _, profile) = event {
@@ -302,20 +310,18 @@ public struct Simulator {
                     run.planner = try run.planner.recalibrated(to: profile)
                 }
             }
-            run.loop = loop
         }
-        if var learner = run.learner {
+        if run.learner != nil {
             let outcome = LearningOutcome(taskClass: task.taskClass, configuration: configuration, correct: correct, sampleOutputTokens: samples, peer: 0)
-            learner.learn(outcome, planner: run.planner, deferRebuild: true)
+            run.learner!.learn(outcome, planner: run.planner, deferRebuild: true)
             run.pending += 1
             if run.pending >= options.applyEvery {
                 // A new planner (and cold fronts) only when what was learned moved an estimate materially.
-                if learner.rebuildPending(planner: run.planner) > options.materialChange {
-                    run.planner = run.planner.applying(learner.overlay)
+                if run.learner!.rebuildPending(planner: run.planner) > options.materialChange {
+                    run.planner = run.planner.applying(run.learner!.overlay)
                 }
                 run.pending = 0
             }
-            run.learner = learner
         }
     }
 

@@ -133,17 +133,29 @@ struct WorkloadCommand: AsyncParsableCommand {
                 do { seconds = try QuantityParser.seconds(duration, field: "duration", requireUnit: true) } catch let error as EdgePlanError {
                     throw ValidationError("--duration: \(error.message)")
                 }
-                var text = ""
+                // Streamed in chunks, so a long workload never sits in memory; a file is written beside its final
+                // name and renamed into place when complete.
+                let temporary = output.map { "\($0).tmp-\(getpid())" }
+                if let temporary { FileManager.default.createFile(atPath: temporary, contents: nil) }
+                guard let handle = temporary.map({ FileHandle(forWritingAtPath: $0) }) ?? FileHandle.standardOutput else {
+                    throw EdgePlanError(.io, "cannot write workload", file: output)
+                }
+                var chunk = ""
                 var count = 0
                 parsedMix.generate(ratePerS: perSecond, durationS: seconds, seed: seed) { task in
-                    text += task.jsonLine + "\n"
+                    chunk += task.jsonLine + "\n"
                     count += 1
+                    if chunk.utf8.count > 1 << 16 {
+                        handle.write(Data(chunk.utf8))
+                        chunk = ""
+                    }
                 }
-                if let output {
-                    try AtomicFile.write(text, to: output)
+                handle.write(Data(chunk.utf8))
+                if let output, let temporary {
+                    try handle.synchronize()
+                    try handle.close()
+                    guard rename(temporary, output) == 0 else { throw EdgePlanError(.io, "cannot move the workload into place", file: output) }
                     FileHandle.standardError.write(Data("wrote \(count) tasks to \(output)\n".utf8))
-                } else {
-                    print(text, terminator: "")
                 }
             }
         }
