@@ -72,14 +72,7 @@ public final class Watchdog: Sendable {
 
     /// Learns from a remembered plan's outcome on the background queue and stores it, so it survives restarts.
     public func learn(_ outcome: LearningOutcome) {
-        let admitted = backlog.withLock { backlog -> Bool in
-            guard backlog.waiting < Self.maximumBacklog else {
-                backlog.dropped += 1
-                return false
-            }
-            backlog.waiting += 1
-            return true
-        }
+        let admitted = admit()
         guard admitted else { return }
         queue.async { [self] in
             defer { backlog.withLock { $0.waiting -= 1 } }
@@ -106,14 +99,7 @@ public final class Watchdog: Sendable {
         let now = clock()
         let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
                             outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now)
-        let admitted = backlog.withLock { backlog -> Bool in
-            guard backlog.waiting < Self.maximumBacklog else {
-                backlog.dropped += 1
-                return false
-            }
-            backlog.waiting += 1
-            return true
-        }
+        let admitted = admit()
         guard admitted else { return attributed }
         queue.async { [self, energySource] in
             defer { backlog.withLock { $0.waiting -= 1 } }
@@ -126,6 +112,18 @@ public final class Watchdog: Sendable {
             handle(events, at: now)
         }
         return attributed
+    }
+
+    /// Takes a place in the backlog, or counts the work as dropped when too much is waiting.
+    private func admit() -> Bool {
+        backlog.withLock { backlog -> Bool in
+            guard backlog.waiting < Self.maximumBacklog else {
+                backlog.dropped += 1
+                return false
+            }
+            backlog.waiting += 1
+            return true
+        }
     }
 
     /// Waits until every report handed over so far is stored and judged (before exiting, say).

@@ -40,17 +40,8 @@ struct ProfileCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let text: String
-                let name: String
-                if let targets {
-                    guard let data = FileManager.default.contents(atPath: targets), let string = String(data: data, encoding: .utf8) else {
-                        throw EdgePlanError(.io, "cannot read vote targets", file: targets)
-                    }
-                    (text, name) = (string, targets)
-                } else {
-                    (text, name) = (BundledResources.voteTargets, "vote-targets.yaml (bundled)")
-                }
-                let parsed = try VoteTargets.decode(text, file: name)
+                let parsed = try targets.map { try VoteTargets.decode(try readText($0), file: $0) }
+                    ?? VoteTargets.decode(BundledResources.voteTargets, file: "vote-targets.yaml (bundled)")
                 let profile = try ProfileStore.load(directory)
                 let results = try VoteFitter.fit(parsed, profile: profile)
                 printVoteFit(results)
@@ -83,40 +74,6 @@ struct ProfileCommand: AsyncParsableCommand {
 
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check an operator policy.", subcommands: [Check.self])
-
-    struct FitVotes: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "fit-votes",
-            abstract: "Fit the majority-vote model to published parallel-scaling results and print the error per point.")
-        @Argument(help: "Profile directory whose model files get the fitted parameters (with --write).") var directory: String
-        @Option(help: "Vote targets file (default: the bundled data/paper/vote-targets.yaml).") var targets: String?
-        @Flag(help: "Write the fitted parameters into the profile's model files.") var write = false
-
-        func run() async throws {
-            try await reportingErrors {
-                let text: String
-                let name: String
-                if let targets {
-                    guard let data = FileManager.default.contents(atPath: targets), let string = String(data: data, encoding: .utf8) else {
-                        throw EdgePlanError(.io, "cannot read vote targets", file: targets)
-                    }
-                    (text, name) = (string, targets)
-                } else {
-                    (text, name) = (BundledResources.voteTargets, "vote-targets.yaml (bundled)")
-                }
-                let parsed = try VoteTargets.decode(text, file: name)
-                let profile = try ProfileStore.load(directory)
-                let results = try VoteFitter.fit(parsed, profile: profile)
-                printVoteFit(results)
-                guard write else { return }
-                let fitted = VoteFitter.apply(results, to: profile, source: parsed.source)
-                for variant in fitted.variants.values.sorted(by: { $0.id < $1.id }) {
-                    try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
-                }
-                print("wrote \(fitted.variants.count) model files under \(directory)/models")
-            }
-        }
-    }
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Parse a policy and check it against its profile.")
