@@ -87,6 +87,7 @@ if let mixText = try? String(contentsOfFile: "workloads/home-robot-mix.yaml", en
 } else {
     print("simulation: skipped (run from the repository root to find workloads/)")
 }
+if ProcessInfo.processInfo.environment["EDGEPLAN_BENCH_ONLY"] == "simulation" { exit(0) }
 
 // Over the socket: the real daemon (`edgeplan serve`, built beside this benchmark) in its own process,
 // so its memory can be read alone; an in-process server when the binary is not there.

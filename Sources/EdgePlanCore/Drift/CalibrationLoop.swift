@@ -55,10 +55,11 @@ public struct CalibrationLoop: Sendable {
         let predicted = Predictor(device: profile.device).predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS
         var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
-        // In place: the window is not copied per report.
+        // In place, and trimmed in batches (the window may run half over): the runs are neither copied nor shifted
+        // on every report.
         runs[run.variant, default: []].append(run)
         let count = runs[run.variant]!.count
-        if count > window {
+        if count > window + window / 2 {
             let excess = count - window
             runs[run.variant]!.removeFirst(excess)
             if let from = pendingFrom[run.variant] { pendingFrom[run.variant] = max(0, from - excess) }
@@ -92,7 +93,7 @@ public struct CalibrationLoop: Sendable {
         var events: [Event] = []
         for (id, list) in runs.sorted(by: { $0.key < $1.key })
         where list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil && (newRuns[id] ?? 0) >= minimumNewRunsForPeriodicRefit {
-            events += refit(id, runs: list, at: now, label: "periodic")
+            events += refit(id, runs: Array(list.suffix(window)), at: now, label: "periodic")
         }
         return events
     }
