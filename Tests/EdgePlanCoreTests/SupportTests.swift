@@ -32,3 +32,21 @@ import Testing
         }
     }
 }
+
+struct StrictJSONTests {
+    @Test func numbersFollowRFC8259() throws {
+        for bad in ["+5000", "05000", ".5e4", "5.", "-", "1e", "1e+", "-01", "0x10", "1.5.2", "--1"] {
+            #expect(throws: EdgePlanError.self, "\(bad)") { try JSONValue.parse(Array("{\"a\":\(bad)}".utf8)) }
+        }
+        for (good, value) in [("0", 0.0), ("-0", 0), ("5000", 5000), ("0.5", 0.5), ("-12.5e-1", -1.25), ("1E3", 1000), ("2e+2", 200)] {
+            #expect(try JSONValue.parse(Array("{\"a\":\(good)}".utf8))["a"]?.doubleValue == value, "\(good)")
+        }
+    }
+
+    @Test func duplicateKeysAreRejectedInSmallAndLargeObjects() throws {
+        #expect(throws: EdgePlanError.self) { try JSONValue.parse(Array(#"{"deadlineMs": 1, "deadlineMs": 2}"#.utf8)) }
+        let many = (0..<50).map { "\"k\($0)\": \($0)" }.joined(separator: ", ")
+        #expect(throws: EdgePlanError.self) { try JSONValue.parse(Array("{\(many), \"k7\": 0}".utf8)) }
+        #expect(try JSONValue.parse(Array("{\(many)}".utf8))["k49"]?.intValue == 49)
+    }
+}

@@ -28,6 +28,19 @@ struct DispatcherTests {
         #expect(call(#"{"method":"io.edgeplan.Planner.Status","oneway":true}"#) == nil)
     }
 
+    @Test func errorsNameWhatTheCallerSent() {
+        let model = call(#"{"method":"io.edgeplan.Planner.Report","parameters":{"requestId":"x","model":"GPT-9","quantization":"fp16","mode":"base","parallel":1,"inputTokens":256,"outputTokens":100,"latencyMs":1000}}"#)
+        #expect(model?["error"]?.stringValue == "io.edgeplan.Planner.UnknownModel")
+        #expect(model?["parameters"]?["model"]?.stringValue == "GPT-9")
+        let task = call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"juggling","deadlineMs":1000}}"#)
+        #expect(task?["parameters"]?["task"]?.stringValue == "juggling")
+        guard case let .array(known)? = task?["parameters"]?["known"] else { Issue.record("UnknownTask lists the known classes"); return }
+        #expect(known.contains(.string("mmlu-redux")))
+        // Strict JSON: a duplicated key or a leading plus is a malformed message, not a guess.
+        #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"deadlineMs":1}}"#)?["error"]?.stringValue == "org.varlink.service.InvalidParameter")
+        #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":+5000}}"#)?["error"]?.stringValue == "org.varlink.service.InvalidParameter")
+    }
+
     @Test func reportIsValidated() {
         let good = call(#"{"method":"io.edgeplan.Planner.Report","parameters":{"requestId":"r","model":"DSR1-Llama-8B","quantization":"fp16","mode":"hard","tokenBudget":128,"parallel":1,"inputTokens":256,"outputTokens":100,"latencyMs":10300}}"#)
         #expect(good?["parameters"]?["accepted"]?.boolValue == true)

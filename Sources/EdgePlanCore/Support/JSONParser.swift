@@ -55,12 +55,22 @@ struct JSONParser {
         defer { depth -= 1 }
         index += 1
         var pairs: [(String, JSONValue)] = []
+        // Duplicate keys are an error (RFC 8259 leaves them undefined; a reader that picks one can be misled).
+        // Small objects are checked by a scan, larger ones through a set, so a hostile object stays linear.
+        var seen: Set<String>? = nil
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(pairs) }
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let key = try parseString()
+            if seen == nil && pairs.count >= 8 { seen = Set(pairs.map(\.0)) }
+            if let existing = seen {
+                guard !existing.contains(key) else { throw fail("duplicate key '\(key)'") }
+                seen!.insert(key)
+            } else if pairs.contains(where: { $0.0 == key }) {
+                throw fail("duplicate key '\(key)'")
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
@@ -162,21 +172,39 @@ struct JSONParser {
         return value
     }
 
+    /// A number exactly as RFC 8259 writes it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` — no
+    /// leading `+`, no leading zeros, no bare `.5` or `5.`.
     private mutating func parseNumber() throws -> JSONValue {
         let start = index
-        var isInteger = true
-        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") { index += 1; continue }
-            if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") {
-                isInteger = false
-                index += 1
-                continue
-            }
-            break
+        func isDigit(_ at: Int) -> Bool { at < bytes.count && bytes[at] >= UInt8(ascii: "0") && bytes[at] <= UInt8(ascii: "9") }
+        func digits() -> Bool {
+            let first = index
+            while isDigit(index) { index += 1 }
+            return index > first
         }
-        guard index > start else { throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[index])))'") }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard isDigit(index) else {
+            if index < bytes.count { throw fail("unexpected character '\(Character(Unicode.Scalar(bytes[index])))'") }
+            throw fail("unexpected end of input")
+        }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+            if isDigit(index) { throw fail("numbers must not have leading zeros") }
+        } else {
+            _ = digits()
+        }
+        var isInteger = true
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            isInteger = false
+            guard digits() else { throw fail("a decimal point must be followed by digits") }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            isInteger = false
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits() else { throw fail("an exponent must have digits") }
+        }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let value = Int(text) { return .int(value) }
         guard let value = Double(text), value.isFinite else { throw fail("invalid number '\(text)'") }

@@ -140,8 +140,8 @@ public enum PlannerInterface {
 
     # No configuration meets the request's limits; limit names which one, closest the nearest miss.
     error Infeasible (task: string, limit: string, message: string, missBy: ?float, closest: object)
-    # The task has no accuracy data in the loaded profile.
-    error UnknownTask (task: string, known: []string)
+    # The task is no task class of the loaded policy and profile; known lists those there are.
+    error UnknownTask (task: string, known: []string, message: string)
     # The model or quantization is not in the loaded profile.
     error UnknownModel (model: string, message: string)
     """

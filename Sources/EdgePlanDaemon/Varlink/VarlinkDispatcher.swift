@@ -34,7 +34,7 @@ public struct VarlinkDispatcher: Sendable {
             reply = error.json
         } catch let error as EdgePlanError {
             service.countError()
-            reply = VarlinkError.from(error, task: parameters["task"]?.stringValue ?? "", knownTasks: service.planner.profile.tasks).json
+            reply = VarlinkError.from(error, parameters: parameters, knownTasks: service.planner.taskClasses).json
         } catch {
             service.countError()
             reply = VarlinkError("org.varlink.service.InvalidParameter", .fields(["parameter": .string(""), "message": .string("\(error)")])).json

@@ -14,13 +14,15 @@ public struct VarlinkError: Error, Sendable {
         VarlinkError("org.varlink.service.InvalidParameter", .object([("parameter", .string(parameter))]))
     }
 
-    /// The one place EdgePlan error codes become Varlink error names.
-    public static func from(_ error: EdgePlanError, task: String, knownTasks: [String]) -> VarlinkError {
-        switch error.code {
+    /// The one place EdgePlan error codes become Varlink error names; `parameters` are the call's, so the error can
+    /// name the task or model the caller sent.
+    public static func from(_ error: EdgePlanError, parameters: JSONValue, knownTasks: [String]) -> VarlinkError {
+        let task = parameters["task"]?.stringValue ?? ""
+        return switch error.code {
         case .unknownTask:
             VarlinkError("\(PlannerInterface.name).UnknownTask", .fields(["task": .string(task), "known": .array(knownTasks.map(JSONValue.string)), "message": .string(error.message)]))
         case .unknownModel, .unknownMode:
-            VarlinkError("\(PlannerInterface.name).UnknownModel", .fields(["model": .string(error.field ?? ""), "message": .string(error.message)]))
+            VarlinkError("\(PlannerInterface.name).UnknownModel", .fields(["model": .string(parameters["model"]?.stringValue ?? ""), "message": .string(error.message)]))
         case .invalidInput, .invalidFile, .infeasible, .io:
             VarlinkError("org.varlink.service.InvalidParameter", .fields(["parameter": .string(error.field ?? ""), "message": .string(error.message)]))
         }
