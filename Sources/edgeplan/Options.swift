@@ -22,13 +22,25 @@ struct SnapshotOptions: ParsableArguments {
     }
 }
 
-/// Runs a command body, printing EdgePlan errors plainly and exiting non-zero instead of crashing.
+/// Exit codes, the same for every command: 0 done, 2 no feasible plan, 64 bad usage (flags), 65 bad data
+/// (a profile, policy, workload or request that does not check), 74 a file or socket that cannot be read or written.
+enum ExitStatus {
+    static let infeasible = ExitCode(2)
+    static let dataError = ExitCode(65)
+    static let ioError = ExitCode(74)
+}
+
+/// Runs a command body, printing EdgePlan errors plainly and exiting with their documented code instead of crashing.
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as EdgePlanError {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        throw ExitCode(1)
+        switch error.code {
+        case .io: throw ExitStatus.ioError
+        case .infeasible: throw ExitStatus.infeasible
+        case .invalidInput, .invalidFile, .unknownTask, .unknownModel, .unknownMode: throw ExitStatus.dataError
+        }
     }
 }
 

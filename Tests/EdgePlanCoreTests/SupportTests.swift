@@ -50,3 +50,19 @@ struct StrictJSONTests {
         #expect(try JSONValue.parse(Array("{\(many)}".utf8))["k49"]?.intValue == 49)
     }
 }
+
+struct QuantityTests {
+    @Test func quantitiesNeedUnits() throws {
+        #expect(try QuantityParser.seconds("250ms") == 0.25)
+        #expect(try QuantityParser.seconds("2m") == 120)
+        #expect(try QuantityParser.joules("1.5kJ") == 1500)
+        for bare in ["5000", "5", "0.5"] {
+            #expect { try QuantityParser.seconds(bare, field: "deadline") } throws: { ($0 as? EdgePlanError)?.message.contains("no unit") == true }
+            #expect(throws: EdgePlanError.self) { try QuantityParser.joules(bare) }
+        }
+        for bad in ["-3s", "0s", "5 parsecs", "s", ""] { #expect(throws: EdgePlanError.self, "\(bad)") { try QuantityParser.seconds(bad) } }
+        #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  deadline: 30\n", file: "p.yaml") } throws: {
+            ($0 as? EdgePlanError)?.line == 3 && ($0 as? EdgePlanError)?.field == "defaults.deadline"
+        }
+    }
+}

@@ -2,14 +2,14 @@ import Foundation
 
 /// Parses human-friendly quantities with units: durations (`250ms`, `5s`, `2m`) and energies (`200J`, `1.5kJ`).
 public enum QuantityParser {
-    /// Seconds from a duration such as `250ms`, `5s`, `2m`, `1h`, `1d` or `1500us`; a bare number is seconds unless
-    /// `requireUnit` is set, when it is an error naming the units.
-    public static func seconds(_ text: String, field: String = "duration", requireUnit: Bool = false, allowZero: Bool = false) throws -> Double {
+    /// Seconds from a duration such as `250ms`, `5s`, `2m`, `1h`, `1d` or `1500us`. A bare number is an error naming
+    /// the units (is `5000` seconds or milliseconds?), unless `requireUnit` is off.
+    public static func seconds(_ text: String, field: String = "duration", requireUnit: Bool = true, allowZero: Bool = false) throws -> Double {
         try parse(text, field: field, units: durationUnits, what: "duration", example: "250ms, 5s or 2m", requireUnit: requireUnit, allowZero: allowZero)
     }
 
-    /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is joules unless `requireUnit` is set.
-    public static func joules(_ text: String, field: String = "energy", requireUnit: Bool = false) throws -> Double {
+    /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is an error unless `requireUnit` is off.
+    public static func joules(_ text: String, field: String = "energy", requireUnit: Bool = true) throws -> Double {
         try parse(text, field: field, units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6], what: "energy", example: "200J or 1.5kJ", requireUnit: requireUnit)
     }
 
@@ -35,7 +35,8 @@ public enum QuantityParser {
         let scale: Double
         if unit.isEmpty {
             if requireUnit {
-                throw EdgePlanError.invalidInput("'\(text)' has no unit; a \(what) needs one, e.g. \(example) (units: \(units.keys.sorted().joined(separator: ", ")))", field: field)
+                let names = what == "energy" ? "J, kJ, Wh, mWh" : "us, ms, s, m (or min), h, d"
+                throw EdgePlanError.invalidInput("'\(text)' has no unit; give the \(what) with one, e.g. \(example) (units: \(names))", field: field)
             }
             scale = 1
         } else if let known = units[unit] {

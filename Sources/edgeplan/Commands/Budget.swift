@@ -7,7 +7,7 @@ struct Budget: AsyncParsableCommand {
     @Option(help: "Model name.") var model: String
     @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"
     @Option(help: "Prompt tokens.") var input: Int
-    @Option(help: "Deadline with a unit: 250ms, 5s, 2m.") var deadline: String
+    @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m.") var deadline: String
     @Option(help: "Parallel samples.") var parallel: Int = 1
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var snapshot: SnapshotOptions
@@ -29,13 +29,13 @@ struct Budget: AsyncParsableCommand {
                 printJSON(.fields(["model": .string(variant.id.model), "quantization": .string(variant.id.quantization.rawValue),
                                    "inputTokens": .int(input), "deadlineMs": .number(seconds * 1000), "parallel": .int(parallel),
                                    "maxOutputTokens": .int(tokens ?? 0)]))
-                return
-            }
-            if let tokens {
+            } else if let tokens {
                 print("\(variant.id): at most \(tokens) output tokens x\(parallel) after \(input) input tokens within \(deadline)")
             } else {
                 print("\(variant.id): prefill of \(input) tokens alone exceeds \(deadline); no output fits")
             }
+            // Like plan: nothing fits the deadline is exit 2.
+            if (tokens ?? 0) == 0 { throw ExitStatus.infeasible }
         }
     }
 }

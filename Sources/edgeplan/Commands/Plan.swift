@@ -7,8 +7,8 @@ struct Plan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Choose model, quantization, mode, token budget and parallel factor for one request.")
 
     @Option(help: "Task class, e.g. mmlu-redux, natural-plan-trip.") var task: String
-    @Option(help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline: String?
-    @Option(help: "Energy budget: 200J, 1.5kJ.") var energy: String?
+    @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline: String?
+    @Option(parsing: .unconditional, help: "Energy budget: 200J, 1.5kJ.") var energy: String?
     @Option(help: "Prompt tokens (default: the task's typical length).") var input: Int?
     @Option(name: .customLong("min-accuracy"), help: "Minimum accuracy, 0...1.") var minAccuracy: Double?
     @Option(help: "max-accuracy or min-energy (default: the policy's).") var objective: String?
@@ -47,7 +47,7 @@ struct Plan: AsyncParsableCommand {
             } else {
                 printHuman(outcome)
             }
-            if infeasible { throw ExitCode(2) }
+            if infeasible { throw ExitStatus.infeasible }
         }
     }
 

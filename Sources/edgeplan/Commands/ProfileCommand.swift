@@ -66,7 +66,7 @@ struct ProfileCommand: AsyncParsableCommand {
                 for problem in problems { print(problem) }
                 let errors = problems.filter { $0.severity == .error }.count
                 print("\(files.count) files, \(errors) errors, \(problems.count - errors) warnings")
-                if errors > 0 { throw ExitCode(1) }
+                if errors > 0 { throw ExitStatus.dataError }
             }
         }
     }
