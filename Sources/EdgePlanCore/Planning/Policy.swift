@@ -93,6 +93,18 @@ public enum LatencyBasis: String, Sendable, Equatable, Hashable, CaseIterable {
     case mean
 }
 
+/// Who may report outcomes (and so teach the daemon): user and group names or numeric ids. Root and the daemon's
+/// own user always may; without `groups`, the daemon's own group may.
+public struct ReportingPolicy: Sendable, Equatable, Hashable {
+    public var users: [String]
+    public var groups: [String]?
+
+    public init(users: [String] = [], groups: [String]? = nil) {
+        self.users = users
+        self.groups = groups
+    }
+}
+
 /// The operator's policy: global settings and per-task-class constraints.
 public struct Policy: Sendable, Equatable {
     /// Profile directory to load; nil means the bundled profile.
@@ -106,6 +118,7 @@ public struct Policy: Sendable, Equatable {
     public var explore: Exploration
     public var latencyBasis: LatencyBasis = .percentile
     public var learning: LearningPolicy
+    public var reporting = ReportingPolicy()
     public var defaultTask: TaskPolicy
     public var tasks: [String: TaskPolicy]
     public var version: String

@@ -44,6 +44,10 @@ public enum PolicyDecoder {
             policy.learning.minPlausibleSuccessRatio = try learning.optionalDouble("min_plausible_success_ratio", in: 0...1) ?? policy.learning.minPlausibleSuccessRatio
             try learning.finish()
         }
+        if var reporting = try root.optionalObject("reporting") {
+            policy.reporting = ReportingPolicy(users: try reporting.optionalStrings("users") ?? [], groups: try reporting.optionalStrings("groups"))
+            try reporting.finish()
+        }
         if var defaults = try root.optionalObject("defaults") {
             policy.defaultTask = try decodeTask(&defaults, allowsClassKeys: false)
         }

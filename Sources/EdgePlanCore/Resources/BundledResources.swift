@@ -805,6 +805,11 @@ global:
   # Opt-in exploration so configurations the greedy planner never picks can still be learned:
   # explore: thompson
   # explore_max_loss: 0.05
+# Who may Report (teach the daemon): root and the daemon's own user always; these users and groups besides
+# (names or numeric ids). Without `groups`, the daemon's own group may.
+# reporting:
+#   users: [robot-scheduler]
+#   groups: [edgeplan]
 # How reports teach the planner (these are the defaults).
 learning:
   remembered_plans: 65536

@@ -22,10 +22,13 @@ public final class PlannerService: Sendable {
         public var infeasible = 0
         public var errors = 0
         public var reports = 0
+        /// Reports refused because the peer may not teach the daemon.
+        public var refusedReports = 0
         public var reloads = 0
     }
 
     private let snapshot: Mutex<Planner>
+    private let authorizer: Mutex<ReportAuthorizer>
     private let learner: Mutex<Learner>
     /// Recent plans by request id, for reports that name only the id.
     public let memory: PlanMemory
@@ -42,6 +45,7 @@ public final class PlannerService: Sendable {
         let planner = try loader()
         Self.warm(planner)
         self.snapshot = Mutex(planner)
+        self.authorizer = Mutex(try ReportAuthorizer.resolve(planner.policy.reporting))
         self.learner = Mutex(Learner(policy: planner.policy.learning))
         self.memory = PlanMemory(capacity: planner.policy.learning.rememberedPlans)
         self.loader = loader
@@ -70,8 +74,10 @@ public final class PlannerService: Sendable {
                 learner.rebuildAll(planner: fresh)
                 return learner.overlay
             })
+            let reporters = try ReportAuthorizer.resolve(fresh.policy.reporting)
             Self.warm(fresh)
             snapshot.withLock { $0 = fresh }
+            authorizer.withLock { $0 = reporters }
             reloadError.withLock { $0 = nil }
             counters.withLock { $0.reloads += 1 }
             logger.notice("reloaded policy and profile", metadata: ["profile_version": "\(fresh.profile.version)", "policy_version": "\(fresh.policy.version)"])
@@ -163,6 +169,11 @@ public final class PlannerService: Sendable {
     }
 
     public func countError() { counters.withLock { $0.errors += 1 } }
+
+    public func countRefusedReport() { counters.withLock { $0.refusedReports += 1 } }
+
+    /// Who may report outcomes under the current policy.
+    public var reporters: ReportAuthorizer { authorizer.withLock { $0 } }
 
     /// Learns from one outcome and swaps in a planner that uses it at once. A change of decision for the task
     /// class's default request is journaled with before and after.

@@ -93,7 +93,8 @@ public enum PlannerInterface {
     # The accuracy / latency / energy Pareto front of a task at an input length.
     method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)
 
-    # Reports the outcome of a plan that ran. For a remembered plan, requestId and what happened suffice
+    # Reports the outcome of a plan that ran; only root, the daemon's user and the policy's reporters may
+    # (others get org.varlink.service.PermissionDenied). For a remembered plan, requestId and what happened suffice
     # (latencyMs, and any of outputTokens, sampleOutputTokens, correct, energyJ; without output tokens the
     # latency is not judged and predictedLatencyMs is null); other fields, when given,
     # must match the plan. For an unknown id every field is needed and only latency and energy are
@@ -130,6 +131,7 @@ public enum PlannerInterface {
       infeasible: int,
       errors: int,
       reports: int,
+      refusedReports: int,
       reloads: int,
       cachedFronts: int,
       journalDropped: int,

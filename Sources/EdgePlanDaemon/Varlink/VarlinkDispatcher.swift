@@ -14,7 +14,7 @@ public struct VarlinkDispatcher: Sendable {
 
     /// The reply to one message, or nil for a `oneway` call. Never throws: every failure is an error reply.
     /// `peer` is the caller's user id from the socket's credentials.
-    public func handle(_ frame: some Collection<UInt8>, peer: UInt32 = 0) -> JSONValue? {
+    public func handle(_ frame: some Collection<UInt8>, peer: PeerIdentity = .current) -> JSONValue? {
         let call: JSONValue
         do { call = try JSONValue.parse(frame) } catch {
             service.countError()
@@ -43,7 +43,7 @@ public struct VarlinkDispatcher: Sendable {
         return reply
     }
 
-    private func dispatch(_ method: String, _ parameters: JSONValue, peer: UInt32) throws -> JSONValue {
+    private func dispatch(_ method: String, _ parameters: JSONValue, peer: PeerIdentity) throws -> JSONValue {
         switch method {
         case "org.varlink.service.GetInfo":
             return .fields([
@@ -99,7 +99,13 @@ public struct VarlinkDispatcher: Sendable {
 
     /// A report names a remembered plan by `requestId` (the plan fills in model, mode and the rest) or carries
     /// every field itself. Only remembered plans teach accuracy and length, each once.
-    private func report(_ parameters: JSONValue, peer: UInt32) throws -> JSONValue {
+    private func report(_ parameters: JSONValue, peer identity: PeerIdentity) throws -> JSONValue {
+        // Who may teach the daemon: the policy's reporters only. Plan, Frontier and Status stay open to the socket's group.
+        guard service.reporters.allows(identity) else {
+            service.countRefusedReport()
+            throw VarlinkError("org.varlink.service.PermissionDenied")
+        }
+        let peer = identity.uid
         let requestID = try string(parameters, "requestId")
         let remembered = service.memory.entry(requestID)
         let configuration = remembered?.configuration
@@ -196,7 +202,7 @@ public struct VarlinkDispatcher: Sendable {
             "device": .string(planner.profile.device.name), "profileVersion": .string(planner.profile.version),
             "policyVersion": .string(planner.policy.version), "lastReloadError": service.lastReloadError.map(JSONValue.string) ?? .null,
             "plans": .int(counters.plans), "infeasible": .int(counters.infeasible), "errors": .int(counters.errors),
-            "reports": .int(counters.reports), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
+            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
             "calibration": watchdog?.statusJSON ?? .null,

@@ -26,10 +26,10 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let dispatcher: VarlinkDispatcher
-    /// The peer's user id, read once from SO_PEERCRED when the connection is accepted.
-    let peer: UInt32
+    /// The peer's user and group, read once from SO_PEERCRED when the connection is accepted.
+    let peer: PeerIdentity
 
-    init(dispatcher: VarlinkDispatcher, peer: UInt32) {
+    init(dispatcher: VarlinkDispatcher, peer: PeerIdentity) {
         self.dispatcher = dispatcher
         self.peer = peer
     }
@@ -70,15 +70,19 @@ public final class VarlinkServer: Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                Self.peerUserID(channel).flatMapThrowing { uid in
+                Self.peerIdentity(channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: uid))
+                    try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer))
                 }
             }
         do {
             switch endpoint {
             case let .descriptor(fd): channel = try bootstrap.withBoundSocket(fd).wait()
-            case let .path(path): channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            case let .path(path):
+                try Self.claim(path)
+                channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+                // Readable and writable by the owner and the group only, whatever the umask.
+                guard chmod(path, 0o660) == 0 else { throw EdgePlanError(.io, "cannot set the socket's mode to 0660", file: path) }
             }
         } catch {
             try? group.syncShutdownGracefully()
@@ -88,13 +92,38 @@ public final class VarlinkServer: Sendable {
     }
 
     /// The connecting process's user id (SO_PEERCRED); a connection whose credentials cannot be read is refused.
-    static func peerUserID(_ channel: any Channel) -> EventLoopFuture<UInt32> {
+    static func peerIdentity(_ channel: any Channel) -> EventLoopFuture<PeerIdentity> {
         guard let provider = channel as? any SocketOptionProvider else {
             return channel.eventLoop.makeFailedFuture(EdgePlanError(.io, "no socket credentials on this channel"))
         }
         let credentials: EventLoopFuture<edgeplan_peer_credentials> = provider.unsafeGetSocketOption(
             level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-        return credentials.map { $0.uid }
+        return credentials.map { PeerIdentity(uid: $0.uid, gid: $0.gid) }
+    }
+
+    /// Refuses a socket path another daemon answers on; a stale socket file (nobody listening) is replaced.
+    static func claim(_ path: String) throws {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard (status.st_mode & S_IFMT) == S_IFSOCK else {
+            throw EdgePlanError(.io, "exists and is not a socket; not replacing it", file: path)
+        }
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard probe >= 0 else { return }
+        defer { close(probe) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw EdgePlanError(.io, "socket path too long", file: path) }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in bytes.enumerated() { buffer[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if connected == 0 {
+            throw EdgePlanError(.io, "another daemon answers on this socket; stop it first or choose another path", file: path)
+        }
     }
 
     /// Stops accepting, lets in-flight replies go out, then stops the event loops.

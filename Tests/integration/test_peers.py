@@ -1,0 +1,125 @@
+"""End to end: who may teach the daemon (peer credentials), the socket's mode, and no socket takeover."""
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+
+import pytest
+import varlink
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
+NOBODY = 65534
+
+
+def start(path, state=None):
+    args = [BINARY, "serve", "--socket", path, "--rails", "none"]
+    if state:
+        args += ["--state-dir", state]
+    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    # Wait until it answers: a stale socket file may be there before the daemon has bound it.
+    for _ in range(400):
+        if process.poll() is not None:
+            break
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(path)
+                break
+        except OSError:
+            time.sleep(0.05)
+    return process
+
+
+def call(path, method, parameters):
+    """One raw Varlink call (NUL-framed JSON), usable after dropping privileges."""
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(path)
+        client.sendall(json.dumps({"method": method, "parameters": parameters}).encode() + b"\0")
+        data = b""
+        while not data.endswith(b"\0"):
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return json.loads(data.rstrip(b"\0"))
+
+
+def as_nobody(path, method, parameters):
+    """Runs one call in a child process that has become nobody, and returns its reply."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.write(write, json.dumps(call(path, method, parameters)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    data = b""
+    while True:
+        chunk = os.read(read, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+@pytest.fixture
+def directory():
+    path = tempfile.mkdtemp(prefix="ep-peer-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_only_authorized_peers_may_report(directory):
+    path = os.path.join(directory, "planner.sock")
+    daemon = start(path)
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        # Let nobody reach the socket for this test, as a member of the socket's group would.
+        os.chmod(directory, 0o755)
+        os.chmod(path, 0o666)
+        plan = as_nobody(path, "io.edgeplan.Planner.Plan", {"task": "mmlu-redux", "deadlineMs": 10000})
+        assert "plan" in plan["parameters"], plan
+        report = {"requestId": plan["parameters"]["plan"]["requestId"], "latencyMs": 1000.0, "correct": False}
+        refused = as_nobody(path, "io.edgeplan.Planner.Report", report)
+        assert refused["error"] == "org.varlink.service.PermissionDenied"
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            status = planner.Status()
+            assert status["refusedReports"] == 1 and status["reports"] == 0
+            assert planner.Report(**report)["learning"] == "queued"  # root may
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=20)
+
+
+def test_a_second_daemon_does_not_steal_the_socket_but_a_stale_one_is_replaced(directory):
+    path = os.path.join(directory, "planner.sock")
+    first = start(path)
+    try:
+        second = subprocess.run([BINARY, "serve", "--socket", path, "--rails", "none"], capture_output=True, text=True, timeout=60)
+        assert second.returncode != 0
+        assert "another daemon answers" in second.stderr
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            assert planner.Status()["plans"] == 0  # the first still answers on its socket
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=20)
+    assert os.path.exists(path)  # a killed daemon leaves its socket file behind
+    third = start(path)
+    try:
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            assert planner.Status()["plans"] == 0
+    finally:
+        third.send_signal(signal.SIGTERM)
+        third.wait(timeout=20)
