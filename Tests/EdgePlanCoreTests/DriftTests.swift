@@ -161,3 +161,38 @@ struct SeededRandom {
         #expect(moved(reference.decodeLatency.nSPerToken, variant.decodeLatency.nSPerToken) < 0.01)
     }
 }
+
+struct PlausibilityTests {
+    let profile = Fixtures.profile
+    let id = VariantID(model: "DSR1-Qwen-1.5B", quantization: .fp16)
+
+    func run(latencyFactor: Double, output: Int = 200, at time: Double) -> RunReport {
+        let variant = profile.variants[id]!
+        let predicted = Predictor(device: profile.device).predict(variant, input: 256, output: Double(output)).latencyS
+        return RunReport(variant: id, inputTokens: 256, outputTokens: output, parallel: 1, latencyS: predicted * latencyFactor, energyJ: nil, time: time)
+    }
+
+    @Test func implausibleRunsNeverReachAFit() {
+        var loop = CalibrationLoop(profile: profile, at: 0)
+        for index in 0..<300 { _ = loop.report(run(latencyFactor: 10, at: Double(index)), at: Double(index)) }
+        // Faster than the memory bandwidth allows: 1000 tokens in a millisecond.
+        for index in 300..<400 { _ = loop.report(RunReport(variant: id, inputTokens: 256, outputTokens: 1000, parallel: 1, latencyS: 0.001, energyJ: nil, time: Double(index)), at: Double(index)) }
+        #expect(loop.monitors[id]?.implausible == 400)
+        #expect(loop.periodicRefit(at: 10_000).isEmpty)
+        #expect(loop.recalibrations == 0)
+    }
+
+    @Test func recalibrationIsRateLimited() {
+        var loop = CalibrationLoop(profile: profile, at: 0)
+        var recalibrated = 0
+        // A flood: 3000 reports in 3 s from a device 30 % slower, refits asked for after every report.
+        for index in 0..<3000 {
+            let now = Double(index) / 1000
+            for event in loop.report(run(latencyFactor: 1.3, output: 100 + index % 400, at: now), at: now) + loop.periodicRefit(at: now) {
+                if case .recalibrated = event { recalibrated += 1 }
+            }
+        }
+        #expect(recalibrated >= 1)
+        #expect(recalibrated <= 1, "one refit per variant per \(loop.minimumRefitIntervalS) s")
+    }
+}

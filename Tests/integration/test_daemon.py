@@ -125,8 +125,19 @@ def test_errors_are_varlink_errors_not_crashes(daemon):
     except OSError:
         pass
     hostile.close()
+    # Just over the 64 KiB frame limit, NUL-terminated: also closed, and counted.
+    over = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    over.connect(daemon["socket"])
+    try:
+        over.sendall(b'{"method":"io.edgeplan.Planner.Status","parameters":{"pad":"' + b"y" * (64 << 10) + b'"}}\0')
+        assert over.recv(65536) == b""
+    except OSError:
+        pass
+    over.close()
     with client(daemon).open("io.edgeplan.Planner") as planner:
-        assert planner.Status()["errors"] >= 2
+        status = planner.Status()
+        assert status["errors"] >= 2
+        assert status["oversizeFrames"] >= 2
 
 
 def test_sighup_with_broken_policy_keeps_serving_the_last_good_one(daemon):

@@ -123,3 +123,24 @@ def test_a_second_daemon_does_not_steal_the_socket_but_a_stale_one_is_replaced(d
     finally:
         third.send_signal(signal.SIGTERM)
         third.wait(timeout=20)
+
+
+def test_a_corrupt_store_is_moved_aside_and_the_daemon_serves(directory):
+    state = os.path.join(directory, "state")
+    os.makedirs(state)
+    with open(os.path.join(state, "observations.sqlite"), "wb") as handle:
+        handle.write(b"this is not a database" * 1000)
+    path = os.path.join(directory, "planner.sock")
+    daemon = start(path, state=state)
+    try:
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            assert "plan" in planner.Plan(task="mmlu-redux", deadlineMs=10000.0)
+            moved = planner.Status()["calibration"]["storeMovedAside"]
+        assert moved.startswith(os.path.join(state, "observations.sqlite.corrupt-"))
+        assert open(moved, "rb").read().startswith(b"this is not a database")
+        check = subprocess.run(["python3", "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+                                os.path.join(state, "observations.sqlite")], capture_output=True, text=True)
+        assert check.stdout.strip() == "ok"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=20)

@@ -29,6 +29,9 @@ public struct CalibrationLoop: Sendable {
     private var pendingFrom: [VariantID: Int] = [:]
     /// Runs reported per variant since its last refit.
     private var newRuns: [VariantID: Int] = [:]
+    /// When each variant was last refitted, and the least time between two refits of one variant.
+    private var lastRefit: [VariantID: Double] = [:]
+    public var minimumRefitIntervalS = 30.0
     private let startedAt: Double
 
     public init(profile: ProfileSet, at now: Double, window: Int = 2000) {
@@ -55,6 +58,15 @@ public struct CalibrationLoop: Sendable {
         let predicted = Predictor(device: profile.device).predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS
         var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
+        // The plausibility filter comes before any fit sees the run: beyond the monitor's ratio either way, or faster
+        // than the device's memory bandwidth allows (the roofline), a run is counted and dropped.
+        let ratio = run.latencyS / predicted
+        let floorS = Roofline.decodeFloorSPerToken(variant, device: profile.device) * Double(run.outputTokens) * 0.8
+        if !(ratio <= monitor.plausibleRatio && 1 / ratio <= monitor.plausibleRatio) || run.latencyS < floorS {
+            monitor.recordImplausible()
+            monitors[run.variant] = monitor
+            return []
+        }
         // In place, and trimmed in batches (the window may run half over): the runs are neither copied nor shifted
         // on every report.
         runs[run.variant, default: []].append(run)
@@ -111,6 +123,9 @@ public struct CalibrationLoop: Sendable {
     }
 
     private mutating func refit(_ id: VariantID, runs: [RunReport], at now: Double, label: String) -> [Event] {
+        // Rate limit: a flood of reports cannot make the profile churn.
+        if let last = lastRefit[id], now - last < minimumRefitIntervalS { return [] }
+        lastRefit[id] = now
         newRuns[id] = 0
         guard let variant = profile.variants[id],
               let outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)

@@ -56,6 +56,9 @@ public struct DriftMonitor: Sendable {
     public func calibrationAge(at now: Double) -> Double { now - lastCalibratedAt }
 
     /// Feeds one report: what the profile predicted and what happened.
+    /// Counts a report that a plausibility filter dropped before it reached the monitor.
+    public mutating func recordImplausible() { implausible += 1 }
+
     public mutating func observe(predicted: Double, observed: Double, at now: Double) -> Event? {
         guard predicted > 0, observed > 0, predicted.isFinite, observed.isFinite else { return nil }
         guard observed / predicted <= plausibleRatio, predicted / observed <= plausibleRatio else {

@@ -5,6 +5,9 @@ import Synchronization
 
 /// `edgeplan serve`: loads the snapshot, listens, talks to systemd, reloads on SIGHUP, drains on SIGTERM.
 public enum Daemon {
+    /// MESSAGE_ID of "observation store moved aside" journal entries.
+    public static let storeReplacedMessageID = "7a6b5c4d3e2f40918273645546372819"
+
     public struct Options: Sendable {
         public var socketPath: String?
         public var policyPath: String?
@@ -40,7 +43,13 @@ public enum Daemon {
 
         let store = try options.stateDirectory.map { directory -> ObservationStore in
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            return try ObservationStore(path: "\(directory)/observations.sqlite")
+            let (store, failure) = try ObservationStore.openOrReplace(path: "\(directory)/observations.sqlite")
+            if let failure, let aside = store.movedAside {
+                logger.error("observation store was unreadable; moved aside and started a new one", metadata: [
+                    "MESSAGE_ID": "\(Self.storeReplacedMessageID)", "moved_to": "\(aside)", "error": "\(failure)",
+                ])
+            }
+            return store
         }
         let versions = try options.stateDirectory.map { try ProfileVersionStore(directory: "\($0)/profiles") }
         // The configured profile's version: a recalibrated profile is used only while it derives from it.

@@ -24,6 +24,8 @@ public final class PlannerService: Sendable {
         public var reports = 0
         /// Reports refused because the peer may not teach the daemon.
         public var refusedReports = 0
+        /// Connections closed for a message over the frame limit.
+        public var oversizeFrames = 0
         public var reloads = 0
     }
 
@@ -171,6 +173,15 @@ public final class PlannerService: Sendable {
     public func countError() { counters.withLock { $0.errors += 1 } }
 
     public func countRefusedReport() { counters.withLock { $0.refusedReports += 1 } }
+
+    /// Counts and journals a connection closed for an oversized message.
+    public func countOversizeFrame(peer: UInt32) {
+        let count = counters.withLock { counters -> Int in
+            counters.oversizeFrames += 1
+            return counters.oversizeFrames
+        }
+        logger.warning("connection closed: message over the frame limit", metadata: ["peer_uid": "\(peer)", "oversize_frames": "\(count)"])
+    }
 
     /// Who may report outcomes under the current policy.
     public var reporters: ReportAuthorizer { authorizer.withLock { $0 } }

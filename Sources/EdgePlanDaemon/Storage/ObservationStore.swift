@@ -16,8 +16,34 @@ public final class ObservationStore: Sendable {
     private let database: DatabasePool
     public let capacity: Int
     public let path: String
+    /// Where a corrupt store found at start was moved, if one was.
+    public let movedAside: String?
 
-    public init(path: String, capacity: Int = 100_000) throws {
+    /// Opens the store; a file that is not a database or fails SQLite's quick check is moved aside
+    /// (`observations.sqlite.corrupt-<unix time>`, with its WAL and shared-memory files) and a new store is created,
+    /// so a damaged file never stops the daemon. Returns the store and the error that made it move one aside.
+    public static func openOrReplace(path: String, capacity: Int = 100_000, now: Double = Date().timeIntervalSince1970) throws -> (ObservationStore, (any Error)?) {
+        do {
+            let store = try ObservationStore(path: path, capacity: capacity)
+            try store.checkIntegrity()
+            return (store, nil)
+        } catch {
+            let aside = "\(path).corrupt-\(Int(now))"
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                guard rename(path + suffix, aside + suffix) == 0 else { throw EdgePlanError(.io, "cannot move a corrupt store aside", file: path) }
+            }
+            return (try ObservationStore(path: path, capacity: capacity, movedAside: aside), error)
+        }
+    }
+
+    /// SQLite's quick check; throws unless it says "ok".
+    public func checkIntegrity() throws {
+        let result = try database.read { try String.fetchOne($0, sql: "PRAGMA quick_check") }
+        guard result == "ok" else { throw EdgePlanError(.io, "integrity check failed: \(result ?? "no answer")", file: path) }
+    }
+
+    public init(path: String, capacity: Int = 100_000, movedAside: String? = nil) throws {
+        self.movedAside = movedAside
         var configuration = Configuration()
         configuration.busyMode = .timeout(2)
         // In WAL mode NORMAL never corrupts the file; a power cut may lose the last few reports, not the store.

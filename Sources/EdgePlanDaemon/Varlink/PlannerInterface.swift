@@ -132,6 +132,7 @@ public enum PlannerInterface {
       errors: int,
       reports: int,
       refusedReports: int,
+      oversizeFrames: int,
       reloads: int,
       cachedFronts: int,
       journalDropped: int,

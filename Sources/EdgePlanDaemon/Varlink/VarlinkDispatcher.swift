@@ -202,7 +202,7 @@ public struct VarlinkDispatcher: Sendable {
             "device": .string(planner.profile.device.name), "profileVersion": .string(planner.profile.version),
             "policyVersion": .string(planner.policy.version), "lastReloadError": service.lastReloadError.map(JSONValue.string) ?? .null,
             "plans": .int(counters.plans), "infeasible": .int(counters.infeasible), "errors": .int(counters.errors),
-            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
+            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports), "oversizeFrames": .int(counters.oversizeFrames), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
             "calibration": watchdog?.statusJSON ?? .null,

@@ -3,16 +3,21 @@ import EdgePlanCore
 import NIOCore
 import NIOPosix
 
+/// A message longer than ``NULFrameDecoder/maxFrameBytes``: the connection is closed and the event counted.
+struct FrameTooLarge: Error {}
+
 /// Splits a byte stream into NUL-terminated Varlink messages; an oversized message closes the connection.
 struct NULFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
-    static let maxFrameBytes = 1 << 20
+    /// The largest call is a Report with every sample's length, about a kilobyte: 64 KiB leaves room and no more.
+    static let maxFrameBytes = 64 << 10
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let index = buffer.readableBytesView.firstIndex(of: 0) else {
-            if buffer.readableBytes > Self.maxFrameBytes { throw EdgePlanError.invalidInput("message exceeds \(Self.maxFrameBytes) bytes") }
+            if buffer.readableBytes > Self.maxFrameBytes { throw FrameTooLarge() }
             return .needMoreData
         }
+        if index - buffer.readerIndex > Self.maxFrameBytes { throw FrameTooLarge() }
         let length = index - buffer.readerIndex
         let frame = buffer.readSlice(length: length)!
         buffer.moveReaderIndex(forwardBy: 1)
@@ -49,7 +54,8 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A malformed or hostile peer only ever loses its own connection.
+        // A malformed or hostile peer only ever loses its own connection; an oversized message is counted.
+        if error is FrameTooLarge { dispatcher.service.countOversizeFrame(peer: peer.uid) }
         context.close(promise: nil)
     }
 }

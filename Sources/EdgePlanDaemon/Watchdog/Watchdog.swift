@@ -243,6 +243,7 @@ public final class Watchdog: Sendable {
                 ])))
             }
             if let stored { fields.append(("storedReports", .int(stored))) }
+            if let aside = store?.movedAside { fields.append(("storeMovedAside", .string(aside))) }
             fields.append(("pendingReports", .int(waiting.waiting)))
             fields.append(("droppedReports", .int(waiting.dropped)))
             return .object(fields)
