@@ -4,7 +4,9 @@ import Foundation
 /// Recalibrated profiles in the state directory: `versions/<version>/` (complete profile directories,
 /// kept as history) and `current`, a symlink to the one in use. A version directory is written under a
 /// temporary name, every file fsynced, then renamed into place; `current` is replaced by renaming a new
-/// symlink over it. A crash at any point leaves the previous `current` intact.
+/// symlink over it. A crash at any point leaves the previous `current` intact: a visible version directory is
+/// always complete (pruning first renames it out of sight), leftovers of an interrupted write or prune are removed
+/// at start, and a `current` that no longer loads falls back to the newest complete version of the same base.
 public struct ProfileVersionStore: Sendable {
     public let directory: String
     /// Versions kept; older ones are deleted (never the current one).
@@ -17,6 +19,16 @@ public struct ProfileVersionStore: Sendable {
             try FileManager.default.createDirectory(atPath: "\(directory)/versions", withIntermediateDirectories: true)
         } catch {
             throw EdgePlanError(.io, "cannot create the profile history: \(error)", file: directory)
+        }
+        removeLeftovers()
+    }
+
+    /// Temporary versions, versions half-way through pruning and temporary links left by a crash.
+    func removeLeftovers() {
+        for (folder, prefixes) in [("\(directory)/versions", [".tmp-", ".trash-"]), (directory, [".current-"])] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where prefixes.contains(where: name.hasPrefix) {
+                try? FileManager.default.removeItem(atPath: "\(folder)/\(name)")
+            }
         }
     }
 
@@ -46,12 +58,25 @@ public struct ProfileVersionStore: Sendable {
     }
 
     /// The current recalibrated profile, when there is one and it was derived from the configured profile `base`.
+    /// If `current` does not load, the newest version of the same base that does is used, and `current` repointed.
     public func current(base: String) throws -> ProfileSet? {
         let link = "\(directory)/current"
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return nil }
-        let path = "\(directory)/\(target)"
+        if let profile = load("\(directory)/\(target)", base: base) { return profile }
+        for name in versions().reversed() {
+            guard let profile = load("\(directory)/versions/\(name)", base: base) else { continue }
+            let temporaryLink = "\(directory)/.current-\(getpid())"
+            unlink(temporaryLink)
+            if symlink("versions/\(name)", temporaryLink) == 0, rename(temporaryLink, link) == 0 { Self.fsyncDirectory(directory) }
+            return profile
+        }
+        return nil
+    }
+
+    /// A version directory's profile if it derives from `base` and loads completely.
+    private func load(_ path: String, base: String) -> ProfileSet? {
         guard (try? String(contentsOfFile: "\(path)/base-version", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == base else { return nil }
-        return try ProfileStore.load(path)
+        return try? ProfileStore.load(path)
     }
 
     /// Version directories, oldest first.
@@ -69,8 +94,12 @@ public struct ProfileVersionStore: Sendable {
         let all = versions()
         guard all.count > keep else { return }
         for name in all.prefix(all.count - keep) where name != current {
-            try? FileManager.default.removeItem(atPath: "\(directory)/versions/\(name)")
+            // Out of sight first (one atomic rename), then deleted: a crash never leaves half a version visible.
+            let trash = "\(directory)/versions/.trash-\(name)-\(getpid())"
+            guard rename("\(directory)/versions/\(name)", trash) == 0 else { continue }
+            try? FileManager.default.removeItem(atPath: trash)
         }
+        Self.fsyncDirectory("\(directory)/versions")
     }
 
     private static func fsyncDirectory(_ path: String) {
