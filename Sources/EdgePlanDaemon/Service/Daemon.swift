@@ -20,9 +20,12 @@ public enum Daemon {
         public var sysfsRoot: String
         public var sampleInterval: Double
         public var refitInterval: Double
+        public var limits: VarlinkServer.Limits
 
         public init(socketPath: String?, policyPath: String?, profileDirectory: String?, threads: Int, stateDirectory: String? = nil,
-                    railSource: String? = nil, sysfsRoot: String = "/", sampleInterval: Double = 0.05, refitInterval: Double = 600) {
+                    railSource: String? = nil, sysfsRoot: String = "/", sampleInterval: Double = 0.05, refitInterval: Double = 600,
+                    limits: VarlinkServer.Limits = .init()) {
+            self.limits = limits
             self.socketPath = socketPath
             self.policyPath = policyPath
             self.profileDirectory = profileDirectory
@@ -87,7 +90,7 @@ public enum Daemon {
         } else {
             throw EdgePlanError.invalidInput("no socket: start under systemd socket activation or pass --socket PATH", field: "socket")
         }
-        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog), threads: options.threads)
+        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog), threads: options.threads, limits: options.limits)
 
         signal(SIGHUP, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -26,6 +26,9 @@ public final class PlannerService: Sendable {
         public var refusedReports = 0
         /// Connections closed for a message over the frame limit.
         public var oversizeFrames = 0
+        /// Connections turned away at the connection cap, and closed for idling.
+        public var rejectedConnections = 0
+        public var idleClosed = 0
         public var reloads = 0
     }
 
@@ -174,6 +177,13 @@ public final class PlannerService: Sendable {
 
     public func countRefusedReport() { counters.withLock { $0.refusedReports += 1 } }
 
+    public func countRejectedConnection() { counters.withLock { $0.rejectedConnections += 1 } }
+
+    public func countIdleClose() { counters.withLock { $0.idleClosed += 1 } }
+
+    /// Connections open now (the server's cap counts them).
+    public let connections = ConnectionCount()
+
     /// Counts and journals a connection closed for an oversized message.
     public func countOversizeFrame(peer: UInt32) {
         let count = counters.withLock { counters -> Int in
@@ -250,6 +260,26 @@ public final class PlannerService: Sendable {
     }
 
     static func decimal(_ value: Double) -> String { value.significantDigits(4) }
+}
+
+/// Connections open at once, for the server's cap.
+public final class ConnectionCount: Sendable {
+    private let open = Mutex(0)
+
+    public init() {}
+
+    /// Takes a place if fewer than `limit` are open.
+    public func enter(limit: Int) -> Bool {
+        open.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    public func leave() { open.withLock { $0 -= 1 } }
+
+    public var current: Int { open.withLock { $0 } }
 }
 
 /// What a scheduler reports after running a plan.

@@ -51,6 +51,26 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
+        // Backpressure: a client that does not read its replies stops being read, so they cannot pile up here.
+        if !context.channel.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Idle past the timeout: the connection's descriptor goes back to the pool.
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            dispatcher.service.countIdleClose()
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -60,8 +80,41 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     }
 }
 
+/// Answers a connection over the cap with a Varlink error, then closes it.
+final class TooManyConnectionsHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let reply = VarlinkError("\(PlannerInterface.name).TooManyConnections", .fields(["limit": .int(limit)])).json.serialized()
+        var out = context.channel.allocator.buffer(capacity: reply.utf8.count + 1)
+        out.writeString(reply)
+        out.writeInteger(UInt8(0))
+        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
 /// The Varlink listener on a Unix socket: a socket-activated descriptor or a path it binds itself.
 public final class VarlinkServer: Sendable {
+    /// Limits that keep any client behaviour from exhausting the daemon.
+    public struct Limits: Sendable {
+        /// Connections open at once; past it a connection gets `TooManyConnections` and is closed.
+        public var maxConnections: Int
+        /// A connection that sends nothing for this long is closed.
+        public var idleTimeoutS: Double
+        /// Replies waiting for a slow reader past this many bytes stop the daemon reading from it.
+        public var writeHighWaterBytes: Int
+
+        public init(maxConnections: Int = 512, idleTimeoutS: Double = 300, writeHighWaterBytes: Int = 256 << 10) {
+            self.maxConnections = maxConnections
+            self.idleTimeoutS = idleTimeoutS
+            self.writeHighWaterBytes = writeHighWaterBytes
+        }
+    }
+
     public enum Endpoint: Sendable {
         case descriptor(CInt)
         case path(String)
@@ -70,13 +123,21 @@ public final class VarlinkServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
 
-    public init(endpoint: Endpoint, dispatcher: VarlinkDispatcher, threads: Int = System.coreCount) throws {
+    public init(endpoint: Endpoint, dispatcher: VarlinkDispatcher, threads: Int = System.coreCount, limits: Limits = Limits()) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let open = dispatcher.service.connections
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: limits.writeHighWaterBytes / 4, high: limits.writeHighWaterBytes))
             .childChannelInitializer { channel in
-                Self.peerIdentity(channel).flatMapThrowing { peer in
+                guard open.enter(limit: limits.maxConnections) else {
+                    dispatcher.service.countRejectedConnection()
+                    return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TooManyConnectionsHandler(limit: limits.maxConnections)) }
+                }
+                channel.closeFuture.whenComplete { _ in open.leave() }
+                return Self.peerIdentity(channel).flatMapThrowing { peer in
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000))))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer))
                 }

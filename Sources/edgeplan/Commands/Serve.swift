@@ -16,6 +16,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Read sysfs and procfs below this directory instead of /.") var sysfsRoot: String = "/"
     @Option(help: "Time between power-rail samples.") var sampleInterval: String = "50ms"
     @Option(help: "Time between periodic refits.") var refitInterval: String = "10m"
+    @Option(help: "Connections open at once; more get TooManyConnections.") var maxConnections: Int = 512
+    @Option(help: "Close a connection that sends nothing for this long.") var idleTimeout: String = "5m"
     @OptionGroup var snapshot: SnapshotOptions
 
     func validate() throws {
@@ -26,6 +28,8 @@ struct Serve: AsyncParsableCommand {
         guard sample >= 0.005, sample <= 60 else { throw ValidationError("--sample-interval must be within 5ms...60s") }
         guard try parseSeconds(refitInterval, "refit-interval") >= 1 else { throw ValidationError("--refit-interval must be at least 1s") }
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be within 1...64") }
+        guard (1...100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be within 1...100000") }
+        _ = try parseSeconds(idleTimeout, "idle-timeout")
     }
 
     func run() async throws {
@@ -34,7 +38,8 @@ struct Serve: AsyncParsableCommand {
                 socketPath: socket, policyPath: snapshot.policy, profileDirectory: snapshot.profile, threads: threads,
                 stateDirectory: stateDir ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) },
                 railSource: rails, sysfsRoot: sysfsRoot, sampleInterval: try parseSeconds(sampleInterval, "sample-interval"),
-                refitInterval: try parseSeconds(refitInterval, "refit-interval")))
+                refitInterval: try parseSeconds(refitInterval, "refit-interval"),
+                limits: .init(maxConnections: maxConnections, idleTimeoutS: try parseSeconds(idleTimeout, "idle-timeout"))))
         }
     }
 }
