@@ -144,3 +144,15 @@ def test_a_corrupt_store_is_moved_aside_and_the_daemon_serves(directory):
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=20)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs in its own namespace")
+def test_a_full_disk_shows_in_status_and_the_daemon_keeps_planning(directory):
+    result_path = os.path.join(directory, "result.json")
+    subprocess.run(["unshare", "-m", "python3", os.path.join(os.path.dirname(__file__), "disk_full_scenario.py"), BINARY, directory, result_path],
+                   check=True, timeout=300)
+    result = json.load(open(result_path))
+    assert result["plan"] is True
+    assert result["status"]["storageFailures"] > 0
+    assert "full" in (result["status"]["lastStorageError"] or "").lower() or "disk" in (result["status"]["lastStorageError"] or "").lower()
+    assert result["exit"] == 0

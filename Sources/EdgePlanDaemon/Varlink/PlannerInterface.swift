@@ -101,7 +101,9 @@ public enum PlannerInterface {
     # judged: accuracy and output length are learned from remembered plans only, each once.
     # outputTokens is the longest sample, sampleOutputTokens every sample's length. startedAt is Unix
     # time in seconds; without energyJ the daemon attributes energy from its power rails over
-    # [startedAt, startedAt + latency]. learning says what became of the outcome.
+    # [startedAt, startedAt + latency]. learning says what became of the outcome. accepted means queued:
+    # the report is stored and judged moments later, off the request path (Status shows pendingReports);
+    # a crash in that window loses it, and SIGTERM drains the queue before exiting.
     method Report(
       requestId: string,
       model: ?string,

@@ -47,6 +47,20 @@ public final class Watchdog: Sendable {
     private let queue = DispatchQueue(label: "edgeplan.watchdog")
     /// Reports handed to the queue and not yet handled, and those dropped because too many were waiting.
     private let backlog = Mutex((waiting: 0, dropped: 0))
+    /// Writes to the observation store that failed (disk full, read-only), and the last such error.
+    private let storageFailures = Mutex((count: 0, last: String?.none))
+    /// MESSAGE_ID of "storage failed" journal entries.
+    public static let storageFailedMessageID = "1c2d3e4f5a6b47c8d9e0f1a2b3c4d5e6"
+
+    private func storageFailed(_ what: String, _ error: any Error) {
+        let count = storageFailures.withLock { failures -> Int in
+            failures.count += 1
+            failures.last = "\(what): \(error)"
+            return failures.count
+        }
+        logger.error("cannot \(what): \(error)", metadata: ["MESSAGE_ID": "\(Self.storageFailedMessageID)", "storage_failures": "\(count)"])
+    }
+
     /// Most reports allowed to wait: a flood of reports costs the flood, never the daemon's memory.
     public static let maximumBacklog = 10_000
 
@@ -79,7 +93,7 @@ public final class Watchdog: Sendable {
             let refusals = service.learn(outcome)
             // Refused evidence is not stored: a replay would refuse it again anyway.
             guard !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap) && !refusals.contains(.unknownConfiguration) else { return }
-            do { try store?.appendOutcome(outcome, at: clock()) } catch { logger.error("cannot store an outcome: \(error)") }
+            do { try store?.appendOutcome(outcome, at: clock()) } catch { storageFailed("store an outcome", error) }
         }
     }
 
@@ -106,7 +120,7 @@ public final class Watchdog: Sendable {
             do {
                 try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
             } catch {
-                logger.error("cannot store a report: \(error)")
+                storageFailed("store a report", error)
             }
             let events = state.withLock { $0.loop.report(run, at: now) }
             handle(events, at: now)
@@ -166,7 +180,7 @@ public final class Watchdog: Sendable {
                     try versions?.write(profile, base: base)
                     try service.install(profile: profile)
                 } catch {
-                    logger.error("recalibrated \(id) but could not install it: \(error)")
+                    storageFailed("install the recalibration of \(id)", error)
                     continue
                 }
                 if let old { try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now) }
@@ -244,6 +258,9 @@ public final class Watchdog: Sendable {
             }
             if let stored { fields.append(("storedReports", .int(stored))) }
             if let aside = store?.movedAside { fields.append(("storeMovedAside", .string(aside))) }
+            let failures = storageFailures.withLock { $0 }
+            fields.append(("storageFailures", .int(failures.count)))
+            fields.append(("lastStorageError", failures.last.map(JSONValue.string) ?? .null))
             fields.append(("pendingReports", .int(waiting.waiting)))
             fields.append(("droppedReports", .int(waiting.dropped)))
             return .object(fields)
