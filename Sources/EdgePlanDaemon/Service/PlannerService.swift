@@ -177,6 +177,9 @@ public final class PlannerService: Sendable {
 
     public func countRefusedReport() { counters.withLock { $0.refusedReports += 1 } }
 
+    /// Counts an accepted report whose latency could not be judged (it carried no output tokens).
+    public func countReport() { counters.withLock { $0.reports += 1 } }
+
     public func countRejectedConnection() { counters.withLock { $0.rejectedConnections += 1 } }
 
     public func countIdleClose() { counters.withLock { $0.idleClosed += 1 } }

@@ -168,6 +168,7 @@ public struct VarlinkDispatcher: Sendable {
             attributed = watchdog?.record(outcome)
         } else {
             _ = try service.planner.profile.variant(model: model, quantization: quantization)
+            service.countReport()
         }
         // Learning: only a remembered plan, reported once, with something to learn from.
         var learning: String

@@ -1,0 +1,69 @@
+"""The Python client package against a real daemon: typed results, typed errors, the example scheduler loop."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
+sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+sys.path.insert(0, os.path.join(ROOT, "clients", "python", "examples"))
+
+import edgeplan  # noqa: E402
+import robot_scheduler  # noqa: E402
+
+
+@pytest.fixture
+def socket_path():
+    directory = tempfile.mkdtemp(prefix="ep-client-", dir="/tmp")
+    path = os.path.join(directory, "planner.sock")
+    process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--state-dir", os.path.join(directory, "state")],
+                               stderr=subprocess.DEVNULL)
+    for _ in range(400):
+        try:
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(path)
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield path
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=20)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_typed_results_and_errors(socket_path):
+    with edgeplan.Planner(socket_path) as planner:
+        decision = planner.plan("mmlu-redux", deadline_ms=10_000)
+        assert isinstance(decision, edgeplan.Decision) and decision.request_id
+        assert decision.predicted.accuracy_low <= decision.predicted.accuracy <= decision.predicted.accuracy_high
+        assert decision.predicted.latency_percentile_ms <= 10_000
+        result = planner.report(decision.request_id, latency_ms=decision.predicted.latency_ms, correct=True)
+        assert isinstance(result, edgeplan.ReportResult) and result.accepted and result.learning == "queued"
+        points = planner.frontier("mmlu-redux", 256)
+        assert points and all(isinstance(point, edgeplan.FrontPoint) for point in points)
+        with pytest.raises(edgeplan.Infeasible) as infeasible:
+            planner.plan("mmlu-redux", deadline_ms=1)
+        assert infeasible.value.limit == "deadline" and infeasible.value.miss_by > 0
+        with pytest.raises(edgeplan.UnknownTask) as unknown:
+            planner.plan("juggling", deadline_ms=1000)
+        assert "mmlu-redux" in unknown.value.known
+        with pytest.raises(edgeplan.InvalidParameter) as invalid:
+            planner.plan("mmlu-redux", deadline_ms=-5)
+        assert isinstance(invalid.value, edgeplan.EdgePlanError)
+        assert planner.status()["reports"] >= 1
+
+
+def test_the_example_scheduler_loop_runs(socket_path):
+    done, infeasible = robot_scheduler.main(socket_path, tasks=15, time_scale=0.0)
+    assert done >= 5 and done + infeasible == 15
+    with edgeplan.Planner(socket_path) as planner:
+        status = planner.status()
+        assert status["reports"] == done
+        assert status["learning"]["rememberedPlans"] >= done

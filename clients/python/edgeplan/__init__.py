@@ -1,0 +1,19 @@
+"""A client for the EdgePlan daemon: typed plans, reports and status over its Varlink socket.
+
+    from edgeplan import Planner, Infeasible
+
+    with Planner("/run/edgeplan/io.edgeplan.Planner") as planner:
+        try:
+            decision = planner.plan("grasp-plan", deadline_ms=8000)
+        except Infeasible as reason:
+            ...  # reason.limit, reason.miss_by, reason.closest
+        # run decision.request["body"] on the engine, then:
+        planner.report(decision.request_id, latency_ms=812.0, correct=True, sample_output_tokens=[96, 128])
+"""
+from .client import Planner
+from .errors import (EdgePlanError, Infeasible, InvalidParameter, PermissionDenied, TooManyConnections, UnknownModel,
+                     UnknownTask)
+from .types import Decision, FrontPoint, Prediction, ReportResult
+
+__all__ = ["Planner", "Decision", "Prediction", "FrontPoint", "ReportResult", "EdgePlanError", "Infeasible", "UnknownTask",
+           "UnknownModel", "InvalidParameter", "PermissionDenied", "TooManyConnections"]

@@ -1,0 +1,61 @@
+"""The connection to the daemon."""
+from typing import Any, Dict, List, Optional
+
+import varlink
+
+from .errors import from_varlink
+from .types import Decision, FrontPoint, ReportResult
+
+DEFAULT_SOCKET = "/run/edgeplan/io.edgeplan.Planner"
+
+
+class Planner:
+    """A connection to `io.edgeplan.Planner`. Use as a context manager; calls raise typed `EdgePlanError`s."""
+
+    def __init__(self, socket_path: str = DEFAULT_SOCKET):
+        self._client = varlink.Client(address="unix:" + socket_path)
+        self._interface = None
+
+    def __enter__(self) -> "Planner":
+        self._interface = self._client.open("io.edgeplan.Planner")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._interface is not None:
+            self._interface.close()
+            self._interface = None
+
+    def _call(self, method: str, **parameters: Any) -> Dict[str, Any]:
+        if self._interface is None:
+            self.__enter__()
+        arguments = {key: value for key, value in parameters.items() if value is not None}
+        try:
+            return getattr(self._interface, method)(**arguments)
+        except varlink.VarlinkError as error:
+            raise from_varlink(error) from None
+
+    def plan(self, task: str, deadline_ms: Optional[float] = None, energy_budget_j: Optional[float] = None,
+             input_tokens: Optional[int] = None, min_accuracy: Optional[float] = None, objective: Optional[str] = None,
+             request_id: Optional[str] = None) -> Decision:
+        """A decision for one request; limits left out take the policy's values for the task class."""
+        reply = self._call("Plan", task=task, deadlineMs=None if deadline_ms is None else float(deadline_ms),
+                           energyBudgetJ=energy_budget_j, inputTokens=input_tokens, minAccuracy=min_accuracy,
+                           objective=objective, requestId=request_id)
+        return Decision.from_wire(reply["plan"])
+
+    def report(self, request_id: str, latency_ms: float, correct: Optional[bool] = None, output_tokens: Optional[int] = None,
+               sample_output_tokens: Optional[List[int]] = None, energy_j: Optional[float] = None,
+               started_at: Optional[float] = None) -> ReportResult:
+        """What happened when a remembered plan ran; it teaches the daemon latency, accuracy and length."""
+        return ReportResult.from_wire(self._call(
+            "Report", requestId=request_id, latencyMs=float(latency_ms), correct=correct, outputTokens=output_tokens,
+            sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at))
+
+    def frontier(self, task: str, input_tokens: int) -> List[FrontPoint]:
+        return [FrontPoint.from_wire(point) for point in self._call("Frontier", task=task, inputTokens=input_tokens)["points"]]
+
+    def status(self) -> Dict[str, Any]:
+        return self._call("Status")

@@ -1,0 +1,68 @@
+"""One exception per Varlink error the daemon answers with."""
+from typing import Any, Dict, List, Optional
+
+
+class EdgePlanError(Exception):
+    """Any error the daemon answered with; `name` is the Varlink error, `parameters` its fields."""
+
+    def __init__(self, name: str, parameters: Dict[str, Any]):
+        self.name = name
+        self.parameters = parameters
+        super().__init__(parameters.get("message") or f"{name} {parameters}")
+
+
+class Infeasible(EdgePlanError):
+    """No configuration meets the request's limits; `limit` names which, `closest` the nearest miss."""
+
+    @property
+    def limit(self) -> str:
+        return self.parameters.get("limit", "")
+
+    @property
+    def miss_by(self) -> Optional[float]:
+        return self.parameters.get("missBy")
+
+    @property
+    def closest(self) -> Dict[str, Any]:
+        return self.parameters.get("closest") or {}
+
+
+class UnknownTask(EdgePlanError):
+    @property
+    def known(self) -> List[str]:
+        return self.parameters.get("known", [])
+
+
+class UnknownModel(EdgePlanError):
+    pass
+
+
+class InvalidParameter(EdgePlanError):
+    @property
+    def parameter(self) -> str:
+        return self.parameters.get("parameter", "")
+
+
+class PermissionDenied(EdgePlanError):
+    """This process may not Report: the policy's `reporting` section does not name its user or group."""
+
+
+class TooManyConnections(EdgePlanError):
+    pass
+
+
+_BY_NAME = {
+    "io.edgeplan.Planner.Infeasible": Infeasible,
+    "io.edgeplan.Planner.UnknownTask": UnknownTask,
+    "io.edgeplan.Planner.UnknownModel": UnknownModel,
+    "io.edgeplan.Planner.TooManyConnections": TooManyConnections,
+    "org.varlink.service.InvalidParameter": InvalidParameter,
+    "org.varlink.service.PermissionDenied": PermissionDenied,
+}
+
+
+def from_varlink(error) -> EdgePlanError:
+    """The typed exception for a `varlink.VarlinkError`."""
+    name = error.error()
+    parameters = error.parameters() or {}
+    return _BY_NAME.get(name, EdgePlanError)(name, parameters)
