@@ -66,3 +66,14 @@ struct QuantityTests {
         }
     }
 }
+
+struct PolicyVersionTests {
+    @Test func theVersionIsTheContentNotThePath() throws {
+        let text = "kind: policy\ndefaults:\n  deadline: 30s\n"
+        let a = try PolicyDecoder.decode(text, file: "/etc/edgeplan/policy.yaml")
+        let b = try PolicyDecoder.decode(text, file: "policies/default.yaml")
+        let c = try PolicyDecoder.decode(text + "  max_parallel: 8\n", file: "/etc/edgeplan/policy.yaml")
+        #expect(a.version == b.version)
+        #expect(a.version != c.version)
+    }
+}

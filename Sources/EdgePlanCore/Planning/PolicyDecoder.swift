@@ -4,7 +4,8 @@ public enum PolicyDecoder {
         var root = try YAMLObject.parse(text, file: file)
         let kind = try root.string("kind")
         guard kind == "policy" else { throw root.error("kind", "expected kind 'policy', found '\(kind)'") }
-        var policy = Policy(version: ProfileDecoder.contentHash([.init(path: file, text: text)]))
+        // The version is the content alone: the same policy has the same version wherever it lies (and bundled).
+        var policy = Policy(version: ProfileDecoder.contentHash([.init(path: "policy.yaml", text: text)]))
         if var global = try root.optionalObject("global") {
             policy.profileDirectory = try global.optionalString("profile_directory")
             policy.latencyPercentile = try global.optionalDouble("latency_percentile", in: 0.5...0.9999) ?? policy.latencyPercentile
