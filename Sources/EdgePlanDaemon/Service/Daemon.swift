@@ -90,7 +90,16 @@ public enum Daemon {
         } else {
             throw EdgePlanError.invalidInput("no socket: start under systemd socket activation or pass --socket PATH", field: "socket")
         }
-        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog), threads: options.threads, limits: options.limits)
+        // One reload for SIGHUP and the Reload call: check and swap, re-baseline the watchdog, tell systemd.
+        let reload: @Sendable () -> EdgePlanError? = {
+            notifier.reloading()
+            let failure = service.reload()
+            if failure == nil { watchdog.reset(profile: service.planner.profile, base: base.withLock { $0 }) }
+            notifier.notify("READY=1\nSTATUS=\(statusLine(service, watchdog: watchdog, failure: failure))")
+            return failure
+        }
+        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog, reload: reload),
+                                       threads: options.threads, limits: options.limits)
 
         signal(SIGHUP, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -98,12 +107,7 @@ public enum Daemon {
         signal(SIGPIPE, SIG_IGN)
         let queue = DispatchQueue(label: "edgeplan.control")
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
-        hangup.setEventHandler {
-            notifier.reloading()
-            let failure = service.reload()
-            if failure == nil { watchdog.reset(profile: service.planner.profile, base: base.withLock { $0 }) }
-            notifier.notify("READY=1\nSTATUS=\(statusLine(service, watchdog: watchdog, failure: failure))")
-        }
+        hangup.setEventHandler { _ = reload() }
         hangup.resume()
         let stop: @Sendable () -> Void = {
             logger.notice("stopping: draining connections")

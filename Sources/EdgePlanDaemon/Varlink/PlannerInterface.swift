@@ -146,6 +146,15 @@ public enum PlannerInterface {
       learning: object
     )
 
+    # The effective policy (defaults filled in) with its version, a hash of its content.
+    method GetPolicy() -> (policy: object)
+
+    # Re-reads policy and profile as SIGHUP does. The new policy is checked first: on any error the
+    # daemon keeps the last good one and answers ReloadFailed. For the peers that may Report.
+    method Reload() -> (profileVersion: string, policyVersion: string)
+
+    # A reload found an error; policyVersion is the one still in force.
+    error ReloadFailed (message: string, policyVersion: string)
     # No configuration meets the request's limits; limit names which one, closest the nearest miss.
     error Infeasible (task: string, limit: string, message: string, missBy: ?float, closest: object)
     # The task is no task class of the loaded policy and profile; known lists those there are.

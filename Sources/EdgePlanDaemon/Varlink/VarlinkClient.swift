@@ -71,15 +71,26 @@ public final class VarlinkClient {
         }
     }
 
+    /// One call; its reply parameters, or the daemon's error as an EdgePlanError naming it.
+    public static func call(socketPath: String, _ method: String, _ parameters: JSONValue = .object([])) throws -> JSONValue {
+        let reply = try VarlinkClient(socketPath: socketPath).call(method, parameters)
+        if let error = reply["error"]?.stringValue {
+            let message = reply["parameters"]?["message"]?.stringValue ?? reply["parameters"]?.serialized() ?? ""
+            throw EdgePlanError(error.hasSuffix("ReloadFailed") ? .invalidFile : .invalidInput, "daemon answered \(error): \(message)")
+        }
+        return reply["parameters"] ?? .object([])
+    }
+
     /// Asks a daemon for a plan; returns the plan JSON or the infeasibility object, throws other errors.
     public static func plan(socketPath: String, request: PlanRequest) throws -> JSONValue {
         let client = try VarlinkClient(socketPath: socketPath)
-        guard let deadline = request.deadlineS else { throw EdgePlanError.invalidInput("a deadline is required when asking the daemon", field: "deadline") }
+        // Exactly what the CLI was given: what it leaves out, the daemon's policy fills in, as it would locally.
         let reply = try client.call("io.edgeplan.Planner.Plan", .fields([
-            "task": .string(request.task), "deadlineMs": .number(deadline * 1000),
+            "task": .string(request.task), "deadlineMs": request.deadlineS.map { .number($0 * 1000) } ?? .null,
             "energyBudgetJ": request.energyBudgetJ.map(JSONValue.number) ?? .null,
-            "inputTokens": .int(request.inputTokens ?? 256),
+            "inputTokens": request.inputTokens.map(JSONValue.int) ?? .null,
             "minAccuracy": request.minAccuracy.map(JSONValue.number) ?? .null,
+            "objective": request.objective.map { .string($0.rawValue) } ?? .null,
         ]))
         if let error = reply["error"]?.stringValue {
             if error == "io.edgeplan.Planner.Infeasible", case let .object(pairs)? = reply["parameters"] {

@@ -5,11 +5,14 @@ import Foundation
 public struct VarlinkDispatcher: Sendable {
     public let service: PlannerService
     public let watchdog: Watchdog?
+    /// What `Reload` does: by default the service's reload; the daemon adds what SIGHUP does besides.
+    public let reload: @Sendable () -> EdgePlanError?
     public static let version = EdgePlanVersion.string
 
-    public init(service: PlannerService, watchdog: Watchdog? = nil) {
+    public init(service: PlannerService, watchdog: Watchdog? = nil, reload: (@Sendable () -> EdgePlanError?)? = nil) {
         self.service = service
         self.watchdog = watchdog
+        self.reload = reload ?? { service.reload() }
     }
 
     /// The reply to one message, or nil for a `oneway` call. Never throws: every failure is an error reply.
@@ -64,6 +67,17 @@ public struct VarlinkDispatcher: Sendable {
             return front.json
         case "io.edgeplan.Planner.Report": return try report(parameters, peer: peer)
         case "io.edgeplan.Planner.Status": return status()
+        case "io.edgeplan.Planner.GetPolicy": return .object([("policy", service.planner.policy.json)])
+        case "io.edgeplan.Planner.Reload":
+            // Changing what the daemon believes is for the same peers that may teach it.
+            guard service.reporters.allows(peer) else { throw VarlinkError("org.varlink.service.PermissionDenied") }
+            if let failure = reload() {
+                throw VarlinkError("\(PlannerInterface.name).ReloadFailed", .fields([
+                    "message": .string(failure.description), "policyVersion": .string(service.planner.policy.version),
+                ]))
+            }
+            let planner = service.planner
+            return .fields(["profileVersion": .string(planner.profile.version), "policyVersion": .string(planner.policy.version)])
         default:
             let interface = method.split(separator: ".").dropLast().joined(separator: ".")
             if interface != PlannerInterface.name && interface != "org.varlink.service" {

@@ -73,7 +73,23 @@ struct ProfileCommand: AsyncParsableCommand {
 }
 
 struct PolicyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check an operator policy.", subcommands: [Check.self])
+    static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check or show an operator policy.", subcommands: [Check.self, Show.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the effective policy (defaults filled in) of a file, or of a running daemon with --socket.")
+        @Argument(help: "Policy file (default: the bundled one).") var file: String?
+        @Option(help: "Ask a running daemon for its policy instead.") var socket: String?
+
+        func run() async throws {
+            try await reportingErrors {
+                if let socket {
+                    printJSON(try VarlinkClient.call(socketPath: socket, "io.edgeplan.Planner.GetPolicy")["policy"] ?? .null)
+                } else {
+                    printJSON(try ProfileStore.loadPolicy(file).json)
+                }
+            }
+        }
+    }
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Parse a policy and check it against its profile.")

@@ -1,0 +1,43 @@
+/// The effective policy as JSON (camelCase, units in names), for `GetPolicy` and `edgeplan policy show`.
+extension Policy {
+    public var json: JSONValue {
+        let explore: JSONValue
+        switch self.explore {
+        case .off: explore = .fields(["mode": .string("off")])
+        case let .thompson(maxLoss): explore = .fields(["mode": .string("thompson"), "maxLoss": .number(maxLoss)])
+        }
+        return .fields([
+            "version": .string(version),
+            "profileDirectory": profileDirectory.map(JSONValue.string) ?? .null,
+            "latencyPercentile": .number(latencyPercentile), "safetyMargin": .number(safetyMargin),
+            "planOn": .string(latencyBasis.rawValue),
+            "parallelFactors": .array(parallelFactors.map(JSONValue.int)),
+            "explore": explore,
+            "learning": .fields([
+                "rememberedPlans": .int(learning.rememberedPlans), "maxEvidencePerPeer": .int(learning.maxEvidencePerPeer),
+                "minPlausibleSuccessRatio": .number(learning.minPlausibleSuccessRatio),
+            ]),
+            "reporting": .fields([
+                "users": .array(reporting.users.map(JSONValue.string)),
+                "groups": reporting.groups.map { .array($0.map(JSONValue.string)) } ?? .null,
+            ]),
+            "defaults": defaultTask.json,
+            "tasks": .object(tasks.keys.sorted().map { ($0, tasks[$0]!.json) }),
+        ])
+    }
+}
+
+extension TaskPolicy {
+    public var json: JSONValue {
+        .fields([
+            "like": like.map(JSONValue.string) ?? .null, "priorWeight": .number(priorWeight),
+            "deadlineMs": defaultDeadlineS.map { .number($0 * 1000) } ?? .null,
+            "energyBudgetJ": defaultEnergyBudgetJ.map(JSONValue.number) ?? .null,
+            "inputTokens": defaultInputTokens.map(JSONValue.int) ?? .null,
+            "allowedModels": allowedModels.map { .array($0.sorted().map(JSONValue.string)) } ?? .null,
+            "allowedQuantizations": allowedQuantizations.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
+            "allowedModes": allowedModes.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
+            "maxParallel": .int(maxParallel), "minAccuracy": .number(minAccuracy), "objective": .string(objective.rawValue),
+        ])
+    }
+}
