@@ -11,6 +11,7 @@ STATIC ?= $(if $(filter release,$(CONFIGURATION)),--static-swift-stdlib,)
 BINDIR = $(PREFIX)/bin
 UNITDIR = $(PREFIX)/lib/systemd/system
 SYSUSERSDIR = $(PREFIX)/lib/sysusers.d
+CATALOGDIR = $(PREFIX)/lib/systemd/catalog
 DATADIR = $(PREFIX)/share/edgeplan
 
 .PHONY: build install uninstall
@@ -23,11 +24,12 @@ install: build
 	install -Dm644 systemd/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.service
 	install -Dm644 systemd/edgeplan.socket $(DESTDIR)$(UNITDIR)/edgeplan.socket
 	install -Dm644 systemd/edgeplan.sysusers $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf
+	install -Dm644 systemd/edgeplan.catalog $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
 	mkdir -p $(DESTDIR)$(DATADIR)/profiles
 	cp -R profiles/. $(DESTDIR)$(DATADIR)/profiles/
 	# An operator's edited policy is never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml || install -Dm644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf
+	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
 	rm -rf $(DESTDIR)$(DATADIR)

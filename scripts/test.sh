@@ -12,6 +12,7 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 make -s install DESTDIR="$root" CONFIGURATION=debug
 test -x "$root/usr/local/bin/edgeplan" && test -f "$root/etc/edgeplan/policy.yaml"
+test -f "$root/usr/local/lib/systemd/catalog/edgeplan.catalog"
 "$root/usr/local/bin/edgeplan" profile check "$root/usr/local/share/edgeplan/profiles/jetson-agx-orin-64gb"
 mkdir -p "$root/usr/lib/systemd" "$root/bin"
 cp /usr/bin/kill "$root/bin/kill"

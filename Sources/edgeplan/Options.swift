@@ -44,8 +44,16 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     }
 }
 
+/// Version of the CLI's JSON shapes; it changes when a field is renamed or removed (added fields do not change it).
+let jsonSchemaVersion = 1
+
+/// Prints JSON; an object carries `schemaVersion` first, so scripts can tell the shape they get.
 func printJSON(_ value: JSONValue) {
-    print(value.serialized(pretty: true))
+    if case let .object(pairs) = value, !pairs.contains(where: { $0.0 == "schemaVersion" }) {
+        print(JSONValue.object([("schemaVersion", .int(jsonSchemaVersion))] + pairs).serialized(pretty: true))
+    } else {
+        print(value.serialized(pretty: true))
+    }
 }
 
 func parseQuantization(_ raw: String) throws -> Quantization {

@@ -28,7 +28,8 @@ public struct JournalLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         // Turning metadata into journal fields happens on the sink's thread, off the request path.
-        sink.submit(JournalSink.Entry(message: event.message.description, priority: Self.priority(event.level), logger: label, metadata: merged))
+        sink.submit(JournalSink.Entry(message: event.message.description, priority: Self.priority(event.level), logger: label, metadata: merged,
+                                      file: event.file, line: event.line, function: event.function))
     }
 
     /// The journal fields of an entry, metadata sorted by key.
@@ -38,6 +39,10 @@ public struct JournalLogHandler: LogHandler {
             ("PRIORITY", String(entry.priority)),
             ("SYSLOG_IDENTIFIER", "edgeplan"),
             ("EDGEPLAN_LOGGER", entry.logger),
+            // Where in the source the entry was made, as journald's own clients record it.
+            ("CODE_FILE", entry.file),
+            ("CODE_LINE", String(entry.line)),
+            ("CODE_FUNC", entry.function),
         ]
         for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
             fields.append((fieldName(key), value.description))
@@ -89,6 +94,9 @@ public final class JournalSink: Sendable {
         var priority: Int
         var logger: String
         var metadata: Logger.Metadata
+        var file = ""
+        var line: UInt = 0
+        var function = ""
     }
 
     private struct State {

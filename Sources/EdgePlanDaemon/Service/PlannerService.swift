@@ -12,6 +12,9 @@ public final class PlannerService: Sendable {
     public static let planDecidedMessageID = "6f1c5b2a9e8d4c37a1b0f2e3d4c5b6a7"
     /// MESSAGE_ID of "no feasible plan" journal entries.
     public static let noFeasiblePlanMessageID = "0b8e7d6c5a4f4e3d9c2b1a0f9e8d7c6b"
+    /// MESSAGE_IDs of "reloaded" and "reload failed" journal entries.
+    public static let reloadedMessageID = "4e5f60718293a4b5c6d7e8f9a0b1c2d3"
+    public static let reloadFailedMessageID = "d3c2b1a0f9e84d7c6b5a4f3e2d1c0b9a"
     /// MESSAGE_ID of "learned outcome changed a decision" journal entries.
     public static let learnedShiftMessageID = "5d2e8f1a3b6c4d7e9f0a1b2c3d4e5f60"
     /// MESSAGE_ID of "reports refused" journal entries (a peer found implausible).
@@ -85,12 +88,14 @@ public final class PlannerService: Sendable {
             authorizer.withLock { $0 = reporters }
             reloadError.withLock { $0 = nil }
             counters.withLock { $0.reloads += 1 }
-            logger.notice("reloaded policy and profile", metadata: ["profile_version": "\(fresh.profile.version)", "policy_version": "\(fresh.policy.version)"])
+            logger.notice("reloaded policy and profile", metadata: [
+                "MESSAGE_ID": "\(Self.reloadedMessageID)", "profile_version": "\(fresh.profile.version)", "policy_version": "\(fresh.policy.version)",
+            ])
             return nil
         } catch {
             let failure = (error as? EdgePlanError) ?? EdgePlanError(.io, "\(error)")
             reloadError.withLock { $0 = failure.description }
-            logger.error("reload failed, keeping the last good policy and profile: \(failure)")
+            logger.error("reload failed, keeping the last good policy and profile: \(failure)", metadata: ["MESSAGE_ID": "\(Self.reloadFailedMessageID)"])
             return failure
         }
     }
@@ -145,6 +150,9 @@ public final class PlannerService: Sendable {
                 "quant": "\(plan.configuration.variant.quantization.rawValue)", "mode": "\(plan.configuration.mode.rawValue)",
                 "token_budget": "\(plan.configuration.budgetTokens.map(String.init) ?? "none")",
                 "parallel": "\(plan.configuration.parallel)", "deadline_ms": "\(Self.decimal(plan.deadlineS * 1000))",
+                "input_tokens": "\(plan.inputTokens)", "pred_latency_p95_ms": "\(Self.decimal(plan.latencyPercentileS * 1000))",
+                "pred_energy_p95_j": "\(Self.decimal(plan.energyPercentileJ))", "objective": "\(plan.objective.rawValue)",
+                "profile_version": "\(plan.profileVersion)", "policy_version": "\(plan.policyVersion)",
                 "energy_budget_j": "\(plan.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
                 "pred_latency_ms": "\(Self.decimal(plan.latencyS * 1000))", "pred_energy_j": "\(Self.decimal(plan.energyJ))",
                 "pred_accuracy": "\(Self.decimal(plan.accuracy))", "accuracy_low": "\(Self.decimal(plan.estimate.low))",
