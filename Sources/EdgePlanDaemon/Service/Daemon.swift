@@ -21,11 +21,16 @@ public enum Daemon {
         public var sampleInterval: Double
         public var refitInterval: Double
         public var limits: VarlinkServer.Limits
+        /// Where to write Prometheus metrics (node_exporter textfile format), and how often; nil writes none.
+        public var metricsTextfile: String?
+        public var metricsInterval: Double = 15
 
         public init(socketPath: String?, policyPath: String?, profileDirectory: String?, threads: Int, stateDirectory: String? = nil,
                     railSource: String? = nil, sysfsRoot: String = "/", sampleInterval: Double = 0.05, refitInterval: Double = 600,
-                    limits: VarlinkServer.Limits = .init()) {
+                    limits: VarlinkServer.Limits = .init(), metricsTextfile: String? = nil, metricsInterval: Double = 15) {
             self.limits = limits
+            self.metricsTextfile = metricsTextfile
+            self.metricsInterval = metricsInterval
             self.socketPath = socketPath
             self.policyPath = policyPath
             self.profileDirectory = profileDirectory
@@ -57,7 +62,8 @@ public enum Daemon {
         let versions = try options.stateDirectory.map { try ProfileVersionStore(directory: "\($0)/profiles") }
         // The configured profile's version: a recalibrated profile is used only while it derives from it.
         let base = Mutex("")
-        let service = try PlannerService(logger: logger, journal: sink) {
+        let metrics = options.metricsTextfile.map { _ in DaemonMetrics() }
+        let service = try PlannerService(logger: logger, journal: sink, metrics: metrics) {
             let configured = try ProfileStore.loadPlanner(policyPath: options.policyPath, profileDirectory: options.profileDirectory)
             base.withLock { $0 = configured.profile.version }
             if let recalibrated = try versions?.current(base: configured.profile.version) {
@@ -109,11 +115,18 @@ public enum Daemon {
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
         hangup.setEventHandler { _ = reload() }
         hangup.resume()
+        let writeMetrics: @Sendable () -> Void = {
+            guard let metrics, let path = options.metricsTextfile else { return }
+            do { try metrics.write(to: path, service: service, watchdog: watchdog) } catch {
+                logger.warning("cannot write metrics: \(error)", metadata: ["path": "\(path)"])
+            }
+        }
         let stop: @Sendable () -> Void = {
             logger.notice("stopping: draining connections")
             notifier.stopping(status: "draining")
             server.shutdown()
             watchdog.drain()
+            writeMetrics()
             exit(0)
         }
         let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: queue)
@@ -136,6 +149,12 @@ public enum Daemon {
             watchdogTimer = timer
         }
         _ = watchdogTimer
+        let metricsTimer = DispatchSource.makeTimerSource(queue: queue)
+        if options.metricsTextfile != nil {
+            metricsTimer.schedule(deadline: .now(), repeating: .milliseconds(max(10, Int(options.metricsInterval * 1000))))
+            metricsTimer.setEventHandler(handler: writeMetrics)
+            metricsTimer.resume()
+        }
         let calibrationTimer = DispatchSource.makeTimerSource(queue: queue)
         calibrationTimer.schedule(deadline: .now(), repeating: .seconds(1))
         calibrationTimer.setEventHandler { watchdog.tick() }

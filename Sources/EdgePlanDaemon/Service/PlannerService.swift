@@ -1,3 +1,4 @@
+import CoreMetrics
 import EdgePlanCore
 import Foundation
 import Logging
@@ -46,10 +47,13 @@ public final class PlannerService: Sendable {
     private let loader: @Sendable () throws -> Planner
     private let logger: Logger
     public let journal: JournalSink?
+    /// Metrics, when the daemon exports them.
+    public let metrics: DaemonMetrics?
     public let startedAt = Date()
 
     /// Loads the first snapshot with `loader` (which a reload calls again) and warms its fronts.
-    public init(logger: Logger, journal: JournalSink? = nil, loader: @escaping @Sendable () throws -> Planner) throws {
+    public init(logger: Logger, journal: JournalSink? = nil, metrics: DaemonMetrics? = nil, loader: @escaping @Sendable () throws -> Planner) throws {
+        self.metrics = metrics
         let planner = try loader()
         Self.warm(planner)
         self.snapshot = Mutex(planner)
@@ -131,12 +135,18 @@ public final class PlannerService: Sendable {
             request.requestID = "ep-\(nextRequestID.withLock { id -> Int in id += 1; return id })"
         }
         let outcome: PlanOutcome
+        let started = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         do {
             var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
             outcome = try planner.plan(request, random: &random)
         } catch {
             counters.withLock { $0.errors += 1 }
+            metrics?.errors.increment()
             throw error
+        }
+        if let metrics {
+            metrics.planDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            if case .plan = outcome { metrics.plans.increment() } else { metrics.infeasible.increment() }
         }
         switch outcome {
         case let .plan(plan):
@@ -178,15 +188,25 @@ public final class PlannerService: Sendable {
         let variant = try planner.profile.variant(model: report.model, quantization: report.quantization)
         let prediction = planner.predictor.predict(variant, input: report.inputTokens, output: Double(report.outputTokens), parallel: report.parallel)
         counters.withLock { $0.reports += 1 }
+        metrics?.reportsAccepted.increment()
         return prediction.latencyS
     }
 
-    public func countError() { counters.withLock { $0.errors += 1 } }
+    public func countError() {
+        counters.withLock { $0.errors += 1 }
+        metrics?.errors.increment()
+    }
 
-    public func countRefusedReport() { counters.withLock { $0.refusedReports += 1 } }
+    public func countRefusedReport() {
+        counters.withLock { $0.refusedReports += 1 }
+        metrics?.reportsRefused.increment()
+    }
 
     /// Counts an accepted report whose latency could not be judged (it carried no output tokens).
-    public func countReport() { counters.withLock { $0.reports += 1 } }
+    public func countReport() {
+        counters.withLock { $0.reports += 1 }
+        metrics?.reportsAccepted.increment()
+    }
 
     public func countRejectedConnection() { counters.withLock { $0.rejectedConnections += 1 } }
 

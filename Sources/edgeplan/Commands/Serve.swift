@@ -18,6 +18,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Time between periodic refits.") var refitInterval: String = "10m"
     @Option(help: "Connections open at once; more get TooManyConnections.") var maxConnections: Int = 512
     @Option(help: "Close a connection that sends nothing for this long.") var idleTimeout: String = "5m"
+    @Option(help: "Write Prometheus metrics to this file (node_exporter textfile format), replaced atomically.") var metricsTextfile: String?
+    @Option(help: "How often to write the metrics file.") var metricsInterval: String = "15s"
     @OptionGroup var snapshot: SnapshotOptions
 
     func validate() throws {
@@ -30,6 +32,7 @@ struct Serve: AsyncParsableCommand {
         guard (1...64).contains(threads) else { throw ValidationError("--threads must be within 1...64") }
         guard (1...100_000).contains(maxConnections) else { throw ValidationError("--max-connections must be within 1...100000") }
         _ = try parseSeconds(idleTimeout, "idle-timeout")
+        _ = try parseSeconds(metricsInterval, "metrics-interval")
     }
 
     func run() async throws {
@@ -39,7 +42,8 @@ struct Serve: AsyncParsableCommand {
                 stateDirectory: stateDir ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) },
                 railSource: rails, sysfsRoot: sysfsRoot, sampleInterval: try parseSeconds(sampleInterval, "sample-interval"),
                 refitInterval: try parseSeconds(refitInterval, "refit-interval"),
-                limits: .init(maxConnections: maxConnections, idleTimeoutS: try parseSeconds(idleTimeout, "idle-timeout"))))
+                limits: .init(maxConnections: maxConnections, idleTimeoutS: try parseSeconds(idleTimeout, "idle-timeout")),
+                metricsTextfile: metricsTextfile, metricsInterval: try parseSeconds(metricsInterval, "metrics-interval")))
         }
     }
 }

@@ -1,0 +1,58 @@
+import EdgePlanCore
+import Foundation
+import CoreMetrics
+import Metrics
+import Prometheus
+
+/// The daemon's metrics, through swift-metrics into a Prometheus registry, written as a node_exporter textfile.
+///
+/// A textfile rather than an HTTP endpoint: the daemon opens no TCP port (its unit denies IP altogether), and
+/// node_exporter's textfile collector is how robot fleets already export host metrics. The file is replaced
+/// atomically, so the collector never reads half of it.
+public final class DaemonMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let plans: CoreMetrics.Counter
+    let infeasible: CoreMetrics.Counter
+    let errors: CoreMetrics.Counter
+    let reportsAccepted: CoreMetrics.Counter
+    let reportsRefused: CoreMetrics.Counter
+    let planDuration: CoreMetrics.Timer
+
+    /// Bootstraps swift-metrics with a Prometheus factory (once per process) and creates the daemon's metrics.
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        self.registry = registry
+        plans = CoreMetrics.Counter(label: "edgeplan_plans_total")
+        infeasible = CoreMetrics.Counter(label: "edgeplan_infeasible_total")
+        errors = CoreMetrics.Counter(label: "edgeplan_errors_total")
+        reportsAccepted = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "accepted")])
+        reportsRefused = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "refused")])
+        planDuration = CoreMetrics.Timer(label: "edgeplan_plan_duration_seconds")
+    }
+
+    /// Sets the gauges from the service's and the watchdog's state (called before each write).
+    func refresh(service: PlannerService, watchdog: Watchdog?) {
+        let counters = service.currentCounters
+        CoreMetrics.Gauge(label: "edgeplan_connections").record(service.connections.current)
+        CoreMetrics.Gauge(label: "edgeplan_journal_dropped").record(service.journal?.counters.dropped ?? 0)
+        CoreMetrics.Gauge(label: "edgeplan_oversize_frames").record(counters.oversizeFrames)
+        CoreMetrics.Gauge(label: "edgeplan_rejected_connections").record(counters.rejectedConnections)
+        guard let watchdog, case let .array(variants)? = watchdog.statusJSON["variants"] else { return }
+        for variant in variants {
+            let name = variant["variant"]?.stringValue ?? "?"
+            CoreMetrics.Gauge(label: "edgeplan_calibration_age_seconds", dimensions: [("variant", name)]).record(variant["calibrationAgeS"]?.doubleValue ?? 0)
+            CoreMetrics.Gauge(label: "edgeplan_prediction_error_ratio", dimensions: [("variant", name)]).record((variant["meanAbsErrorPct"]?.doubleValue ?? 0) / 100)
+            CoreMetrics.Gauge(label: "edgeplan_drifting", dimensions: [("variant", name)]).record(variant["state"]?.stringValue == "drifting" ? 1 : 0)
+        }
+        if let watts = watchdog.statusJSON["rails"]?["totalW"]?.doubleValue {
+            CoreMetrics.Gauge(label: "edgeplan_rail_power_watts").record(watts)
+        }
+    }
+
+    /// Writes the Prometheus text format to `path` atomically.
+    public func write(to path: String, service: PlannerService, watchdog: Watchdog?) throws {
+        refresh(service: service, watchdog: watchdog)
+        try AtomicFile.write(registry.emitToString(), to: path)
+    }
+}

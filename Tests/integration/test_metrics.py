@@ -1,0 +1,56 @@
+"""Metrics: the daemon writes Prometheus text to a node_exporter textfile, atomically, with the counts it served."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import varlink
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
+
+
+def sample(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_textfile_counts_plans_infeasible_and_reports():
+    directory = tempfile.mkdtemp(prefix="ep-metrics-", dir="/tmp")
+    path = os.path.join(directory, "planner.sock")
+    textfile = os.path.join(directory, "edgeplan.prom")
+    process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--metrics-textfile", textfile,
+                                "--metrics-interval", "200ms"], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):
+            try:
+                with socket.socket(socket.AF_UNIX) as probe:
+                    probe.connect(path)
+                    break
+            except OSError:
+                time.sleep(0.05)
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            for _ in range(5):
+                plan = planner.Plan(task="mmlu-redux", deadlineMs=10000.0)["plan"]
+            try:
+                planner.Plan(task="mmlu-redux", deadlineMs=1.0)
+            except varlink.VarlinkError:
+                pass
+            planner.Report(requestId=plan["requestId"], latencyMs=plan["predicted"]["latencyMs"], correct=True)
+        time.sleep(0.6)
+        text = open(textfile).read()
+        assert sample(text, "edgeplan_plans_total") == 5
+        assert sample(text, "edgeplan_infeasible_total") == 1
+        assert 'edgeplan_reports_total{outcome="accepted"} 1' in text
+        assert sample(text, "edgeplan_plan_duration_seconds_count") == 6
+        assert "# TYPE edgeplan_plan_duration_seconds histogram" in text
+        assert not [name for name in os.listdir(directory) if name.startswith(".edgeplan.prom") or name.endswith(".tmp")]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        shutil.rmtree(directory, ignore_errors=True)
