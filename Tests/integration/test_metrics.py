@@ -42,8 +42,14 @@ def test_metrics_textfile_counts_plans_infeasible_and_reports():
             except varlink.VarlinkError:
                 pass
             planner.Report(requestId=plan["requestId"], latencyMs=plan["predicted"]["latencyMs"], correct=True)
-        time.sleep(0.6)
-        text = open(textfile).read()
+        # The file is rewritten every 200 ms; wait for one written after the calls (a busy machine may be slow).
+        text = ""
+        for _ in range(100):
+            if os.path.exists(textfile):
+                text = open(textfile).read()
+                if sample(text, "edgeplan_plans_total") == 5 and 'outcome="accepted"} 1' in text:
+                    break
+            time.sleep(0.1)
         assert sample(text, "edgeplan_plans_total") == 5
         assert sample(text, "edgeplan_infeasible_total") == 1
         assert 'edgeplan_reports_total{outcome="accepted"} 1' in text
