@@ -73,7 +73,3 @@ func parseJoules(_ raw: String, _ name: String) throws -> Double {
 
 func format(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
 
-extension String {
-    /// Left-aligned in a column of `width` characters (Foundation's `%-N@` does not pad on Linux).
-    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-}

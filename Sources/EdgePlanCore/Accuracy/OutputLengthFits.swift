@@ -116,6 +116,12 @@ public struct OutputLengthFits: Sendable {
         return (model.quantile(0.9), model, record.accuracy)
     }
 
+    /// The accuracy model of a table with its hard-cap curves extended toward the unconstrained runs these fits give.
+    public func accuracyModel(_ table: AccuracyTable) -> AccuracyModel {
+        let plain = AccuracyModel(table: table)
+        return AccuracyModel(table: table) { unconstrained(task: table.task, group: $0, accuracy: plain).map { ($0.budget, $0.accuracy) } }
+    }
+
     /// The spread for which a log-normal with mean `softMean`, capped at `cap`, has mean `hardMean`.
     public static func sigma(softMean: Double, hardMean: Double, cap: Double) -> Double? {
         guard hardMean < min(softMean, cap) * 0.999 else { return nil }

@@ -98,7 +98,7 @@ public enum VoteFitter {
     static func single(_ target: VoteTargets.Target, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits) throws -> Single {
         let group = AccuracyModel.Group(variant: VariantID(model: target.model, quantization: .fp16), mode: .hard, capped: true)
         let plain = AccuracyModel(table: table)
-        let model = AccuracyModel(table: table) { lengths.unconstrained(task: table.task, group: $0, accuracy: plain).map { ($0.budget, $0.accuracy) } }
+        let model = lengths.accuracyModel(table)
         if let estimate = model.estimate(group, budget: target.budgetTokens),
            let length = lengths.model(task: table.task, group: group, budget: target.budgetTokens, accuracy: model) {
             return Single(accuracy: estimate.accuracy, capProbability: length.capProbability)

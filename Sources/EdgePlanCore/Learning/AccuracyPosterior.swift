@@ -47,19 +47,6 @@ public struct AccuracyPosterior: Sendable, Equatable {
         logPrior = Self.grid.map { -0.5 * ($0 / sd) * ($0 / sd) }
     }
 
-    /// One reported outcome from `peer` of a configuration whose single-sample prior is `p0` and that voted over `vote`.
-    public mutating func observe(correct: Bool, p0: Double, vote: VoteContext, peer: UInt32) {
-        let base = Self.logit(p0)
-        var peerEvidence = evidence[peer] ?? PeerEvidence()
-        for (index, delta) in Self.grid.enumerated() {
-            let p = vote.accuracy(Self.logistic(base + delta))
-            peerEvidence.logLikelihood[index] += log(min(max(correct ? p : 1 - p, 1e-9), 1))
-        }
-        peerEvidence.observations += 1
-        if correct { peerEvidence.successes += 1 }
-        evidence[peer] = peerEvidence
-    }
-
     /// One reported outcome, with the configuration's accuracy at every grid point given (see ``votedGrid(p0:vote:)``).
     public mutating func observe(correct: Bool, votedGrid: [Double], peer: UInt32) {
         var peerEvidence = evidence[peer] ?? PeerEvidence()

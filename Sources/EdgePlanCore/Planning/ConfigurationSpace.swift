@@ -35,9 +35,7 @@ public struct ConfigurationSpace: Sendable {
 
     /// Enumerates variants × modes × budgets of the class's benchmark table, times each parallel factor.
     public init(task: String, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits, parallelFactors: [Int]) {
-        let model = AccuracyModel(table: table) { group in
-            lengths.unconstrained(task: table.task, group: group, accuracy: AccuracyModel(table: table)).map { ($0.budget, $0.accuracy) }
-        }
+        let model = lengths.accuracyModel(table)
         var candidates: [Candidate] = []
         for (group, budget) in model.candidateBudgets() {
             guard let variant = profile.variants[group.variant], let single = model.estimate(group, budget: budget),

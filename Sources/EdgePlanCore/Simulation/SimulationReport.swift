@@ -58,7 +58,3 @@ public enum SimulationReport {
     static func percent(_ value: Double) -> String { "\((value * 100).significantDigits(3)) %" }
 }
 
-extension String {
-    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
-}

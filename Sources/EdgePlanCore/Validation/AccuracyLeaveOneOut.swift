@@ -36,8 +36,7 @@ public enum AccuracyLeaveOneOut {
                 var held = profile
                 held.accuracy[task] = reduced
                 let lengths = OutputLengthFits(profile: held)
-                let plain = AccuracyModel(table: reduced)
-                let model = AccuracyModel(table: reduced) { lengths.unconstrained(task: task, group: $0, accuracy: plain).map { ($0.budget, $0.accuracy) } }
+                let model = lengths.accuracyModel(reduced)
                 let group = AccuracyModel.Group(variant: record.variant, mode: record.mode, capped: record.capped)
                 cells.append(Cell(task: task, record: record, predicted: model.estimate(group, budget: record.budgetTokens)))
             }
