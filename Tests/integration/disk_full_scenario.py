@@ -5,12 +5,13 @@ Must run as root inside its own mount namespace (`unshare -m`). Usage: disk_full
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import varlink
+
+from helpers import wait_until_answers
 
 binary, directory, result_path = sys.argv[1], sys.argv[2], sys.argv[3]
 state = os.path.join(directory, "state")
@@ -18,13 +19,7 @@ os.makedirs(state, exist_ok=True)
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", state], check=True)
 path = os.path.join(directory, "planner.sock")
 daemon = subprocess.Popen([binary, "serve", "--socket", path, "--state-dir", state, "--rails", "none"], stderr=subprocess.DEVNULL)
-for _ in range(400):
-    try:
-        with socket.socket(socket.AF_UNIX) as probe:
-            probe.connect(path)
-            break
-    except OSError:
-        time.sleep(0.05)
+wait_until_answers(path)
 result = {}
 try:
     with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:

@@ -12,6 +12,8 @@ import time
 import pytest
 import varlink
 
+from helpers import wait_until_answers
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
 PLAN = json.dumps({"method": "io.edgeplan.Planner.Plan", "parameters": {"task": "mmlu-redux", "deadlineMs": 10000}}).encode() + b"\0"
@@ -23,13 +25,7 @@ def daemon():
     path = os.path.join(directory, "planner.sock")
     process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--max-connections", "20", "--idle-timeout", "1s"],
                                stderr=subprocess.DEVNULL)
-    for _ in range(400):
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(path)
-                break
-        except OSError:
-            time.sleep(0.05)
+    wait_until_answers(path)
     yield {"socket": path, "pid": process.pid}
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=20)

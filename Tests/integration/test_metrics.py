@@ -2,12 +2,13 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 import varlink
+
+from helpers import wait_until_answers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
@@ -27,13 +28,7 @@ def test_metrics_textfile_counts_plans_infeasible_and_reports():
     process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--metrics-textfile", textfile,
                                 "--metrics-interval", "200ms"], stderr=subprocess.DEVNULL)
     try:
-        for _ in range(400):
-            try:
-                with socket.socket(socket.AF_UNIX) as probe:
-                    probe.connect(path)
-                    break
-            except OSError:
-                time.sleep(0.05)
+        wait_until_answers(path)
         with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
             for _ in range(5):
                 plan = planner.Plan(task="mmlu-redux", deadlineMs=10000.0)["plan"]

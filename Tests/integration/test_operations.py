@@ -2,13 +2,13 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 import varlink
+
+from helpers import wait_until_answers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
@@ -21,13 +21,7 @@ def daemon():
     policy = os.path.join(directory, "policy.yaml")
     shutil.copy(os.path.join(ROOT, "policies", "default.yaml"), policy)
     process = subprocess.Popen([BINARY, "serve", "--socket", path, "--policy", policy, "--rails", "none"], stderr=subprocess.DEVNULL)
-    for _ in range(400):
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(path)
-                break
-        except OSError:
-            time.sleep(0.05)
+    wait_until_answers(path)
     yield {"socket": path, "policy": policy}
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=20)

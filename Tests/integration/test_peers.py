@@ -7,10 +7,11 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 
 import pytest
 import varlink
+
+from helpers import wait_until_answers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
@@ -22,16 +23,7 @@ def start(path, state=None):
     if state:
         args += ["--state-dir", state]
     process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    # Wait until it answers: a stale socket file may be there before the daemon has bound it.
-    for _ in range(400):
-        if process.poll() is not None:
-            break
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(path)
-                break
-        except OSError:
-            time.sleep(0.05)
+    wait_until_answers(path, process)
     return process
 
 

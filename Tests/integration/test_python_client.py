@@ -2,11 +2,9 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -18,6 +16,8 @@ sys.path.insert(0, os.path.join(ROOT, "clients", "python", "examples"))
 import edgeplan  # noqa: E402
 import robot_scheduler  # noqa: E402
 
+from helpers import wait_until_answers
+
 
 @pytest.fixture
 def socket_path():
@@ -25,13 +25,7 @@ def socket_path():
     path = os.path.join(directory, "planner.sock")
     process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--state-dir", os.path.join(directory, "state")],
                                stderr=subprocess.DEVNULL)
-    for _ in range(400):
-        try:
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(path)
-                break
-        except OSError:
-            time.sleep(0.05)
+    wait_until_answers(path)
     yield path
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=20)

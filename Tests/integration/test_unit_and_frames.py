@@ -9,8 +9,9 @@ import subprocess
 import tempfile
 import time
 
-import pytest
 import varlink
+
+from helpers import wait_until_answers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
@@ -65,13 +66,7 @@ def test_malformed_frames_never_crash_or_hang_the_daemon():
     path = os.path.join(directory, "planner.sock")
     process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none"], stderr=subprocess.DEVNULL)
     try:
-        for _ in range(400):
-            try:
-                with socket.socket(socket.AF_UNIX) as probe:
-                    probe.connect(path)
-                    break
-            except OSError:
-                time.sleep(0.05)
+        wait_until_answers(path)
         rng = random.Random(1)
         sent, batches = 0, 0
         started = time.time()
