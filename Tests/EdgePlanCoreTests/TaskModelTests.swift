@@ -244,3 +244,18 @@ struct LearningTests {
         #expect(votedEstimate.accuracy < voted.accuracy.accuracy - 0.1)
     }
 }
+
+struct OverlayCacheTests {
+    @Test func unchangedClassesKeepTheirFrontsAcrossALearnedUpdate() throws {
+        let planner = try Planner(profile: Fixtures.profile, policy: Fixtures.policy)
+        _ = try planner.front(task: "mmlu-redux", inputTokens: 256)
+        let kept = try planner.front(task: "mmlu", inputTokens: 256)
+        var learner = Learner()
+        let candidate = try #require(planner.space("mmlu-redux")?.candidates.first { $0.configuration.parallel == 1 })
+        learner.learn(LearningOutcome(taskClass: "mmlu-redux", configuration: candidate.configuration, correct: false, sampleOutputTokens: [], peer: 0), planner: planner)
+        let updated = planner.applying(learner.overlay, changed: ["mmlu-redux"])
+        #expect(updated.cachedFronts == 1, "only mmlu's front carries over")
+        #expect(try updated.front(task: "mmlu", inputTokens: 256).points.map(\.configuration) == kept.points.map(\.configuration))
+        #expect(planner.applying(learner.overlay).cachedFronts == 0)
+    }
+}

@@ -171,10 +171,12 @@ public struct Learner: Sendable {
     }
 
     /// Rebuilds the overlay of every group learned from since the last rebuild; returns the largest change it made,
-    /// as accuracy (fraction) or relative mean length, whichever is larger (1 for an estimate that is new).
+    /// as accuracy (fraction) or relative mean length, whichever is larger (1 for an estimate that is new), and the
+    /// task classes it touched.
     @discardableResult
-    public mutating func rebuildPending(planner: Planner) -> Double {
+    public mutating func rebuildPending(planner: Planner) -> (change: Double, classes: Set<String>) {
         let before = overlay
+        let classes = Set(dirty.map(\.taskClass))
         for key in dirty.sorted() { rebuild(key, planner: planner) }
         var change = 0.0
         for key in dirty {
@@ -188,7 +190,7 @@ public struct Learner: Sendable {
             }
         }
         dirty.removeAll()
-        return change
+        return (change, classes)
     }
 
     /// Recomputes every learned estimate on a new planner (after a reload or recalibration).

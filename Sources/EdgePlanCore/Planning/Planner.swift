@@ -65,8 +65,16 @@ public final class Planner: Sendable {
         return Planner(sharing: self, overlay: overlay, profile: profile, spaces: spaces)
     }
 
-    /// The same profile and policy with learned estimates in place; its fronts are built afresh.
-    public func applying(_ overlay: LearnedOverlay) -> Planner { Planner(sharing: self, overlay: overlay) }
+    /// The same profile and policy with learned estimates in place. Fronts are built afresh for the task classes in
+    /// `changed` (all of them when nil); the others' cached fronts carry over, since their estimates are the same.
+    public func applying(_ overlay: LearnedOverlay, changed: Set<String>? = nil) -> Planner {
+        let fresh = Planner(sharing: self, overlay: overlay)
+        if let changed {
+            let kept = cache.withLock { $0.filter { !changed.contains($0.key.task) } }
+            fresh.cache.withLock { $0 = kept }
+        }
+        return fresh
+    }
 
     /// Sorted task classes: the profile's benchmarks and the policy's classes.
     public var taskClasses: [String] { spaces.keys.sorted() }

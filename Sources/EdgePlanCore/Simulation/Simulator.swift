@@ -317,8 +317,9 @@ public struct Simulator {
             run.pending += 1
             if run.pending >= options.applyEvery {
                 // A new planner (and cold fronts) only when what was learned moved an estimate materially.
-                if run.learner!.rebuildPending(planner: run.planner) > options.materialChange {
-                    run.planner = run.planner.applying(run.learner!.overlay)
+                let rebuilt = run.learner!.rebuildPending(planner: run.planner)
+                if rebuilt.change > options.materialChange {
+                    run.planner = run.planner.applying(run.learner!.overlay, changed: rebuilt.classes)
                 }
                 run.pending = 0
             }

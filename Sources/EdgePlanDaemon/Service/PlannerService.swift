@@ -70,8 +70,8 @@ public final class PlannerService: Sendable {
     public var currentCounters: Counters { counters.withLock { $0 } }
 
     /// Builds every task's front at its typical input length so the first requests are warm.
-    static func warm(_ planner: Planner) {
-        for task in planner.taskClasses {
+    static func warm(_ planner: Planner, only classes: Set<String>? = nil) {
+        for task in planner.taskClasses where classes?.contains(task) ?? true {
             guard let table = try? planner.table(taskClass: task) else { continue }
             _ = try? planner.front(task: task, inputTokens: planner.policy.task(task).defaultInputTokens ?? table.typicalInputTokens)
         }
@@ -235,7 +235,8 @@ public final class PlannerService: Sendable {
         let wasIgnored = learner.withLock { $0.peers[outcome.peer]?.ignored ?? false }
         let before = Self.probe(planner, outcome.taskClass)
         let (refusals, overlay) = learner.withLock { learner in (learner.learn(outcome, planner: planner), learner.overlay) }
-        let fresh = swapOverlay(overlay, basedOn: planner)
+        // Only this class's estimates moved, unless a peer was newly ignored (then every class is rebuilt).
+        let fresh = swapOverlay(overlay, basedOn: planner, changed: refusals.contains(.implausiblePeer) ? nil : [outcome.taskClass])
         let after = Self.probe(fresh, outcome.taskClass)
         if let before, let after, before.configuration != after.configuration || abs(before.accuracy - after.accuracy) > 0.02 {
             logger.notice("learned outcome changed a decision", metadata: [
@@ -267,9 +268,9 @@ public final class PlannerService: Sendable {
     public var learning: Learner { learner.withLock { $0 } }
 
     @discardableResult
-    private func swapOverlay(_ overlay: LearnedOverlay, basedOn planner: Planner) -> Planner {
-        let fresh = planner.applying(overlay)
-        Self.warm(fresh)
+    private func swapOverlay(_ overlay: LearnedOverlay, basedOn planner: Planner, changed: Set<String>? = nil) -> Planner {
+        let fresh = planner.applying(overlay, changed: changed)
+        Self.warm(fresh, only: changed)
         return snapshot.withLock { current in
             // A reload or recalibration may have swapped meanwhile: keep its profile and policy, with the overlay.
             if current.profile.version == planner.profile.version && current.policy.version == planner.policy.version {
