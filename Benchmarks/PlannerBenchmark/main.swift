@@ -71,19 +71,30 @@ if let mixText = try? String(contentsOfFile: "workloads/home-robot-mix.yaml", en
     let count = Int(ProcessInfo.processInfo.environment["EDGEPLAN_SIM_REQUESTS"] ?? "") ?? 100_000
     let mix = try WorkloadMix.decode(mixText, file: "home-robot-mix.yaml")
     let policy = try PolicyDecoder.decode(policyText, file: "home-robot-policy.yaml")
-    var simulator = try Simulator(profile: planner.profile, truth: try Truth.decode(BundledResources.defaultTruth, file: "truth"),
-                                  policies: [SimulatedPolicy(name: "percentile", policy: policy, kind: .planner(recalibrate: true, learn: true))],
-                                  options: .init(seed: 7, windowS: 3600))
-    let start = now()
-    var generated = 0
-    // 40 tasks an hour keeps the device busy about an eighth of the time, as in the shipped day.
-    try mix.generate(ratePerS: 40.0 / 3600, durationS: Double(count) / (40.0 / 3600) * 1.2, seed: 7) { task in
-        guard generated < count else { return }
-        generated += 1
-        try simulator.process(task)
+    let truth = try Truth.decode(BundledResources.defaultTruth, file: "truth")
+    // Each kind adds one part of the feedback, so the differences show where a simulated request's time goes.
+    let kinds: [(String, SimulatedPolicy.Kind)] = [
+        ("fixed configuration (oracle and truth only)", .fixed(Configuration(variant: VariantID(model: "DSR1-Qwen-1.5B", quantization: .fp16), mode: .hard, budgetTokens: 128, capped: true, parallel: 1))),
+        ("static planner", .planner(recalibrate: false, learn: false)),
+        ("planner recalibrating", .planner(recalibrate: true, learn: false)),
+        ("planner recalibrating and learning", .planner(recalibrate: true, learn: true)),
+    ]
+    let only = ProcessInfo.processInfo.environment["EDGEPLAN_SIM_KIND"].flatMap(Int.init)
+    for (index, (label, kind)) in kinds.enumerated() where only == nil || only == index {
+        var simulator = try Simulator(profile: planner.profile, truth: truth, policies: [SimulatedPolicy(name: "percentile", policy: policy, kind: kind)],
+                                      options: .init(seed: 7, windowS: 3600))
+        let start = now()
+        var generated = 0
+        // 40 tasks an hour keeps the device busy about an eighth of the time, as in the shipped day.
+        try mix.generate(ratePerS: 40.0 / 3600, durationS: Double(count) / (40.0 / 3600) * 1.2, seed: 7) { task in
+            guard generated < count else { return }
+            generated += 1
+            try simulator.process(task)
+        }
+        let elapsed = now() - start
+        print("simulation, \(label): " + String(format: "%d requests in %.2f s (%.0f requests/s, %.1f µs each), %d recalibrations, %d learned updates",
+                     generated, elapsed, Double(generated) / elapsed, elapsed / Double(generated) * 1e6, simulator.runs[0].recalibrations, simulator.runs[0].learnedUpdates))
     }
-    let elapsed = now() - start
-    print(String(format: "simulation: %d requests in %.2f s (%.0f requests/s), %d recalibrations", generated, elapsed, Double(generated) / elapsed, simulator.runs[0].recalibrations))
 } else {
     print("simulation: skipped (run from the repository root to find workloads/)")
 }

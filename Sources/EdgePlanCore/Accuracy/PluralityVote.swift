@@ -25,25 +25,34 @@ public enum PluralityVote {
         let alpha = c * concentration
         let beta = (1 - c) * concentration
         let table = winTable(samples: k, options: options)
+        // Per-call factors of the beta-binomial pmf ratio: (α + t) and 1 / (β + j) for t, j below k.
+        var rising = [Double](repeating: 0, count: k)
+        var fallingInverse = [Double](repeating: 0, count: k)
+        for i in 0..<k {
+            rising[i] = alpha + Double(i)
+            fallingInverse[i] = 1 / (beta + Double(i))
+        }
         var total = 0.0
         // Binomial weight of n answering samples, built up from n = 0.
         var binomial = pow(a, Double(k))
+        // Beta-binomial weight of 0 correct among n, built up from n = 0: ∏_{i<n} (β + i) / (α + β + i).
+        var noneCorrect = 1.0
         for n in 0...k {
             if n > 0 {
                 binomial *= Double(k - n + 1) / Double(n) * (a > 0 ? answering / a : 0)
                 if a == 0 && n == k { binomial = 1 }
+                noneCorrect *= (beta + Double(n - 1)) / (alpha + beta + Double(n - 1))
             }
             guard binomial > 1e-300, n > 0 else { continue }
-            // Beta-binomial weights of t correct among n: start at t = 0, step by the pmf ratio.
-            var weight = 1.0
-            for i in 0..<n { weight *= (beta + Double(i)) / (alpha + beta + Double(i)) }
+            // Beta-binomial weights of t correct among n: start at t = 0, step by the pmf ratio
+            // (n − t) / (t + 1) · (α + t) / (β + n − t − 1).
+            var weight = noneCorrect
             var sum = 0.0
-            let row = table[n]
+            let row = table.wins[n]
+            let steps = table.steps[n]
             for t in 0...n {
                 sum += weight * row[t]
-                if t < n {
-                    weight *= Double(n - t) / Double(t + 1) * (alpha + Double(t)) / (beta + Double(n - t - 1))
-                }
+                if t < n { weight *= steps[t] * rising[t] * fallingInverse[n - t - 1] }
             }
             total += binomial * sum
         }
@@ -55,14 +64,22 @@ public enum PluralityVote {
         var options: Int
     }
 
-    private static let tables = Mutex<[Key: [[Double]]]>([:])
+    /// `wins[n][t]`: the chance that `t` correct votes win among `n` answers, the other `n − t` spread uniformly
+    /// over `options − 1` wrong options, ties broken at random; `steps[n][t] = (n − t) / (t + 1)`, the binomial part
+    /// of the pmf ratio.
+    struct Tables: Sendable {
+        var wins: [[Double]]
+        var steps: [[Double]]
+    }
 
-    /// `W[n][t]`: the chance that `t` correct votes win among `n` answers, the other `n − t` spread uniformly over
-    /// `options − 1` wrong options, ties broken at random. Computed once per (k, options).
-    static func winTable(samples k: Int, options m: Int) -> [[Double]] {
+    private static let tables = Mutex<[Key: Tables]>([:])
+
+    /// The tables for `k` samples and `options` answer options, computed once per pair.
+    static func winTable(samples k: Int, options m: Int) -> Tables {
         let key = Key(samples: k, options: max(m, 2))
         if let cached = tables.withLock({ $0[key] }) { return cached }
-        let table = buildWinTable(samples: k, wrongOptions: max(m, 2) - 1)
+        let table = Tables(wins: buildWinTable(samples: k, wrongOptions: max(m, 2) - 1),
+                           steps: (0...k).map { n in (0...n).map { t in Double(n - t) / Double(t + 1) } })
         tables.withLock { $0[key] = table }
         return table
     }

@@ -55,7 +55,7 @@ public struct CalibrationLoop: Sendable {
     public mutating func report(_ run: RunReport, at now: Double) -> [Event] {
         guard let variant = profile.variants[run.variant] else { return [] }
         var events: [Event] = []
-        let predicted = Predictor(device: profile.device).predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS
+        let predicted = Predictor(device: profile.device).latencyS(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
         var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
         // The plausibility filter comes before any fit sees the run: beyond the monitor's ratio either way, or faster
@@ -103,9 +103,11 @@ public struct CalibrationLoop: Sendable {
     /// Refits every variant with enough runs, and enough new ones since its last refit (the periodic recalibration).
     public mutating func periodicRefit(at now: Double) -> [Event] {
         var events: [Event] = []
-        for (id, list) in runs.sorted(by: { $0.key < $1.key })
-        where list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil && (newRuns[id] ?? 0) >= minimumNewRunsForPeriodicRefit {
-            events += refit(id, runs: Array(list.suffix(window)), at: now, label: "periodic")
+        let due = runs.compactMap { id, list in
+            list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil && (newRuns[id] ?? 0) >= minimumNewRunsForPeriodicRefit ? id : nil
+        }
+        for id in due.sorted() {
+            events += refit(id, runs: Array(runs[id]!.suffix(window)), at: now, label: "periodic")
         }
         return events
     }

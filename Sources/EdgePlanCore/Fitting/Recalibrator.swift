@@ -29,66 +29,84 @@ public struct Recalibrator: Sendable {
     public var holdOutShare = 0.25
     /// Output-length spread (max / min) needed to refit `m` as well as `n`.
     public var spreadForQuadratic = 3.0
+    /// Share by which a candidate must lower the hold-out latency MAPE to be accepted: a fit that is better only
+    /// within the runs' noise would churn the profile (a new version, cold fronts) for nothing.
+    public var minimumImprovement = 0.05
 
     public init() {}
 
     public func refit(_ variant: ModelVariant, device: DeviceProfile, runs: [RunReport], at now: Double, label: String) throws -> Outcome {
         let predictor = Predictor(device: device)
-        let usable = runs.filter { $0.variant == variant.id && $0.outputTokens > 0 && $0.latencyS > 0 && $0.latencyS.isFinite }
-            .sorted { $0.time < $1.time }
+        func isUsable(_ run: RunReport) -> Bool { run.variant == variant.id && run.outputTokens > 0 && run.latencyS > 0 && run.latencyS.isFinite }
+        // The window arrives usable and in time order; only otherwise is it filtered and sorted (a copy).
+        var usable = runs
+        if !runs.allSatisfy(isUsable) { usable = runs.filter(isUsable) }
+        if !zip(usable, usable.dropFirst()).allSatisfy({ $0.time <= $1.time }) { usable.sort { $0.time < $1.time } }
         guard usable.count >= minimumRuns else {
             throw EdgePlanError.invalidInput("\(variant.id): \(usable.count) usable runs, need \(minimumRuns) to recalibrate")
         }
         let heldOutCount = max(3, Int(Double(usable.count) * holdOutShare))
-        let fitRuns = Array(usable.dropLast(heldOutCount))
-        let heldOut = Array(usable.suffix(heldOutCount))
+        let fitRuns = usable.dropLast(heldOutCount)
+        let heldOut = usable.suffix(heldOutCount)
 
-        func decodeSeconds(_ run: RunReport) -> Double {
-            (run.latencyS - variant.prefillLatency.seconds(input: run.inputTokens)) / variant.parallel.latencyFactor(run.parallel)
+        // One pass over the fitted runs: Eq. 2's features (o and i·o + o(o−1)/2) and the decode time of each
+        // run longer than its predicted prefill.
+        var features: [Double] = []
+        var targets: [Double] = []
+        features.reserveCapacity(fitRuns.count * 2)
+        targets.reserveCapacity(fitRuns.count)
+        var shortest = Double.infinity, longest = 0.0
+        for run in fitRuns {
+            let decodeS = (run.latencyS - variant.prefillLatency.seconds(input: run.inputTokens)) / variant.parallel.latencyFactor(run.parallel)
+            guard decodeS > 0 else { continue }
+            let i = Double(run.inputTokens), o = Double(run.outputTokens)
+            features.append(o)
+            features.append(i * o + o * (o - 1) / 2)
+            targets.append(decodeS)
+            shortest = min(shortest, o)
+            longest = max(longest, o)
         }
-        let samples = fitRuns.filter { decodeSeconds($0) > 0 }
-        guard samples.count >= minimumRuns / 2 else {
+        let count = targets.count
+        guard count >= minimumRuns / 2 else {
             throw EdgePlanError.invalidInput("\(variant.id): too few runs longer than their predicted prefill")
         }
-        let outputs = samples.map { Double($0.outputTokens) }
+        /// The median per-token time with `m` held: `(decode − m·(i·o + o(o−1)/2)) / o`.
+        func medianN(m: Double) -> Double {
+            median((0..<count).map { (targets[$0] - m * features[2 * $0 + 1]) / features[2 * $0] })
+        }
         var candidate = variant
         var rejected = 0
-        let source = "recalibrated \(label) from \(samples.count) reported runs"
-        if outputs.max()! / outputs.min()! >= spreadForQuadratic, samples.count >= minimumRuns {
-            let features = samples.map { run -> [Double] in
-                let i = Double(run.inputTokens), o = Double(run.outputTokens)
-                return [o, i * o + o * (o - 1) / 2]
-            }
-            let result = try RobustRegression.fit(features: features, targets: samples.map(decodeSeconds))
+        let source = "recalibrated \(label) from \(count) reported runs"
+        if longest / shortest >= spreadForQuadratic, count >= minimumRuns {
+            let result = try RobustRegression.fit(flatFeatures: features, width: 2, targets: targets)
             let n = result.coefficients[0], m = result.coefficients[1]
             if n > 1e-6, abs(m) <= 1e-3 {
                 candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: n, source: source)
             } else {
-                candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: variant.decodeLatency.mSPerToken2, nSPerToken: medianN(samples, m: variant.decodeLatency.mSPerToken2, decodeSeconds), source: source)
+                candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: variant.decodeLatency.mSPerToken2, nSPerToken: medianN(m: variant.decodeLatency.mSPerToken2), source: source)
             }
             rejected = result.rejected
         } else {
             let m = variant.decodeLatency.mSPerToken2
-            candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: medianN(samples, m: m, decodeSeconds), source: source)
+            candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: medianN(m: m), source: source)
         }
 
-        let energyRuns = fitRuns.filter { ($0.energyJ ?? 0) > 0 }
-        if energyRuns.count >= minimumRuns / 2 {
-            // Scale with the latency already refitted so the energy ratio measures power alone.
-            let ratios = energyRuns.map { run in
-                run.energyJ! / Self.energy(predictor, candidate, run, latencyS: run.latencyS)
-            }
+        // Scale with the latency already refitted so the energy ratio measures power alone.
+        let ratios = fitRuns.compactMap { run in
+            run.energyJ.flatMap { $0 > 0 ? $0 / Self.energy(predictor, candidate, run, latencyS: run.latencyS) : nil }
+        }
+        if ratios.count >= minimumRuns / 2 {
             let scale = median(ratios)
             if scale.isFinite, scale > 0.2, scale < 5 {
                 candidate.decodePower = candidate.decodePower.scaled(by: scale)
                 candidate.prefillPower = candidate.prefillPower.scaled(by: scale)
-                candidate.decodePowerSource = "scaled by \(String(format: "%.4f", scale)) to \(energyRuns.count) reported energies (\(label)); was: \(variant.decodePowerSource)"
-                candidate.prefillPowerSource = "scaled by \(String(format: "%.4f", scale)) to \(energyRuns.count) reported energies (\(label)); was: \(variant.prefillPowerSource)"
+                candidate.decodePowerSource = "scaled by \(scale.significantDigits(5)) to \(ratios.count) reported energies (\(label)); was: \(variant.decodePowerSource)"
+                candidate.prefillPowerSource = "scaled by \(scale.significantDigits(5)) to \(ratios.count) reported energies (\(label)); was: \(variant.prefillPowerSource)"
             }
         }
 
         func latencyMAPE(_ v: ModelVariant) -> Double {
-            mean(heldOut.map { run in abs(predictor.predict(v, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel).latencyS - run.latencyS) / run.latencyS }) * 100
+            mean(heldOut.map { run in abs(predictor.latencyS(v, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel) - run.latencyS) / run.latencyS }) * 100
         }
         func energyMAPE(_ v: ModelVariant) -> Double? {
             let runs = heldOut.filter { ($0.energyJ ?? 0) > 0 }
@@ -96,27 +114,18 @@ public struct Recalibrator: Sendable {
             return mean(runs.map { abs(Self.energy(predictor, v, $0, latencyS: $0.latencyS) - $0.energyJ!) / $0.energyJ! }) * 100
         }
         let current = latencyMAPE(variant), fresh = latencyMAPE(candidate)
-        let accepted = fresh < current
+        let accepted = fresh < current * (1 - minimumImprovement)
         return Outcome(
             candidate: candidate, accepted: accepted,
             reason: accepted ? String(format: "hold-out latency MAPE %.2f%% → %.2f%%", current, fresh)
-                : String(format: "kept the current profile: hold-out latency MAPE %.2f%% vs candidate %.2f%%", current, fresh),
-            fitted: samples.count, heldOut: heldOut.count, currentLatencyMAPE: current, candidateLatencyMAPE: fresh,
+                : String(format: "kept the current profile: hold-out latency MAPE %.2f%% vs candidate %.2f%% (needs %.0f%% less)", current, fresh, minimumImprovement * 100),
+            fitted: count, heldOut: heldOut.count, currentLatencyMAPE: current, candidateLatencyMAPE: fresh,
             currentEnergyMAPE: energyMAPE(variant), candidateEnergyMAPE: energyMAPE(candidate), rejectedOutliers: rejected)
     }
 
     /// Energy of a run as the profile predicts it, given how long the run actually took.
     static func energy(_ predictor: Predictor, _ variant: ModelVariant, _ run: RunReport, latencyS: Double) -> Double {
-        let predicted = predictor.predict(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
-        let power = predicted.latencyS > 0 ? predicted.energyJ / predicted.latencyS : 0
-        return power * latencyS
-    }
-
-    private func medianN(_ runs: [RunReport], m: Double, _ decodeSeconds: (RunReport) -> Double) -> Double {
-        median(runs.map { run in
-            let i = Double(run.inputTokens), o = Double(run.outputTokens)
-            return (decodeSeconds(run) - m * (i * o + o * (o - 1) / 2)) / o
-        })
+        predictor.averagePowerW(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel) * latencyS
     }
 
     private func median(_ values: [Double]) -> Double { RobustRegression.median(values) }

@@ -21,28 +21,48 @@ public enum RobustRegression {
             throw EdgePlanError.invalidInput("need at least \(width) observations to fit \(width) coefficients, got \(features.count)")
         }
         guard features.allSatisfy({ $0.count == width }) else { throw EdgePlanError.invalidInput("every observation needs \(width) features") }
+        return try fit(design: Design(rows: features, width: width), targets: targets, iterations: iterations, minimumScale: minimumScale)
+    }
+
+    /// The same fit on features given row by row in one flat array of `width` values a row.
+    public static func fit(flatFeatures: [Double], width: Int, targets: [Double], iterations: Int = 30, minimumScale: Double = 1e-3) throws -> Result {
+        guard width > 0, flatFeatures.count == width * targets.count, targets.count >= width else {
+            throw EdgePlanError.invalidInput("need at least \(width) observations of \(width) features each, got \(targets.count) targets and \(flatFeatures.count) values")
+        }
+        return try fit(design: Design(values: flatFeatures, width: width), targets: targets, iterations: iterations, minimumScale: minimumScale)
+    }
+
+    private static func fit(design: Design, targets: [Double], iterations: Int, minimumScale: Double) throws -> Result {
         guard targets.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw EdgePlanError.invalidInput("targets must be positive and finite") }
-        let design = Design(rows: features, width: width)
+        let count = targets.count
         // Relative error divides by the target; a floor keeps a near-zero (likely bogus) target from taking
         // all the weight.
         let floor = 0.05 * median(targets)
         let scales = targets.map { max($0, floor) }
+        // Buffers reused by every iteration: a refit runs dozens of them over thousands of runs.
+        var residuals = [Double](repeating: 0, count: count)
+        var weights = scales.map { 1 / ($0 * $0) }
+        var scratch = [Double](repeating: 0, count: count)
         // Start from a least-absolute-relative-error fit (IRLS): unlike least squares it is not dragged by a
         // few absurd targets, so the biweights below start from a sensible scale.
-        var beta = try design.solve(targets: targets, weights: scales.map { 1 / ($0 * $0) })
+        var beta = try design.solve(targets: targets, weights: weights)
         for _ in 0..<10 {
-            let residuals = design.relativeResiduals(targets: targets, scales: scales, beta: beta)
-            let l1 = (0..<targets.count).map { i in 1 / (scales[i] * scales[i] * max(abs(residuals[i]), 1e-4)) }
-            let next = try design.solve(targets: targets, weights: l1)
+            design.relativeResiduals(targets: targets, scales: scales, beta: beta, into: &residuals)
+            for i in 0..<count { weights[i] = 1 / (scales[i] * scales[i] * max(abs(residuals[i]), 1e-4)) }
+            let next = try design.solve(targets: targets, weights: weights)
             defer { beta = next }
             if converged(beta, next, tolerance: 1e-7) { break }
         }
-        var weights = biweights(design.relativeResiduals(targets: targets, scales: scales, beta: beta), minimumScale: minimumScale)
+        design.relativeResiduals(targets: targets, scales: scales, beta: beta, into: &residuals)
+        biweights(residuals, minimumScale: minimumScale, into: &weights, scratch: &scratch)
+        var scaled = [Double](repeating: 0, count: count)
         for _ in 0..<iterations {
-            let next = try design.solve(targets: targets, weights: zip(weights, scales).map { $0 / ($1 * $1) })
+            for i in 0..<count { scaled[i] = weights[i] / (scales[i] * scales[i]) }
+            let next = try design.solve(targets: targets, weights: scaled)
             let settled = converged(beta, next, tolerance: 1e-9)
             beta = next
-            weights = biweights(design.relativeResiduals(targets: targets, scales: scales, beta: beta), minimumScale: minimumScale)
+            design.relativeResiduals(targets: targets, scales: scales, beta: beta, into: &residuals)
+            biweights(residuals, minimumScale: minimumScale, into: &weights, scratch: &scratch)
             if settled { break }
         }
         return Result(coefficients: beta, weights: weights)
@@ -54,11 +74,23 @@ public enum RobustRegression {
 
     /// Tukey biweights of relative residuals over their MAD scale.
     static func biweights(_ residuals: [Double], minimumScale: Double) -> [Double] {
-        let center = median(residuals)
-        let scale = max(1.4826 * median(residuals.map { abs($0 - center) }), minimumScale)
-        return residuals.map { r -> Double in
-            let u = r / (tukeyC * scale)
-            return abs(u) < 1 ? (1 - u * u) * (1 - u * u) : 0
+        var weights = [Double](repeating: 0, count: residuals.count)
+        var scratch = weights
+        biweights(residuals, minimumScale: minimumScale, into: &weights, scratch: &scratch)
+        return weights
+    }
+
+    /// Tukey biweights into `weights`, with `scratch` (as long as `residuals`) for the medians.
+    static func biweights(_ residuals: [Double], minimumScale: Double, into weights: inout [Double], scratch: inout [Double]) {
+        let count = residuals.count
+        for i in 0..<count { scratch[i] = residuals[i] }
+        let center = median(inPlace: &scratch)
+        for i in 0..<count { scratch[i] = abs(residuals[i] - center) }
+        let scale = max(1.4826 * median(inPlace: &scratch), minimumScale)
+        let width = tukeyC * scale
+        for i in 0..<count {
+            let u = residuals[i] / width
+            weights[i] = abs(u) < 1 ? (1 - u * u) * (1 - u * u) : 0
         }
     }
 
@@ -73,6 +105,12 @@ public enum RobustRegression {
         let width: Int
         let count: Int
 
+        init(values: [Double], width: Int) {
+            self.values = values
+            self.width = width
+            self.count = values.count / width
+        }
+
         init(rows: [[Double]], width: Int) {
             var values: [Double] = []
             values.reserveCapacity(rows.count * width)
@@ -82,31 +120,66 @@ public enum RobustRegression {
             self.count = rows.count
         }
 
-        func relativeResiduals(targets: [Double], scales: [Double], beta: [Double]) -> [Double] {
+        func relativeResiduals(targets: [Double], scales: [Double], beta: [Double], into residuals: inout [Double]) {
             values.withUnsafeBufferPointer { x in
-                (0..<count).map { i in
-                    var predicted = 0.0
-                    for j in 0..<width { predicted += x[i * width + j] * beta[j] }
-                    return (targets[i] - predicted) / scales[i]
+                targets.withUnsafeBufferPointer { y in
+                    scales.withUnsafeBufferPointer { s in
+                        residuals.withUnsafeMutableBufferPointer { r in
+                            if width == 2 {
+                                let b0 = beta[0], b1 = beta[1]
+                                for i in 0..<count { r[i] = (y[i] - x[2 * i] * b0 - x[2 * i + 1] * b1) / s[i] }
+                                return
+                            }
+                            for i in 0..<count {
+                                var predicted = 0.0
+                                for j in 0..<width { predicted += x[i * width + j] * beta[j] }
+                                r[i] = (y[i] - predicted) / s[i]
+                            }
+                        }
+                    }
                 }
             }
         }
 
-        func solve(targets: [Double], weights: [Double]) throws -> [Double] {
+        /// The augmented weighted normal equations `[XᵀWX | XᵀWy]`, row-major.
+        func normalEquations(targets: [Double], weights: [Double]) -> [Double] {
             var matrix = [Double](repeating: 0, count: width * (width + 1))
             let stride = width + 1
             values.withUnsafeBufferPointer { x in
-                for row in 0..<count {
-                    let w = weights[row]
-                    guard w > 0 else { continue }
-                    let base = row * width
-                    for i in 0..<width {
-                        let wxi = w * x[base + i]
-                        for j in 0..<width { matrix[i * stride + j] += wxi * x[base + j] }
-                        matrix[i * stride + width] += wxi * targets[row]
+                weights.withUnsafeBufferPointer { w in
+                    targets.withUnsafeBufferPointer { y in
+                        if width == 2 {
+                            // The recalibration's shape (n and m of Eq. 2), unrolled: five running sums.
+                            var s00 = 0.0, s01 = 0.0, s11 = 0.0, t0 = 0.0, t1 = 0.0
+                            for row in 0..<count {
+                                let x0 = x[2 * row], x1 = x[2 * row + 1], weight = w[row]
+                                let w0 = weight * x0, w1 = weight * x1
+                                s00 += w0 * x0
+                                s01 += w0 * x1
+                                s11 += w1 * x1
+                                t0 += w0 * y[row]
+                                t1 += w1 * y[row]
+                            }
+                            matrix = [s00, s01, t0, s01, s11, t1]
+                            return
+                        }
+                        for row in 0..<count where w[row] > 0 {
+                            let base = row * width
+                            for i in 0..<width {
+                                let wxi = w[row] * x[base + i]
+                                for j in 0..<width { matrix[i * stride + j] += wxi * x[base + j] }
+                                matrix[i * stride + width] += wxi * y[row]
+                            }
+                        }
                     }
                 }
             }
+            return matrix
+        }
+
+        func solve(targets: [Double], weights: [Double]) throws -> [Double] {
+            var matrix = normalEquations(targets: targets, weights: weights)
+            let stride = width + 1
             // Scale columns so that features of very different magnitude (I^2 vs 1) stay well conditioned.
             let scales = (0..<width).map { i in max(matrix[i * stride + i].squareRoot(), 1e-300) }
             for i in 0..<width {
@@ -134,13 +207,18 @@ public enum RobustRegression {
 
     /// The median, by selection (linear time) rather than a full sort.
     static func median(_ values: [Double]) -> Double {
-        guard !values.isEmpty else { return 0 }
         var scratch = values
-        let mid = scratch.count / 2
-        let upper = select(&scratch, mid)
-        guard scratch.count % 2 == 0 else { return upper }
+        return median(inPlace: &scratch)
+    }
+
+    /// The median of `values`, which it reorders.
+    static func median(inPlace values: inout [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let mid = values.count / 2
+        let upper = select(&values, mid)
+        guard values.count % 2 == 0 else { return upper }
         // The lower middle is the largest value left of the upper one after selection.
-        let lower = scratch[..<mid].max()!
+        let lower = values[..<mid].max()!
         return (lower + upper) / 2
     }
 

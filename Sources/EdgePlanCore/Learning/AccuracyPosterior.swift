@@ -17,6 +17,14 @@ public struct AccuracyPosterior: Sendable, Equatable {
         public var logLikelihood = [Double](repeating: 0, count: AccuracyPosterior.grid.count)
         public var observations = 0
         public var successes = 0
+
+        mutating func add(_ outcome: [Double], correct: Bool) {
+            logLikelihood.withUnsafeMutableBufferPointer { total in
+                for index in total.indices { total[index] += outcome[index] }
+            }
+            observations += 1
+            if correct { successes += 1 }
+        }
     }
 
     /// Log prior weight per grid point (unnormalised).
@@ -49,14 +57,18 @@ public struct AccuracyPosterior: Sendable, Equatable {
 
     /// One reported outcome, with the configuration's accuracy at every grid point given (see ``votedGrid(p0:vote:)``).
     public mutating func observe(correct: Bool, votedGrid: [Double], peer: UInt32) {
-        var peerEvidence = evidence[peer] ?? PeerEvidence()
-        for index in votedGrid.indices {
-            let p = votedGrid[index]
-            peerEvidence.logLikelihood[index] += log(min(max(correct ? p : 1 - p, 1e-9), 1))
-        }
-        peerEvidence.observations += 1
-        if correct { peerEvidence.successes += 1 }
-        evidence[peer] = peerEvidence
+        observe(correct: correct, logLikelihood: Self.logLikelihood(votedGrid, correct: correct), peer: peer)
+    }
+
+    /// One reported outcome, with the log-likelihood of that outcome at every grid point given.
+    public mutating func observe(correct: Bool, logLikelihood: [Double], peer: UInt32) {
+        // In place: the peer's evidence is neither copied out nor back.
+        evidence[peer, default: PeerEvidence()].add(logLikelihood, correct: correct)
+    }
+
+    /// The log-likelihood at every grid point of a correct (or wrong) answer, from a voted grid.
+    public static func logLikelihood(_ votedGrid: [Double], correct: Bool) -> [Double] {
+        votedGrid.map { p in log(min(max(correct ? p : 1 - p, 1e-9), 1)) }
     }
 
     /// A configuration's accuracy at every grid point: its single-sample prior shifted by each δ, through its vote.
@@ -76,6 +88,7 @@ public struct AccuracyPosterior: Sendable, Equatable {
 
     /// Normalised posterior weights.
     public var weights: [Double] {
+        let logWeights = self.logWeights
         let top = logWeights.max() ?? 0
         let raw = logWeights.map { exp($0 - top) }
         let total = raw.reduce(0, +)

@@ -77,6 +77,27 @@ public struct Learner: Sendable {
     private var dirty: Set<GroupKey> = []
     /// What each group's overlay was last built from: its posterior's quantile indices and its length samples.
     private var builtFrom: [GroupKey: (summary: [Int], lengthSamples: [Int?: Int])] = [:]
+    /// Each group's posterior summary and the evidence count it was taken at: recomputed only when evidence came.
+    private var summaries: [GroupKey: (observations: Int, summary: AccuracyPosterior.Summary?)] = [:]
+    /// Each length posterior's last fit and the revision it was fitted at; the next fit starts from it.
+    private var fittedLengths: [LengthKey: (revision: Int, model: OutputLengthModel)] = [:]
+
+    private mutating func summary(_ key: GroupKey) -> AccuracyPosterior.Summary? {
+        guard let posterior = accuracy[key] else { return nil }
+        let observations = posterior.observations
+        if let cached = summaries[key], cached.observations == observations { return cached.summary }
+        let summary = observations > 0 ? posterior.summary : nil
+        summaries[key] = (observations, summary)
+        return summary
+    }
+
+    private mutating func fittedLength(_ key: LengthKey, _ posterior: LengthPosterior) -> OutputLengthModel {
+        let earlier = fittedLengths[key]
+        if let earlier, earlier.revision == posterior.revision { return earlier.model }
+        let model = posterior.model(startingFrom: earlier?.model)
+        fittedLengths[key] = (posterior.revision, model)
+        return model
+    }
 
     private struct GridKey: Hashable {
         var entry: LearnedOverlay.Key
@@ -84,18 +105,37 @@ public struct Learner: Sendable {
         var abstentionStep: Int
     }
 
-    /// Each configuration's accuracy on the posterior's grid, computed once per abstention step.
-    private var votedGrids: [GridKey: [Double]] = [:]
+    /// A configuration's accuracy on the posterior's grid, and the log-likelihood of each outcome there.
+    private struct VotedGrid {
+        var accuracy: [Double]
+        var logCorrect: [Double]
+        var logWrong: [Double]
+    }
 
-    private mutating func votedGrid(_ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> [Double] {
+    /// Each configuration's voted grid, computed once per abstention step.
+    private var votedGrids: [GridKey: VotedGrid] = [:]
+
+    private mutating func votedGrid(_ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> VotedGrid {
         var vote = vote
         let step = Int((vote.abstention / 0.005).rounded())
         vote.abstention = Double(step) * 0.005
         let key = GridKey(entry: entry, abstentionStep: step)
         if let cached = votedGrids[key] { return cached }
         let values = AccuracyPosterior.votedGrid(p0: p0, vote: vote)
-        votedGrids[key] = values
-        return values
+        let grid = VotedGrid(accuracy: values, logCorrect: AccuracyPosterior.logLikelihood(values, correct: true),
+                             logWrong: AccuracyPosterior.logLikelihood(values, correct: false))
+        votedGrids[key] = grid
+        return grid
+    }
+
+    /// A configuration's learned estimate: read off its voted grid when one is at hand (the learning path builds
+    /// them), otherwise voted at the summary's twelve points alone rather than building the grid's 121.
+    private func estimateOnGrid(_ summary: AccuracyPosterior.Summary, _ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> AccuracyEstimate {
+        var quantized = vote
+        let step = Int((vote.abstention / 0.005).rounded())
+        quantized.abstention = Double(step) * 0.005
+        if let grid = votedGrids[GridKey(entry: entry, abstentionStep: step)] { return AccuracyPosterior.estimate(summary, votedGrid: grid.accuracy) }
+        return AccuracyPosterior.estimate(summary, p0: p0, vote: quantized)
     }
 
     /// A candidate as currently believed: with its learned length (and so its abstention at the cap), if any.
@@ -119,7 +159,8 @@ public struct Learner: Sendable {
     @discardableResult
     public mutating func learn(_ outcome: LearningOutcome, planner: Planner, deferRebuild: Bool = false) -> [Refusal] {
         guard let space = planner.space(outcome.taskClass) else { return refuse([.unknownTaskClass]) }
-        guard let candidate = space.candidates.first(where: { $0.configuration == outcome.configuration }) else { return refuse([.unknownConfiguration]) }
+        guard let position = space.position(of: outcome.configuration) else { return refuse([.unknownConfiguration]) }
+        let candidate = space.candidates[position]
         var refusals: [Refusal] = []
         let groupKey = GroupKey(taskClass: outcome.taskClass, group: candidate.group)
         if let correct = outcome.correct {
@@ -133,14 +174,16 @@ public struct Learner: Sendable {
             if record.ignored {
                 refusals.append(.implausiblePeer)
             } else {
-                var posterior = accuracy[groupKey] ?? AccuracyPosterior(priorWeight: planner.policy.task(outcome.taskClass).priorWeight, around: candidate.single.accuracy)
-                if posterior.observations(from: outcome.peer) >= policy.maxEvidencePerPeer {
+                if accuracy[groupKey] == nil {
+                    accuracy[groupKey] = AccuracyPosterior(priorWeight: planner.policy.task(outcome.taskClass).priorWeight, around: candidate.single.accuracy)
+                }
+                if accuracy[groupKey]!.observations(from: outcome.peer) >= policy.maxEvidencePerPeer {
                     refusals.append(.peerEvidenceCap)
                 } else {
                     let grid = votedGrid(.init(taskClass: outcome.taskClass, configuration: candidate.configuration), p0: candidate.single.accuracy,
                                          vote: planner.voteContext(believed(candidate, taskClass: outcome.taskClass), options: space.answerOptions))
-                    posterior.observe(correct: correct, votedGrid: grid, peer: outcome.peer)
-                    accuracy[groupKey] = posterior
+                    // Updated in place: a copy of the posterior would copy its evidence too.
+                    accuracy[groupKey]!.observe(correct: correct, logLikelihood: correct ? grid.logCorrect : grid.logWrong, peer: outcome.peer)
                 }
             }
             if record.ignored != wasIgnored {
@@ -156,9 +199,10 @@ public struct Learner: Sendable {
                 refusals.append(.impossibleLength)
             } else if !(peers[outcome.peer]?.ignored ?? false) {
                 let key = LengthKey(taskClass: outcome.taskClass, group: candidate.group, budget: candidate.configuration.budgetTokens)
-                var posterior = lengths[key] ?? LengthPosterior(prior: candidate.outputLength, priorWeight: planner.policy.task(outcome.taskClass).priorWeight)
-                for tokens in outcome.sampleOutputTokens { posterior.observe(tokens: tokens, capTokens: candidate.outputLength.capTokens) }
-                lengths[key] = posterior
+                if lengths[key] == nil {
+                    lengths[key] = LengthPosterior(prior: candidate.outputLength, priorWeight: planner.policy.task(outcome.taskClass).priorWeight)
+                }
+                lengths[key]!.observe(tokens: outcome.sampleOutputTokens, capTokens: candidate.outputLength.capTokens)
             }
         }
         refuse(refusals)
@@ -171,23 +215,16 @@ public struct Learner: Sendable {
     }
 
     /// Rebuilds the overlay of every group learned from since the last rebuild; returns the largest change it made,
-    /// as accuracy (fraction) or relative mean length, whichever is larger (1 for an estimate that is new), and the
-    /// task classes it touched.
+    /// as accuracy (fraction) or relative mean length, whichever is larger (1 for an estimate that is new or gone),
+    /// and the task classes whose estimates it changed.
     @discardableResult
     public mutating func rebuildPending(planner: Planner) -> (change: Double, classes: Set<String>) {
-        let before = overlay
-        let classes = Set(dirty.map(\.taskClass))
-        for key in dirty.sorted() { rebuild(key, planner: planner) }
+        var classes: Set<String> = []
         var change = 0.0
-        for key in dirty {
-            for (entry, estimate) in overlay.accuracy where entry.taskClass == key.taskClass {
-                guard let old = before.accuracy[entry] else { change = max(change, 1); continue }
-                change = max(change, abs(old.accuracy - estimate.accuracy))
-            }
-            for (entry, length) in overlay.lengths where entry.taskClass == key.taskClass {
-                guard let old = before.lengths[entry] else { change = max(change, 1); continue }
-                change = max(change, abs(old.meanTokens - length.meanTokens) / max(old.meanTokens, 1))
-            }
+        for key in dirty.sorted() {
+            let moved = rebuild(key, planner: planner)
+            if moved > 0 { classes.insert(key.taskClass) }
+            change = max(change, moved)
         }
         dirty.removeAll()
         return (change, classes)
@@ -201,45 +238,62 @@ public struct Learner: Sendable {
         for key in keys.sorted() { rebuild(key, planner: planner, force: true) }
     }
 
-    private mutating func rebuild(_ key: GroupKey, planner: Planner, force: Bool = false) {
-        guard let space = planner.space(key.taskClass) else { return }
+    /// Rebuilds one group's overlay entries; returns the largest change it made to them (see ``rebuildPending(planner:)``).
+    @discardableResult
+    private mutating func rebuild(_ key: GroupKey, planner: Planner, force: Bool = false) -> Double {
+        guard let space = planner.space(key.taskClass) else { return 0 }
+        let members = space.positions(of: key.group)
         // Summarised once per group: the posterior's quantiles and each budget's fitted length.
-        let summary = accuracy[key].flatMap { $0.observations > 0 ? $0.summary : nil }
+        let summary = summary(key)
         // Unchanged on the grid, and no budget's lengths grew by a tenth: the overlay already says this.
         let indices = summary.map { $0.decileIndices + [$0.lowIndex, $0.highIndex] } ?? []
-        let samples = Dictionary(lengths.filter { $0.key.taskClass == key.taskClass && $0.key.group == key.group }.map { ($0.key.budget, $0.value.observations) },
-                                 uniquingKeysWith: { a, _ in a })
+        // Each budget's length posterior, looked up once (a group has a few budgets, each at several k).
+        var posteriors: [Int?: LengthPosterior] = [:]
+        for position in members {
+            let budget = space.candidates[position].configuration.budgetTokens
+            if posteriors.index(forKey: budget) == nil, let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)] {
+                posteriors[budget] = length
+            }
+        }
+        let samples = posteriors.mapValues(\.observations)
         if !force, let built = builtFrom[key], built.summary == indices,
            samples.allSatisfy({ budget, count in Double(count) < Double(built.lengthSamples[budget] ?? 0) * 1.1 + 1 }) {
-            return
+            return 0
         }
         builtFrom[key] = (indices, samples)
+        var change = 0.0
         var fitted: [Int?: OutputLengthModel] = [:]
-        for candidate in space.candidates where candidate.group == key.group {
-            let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: candidate.configuration)
-            var effective = candidate
-            let budget = candidate.configuration.budgetTokens
-            if fitted[budget] == nil, let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)], length.observations > 0 {
-                fitted[budget] = length.model
-            }
+        for (budget, posterior) in posteriors where posterior.observations > 0 {
+            fitted[budget] = fittedLength(LengthKey(taskClass: key.taskClass, group: key.group, budget: budget), posterior)
+        }
+        for position in members {
+            var effective = space.candidates[position]
+            let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: effective.configuration)
+            let budget = effective.configuration.budgetTokens
             if let model = fitted[budget] {
+                effective.abstention = model.capProbability * effective.variant.voting.parameters(atTokens: effective.voteTokens).unansweredAtCap
                 effective.outputLength = model
-                effective.abstention = model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
-                overlay.lengths[overlayKey] = model
+                let old = overlay.lengths.updateValue(model, forKey: overlayKey)
+                change = max(change, old.map { abs($0.meanTokens - model.meanTokens) / max($0.meanTokens, 1) } ?? 1)
             }
-            if let summary {
-                let grid = votedGrid(overlayKey, p0: candidate.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
-                overlay.accuracy[overlayKey] = AccuracyPosterior.estimate(summary, votedGrid: grid)
-            } else {
-                overlay.accuracy[overlayKey] = nil
+            let estimate = summary.map { summary in
+                estimateOnGrid(summary, overlayKey, p0: effective.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
+            }
+            let old = estimate.map { overlay.accuracy.updateValue($0, forKey: overlayKey) } ?? overlay.accuracy.removeValue(forKey: overlayKey)
+            switch (old, estimate) {
+            case let (old?, new?): change = max(change, abs(old.accuracy - new.accuracy))
+            case (nil, nil): break
+            default: change = 1
             }
         }
         overlay.revision += 1
+        return change
     }
 
     private mutating func applyIgnoredPeers() {
         let ignored = Set(peers.filter(\.value.ignored).map(\.key))
         for key in accuracy.keys { accuracy[key]?.ignoredPeers = ignored }
+        summaries.removeAll()
     }
 
     @discardableResult

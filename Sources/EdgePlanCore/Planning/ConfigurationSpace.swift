@@ -17,12 +17,23 @@ public struct ConfigurationSpace: Sendable {
     public let task: String
     public let answerOptions: Int
     public let candidates: [Candidate]
+    /// Where each configuration sits in `candidates`, and the positions of each model-and-mode group.
+    private let positions: [Configuration: Int]
+    private let groupPositions: [AccuracyModel.Group: [Int]]
 
     private init(task: String, answerOptions: Int, candidates: [Candidate]) {
         self.task = task
         self.answerOptions = answerOptions
         self.candidates = candidates
+        positions = Dictionary(candidates.enumerated().map { ($1.configuration, $0) }, uniquingKeysWith: { first, _ in first })
+        groupPositions = Dictionary(grouping: candidates.indices, by: { candidates[$0].group })
     }
+
+    /// The position of a configuration in ``candidates``, if the space has it.
+    public func position(of configuration: Configuration) -> Int? { positions[configuration] }
+
+    /// The positions in ``candidates`` of a group's configurations (every budget and parallel factor).
+    public func positions(of group: AccuracyModel.Group) -> [Int] { groupPositions[group] ?? [] }
 
     /// The same candidates with their variants' coefficients taken from `variants` (after a recalibration).
     public func replacingVariants(_ variants: [VariantID: ModelVariant]) -> ConfigurationSpace {
@@ -52,9 +63,7 @@ public struct ConfigurationSpace: Sendable {
                     single: single, outputLength: length, abstention: abstention, voteTokens: voteTokens))
             }
         }
-        self.task = task
-        self.answerOptions = table.answerOptions
-        self.candidates = candidates
+        self.init(task: task, answerOptions: table.answerOptions, candidates: candidates)
     }
 
     /// The estimate for `samples` voting samples: the interval's ends go through the vote model too, widened by

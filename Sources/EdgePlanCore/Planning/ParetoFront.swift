@@ -23,20 +23,23 @@ public struct ParetoFront: Sendable {
 
     /// Sorting by accuracy first means a point can only be dominated by one already kept.
     static func nonDominated(_ all: [EvaluatedConfiguration], ranking: AccuracyRanking) -> [EvaluatedConfiguration] {
-        let sorted = all.sorted { a, b in
-            let (x, y) = (ranking.score(a), ranking.score(b))
-            if x != y { return x > y }
-            if a.energyPercentileJ != b.energyPercentileJ { return a.energyPercentileJ < b.energyPercentileJ }
-            return a.latencyPercentileS < b.latencyPercentileS
+        // The sort moves indices, not the points (each is a few hundred bytes); ties keep their order.
+        let scores = all.map { ranking.score($0) }
+        let order = all.indices.sorted { i, j in
+            if scores[i] != scores[j] { return scores[i] > scores[j] }
+            if all[i].energyPercentileJ != all[j].energyPercentileJ { return all[i].energyPercentileJ < all[j].energyPercentileJ }
+            if all[i].latencyPercentileS != all[j].latencyPercentileS { return all[i].latencyPercentileS < all[j].latencyPercentileS }
+            return i < j
         }
-        var kept: [EvaluatedConfiguration] = []
+        var kept: [Int] = []
         kept.reserveCapacity(64)
-        for point in sorted {
-            if !kept.contains(where: { dominates($0, point, ranking: ranking) || (ranking.score($0) == ranking.score(point) && $0.energyPercentileJ == point.energyPercentileJ && $0.latencyPercentileS == point.latencyPercentileS) }) {
-                kept.append(point)
+        for index in order {
+            let point = all[index]
+            if !kept.contains(where: { dominates(all[$0], point, ranking: ranking) || (scores[$0] == scores[index] && all[$0].energyPercentileJ == point.energyPercentileJ && all[$0].latencyPercentileS == point.latencyPercentileS) }) {
+                kept.append(index)
             }
         }
-        return kept
+        return kept.map { all[$0] }
     }
 }
 

@@ -13,7 +13,17 @@ public final class Planner: Sendable {
     public let lengths: OutputLengthFits
     public let overlay: LearnedOverlay
     private let spaces: [String: ConfigurationSpace]
+    /// Each task class's policy defaults, resolved once: a request looks up one entry.
+    private let defaults: [String: ClassDefaults]
     private let cache = Mutex<[FrontKey: ParetoFront]>([:])
+
+    private struct ClassDefaults: Sendable {
+        var deadlineS: Double?
+        var energyBudgetJ: Double?
+        var minAccuracy: Double
+        var objective: Objective
+        var inputTokens: Int
+    }
 
     private struct FrontKey: Hashable {
         var task: String
@@ -39,6 +49,12 @@ public final class Planner: Sendable {
             spaces[name] = ConfigurationSpace(task: name, table: table, profile: profile, lengths: lengths, parallelFactors: factors)
         }
         self.spaces = spaces
+        defaults = spaces.keys.reduce(into: [:]) { defaults, name in
+            let task = policy.task(name)
+            defaults[name] = ClassDefaults(
+                deadlineS: task.defaultDeadlineS, energyBudgetJ: task.defaultEnergyBudgetJ, minAccuracy: task.minAccuracy, objective: task.objective,
+                inputTokens: task.defaultInputTokens ?? profile.accuracy[policy.benchmark(of: name)]!.typicalInputTokens)
+        }
     }
 
     private init(sharing planner: Planner, overlay: LearnedOverlay, profile: ProfileSet? = nil, spaces: [String: ConfigurationSpace]? = nil) {
@@ -47,6 +63,7 @@ public final class Planner: Sendable {
         self.predictor = Predictor(device: (profile ?? planner.profile).device)
         self.lengths = planner.lengths
         self.spaces = spaces ?? planner.spaces
+        self.defaults = planner.defaults
         self.overlay = overlay
     }
 
@@ -94,10 +111,12 @@ public final class Planner: Sendable {
 
     /// The benchmark table behind a task class, or an error listing the known classes.
     public func table(taskClass: String) throws -> AccuracyTable {
-        guard spaces[taskClass] != nil, let table = profile.accuracy[policy.benchmark(of: taskClass)] else {
-            throw EdgePlanError(.unknownTask, "unknown task class '\(taskClass)'; known: \(taskClasses.joined(separator: ", "))", field: "task")
-        }
+        guard spaces[taskClass] != nil, let table = profile.accuracy[policy.benchmark(of: taskClass)] else { throw unknownTask(taskClass) }
         return table
+    }
+
+    private func unknownTask(_ name: String) -> EdgePlanError {
+        EdgePlanError(.unknownTask, "unknown task class '\(name)'; known: \(taskClasses.joined(separator: ", "))", field: "task")
     }
 
     /// The Pareto front of a task class at an input length, from the cache when present.
@@ -121,7 +140,7 @@ public final class Planner: Sendable {
         evaluated.reserveCapacity(space.candidates.count)
         for candidate in space.candidates where taskPolicy.allows(candidate.configuration) {
             let point = evaluate(candidate, task: task, inputTokens: inputTokens)
-            if point.mean.fits && memoryFitsAtPercentile(point) { evaluated.append(point) }
+            if point.mean.fits && memoryFitsAtPercentile(point, variant: candidate.variant) { evaluated.append(point) }
         }
         return ParetoFront(task: task, inputTokens: inputTokens, evaluated: evaluated, ranking: ranking)
     }
@@ -144,8 +163,7 @@ public final class Planner: Sendable {
             percentileOutputTokens: policy.latencyBasis == .mean ? length.meanTokens : tail, inputTokens: inputTokens)
     }
 
-    private func memoryFitsAtPercentile(_ point: EvaluatedConfiguration) -> Bool {
-        guard let variant = profile.variants[point.configuration.variant] else { return false }
+    private func memoryFitsAtPercentile(_ point: EvaluatedConfiguration, variant: ModelVariant) -> Bool {
         let memory = predictor.memoryGiB(variant, input: point.inputTokens, output: point.percentileOutputTokens, parallel: point.configuration.parallel)
         return memory <= profile.device.usableMemoryGiB
     }
@@ -162,15 +180,14 @@ public final class Planner: Sendable {
     /// Fills a request's gaps from the policy: deadline, energy budget, accuracy floor, objective, input length.
     public func limits(_ request: PlanRequest) throws -> Limits {
         try request.validate()
-        let table = try self.table(taskClass: request.task)
-        let taskPolicy = policy.task(request.task)
-        guard let deadlineS = request.deadlineS ?? taskPolicy.defaultDeadlineS else {
+        guard let defaults = defaults[request.task] else { throw unknownTask(request.task) }
+        guard let deadlineS = request.deadlineS ?? defaults.deadlineS else {
             throw EdgePlanError.invalidInput("no deadline given and the policy has no default deadline for task '\(request.task)'", field: "deadline")
         }
         return Limits(
-            deadlineS: deadlineS, energyBudgetJ: request.energyBudgetJ ?? taskPolicy.defaultEnergyBudgetJ,
-            minAccuracy: max(request.minAccuracy ?? 0, taskPolicy.minAccuracy), objective: request.objective ?? taskPolicy.objective,
-            inputTokens: request.inputTokens ?? taskPolicy.defaultInputTokens ?? table.typicalInputTokens)
+            deadlineS: deadlineS, energyBudgetJ: request.energyBudgetJ ?? defaults.energyBudgetJ,
+            minAccuracy: max(request.minAccuracy ?? 0, defaults.minAccuracy), objective: request.objective ?? defaults.objective,
+            inputTokens: request.inputTokens ?? defaults.inputTokens)
     }
 
     /// Solves one request: the best feasible point on the front, re-evaluated at the exact input length.
@@ -182,8 +199,20 @@ public final class Planner: Sendable {
     /// Solves one request; with `explore: thompson` in the policy, `random` draws which near-best point to try.
     public func plan<R: RandomNumberGenerator>(_ request: PlanRequest, random: inout R?) throws -> PlanOutcome {
         let limits = try self.limits(request)
+        guard let choice = try choose(task: request.task, limits: limits, random: &random) else {
+            let front = try self.front(task: request.task, inputTokens: limits.inputTokens, ranking: limits.objective.ranking)
+            return .infeasible(explain(front: front, task: request.task, latencyLimitS: limits.deadlineS * (1 - policy.safetyMargin), limits: limits))
+        }
+        var plan = makePlan(choice.point, request: request, limits: limits)
+        plan.explored = choice.explored
+        return .plan(plan)
+    }
+
+    /// The decision alone, on resolved limits: the chosen front point and whether exploration picked it, or nil
+    /// when no point is feasible. ``plan(_:random:)`` builds its answer around this; a simulation needs no more.
+    public func choose<R: RandomNumberGenerator>(task: String, limits: Limits, random: inout R?) throws -> (point: EvaluatedConfiguration, explored: Bool)? {
         let ranking = limits.objective.ranking
-        let front = try self.front(task: request.task, inputTokens: limits.inputTokens, ranking: ranking)
+        let front = try self.front(task: task, inputTokens: limits.inputTokens, ranking: ranking)
         let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
 
         // Front points are sorted by accuracy, then energy, then latency: the first feasible one has the
@@ -198,20 +227,28 @@ public final class Planner: Sendable {
         case .maxAccuracy, .maxAccuracyLowerBound: best = feasible.first
         case .minEnergy: best = feasible.reduce(nil) { current, point in current.map { $0.energyPercentileJ <= point.energyPercentileJ ? $0 : point } ?? point }
         }
-        var explored = false
-        if case let .thompson(maxLoss) = policy.explore, limits.objective != .minEnergy, let greedy = best, random != nil {
+        guard let greedy = best else { return nil }
+        if case let .thompson(maxLoss) = policy.explore, limits.objective != .minEnergy, random != nil {
             let contenders = Array(feasible.prefix { ranking.score($0) >= ranking.score(greedy) - maxLoss }.prefix(16))
             if contenders.count > 1, let draw = Self.thompsonDraw(contenders, random: &random!) {
-                explored = draw.configuration != greedy.configuration
-                best = draw
+                return (draw, draw.configuration != greedy.configuration)
             }
         }
-        guard let chosen = best else {
-            return .infeasible(explain(front: front, task: request.task, latencyLimitS: latencyLimitS, limits: limits))
-        }
-        var plan = makePlan(chosen, request: request, limits: limits)
-        plan.explored = explored
-        return .plan(plan)
+        return (greedy, false)
+    }
+
+    /// The engine's `max_tokens` for a configuration: its budget under a hard cap, otherwise what fits in the
+    /// deadline and the context window.
+    public func maxTokens(_ configuration: Configuration, limits: Limits) -> Int {
+        if configuration.capped, let budget = configuration.budgetTokens { return budget }
+        guard let variant = profile.variants[configuration.variant] else { return 1 }
+        let reachable = predictor.maxOutputTokens(variant, input: limits.inputTokens, deadlineS: limits.deadlineS, parallel: configuration.parallel)
+        return Self.maxTokens(configuration, variant: variant, inputTokens: limits.inputTokens, reachable: reachable)
+    }
+
+    private static func maxTokens(_ configuration: Configuration, variant: ModelVariant, inputTokens: Int, reachable: Int?) -> Int {
+        if configuration.capped, let budget = configuration.budgetTokens { return budget }
+        return max(1, min(reachable ?? 1, variant.contextTokens - inputTokens))
     }
 
     /// Thompson sampling: draw each contender's accuracy from its belief (a normal matched to its 80 % interval)
@@ -239,19 +276,13 @@ public final class Planner: Sendable {
         let atTail = predictor.predict(variant, input: inputTokens, output: tailTokens, parallel: k)
         let reachable = predictor.maxOutputTokens(variant, input: inputTokens, deadlineS: limits.deadlineS, parallel: k)
         let miss = reachable.map { length.exceedanceProbability(Double($0), samples: k) } ?? 1
-        let guardTokens: Int
-        if configuration.capped, let budget = configuration.budgetTokens {
-            guardTokens = budget
-        } else {
-            guardTokens = max(1, min(reachable ?? 1, variant.contextTokens - inputTokens))
-        }
         return Plan(
             task: request.task, requestID: request.requestID, configuration: configuration, inputTokens: inputTokens,
             deadlineS: limits.deadlineS, energyBudgetJ: limits.energyBudgetJ, latencyS: exact.latencyS, latencyPercentileS: atTail.latencyS,
             percentile: policy.latencyPercentile, energyJ: exact.energyJ, energyPercentileJ: atTail.energyJ, estimate: chosen.estimate,
             costUSDPerMTok: exact.costUSDPerMTok, memoryGiB: exact.memoryGiB, missProbability: miss, outputLength: length,
             percentileOutputTokens: tailTokens, objective: limits.objective,
-            engineRequest: EngineRequest(configuration: configuration, variant: variant, maxTokens: guardTokens),
+            engineRequest: EngineRequest(configuration: configuration, variant: variant, maxTokens: Self.maxTokens(configuration, variant: variant, inputTokens: inputTokens, reachable: reachable)),
             profileVersion: profile.version, policyVersion: policy.version)
     }
 

@@ -10,12 +10,7 @@ public struct Predictor: Sendable {
 
     /// Predicts one run of `variant` on `input` prompt tokens producing `output` tokens in each of `parallel` sequences.
     public func predict(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Prediction {
-        let prefillS = variant.prefillLatency.seconds(input: input)
-        let prefillPowerW = variant.prefillPower.averagePowerW(tokens: Double(input), seconds: prefillS)
-        let decodeS = decodeSeconds(variant, input: input, output: output, parallel: parallel)
-        let decodePowerW = output > 0
-            ? variant.decodePower.averagePowerW(tokens: output, seconds: decodeS) * variant.parallel.powerFactor(parallel)
-            : 0
+        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(variant, input: input, output: output, parallel: parallel)
         let prefillEnergyJ = prefillPowerW * prefillS
         let decodeEnergyJ = decodePowerW * decodeS
         let memoryGiB = memoryGiB(variant, input: input, output: output, parallel: parallel)
@@ -35,6 +30,29 @@ public struct Predictor: Sendable {
     }
 
     /// Decode seconds for `parallel` sequences of `output` tokens after `input` prompt tokens (Eq. 2 × scaling).
+    /// Duration and average power of prefill and of decode.
+    private func phases(_ variant: ModelVariant, input: Int, output: Double, parallel: Int) -> (prefillS: Double, prefillPowerW: Double, decodeS: Double, decodePowerW: Double) {
+        let prefillS = variant.prefillLatency.seconds(input: input)
+        let prefillPowerW = variant.prefillPower.averagePowerW(tokens: Double(input), seconds: prefillS)
+        let decodeS = decodeSeconds(variant, input: input, output: output, parallel: parallel)
+        let decodePowerW = output > 0
+            ? variant.decodePower.averagePowerW(tokens: output, seconds: decodeS) * variant.parallel.powerFactor(parallel)
+            : 0
+        return (prefillS, prefillPowerW, decodeS, decodePowerW)
+    }
+
+    /// Average power over a whole run, prefill and decode: what judges a reported energy against its latency.
+    public func averagePowerW(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
+        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(variant, input: input, output: output, parallel: parallel)
+        let seconds = prefillS + decodeS
+        return seconds > 0 ? (prefillPowerW * prefillS + decodePowerW * decodeS) / seconds : 0
+    }
+
+    /// End-to-end latency alone (prefill and decode), for callers that need no energy, memory or cost.
+    public func latencyS(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
+        variant.prefillLatency.seconds(input: input) + decodeSeconds(variant, input: input, output: output, parallel: parallel)
+    }
+
     public func decodeSeconds(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
         guard output > 0 else { return 0 }
         return variant.decodeLatency.seconds(input: Double(input), output: output) * variant.parallel.latencyFactor(parallel)

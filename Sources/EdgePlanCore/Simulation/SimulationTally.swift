@@ -24,9 +24,20 @@ public struct SimulationTally: Sendable, Equatable {
 
     public init() {}
 
-    mutating func addWait(_ seconds: Double) {
-        waitS += seconds
-        let bucket = seconds <= 1e-3 ? 0 : min(180, Int((log10(seconds) + 3) * 20) + 1)
+    /// Adds one request's outcome.
+    mutating func add(_ outcome: RequestOutcome) {
+        requests += 1
+        if outcome.onTime { onTime += 1 }
+        if outcome.infeasible { infeasible += 1 }
+        if outcome.expiredInQueue { expiredInQueue += 1 }
+        if outcome.correct { correct += 1 }
+        expectedAccuracy += outcome.expectedAccuracy
+        oracleAccuracy += outcome.oracleAccuracy
+        energyJ += outcome.energyJ
+        costUSD += outcome.costUSD
+        tokens += outcome.tokens
+        waitS += outcome.waitS
+        let bucket = outcome.waitS <= 1e-3 ? 0 : min(180, Int((log10(outcome.waitS) + 3) * 20) + 1)
         waitHistogram[bucket] += 1
     }
 
@@ -59,17 +70,41 @@ public struct SimulationTally: Sendable, Equatable {
     }
 }
 
+/// What happened to one simulated request, as the tallies add it up.
+struct RequestOutcome {
+    var waitS = 0.0
+    var infeasible = false
+    var expiredInQueue = false
+    var onTime = false
+    /// Answered correctly and on time.
+    var correct = false
+    /// True expected accuracy of what ran, 0 unless it finished on time.
+    var expectedAccuracy = 0.0
+    var oracleAccuracy = 0.0
+    var energyJ = 0.0
+    var costUSD = 0.0
+    var tokens = 0.0
+}
+
 /// Per time window of one policy: for plots over time.
 public struct SimulationWindow: Sendable, Equatable {
     public var requests = 0
     public var onTime = 0
     public var correct = 0
+
+    mutating func add(_ outcome: RequestOutcome) {
+        requests += 1
+        if outcome.onTime { onTime += 1 }
+        if outcome.correct { correct += 1 }
+    }
 }
 
 /// The learned single-sample accuracy of a group whose truth differs from its prior, sampled over time.
 public struct LearnedTrace: Sendable, Equatable {
     public var taskClass: String
     public var group: AccuracyModel.Group
+    /// The group's configuration whose single-sample accuracy is traced.
+    public var configuration: Configuration
     public var truth: Double
     public var prior: Double
     /// (time in seconds, learned estimate, low, high, reports).
