@@ -68,7 +68,7 @@ print(String(format: "warm plan decisions, learned posteriors in play (%d config
 // percentile policy recalibrating and learning (run from the repository root, where workloads/ is).
 if let mixText = try? String(contentsOfFile: "workloads/home-robot-mix.yaml", encoding: .utf8),
    let policyText = try? String(contentsOfFile: "workloads/home-robot-policy.yaml", encoding: .utf8) {
-    let count = Int(ProcessInfo.processInfo.environment["EDGEPLAN_SIM_REQUESTS"] ?? "") ?? 100_000
+    let count = Int(ProcessInfo.processInfo.environment["EDGEPLAN_SIM_REQUESTS"] ?? "") ?? 1_000_000
     let mix = try WorkloadMix.decode(mixText, file: "home-robot-mix.yaml")
     let policy = try PolicyDecoder.decode(policyText, file: "home-robot-policy.yaml")
     let truth = try Truth.decode(BundledResources.defaultTruth, file: "truth")

@@ -15,7 +15,6 @@ public struct CalibrationLoop: Sendable {
     }
 
     public private(set) var profile: ProfileSet
-    public private(set) var monitors: [VariantID: DriftMonitor] = [:]
     public private(set) var recalibrations = 0
     /// The device context (power mode) the current baselines belong to.
     public private(set) var context: String?
@@ -24,15 +23,24 @@ public struct CalibrationLoop: Sendable {
     public var window: Int
     /// A drift larger than this (relative) in one variant is carried over to the others.
     public var propagationThreshold = 0.1
-    private var runs: [VariantID: [RunReport]] = [:]
-    /// Per variant, the index into `runs` from which a pending (post-drift) refit draws.
-    private var pendingFrom: [VariantID: Int] = [:]
-    /// Runs reported per variant since its last refit.
-    private var newRuns: [VariantID: Int] = [:]
-    /// When each variant was last refitted, and the least time between two refits of one variant.
-    private var lastRefit: [VariantID: Double] = [:]
+    /// The least time between two refits of one variant.
     public var minimumRefitIntervalS = 30.0
     private let startedAt: Double
+
+    /// What the loop keeps per variant: one record, so a report looks its variant up once.
+    private struct VariantState {
+        var monitor: DriftMonitor?
+        /// Runs kept for refitting (up to half a window over `window`, trimmed in batches).
+        var runs: [RunReport] = []
+        /// Index into `runs` from which a pending (post-drift) refit draws.
+        var pendingFrom: Int?
+        /// Runs reported since the last refit.
+        var newRuns = 0
+        /// When the variant was last refitted.
+        var lastRefit: Double?
+    }
+
+    private var variants: [VariantID: VariantState] = [:]
 
     public init(profile: ProfileSet, at now: Double, window: Int = 2000) {
         self.profile = profile
@@ -40,15 +48,18 @@ public struct CalibrationLoop: Sendable {
         self.startedAt = now
     }
 
+    /// Each variant's drift monitor.
+    public var monitors: [VariantID: DriftMonitor] { variants.compactMapValues(\.monitor) }
+
     /// The variants whose drift has been detected and whose refit still waits for runs.
-    public var pendingRefits: [VariantID] { pendingFrom.keys.sorted() }
+    public var pendingRefits: [VariantID] { variants.filter { $0.value.pendingFrom != nil }.keys.sorted() }
 
     /// Adds runs from before a restart to the refit window without judging them.
     public mutating func seed(_ earlier: [RunReport]) {
         for run in earlier where profile.variants[run.variant] != nil {
-            runs[run.variant, default: []].append(run)
+            variants[run.variant, default: VariantState()].runs.append(run)
         }
-        for (id, list) in runs where list.count > window { runs[id] = Array(list.suffix(window)) }
+        for id in variants.keys where variants[id]!.runs.count > window { variants[id]!.runs.removeFirst(variants[id]!.runs.count - window) }
     }
 
     /// Feeds one reported run; returns what it set off (drift, a swap, nothing).
@@ -56,7 +67,9 @@ public struct CalibrationLoop: Sendable {
         guard let variant = profile.variants[run.variant] else { return [] }
         var events: [Event] = []
         let predicted = Predictor(device: profile.device).latencyS(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
-        var monitor = monitors[run.variant] ?? DriftMonitor(at: startedAt)
+        var state = variants.removeValue(forKey: run.variant) ?? VariantState()
+        defer { variants[run.variant] = state }
+        var monitor = state.monitor ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
         // The plausibility filter comes before any fit sees the run: beyond the monitor's ratio either way, or faster
         // than the device's memory bandwidth allows (the roofline), a run is counted and dropped.
@@ -64,33 +77,31 @@ public struct CalibrationLoop: Sendable {
         let floorS = Roofline.decodeFloorSPerToken(variant, device: profile.device) * Double(run.outputTokens) * 0.8
         if !(ratio <= monitor.plausibleRatio && 1 / ratio <= monitor.plausibleRatio) || run.latencyS < floorS {
             monitor.recordImplausible()
-            monitors[run.variant] = monitor
+            state.monitor = monitor
             return []
         }
-        // In place, and trimmed in batches (the window may run half over): the runs are neither copied nor shifted
-        // on every report.
-        runs[run.variant, default: []].append(run)
-        let count = runs[run.variant]!.count
-        if count > window + window / 2 {
-            let excess = count - window
-            runs[run.variant]!.removeFirst(excess)
-            if let from = pendingFrom[run.variant] { pendingFrom[run.variant] = max(0, from - excess) }
+        // Trimmed in batches (the window may run half over): the runs are not shifted on every report.
+        state.runs.append(run)
+        if state.runs.count > window + window / 2 {
+            let excess = state.runs.count - window
+            state.runs.removeFirst(excess)
+            if let from = state.pendingFrom { state.pendingFrom = max(0, from - excess) }
         }
-        newRuns[run.variant, default: 0] += 1
-        let list = runs[run.variant]!
+        state.newRuns += 1
         switch monitor.observe(predicted: predicted, observed: run.latencyS, at: now) {
         case .baselineComplete?:
             events.append(.baselineComplete(run.variant))
         case let .drift(ratio, onset, alarm)?:
             events.append(.drift(run.variant, ratio: ratio, detectedAfterReports: alarm - onset + 1))
             // Only runs from the estimated onset on describe the device as it is now.
-            pendingFrom[run.variant] = max(0, list.count - 1 - (alarm - onset))
+            state.pendingFrom = max(0, state.runs.count - 1 - (alarm - onset))
         default:
             break
         }
-        monitors[run.variant] = monitor
-        if let from = pendingFrom[run.variant], list.count - from >= recalibrator.minimumRuns {
-            events += refit(run.variant, runs: Array(list[from...]), at: now, label: "after drift")
+        state.monitor = monitor
+        if let from = state.pendingFrom, state.runs.count - from >= recalibrator.minimumRuns {
+            let sinceOnset = state.runs[from...]
+            events += refit(run.variant, &state, runs: sinceOnset, at: now, label: "after drift")
         }
         return events
     }
@@ -103,11 +114,14 @@ public struct CalibrationLoop: Sendable {
     /// Refits every variant with enough runs, and enough new ones since its last refit (the periodic recalibration).
     public mutating func periodicRefit(at now: Double) -> [Event] {
         var events: [Event] = []
-        let due = runs.compactMap { id, list in
-            list.count >= recalibrator.minimumRuns && pendingFrom[id] == nil && (newRuns[id] ?? 0) >= minimumNewRunsForPeriodicRefit ? id : nil
+        let due = variants.compactMap { id, state in
+            state.runs.count >= recalibrator.minimumRuns && state.pendingFrom == nil && state.newRuns >= minimumNewRunsForPeriodicRefit ? id : nil
         }
         for id in due.sorted() {
-            events += refit(id, runs: Array(runs[id]!.suffix(window)), at: now, label: "periodic")
+            var state = variants.removeValue(forKey: id)!
+            let recent = state.runs.suffix(window)
+            events += refit(id, &state, runs: recent, at: now, label: "periodic")
+            variants[id] = state
         }
         return events
     }
@@ -117,24 +131,28 @@ public struct CalibrationLoop: Sendable {
         guard value != context else { return [] }
         let previous = context
         context = value
-        for id in monitors.keys.sorted() { _ = monitors[id]!.setContext(value, at: now) }
+        for id in variants.keys.sorted() { _ = variants[id]!.monitor?.setContext(value, at: now) }
         guard previous != nil else { return [] }
-        runs.removeAll()
-        pendingFrom.removeAll()
+        for id in variants.keys {
+            variants[id]!.runs.removeAll()
+            variants[id]!.pendingFrom = nil
+        }
         return [.contextChanged(from: previous, to: value)]
     }
 
-    private mutating func refit(_ id: VariantID, runs: [RunReport], at now: Double, label: String) -> [Event] {
+    /// Refits one variant, whose state the caller has taken out of `variants` (so it is not copied).
+    private mutating func refit(_ id: VariantID, _ state: inout VariantState, runs: ArraySlice<RunReport>, at now: Double, label: String) -> [Event] {
         // Rate limit: a flood of reports cannot make the profile churn.
-        if let last = lastRefit[id], now - last < minimumRefitIntervalS { return [] }
-        lastRefit[id] = now
-        newRuns[id] = 0
+        if let last = state.lastRefit, now - last < minimumRefitIntervalS { return [] }
+        state.lastRefit = now
+        state.newRuns = 0
         guard let variant = profile.variants[id],
               let outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
         else { return [] }
-        let afterDrift = pendingFrom.removeValue(forKey: id) != nil
+        let afterDrift = state.pendingFrom != nil
+        state.pendingFrom = nil
         guard outcome.accepted else {
-            if afterDrift { monitors[id]?.resume(at: now) }
+            if afterDrift { state.monitor?.resume(at: now) }
             return [.refitRejected(id, outcome)]
         }
         var next = profile.replacing(outcome.candidate)
@@ -142,21 +160,21 @@ public struct CalibrationLoop: Sendable {
         // variants that have not reported yet, until their own reports refit them.
         let ratio = outcome.candidate.decodeLatency.nSPerToken / variant.decodeLatency.nSPerToken
         if afterDrift, abs(ratio - 1) > propagationThreshold {
-            for other in next.variants.values where other.id != id && (monitors[other.id]?.state ?? .baselining) != .drifting {
+            for other in next.variants.values where other.id != id && (variants[other.id]?.monitor?.state ?? .baselining) != .drifting {
                 var scaled = other
                 scaled.decodeLatency = DecodeLatencyModel(
                     mSPerToken2: other.decodeLatency.mSPerToken2 * ratio, nSPerToken: other.decodeLatency.nSPerToken * ratio,
                     source: "scaled by \(ratio.significantDigits(4)) with the drift of \(id) (provisional); was: \(other.decodeLatency.source)")
                 next.variants[other.id] = scaled
-                monitors[other.id]?.resume(at: now)
+                variants[other.id]?.monitor?.resume(at: now)
             }
             next = next.replacing(next.variants[id]!)
         }
         profile = next
         recalibrations += 1
-        monitors[id]?.recalibrated(at: now)
+        state.monitor?.recalibrated(at: now)
         // Keep only the runs the new fit describes.
-        self.runs[id] = runs
+        state.runs = Array(runs)
         return [.recalibrated(id, outcome, profile: profile)]
     }
 }

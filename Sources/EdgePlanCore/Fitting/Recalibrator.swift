@@ -36,11 +36,27 @@ public struct Recalibrator: Sendable {
     public init() {}
 
     public func refit(_ variant: ModelVariant, device: DeviceProfile, runs: [RunReport], at now: Double, label: String) throws -> Outcome {
+        try refit(variant, device: device, runs: runs[...], at: now, label: label)
+    }
+
+    /// A run reduced to the numbers a refit reads (no model name to copy along on every pass).
+    private struct Run {
+        var input: Int
+        var output: Int
+        var parallel: Int
+        var latencyS: Double
+        var energyJ: Double
+        var time: Double
+    }
+
+    public func refit(_ variant: ModelVariant, device: DeviceProfile, runs: ArraySlice<RunReport>, at now: Double, label: String) throws -> Outcome {
         let predictor = Predictor(device: device)
-        func isUsable(_ run: RunReport) -> Bool { run.variant == variant.id && run.outputTokens > 0 && run.latencyS > 0 && run.latencyS.isFinite }
-        // The window arrives usable and in time order; only otherwise is it filtered and sorted (a copy).
-        var usable = runs
-        if !runs.allSatisfy(isUsable) { usable = runs.filter(isUsable) }
+        var usable: [Run] = []
+        usable.reserveCapacity(runs.count)
+        for run in runs where run.variant == variant.id && run.outputTokens > 0 && run.latencyS > 0 && run.latencyS.isFinite {
+            usable.append(Run(input: run.inputTokens, output: run.outputTokens, parallel: run.parallel, latencyS: run.latencyS, energyJ: run.energyJ ?? 0, time: run.time))
+        }
+        // The window arrives in time order; only otherwise is it sorted.
         if !zip(usable, usable.dropFirst()).allSatisfy({ $0.time <= $1.time }) { usable.sort { $0.time < $1.time } }
         guard usable.count >= minimumRuns else {
             throw EdgePlanError.invalidInput("\(variant.id): \(usable.count) usable runs, need \(minimumRuns) to recalibrate")
@@ -57,9 +73,9 @@ public struct Recalibrator: Sendable {
         targets.reserveCapacity(fitRuns.count)
         var shortest = Double.infinity, longest = 0.0
         for run in fitRuns {
-            let decodeS = (run.latencyS - variant.prefillLatency.seconds(input: run.inputTokens)) / variant.parallel.latencyFactor(run.parallel)
+            let decodeS = (run.latencyS - variant.prefillLatency.seconds(input: run.input)) / variant.parallel.latencyFactor(run.parallel)
             guard decodeS > 0 else { continue }
-            let i = Double(run.inputTokens), o = Double(run.outputTokens)
+            let i = Double(run.input), o = Double(run.output)
             features.append(o)
             features.append(i * o + o * (o - 1) / 2)
             targets.append(decodeS)
@@ -92,9 +108,7 @@ public struct Recalibrator: Sendable {
         }
 
         // Scale with the latency already refitted so the energy ratio measures power alone.
-        let ratios = fitRuns.compactMap { run in
-            run.energyJ.flatMap { $0 > 0 ? $0 / Self.energy(predictor, candidate, run, latencyS: run.latencyS) : nil }
-        }
+        let ratios = fitRuns.compactMap { run in run.energyJ > 0 ? run.energyJ / Self.energy(predictor, candidate, run) : nil }
         if ratios.count >= minimumRuns / 2 {
             let scale = median(ratios)
             if scale.isFinite, scale > 0.2, scale < 5 {
@@ -106,30 +120,29 @@ public struct Recalibrator: Sendable {
         }
 
         func latencyMAPE(_ v: ModelVariant) -> Double {
-            mean(heldOut.map { run in abs(predictor.latencyS(v, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel) - run.latencyS) / run.latencyS }) * 100
+            mean(heldOut.map { run in abs(predictor.latencyS(v, input: run.input, output: Double(run.output), parallel: run.parallel) - run.latencyS) / run.latencyS }) * 100
         }
         func energyMAPE(_ v: ModelVariant) -> Double? {
-            let runs = heldOut.filter { ($0.energyJ ?? 0) > 0 }
-            guard !runs.isEmpty else { return nil }
-            return mean(runs.map { abs(Self.energy(predictor, v, $0, latencyS: $0.latencyS) - $0.energyJ!) / $0.energyJ! }) * 100
+            let errors = heldOut.compactMap { run in run.energyJ > 0 ? abs(Self.energy(predictor, v, run) - run.energyJ) / run.energyJ : nil }
+            return errors.isEmpty ? nil : mean(errors) * 100
         }
         let current = latencyMAPE(variant), fresh = latencyMAPE(candidate)
         let accepted = fresh < current * (1 - minimumImprovement)
         return Outcome(
             candidate: candidate, accepted: accepted,
-            reason: accepted ? String(format: "hold-out latency MAPE %.2f%% → %.2f%%", current, fresh)
-                : String(format: "kept the current profile: hold-out latency MAPE %.2f%% vs candidate %.2f%% (needs %.0f%% less)", current, fresh, minimumImprovement * 100),
+            reason: accepted ? "hold-out latency MAPE \(current.percent) → \(fresh.percent)"
+                : "kept the current profile: hold-out latency MAPE \(current.percent) vs candidate \(fresh.percent) (needs \((minimumImprovement * 100).significantDigits(3)) % less)",
             fitted: count, heldOut: heldOut.count, currentLatencyMAPE: current, candidateLatencyMAPE: fresh,
             currentEnergyMAPE: energyMAPE(variant), candidateEnergyMAPE: energyMAPE(candidate), rejectedOutliers: rejected)
     }
 
     /// Energy of a run as the profile predicts it, given how long the run actually took.
-    static func energy(_ predictor: Predictor, _ variant: ModelVariant, _ run: RunReport, latencyS: Double) -> Double {
-        predictor.averagePowerW(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel) * latencyS
+    private static func energy(_ predictor: Predictor, _ variant: ModelVariant, _ run: Run) -> Double {
+        predictor.averagePowerW(variant, input: run.input, output: Double(run.output), parallel: run.parallel) * run.latencyS
     }
 
     private func median(_ values: [Double]) -> Double { RobustRegression.median(values) }
-    private func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+    private func mean(_ values: some Collection<Double>) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
 }
 
 extension PowerCurve {
@@ -144,4 +157,9 @@ extension PowerCurve {
             .ramp(steadyW: steady * factor, initialDeficitW: deficit * factor, timeConstantS: tau)
         }
     }
+}
+
+private extension Double {
+    /// A percentage with two decimals, as the journal shows refits.
+    var percent: String { "\(((self * 100).rounded() / 100).description) %" }
 }

@@ -3,7 +3,8 @@ import Foundation
 /// Linear least squares on relative error with Tukey biweights: outliers and hostile points get weight zero.
 ///
 /// Minimizes `sum w_i ((y_i - x_i·β) / y_i)^2`, re-weighting by the biweight of each relative residual
-/// over a MAD scale (iteratively reweighted least squares). Relative error matches how MAPE is judged.
+/// over the MAD scale of a robust start (iteratively reweighted least squares). Relative error matches how
+/// MAPE is judged.
 public enum RobustRegression {
     public struct Result: Sendable, Equatable {
         public var coefficients: [Double]
@@ -54,7 +55,11 @@ public enum RobustRegression {
             if converged(beta, next, tolerance: 1e-7) { break }
         }
         design.relativeResiduals(targets: targets, scales: scales, beta: beta, into: &residuals)
-        biweights(residuals, minimumScale: minimumScale, into: &weights, scratch: &scratch)
+        // The residual scale is taken once, from the robust start, and held while the biweights iterate (as the
+        // second stage of an MM-estimator does): each step then lowers the same objective, and no step pays for
+        // two more medians.
+        let scale = madScale(residuals, minimumScale: minimumScale, scratch: &scratch)
+        tukeyWeights(residuals, scale: scale, into: &weights)
         var scaled = [Double](repeating: 0, count: count)
         for _ in 0..<iterations {
             for i in 0..<count { scaled[i] = weights[i] / (scales[i] * scales[i]) }
@@ -62,7 +67,7 @@ public enum RobustRegression {
             let settled = converged(beta, next, tolerance: 1e-9)
             beta = next
             design.relativeResiduals(targets: targets, scales: scales, beta: beta, into: &residuals)
-            biweights(residuals, minimumScale: minimumScale, into: &weights, scratch: &scratch)
+            tukeyWeights(residuals, scale: scale, into: &weights)
             if settled { break }
         }
         return Result(coefficients: beta, weights: weights)
@@ -72,23 +77,20 @@ public enum RobustRegression {
         zip(a, b).allSatisfy { abs($0 - $1) <= tolerance * max(abs($0), abs($1), 1e-300) }
     }
 
-    /// Tukey biweights of relative residuals over their MAD scale.
-    static func biweights(_ residuals: [Double], minimumScale: Double) -> [Double] {
-        var weights = [Double](repeating: 0, count: residuals.count)
-        var scratch = weights
-        biweights(residuals, minimumScale: minimumScale, into: &weights, scratch: &scratch)
-        return weights
-    }
-
-    /// Tukey biweights into `weights`, with `scratch` (as long as `residuals`) for the medians.
-    static func biweights(_ residuals: [Double], minimumScale: Double, into weights: inout [Double], scratch: inout [Double]) {
+    /// The residuals' scale: 1.4826 times their median absolute deviation (consistent for normal errors), with
+    /// `scratch` (as long as `residuals`) for the medians.
+    static func madScale(_ residuals: [Double], minimumScale: Double, scratch: inout [Double]) -> Double {
         let count = residuals.count
         for i in 0..<count { scratch[i] = residuals[i] }
         let center = median(inPlace: &scratch)
         for i in 0..<count { scratch[i] = abs(residuals[i] - center) }
-        let scale = max(1.4826 * median(inPlace: &scratch), minimumScale)
+        return max(1.4826 * median(inPlace: &scratch), minimumScale)
+    }
+
+    /// Tukey biweights of residuals at a given scale, into `weights`.
+    static func tukeyWeights(_ residuals: [Double], scale: Double, into weights: inout [Double]) {
         let width = tukeyC * scale
-        for i in 0..<count {
+        for i in 0..<residuals.count {
             let u = residuals[i] / width
             weights[i] = abs(u) < 1 ? (1 - u * u) * (1 - u * u) : 0
         }

@@ -160,30 +160,32 @@ public struct Learner: Sendable {
     public mutating func learn(_ outcome: LearningOutcome, planner: Planner, deferRebuild: Bool = false) -> [Refusal] {
         guard let space = planner.space(outcome.taskClass) else { return refuse([.unknownTaskClass]) }
         guard let position = space.position(of: outcome.configuration) else { return refuse([.unknownConfiguration]) }
-        let candidate = space.candidates[position]
+        // Read field by field: a whole candidate (its variant's strings included) is copied only when needed.
+        let group = space.candidates[position].group
+        let single = space.candidates[position].single.accuracy
+        let prior = space.candidates[position].outputLength
+        let configuration = space.candidates[position].configuration
         var refusals: [Refusal] = []
-        let groupKey = GroupKey(taskClass: outcome.taskClass, group: candidate.group)
+        let groupKey = GroupKey(taskClass: outcome.taskClass, group: group)
         if let correct = outcome.correct {
             var record = peers[outcome.peer] ?? PeerRecord()
             record.reports += 1
             if correct { record.successes += 1 }
-            record.expectedSuccesses += candidate.accuracy.accuracy
+            record.expectedSuccesses += space.candidates[position].accuracy.accuracy
             let wasIgnored = record.ignored
             record.ignored = record.reports >= 30 && Double(record.successes) < policy.minPlausibleSuccessRatio * record.expectedSuccesses
             peers[outcome.peer] = record
             if record.ignored {
                 refusals.append(.implausiblePeer)
             } else {
-                if accuracy[groupKey] == nil {
-                    accuracy[groupKey] = AccuracyPosterior(priorWeight: planner.policy.task(outcome.taskClass).priorWeight, around: candidate.single.accuracy)
-                }
-                if accuracy[groupKey]!.observations(from: outcome.peer) >= policy.maxEvidencePerPeer {
+                if (accuracy[groupKey]?.observations(from: outcome.peer) ?? 0) >= policy.maxEvidencePerPeer {
                     refusals.append(.peerEvidenceCap)
                 } else {
-                    let grid = votedGrid(.init(taskClass: outcome.taskClass, configuration: candidate.configuration), p0: candidate.single.accuracy,
-                                         vote: planner.voteContext(believed(candidate, taskClass: outcome.taskClass), options: space.answerOptions))
+                    let grid = votedGrid(.init(taskClass: outcome.taskClass, configuration: configuration), p0: single,
+                                         vote: planner.voteContext(believed(space.candidates[position], taskClass: outcome.taskClass), options: space.answerOptions))
                     // Updated in place: a copy of the posterior would copy its evidence too.
-                    accuracy[groupKey]!.observe(correct: correct, logLikelihood: correct ? grid.logCorrect : grid.logWrong, peer: outcome.peer)
+                    accuracy[groupKey, default: AccuracyPosterior(priorWeight: planner.policy.task(outcome.taskClass).priorWeight, around: single)]
+                        .observe(correct: correct, logLikelihood: correct ? grid.logCorrect : grid.logWrong, peer: outcome.peer)
                 }
             }
             if record.ignored != wasIgnored {
@@ -194,15 +196,13 @@ public struct Learner: Sendable {
             }
         }
         if !outcome.sampleOutputTokens.isEmpty {
-            let limit = candidate.configuration.capped ? candidate.configuration.budgetTokens ?? Int.max : candidate.variant.contextTokens
-            if outcome.sampleOutputTokens.contains(where: { $0 < 0 || $0 > limit }) || outcome.sampleOutputTokens.count > candidate.configuration.parallel {
+            let limit = configuration.capped ? configuration.budgetTokens ?? Int.max : space.candidates[position].variant.contextTokens
+            if outcome.sampleOutputTokens.contains(where: { $0 < 0 || $0 > limit }) || outcome.sampleOutputTokens.count > configuration.parallel {
                 refusals.append(.impossibleLength)
             } else if !(peers[outcome.peer]?.ignored ?? false) {
-                let key = LengthKey(taskClass: outcome.taskClass, group: candidate.group, budget: candidate.configuration.budgetTokens)
-                if lengths[key] == nil {
-                    lengths[key] = LengthPosterior(prior: candidate.outputLength, priorWeight: planner.policy.task(outcome.taskClass).priorWeight)
-                }
-                lengths[key]!.observe(tokens: outcome.sampleOutputTokens, capTokens: candidate.outputLength.capTokens)
+                let key = LengthKey(taskClass: outcome.taskClass, group: group, budget: configuration.budgetTokens)
+                lengths[key, default: LengthPosterior(prior: prior, priorWeight: planner.policy.task(outcome.taskClass).priorWeight)]
+                    .observe(tokens: outcome.sampleOutputTokens, capTokens: prior.capTokens)
             }
         }
         refuse(refusals)
@@ -249,11 +249,8 @@ public struct Learner: Sendable {
         let indices = summary.map { $0.decileIndices + [$0.lowIndex, $0.highIndex] } ?? []
         // Each budget's length posterior, looked up once (a group has a few budgets, each at several k).
         var posteriors: [Int?: LengthPosterior] = [:]
-        for position in members {
-            let budget = space.candidates[position].configuration.budgetTokens
-            if posteriors.index(forKey: budget) == nil, let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)] {
-                posteriors[budget] = length
-            }
+        for budget in space.budgets(of: key.group) {
+            if let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)] { posteriors[budget] = length }
         }
         let samples = posteriors.mapValues(\.observations)
         if !force, let built = builtFrom[key], built.summary == indices,

@@ -20,6 +20,7 @@ public struct ConfigurationSpace: Sendable {
     /// Where each configuration sits in `candidates`, and the positions of each model-and-mode group.
     private let positions: [Configuration: Int]
     private let groupPositions: [AccuracyModel.Group: [Int]]
+    private let groupBudgets: [AccuracyModel.Group: [Int?]]
 
     private init(task: String, answerOptions: Int, candidates: [Candidate]) {
         self.task = task
@@ -27,6 +28,10 @@ public struct ConfigurationSpace: Sendable {
         self.candidates = candidates
         positions = Dictionary(candidates.enumerated().map { ($1.configuration, $0) }, uniquingKeysWith: { first, _ in first })
         groupPositions = Dictionary(grouping: candidates.indices, by: { candidates[$0].group })
+        groupBudgets = groupPositions.mapValues { positions in
+            var seen: Set<Int?> = []
+            return positions.map { candidates[$0].configuration.budgetTokens }.filter { seen.insert($0).inserted }
+        }
     }
 
     /// The position of a configuration in ``candidates``, if the space has it.
@@ -34,6 +39,9 @@ public struct ConfigurationSpace: Sendable {
 
     /// The positions in ``candidates`` of a group's configurations (every budget and parallel factor).
     public func positions(of group: AccuracyModel.Group) -> [Int] { groupPositions[group] ?? [] }
+
+    /// The distinct token budgets of a group's configurations, in candidate order.
+    public func budgets(of group: AccuracyModel.Group) -> [Int?] { groupBudgets[group] ?? [] }
 
     /// The same candidates with their variants' coefficients taken from `variants` (after a recalibration).
     public func replacingVariants(_ variants: [VariantID: ModelVariant]) -> ConfigurationSpace {

@@ -30,11 +30,11 @@ public enum SimulationReport {
     public static func table(_ simulator: Simulator) -> String {
         var lines = ["\(simulator.processed) requests on \(simulator.profile.device.name), seed \(simulator.options.seed)"]
         let classes = Set(simulator.runs.flatMap { $0.classes.keys }).sorted()
-        let header = "  " + "policy".padded(34) + "on time".leftPadded(9) + "accuracy".leftPadded(10) + "expected".leftPadded(10) + "regret".leftPadded(8)
+        let header = "  " + "policy".padded(34) + "on time".leftPadded(9) + "accuracy".leftPadded(10) + "expected".leftPadded(10) + "regret pts".leftPadded(11)
             + "infeasible".leftPadded(11) + "J/request".leftPadded(11) + "$/Mtok".leftPadded(9) + "wait p95 s".leftPadded(12)
         func row(_ name: String, _ tally: SimulationTally) -> String {
             "  " + name.padded(34) + percent(tally.deadlineHitRate).leftPadded(9) + percent(tally.realizedAccuracy).leftPadded(10)
-                + percent(tally.meanExpectedAccuracy).leftPadded(10) + percent(tally.meanRegret).leftPadded(8)
+                + percent(tally.meanExpectedAccuracy).leftPadded(10) + String(format: "%.2f", tally.meanRegret * 100).leftPadded(11)
                 + "\(tally.infeasible + tally.expiredInQueue)".leftPadded(11)
                 + (tally.requests > 0 ? tally.energyJ / Double(tally.requests) : 0).significantDigits(4).leftPadded(11)
                 + tally.costUSDPerMTok.significantDigits(3).leftPadded(9) + tally.waitPercentile(0.95).significantDigits(3).leftPadded(12)

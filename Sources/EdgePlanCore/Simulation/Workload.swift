@@ -35,7 +35,7 @@ public enum WorkloadDecoder {
 
     /// One JSON-lines line; nil for a blank line or a `#` comment.
     public static func decodeLine(_ line: some StringProtocol, file: String, lineNumber: Int) throws -> WorkloadTask? {
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        let trimmed = line.trimmed
         if trimmed.isEmpty || trimmed.hasPrefix("#") { return nil }
         func fail(_ message: String, _ field: String? = nil) -> EdgePlanError {
             EdgePlanError(.invalidInput, message, file: file, line: lineNumber, field: field)

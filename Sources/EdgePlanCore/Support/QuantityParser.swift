@@ -16,10 +16,14 @@ public enum QuantityParser {
     static let durationUnits: [String: Double] = ["us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400]
 
     private static func parse(_ text: String, field: String, units: [String: Double], what: String, example: String, requireUnit: Bool = false, allowZero: Bool = false) throws -> Double {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let numberPart = trimmed.prefix { $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }
+        let trimmed = text.trimmed
+        // The number's characters are ASCII (digits, sign, point, exponent): scanned as bytes.
+        let numberEnd = trimmed.utf8.firstIndex { byte in
+            !((byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
+                || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"))
+        } ?? trimmed.endIndex
         // An 'e' may belong to a unit; back off characters until the number parses.
-        var split = numberPart.endIndex
+        var split = numberEnd
         var value: Double? = nil
         while split > trimmed.startIndex {
             if let parsed = Double(trimmed[trimmed.startIndex..<split]) {
@@ -31,7 +35,7 @@ public enum QuantityParser {
         guard let value else {
             throw EdgePlanError.invalidInput("'\(text)' is not a \(what); use a number with a unit, e.g. \(example)", field: field)
         }
-        let unit = trimmed[split...].trimmingCharacters(in: .whitespaces).lowercased()
+        let unit = trimmed[split...].trimmed.lowercased()
         let scale: Double
         if unit.isEmpty {
             if requireUnit {

@@ -11,7 +11,7 @@ public enum MeasurementDecoder {
 
     public static func decode(_ bytes: [UInt8], file: String) throws -> [Observation] {
         let text = String(decoding: bytes, as: UTF8.self)
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmed
         guard !trimmed.isEmpty else { throw EdgePlanError.invalidFile("file is empty", file: file) }
         // JSON lines: several top-level objects, one per line.
         let lines = trimmed.split(separator: "\n", omittingEmptySubsequences: true)
