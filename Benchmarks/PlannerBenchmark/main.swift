@@ -12,14 +12,19 @@ let tasks = planner.profile.tasks
 
 // Cold front construction: a fresh planner each round so no cache helps.
 var cold: [Double] = []
-for round in 0..<30 {
-    let fresh = try Planner(profile: planner.profile, policy: planner.policy)
+var coldByTask: [String: [Double]] = [:]
+for round in 0..<200 {
+    // A new planner on the same snapshot (as a recalibration or learned update makes): its fronts are all cold.
+    let fresh = planner.applying(planner.overlay)
+    let task = tasks[round % tasks.count]
     let start = now()
-    _ = try fresh.front(task: tasks[round % tasks.count], inputTokens: 512)
+    _ = try fresh.front(task: task, inputTokens: 512)
     cold.append(now() - start)
+    coldByTask[task, default: []].append(now() - start)
 }
 cold.sort()
-print(String(format: "cold front construction: median %.3f ms, p99 %.3f ms (%d rounds)", percentile(cold, 0.5) * 1e3, percentile(cold, 0.99) * 1e3, cold.count))
+print(String(format: "cold front construction: median %.3f ms, p99 %.3f ms (%d rounds); ", percentile(cold, 0.5) * 1e3, percentile(cold, 0.99) * 1e3, cold.count)
+      + "median per class: " + coldByTask.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", percentile($0.value.sorted(), 0.5) * 1e3)) ms" }.joined(separator: ", "))
 
 // Warm decisions: varied deadlines, budgets and inputs on cached fronts.
 let requests = (0..<1000).map { i in
@@ -100,68 +105,91 @@ if let mixText = try? String(contentsOfFile: "workloads/home-robot-mix.yaml", en
 }
 if ProcessInfo.processInfo.environment["EDGEPLAN_BENCH_ONLY"] == "simulation" { exit(0) }
 
-// Over the socket: the real daemon (`edgeplan serve`, built beside this benchmark) in its own process,
-// so its memory can be read alone; an in-process server when the binary is not there.
-let socketPath = "/tmp/edgeplan-bench-\(getpid()).sock"
-let daemonBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgeplan").path
-var daemon: Process?
-var inProcessServer: VarlinkServer?
-if FileManager.default.isExecutableFile(atPath: daemonBinary) {
+// Over the socket, against the kernel's floor: a C echo server with Varlink's framing and one C client timing loop
+// (Benchmarks/Floor), built here with `cc` and run in alternating rounds against the echo server and the real
+// daemon (`edgeplan serve`, built beside this benchmark). Ratios to the floor measured in the same run are what
+// carries over between machines.
+func run(_ path: String, _ arguments: [String], output: Bool = false) throws -> String {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: daemonBinary)
-    process.arguments = ["serve", "--socket", socketPath, "--threads", "2"]
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw EdgePlanError.invalidInput("\(path) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)") }
+    return String(decoding: data, as: UTF8.self)
+}
+func start(_ path: String, _ arguments: [String], socket: String) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
     process.standardError = FileHandle.nullDevice
     try process.run()
-    daemon = process
-    while !FileManager.default.fileExists(atPath: socketPath) { usleep(10_000) }
-    print("daemon: \(daemonBinary) serve (pid \(process.processIdentifier))")
-} else {
-    var quiet = Logger(label: "bench")
-    quiet.logLevel = .error
-    let service = try PlannerService(logger: quiet) { planner }
-    inProcessServer = try VarlinkServer(endpoint: .path(socketPath), dispatcher: VarlinkDispatcher(service: service), threads: 2)
-    print("daemon: in-process (build the edgeplan product to measure the real one)")
+    while !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
+    return process
 }
-let parameters = JSONValue.fields(["task": .string("mmlu-redux"), "deadlineMs": .number(5000), "inputTokens": .int(256)])
-let client = try VarlinkClient(socketPath: socketPath)
-for _ in 0..<500 { _ = try client.call("io.edgeplan.Planner.Plan", parameters) }
-var trips: [Double] = []
-for _ in 0..<5000 {
-    let start = now()
-    _ = try client.call("io.edgeplan.Planner.Plan", parameters)
-    trips.append(now() - start)
-}
-trips.sort()
-print(String(format: "socket round trip, 1 client: p50 %.1f µs, p99 %.1f µs (%d calls)", percentile(trips, 0.5) * 1e6, percentile(trips, 0.99) * 1e6, trips.count))
-
-let clients = 16, perClient = 2000
-let done = DispatchGroup()
-let start = now()
-for _ in 0..<clients {
-    done.enter()
-    Thread {
-        let connection = try! VarlinkClient(socketPath: socketPath)
-        for _ in 0..<perClient { _ = try! connection.call("io.edgeplan.Planner.Plan", parameters) }
-        done.leave()
-    }.start()
-}
-done.wait()
-let elapsed = now() - start
-print(String(format: "socket throughput, %d clients: %.0f plans/s (%d plans in %.2f s)", clients, Double(clients * perClient) / elapsed, clients * perClient, elapsed))
-func memory(_ pid: String) -> String {
+/// Resident memory and its peak, as /proc/PID/status gives them.
+func memory(_ pid: Int32) -> String {
     let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-    return status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }
-        .map { $0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces) }.joined(separator: ", peak ")
+    func field(_ name: String) -> String { status.split(separator: "\n").first { $0.hasPrefix(name) }.map { $0.split(separator: ":")[1].trimmed } ?? "?" }
+    return "\(field("VmRSS")) (peak \(field("VmHWM")))"
 }
-if let daemon {
-    print("daemon RSS after the load: \(memory(String(daemon.processIdentifier)))")
+let daemonBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgeplan").path
+let floorSources = "Benchmarks/Floor"
+if FileManager.default.isExecutableFile(atPath: daemonBinary), FileManager.default.fileExists(atPath: "\(floorSources)/floor_client.c") {
+    let work = NSTemporaryDirectory() + "edgeplan-floor-\(getpid())"
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    for name in ["echo_server", "floor_client"] {
+        _ = try run("/usr/bin/env", ["cc", "-O2", "-pthread", "-o", "\(work)/\(name)", "\(floorSources)/\(name).c"])
+    }
+    let echoSocket = "\(work)/echo.sock", daemonSocket = "\(work)/daemon.sock"
+    let echo = try start("\(work)/echo_server", [echoSocket], socket: echoSocket)
+    let daemon = try start(daemonBinary, ["serve", "--socket", daemonSocket, "--threads", "2"], socket: daemonSocket)
+    print("daemon: \(daemonBinary) serve (pid \(daemon.processIdentifier)); floor: \(work)/echo_server")
+    let plan = #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"inputTokens":256}}"#
+    let echoMessage = String(repeating: "x", count: 120)
+    struct Figures { var p50: [Double] = [], p99: [Double] = [], perSecond: [Double] = [] }
+    let rounds = Int(ProcessInfo.processInfo.environment["EDGEPLAN_SOCKET_ROUNDS"] ?? "") ?? 5
+    for clients in [1, 16, 64] {
+        let calls = clients == 1 ? 5000 : 40_000 / clients
+        var floor = Figures(), daemonFigures = Figures()
+        for _ in 0..<rounds {
+            for (socket, message) in [(echoSocket, echoMessage), (daemonSocket, plan)] {
+                let fields = try run("\(work)/floor_client", [socket, message, "\(calls)", "\(clients)"]).split(separator: " ").compactMap { Double($0.trimmed) }
+                if socket == echoSocket {
+                    floor.p50.append(fields[0]); floor.p99.append(fields[1]); floor.perSecond.append(fields[2])
+                } else {
+                    daemonFigures.p50.append(fields[0]); daemonFigures.p99.append(fields[1]); daemonFigures.perSecond.append(fields[2])
+                }
+            }
+        }
+        func summary(_ values: [Double], _ digits: Int) -> String {
+            let sorted = values.sorted()
+            return "\(sorted[sorted.count / 2].significantDigits(digits)) [\(sorted[0].significantDigits(digits))–\(sorted[sorted.count - 1].significantDigits(digits))]"
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        let label = clients == 1 ? "1 client" : "\(clients) clients"
+        print("socket, \(label), median [range] of \(rounds) alternating rounds:")
+        print("  echo floor:     p50 \(summary(floor.p50, 3)) µs, p99 \(summary(floor.p99, 3)) µs, \(summary(floor.perSecond, 3)) calls/s")
+        print("  daemon Plan:    p50 \(summary(daemonFigures.p50, 3)) µs, p99 \(summary(daemonFigures.p99, 3)) µs, \(summary(daemonFigures.perSecond, 3)) plans/s")
+        print("  daemon / floor: p50 \((median(daemonFigures.p50) / median(floor.p50)).significantDigits(3))×, p99 \((median(daemonFigures.p99) / median(floor.p99)).significantDigits(3))×, throughput \((median(daemonFigures.perSecond) / median(floor.perSecond) * 100).significantDigits(3)) % of the echo server's")
+    }
+    // Memory after a million plans (64 connections), the daemon alone.
+    let millionClients = 64
+    let millionCalls = (Int(ProcessInfo.processInfo.environment["EDGEPLAN_RSS_PLANS"] ?? "") ?? 1_000_000) / millionClients
+    let before = memory(daemon.processIdentifier)
+    let million = try run("\(work)/floor_client", [daemonSocket, plan, "\(millionCalls)", "\(millionClients)", "0"]).split(separator: " ")
+    print("daemon RSS: \(before) before; \(memory(daemon.processIdentifier)) after \(millionCalls * millionClients) plans over \(millionClients) connections (p99 \(million[1]) µs, errors \(million[4].trimmed))")
     daemon.terminate()
+    echo.terminate()
     daemon.waitUntilExit()
+    echo.waitUntilExit()
+    try? FileManager.default.removeItem(atPath: work)
 } else {
-    print("benchmark process (daemon + clients) RSS: \(memory("self"))")
-    inProcessServer?.shutdown()
+    print("socket: skipped (build the edgeplan product and run from the repository root, with a C compiler)")
 }
-unlink(socketPath)
 
 // Watchdog: a refit from 100,000 reported runs, and the cost of sampling power rails at 20 Hz.
 let variant = try planner.profile.variant(model: "DSR1-Llama-8B", quantization: .fp16)

@@ -32,6 +32,9 @@ public struct LearnedOverlay: Sendable {
     public var revision = 0
 
     public init() {}
+
+    /// No learned estimate at all.
+    public var isEmpty: Bool { accuracy.isEmpty && lengths.isEmpty }
 }
 
 /// Learns accuracy and output length from reported outcomes: posteriors per task class × model-and-mode group

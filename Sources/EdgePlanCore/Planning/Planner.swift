@@ -150,13 +150,18 @@ public final class Planner: Sendable {
     }
 
     func evaluate(_ candidate: ConfigurationSpace.Candidate, task: String, inputTokens: Int) -> EvaluatedConfiguration {
-        let key = LearnedOverlay.Key(taskClass: task, configuration: candidate.configuration)
-        let length = overlay.lengths[key] ?? candidate.outputLength
-        let estimate = overlay.accuracy[key] ?? candidate.accuracy
+        var length = candidate.outputLength
+        var estimate = candidate.accuracy
+        // Without learned estimates (the usual cold start) no key is hashed.
+        if !overlay.isEmpty {
+            let key = LearnedOverlay.Key(taskClass: task, configuration: candidate.configuration)
+            length = overlay.lengths[key] ?? length
+            estimate = overlay.accuracy[key] ?? estimate
+        }
         let k = candidate.configuration.parallel
         let mean = predictor.predict(candidate.variant, input: inputTokens, output: length.meanTokens, parallel: k)
         let tail = min(length.quantileOfMaximum(policy.latencyPercentile, samples: k), Double(max(candidate.variant.contextTokens - inputTokens, 1)))
-        let atTail = policy.latencyBasis == .mean ? mean : predictor.predict(candidate.variant, input: inputTokens, output: tail, parallel: k)
+        let atTail = policy.latencyBasis == .mean ? (latencyS: mean.latencyS, energyJ: mean.energyJ) : predictor.latencyAndEnergy(candidate.variant, input: inputTokens, output: tail, parallel: k)
         return EvaluatedConfiguration(
             configuration: candidate.configuration, estimate: estimate, outputLength: length, mean: mean,
             latencyPercentileS: atTail.latencyS, energyPercentileJ: atTail.energyJ,

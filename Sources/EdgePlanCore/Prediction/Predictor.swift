@@ -48,6 +48,12 @@ public struct Predictor: Sendable {
         return seconds > 0 ? (prefillPowerW * prefillS + decodePowerW * decodeS) / seconds : 0
     }
 
+    /// Latency and energy alone (no memory or cost): what a front's percentile point needs.
+    public func latencyAndEnergy(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> (latencyS: Double, energyJ: Double) {
+        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(variant, input: input, output: output, parallel: parallel)
+        return (prefillS + decodeS, prefillPowerW * prefillS + decodePowerW * decodeS)
+    }
+
     /// End-to-end latency alone (prefill and decode), for callers that need no energy, memory or cost.
     public func latencyS(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
         variant.prefillLatency.seconds(input: input) + decodeSeconds(variant, input: input, output: output, parallel: parallel)

@@ -49,66 +49,78 @@ public enum JSONValue: Sendable, Equatable {
 
     /// Compact JSON text.
     public func serialized(pretty: Bool = false) -> String {
-        var out = ""
+        String(decoding: utf8(pretty: pretty), as: UTF8.self)
+    }
+
+    /// Compact (or pretty) JSON as UTF-8 bytes, built byte by byte: what a reply on the socket is written from.
+    public func utf8(pretty: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
         write(into: &out, pretty: pretty, indent: 0)
         return out
     }
 
-    private func write(into out: inout String, pretty: Bool, indent: Int) {
+    private func write(into out: inout [UInt8], pretty: Bool, indent: Int) {
         switch self {
-        case .null: out += "null"
-        case let .bool(value): out += value ? "true" : "false"
-        case let .int(value): out += String(value)
+        case .null: out += Self.nullBytes
+        case let .bool(value): out += value ? Self.trueBytes : Self.falseBytes
+        case let .int(value): out += String(value).utf8
         case let .number(value):
             if !value.isFinite {
-                out += "null"
+                out += Self.nullBytes
             } else if value == value.rounded() && abs(value) < 1e15 {
-                out += String(Int(value))
+                out += String(Int(value)).utf8
             } else {
-                out += value.significantDigits(6)
+                out += value.significantDigits(6).utf8
             }
         case let .string(value): Self.writeString(value, into: &out)
         case let .array(values):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (index, value) in values.enumerated() {
-                if index > 0 { out += "," }
-                if pretty { out += "\n" + String(repeating: "  ", count: indent + 1) }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                if pretty { Self.newline(indent + 1, into: &out) }
                 value.write(into: &out, pretty: pretty, indent: indent + 1)
             }
-            if pretty && !values.isEmpty { out += "\n" + String(repeating: "  ", count: indent) }
-            out += "]"
+            if pretty && !values.isEmpty { Self.newline(indent, into: &out) }
+            out.append(UInt8(ascii: "]"))
         case let .object(pairs):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (index, (key, value)) in pairs.enumerated() {
-                if index > 0 { out += "," }
-                if pretty { out += "\n" + String(repeating: "  ", count: indent + 1) }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                if pretty { Self.newline(indent + 1, into: &out) }
                 Self.writeString(key, into: &out)
-                out += pretty ? ": " : ":"
+                out.append(UInt8(ascii: ":"))
+                if pretty { out.append(UInt8(ascii: " ")) }
                 value.write(into: &out, pretty: pretty, indent: indent + 1)
             }
-            if pretty && !pairs.isEmpty { out += "\n" + String(repeating: "  ", count: indent) }
-            out += "}"
+            if pretty && !pairs.isEmpty { Self.newline(indent, into: &out) }
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static func writeString(_ value: String, into out: inout String) {
-        out += "\""
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out += value
-        } else {
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
-                default: out.unicodeScalars.append(scalar)
-                }
+    private static let nullBytes = Array("null".utf8), trueBytes = Array("true".utf8), falseBytes = Array("false".utf8)
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    private static func newline(_ indent: Int, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\n"))
+        out += repeatElement(UInt8(ascii: " "), count: 2 * indent)
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped, everything else copied byte for byte.
+    private static func writeString(_ value: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        let backslash = UInt8(ascii: "\\")
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), backslash: out.append(backslash); out.append(byte)
+            case UInt8(ascii: "\n"): out.append(backslash); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(backslash); out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): out.append(backslash); out.append(UInt8(ascii: "t"))
+            case ..<0x20: out += [backslash, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: out.append(byte)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -44,7 +44,9 @@ public struct JournalLogHandler: LogHandler {
             ("CODE_LINE", String(entry.line)),
             ("CODE_FUNC", entry.function),
         ]
-        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
+        var metadata = entry.metadata
+        if let deferred = entry.deferredMetadata { metadata.merge(deferred()) { $1 } }
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             fields.append((fieldName(key), value.description))
         }
         return fields
@@ -87,6 +89,11 @@ public final class JournalSink: Sendable {
     private let capacity: Int
     private let state = Mutex<State>(State())
     private let wake = DispatchSemaphore(value: 0)
+    /// Held while a batch is written, so ``flush()`` and the writer thread never interleave.
+    private let writing = Mutex<Void>(())
+    /// How long the writer waits after the queue turns non-empty before writing: a burst of decisions costs the
+    /// serving threads one wake-up of the writer, not one each.
+    private let batchDelayS: Double
 
     /// One log event as the handler hands it over.
     struct Entry: Sendable {
@@ -97,6 +104,9 @@ public final class JournalSink: Sendable {
         var file = ""
         var line: UInt = 0
         var function = ""
+        /// Metadata built on the writer's thread, not the caller's: a decision's fields are formatted off the
+        /// event loop.
+        var deferredMetadata: (@Sendable () -> Logger.Metadata)?
     }
 
     private struct State {
@@ -112,9 +122,10 @@ public final class JournalSink: Sendable {
         return JournalSink(target: journal ? .journal : .stderr, capacity: capacity)
     }
 
-    public init(target: Target, capacity: Int = 4096) {
+    public init(target: Target, capacity: Int = 4096, batchDelayS: Double = 0.005) {
         self.target = target
         self.capacity = capacity
+        self.batchDelayS = batchDelayS
         let thread = Thread { [self] in drain() }
         thread.name = "edgeplan-journal"
         thread.start()
@@ -124,20 +135,30 @@ public final class JournalSink: Sendable {
     public var counters: (written: Int, dropped: Int, failed: Int) { state.withLock { ($0.written, $0.dropped, $0.failed) } }
 
     func submit(_ entry: Entry) {
-        let accepted = state.withLock { state -> Bool in
+        let first = state.withLock { state -> Bool in
             guard state.queue.count < capacity else {
                 state.dropped += 1
                 return false
             }
             state.queue.append(entry)
-            return true
+            return state.queue.count == 1
         }
-        if accepted { wake.signal() }
+        if first { wake.signal() }
     }
+
+    /// Writes whatever is queued now (at shutdown, so the last decisions reach the journal).
+    public func flush() { writeBatch() }
 
     private func drain() {
         while true {
             wake.wait()
+            if batchDelayS > 0 { usleep(useconds_t(batchDelayS * 1e6)) }
+            writeBatch()
+        }
+    }
+
+    private func writeBatch() {
+        writing.withLock { _ in
             let batch = state.withLock { state -> [Entry] in
                 let batch = state.queue
                 state.queue.removeAll(keepingCapacity: true)

@@ -127,6 +127,7 @@ public enum Daemon {
             server.shutdown()
             watchdog.drain()
             writeMetrics()
+            sink.flush()
             exit(0)
         }
         let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: queue)
@@ -164,6 +165,7 @@ public enum Daemon {
         logger.notice("ready", metadata: ["profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)"])
         notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
         server.wait()
+        sink.flush()
         exit(0)
     }
 

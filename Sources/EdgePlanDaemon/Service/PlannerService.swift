@@ -154,22 +154,7 @@ public final class PlannerService: Sendable {
             if let id = plan.requestID {
                 memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens, predictedAccuracy: plan.accuracy))
             }
-            logger.info("plan decided", metadata: [
-                "MESSAGE_ID": "\(Self.planDecidedMessageID)",
-                "task": "\(plan.task)", "model": "\(plan.configuration.variant.model)",
-                "quant": "\(plan.configuration.variant.quantization.rawValue)", "mode": "\(plan.configuration.mode.rawValue)",
-                "token_budget": "\(plan.configuration.budgetTokens.map(String.init) ?? "none")",
-                "parallel": "\(plan.configuration.parallel)", "deadline_ms": "\(Self.decimal(plan.deadlineS * 1000))",
-                "input_tokens": "\(plan.inputTokens)", "pred_latency_p95_ms": "\(Self.decimal(plan.latencyPercentileS * 1000))",
-                "pred_energy_p95_j": "\(Self.decimal(plan.energyPercentileJ))", "objective": "\(plan.objective.rawValue)",
-                "profile_version": "\(plan.profileVersion)", "policy_version": "\(plan.policyVersion)",
-                "energy_budget_j": "\(plan.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
-                "pred_latency_ms": "\(Self.decimal(plan.latencyS * 1000))", "pred_energy_j": "\(Self.decimal(plan.energyJ))",
-                "pred_accuracy": "\(Self.decimal(plan.accuracy))", "accuracy_low": "\(Self.decimal(plan.estimate.low))",
-                "accuracy_high": "\(Self.decimal(plan.estimate.high))", "accuracy_source": "\(plan.accuracySource.rawValue)",
-                "miss_prob": "\(Self.decimal(plan.missProbability))", "explored": "\(plan.explored)",
-                "request_id": "\(plan.requestID ?? "")",
-            ])
+            journalDecision(plan)
         case let .infeasible(reason):
             counters.withLock { $0.infeasible += 1 }
             logger.warning("no feasible plan: \(reason.message)", metadata: [
@@ -292,6 +277,37 @@ public final class PlannerService: Sendable {
     }
 
     static func decimal(_ value: Double) -> String { value.significantDigits(4) }
+
+    /// Journals a decision. With the daemon's journal sink the fields are formatted on its writer thread (the
+    /// event loop only hands over the plan); otherwise through the logger.
+    private func journalDecision(_ plan: Plan, file: String = #fileID, line: UInt = #line, function: String = #function) {
+        guard logger.logLevel <= .info else { return }
+        guard let journal else {
+            logger.info("plan decided", metadata: Self.decisionMetadata(plan))
+            return
+        }
+        journal.submit(JournalSink.Entry(message: "plan decided", priority: JournalLogHandler.priority(.info), logger: logger.label, metadata: logger.handler.metadata,
+                                         file: file, line: line, function: function, deferredMetadata: { Self.decisionMetadata(plan) }))
+    }
+
+    static func decisionMetadata(_ plan: Plan) -> Logger.Metadata {
+        [
+            "MESSAGE_ID": "\(Self.planDecidedMessageID)",
+            "task": "\(plan.task)", "model": "\(plan.configuration.variant.model)",
+            "quant": "\(plan.configuration.variant.quantization.rawValue)", "mode": "\(plan.configuration.mode.rawValue)",
+            "token_budget": "\(plan.configuration.budgetTokens.map(String.init) ?? "none")",
+            "parallel": "\(plan.configuration.parallel)", "deadline_ms": "\(Self.decimal(plan.deadlineS * 1000))",
+            "input_tokens": "\(plan.inputTokens)", "pred_latency_p95_ms": "\(Self.decimal(plan.latencyPercentileS * 1000))",
+            "pred_energy_p95_j": "\(Self.decimal(plan.energyPercentileJ))", "objective": "\(plan.objective.rawValue)",
+            "profile_version": "\(plan.profileVersion)", "policy_version": "\(plan.policyVersion)",
+            "energy_budget_j": "\(plan.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
+            "pred_latency_ms": "\(Self.decimal(plan.latencyS * 1000))", "pred_energy_j": "\(Self.decimal(plan.energyJ))",
+            "pred_accuracy": "\(Self.decimal(plan.accuracy))", "accuracy_low": "\(Self.decimal(plan.estimate.low))",
+            "accuracy_high": "\(Self.decimal(plan.estimate.high))", "accuracy_source": "\(plan.accuracySource.rawValue)",
+            "miss_prob": "\(Self.decimal(plan.missProbability))", "explored": "\(plan.explored)",
+            "request_id": "\(plan.requestID ?? "")",
+        ]
+    }
 }
 
 /// Connections open at once, for the server's cap.

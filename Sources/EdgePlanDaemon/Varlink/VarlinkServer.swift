@@ -42,9 +42,9 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard let reply = frame.readableBytesView.withContiguousStorageIfAvailable({ dispatcher.handle($0, peer: peer) }) ?? dispatcher.handle(Array(frame.readableBytesView), peer: peer) else { return }
-        let text = reply.serialized()
-        var out = context.channel.allocator.buffer(capacity: text.utf8.count + 1)
-        out.writeString(text)
+        let bytes = reply.utf8()
+        var out = context.channel.allocator.buffer(capacity: bytes.count + 1)
+        out.writeBytes(bytes)
         out.writeInteger(UInt8(0))
         context.write(wrapOutboundOut(out), promise: nil)
     }
