@@ -171,3 +171,46 @@ def test_power_mode_change_starts_a_new_baseline(daemon):
         assert cal["powerMode"] == "pmode:0002"
         assert cal["variants"][0]["state"] == "baselining"
         assert "pmode:0002" in cal["lastEvent"]
+
+
+def test_sigterm_under_load_loses_no_acknowledged_report(daemon):
+    """Four clients report as fast as they can; SIGTERM arrives mid-stream. Every report the daemon acknowledged
+    is in the store after it exits, and it exits well within the unit's TimeoutStopSec (10 s)."""
+    import sqlite3
+    import threading
+    latency = predicted_ms(200)
+    acknowledged = [0] * 4
+    stop = threading.Event()
+
+    def client(slot):
+        try:
+            with daemon.planner() as planner:
+                index = 0
+                while not stop.is_set():
+                    reply = planner.Report(requestId=f"c{slot}-{index}", model=MODEL, quantization=QUANT, mode="hard", tokenBudget=200,
+                                           parallel=1, inputTokens=INPUT, outputTokens=200, latencyMs=latency)
+                    if reply["accepted"]:
+                        acknowledged[slot] += 1
+                    index += 1
+        except Exception:
+            pass  # the daemon went away mid-call: that report was not acknowledged
+
+    threads = [threading.Thread(target=client, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    sent_at = time.time()
+    daemon.process.send_signal(signal.SIGTERM)
+    daemon.process.wait(timeout=10)
+    exited_after = time.time() - sent_at
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=5)
+    with sqlite3.connect(os.path.join(daemon.state, "observations.sqlite")) as db:
+        # The table keeps the newest runs only; its autoincrement id counts every run ever stored.
+        stored = db.execute("SELECT MAX(id) FROM run").fetchone()[0]
+    print(f"acknowledged {sum(acknowledged)} reports, stored {stored}, exit {exited_after * 1000:.0f} ms after SIGTERM")
+    assert sum(acknowledged) > 100
+    assert stored >= sum(acknowledged)
+    assert daemon.process.returncode == 0
+    assert exited_after < 5

@@ -121,7 +121,11 @@ public enum Daemon {
                 logger.warning("cannot write metrics: \(error)", metadata: ["path": "\(path)"])
             }
         }
+        // Set once SIGTERM or SIGINT began the stop: the main thread, woken when the listener closes, then leaves
+        // the exit to the stop sequence, which still drains queued reports.
+        let stopping = Mutex(false)
         let stop: @Sendable () -> Void = {
+            stopping.withLock { $0 = true }
             logger.notice("stopping: draining connections")
             notifier.stopping(status: "draining")
             server.shutdown()
@@ -165,6 +169,11 @@ public enum Daemon {
         logger.notice("ready", metadata: ["profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)"])
         notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
         server.wait()
+        if stopping.withLock({ $0 }) {
+            // The stop sequence drains and exits; returning here would cut it short.
+            while true { sleep(60) }
+        }
+        watchdog.drain()
         sink.flush()
         exit(0)
     }
