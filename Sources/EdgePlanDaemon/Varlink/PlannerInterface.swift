@@ -103,7 +103,8 @@ public enum PlannerInterface {
     # time in seconds; without energyJ the daemon attributes energy from its power rails over
     # [startedAt, startedAt + latency]. learning says what became of the outcome. accepted means queued:
     # the report is stored and judged moments later, off the request path (Status shows pendingReports);
-    # a crash in that window loses it, and SIGTERM drains the queue before exiting.
+    # a crash in that window loses it, and SIGTERM drains the queue before exiting. accepted is false
+    # when the queue is full (10,000 reports): that report was dropped and counted; send it again later.
     method Report(
       requestId: string,
       model: ?string,

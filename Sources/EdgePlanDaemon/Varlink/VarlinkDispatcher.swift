@@ -172,6 +172,7 @@ public struct VarlinkDispatcher: Sendable {
         let startedAt = try optionalDouble(parameters, "startedAt")
         var predicted: Double?
         var attributed: Double?
+        var queued = true
         if let output {
             let outcome = OutcomeReport(
                 requestID: requestID, model: model, quantization: quantization,
@@ -179,7 +180,10 @@ public struct VarlinkDispatcher: Sendable {
                 latencyS: latencyMs / 1000, energyJ: energy, startedAt: startedAt, correct: correct,
                 sampleOutputTokens: samples, peer: peer)
             predicted = try service.report(outcome)
-            attributed = watchdog?.record(outcome)
+            if let recorded = watchdog?.record(outcome) {
+                queued = recorded.queued
+                attributed = recorded.attributedJ
+            }
         } else {
             _ = try service.planner.profile.variant(model: model, quantization: quantization)
             service.countReport()
@@ -202,7 +206,7 @@ public struct VarlinkDispatcher: Sendable {
             learning = "unknown request id: only remembered plans teach accuracy and length"
         }
         return .fields([
-            "accepted": .bool(true), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
+            "accepted": .bool(queued), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
             "latencyErrorPct": predicted.map { .number((latencyMs / 1000 - $0) / $0 * 100) } ?? .null,
             "attributedEnergyJ": attributed.map(JSONValue.number) ?? .null,
             "learning": .string(learning),

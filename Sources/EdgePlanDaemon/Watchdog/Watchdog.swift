@@ -97,9 +97,10 @@ public final class Watchdog: Sendable {
         }
     }
 
-    /// Stores and judges one report; returns the energy attributed to it from the rails, if any.
+    /// Queues one report to be stored and judged; returns whether it was queued (false when the backlog is full:
+    /// the report is dropped and counted) and the energy attributed to it from the rails, if any.
     @discardableResult
-    public func record(_ report: OutcomeReport) -> Double? {
+    public func record(_ report: OutcomeReport) -> (queued: Bool, attributedJ: Double?) {
         var energy = report.energyJ
         var energySource: String? = energy == nil ? nil : "reported"
         var attributed: Double?
@@ -113,8 +114,7 @@ public final class Watchdog: Sendable {
         let now = clock()
         let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
                             outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now)
-        let admitted = admit()
-        guard admitted else { return attributed }
+        guard admit() else { return (false, attributed) }
         queue.async { [self, energySource] in
             defer { backlog.withLock { $0.waiting -= 1 } }
             do {
@@ -125,7 +125,7 @@ public final class Watchdog: Sendable {
             let events = state.withLock { $0.loop.report(run, at: now) }
             handle(events, at: now)
         }
-        return attributed
+        return (true, attributed)
     }
 
     /// Takes a place in the backlog, or counts the work as dropped when too much is waiting.
