@@ -108,3 +108,35 @@ def test_a_client_that_never_reads_cannot_grow_the_daemon_or_starve_others(daemo
     assert growth_mib < 64
     assert times[197] < 0.05
     flood.close()
+
+
+def test_many_plans_over_64_connections_no_errors_and_flat_memory(tmp_path):
+    """EDGEPLAN_PLANS plans (default 100,000; 1,000,000 for the long run) over 64 connections at once, timed by
+    the C client the benchmark uses: no errors, resident memory grows by less than 5 MB, p99 printed."""
+    plans = int(os.environ.get("EDGEPLAN_PLANS", "100000"))
+    client = str(tmp_path / "floor_client")
+    compiler = shutil.which("cc") or shutil.which("clang")
+    assert compiler, "a C compiler (cc or clang) is needed to build the benchmark's client"
+    subprocess.run([compiler, "-O2", "-pthread", "-o", client, os.path.join(ROOT, "Benchmarks", "Floor", "floor_client.c")], check=True)
+    # The plans remembered for Report are a bounded cache (65,536 by default, about 9 MB when full); a smaller
+    # one lets the warm-up fill it, so what is measured after is the steady state.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(open(os.path.join(ROOT, "policies", "default.yaml")).read().replace("remembered_plans: 65536", "remembered_plans: 4096"))
+    path = str(tmp_path / "planner.sock")
+    process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--policy", str(policy)], stderr=subprocess.DEVNULL)
+    try:
+        wait_until_answers(path)
+        message = PLAN[:-1].decode()
+        # Warm up to a steady state: every connection's buffers, the fronts, a full plan memory.
+        subprocess.run([client, path, message, "100", "64", "0"], check=True, capture_output=True)
+        before = rss_kib(process.pid)
+        out = subprocess.run([client, path, message, str(plans // 64), "64", "0"], capture_output=True, text=True)
+        after = rss_kib(process.pid)
+        p50, p99, per_second, calls, errors = out.stdout.split()
+        print(f"{calls} plans over 64 connections: {errors} errors, p50 {p50} µs, p99 {p99} µs, {per_second} plans/s; "
+              f"resident {before / 1024:.1f} MB before, {after / 1024:.1f} MB after")
+        assert out.returncode == 0 and int(errors) == 0
+        assert after - before < 5 * 1024
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)

@@ -214,3 +214,77 @@ def test_sigterm_under_load_loses_no_acknowledged_report(daemon):
     assert stored >= sum(acknowledged)
     assert daemon.process.returncode == 0
     assert exited_after < 5
+
+
+KILL_ROUNDS = int(os.environ.get("EDGEPLAN_KILL_ROUNDS", "20"))
+
+
+def test_sigkill_at_random_points_leaves_a_serving_daemon_and_a_sound_store(daemon):
+    """SIGKILL while reports stream in and the device drifts back and forth (so refits write profile versions),
+    KILL_ROUNDS times (EDGEPLAN_KILL_ROUNDS; 100 for the long run). After each kill the daemon restarts and
+    serves, the store passes PRAGMA integrity_check, `current` names a complete profile version, and the reports
+    acknowledged but not yet stored (the window the interface admits) are counted."""
+    import random
+    import sqlite3
+    import threading
+    rng = random.Random(11)
+    outputs = [100, 200, 400, 800]
+    expected = {o: predicted_ms(o) for o in outputs}
+    database = os.path.join(daemon.state, "observations.sqlite")
+
+    def stored_runs():
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT COALESCE(MAX(id), 0) FROM run").fetchone()[0]
+
+    windows, acknowledged_total, versions = [], 0, set()
+    for round_index in range(KILL_ROUNDS):
+        factor = 1.3 if round_index % 2 else 1.0
+        before = stored_runs()
+        acknowledged = [0]
+        stop = threading.Event()
+
+        def reporter():
+            try:
+                with daemon.planner() as planner:
+                    index = 0
+                    while not stop.is_set():
+                        o = outputs[index % 4]
+                        reply = planner.Report(requestId=f"k{round_index}-{index}", model=MODEL, quantization=QUANT, mode="hard",
+                                               tokenBudget=o, parallel=1, inputTokens=INPUT, outputTokens=o,
+                                               latencyMs=expected[o] * factor * (1 + 0.01 * ((index % 3) - 1)))
+                        if reply["accepted"]:
+                            acknowledged[0] += 1
+                        index += 1
+            except Exception:
+                pass
+
+        thread = threading.Thread(target=reporter)
+        thread.start()
+        time.sleep(rng.uniform(0.1, 0.8))
+        daemon.process.kill()
+        daemon.process.wait(timeout=5)
+        stop.set()
+        thread.join(timeout=5)
+        daemon.start()
+        with daemon.planner() as planner:
+            status = planner.Status()
+            assert planner.Plan(task="mmlu-redux", deadlineMs=8000.0, inputTokens=256)["plan"]["model"]
+        versions.add(status["profileVersion"])
+        with sqlite3.connect(database) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        current = os.path.join(daemon.state, "profiles", "current")
+        if os.path.lexists(current):
+            assert os.readlink(current) == f"versions/{status['profileVersion']}"
+            check = subprocess.run([BINARY, "profile", "check", os.path.realpath(current)], capture_output=True, text=True)
+            assert check.returncode == 0, check.stdout + check.stderr
+        # A write cut short leaves no half-written version or link behind once the daemon has started again.
+        profiles = os.path.join(daemon.state, "profiles")
+        leftovers = [name for name in os.listdir(os.path.join(profiles, "versions")) if name.startswith((".tmp-", ".trash-"))]
+        leftovers += [name for name in os.listdir(profiles) if name.startswith(".current-")]
+        assert not leftovers, leftovers
+        windows.append(max(0, acknowledged[0] - (stored_runs() - before)))
+        acknowledged_total += acknowledged[0]
+    print(f"{KILL_ROUNDS} kills: {acknowledged_total} reports acknowledged, {sum(windows)} of them not yet stored at the kill "
+          f"(at most {max(windows)} in one kill); {len(versions)} profile versions served")
+    assert acknowledged_total > 10 * KILL_ROUNDS
+    assert len(versions) > 1
