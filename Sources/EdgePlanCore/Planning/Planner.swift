@@ -12,7 +12,7 @@ public final class Planner: Sendable {
     public let predictor: Predictor
     public let lengths: OutputLengthFits
     public let overlay: LearnedOverlay
-    private let spaces: [String: ConfigurationSpace]
+    private let spaces: SpaceCache
     /// Each task class's policy defaults, resolved once: a request looks up one entry.
     private let defaults: [String: ClassDefaults]
     private let cache = Mutex<[FrontKey: ParetoFront]>([:])
@@ -42,14 +42,8 @@ public final class Planner: Sendable {
         let lengths = OutputLengthFits(profile: profile)
         self.lengths = lengths
         self.overlay = LearnedOverlay()
-        var spaces: [String: ConfigurationSpace] = [:]
-        for name in Set(profile.tasks).union(policy.tasks.keys) {
-            guard let table = profile.accuracy[policy.benchmark(of: name)] else { continue }
-            let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
-            spaces[name] = ConfigurationSpace(task: name, table: table, profile: profile, lengths: lengths, parallelFactors: factors)
-        }
-        self.spaces = spaces
-        defaults = spaces.keys.reduce(into: [:]) { defaults, name in
+        spaces = SpaceCache(profile: profile, policy: policy, lengths: lengths)
+        defaults = spaces.names.reduce(into: [:]) { defaults, name in
             let task = policy.task(name)
             defaults[name] = ClassDefaults(
                 deadlineS: task.defaultDeadlineS, energyBudgetJ: task.defaultEnergyBudgetJ, minAccuracy: task.minAccuracy, objective: task.objective,
@@ -57,7 +51,7 @@ public final class Planner: Sendable {
         }
     }
 
-    private init(sharing planner: Planner, overlay: LearnedOverlay, profile: ProfileSet? = nil, spaces: [String: ConfigurationSpace]? = nil) {
+    private init(sharing planner: Planner, overlay: LearnedOverlay, profile: ProfileSet? = nil, spaces: SpaceCache? = nil) {
         self.profile = profile ?? planner.profile
         self.policy = planner.policy
         self.predictor = Predictor(device: (profile ?? planner.profile).device)
@@ -78,8 +72,7 @@ public final class Planner: Sendable {
                     && old.contextTokens == variant.contextTokens && old.kvCacheBytesPerToken == variant.kvCacheBytesPerToken
             }
         guard same else { return try Planner(profile: profile, policy: policy).applying(overlay) }
-        let spaces = self.spaces.mapValues { space in space.replacingVariants(profile.variants) }
-        return Planner(sharing: self, overlay: overlay, profile: profile, spaces: spaces)
+        return Planner(sharing: self, overlay: overlay, profile: profile, spaces: spaces.replacingVariants(of: profile))
     }
 
     /// The same profile and policy with learned estimates in place. Fronts are built afresh for the task classes in
@@ -94,10 +87,10 @@ public final class Planner: Sendable {
     }
 
     /// Sorted task classes: the profile's benchmarks and the policy's classes.
-    public var taskClasses: [String] { spaces.keys.sorted() }
+    public var taskClasses: [String] { spaces.names.sorted() }
 
     /// The configuration space of a task class.
-    public func space(_ taskClass: String) -> ConfigurationSpace? { spaces[taskClass] }
+    public func space(_ taskClass: String) -> ConfigurationSpace? { spaces.space(taskClass) }
 
     /// Number of fronts currently cached.
     public var cachedFronts: Int { cache.withLock { $0.count } }
@@ -111,7 +104,7 @@ public final class Planner: Sendable {
 
     /// The benchmark table behind a task class, or an error listing the known classes.
     public func table(taskClass: String) throws -> AccuracyTable {
-        guard spaces[taskClass] != nil, let table = profile.accuracy[policy.benchmark(of: taskClass)] else { throw unknownTask(taskClass) }
+        guard spaces.names.contains(taskClass), let table = profile.accuracy[policy.benchmark(of: taskClass)] else { throw unknownTask(taskClass) }
         return table
     }
 
@@ -134,7 +127,7 @@ public final class Planner: Sendable {
     /// Builds a front without the cache (what a cold request pays).
     public func buildFront(task: String, inputTokens: Int, ranking: AccuracyRanking = .expected) throws -> ParetoFront {
         _ = try table(taskClass: task)
-        let space = spaces[task]!
+        let space = spaces.space(task)!
         let taskPolicy = policy.task(task)
         var evaluated: [EvaluatedConfiguration] = []
         evaluated.reserveCapacity(space.candidates.count)

@@ -7,19 +7,28 @@ package struct YAMLObject {
     package let file: String
     package let path: String
     private let mapping: Node.Mapping
+    /// The mapping's values by key, indexed once: `Node.Mapping`'s own subscript compares whole nodes, tags and all.
+    private let values: [String: Node]
     private var seen: Set<String> = []
 
     package init(mapping: Node.Mapping, file: String, path: String) {
         self.mapping = mapping
         self.file = file
         self.path = path
+        var values: [String: Node] = [:]
+        for (key, value) in mapping {
+            if let name = key.scalar?.string, values[name] == nil { values[name] = value }
+        }
+        self.values = values
     }
 
     /// Parses `text` and returns its top-level mapping.
     package static func parse(_ text: String, file: String) throws -> YAMLObject {
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            // No implicit tags: every scalar stays text and the accessors below parse it. Resolving tags costs a
+            // regular-expression match per scalar, a third of a CLI command's time.
+            node = try Yams.compose(yaml: text, .basic)
         } catch {
             throw EdgePlanError.invalidFile("not valid YAML: \(error)", file: file)
         }
@@ -34,17 +43,17 @@ package struct YAMLObject {
     private func fieldPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     package func error(_ key: String, _ message: String) -> EdgePlanError {
-        .invalidFile(message, file: file, line: mapping[key]?.mark?.line ?? line, field: fieldPath(key))
+        .invalidFile(message, file: file, line: values[key]?.mark?.line ?? line, field: fieldPath(key))
     }
 
     package func has(_ key: String) -> Bool {
-        guard let node = mapping[key] else { return false }
+        guard let node = values[key] else { return false }
         return node.null == nil
     }
 
     private mutating func node(_ key: String) throws -> Node {
         seen.insert(key)
-        guard let node = mapping[key], node.null == nil else {
+        guard let node = values[key], node.null == nil else {
             let stem = key.split(separator: "_").dropLast().joined(separator: "_")
             let near = mapping.keys.compactMap(\.string).first { $0 != key && !stem.isEmpty && $0.hasPrefix(stem) && !seen.contains($0) }
             let hint = near.map { " (found '\($0)': field names carry their unit, e.g. '\(key)')" } ?? ""
@@ -98,7 +107,10 @@ package struct YAMLObject {
     package mutating func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
         seen.insert(key)
         guard has(key) else { return defaultValue }
-        guard let value = try node(key).bool else { throw error(key, "expected true or false") }
+        let node = try node(key)
+        guard node.scalar?.style == .plain, let text = node.scalar?.string, let value = ["true": true, "false": false][text.lowercased()] else {
+            throw error(key, "expected true or false")
+        }
         return value
     }
 
