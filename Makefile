@@ -1,4 +1,5 @@
-# Build and install EdgePlan: binary, systemd units, sysusers entry, profiles and the default policy.
+# Build and install EdgePlan: binary, systemd units, sysusers entry, journal catalog, profiles, the default policy
+# and shell completions.
 # `make install DESTDIR=/tmp/stage` stages the same tree elsewhere.
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc
@@ -13,6 +14,9 @@ UNITDIR = $(PREFIX)/lib/systemd/system
 SYSUSERSDIR = $(PREFIX)/lib/sysusers.d
 CATALOGDIR = $(PREFIX)/lib/systemd/catalog
 DATADIR = $(PREFIX)/share/edgeplan
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR = $(PREFIX)/share/fish/vendor_completions.d
 
 .PHONY: build install uninstall
 
@@ -27,9 +31,15 @@ install: build
 	install -Dm644 systemd/edgeplan.catalog $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
 	mkdir -p $(DESTDIR)$(DATADIR)/profiles
 	cp -R profiles/. $(DESTDIR)$(DATADIR)/profiles/
+	# Shell completions, generated from the same command definitions as --help.
+	mkdir -p $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	.build/$(CONFIGURATION)/edgeplan --generate-completion-script bash > $(DESTDIR)$(BASHCOMPDIR)/edgeplan
+	.build/$(CONFIGURATION)/edgeplan --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_edgeplan
+	.build/$(CONFIGURATION)/edgeplan --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/edgeplan.fish
 	# An operator's edited policy is never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml || install -Dm644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/edgeplan $(DESTDIR)$(ZSHCOMPDIR)/_edgeplan $(DESTDIR)$(FISHCOMPDIR)/edgeplan.fish
 	rm -rf $(DESTDIR)$(DATADIR)

@@ -13,6 +13,11 @@ trap 'rm -rf "$root"' EXIT
 make -s install DESTDIR="$root" CONFIGURATION=debug
 test -x "$root/usr/local/bin/edgeplan" && test -f "$root/etc/edgeplan/policy.yaml"
 test -f "$root/usr/local/lib/systemd/catalog/edgeplan.catalog"
+# Completions know the subcommands (simulate is one of the newest).
+grep -q simulate "$root/usr/local/share/bash-completion/completions/edgeplan"
+grep -q simulate "$root/usr/local/share/zsh/site-functions/_edgeplan"
+grep -q simulate "$root/usr/local/share/fish/vendor_completions.d/edgeplan.fish"
+bash -n "$root/usr/local/share/bash-completion/completions/edgeplan"
 "$root/usr/local/bin/edgeplan" profile check "$root/usr/local/share/edgeplan/profiles/jetson-agx-orin-64gb"
 mkdir -p "$root/usr/lib/systemd" "$root/bin"
 cp /usr/bin/kill "$root/bin/kill"
