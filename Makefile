@@ -25,7 +25,10 @@ build:
 
 install: build
 	install -Dm755 .build/$(CONFIGURATION)/edgeplan $(DESTDIR)$(BINDIR)/edgeplan
-	install -Dm644 systemd/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.service
+	# The unit names the binary where this install puts it.
+	sed 's|/usr/local/bin/edgeplan|$(BINDIR)/edgeplan|g' systemd/edgeplan.service > edgeplan.service.tmp
+	install -Dm644 edgeplan.service.tmp $(DESTDIR)$(UNITDIR)/edgeplan.service
+	rm -f edgeplan.service.tmp
 	install -Dm644 systemd/edgeplan.socket $(DESTDIR)$(UNITDIR)/edgeplan.socket
 	install -Dm644 systemd/edgeplan.sysusers $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf
 	install -Dm644 systemd/edgeplan.catalog $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog

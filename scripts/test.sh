@@ -26,3 +26,20 @@ units="$root/usr/local/lib/systemd/system"
 systemd-analyze verify --root="$root" "$units/edgeplan.socket" "$units/edgeplan.service"
 systemd-analyze security --offline=true --root="$root" "$units/edgeplan.service" | tail -1
 echo "installed tree and unit files verified"
+# The Debian package: built with dpkg-deb, unpacked into a scratch root, its file list and units checked.
+CONFIGURATION=debug ./scripts/package-deb.sh "$root/dist" > /dev/null
+deb=$(ls "$root"/dist/edgeplan_*.deb)
+pkgroot="$root/pkg"
+dpkg-deb -x "$deb" "$pkgroot"
+for file in usr/bin/edgeplan usr/lib/systemd/system/edgeplan.service usr/lib/systemd/system/edgeplan.socket usr/lib/sysusers.d/edgeplan.conf \
+            usr/lib/systemd/catalog/edgeplan.catalog etc/edgeplan/policy.yaml usr/share/edgeplan/profiles/jetson-agx-orin-64gb/device.yaml \
+            usr/share/bash-completion/completions/edgeplan usr/share/zsh/site-functions/_edgeplan usr/share/fish/vendor_completions.d/edgeplan.fish; do
+    test -e "$pkgroot/$file" || { echo "package lacks $file"; exit 1; }
+done
+dpkg-deb -f "$deb" Package Version Depends
+test "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" = /etc/edgeplan/policy.yaml
+grep -q "ExecStart=/usr/bin/edgeplan serve" "$pkgroot/usr/lib/systemd/system/edgeplan.service"
+mkdir -p "$pkgroot/bin" && cp /usr/bin/kill "$pkgroot/bin/kill"
+cp -r /lib/systemd/system/. "$pkgroot/usr/lib/systemd/system/"
+systemd-analyze verify --root="$pkgroot" "$pkgroot/usr/lib/systemd/system/edgeplan.socket" "$pkgroot/usr/lib/systemd/system/edgeplan.service"
+echo "Debian package built, unpacked and its units verified"
