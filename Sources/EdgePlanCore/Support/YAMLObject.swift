@@ -1,3 +1,4 @@
+import Synchronization
 import Yams
 
 /// A strict reader over one YAML mapping: typed fields, line numbers in errors, unknown keys rejected.
@@ -40,6 +41,22 @@ package struct YAMLObject {
 
     package var line: Int? { mapping.mark?.line }
 
+    /// Every field path a reader asks for while a log is set (`YAMLObject.$keyLog.withValue`): what a file of that
+    /// kind may hold, so its reference can be checked against the decoder.
+    package final class KeyLog: Sendable {
+        private let paths = Mutex<Set<String>>([])
+        package init() {}
+        package var keys: Set<String> { paths.withLock { $0 } }
+        func record(_ path: String) { paths.withLock { _ = $0.insert(path) } }
+    }
+
+    @TaskLocal package static var keyLog: KeyLog?
+
+    private mutating func ask(_ key: String) {
+        seen.insert(key)
+        Self.keyLog?.record(fieldPath(key))
+    }
+
     private func fieldPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     package func error(_ key: String, _ message: String) -> EdgePlanError {
@@ -52,7 +69,7 @@ package struct YAMLObject {
     }
 
     private mutating func node(_ key: String) throws -> Node {
-        seen.insert(key)
+        ask(key)
         guard let node = values[key], node.null == nil else {
             let stem = key.split(separator: "_").dropLast().joined(separator: "_")
             let near = mapping.keys.compactMap(\.string).first { $0 != key && !stem.isEmpty && $0.hasPrefix(stem) && !seen.contains($0) }
@@ -69,7 +86,7 @@ package struct YAMLObject {
     }
 
     package mutating func optionalString(_ key: String) throws -> String? {
-        seen.insert(key)
+        ask(key)
         return has(key) ? try string(key) : nil
     }
 
@@ -86,7 +103,7 @@ package struct YAMLObject {
     }
 
     package mutating func optionalDouble(_ key: String, in range: ClosedRange<Double>? = nil) throws -> Double? {
-        seen.insert(key)
+        ask(key)
         return has(key) ? try double(key, in: range) : nil
     }
 
@@ -100,12 +117,12 @@ package struct YAMLObject {
     }
 
     package mutating func optionalInt(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int? {
-        seen.insert(key)
+        ask(key)
         return has(key) ? try int(key, in: range) : nil
     }
 
     package mutating func bool(_ key: String, default defaultValue: Bool) throws -> Bool {
-        seen.insert(key)
+        ask(key)
         guard has(key) else { return defaultValue }
         let node = try node(key)
         guard node.scalar?.style == .plain, let text = node.scalar?.string, let value = ["true": true, "false": false][text.lowercased()] else {
@@ -121,7 +138,7 @@ package struct YAMLObject {
     }
 
     package mutating func optionalObject(_ key: String) throws -> YAMLObject? {
-        seen.insert(key)
+        ask(key)
         return has(key) ? try object(key) : nil
     }
 
@@ -159,7 +176,7 @@ package struct YAMLObject {
     }
 
     package mutating func optionalStrings(_ key: String) throws -> [String]? {
-        seen.insert(key)
+        ask(key)
         return has(key) ? try strings(key) : nil
     }
 
