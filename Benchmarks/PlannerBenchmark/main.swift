@@ -105,6 +105,35 @@ if let mixText = try? String(contentsOfFile: "workloads/home-robot-mix.yaml", en
 } else {
     print("simulation: skipped (run from the repository root to find workloads/)")
 }
+// Whole CLI processes: start-up, profile and policy decoding, one class's space, the answer. EDGEPLAN_CLI names
+// another binary (the installed, statically linked one, say).
+let cli = ProcessInfo.processInfo.environment["EDGEPLAN_CLI"]
+    ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgeplan").path
+if FileManager.default.isExecutableFile(atPath: cli) {
+    for arguments in [["--version"], ["frontier", "--task", "mmlu-redux"], ["plan", "--task", "mmlu-redux", "--deadline", "5s"]] {
+        var times: [Double] = []
+        for _ in 0..<15 {
+            // posix_spawn and waitpid: Foundation's Process polls for the child's exit in steps of about 50 ms.
+            let argv = ([cli] + arguments).map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            var pid: pid_t = 0
+            let start = now()
+            guard posix_spawn(&pid, cli, &actions, nil, argv, environ) == 0 else { break }
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            times.append(now() - start)
+        }
+        guard !times.isEmpty else { continue }
+        times.sort()
+        print("process `edgeplan \(arguments.joined(separator: " "))`: " + String(format: "median %.1f ms [%.1f–%.1f]", percentile(times, 0.5) * 1e3, times[0] * 1e3, times[times.count - 1] * 1e3) + " (15 runs of \(cli))")
+    }
+}
+
 if ProcessInfo.processInfo.environment["EDGEPLAN_BENCH_ONLY"] == "simulation" { exit(0) }
 
 // Over the socket, against the kernel's floor: a C echo server with Varlink's framing and one C client timing loop
