@@ -172,8 +172,10 @@ let floorSources = "Benchmarks/Floor"
 if FileManager.default.isExecutableFile(atPath: daemonBinary), FileManager.default.fileExists(atPath: "\(floorSources)/floor_client.c") {
     let work = NSTemporaryDirectory() + "edgeplan-floor-\(getpid())"
     try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    // The system's C compiler, or the clang that comes with the Swift toolchain.
+    let compiler = FileManager.default.isExecutableFile(atPath: "/usr/bin/cc") ? "cc" : "clang"
     for name in ["echo_server", "floor_client"] {
-        _ = try run("/usr/bin/env", ["cc", "-O2", "-pthread", "-o", "\(work)/\(name)", "\(floorSources)/\(name).c"])
+        _ = try run("/usr/bin/env", [compiler, "-O2", "-pthread", "-o", "\(work)/\(name)", "\(floorSources)/\(name).c"])
     }
     let echoSocket = "\(work)/echo.sock", daemonSocket = "\(work)/daemon.sock"
     let echo = try start("\(work)/echo_server", [echoSocket], socket: echoSocket)
