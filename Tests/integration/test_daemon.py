@@ -184,3 +184,18 @@ def test_decisions_are_structured_journal_entries(tmp_path):
     # With the journal gone the daemon still plans; the lost entry is counted, not fatal.
     assert result["after_journal_died"]
     assert result["status_after"]["journalFailed"] >= 1
+
+
+def test_the_published_interface_is_the_one_served(daemon):
+    """docs/io.edgeplan.Planner.varlink is what org.varlink.service.GetInterfaceDescription answers, to the byte."""
+    import json
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(daemon["socket"])
+        connection.sendall(json.dumps({"method": "org.varlink.service.GetInterfaceDescription",
+                                       "parameters": {"interface": "io.edgeplan.Planner"}}).encode() + b"\0")
+        data = b""
+        while not data.endswith(b"\0"):
+            data += connection.recv(65536)
+    served = json.loads(data[:-1])["parameters"]["description"]
+    published = open(os.path.join(ROOT, "docs", "io.edgeplan.Planner.varlink")).read()
+    assert served.rstrip("\n") == published.rstrip("\n")

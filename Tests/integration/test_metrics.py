@@ -51,6 +51,13 @@ def test_metrics_textfile_counts_plans_infeasible_and_reports():
         assert sample(text, "edgeplan_plan_duration_seconds_count") == 6
         assert "# TYPE edgeplan_plan_duration_seconds histogram" in text
         assert not [name for name in os.listdir(directory) if name.startswith(".edgeplan.prom") or name.endswith(".tmp")]
+        # docs/metrics.md lists exactly the metrics the code defines, and every one the file holds.
+        import re
+        documented = set(re.findall(r"^\| `(edgeplan_[a-z_]+)` \|", open(os.path.join(ROOT, "docs", "metrics.md")).read(), re.M))
+        defined = set(re.findall(r'label: "(edgeplan_[a-z_]+)"', open(os.path.join(ROOT, "Sources", "EdgePlanDaemon", "Observability", "DaemonMetrics.swift")).read()))
+        written = set(re.findall(r"^# TYPE (edgeplan_[a-z_]+) ", text, re.M))
+        assert documented == defined, (documented ^ defined)
+        assert written <= documented and len(written) >= 9, written - documented
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
