@@ -62,3 +62,42 @@ def test_metrics_textfile_counts_plans_infeasible_and_reports():
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_decision_sampling_is_counted_and_the_level_applies():
+    """journal.decisions_every: 4 journals one decision in four and counts the rest in the metrics; a level above
+    info writes none. Without a journal socket the daemon writes its entries to stderr, which this test reads."""
+    directory = tempfile.mkdtemp(prefix="ep-sampling-", dir="/tmp")
+    path = os.path.join(directory, "planner.sock")
+    textfile = os.path.join(directory, "edgeplan.prom")
+    policy = os.path.join(directory, "policy.yaml")
+    default = open(os.path.join(ROOT, "policies", "default.yaml")).read()
+    journal_socket = os.path.exists("/run/systemd/journal/socket")
+    try:
+        for level, decided in [("info", 5), ("warning", 0)]:
+            open(policy, "w").write(default + f"journal:\n  level: {level}\n  decisions_every: 4\n")
+            stderr = open(os.path.join(directory, f"stderr-{level}"), "w")
+            process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--policy", policy, "--metrics-textfile", textfile,
+                                        "--metrics-interval", "100ms"], stderr=stderr)
+            try:
+                wait_until_answers(path)
+                with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+                    for _ in range(20):
+                        planner.Plan(task="mmlu-redux", deadlineMs=10000.0)
+                text = ""
+                for _ in range(100):
+                    text = open(textfile).read() if os.path.exists(textfile) else ""
+                    if sample(text, "edgeplan_decisions_sampled_out_total") == 15:
+                        break
+                    time.sleep(0.1)
+                assert sample(text, "edgeplan_decisions_sampled_out_total") == 15
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=20)
+                stderr.close()
+            if not journal_socket:
+                lines = open(os.path.join(directory, f"stderr-{level}")).read().count("plan decided")
+                assert lines == decided, (level, lines)
+            os.unlink(textfile)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

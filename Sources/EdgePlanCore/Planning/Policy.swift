@@ -85,6 +85,26 @@ public struct LearningPolicy: Sendable, Equatable, Hashable {
     }
 }
 
+/// What the daemon writes to the journal: a level, and how many decisions it writes.
+public struct JournalPolicy: Sendable, Equatable, Hashable {
+    /// Severity levels, most verbose first (syslog's, as swift-log names them).
+    public enum Level: String, Sendable, Equatable, Hashable, CaseIterable, Comparable {
+        case trace, debug, info, notice, warning, error, critical
+        public static func < (a: Level, b: Level) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+    }
+
+    /// Entries below this level are not written.
+    public var level: Level
+    /// One decision in this many is journaled (1: every one); the rest are counted in the metrics, so journald's
+    /// rate limit never drops decisions silently.
+    public var decisionsEvery: Int
+
+    public init(level: Level = .info, decisionsEvery: Int = 1) {
+        self.level = level
+        self.decisionsEvery = decisionsEvery
+    }
+}
+
 /// Which latency a plan is judged at.
 public enum LatencyBasis: String, Sendable, Equatable, Hashable, CaseIterable {
     /// The policy's percentile of the longest sample (the default).
@@ -118,6 +138,7 @@ public struct Policy: Sendable, Equatable {
     public var explore: Exploration
     public var latencyBasis: LatencyBasis = .percentile
     public var learning: LearningPolicy
+    public var journal = JournalPolicy()
     public var reporting = ReportingPolicy()
     public var defaultTask: TaskPolicy
     public var tasks: [String: TaskPolicy]

@@ -45,6 +45,16 @@ public enum PolicyDecoder {
             policy.learning.minPlausibleSuccessRatio = try learning.optionalDouble("min_plausible_success_ratio", in: 0...1) ?? policy.learning.minPlausibleSuccessRatio
             try learning.finish()
         }
+        if var journal = try root.optionalObject("journal") {
+            if let level = try journal.optionalString("level") {
+                guard let value = JournalPolicy.Level(rawValue: level) else {
+                    throw journal.error("level", "unknown level '\(level)'; use \(JournalPolicy.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                policy.journal.level = value
+            }
+            policy.journal.decisionsEvery = try journal.optionalInt("decisions_every", in: 1...1_000_000) ?? policy.journal.decisionsEvery
+            try journal.finish()
+        }
         if var reporting = try root.optionalObject("reporting") {
             policy.reporting = ReportingPolicy(users: try reporting.optionalStrings("users") ?? [], groups: try reporting.optionalStrings("groups"))
             try reporting.finish()

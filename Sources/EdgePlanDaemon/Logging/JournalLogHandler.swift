@@ -25,6 +25,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        guard sink.admits(event.level) else { return }
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         // Turning metadata into journal fields happens on the sink's thread, off the request path.
@@ -130,6 +131,13 @@ public final class JournalSink: Sendable {
         thread.name = "edgeplan-journal"
         thread.start()
     }
+
+    /// The least severe level written (the policy's `journal.level`); entries below it are not written.
+    private let minimumLevel = Mutex<Logger.Level>(.info)
+
+    public func setLevel(_ level: Logger.Level) { minimumLevel.withLock { $0 = level } }
+
+    func admits(_ level: Logger.Level) -> Bool { level >= minimumLevel.withLock { $0 } }
 
     /// Entries written, dropped because the queue was full, and refused by the journal.
     public var counters: (written: Int, dropped: Int, failed: Int) { state.withLock { ($0.written, $0.dropped, $0.failed) } }

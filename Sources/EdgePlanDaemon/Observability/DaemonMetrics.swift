@@ -17,6 +17,7 @@ public final class DaemonMetrics: Sendable {
     let reportsAccepted: CoreMetrics.Counter
     let reportsRefused: CoreMetrics.Counter
     let planDuration: CoreMetrics.Timer
+    let decisionsSampledOut: CoreMetrics.Counter
 
     /// Bootstraps swift-metrics with a Prometheus factory (once per process) and creates the daemon's metrics.
     public init() {
@@ -29,6 +30,7 @@ public final class DaemonMetrics: Sendable {
         reportsAccepted = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "accepted")])
         reportsRefused = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "refused")])
         planDuration = CoreMetrics.Timer(label: "edgeplan_plan_duration_seconds")
+        decisionsSampledOut = CoreMetrics.Counter(label: "edgeplan_decisions_sampled_out_total")
     }
 
     /// Sets the gauges from the service's and the watchdog's state (called before each write).

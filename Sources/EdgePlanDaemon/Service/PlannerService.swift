@@ -34,6 +34,8 @@ public final class PlannerService: Sendable {
         public var rejectedConnections = 0
         public var idleClosed = 0
         public var reloads = 0
+        /// Decisions not journaled because of the policy's `journal.decisions_every`.
+        public var decisionsSampledOut = 0
     }
 
     private let snapshot: Mutex<Planner>
@@ -63,6 +65,19 @@ public final class PlannerService: Sendable {
         self.loader = loader
         self.logger = logger
         self.journal = journal
+        journal?.setLevel(Self.level(planner.policy.journal.level))
+    }
+
+    static func level(_ level: JournalPolicy.Level) -> Logger.Level {
+        switch level {
+        case .trace: .trace
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        case .critical: .critical
+        }
     }
 
     public var planner: Planner { snapshot.withLock { $0 } }
@@ -90,6 +105,7 @@ public final class PlannerService: Sendable {
             Self.warm(fresh)
             snapshot.withLock { $0 = fresh }
             authorizer.withLock { $0 = reporters }
+            journal?.setLevel(Self.level(fresh.policy.journal.level))
             reloadError.withLock { $0 = nil }
             counters.withLock { $0.reloads += 1 }
             logger.notice("reloaded policy and profile", metadata: [
@@ -150,11 +166,19 @@ public final class PlannerService: Sendable {
         }
         switch outcome {
         case let .plan(plan):
-            counters.withLock { $0.plans += 1 }
+            let every = planner.policy.journal.decisionsEvery
+            let journaled = counters.withLock { counters -> Bool in
+                counters.plans += 1
+                guard every == 1 || counters.plans % every == 0 else {
+                    counters.decisionsSampledOut += 1
+                    return false
+                }
+                return true
+            }
             if let id = plan.requestID {
                 memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens, predictedAccuracy: plan.accuracy))
             }
-            journalDecision(plan)
+            if journaled { journalDecision(plan) } else { metrics?.decisionsSampledOut.increment() }
         case let .infeasible(reason):
             counters.withLock { $0.infeasible += 1 }
             logger.warning("no feasible plan: \(reason.message)", metadata: [
@@ -281,7 +305,7 @@ public final class PlannerService: Sendable {
     /// Journals a decision. With the daemon's journal sink the fields are formatted on its writer thread (the
     /// event loop only hands over the plan); otherwise through the logger.
     private func journalDecision(_ plan: Plan, file: String = #fileID, line: UInt = #line, function: String = #function) {
-        guard logger.logLevel <= .info else { return }
+        guard logger.logLevel <= .info, journal?.admits(.info) ?? true else { return }
         guard let journal else {
             logger.info("plan decided", metadata: Self.decisionMetadata(plan))
             return
