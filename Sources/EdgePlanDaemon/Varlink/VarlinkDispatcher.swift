@@ -197,8 +197,12 @@ public struct VarlinkDispatcher: Sendable {
                 let tokens = samples.isEmpty ? (parallel == 1 ? output.map { [$0] } ?? [] : []) : samples
                 let learned = LearningOutcome(taskClass: remembered.taskClass, configuration: remembered.configuration, correct: correct,
                                               sampleOutputTokens: tokens, peer: peer)
-                if let watchdog { watchdog.learn(learned) } else { service.learn(learned) }
-                learning = "queued"
+                if let watchdog {
+                    learning = watchdog.learn(learned) ? "queued" : "dropped: the learning queue is full"
+                } else {
+                    service.learn(learned)
+                    learning = "queued"
+                }
             } else {
                 learning = "already reported"
             }

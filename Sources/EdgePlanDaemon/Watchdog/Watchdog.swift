@@ -85,9 +85,10 @@ public final class Watchdog: Sendable {
     }
 
     /// Learns from a remembered plan's outcome on the background queue and stores it, so it survives restarts.
-    public func learn(_ outcome: LearningOutcome) {
-        let admitted = admit()
-        guard admitted else { return }
+    /// Returns false when the queue is full: the outcome is dropped and counted.
+    @discardableResult
+    public func learn(_ outcome: LearningOutcome) -> Bool {
+        guard admit() else { return false }
         queue.async { [self] in
             defer { backlog.withLock { $0.waiting -= 1 } }
             let refusals = service.learn(outcome)
@@ -95,6 +96,7 @@ public final class Watchdog: Sendable {
             guard !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap) && !refusals.contains(.unknownConfiguration) else { return }
             do { try store?.appendOutcome(outcome, at: clock()) } catch { storageFailed("store an outcome", error) }
         }
+        return true
     }
 
     /// Queues one report to be stored and judged; returns whether it was queued (false when the backlog is full:
