@@ -118,11 +118,16 @@ public struct Learner: Sendable {
     /// Each configuration's voted grid, computed once per abstention step.
     private var votedGrids: [GridKey: VotedGrid] = [:]
 
-    private mutating func votedGrid(_ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> VotedGrid {
-        var vote = vote
+    /// The grid key of a configuration's vote, and the vote with its abstention rounded to that key's step.
+    private static func gridKey(_ entry: LearnedOverlay.Key, _ vote: VoteContext) -> (GridKey, VoteContext) {
+        var quantized = vote
         let step = Int((vote.abstention / 0.005).rounded())
-        vote.abstention = Double(step) * 0.005
-        let key = GridKey(entry: entry, abstentionStep: step)
+        quantized.abstention = Double(step) * 0.005
+        return (GridKey(entry: entry, abstentionStep: step), quantized)
+    }
+
+    private mutating func votedGrid(_ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> VotedGrid {
+        let (key, vote) = Self.gridKey(entry, vote)
         if let cached = votedGrids[key] { return cached }
         let values = AccuracyPosterior.votedGrid(p0: p0, vote: vote)
         let grid = VotedGrid(accuracy: values, logCorrect: AccuracyPosterior.logLikelihood(values, correct: true),
@@ -134,10 +139,8 @@ public struct Learner: Sendable {
     /// A configuration's learned estimate: read off its voted grid when one is at hand (the learning path builds
     /// them), otherwise voted at the summary's twelve points alone rather than building the grid's 121.
     private func estimateOnGrid(_ summary: AccuracyPosterior.Summary, _ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> AccuracyEstimate {
-        var quantized = vote
-        let step = Int((vote.abstention / 0.005).rounded())
-        quantized.abstention = Double(step) * 0.005
-        if let grid = votedGrids[GridKey(entry: entry, abstentionStep: step)] { return AccuracyPosterior.estimate(summary, votedGrid: grid.accuracy) }
+        let (key, quantized) = Self.gridKey(entry, vote)
+        if let grid = votedGrids[key] { return AccuracyPosterior.estimate(summary, votedGrid: grid.accuracy) }
         return AccuracyPosterior.estimate(summary, p0: p0, vote: quantized)
     }
 

@@ -68,17 +68,8 @@ public final class PlannerService: Sendable {
         journal?.setLevel(Self.level(planner.policy.journal.level))
     }
 
-    static func level(_ level: JournalPolicy.Level) -> Logger.Level {
-        switch level {
-        case .trace: .trace
-        case .debug: .debug
-        case .info: .info
-        case .notice: .notice
-        case .warning: .warning
-        case .error: .error
-        case .critical: .critical
-        }
-    }
+    /// The policy's journal level as swift-log names it (the names are the same).
+    static func level(_ level: JournalPolicy.Level) -> Logger.Level { Logger.Level(rawValue: level.rawValue)! }
 
     public var planner: Planner { snapshot.withLock { $0 } }
     public var lastReloadError: String? { reloadError.withLock { $0 } }
