@@ -1,6 +1,8 @@
 import EdgePlanCore
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 import Synchronization
 
 /// `edgeplan serve`: loads the snapshot, listens, talks to systemd, reloads on SIGHUP, drains on SIGTERM.
@@ -43,7 +45,8 @@ public enum Daemon {
         }
     }
 
-    public static func run(_ options: Options) throws -> Never {
+    /// Serves until SIGTERM or SIGINT, then stops gracefully and returns.
+    public static func run(_ options: Options) async throws {
         let sink = JournalSink.automatic()
         LoggingSystem.bootstrap { JournalLogHandler(label: $0, sink: sink) }
         let logger = Logger(label: "edgeplan")
@@ -107,75 +110,47 @@ public enum Daemon {
         let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog, reload: reload),
                                        threads: options.threads, limits: options.limits)
 
-        signal(SIGHUP, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
-        let queue = DispatchQueue(label: "edgeplan.control")
-        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
-        hangup.setEventHandler { _ = reload() }
-        hangup.resume()
         let writeMetrics: @Sendable () -> Void = {
             guard let metrics, let path = options.metricsTextfile else { return }
             do { try metrics.write(to: path, service: service, watchdog: watchdog) } catch {
                 logger.warning("cannot write metrics: \(error)", metadata: ["path": "\(path)"])
             }
         }
-        // Set once SIGTERM or SIGINT began the stop: the main thread, woken when the listener closes, then leaves
-        // the exit to the stop sequence, which still drains queued reports.
-        let stopping = Mutex(false)
-        let stop: @Sendable () -> Void = {
-            stopping.withLock { $0 = true }
-            logger.notice("stopping: draining connections")
-            notifier.stopping(status: "draining")
-            server.shutdown()
-            watchdog.drain()
-            writeMetrics()
-            sink.flush()
-            exit(0)
-        }
-        let terminate = DispatchSource.makeSignalSource(signal: SIGTERM, queue: queue)
-        terminate.setEventHandler(handler: stop)
-        terminate.resume()
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: queue)
-        interrupt.setEventHandler(handler: stop)
-        interrupt.resume()
-
-        var watchdogTimer: (any DispatchSourceTimer)?
-        if let interval = notifier.watchdogInterval {
-            let timer = DispatchSource.makeTimerSource(queue: queue)
-            let half = interval / 2
-            let nanos = Int(half.components.seconds) * 1_000_000_000 + Int(half.components.attoseconds / 1_000_000_000)
-            timer.schedule(deadline: .now(), repeating: .nanoseconds(max(nanos, 1_000_000)))
-            timer.setEventHandler {
-                if healthy(service) { notifier.watchdog() } else { logger.critical("health check failed: the solver does not answer") }
-            }
-            timer.resume()
-            watchdogTimer = timer
-        }
-        _ = watchdogTimer
-        let metricsTimer = DispatchSource.makeTimerSource(queue: queue)
+        var periodic = [PeriodicTasks.Task(interval: .seconds(1)) { watchdog.tick() }]
         if options.metricsTextfile != nil {
-            metricsTimer.schedule(deadline: .now(), repeating: .milliseconds(max(10, Int(options.metricsInterval * 1000))))
-            metricsTimer.setEventHandler(handler: writeMetrics)
-            metricsTimer.resume()
+            periodic.append(.init(interval: .milliseconds(max(10, Int(options.metricsInterval * 1000))), body: writeMetrics))
         }
-        let calibrationTimer = DispatchSource.makeTimerSource(queue: queue)
-        calibrationTimer.schedule(deadline: .now(), repeating: .seconds(1))
-        calibrationTimer.setEventHandler { watchdog.tick() }
-        calibrationTimer.resume()
+        if let interval = notifier.watchdogInterval {
+            periodic.append(.init(interval: max(interval / 2, .milliseconds(1))) {
+                if healthy(service) { notifier.watchdog() } else { logger.critical("health check failed: the solver does not answer") }
+            })
+        }
+        // Stopping (SIGTERM, SIGINT) runs the services' shutdown in reverse order: the listener quiesces, the
+        // timers stop, then the queued reports are drained, all inside the unit's TimeoutStopSec (10 s).
+        let services: [any Service] = [
+            ShutdownDrain {
+                watchdog.drain()
+                writeMetrics()
+                sink.flush()
+            },
+            PeriodicTasks(tasks: periodic),
+            HangupReload { _ = reload() },
+            VarlinkService(server: server, quiesceTimeout: .seconds(4)) {
+                logger.notice("stopping: draining connections")
+                notifier.stopping(status: "draining")
+            },
+        ]
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(8)
 
         let planner = service.planner
         logger.notice("ready", metadata: ["profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)"])
         notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
-        server.wait()
-        if stopping.withLock({ $0 }) {
-            // The stop sequence drains and exits; returning here would cut it short.
-            while true { sleep(60) }
-        }
-        watchdog.drain()
+        try await ServiceGroup(configuration: configuration).run()
         sink.flush()
-        exit(0)
     }
 
     /// The health check behind WATCHDOG=1: the current snapshot must solve a canned request.

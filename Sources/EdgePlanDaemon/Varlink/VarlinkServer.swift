@@ -1,7 +1,9 @@
 import CSystemd
 import EdgePlanCore
 import NIOCore
+import NIOExtras
 import NIOPosix
+import Synchronization
 
 /// A message longer than ``NULFrameDecoder/maxFrameBytes``: the connection is closed and the event counted.
 struct FrameTooLarge: Error {}
@@ -70,6 +72,15 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
             context.close(promise: nil)
             return
         }
+        // Stopping: every call already read has its reply written (calls are answered as they are read);
+        // close once those replies have left, so no client loses an answer it was owed.
+        if event is ChannelShouldQuiesceEvent {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -122,12 +133,34 @@ public final class VarlinkServer: Sendable {
 
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
+    private let quiescing: ServerQuiescingHelper
+    private let drained = Mutex<EventLoopFuture<Void>?>(nil)
 
     public init(endpoint: Endpoint, dispatcher: VarlinkDispatcher, threads: Int = System.coreCount, limits: Limits = Limits()) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        do {
+            (channel, quiescing) = try Self.listen(endpoint, group: group, dispatcher: dispatcher, limits: limits)
+        } catch {
+            // The quiescing helper of a failed listen is gone by now; it needed the event loops to go.
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+        self.group = group
+    }
+
+    private static func listen(_ endpoint: Endpoint, group: MultiThreadedEventLoopGroup, dispatcher: VarlinkDispatcher,
+                               limits: Limits) throws -> (any Channel, ServerQuiescingHelper) {
+        if case let .path(path) = endpoint { try claim(path) }
         let open = dispatcher.service.connections
+        let quiescing = ServerQuiescingHelper(group: group)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
+            // Every accepted connection is collected, so that stopping can ask each to finish and close.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: limits.writeHighWaterBytes / 4, high: limits.writeHighWaterBytes))
             .childChannelInitializer { channel in
@@ -136,26 +169,23 @@ public final class VarlinkServer: Sendable {
                     return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TooManyConnectionsHandler(limit: limits.maxConnections)) }
                 }
                 channel.closeFuture.whenComplete { _ in open.leave() }
-                return Self.peerIdentity(channel).flatMapThrowing { peer in
+                return peerIdentity(channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000))))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer))
                 }
             }
-        do {
-            switch endpoint {
-            case let .descriptor(fd): channel = try bootstrap.withBoundSocket(fd).wait()
-            case let .path(path):
-                try Self.claim(path)
-                channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
-                // Readable and writable by the owner and the group only, whatever the umask.
-                guard chmod(path, 0o660) == 0 else { throw EdgePlanError(.io, "cannot set the socket's mode to 0660", file: path) }
+        switch endpoint {
+        case let .descriptor(fd): return (try bootstrap.withBoundSocket(fd).wait(), quiescing)
+        case let .path(path):
+            let channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            // Readable and writable by the owner and the group only, whatever the umask.
+            guard chmod(path, 0o660) == 0 else {
+                channel.close(promise: nil)
+                throw EdgePlanError(.io, "cannot set the socket's mode to 0660", file: path)
             }
-        } catch {
-            try? group.syncShutdownGracefully()
-            throw error
+            return (channel, quiescing)
         }
-        self.group = group
     }
 
     /// The connecting process's user id (SO_PEERCRED); a connection whose credentials cannot be read is refused.
@@ -193,13 +223,33 @@ public final class VarlinkServer: Sendable {
         }
     }
 
-    /// Stops accepting, lets in-flight replies go out, then stops the event loops.
-    public func shutdown() {
-        try? channel.close().wait()
-        try? group.syncShutdownGracefully()
+    /// Stops accepting and asks every connection to close once the replies it is owed have left. Idempotent.
+    public func beginQuiescing() {
+        let promise = group.next().makePromise(of: Void.self)
+        let first = drained.withLock { drained -> Bool in
+            guard drained == nil else { return false }
+            drained = promise.futureResult
+            return true
+        }
+        if first { quiescing.initiateShutdown(promise: promise) } else { promise.succeed() }
     }
 
-    public func wait() {
-        try? channel.closeFuture.wait()
+    /// Quiesces, waits for the connections to close, and stops the event loops. Connections still open after
+    /// `timeout` (a client that never reads its replies) are closed with them.
+    public func quiesce(timeout: Duration) async {
+        beginQuiescing()
+        let drained = self.drained.withLock { $0 }!
+        await withTaskGroup(of: Void.self) { race in
+            race.addTask { try? await drained.get() }
+            race.addTask { try? await Task.sleep(for: timeout) }
+            await race.next()
+            race.cancelAll()
+        }
+        try? await group.shutdownGracefully()
+    }
+
+    /// Returns when the listener closes, by quiescing or because it failed.
+    public func closed() async {
+        try? await channel.closeFuture.get()
     }
 }

@@ -37,7 +37,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try Daemon.run(.init(
+            try await Daemon.run(.init(
                 socketPath: socket, policyPath: snapshot.policy, profileDirectory: snapshot.profile, threads: threads,
                 stateDirectory: stateDir ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) },
                 railSource: rails, sysfsRoot: sysfsRoot, sampleInterval: try parseSeconds(sampleInterval, "sample-interval"),
