@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 
 import pytest
 import varlink
@@ -148,3 +149,126 @@ def test_a_full_disk_shows_in_status_and_the_daemon_keeps_planning(directory):
     assert result["status"]["storageFailures"] > 0
     assert "full" in (result["status"]["lastStorageError"] or "").lower() or "disk" in (result["status"]["lastStorageError"] or "").lower()
     assert result["exit"] == 0
+
+
+def calls_as_nobody(path, method, parameter_list):
+    """Many calls on one connection from a child that has become nobody; returns the replies."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        replies = []
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            with socket.socket(socket.AF_UNIX) as client:
+                client.connect(path)
+                buffer = b""
+                for parameters in parameter_list:
+                    client.sendall(json.dumps({"method": method, "parameters": parameters}).encode() + b"\0")
+                    while b"\0" not in buffer:
+                        buffer += client.recv(65536)
+                    frame, buffer = buffer.split(b"\0", 1)
+                    replies.append(json.loads(frame))
+            os.write(write, json.dumps(replies).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    data = b""
+    while True:
+        chunk = os.read(read, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+def wait_for_queue(planner):
+    for _ in range(400):
+        if planner.Status()["calibration"]["pendingReports"] == 0:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_lying_peer_is_refused_outvoted_and_rolled_back(directory):
+    """1,000 hostile reports: refused from an unauthorized peer; from an authorized one that reports 60 % of the
+    true latency they move no prediction by more than 10 %, genuine reports are still accepted, and a
+    recalibration the liar's runs carried alone is rolled back once genuine runs disagree."""
+    path = os.path.join(directory, "planner.sock")
+    state = os.path.join(directory, "state")
+    policy = os.path.join(directory, "policy.yaml")
+    default = open(os.path.join(ROOT, "policies", "default.yaml")).read()
+    with open(policy, "w") as handle:
+        handle.write(default)
+    process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--state-dir", state, "--policy", policy],
+                               stderr=subprocess.DEVNULL)
+    wait_until_answers(path, process)
+    os.chmod(directory, 0o755)
+    os.chmod(path, 0o666)
+    try:
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            plan = planner.Plan(task="mmlu-redux", deadlineMs=10000.0)["plan"]
+            shape = {key: plan[key] for key in ("model", "quantization", "mode", "tokenBudget", "parallel", "inputTokens") if plan.get(key) is not None}
+            outputs = [150, 300, 600, 1200]
+            # The profile's prediction for each output length: a probe report near it, whose reply says it exactly.
+            truth = {}
+            for output in outputs:
+                reply = planner.Report(requestId=f"probe-{output}", outputTokens=output, latencyMs=plan["predicted"]["latencyMs"] * output / plan["predicted"]["meanOutputTokens"], **shape)
+                truth[output] = reply["predictedLatencyMs"]
+
+            def genuine(tag, count):
+                for index in range(count):
+                    output = outputs[index % len(outputs)]
+                    reply = planner.Report(requestId=f"{tag}-{index}", outputTokens=output, latencyMs=truth[output] * (1 + 0.01 * ((index % 5) - 2)), **shape)
+                    assert reply["accepted"], reply
+
+            def lies(tag, count):
+                return [dict(requestId=f"{tag}-{index}", outputTokens=outputs[index % len(outputs)],
+                             latencyMs=0.6 * truth[outputs[index % len(outputs)]], **shape) for index in range(count)]
+
+            def predictions(tag):
+                return {output: planner.Report(requestId=f"{tag}-{output}", outputTokens=output, latencyMs=truth[output], **shape)["predictedLatencyMs"]
+                        for output in outputs}
+
+            # 1. Not among the reporters: every one of 1,000 reports is refused.
+            refused = calls_as_nobody(path, "io.edgeplan.Planner.Report", lies("unauthorized", 1000))
+            assert all(reply.get("error") == "org.varlink.service.PermissionDenied" for reply in refused)
+            assert planner.Status()["refusedReports"] == 1000
+
+            # 2. Authorized (nobody added to the reporters), lying, alongside a genuine reporter.
+            with open(policy, "w") as handle:
+                handle.write(default + "reporting:\n  users: [nobody]\n")
+            planner.Reload()
+            genuine("before", 40)
+            for round in range(10):
+                replies = calls_as_nobody(path, "io.edgeplan.Planner.Report", lies(f"lie-{round}", 100))
+                assert all(reply["parameters"]["accepted"] for reply in replies)
+                genuine(f"genuine-{round}", 10)
+            wait_for_queue(planner)
+            after = predictions("check")
+            moved = {output: after[output] / truth[output] - 1 for output in outputs}
+            print("authorized liar, 1,000 reports at 60 %: predictions moved by " + ", ".join(f"{100 * value:+.1f} %" for value in moved.values()))
+            assert all(abs(value) <= 0.10 for value in moved.values()), moved
+
+            # 3. A recalibration the liar's runs carried alone is rolled back once genuine runs disagree.
+            rolled_back_before = planner.Status()["calibration"]["rolledBack"]
+            planner.Reload()  # a fresh calibration baseline
+            calls_as_nobody(path, "io.edgeplan.Planner.Report", lies("alone", 60))
+            wait_for_queue(planner)
+            fooled = predictions("fooled")
+            assert planner.Status()["calibration"]["recalibrations"] >= 1
+            assert fooled[600] < 0.8 * truth[600], fooled
+            genuine("after", 12)
+            wait_for_queue(planner)
+            calibration = planner.Status()["calibration"]
+            restored = predictions("restored")
+            print(f"liar alone: {fooled[600]:.0f} ms predicted for {truth[600]:.0f} ms; after genuine runs: {restored[600]:.0f} ms; "
+                  f"rolled back {calibration['rolledBack'] - rolled_back_before} (before: {rolled_back_before}), last event: {calibration['lastEvent']}")
+            assert calibration["rolledBack"] > rolled_back_before
+            assert all(abs(restored[output] / truth[output] - 1) <= 0.10 for output in outputs)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0

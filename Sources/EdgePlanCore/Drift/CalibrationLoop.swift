@@ -1,3 +1,5 @@
+import Foundation
+
 /// The watchdog's decisions, free of I/O: feeds reported runs to a ``DriftMonitor`` per model variant,
 /// keeps a bounded window of runs, and refits a variant when it drifts or when a periodic refit is due.
 ///
@@ -12,6 +14,9 @@ public struct CalibrationLoop: Sendable {
         case recalibrated(VariantID, Recalibrator.Outcome, profile: ProfileSet)
         /// A refit was tried and the current profile kept.
         case refitRejected(VariantID, Recalibrator.Outcome)
+        /// Other peers' runs disagreed with a recalibration that `peer`'s runs dominated: the variants it changed
+        /// are back as they were, and that peer's runs have left the window. `profile` is the snapshot to swap in.
+        case rolledBack(VariantID, peer: UInt32?, reason: String, profile: ProfileSet)
     }
 
     public private(set) var profile: ProfileSet
@@ -25,7 +30,25 @@ public struct CalibrationLoop: Sendable {
     public var propagationThreshold = 0.1
     /// The least time between two refits of one variant.
     public var minimumRefitIntervalS = 30.0
+    /// What one reporting peer may weigh in a refit.
+    public var peerEvidence = PeerEvidence()
+    /// Runs from peers other than the one that dominated a recalibration that confirm it or roll it back.
+    public var probationRuns = 8
+    /// A recalibration is rolled back when other peers' median error under it exceeds both this (relative)
+    /// and twice their error under the profile it replaced.
+    public var rollbackError = 0.1
     private let startedAt: Double
+
+    /// A recalibration that other peers have not yet confirmed.
+    private struct Probation {
+        /// The peer whose runs dominated the fit.
+        var fitPeer: UInt32?
+        /// Each variant the recalibration changed: as installed and as it was before.
+        var changes: [(installed: ModelVariant, previous: ModelVariant)]
+        /// Other peers' absolute log errors under the new and the previous variant.
+        var newErrors: [Double] = []
+        var previousErrors: [Double] = []
+    }
 
     /// What the loop keeps per variant: one record, so a report looks its variant up once.
     private struct VariantState {
@@ -38,6 +61,8 @@ public struct CalibrationLoop: Sendable {
         var newRuns = 0
         /// When the variant was last refitted.
         var lastRefit: Double?
+        /// The last recalibration, until other peers' runs confirm it.
+        var probation: Probation?
     }
 
     private var variants: [VariantID: VariantState] = [:]
@@ -88,6 +113,11 @@ public struct CalibrationLoop: Sendable {
             if let from = state.pendingFrom { state.pendingFrom = max(0, from - excess) }
         }
         state.newRuns += 1
+        if state.probation != nil, let peer = run.peer, peer != state.probation!.fitPeer,
+           let rollback = judgeProbation(&state, run: run, predicted: predicted, at: now) {
+            state.monitor = monitor
+            return [rollback]
+        }
         switch monitor.observe(predicted: predicted, observed: run.latencyS, at: now) {
         case .baselineComplete?:
             events.append(.baselineComplete(run.variant))
@@ -140,15 +170,48 @@ public struct CalibrationLoop: Sendable {
         return [.contextChanged(from: previous, to: value)]
     }
 
+    /// Adds a run from another peer to a recalibration's probation; rolls the recalibration back when those
+    /// peers' runs fit the previous variant markedly better.
+    private mutating func judgeProbation(_ state: inout VariantState, run: RunReport, predicted: Double, at now: Double) -> Event? {
+        guard var probation = state.probation, let previous = probation.changes.first(where: { $0.installed.id == run.variant })?.previous else { return nil }
+        let before = Predictor(device: profile.device).latencyS(previous, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
+        probation.newErrors.append(abs(log(run.latencyS / predicted)))
+        probation.previousErrors.append(abs(log(run.latencyS / before)))
+        guard probation.newErrors.count >= probationRuns else {
+            state.probation = probation
+            return nil
+        }
+        state.probation = nil
+        let underNew = RobustRegression.median(probation.newErrors)
+        let underPrevious = RobustRegression.median(probation.previousErrors)
+        guard underNew > log(1 + rollbackError) && underNew > 2 * underPrevious else { return nil }
+        // Undo only what is still as the recalibration left it.
+        for change in probation.changes where profile.variants[change.installed.id] == change.installed {
+            profile = profile.replacing(change.previous)
+        }
+        state.runs.removeAll { $0.peer == probation.fitPeer }
+        state.pendingFrom = nil
+        state.monitor?.recalibrated(at: now)
+        let who = probation.fitPeer.map { "peer \($0)" } ?? "unknown peers"
+        let reason = "\(probationRuns) runs of other peers err by \(((exp(underNew) - 1) * 100).significantDigits(3)) % (median) under the fit \(who) dominated, \(((exp(underPrevious) - 1) * 100).significantDigits(3)) % under the previous profile"
+        return .rolledBack(run.variant, peer: probation.fitPeer, reason: reason, profile: profile)
+    }
+
     /// Refits one variant, whose state the caller has taken out of `variants` (so it is not copied).
     private mutating func refit(_ id: VariantID, _ state: inout VariantState, runs: ArraySlice<RunReport>, at now: Double, label: String) -> [Event] {
         // Rate limit: a flood of reports cannot make the profile churn.
         if let last = state.lastRefit, now - last < minimumRefitIntervalS { return [] }
         state.lastRefit = now
         state.newRuns = 0
+        // No one peer outvotes the rest, and a fit must not pull away from any peer's own runs.
+        let runs = peerEvidence.capped(runs)
         guard let variant = profile.variants[id],
-              let outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
+              var outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
         else { return [] }
+        if outcome.accepted, let disagreement = peerEvidence.disagreement(current: variant, candidate: outcome.candidate, device: profile.device, runs: runs) {
+            outcome.accepted = false
+            outcome.reason = "kept: \(disagreement)"
+        }
         let afterDrift = state.pendingFrom != nil
         state.pendingFrom = nil
         guard outcome.accepted else {
@@ -156,6 +219,7 @@ public struct CalibrationLoop: Sendable {
             return [.refitRejected(id, outcome)]
         }
         var next = profile.replacing(outcome.candidate)
+        var changes = [(installed: outcome.candidate, previous: variant)]
         // A device that slowed (throttling, a lower power mode) slows every model: carry the drift over to
         // variants that have not reported yet, until their own reports refit them.
         let ratio = outcome.candidate.decodeLatency.nSPerToken / variant.decodeLatency.nSPerToken
@@ -166,6 +230,7 @@ public struct CalibrationLoop: Sendable {
                     mSPerToken2: other.decodeLatency.mSPerToken2 * ratio, nSPerToken: other.decodeLatency.nSPerToken * ratio,
                     source: "scaled by \(ratio.significantDigits(4)) with the drift of \(id) (provisional); was: \(other.decodeLatency.source)")
                 next.variants[other.id] = scaled
+                changes.append((installed: scaled, previous: other))
                 variants[other.id]?.monitor?.resume(at: now)
             }
             next = next.replacing(next.variants[id]!)
@@ -173,6 +238,7 @@ public struct CalibrationLoop: Sendable {
         profile = next
         recalibrations += 1
         state.monitor?.recalibrated(at: now)
+        state.probation = Probation(fitPeer: PeerEvidence.dominant(runs), changes: changes)
         // Keep only the runs the new fit describes.
         state.runs = Array(runs)
         return [.recalibrated(id, outcome, profile: profile)]

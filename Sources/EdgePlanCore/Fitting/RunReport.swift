@@ -9,8 +9,12 @@ public struct RunReport: Sendable, Equatable {
     public var energyJ: Double?
     /// When the run was reported, in seconds on the daemon's clock (orders fit and hold-out).
     public var time: Double
+    /// The reporting peer's user id (SO_PEERCRED); nil where unknown (runs stored before peers were kept).
+    public var peer: UInt32?
 
-    public init(variant: VariantID, inputTokens: Int, outputTokens: Int, parallel: Int, latencyS: Double, energyJ: Double?, time: Double) {
+    public init(variant: VariantID, inputTokens: Int, outputTokens: Int, parallel: Int, latencyS: Double, energyJ: Double?, time: Double,
+                peer: UInt32? = nil) {
+        self.peer = peer
         self.variant = variant
         self.inputTokens = inputTokens
         self.outputTokens = outputTokens

@@ -104,6 +104,10 @@ public final class ObservationStore: Sendable {
                 table.column("sampleOutputTokens", .text).notNull()
             }
         }
+        migrator.registerMigration("v3-run-peer") { db in
+            // Who reported each run, so refits can bound any one peer's share after a restart too.
+            try db.alter(table: "run") { table in table.add(column: "peer", .integer) }
+        }
         do { try migrator.migrate(database) } catch {
             throw EdgePlanError(.io, "cannot prepare the observation store: \(error)", file: path)
         }
@@ -114,10 +118,10 @@ public final class ObservationStore: Sendable {
         try database.write { db in
             let run = stored.run
             try db.execute(sql: """
-                INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource, peer)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [run.time, stored.requestID, run.variant.model, run.variant.quantization.rawValue, stored.mode, run.parallel,
-                                 run.inputTokens, run.outputTokens, run.latencyS, run.energyJ, stored.energySource])
+                                 run.inputTokens, run.outputTokens, run.latencyS, run.energyJ, stored.energySource, run.peer.map { Int64($0) }])
             let id = db.lastInsertedRowID
             if id % 256 == 0 {
                 try db.execute(sql: "DELETE FROM run WHERE id <= ?", arguments: [id - Int64(capacity)])
@@ -132,7 +136,8 @@ public final class ObservationStore: Sendable {
             return rows.reversed().compactMap { row -> StoredRun? in
                 guard let quantization = Quantization(rawValue: row["quantization"]) else { return nil }
                 let run = RunReport(variant: VariantID(model: row["model"], quantization: quantization), inputTokens: row["inputTokens"],
-                                    outputTokens: row["outputTokens"], parallel: row["parallel"], latencyS: row["latencyS"], energyJ: row["energyJ"], time: row["time"])
+                                    outputTokens: row["outputTokens"], parallel: row["parallel"], latencyS: row["latencyS"], energyJ: row["energyJ"], time: row["time"],
+                                    peer: (row["peer"] as Int64?).map { UInt32(truncatingIfNeeded: $0) })
                 return StoredRun(run: run, requestID: row["requestId"], mode: row["mode"], energySource: row["energySource"])
             }
         }

@@ -12,6 +12,8 @@ import Synchronization
 public final class Watchdog: Sendable {
     /// MESSAGE_ID of "profile recalibrated" journal entries.
     public static let recalibratedMessageID = "3c4d5e6f708192a3b4c5d6e7f8091a2b"
+    /// MESSAGE_ID of "recalibration rolled back" journal entries (a peer's runs poisoned a fit).
+    public static let rolledBackMessageID = "8b7a6c5d4e3f42a1b0c9d8e7f6a5b4c3"
     /// MESSAGE_ID of "drift detected" journal entries.
     public static let driftMessageID = "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b"
 
@@ -34,6 +36,8 @@ public final class Watchdog: Sendable {
         var lastEvent: String?
         /// Recalibrated profiles written and swapped in.
         var installed = 0
+        /// Recalibrations rolled back because other peers' runs disagreed.
+        var rolledBack = 0
     }
 
     let service: PlannerService
@@ -115,7 +119,7 @@ public final class Watchdog: Sendable {
         }
         let now = clock()
         let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
-                            outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now)
+                            outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now, peer: report.peer)
         guard admit() else { return (false, attributed) }
         queue.async { [self, energySource] in
             defer { backlog.withLock { $0.waiting -= 1 } }
@@ -197,6 +201,21 @@ public final class Watchdog: Sendable {
                     "old_mape_pct": "\(outcome.currentLatencyMAPE.significantDigits(4))", "new_mape_pct": "\(outcome.candidateLatencyMAPE.significantDigits(4))",
                     "profile_version": "\(profile.version)",
                 ])
+            case let .rolledBack(id, peer, reason, profile):
+                do {
+                    let base = state.withLock { $0.base }
+                    try versions?.write(profile, base: base)
+                    try service.install(profile: profile)
+                } catch {
+                    storageFailed("roll back the recalibration of \(id)", error)
+                    continue
+                }
+                state.withLock { $0.rolledBack += 1 }
+                note("rolled back \(id): \(reason)")
+                logger.warning("recalibration rolled back: other peers' runs disagree", metadata: [
+                    "MESSAGE_ID": "\(Self.rolledBackMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
+                    "peer_uid": "\(peer.map(String.init) ?? "")", "reason": "\(reason)", "profile_version": "\(profile.version)",
+                ])
             case let .refitRejected(id, outcome):
                 if let old = service.planner.profile.variants[id] { try? store?.recordCalibration(outcome, old: old, profileVersion: service.planner.profile.version, at: now) }
                 note("kept \(id): \(outcome.reason)")
@@ -240,6 +259,7 @@ public final class Watchdog: Sendable {
         return state.withLock { state in
             var fields: [(String, JSONValue)] = [
                 ("recalibrations", .int(state.installed)),
+                ("rolledBack", .int(state.rolledBack)),
                 ("powerMode", state.context.powerMode.map(JSONValue.string) ?? .null),
                 ("context", .string(state.context.summary)),
                 ("lastEvent", state.lastEvent.map(JSONValue.string) ?? .null),
