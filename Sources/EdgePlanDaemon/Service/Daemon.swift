@@ -107,6 +107,7 @@ public enum Daemon {
             notifier.notify("READY=1\nSTATUS=\(statusLine(service, watchdog: watchdog, failure: failure))")
             return failure
         }
+        raiseDescriptorLimit(for: options.limits, logger: logger)
         let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog, reload: reload),
                                        threads: options.threads, limits: options.limits)
 
@@ -151,6 +152,23 @@ public enum Daemon {
         notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
         try await ServiceGroup(configuration: configuration).run()
         sink.flush()
+    }
+
+    /// Raises the soft descriptor limit (1024 by default, for select()'s sake) as far as the connection cap needs
+    /// and the hard limit allows; says so when the cap cannot be reached.
+    static func raiseDescriptorLimit(for limits: VarlinkServer.Limits, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = rlim_t(limits.maxConnections + 256)
+        if limit.rlim_cur < wanted {
+            limit.rlim_cur = min(wanted, limit.rlim_max)
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        if limit.rlim_cur < wanted {
+            logger.warning("the descriptor limit is below the connection cap; connections past it wait in the backlog", metadata: [
+                "descriptor_limit": "\(limit.rlim_cur)", "max_connections": "\(limits.maxConnections)",
+            ])
+        }
     }
 
     /// The health check behind WATCHDOG=1: the current snapshot must solve a canned request.

@@ -327,22 +327,36 @@ public final class PlannerService: Sendable {
 
 /// Connections open at once, for the server's cap.
 public final class ConnectionCount: Sendable {
-    private let open = Mutex(0)
+    private struct Counts {
+        var total = 0
+        var byUser: [UInt32: Int] = [:]
+    }
+
+    private let open = Mutex(Counts())
 
     public init() {}
 
-    /// Takes a place if fewer than `limit` are open.
-    public func enter(limit: Int) -> Bool {
-        open.withLock { count in
-            guard count < limit else { return false }
-            count += 1
-            return true
+    /// Takes a place if fewer than `limit` connections are open in all and fewer than `perUser` of `user`'s;
+    /// otherwise returns the limit that was reached.
+    public func enter(user: UInt32, limit: Int, perUser: Int) -> Int? {
+        open.withLock { counts in
+            guard counts.total < limit else { return limit }
+            guard counts.byUser[user, default: 0] < perUser else { return perUser }
+            counts.total += 1
+            counts.byUser[user, default: 0] += 1
+            return nil
         }
     }
 
-    public func leave() { open.withLock { $0 -= 1 } }
+    public func leave(user: UInt32) {
+        open.withLock { counts in
+            counts.total -= 1
+            counts.byUser[user]! -= 1
+            if counts.byUser[user] == 0 { counts.byUser[user] = nil }
+        }
+    }
 
-    public var current: Int { open.withLock { $0 } }
+    public var current: Int { open.withLock { $0.total } }
 }
 
 /// What a scheduler reports after running a plan.

@@ -160,7 +160,7 @@ public enum PlannerInterface {
     error Infeasible (task: string, limit: string, message: string, missBy: ?float, closest: object)
     # The task is no task class of the loaded policy and profile; known lists those there are.
     error UnknownTask (task: string, known: []string, message: string)
-    # The daemon already serves its limit of connections; try again later.
+    # The daemon already serves its limit of connections, in all or for this user; try again later.
     error TooManyConnections (limit: int)
     # The model or quantization is not in the loaded profile.
     error UnknownModel (model: string, message: string)

@@ -99,7 +99,14 @@ final class TooManyConnectionsHandler: ChannelInboundHandler, Sendable {
 
     init(limit: Int) { self.limit = limit }
 
-    func channelActive(context: ChannelHandlerContext) {
+    /// Added once the peer's credentials are read: the connection may already be active.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) { refuse(context) }
+
+    private func refuse(_ context: ChannelHandlerContext) {
         let reply = VarlinkError("\(PlannerInterface.name).TooManyConnections", .fields(["limit": .int(limit)])).json.serialized()
         var out = context.channel.allocator.buffer(capacity: reply.utf8.count + 1)
         out.writeString(reply)
@@ -114,13 +121,17 @@ public final class VarlinkServer: Sendable {
     public struct Limits: Sendable {
         /// Connections open at once; past it a connection gets `TooManyConnections` and is closed.
         public var maxConnections: Int
+        /// Connections one user (by the socket's credentials) may hold open, so that one client cannot take
+        /// every place: past it that user's new connection gets `TooManyConnections`.
+        public var maxConnectionsPerUser: Int
         /// A connection that sends nothing for this long is closed.
         public var idleTimeoutS: Double
         /// Replies waiting for a slow reader past this many bytes stop the daemon reading from it.
         public var writeHighWaterBytes: Int
 
-        public init(maxConnections: Int = 512, idleTimeoutS: Double = 300, writeHighWaterBytes: Int = 256 << 10) {
+        public init(maxConnections: Int = 4096, maxConnectionsPerUser: Int = 1024, idleTimeoutS: Double = 300, writeHighWaterBytes: Int = 256 << 10) {
             self.maxConnections = maxConnections
+            self.maxConnectionsPerUser = maxConnectionsPerUser
             self.idleTimeoutS = idleTimeoutS
             self.writeHighWaterBytes = writeHighWaterBytes
         }
@@ -164,12 +175,13 @@ public final class VarlinkServer: Sendable {
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: limits.writeHighWaterBytes / 4, high: limits.writeHighWaterBytes))
             .childChannelInitializer { channel in
-                guard open.enter(limit: limits.maxConnections) else {
-                    dispatcher.service.countRejectedConnection()
-                    return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TooManyConnectionsHandler(limit: limits.maxConnections)) }
-                }
-                channel.closeFuture.whenComplete { _ in open.leave() }
-                return peerIdentity(channel).flatMapThrowing { peer in
+                peerIdentity(channel).flatMapThrowing { peer in
+                    if let limit = open.enter(user: peer.uid, limit: limits.maxConnections, perUser: limits.maxConnectionsPerUser) {
+                        dispatcher.service.countRejectedConnection()
+                        try channel.pipeline.syncOperations.addHandler(TooManyConnectionsHandler(limit: limit))
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in open.leave(user: peer.uid) }
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000))))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer))
