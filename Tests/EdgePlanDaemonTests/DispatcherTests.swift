@@ -24,7 +24,7 @@ struct DispatcherTests {
         #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"juggling","deadlineMs":1000,"inputTokens":256}}"#)?["error"]?.stringValue == "io.edgeplan.Planner.UnknownTask")
         #expect(call(#"{"method":"io.edgeplan.Planner.Nope","parameters":{}}"#)?["error"]?.stringValue == "org.varlink.service.MethodNotFound")
         #expect(call(#"{"method":"com.example.Other.Call"}"#)?["error"]?.stringValue == "org.varlink.service.InterfaceNotFound")
-        #expect(call("garbage")?["error"]?.stringValue == "org.varlink.service.InvalidParameter")
+        #expect(call("garbage")?["error"]?.stringValue == "io.edgeplan.Planner.InvalidInput")
         #expect(call(#"{"method":"io.edgeplan.Planner.Status","oneway":true}"#) == nil)
     }
 
@@ -37,8 +37,8 @@ struct DispatcherTests {
         guard case let .array(known)? = task?["parameters"]?["known"] else { Issue.record("UnknownTask lists the known classes"); return }
         #expect(known.contains(.string("mmlu-redux")))
         // Strict JSON: a duplicated key or a leading plus is a malformed message, not a guess.
-        #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"deadlineMs":1}}"#)?["error"]?.stringValue == "org.varlink.service.InvalidParameter")
-        #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":+5000}}"#)?["error"]?.stringValue == "org.varlink.service.InvalidParameter")
+        #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"deadlineMs":1}}"#)?["error"]?.stringValue == "io.edgeplan.Planner.InvalidInput")
+        #expect(call(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":+5000}}"#)?["error"]?.stringValue == "io.edgeplan.Planner.InvalidInput")
     }
 
     @Test func reportIsValidated() {
@@ -66,5 +66,78 @@ struct DispatcherTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         #expect(names == ["profile.yaml"])
         #expect(throws: EdgePlanError.self) { try AtomicFile.write("x", to: "\(directory)/missing/dir/file") }
+    }
+}
+
+/// The interface description is the one schema: calls are checked against it, and every reply and error the
+/// dispatcher sends matches what it declares.
+struct SchemaTests {
+    let dispatcher = VarlinkDispatcher(service: DispatcherTests.service)
+    let planner = try! VarlinkSchema(parsing: PlannerInterface.description)
+    let service = try! VarlinkSchema(parsing: VarlinkDispatcher.serviceDescription)
+
+    @Test func bothDescriptionsParse() {
+        #expect(planner.name == "io.edgeplan.Planner")
+        #expect(Set(planner.methods.keys) == ["Plan", "Frontier", "Report", "Status", "GetPolicy", "Reload"])
+        #expect(planner.errors["Infeasible"]?.map(\.name) == ["task", "limit", "message", "missBy", "closest"])
+        #expect(service.methods["GetInfo"]?.output.map(\.name) == ["vendor", "product", "version", "url", "interfaces"])
+        #expect(throws: EdgePlanError.self) { try VarlinkSchema(parsing: "interface a.b\nmethod M(x: int) (y: int)") }
+    }
+
+    @Test func callsAreCheckedAgainstTheSchema() {
+        func parameter(_ text: String) -> String? {
+            let reply = dispatcher.handle(Array(text.utf8))
+            #expect(reply?["error"]?.stringValue == "org.varlink.service.InvalidParameter", "\(text)")
+            return reply?["parameters"]?["parameter"]?.stringValue
+        }
+        // A misspelt field is an error, not a default silently used.
+        #expect(parameter(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadline_ms":5000}}"#) == "deadline_ms")
+        #expect(parameter(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"deadlineMs":5000}}"#) == "task")
+        #expect(parameter(#"{"method":"io.edgeplan.Planner.Frontier","parameters":{"task":"mmlu-redux","inputTokens":"many"}}"#) == "inputTokens")
+        #expect(parameter(#"{"method":"io.edgeplan.Planner.Report","parameters":{"requestId":"r","latencyMs":1,"sampleOutputTokens":[1,"x"]}}"#) == "sampleOutputTokens")
+        #expect(parameter(#"{"method":"org.varlink.service.GetInterfaceDescription","parameters":{}}"#) == "interface")
+    }
+
+    /// Every reply (its method's output) and every error (a declared error's fields) over a battery of calls.
+    @Test func everyReplyAndErrorMatchesTheSchema() throws {
+        let calls = [
+            #"{"method":"org.varlink.service.GetInfo"}"#,
+            #"{"method":"org.varlink.service.GetInterfaceDescription","parameters":{"interface":"io.edgeplan.Planner"}}"#,
+            #"{"method":"org.varlink.service.GetInterfaceDescription","parameters":{"interface":"com.example.None"}}"#,
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"requestId":"schema-1"}}"#,
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"natural-plan-trip","objective":"min-energy","minAccuracy":0.1}}"#,
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":1}}"#,
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"juggling"}}"#,
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","objective":"fastest"}}"#,
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","minAccuracy":7}}"#,
+            #"{"method":"io.edgeplan.Planner.Frontier","parameters":{"task":"mmlu-redux","inputTokens":256}}"#,
+            #"{"method":"io.edgeplan.Planner.Report","parameters":{"requestId":"schema-1","latencyMs":900,"outputTokens":100,"correct":true}}"#,
+            #"{"method":"io.edgeplan.Planner.Report","parameters":{"requestId":"schema-1","latencyMs":900,"outputTokens":100}}"#,
+            #"{"method":"io.edgeplan.Planner.Report","parameters":{"requestId":"x","model":"GPT-9","quantization":"fp16","mode":"base","parallel":1,"inputTokens":256,"outputTokens":100,"latencyMs":1000}}"#,
+            #"{"method":"io.edgeplan.Planner.Status"}"#,
+            #"{"method":"io.edgeplan.Planner.GetPolicy"}"#,
+            #"{"method":"io.edgeplan.Planner.Nope"}"#,
+            "garbage",
+        ]
+        var errors: Set<String> = []
+        for text in calls {
+            let reply = try #require(dispatcher.handle(Array(text.utf8)))
+            let parameters = reply["parameters"] ?? .object([])
+            if let error = reply["error"]?.stringValue {
+                errors.insert(error)
+                let dot = try #require(error.lastIndex(of: "."))
+                let schema = try #require([planner, service].first { $0.name == error[..<dot] }, "\(error) is in no interface")
+                let fields = try #require(schema.errors[String(error[error.index(after: dot)...])], "\(error) is not declared")
+                #expect(schema.mismatch(parameters, fields) == nil, "\(error): \(parameters.serialized())")
+            } else {
+                let method = try #require(text.split(separator: "\"")[3].split(separator: ".").last.map(String.init))
+                let schema = text.contains("org.varlink.service") ? service : planner
+                let output = try #require(schema.methods[method]?.output)
+                #expect(schema.mismatch(parameters, output) == nil, "\(method): \(schema.mismatch(parameters, output) ?? "")")
+            }
+        }
+        #expect(errors == ["org.varlink.service.InterfaceNotFound", "io.edgeplan.Planner.Infeasible", "io.edgeplan.Planner.UnknownTask",
+                           "org.varlink.service.InvalidParameter", "io.edgeplan.Planner.InvalidInput", "io.edgeplan.Planner.UnknownModel",
+                           "org.varlink.service.MethodNotFound"])
     }
 }

@@ -117,7 +117,7 @@ def test_errors_are_varlink_errors_not_crashes(daemon):
     assert b"org.varlink.service.MethodNotFound" in second
     # Garbage and an oversized frame cost only that connection.
     raw.sendall(b"\xff\xfe not json\0")
-    assert b"InvalidParameter" in raw.recv(65536)
+    assert b"io.edgeplan.Planner.InvalidInput" in raw.recv(65536)
     hostile = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     hostile.connect(daemon["socket"])
     try:

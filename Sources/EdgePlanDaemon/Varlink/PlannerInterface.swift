@@ -164,5 +164,9 @@ public enum PlannerInterface {
     error TooManyConnections (limit: int)
     # The model or quantization is not in the loaded profile.
     error UnknownModel (model: string, message: string)
+    # A parameter of the right type whose value is wrong (out of range, inconsistent), or a message that is not
+    # Varlink at all (parameter is then empty); message says what is wrong. A missing, unknown or mistyped parameter
+    # is org.varlink.service.InvalidParameter.
+    error InvalidInput (parameter: string, message: string)
     """
 }

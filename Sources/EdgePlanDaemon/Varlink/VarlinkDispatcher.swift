@@ -21,7 +21,7 @@ public struct VarlinkDispatcher: Sendable {
         let call: JSONValue
         do { call = try JSONValue.parse(frame) } catch {
             service.countError()
-            return VarlinkError("org.varlink.service.InvalidParameter", .fields(["parameter": .string("message"), "message": .string("\(error)")])).json
+            return VarlinkError.invalidInput("", "not a Varlink message: \(error)").json
         }
         guard let method = call["method"]?.stringValue else {
             service.countError()
@@ -40,13 +40,17 @@ public struct VarlinkDispatcher: Sendable {
             reply = VarlinkError.from(error, parameters: parameters, knownTasks: service.planner.taskClasses).json
         } catch {
             service.countError()
-            reply = VarlinkError("org.varlink.service.InvalidParameter", .fields(["parameter": .string(""), "message": .string("\(error)")])).json
+            reply = VarlinkError.invalidInput("", "\(error)").json
         }
         if call["oneway"]?.boolValue == true { return nil }
         return reply
     }
 
     private func dispatch(_ method: String, _ parameters: JSONValue, peer: PeerIdentity) throws -> JSONValue {
+        // The interface description is the schema: unknown, missing and mistyped parameters stop here.
+        if let signature = Self.signature(of: method), let field = signature.schema.mismatch(parameters, signature.method.input) {
+            throw VarlinkError.invalidParameter(field)
+        }
         switch method {
         case "org.varlink.service.GetInfo":
             return .fields([
@@ -299,6 +303,17 @@ public struct VarlinkDispatcher: Sendable {
         guard let value = p[key], !value.isNull else { return nil }
         guard let number = value.intValue else { throw VarlinkError.invalidParameter(key) }
         return number
+    }
+
+    /// The schemas of the interfaces served, parsed from their descriptions.
+    static let schemas = [try! VarlinkSchema(parsing: PlannerInterface.description), try! VarlinkSchema(parsing: serviceDescription)]
+
+    /// The schema and method a fully qualified method name refers to.
+    static func signature(of method: String) -> (schema: VarlinkSchema, method: VarlinkSchema.Method)? {
+        guard let dot = method.lastIndex(of: ".") else { return nil }
+        let interface = method[..<dot], name = String(method[method.index(after: dot)...])
+        guard let schema = schemas.first(where: { $0.name == interface }), let found = schema.methods[name] else { return nil }
+        return (schema, found)
     }
 
     static let serviceDescription = """

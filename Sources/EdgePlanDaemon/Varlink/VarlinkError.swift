@@ -14,6 +14,11 @@ public struct VarlinkError: Error, Sendable {
         VarlinkError("org.varlink.service.InvalidParameter", .object([("parameter", .string(parameter))]))
     }
 
+    /// A value of the right type that is still wrong (out of range, malformed), with a message saying why.
+    public static func invalidInput(_ parameter: String, _ message: String) -> VarlinkError {
+        VarlinkError("\(PlannerInterface.name).InvalidInput", .fields(["parameter": .string(parameter), "message": .string(message)]))
+    }
+
     /// The one place EdgePlan error codes become Varlink error names; `parameters` are the call's, so the error can
     /// name the task or model the caller sent.
     public static func from(_ error: EdgePlanError, parameters: JSONValue, knownTasks: [String]) -> VarlinkError {
@@ -24,7 +29,7 @@ public struct VarlinkError: Error, Sendable {
         case .unknownModel, .unknownMode:
             VarlinkError("\(PlannerInterface.name).UnknownModel", .fields(["model": .string(parameters["model"]?.stringValue ?? ""), "message": .string(error.message)]))
         case .invalidInput, .invalidFile, .infeasible, .io:
-            VarlinkError("org.varlink.service.InvalidParameter", .fields(["parameter": .string(error.field ?? ""), "message": .string(error.message)]))
+            invalidInput(error.field ?? "", error.message)
         }
     }
 

@@ -11,9 +11,9 @@
         planner.report(decision.request_id, latency_ms=812.0, correct=True, sample_output_tokens=[96, 128])
 """
 from .client import Planner
-from .errors import (EdgePlanError, Infeasible, InvalidParameter, PermissionDenied, TooManyConnections, UnknownModel,
-                     UnknownTask)
+from .errors import (EdgePlanError, Infeasible, InvalidInput, InvalidParameter, PermissionDenied, ReloadFailed, TooManyConnections,
+                     UnknownModel, UnknownTask)
 from .types import Decision, FrontPoint, Prediction, ReportResult
 
 __all__ = ["Planner", "Decision", "Prediction", "FrontPoint", "ReportResult", "EdgePlanError", "Infeasible", "UnknownTask",
-           "UnknownModel", "InvalidParameter", "PermissionDenied", "TooManyConnections"]
+           "UnknownModel", "InvalidParameter", "InvalidInput", "ReloadFailed", "PermissionDenied", "TooManyConnections"]

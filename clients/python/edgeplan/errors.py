@@ -43,6 +43,22 @@ class InvalidParameter(EdgePlanError):
         return self.parameters.get("parameter", "")
 
 
+class InvalidInput(InvalidParameter):
+    """A value of the right type that is still wrong; `message` says why."""
+
+    @property
+    def message(self) -> str:
+        return self.parameters.get("message", "")
+
+
+class ReloadFailed(EdgePlanError):
+    """The new policy has an error; `policy_version` is the one still in force."""
+
+    @property
+    def policy_version(self) -> str:
+        return self.parameters.get("policyVersion", "")
+
+
 class PermissionDenied(EdgePlanError):
     """This process may not Report: the policy's `reporting` section does not name its user or group."""
 
@@ -56,6 +72,8 @@ _BY_NAME = {
     "io.edgeplan.Planner.UnknownTask": UnknownTask,
     "io.edgeplan.Planner.UnknownModel": UnknownModel,
     "io.edgeplan.Planner.TooManyConnections": TooManyConnections,
+    "io.edgeplan.Planner.InvalidInput": InvalidInput,
+    "io.edgeplan.Planner.ReloadFailed": ReloadFailed,
     "org.varlink.service.InvalidParameter": InvalidParameter,
     "org.varlink.service.PermissionDenied": PermissionDenied,
 }
