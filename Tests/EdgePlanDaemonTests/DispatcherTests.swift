@@ -78,7 +78,7 @@ struct SchemaTests {
 
     @Test func bothDescriptionsParse() {
         #expect(planner.name == "io.edgeplan.Planner")
-        #expect(Set(planner.methods.keys) == ["Plan", "Frontier", "Report", "Status", "GetPolicy", "Reload"])
+        #expect(Set(planner.methods.keys) == ["Plan", "Frontier", "Report", "Status", "GetPolicy", "Reload", "Watch"])
         #expect(planner.errors["Infeasible"]?.map(\.name) == ["task", "limit", "message", "missBy", "closest"])
         #expect(service.methods["GetInfo"]?.output.map(\.name) == ["vendor", "product", "version", "url", "interfaces"])
         #expect(throws: EdgePlanError.self) { try VarlinkSchema(parsing: "interface a.b\nmethod M(x: int) (y: int)") }

@@ -1,7 +1,9 @@
 """Live operations: GetPolicy, Reload (refusing a broken policy and keeping the old one), and the CLI on top."""
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 
@@ -71,3 +73,71 @@ def test_plan_over_the_socket_takes_the_same_defaults_as_locally(daemon):
         assert a[key] == b[key], key
     objective = cli("plan", "--task", "mmlu-redux", "--socket", daemon["socket"], "--objective", "min-energy", "--json")
     assert json.loads(objective.stdout)["objective"] == "min-energy"
+
+
+def test_watch_streams_decisions_reports_and_reloads(daemon):
+    """`edgeplan watch` and the Varlink `Watch` call (with "more") see each event as it happens; without
+    "more" the call is ExpectedMore; an unknown kind is named."""
+    watcher = subprocess.Popen([BINARY, "watch", "--socket", daemon["socket"], "--json", "--count", "5"], stdout=subprocess.PIPE, text=True)
+    first = json.loads(watcher.stdout.readline())
+    assert first["kind"] == "watching" and first["schemaVersion"] == 1
+    with varlink.Client(address="unix:" + daemon["socket"]).open("io.edgeplan.Planner") as planner:
+        decision = planner.Plan(task="mmlu-redux", requestId="watched-1")["plan"]
+        with pytest.raises(varlink.VarlinkError):
+            planner.Plan(task="mmlu-redux", deadlineMs=1.0)
+        planner.Report(requestId="watched-1", latencyMs=800.0, outputTokens=100, correct=True)
+        planner.Reload()
+        with open(daemon["policy"], "a") as handle:
+            handle.write("  juggling:\n    deadline: soon\n")
+        with pytest.raises(varlink.VarlinkError):
+            planner.Reload()
+        with pytest.raises(varlink.VarlinkError) as expected_more:
+            planner.Watch()
+        assert expected_more.value.error() == "org.varlink.service.ExpectedMore"
+        with pytest.raises(varlink.VarlinkError) as unknown:
+            next(planner.Watch(kinds=["gossip"], _more=True))
+        assert unknown.value.error() == "io.edgeplan.Planner.InvalidInput" and "gossip" in unknown.value.parameters()["message"]
+    out, _ = watcher.communicate(timeout=30)
+    events = [json.loads(line) for line in out.splitlines()]
+    assert watcher.returncode == 0
+    assert [event["kind"] for event in events] == ["decision", "infeasible", "report", "reload", "reload"]
+    assert events[0]["event"]["requestId"] == "watched-1" and events[0]["event"]["model"] == decision["model"]
+    assert events[0]["time"] % 1 != 0 or events[1]["time"] % 1 != 0  # milliseconds, not whole seconds
+    assert events[1]["event"]["limit"] and events[2]["event"]["learning"] == "queued"
+    assert events[3]["event"]["ok"] is True and events[4]["event"]["ok"] is False and "juggling" in events[4]["event"]["message"]
+    assert all(event["dropped"] == 0 for event in events)
+
+
+def test_a_watcher_that_never_reads_loses_events_not_the_daemon(daemon):
+    """A watcher that stops reading: plans go on without errors, and when the watcher reads again it hears at once
+    how many events it lost; every decision is either delivered or counted."""
+    watcher = socket.socket(socket.AF_UNIX)
+    watcher.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    watcher.connect(daemon["socket"])
+    watcher.sendall(b'{"method":"io.edgeplan.Planner.Watch","parameters":{"kinds":["decision"]},"more":true}\0')
+    with varlink.Client(address="unix:" + daemon["socket"]).open("io.edgeplan.Planner") as planner:
+        for index in range(3000):
+            planner.Plan(task="mmlu-redux", requestId=f"flood-{index}")
+        status = planner.Status()
+    assert status["errors"] == 0
+    buffer = b""
+    watcher.settimeout(5)
+    dropped = 0
+    received = 0
+    while True:
+        try:
+            chunk = watcher.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buffer += chunk
+        *frames, buffer = buffer.split(b"\0")
+        for frame in frames:
+            event = json.loads(frame)["parameters"]
+            received += event["kind"] == "decision"
+            assert event["kind"] in ("watching", "decision", "dropped")
+            dropped += event["dropped"]
+    watcher.close()
+    print(f"a watcher that did not read: {received} decisions delivered, {dropped} dropped, of 3000")
+    assert dropped > 0 and received + dropped == 3000

@@ -1,5 +1,6 @@
 """The Python client package against a real daemon: typed results, typed errors, the example scheduler loop."""
 import os
+import threading
 import shutil
 import signal
 import subprocess
@@ -61,3 +62,16 @@ def test_the_example_scheduler_loop_runs(socket_path):
         status = planner.status()
         assert status["reports"] == done
         assert status["learning"]["rememberedPlans"] >= done
+
+
+def test_watch_yields_events_as_they_happen(socket_path):
+    with edgeplan.Planner(socket_path) as planner:
+        events = planner.watch(kinds=["decision", "reload"])
+        # The stream is live once the first event arrives: plan from a second connection meanwhile.
+        threading.Timer(0.5, lambda: edgeplan.Planner(socket_path).plan("mmlu-redux", request_id="py-watch")).start()
+        first = next(events)
+        assert first["kind"] == "decision" and first["event"]["requestId"] == "py-watch" and first["dropped"] == 0
+        threading.Timer(0.2, lambda: edgeplan.Planner(socket_path).reload()).start()
+        second = next(events)
+        assert second["kind"] == "reload" and second["event"]["ok"] is True
+        events.close()

@@ -70,8 +70,11 @@ public enum JSONValue: Sendable, Equatable {
                 out += Self.nullBytes
             } else if value == value.rounded() && abs(value) < 1e15 {
                 out += String(Int(value)).utf8
-            } else {
+            } else if abs(value) < 1e5 {
                 out += value.significantDigits(6).utf8
+            } else {
+                // Large values (Unix times, long latencies in ms) keep three decimals, not six significant digits.
+                out += value.significantDigits(Int(log10(abs(value))) + 4).utf8
             }
         case let .string(value): Self.writeString(value, into: &out)
         case let .array(values):

@@ -51,6 +51,8 @@ public final class PlannerService: Sendable {
     public let journal: JournalSink?
     /// Metrics, when the daemon exports them.
     public let metrics: DaemonMetrics?
+    /// What happens, for `Watch` subscribers.
+    public let events = EventStream()
     public let startedAt = Date()
 
     /// Loads the first snapshot with `loader` (which a reload calls again) and warms its fronts.
@@ -102,11 +104,17 @@ public final class PlannerService: Sendable {
             logger.notice("reloaded policy and profile", metadata: [
                 "MESSAGE_ID": "\(Self.reloadedMessageID)", "profile_version": "\(fresh.profile.version)", "policy_version": "\(fresh.policy.version)",
             ])
+            events.publish(.reload) {
+                .fields(["ok": .bool(true), "profileVersion": .string(fresh.profile.version), "policyVersion": .string(fresh.policy.version)])
+            }
             return nil
         } catch {
             let failure = (error as? EdgePlanError) ?? EdgePlanError(.io, "\(error)")
             reloadError.withLock { $0 = failure.description }
             logger.error("reload failed, keeping the last good policy and profile: \(failure)", metadata: ["MESSAGE_ID": "\(Self.reloadFailedMessageID)"])
+            events.publish(.reload) {
+                .fields(["ok": .bool(false), "message": .string(failure.description), "policyVersion": .string(self.planner.policy.version)])
+            }
             return failure
         }
     }
@@ -170,6 +178,7 @@ public final class PlannerService: Sendable {
                 memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens, predictedAccuracy: plan.accuracy))
             }
             if journaled { journalDecision(plan) } else { metrics?.decisionsSampledOut.increment() }
+            events.publish(.decision) { plan.json }
         case let .infeasible(reason):
             counters.withLock { $0.infeasible += 1 }
             logger.warning("no feasible plan: \(reason.message)", metadata: [
@@ -178,6 +187,12 @@ public final class PlannerService: Sendable {
                 "energy_budget_j": "\(request.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
                 "request_id": "\(request.requestID ?? "")",
             ])
+            events.publish(.infeasible) {
+                .fields([
+                    "requestId": .string(request.requestID ?? ""), "task": .string(reason.task), "limit": .string(reason.limit.rawValue),
+                    "message": .string(reason.message), "missBy": reason.missBy.map(JSONValue.number) ?? .null,
+                ])
+            }
         }
         return outcome
     }

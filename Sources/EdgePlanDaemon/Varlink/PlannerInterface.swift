@@ -154,6 +154,13 @@ public enum PlannerInterface {
     # daemon keeps the last good one and answers ReloadFailed. For the peers that may Report.
     method Reload() -> (profileVersion: string, policyVersion: string)
 
+    # Streams what happens as it happens; call it with "more": true (else org.varlink.service.ExpectedMore). kinds
+    # picks among decision, infeasible, report, recalibration, rollback, drift and reload (default: all). The first
+    # reply, of kind watching, confirms the subscription. event holds the kind's fields (a decision is a Decision).
+    # A watcher that reads too slowly loses events instead of slowing the daemon; dropped counts those it lost
+    # since its previous reply, and once it reads again a reply of kind dropped says so at once.
+    method Watch(kinds: ?[]string) -> (kind: string, time: float, event: object, dropped: int)
+
     # A reload found an error; policyVersion is the one still in force.
     error ReloadFailed (message: string, policyVersion: string)
     # No configuration meets the request's limits; limit names which one, closest the nearest miss.

@@ -42,8 +42,11 @@ public final class VarlinkClient {
         return try receive()
     }
 
-    public func send(_ method: String, _ parameters: JSONValue) throws {
-        var message = Array(JSONValue.object([("method", .string(method)), ("parameters", parameters)]).serialized().utf8)
+    /// Sends one call; with `more`, the daemon may answer with a stream of replies (`receive` each).
+    public func send(_ method: String, _ parameters: JSONValue, more: Bool = false) throws {
+        var call: [(String, JSONValue)] = [("method", .string(method)), ("parameters", parameters)]
+        if more { call.append(("more", .bool(true))) }
+        var message = Array(JSONValue.object(call).serialized().utf8)
         message.append(0)
         var offset = 0
         while offset < message.count {

@@ -15,22 +15,49 @@ public struct VarlinkDispatcher: Sendable {
         self.reload = reload ?? { service.reload() }
     }
 
+    /// What a message asks of its connection: one reply (nil for a `oneway` call), or a stream of events.
+    public enum Response {
+        case reply(JSONValue?)
+        /// `Watch`: subscribe the connection to these kinds of events.
+        case watch(Set<EventStream.Kind>)
+    }
+
     /// The reply to one message, or nil for a `oneway` call. Never throws: every failure is an error reply.
-    /// `peer` is the caller's user id from the socket's credentials.
+    /// `peer` is the caller's user id from the socket's credentials. A `Watch` is acknowledged only.
     public func handle(_ frame: some Collection<UInt8>, peer: PeerIdentity = .current) -> JSONValue? {
+        switch respond(frame, peer: peer) {
+        case let .reply(reply): return reply
+        case let .watch(kinds): return Self.watching(kinds)
+        }
+    }
+
+    /// The first reply of a `Watch` stream: it confirms the subscription.
+    public static func watching(_ kinds: Set<EventStream.Kind>) -> JSONValue {
+        .fields([
+            "parameters": .fields([
+                "kind": .string("watching"), "time": .number(Date().timeIntervalSince1970),
+                "event": .fields(["kinds": .array(kinds.map(\.rawValue).sorted().map(JSONValue.string))]), "dropped": .int(0),
+            ]),
+            "continues": .bool(true),
+        ])
+    }
+
+    /// What one message asks for. Never throws: every failure is an error reply.
+    public func respond(_ frame: some Collection<UInt8>, peer: PeerIdentity = .current) -> Response {
         let call: JSONValue
         do { call = try JSONValue.parse(frame) } catch {
             service.countError()
-            return VarlinkError.invalidInput("", "not a Varlink message: \(error)").json
+            return .reply(VarlinkError.invalidInput("", "not a Varlink message: \(error)").json)
         }
         guard let method = call["method"]?.stringValue else {
             service.countError()
-            return VarlinkError.invalidParameter("method").json
+            return .reply(VarlinkError.invalidParameter("method").json)
         }
         let parameters = call["parameters"] ?? .object([])
         let reply: JSONValue
         do {
             guard case .object = parameters else { throw VarlinkError.invalidParameter("parameters") }
+            if method == "\(PlannerInterface.name).Watch" { return .watch(try watchKinds(parameters, more: call["more"]?.boolValue == true)) }
             reply = .object([("parameters", try dispatch(method, parameters, peer: peer))])
         } catch let error as VarlinkError {
             if !error.name.hasSuffix(".Infeasible") { service.countError() }
@@ -42,8 +69,23 @@ public struct VarlinkDispatcher: Sendable {
             service.countError()
             reply = VarlinkError.invalidInput("", "\(error)").json
         }
-        if call["oneway"]?.boolValue == true { return nil }
-        return reply
+        if call["oneway"]?.boolValue == true { return .reply(nil) }
+        return .reply(reply)
+    }
+
+    /// The kinds a `Watch` call subscribes to; the call must ask for more replies.
+    private func watchKinds(_ parameters: JSONValue, more: Bool) throws -> Set<EventStream.Kind> {
+        if let signature = Self.signature(of: "\(PlannerInterface.name).Watch"), let field = signature.schema.mismatch(parameters, signature.method.input) {
+            throw VarlinkError.invalidParameter(field)
+        }
+        guard more else { throw VarlinkError("org.varlink.service.ExpectedMore") }
+        guard case let .array(names)? = parameters["kinds"] else { return Set(EventStream.Kind.allCases) }
+        return Set(try names.map { name in
+            guard let kind = name.stringValue.flatMap(EventStream.Kind.init(rawValue:)) else {
+                throw VarlinkError.invalidInput("kinds", "unknown kind \(name.serialized()); kinds are \(EventStream.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return kind
+        })
     }
 
     private func dispatch(_ method: String, _ parameters: JSONValue, peer: PeerIdentity) throws -> JSONValue {
@@ -212,6 +254,14 @@ public struct VarlinkDispatcher: Sendable {
             }
         } else {
             learning = "unknown request id: only remembered plans teach accuracy and length"
+        }
+        service.events.publish(.report) {
+            .fields([
+                "requestId": .string(requestID), "peer": .int(Int(peer)), "model": .string(model), "quantization": .string(quantization.rawValue),
+                "latencyMs": .number(latencyMs), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
+                "outputTokens": output.map(JSONValue.int) ?? .null, "correct": correct.map(JSONValue.bool) ?? .null,
+                "accepted": .bool(queued), "learning": .string(learning),
+            ])
         }
         return .fields([
             "accepted": .bool(queued), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,

@@ -1,4 +1,5 @@
 import CSystemd
+import Foundation
 import EdgePlanCore
 import NIOCore
 import NIOExtras
@@ -36,6 +37,11 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     /// The peer's user and group, read once from SO_PEERCRED when the connection is accepted.
     let peer: PeerIdentity
 
+    /// Set once the connection has subscribed to events: it is then not idle while it only listens.
+    private let watching = Atomic<Bool>(false)
+    /// A watcher's events in flight and those it lost.
+    private let backlog = WatchBacklog()
+
     init(dispatcher: VarlinkDispatcher, peer: PeerIdentity) {
         self.dispatcher = dispatcher
         self.peer = peer
@@ -43,12 +49,43 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard let reply = frame.readableBytesView.withContiguousStorageIfAvailable({ dispatcher.handle($0, peer: peer) }) ?? dispatcher.handle(Array(frame.readableBytesView), peer: peer) else { return }
+        let response = frame.readableBytesView.withContiguousStorageIfAvailable { dispatcher.respond($0, peer: peer) }
+            ?? dispatcher.respond(Array(frame.readableBytesView), peer: peer)
+        switch response {
+        case .reply(nil): return
+        case let .reply(reply?): context.write(wrapOutboundOut(Self.frame(reply, allocator: context.channel.allocator)), promise: nil)
+        case let .watch(kinds): watch(kinds, context: context)
+        }
+    }
+
+    static func frame(_ reply: JSONValue, allocator: ByteBufferAllocator) -> ByteBuffer {
         let bytes = reply.utf8()
-        var out = context.channel.allocator.buffer(capacity: bytes.count + 1)
+        var out = allocator.buffer(capacity: bytes.count + 1)
         out.writeBytes(bytes)
         out.writeInteger(UInt8(0))
-        context.write(wrapOutboundOut(out), promise: nil)
+        return out
+    }
+
+    /// Subscribes the connection to events: each is written as one more reply of the `Watch` call, on the
+    /// connection's event loop. Past ``EventStream/maximumPending`` unwritten events, or while the socket does not
+    /// take more, events are dropped and the next reply counts them.
+    private func watch(_ kinds: Set<EventStream.Kind>, context: ChannelHandlerContext) {
+        watching.store(true, ordering: .relaxed)
+        let channel = context.channel
+        let backlog = self.backlog
+        let subscriber = EventStream.Subscriber(kinds: kinds) { event in
+            guard backlog.admit(writable: channel.isWritable) else { return false }
+            channel.eventLoop.execute {
+                guard case let .object(pairs) = event else { return }
+                let reply = JSONValue.object([("parameters", .object(pairs + [("dropped", .int(backlog.written()))])), ("continues", .bool(true))])
+                channel.writeAndFlush(Self.frame(reply, allocator: channel.allocator), promise: nil)
+            }
+            return true
+        }
+        let events = dispatcher.service.events
+        events.subscribe(subscriber)
+        channel.closeFuture.whenComplete { _ in events.unsubscribe(subscriber) }
+        context.write(wrapOutboundOut(Self.frame(VarlinkDispatcher.watching(kinds), allocator: channel.allocator)), promise: nil)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -58,6 +95,14 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A watcher that can take replies again hears at once how many events it lost meanwhile.
+        if context.channel.isWritable, watching.load(ordering: .relaxed), case let lost = backlog.takeDropped(), lost > 0 {
+            let reply = JSONValue.fields([
+                "parameters": .fields(["kind": .string("dropped"), "time": .number(Date().timeIntervalSince1970), "event": .object([]), "dropped": .int(lost)]),
+                "continues": .bool(true),
+            ])
+            context.writeAndFlush(wrapOutboundOut(Self.frame(reply, allocator: context.channel.allocator)), promise: nil)
+        }
         if context.channel.isWritable {
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
             context.read()
@@ -67,7 +112,7 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Idle past the timeout: the connection's descriptor goes back to the pool.
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !watching.load(ordering: .relaxed) {
             dispatcher.service.countIdleClose()
             context.close(promise: nil)
             return
@@ -88,6 +133,40 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
         // A malformed or hostile peer only ever loses its own connection; an oversized message is counted.
         if error is FrameTooLarge { dispatcher.service.countOversizeFrame(peer: peer.uid) }
         context.close(promise: nil)
+    }
+}
+
+/// A watcher's events in flight and those it lost.
+final class WatchBacklog: Sendable {
+    private let counts = Mutex((pending: 0, dropped: 0))
+
+    /// Takes a place for one more event, or counts it as dropped.
+    func admit(writable: Bool) -> Bool {
+        counts.withLock { counts in
+            guard writable && counts.pending < EventStream.maximumPending else {
+                counts.dropped += 1
+                return false
+            }
+            counts.pending += 1
+            return true
+        }
+    }
+
+    /// The events dropped since the last report of them, now reported.
+    func takeDropped() -> Int {
+        counts.withLock { counts in
+            defer { counts.dropped = 0 }
+            return counts.dropped
+        }
+    }
+
+    /// One event written; returns the events dropped since the previous one.
+    func written() -> Int {
+        counts.withLock { counts in
+            counts.pending -= 1
+            defer { counts.dropped = 0 }
+            return counts.dropped
+        }
     }
 }
 

@@ -191,6 +191,15 @@ public final class Watchdog: Sendable {
                 }
                 if let old { try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now) }
                 state.withLock { $0.installed += 1 }
+                service.events.publish(.recalibration) {
+                    .fields([
+                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue), "reason": .string(outcome.reason),
+                        "oldNsPerToken": old.map { .number($0.decodeLatency.nSPerToken) } ?? .null,
+                        "newNsPerToken": .number(outcome.candidate.decodeLatency.nSPerToken),
+                        "oldMapePct": .number(outcome.currentLatencyMAPE), "newMapePct": .number(outcome.candidateLatencyMAPE),
+                        "profileVersion": .string(profile.version),
+                    ])
+                }
                 note("recalibrated \(id): \(outcome.reason)")
                 logger.notice("profile recalibrated", metadata: [
                     "MESSAGE_ID": "\(Self.recalibratedMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
@@ -211,6 +220,12 @@ public final class Watchdog: Sendable {
                     continue
                 }
                 state.withLock { $0.rolledBack += 1 }
+                service.events.publish(.rollback) {
+                    .fields([
+                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue), "peer": peer.map { .int(Int($0)) } ?? .null,
+                        "reason": .string(reason), "profileVersion": .string(profile.version),
+                    ])
+                }
                 note("rolled back \(id): \(reason)")
                 logger.warning("recalibration rolled back: other peers' runs disagree", metadata: [
                     "MESSAGE_ID": "\(Self.rolledBackMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
@@ -222,6 +237,9 @@ public final class Watchdog: Sendable {
                 logger.info("refit not accepted", metadata: ["model": "\(id.model)", "quant": "\(id.quantization.rawValue)", "reason": "\(outcome.reason)"])
             case let .drift(id, ratio, after):
                 note("drift on \(id): x\(ratio.significantDigits(3)) after \(after) reports")
+                service.events.publish(.drift) {
+                    .fields(["model": .string(id.model), "quantization": .string(id.quantization.rawValue), "ratio": .number(ratio), "detectedAfterReports": .int(after)])
+                }
                 logger.warning("drift detected", metadata: [
                     "MESSAGE_ID": "\(Self.driftMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
                     "ratio": "\(ratio.significantDigits(4))", "detected_after_reports": "\(after)",

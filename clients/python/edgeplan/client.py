@@ -1,5 +1,5 @@
 """The connection to the daemon."""
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import varlink
 
@@ -13,7 +13,8 @@ class Planner:
     """A connection to `io.edgeplan.Planner`. Use as a context manager; calls raise typed `EdgePlanError`s."""
 
     def __init__(self, socket_path: str = DEFAULT_SOCKET):
-        self._client = varlink.Client(address="unix:" + socket_path)
+        self._address = "unix:" + socket_path
+        self._client = varlink.Client(address=self._address)
         self._interface = None
 
     def __enter__(self) -> "Planner":
@@ -59,3 +60,21 @@ class Planner:
 
     def status(self) -> Dict[str, Any]:
         return self._call("Status")
+
+    def reload(self) -> Dict[str, Any]:
+        """Re-read policy and profile; raises `ReloadFailed` (the old policy stays) when the new one is broken."""
+        return self._call("Reload")
+
+    def watch(self, kinds: Optional[List[str]] = None) -> Iterator[Dict[str, Any]]:
+        """Events as they happen (`kind`, `time`, `event`, `dropped`), on a connection of their own, until the
+        caller stops iterating. `kinds` picks among decision, infeasible, report, recalibration, rollback, drift
+        and reload."""
+        client = varlink.Client(address=self._address)
+        with client.open("io.edgeplan.Planner") as interface:
+            arguments = {"kinds": kinds} if kinds else {}
+            try:
+                for event in interface.Watch(_more=True, **arguments):
+                    if event["kind"] != "watching":
+                        yield event
+            except varlink.VarlinkError as error:
+                raise from_varlink(error) from None
