@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds a Debian package with the system's own dpkg-deb: the tree `make install PREFIX=/usr` stages (binary,
-# units, sysusers.d entry, journal catalog, profiles, default policy as a conffile, shell completions), with
+# units, sysusers.d entry, journal catalog, profiles, default policy as a conffile, shell completions, man page), with
 # maintainer scripts that create the group, update the catalog and reload systemd.
 # Usage: scripts/package-deb.sh [OUTPUT_DIRECTORY]   (CONFIGURATION=debug for a quick, toolchain-bound build)
 set -eu

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what EdgePlan needs to build and test on Debian: libsystemd, SQLite, systemd tools, a C compiler, dpkg-deb,
-# the Python Varlink client.
+# man, the Python Varlink client.
 set -euo pipefail
 need=()
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
@@ -13,6 +13,8 @@ command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
 # The benchmark's floor and a load test are small C programs: the toolchain's clang does, else gcc.
 command -v cc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || need+=(gcc)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+# The test suite renders the installed man page.
+command -v man >/dev/null 2>&1 || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

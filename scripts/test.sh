@@ -18,6 +18,8 @@ grep -q simulate "$root/usr/local/share/bash-completion/completions/edgeplan"
 grep -q simulate "$root/usr/local/share/zsh/site-functions/_edgeplan"
 grep -q simulate "$root/usr/local/share/fish/vendor_completions.d/edgeplan.fish"
 bash -n "$root/usr/local/share/bash-completion/completions/edgeplan"
+# The man page renders and documents the newest subcommand.
+MANWIDTH=100 man -l "$root/usr/local/share/man/man1/edgeplan.1" 2>&1 | grep -q "Follow a running daemon"
 "$root/usr/local/bin/edgeplan" profile check "$root/usr/local/share/edgeplan/profiles/jetson-agx-orin-64gb"
 mkdir -p "$root/usr/lib/systemd" "$root/bin"
 cp /usr/bin/kill "$root/bin/kill"
@@ -33,7 +35,8 @@ pkgroot="$root/pkg"
 dpkg-deb -x "$deb" "$pkgroot"
 for file in usr/bin/edgeplan usr/lib/systemd/system/edgeplan.service usr/lib/systemd/system/edgeplan.socket usr/lib/sysusers.d/edgeplan.conf \
             usr/lib/systemd/catalog/edgeplan.catalog etc/edgeplan/policy.yaml usr/share/edgeplan/profiles/jetson-agx-orin-64gb/device.yaml \
-            usr/share/bash-completion/completions/edgeplan usr/share/zsh/site-functions/_edgeplan usr/share/fish/vendor_completions.d/edgeplan.fish; do
+            usr/share/bash-completion/completions/edgeplan usr/share/zsh/site-functions/_edgeplan usr/share/fish/vendor_completions.d/edgeplan.fish \
+            usr/share/man/man1/edgeplan.1; do
     test -e "$pkgroot/$file" || { echo "package lacks $file"; exit 1; }
 done
 dpkg-deb -f "$deb" Package Version Depends
