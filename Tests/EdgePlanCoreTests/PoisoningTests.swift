@@ -88,3 +88,22 @@ import Testing
         #expect(PeerEvidence().capped(runs[..<20]).count == 20)
     }
 }
+
+@Suite struct ReportRateTests {
+    @Test func eachPeerHasItsOwnBucket() {
+        var limiter = ReportRateLimiter(rate: 10)
+        func admitted(_ peer: UInt32, _ count: Int, at now: Double) -> Int {
+            var admitted = 0
+            for _ in 0..<count where limiter.admit(peer, at: now) { admitted += 1 }
+            return admitted
+        }
+        // A burst of twice the rate, then one a tenth of a second.
+        #expect(admitted(7, 30, at: 0) == 20)
+        #expect(admitted(7, 1, at: 0.05) == 0)
+        #expect(admitted(7, 1, at: 0.15) == 1)
+        // Another peer is untouched by the first one's flood.
+        #expect(admitted(8, 20, at: 0.15) == 20)
+        // Tokens refill up to the burst, no further.
+        #expect(admitted(7, 100, at: 1000) == 20)
+    }
+}

@@ -272,3 +272,36 @@ def test_a_lying_peer_is_refused_outvoted_and_rolled_back(directory):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_one_peer_flooding_reports_is_rate_limited_and_others_are_not(directory):
+    path = os.path.join(directory, "planner.sock")
+    policy = os.path.join(directory, "policy.yaml")
+    with open(policy, "w") as handle:
+        handle.write(open(os.path.join(ROOT, "policies", "default.yaml")).read() + "reporting:\n  users: [nobody]\n  max_reports_per_second: 20\n")
+    process = subprocess.Popen([BINARY, "serve", "--socket", path, "--rails", "none", "--policy", policy], stderr=subprocess.DEVNULL)
+    wait_until_answers(path, process)
+    os.chmod(directory, 0o755)
+    os.chmod(path, 0o666)
+    try:
+        report = {"requestId": "flood", "model": "DSR1-Qwen-1.5B", "quantization": "fp16", "mode": "base", "parallel": 1,
+                  "inputTokens": 256, "outputTokens": 200, "latencyMs": 5000.0}
+        with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
+            started = time.time()
+            replies = [planner.Report(**report) for _ in range(300)]
+            elapsed = time.time() - started
+            accepted = sum(reply["accepted"] for reply in replies)
+            dropped = [reply for reply in replies if not reply["accepted"]]
+            # A burst of 40, then 20 a second.
+            assert 40 <= accepted <= 40 + 20 * elapsed + 1, (accepted, elapsed)
+            assert "max_reports_per_second" in dropped[0]["learning"]
+            others = calls_as_nobody(path, "io.edgeplan.Planner.Report", [report] * 10)
+            assert all(reply["parameters"]["accepted"] for reply in others)
+            status = planner.Status()
+            assert status["rateLimitedReports"] == 300 - accepted
+            assert planner.GetPolicy()["policy"]["reporting"]["maxReportsPerSecond"] == 20
+        print(f"one peer sending 300 reports in {elapsed:.2f} s at a limit of 20 a second: {accepted} accepted; another peer's 10 all accepted")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0

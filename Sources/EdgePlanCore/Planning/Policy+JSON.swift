@@ -20,6 +20,7 @@ extension Policy {
             "reporting": .fields([
                 "users": .array(reporting.users.map(JSONValue.string)),
                 "groups": reporting.groups.map { .array($0.map(JSONValue.string)) } ?? .null,
+                "maxReportsPerSecond": .number(reporting.maxReportsPerSecond),
             ]),
             "defaults": defaultTask.json,
             "tasks": .object(tasks.keys.sorted().map { ($0, tasks[$0]!.json) }),

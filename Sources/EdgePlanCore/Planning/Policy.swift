@@ -118,10 +118,13 @@ public enum LatencyBasis: String, Sendable, Equatable, Hashable, CaseIterable {
 public struct ReportingPolicy: Sendable, Equatable, Hashable {
     public var users: [String]
     public var groups: [String]?
+    /// Reports one peer may send a second on average (bursts of twice as many); the rest are dropped and counted.
+    public var maxReportsPerSecond: Double
 
-    public init(users: [String] = [], groups: [String]? = nil) {
+    public init(users: [String] = [], groups: [String]? = nil, maxReportsPerSecond: Double = 1000) {
         self.users = users
         self.groups = groups
+        self.maxReportsPerSecond = maxReportsPerSecond
     }
 }
 

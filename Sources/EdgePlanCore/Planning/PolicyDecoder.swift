@@ -56,7 +56,8 @@ public enum PolicyDecoder {
             try journal.finish()
         }
         if var reporting = try root.optionalObject("reporting") {
-            policy.reporting = ReportingPolicy(users: try reporting.optionalStrings("users") ?? [], groups: try reporting.optionalStrings("groups"))
+            policy.reporting = ReportingPolicy(users: try reporting.optionalStrings("users") ?? [], groups: try reporting.optionalStrings("groups"),
+                                               maxReportsPerSecond: try reporting.optionalDouble("max_reports_per_second", in: 1...1_000_000) ?? 1000)
             try reporting.finish()
         }
         if var defaults = try root.optionalObject("defaults") {

@@ -16,6 +16,7 @@ public final class DaemonMetrics: Sendable {
     let errors: CoreMetrics.Counter
     let reportsAccepted: CoreMetrics.Counter
     let reportsRefused: CoreMetrics.Counter
+    let reportsRateLimited: CoreMetrics.Counter
     let planDuration: CoreMetrics.Timer
     let decisionsSampledOut: CoreMetrics.Counter
 
@@ -29,6 +30,7 @@ public final class DaemonMetrics: Sendable {
         errors = CoreMetrics.Counter(label: "edgeplan_errors_total")
         reportsAccepted = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "accepted")])
         reportsRefused = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "refused")])
+        reportsRateLimited = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "rate_limited")])
         planDuration = CoreMetrics.Timer(label: "edgeplan_plan_duration_seconds")
         decisionsSampledOut = CoreMetrics.Counter(label: "edgeplan_decisions_sampled_out_total")
     }

@@ -136,8 +136,14 @@ public enum Daemon {
                 sink.flush()
             },
             PeriodicTasks(tasks: periodic),
-            HangupReload { _ = reload() },
+            HangupReload(hangups: await UnixSignalsSequence(trapping: .sighup)) { _ = reload() },
             VarlinkService(server: server, quiesceTimeout: .seconds(4)) {
+                let planner = service.planner
+                logger.notice("ready", metadata: [
+                    "profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)",
+                ])
+                notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
+            } stopping: {
                 logger.notice("stopping: draining connections")
                 notifier.stopping(status: "draining")
             },
@@ -147,9 +153,6 @@ public enum Daemon {
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(8)
 
-        let planner = service.planner
-        logger.notice("ready", metadata: ["profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)"])
-        notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
         try await ServiceGroup(configuration: configuration).run()
         sink.flush()
     }

@@ -28,6 +28,8 @@ public final class PlannerService: Sendable {
         public var reports = 0
         /// Reports refused because the peer may not teach the daemon.
         public var refusedReports = 0
+        /// Reports dropped because their peer sent more than the policy's rate.
+        public var rateLimitedReports = 0
         /// Connections closed for a message over the frame limit.
         public var oversizeFrames = 0
         /// Connections turned away at the connection cap, and closed for idling.
@@ -40,6 +42,7 @@ public final class PlannerService: Sendable {
 
     private let snapshot: Mutex<Planner>
     private let authorizer: Mutex<ReportAuthorizer>
+    private let reportRate: Mutex<ReportRateLimiter>
     private let learner: Mutex<Learner>
     /// Recent plans by request id, for reports that name only the id.
     public let memory: PlanMemory
@@ -62,6 +65,7 @@ public final class PlannerService: Sendable {
         Self.warm(planner)
         self.snapshot = Mutex(planner)
         self.authorizer = Mutex(try ReportAuthorizer.resolve(planner.policy.reporting))
+        self.reportRate = Mutex(ReportRateLimiter(rate: planner.policy.reporting.maxReportsPerSecond))
         self.learner = Mutex(Learner(policy: planner.policy.learning))
         self.memory = PlanMemory(capacity: planner.policy.learning.rememberedPlans)
         self.loader = loader
@@ -98,6 +102,7 @@ public final class PlannerService: Sendable {
             Self.warm(fresh)
             snapshot.withLock { $0 = fresh }
             authorizer.withLock { $0 = reporters }
+            reportRate.withLock { $0 = ReportRateLimiter(rate: fresh.policy.reporting.maxReportsPerSecond) }
             journal?.setLevel(Self.level(fresh.policy.journal.level))
             reloadError.withLock { $0 = nil }
             counters.withLock { $0.reloads += 1 }
@@ -210,6 +215,17 @@ public final class PlannerService: Sendable {
     public func countError() {
         counters.withLock { $0.errors += 1 }
         metrics?.errors.increment()
+    }
+
+    /// Whether `peer` may send one more report now (the policy's per-peer rate); counts those it may not.
+    public func admitReport(from peer: UInt32) -> Bool {
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard reportRate.withLock({ $0.admit(peer, at: Double(now) / 1e9) }) else {
+            counters.withLock { $0.rateLimitedReports += 1 }
+            metrics?.reportsRateLimited.increment()
+            return false
+        }
+        return true
     }
 
     public func countRefusedReport() {

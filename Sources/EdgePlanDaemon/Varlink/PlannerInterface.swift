@@ -104,7 +104,8 @@ public enum PlannerInterface {
     # [startedAt, startedAt + latency]. learning says what became of the outcome. accepted means queued:
     # the report is stored and judged moments later, off the request path (Status shows pendingReports);
     # a crash in that window loses it, and SIGTERM drains the queue before exiting. accepted is false
-    # when the queue is full (10,000 reports): that report was dropped and counted; send it again later.
+    # when the queue is full (10,000 reports) or the peer reports faster than the
+    # policy's reporting.max_reports_per_second: that report was dropped and counted; send it again later.
     method Report(
       requestId: string,
       model: ?string,
@@ -135,6 +136,7 @@ public enum PlannerInterface {
       errors: int,
       reports: int,
       refusedReports: int,
+      rateLimitedReports: int,
       oversizeFrames: int,
       connections: int,
       rejectedConnections: int,

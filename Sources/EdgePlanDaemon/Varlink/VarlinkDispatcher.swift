@@ -166,6 +166,13 @@ public struct VarlinkDispatcher: Sendable {
             throw VarlinkError("org.varlink.service.PermissionDenied")
         }
         let peer = identity.uid
+        guard service.admitReport(from: peer) else {
+            let rate = service.planner.policy.reporting.maxReportsPerSecond
+            return .fields([
+                "accepted": .bool(false), "predictedLatencyMs": .null, "latencyErrorPct": .null, "attributedEnergyJ": .null,
+                "learning": .string("dropped: this peer reports faster than \(rate.significantDigits(6)) a second (reporting.max_reports_per_second)"),
+            ])
+        }
         let requestID = try string(parameters, "requestId")
         let remembered = service.memory.entry(requestID)
         let configuration = remembered?.configuration
@@ -279,7 +286,7 @@ public struct VarlinkDispatcher: Sendable {
             "device": .string(planner.profile.device.name), "profileVersion": .string(planner.profile.version),
             "policyVersion": .string(planner.policy.version), "lastReloadError": service.lastReloadError.map(JSONValue.string) ?? .null,
             "plans": .int(counters.plans), "infeasible": .int(counters.infeasible), "errors": .int(counters.errors),
-            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports), "oversizeFrames": .int(counters.oversizeFrames),
+            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports), "rateLimitedReports": .int(counters.rateLimitedReports), "oversizeFrames": .int(counters.oversizeFrames),
             "connections": .int(service.connections.current), "rejectedConnections": .int(counters.rejectedConnections), "idleClosed": .int(counters.idleClosed), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
