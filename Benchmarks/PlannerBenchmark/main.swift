@@ -152,10 +152,11 @@ func run(_ path: String, _ arguments: [String], output: Bool = false) throws -> 
     guard process.terminationStatus == 0 else { throw EdgePlanError.invalidInput("\(path) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)") }
     return String(decoding: data, as: UTF8.self)
 }
-func start(_ path: String, _ arguments: [String], socket: String) throws -> Process {
+func start(_ path: String, _ arguments: [String], socket: String, environment: [String: String] = [:]) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardError = FileHandle.nullDevice
     try process.run()
     while !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
@@ -179,7 +180,8 @@ if FileManager.default.isExecutableFile(atPath: daemonBinary), FileManager.defau
     }
     let echoSocket = "\(work)/echo.sock", daemonSocket = "\(work)/daemon.sock"
     let echo = try start("\(work)/echo_server", [echoSocket], socket: echoSocket)
-    let daemon = try start(daemonBinary, ["serve", "--socket", daemonSocket, "--threads", "2"], socket: daemonSocket)
+    // With the unit's allocator setting (Environment=MALLOC_ARENA_MAX=2 in systemd/edgeplan.service).
+    let daemon = try start(daemonBinary, ["serve", "--socket", daemonSocket, "--threads", "2"], socket: daemonSocket, environment: ["MALLOC_ARENA_MAX": "2"])
     print("daemon: \(daemonBinary) serve (pid \(daemon.processIdentifier)); floor: \(work)/echo_server")
     let plan = #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"inputTokens":256}}"#
     let echoMessage = String(repeating: "x", count: 120)
