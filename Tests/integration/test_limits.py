@@ -6,6 +6,7 @@ import shutil
 import signal
 import resource
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -128,7 +129,10 @@ def test_many_plans_over_64_connections_no_errors_and_flat_memory(tmp_path):
     # The plans remembered for Report are a bounded cache (65,536 by default, about 9 MB when full); a smaller
     # one lets the warm-up fill it, so what is measured after is the steady state.
     policy = tmp_path / "policy.yaml"
-    policy.write_text(open(os.path.join(ROOT, "policies", "default.yaml")).read().replace("remembered_plans: 65536", "remembered_plans: 4096"))
+    # Decisions are journaled one in 1,000: without journald they go to stderr, and a release build plans faster than
+    # that writer, so its bounded queue (4,096 entries, a few MB) would fill during the run and read as growth.
+    policy.write_text(open(os.path.join(ROOT, "policies", "default.yaml")).read().replace("remembered_plans: 65536", "remembered_plans: 4096")
+                      + "journal:\n  decisions_every: 1000\n")
     path = str(tmp_path / "planner.sock")
     # With the unit's allocator setting (two malloc arenas): otherwise glibc may open another arena at any moment
     # under contention, a one-time step of about 5 MB that is no leak but would hide one.
@@ -173,7 +177,12 @@ def test_five_thousand_idle_connections_lock_no_one_out():
         client = build_floor_client(directory)
         message = PLAN[:-1].decode()
         subprocess.run([client, path, message, "200", "1", "0"], check=True, capture_output=True)
-        baseline = subprocess.run([client, path, message, "2000", "1", "0"], check=True, capture_output=True, text=True).stdout.split()
+        # Three rounds each, medians: one round's p99 on a shared 2-core machine is noise (0.1 to 2.3 ms seen).
+        def timed():
+            rounds = [subprocess.run([client, path, message, "2000", "1", "0"], check=True, capture_output=True, text=True).stdout.split()
+                      for _ in range(3)]
+            return [statistics.median(float(round[column]) for round in rounds) for column in (0, 1)] + [sum(int(round[4]) for round in rounds)]
+        baseline = timed()
         before = rss_kib(process.pid)
         opened_read, opened_write = os.pipe()
         release_read, release_write = os.pipe()
@@ -196,22 +205,21 @@ def test_five_thousand_idle_connections_lock_no_one_out():
         os.close(opened_write)
         os.close(release_read)
         assert os.read(opened_read, 1) == b"1", "the other user could not open its connections"
-        time.sleep(1)
-        out = subprocess.run([client, path, message, "2000", "1", "0"], check=True, capture_output=True, text=True)
-        p50, p99, _, calls, errors = out.stdout.split()
+        time.sleep(2)
+        p50, p99, errors = timed()
         current = status({"socket": path})
         after = rss_kib(process.pid)
         os.write(release_write, b"1")
         os.waitpid(pid, 0)
         print(f"5,000 idle connections from one user: {current['connections']} held, {current['rejectedConnections']} turned away; "
-              f"another user's {calls} plans: {errors} errors, p50 {float(p50) / 1000:.3f} ms, p99 {float(p99) / 1000:.3f} ms "
-              f"(without them: p50 {float(baseline[0]) / 1000:.3f} ms, p99 {float(baseline[1]) / 1000:.3f} ms); "
+              f"another user's plans (3 rounds of 2,000, medians): {errors} errors, p50 {p50 / 1000:.3f} ms, p99 {p99 / 1000:.3f} ms "
+              f"(without them: p50 {baseline[0] / 1000:.3f} ms, p99 {baseline[1] / 1000:.3f} ms); "
               f"resident {before / 1024:.1f} MB before, {after / 1024:.1f} MB after")
-        assert int(errors) == 0
+        assert errors == 0 and baseline[2] == 0
         assert current["connections"] == 1024 + 1
         assert current["rejectedConnections"] == 5000 - 1024
         # 2 ms, or for a slow (debug) build no worse than its own p99 without the idle connections, with slack for noise.
-        assert float(p99) < max(2000, 1.5 * float(baseline[1]) + 500)
+        assert p99 < max(2000, 1.5 * baseline[1] + 500)
         assert after < 256 * 1024
     finally:
         process.send_signal(signal.SIGTERM)
