@@ -333,27 +333,10 @@ public final class PlannerService: Sendable {
             return
         }
         journal.submit(JournalSink.Entry(message: "plan decided", priority: JournalLogHandler.priority(.info), logger: logger.label, metadata: logger.handler.metadata,
-                                         file: file, line: line, function: function, deferredMetadata: { Self.decisionMetadata(plan) }))
+                                         file: file, line: line, function: function, deferredMetadata: { [record = DecisionRecord(plan)] in record.metadata }))
     }
 
-    static func decisionMetadata(_ plan: Plan) -> Logger.Metadata {
-        [
-            "MESSAGE_ID": "\(Self.planDecidedMessageID)",
-            "task": "\(plan.task)", "model": "\(plan.configuration.variant.model)",
-            "quant": "\(plan.configuration.variant.quantization.rawValue)", "mode": "\(plan.configuration.mode.rawValue)",
-            "token_budget": "\(plan.configuration.budgetTokens.map(String.init) ?? "none")",
-            "parallel": "\(plan.configuration.parallel)", "deadline_ms": "\(Self.decimal(plan.deadlineS * 1000))",
-            "input_tokens": "\(plan.inputTokens)", "pred_latency_p95_ms": "\(Self.decimal(plan.latencyPercentileS * 1000))",
-            "pred_energy_p95_j": "\(Self.decimal(plan.energyPercentileJ))", "objective": "\(plan.objective.rawValue)",
-            "profile_version": "\(plan.profileVersion)", "policy_version": "\(plan.policyVersion)",
-            "energy_budget_j": "\(plan.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
-            "pred_latency_ms": "\(Self.decimal(plan.latencyS * 1000))", "pred_energy_j": "\(Self.decimal(plan.energyJ))",
-            "pred_accuracy": "\(Self.decimal(plan.accuracy))", "accuracy_low": "\(Self.decimal(plan.estimate.low))",
-            "accuracy_high": "\(Self.decimal(plan.estimate.high))", "accuracy_source": "\(plan.accuracySource.rawValue)",
-            "miss_prob": "\(Self.decimal(plan.missProbability))", "explored": "\(plan.explored)",
-            "request_id": "\(plan.requestID ?? "")",
-        ]
-    }
+    static func decisionMetadata(_ plan: Plan) -> Logger.Metadata { DecisionRecord(plan).metadata }
 }
 
 /// Connections open at once, for the server's cap.
