@@ -169,9 +169,11 @@ public final class JournalSink: Sendable {
         writing.withLock { _ in
             let batch = state.withLock { state -> [Entry] in
                 let batch = state.queue
-                state.queue.removeAll(keepingCapacity: true)
+                state.queue.removeAll(keepingCapacity: false)
                 return batch
             }
+            // Lines go out in chunks of about 64 KiB: a whole batch as one string (4,096 decisions, several MB, and a
+            // copy to write it) would leave the allocator holding that much after every burst.
             var text = ""
             var written = 0, failed = 0
             for entry in batch {
@@ -180,16 +182,32 @@ public final class JournalSink: Sendable {
                 case .stderr:
                     text += Self.line(fields)
                     written += 1
+                    if text.utf8.count >= 64 << 10 { Self.writeToStandardError(&text) }
                 case .journal:
                     if send(fields) { written += 1 } else { failed += 1 }
                 }
             }
-            if !text.isEmpty { FileHandle.standardError.write(Data(text.utf8)) }
+            Self.writeToStandardError(&text)
             state.withLock {
                 $0.written += written
                 $0.failed += failed
             }
         }
+    }
+
+    /// Writes `text` to standard error and empties it (keeping its storage for the next chunk).
+    private static func writeToStandardError(_ text: inout String) {
+        guard !text.isEmpty else { return }
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let count = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                offset += count
+            }
+        }
+        text.removeAll(keepingCapacity: true)
     }
 
     /// One stderr line: the message, then the EDGEPLAN_ fields.
