@@ -176,19 +176,24 @@ public final class Watchdog: Sendable {
         }
     }
 
+    /// Writes `profile` as a new version and swaps it into the planner; a failure is counted as `what` failing.
+    private func install(_ profile: ProfileSet, _ what: String) -> Bool {
+        do {
+            try versions?.write(profile, base: state.withLock { $0.base })
+            try service.install(profile: profile)
+            return true
+        } catch {
+            storageFailed(what, error)
+            return false
+        }
+    }
+
     private func handle(_ events: [CalibrationLoop.Event], at now: Double) {
         for event in events {
             switch event {
             case let .recalibrated(id, outcome, profile):
                 let old = service.planner.profile.variants[id]
-                do {
-                    let base = state.withLock { $0.base }
-                    try versions?.write(profile, base: base)
-                    try service.install(profile: profile)
-                } catch {
-                    storageFailed("install the recalibration of \(id)", error)
-                    continue
-                }
+                guard install(profile, "install the recalibration of \(id)") else { continue }
                 if let old { try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now) }
                 state.withLock { $0.installed += 1 }
                 service.events.publish(.recalibration) {
@@ -211,14 +216,7 @@ public final class Watchdog: Sendable {
                     "profile_version": "\(profile.version)",
                 ])
             case let .rolledBack(id, peer, reason, profile):
-                do {
-                    let base = state.withLock { $0.base }
-                    try versions?.write(profile, base: base)
-                    try service.install(profile: profile)
-                } catch {
-                    storageFailed("roll back the recalibration of \(id)", error)
-                    continue
-                }
+                guard install(profile, "roll back the recalibration of \(id)") else { continue }
                 state.withLock { $0.rolledBack += 1 }
                 service.events.publish(.rollback) {
                     .fields([
