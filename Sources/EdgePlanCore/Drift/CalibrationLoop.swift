@@ -113,7 +113,7 @@ public struct CalibrationLoop: Sendable {
             if let from = state.pendingFrom { state.pendingFrom = max(0, from - excess) }
         }
         state.newRuns += 1
-        if state.probation != nil, let peer = run.peer, peer != state.probation!.fitPeer,
+        if let peer = run.peer, let probation = state.probation, peer != probation.fitPeer,
            let rollback = judgeProbation(&state, run: run, predicted: predicted, at: now) {
             state.monitor = monitor
             return [rollback]

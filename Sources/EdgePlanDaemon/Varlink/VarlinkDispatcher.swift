@@ -57,6 +57,10 @@ public struct VarlinkDispatcher: Sendable {
         let reply: JSONValue
         do {
             guard case .object = parameters else { throw VarlinkError.invalidParameter("parameters") }
+            // The interface description is the schema: unknown, missing and mistyped parameters stop here.
+            if let signature = Self.signature(of: method), let field = signature.schema.mismatch(parameters, signature.method.input) {
+                throw VarlinkError.invalidParameter(field)
+            }
             if method == "\(PlannerInterface.name).Watch" { return .watch(try watchKinds(parameters, more: call["more"]?.boolValue == true)) }
             reply = .object([("parameters", try dispatch(method, parameters, peer: peer))])
         } catch let error as VarlinkError {
@@ -75,9 +79,6 @@ public struct VarlinkDispatcher: Sendable {
 
     /// The kinds a `Watch` call subscribes to; the call must ask for more replies.
     private func watchKinds(_ parameters: JSONValue, more: Bool) throws -> Set<EventStream.Kind> {
-        if let signature = Self.signature(of: "\(PlannerInterface.name).Watch"), let field = signature.schema.mismatch(parameters, signature.method.input) {
-            throw VarlinkError.invalidParameter(field)
-        }
         guard more else { throw VarlinkError("org.varlink.service.ExpectedMore") }
         guard case let .array(names)? = parameters["kinds"] else { return Set(EventStream.Kind.allCases) }
         return Set(try names.map { name in
@@ -89,10 +90,6 @@ public struct VarlinkDispatcher: Sendable {
     }
 
     private func dispatch(_ method: String, _ parameters: JSONValue, peer: PeerIdentity) throws -> JSONValue {
-        // The interface description is the schema: unknown, missing and mistyped parameters stop here.
-        if let signature = Self.signature(of: method), let field = signature.schema.mismatch(parameters, signature.method.input) {
-            throw VarlinkError.invalidParameter(field)
-        }
         switch method {
         case "org.varlink.service.GetInfo":
             return .fields([

@@ -128,16 +128,11 @@ private struct Parser {
     private func isNameByte(_ byte: UInt8) -> Bool {
         (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
             || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-            || byte == UInt8(ascii: "-")
     }
 
     private func peekName() -> (String, Int)? {
         var end = index
-        while end < bytes.count && isNameByte(bytes[end]) {
-            // "->" is a symbol, not part of a name.
-            if bytes[end] == UInt8(ascii: "-") && end + 1 < bytes.count && bytes[end + 1] == UInt8(ascii: ">") { break }
-            end += 1
-        }
+        while end < bytes.count && isNameByte(bytes[end]) { end += 1 }
         return end > index ? (String(decoding: bytes[index..<end], as: UTF8.self), end) : nil
     }
 

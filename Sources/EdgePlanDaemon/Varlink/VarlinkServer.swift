@@ -186,11 +186,10 @@ final class TooManyConnectionsHandler: ChannelInboundHandler, Sendable {
     func channelActive(context: ChannelHandlerContext) { refuse(context) }
 
     private func refuse(_ context: ChannelHandlerContext) {
-        let reply = VarlinkError("\(PlannerInterface.name).TooManyConnections", .fields(["limit": .int(limit)])).json.serialized()
-        var out = context.channel.allocator.buffer(capacity: reply.utf8.count + 1)
-        out.writeString(reply)
-        out.writeInteger(UInt8(0))
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in context.close(promise: nil) }
+        let reply = VarlinkError("\(PlannerInterface.name).TooManyConnections", .fields(["limit": .int(limit)])).json
+        context.writeAndFlush(wrapOutboundOut(VarlinkConnectionHandler.frame(reply, allocator: context.channel.allocator))).whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 }
 
@@ -316,13 +315,13 @@ public final class VarlinkServer: Sendable {
 
     /// Stops accepting and asks every connection to close once the replies it is owed have left. Idempotent.
     public func beginQuiescing() {
-        let promise = group.next().makePromise(of: Void.self)
-        let first = drained.withLock { drained -> Bool in
-            guard drained == nil else { return false }
+        let promise = drained.withLock { drained -> EventLoopPromise<Void>? in
+            guard drained == nil else { return nil }
+            let promise = group.next().makePromise(of: Void.self)
             drained = promise.futureResult
-            return true
+            return promise
         }
-        if first { quiescing.initiateShutdown(promise: promise) } else { promise.succeed() }
+        if let promise { quiescing.initiateShutdown(promise: promise) }
     }
 
     /// Quiesces, waits for the connections to close, and stops the event loops. Connections still open after

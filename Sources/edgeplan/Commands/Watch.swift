@@ -52,14 +52,15 @@ struct Watch: AsyncParsableCommand {
         let kind = event["kind"]?.stringValue ?? "?"
         let fields = event["event"] ?? .object([])
         func text(_ key: String) -> String { fields[key]?.stringValue ?? fields[key].map { $0.serialized() } ?? "-" }
-        func number(_ value: JSONValue?, _ digits: Int = 0) -> String { value?.doubleValue.map { format($0, digits) } ?? "-" }
+        func number(_ value: JSONValue?, _ digits: Int = 0, scale: Double = 1) -> String { value?.doubleValue.map { format($0 * scale, digits) } ?? "-" }
         var line = "\(time) \(kind)"
         switch kind {
         case "watching": line += " \(fields["kinds"].map { $0.serialized() } ?? "")"
         case "decision":
             line += " \(text("requestId")) \(text("task")): \(text("model")) \(text("quantization")) \(text("mode"))"
-            line += " parallel \(text("parallel")), p\(number(fields["predicted"]?["percentile"].map { .number(($0.doubleValue ?? 0) * 100) })) \(number(fields["predicted"]?["latencyPercentileMs"])) ms"
-            line += ", accuracy \(number(fields["predicted"]?["accuracy"].map { .number(($0.doubleValue ?? 0) * 100) }, 1)) % (\(fields["predicted"]?["accuracySource"]?.stringValue ?? "-"))"
+            let predicted = fields["predicted"]
+            line += " parallel \(text("parallel")), p\(number(predicted?["percentile"], scale: 100)) \(number(predicted?["latencyPercentileMs"])) ms"
+            line += ", accuracy \(number(predicted?["accuracy"], 1, scale: 100)) % (\(predicted?["accuracySource"]?.stringValue ?? "-"))"
         case "infeasible": line += " \(text("requestId")) \(text("task")): \(text("message"))"
         case "report":
             line += " \(text("requestId")) \(text("model")): \(number(fields["latencyMs"])) ms against \(number(fields["predictedLatencyMs"])) ms predicted; \(text("learning"))"
