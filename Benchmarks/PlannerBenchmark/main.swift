@@ -50,6 +50,30 @@ warm.sort()
 let total = warm.reduce(0, +)
 print(String(format: "warm plan decisions: p50 %.2f µs, p99 %.2f µs, %.0f decisions/s (%d decisions, 5 rounds)", percentile(warm, 0.5) * 1e6, percentile(warm, 0.99) * 1e6, Double(warm.count) / total, warm.count))
 
+// One `Plan` call in process, taken apart: what the event loop does between reading a frame and writing its reply.
+do {
+    let service = try PlannerService(logger: Logger(label: "benchmark", factory: { _ in SwiftLogNoOpLogHandler() })) { planner }
+    let dispatcher = VarlinkDispatcher(service: service)
+    let frame = Array(#"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"inputTokens":256}}"#.utf8)
+    guard case let .reply(sample?) = dispatcher.respond(frame) else { fatalError("no reply") }
+    func medianMicroseconds(_ body: () -> Void) -> Double {
+        var times: [Double] = []
+        for _ in 0..<5 {
+            let start = now()
+            for _ in 0..<2000 { body() }
+            times.append((now() - start) / 2000)
+        }
+        return times.sorted()[2] * 1e6
+    }
+    if ProcessInfo.processInfo.environment["TMP_LOOP"] != nil { for _ in 0..<300_000 { _ = sample.utf8() }; exit(0) }
+    let parse = medianMicroseconds { _ = try? JSONValue.parse(frame) }
+    let plan = medianMicroseconds { _ = try? service.plan(PlanRequest(task: "mmlu-redux", deadlineS: 5, inputTokens: 256)) }
+    let respond = medianMicroseconds { _ = dispatcher.respond(frame) }
+    let encode = medianMicroseconds { _ = sample.utf8() }
+    print(String(format: "one Plan call in process (median of 5 × 2,000): parse %.2f µs, service plan %.2f µs, respond (parse, schema, plan, reply tree) %.2f µs, encode %.2f µs (%d bytes)",
+                 parse, plan, respond, encode, sample.utf8().count))
+}
+
 // The same decisions with learned posteriors in play: 400 outcomes over the configurations the planner picks.
 var learner = Learner()
 var learnedPlanner = planner

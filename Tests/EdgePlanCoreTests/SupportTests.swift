@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import EdgePlanCore
 
@@ -11,6 +12,28 @@ import Testing
         #expect(0.0.significantDigits(4) == "0")
         #expect(Double.nan.significantDigits(4) == "nan")
         #expect(0.1.significantDigits(6) == "0.1")
+    }
+
+    /// Positional decimals are written digit by digit; they must read exactly as the shortest round-trip form of the
+    /// rounded value that `description` gives.
+    @Test func significantDigitsMatchTheShortestRoundTripForm() {
+        var random = SeededRandom(state: 7)
+        for _ in 0..<20_000 {
+            let magnitude = Foundation.pow(10, random.next() * 20 - 8)
+            let value = (random.next() < 0.5 ? -1 : 1) * magnitude * (1 + random.next())
+            for digits in [3, 4, 6, 9] {
+                let exponent = Int(Foundation.floor(Foundation.log10(abs(value))))
+                let decimals = digits - 1 - exponent
+                guard decimals > 0, decimals <= 22 else { continue }
+                let scale = Foundation.pow(10, Double(decimals))
+                let rounded = (value * scale).rounded() / scale
+                let expected = rounded == rounded.rounded() && abs(rounded) < 9e15 ? String(Int(rounded)) : rounded.description
+                #expect(value.significantDigits(digits) == expected, "\(value) to \(digits) digits")
+            }
+        }
+        #expect(0.0001.significantDigits(4) == "0.0001")
+        #expect((-9.99996).significantDigits(5) == "-10")
+        #expect(1.05.significantDigits(6) == "1.05")
     }
 
     @Test func jsonEscapesControlCharactersAndRoundTrips() throws {

@@ -54,6 +54,30 @@ struct DispatcherTests {
         #expect(JournalLogHandler.fieldName("MESSAGE_ID") == "MESSAGE_ID")
     }
 
+    /// A decision's entry is written from its record on the writer thread: every field, in name order, with the
+    /// plan's values; its stderr line carries the same `EDGEPLAN_` fields but the logger's.
+    @Test func decisionEntryCarriesThePlan() throws {
+        let planner = try ProfileStore.loadPlanner(policyPath: nil, profileDirectory: nil)
+        guard case let .plan(plan) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 5, energyBudgetJ: 200, inputTokens: 256, requestID: "j1")) else {
+            Issue.record("no plan"); return
+        }
+        let entry = JournalSink.Entry(message: "plan decided", priority: 6, logger: "edgeplan", metadata: [:], decision: DecisionRecord(plan))
+        let fields = JournalLogHandler.fields(of: entry)
+        let values = Dictionary(fields, uniquingKeysWith: { first, _ in first })
+        #expect(fields.count == values.count, "no field twice")
+        #expect(values["MESSAGE_ID"] == PlannerService.planDecidedMessageID)
+        #expect(values["EDGEPLAN_MODEL"] == plan.configuration.variant.model)
+        #expect(values["EDGEPLAN_REQUEST_ID"] == "j1")
+        #expect(values["EDGEPLAN_ENERGY_BUDGET_J"] == "200" && values["EDGEPLAN_DEADLINE_MS"] == "5000")
+        #expect(values["EDGEPLAN_PRED_LATENCY_MS"] == (plan.latencyS * 1000).significantDigits(4))
+        #expect(values["EDGEPLAN_PARALLEL"] == String(plan.configuration.parallel))
+        let own = fields.map(\.0).drop { !$0.hasPrefix("MESSAGE_ID") }
+        #expect(own.count == 24 && own.dropFirst().sorted() == Array(own.dropFirst()))
+        let line = JournalSink.line(entry)
+        #expect(line.hasPrefix("edgeplan: plan decided EDGEPLAN_ACCURACY_HIGH=") && line.hasSuffix(" EDGEPLAN_TOKEN_BUDGET=\(values["EDGEPLAN_TOKEN_BUDGET"]!)\n"))
+        #expect(!line.contains("EDGEPLAN_LOGGER") && line.contains(" EDGEPLAN_MODEL=\(plan.configuration.variant.model) "))
+    }
+
     @Test func atomicWriteReplacesWholeFiles() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edgeplan-atomic-\(getpid())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -33,29 +33,33 @@ public struct JournalLogHandler: LogHandler {
                                       file: event.file, line: event.line, function: event.function))
     }
 
-    /// The journal fields of an entry, metadata sorted by key.
-    static func fields(of entry: JournalSink.Entry) -> [(String, String)] {
-        var fields: [(String, String)] = [
-            ("MESSAGE", entry.message),
-            ("PRIORITY", String(entry.priority)),
-            ("SYSLOG_IDENTIFIER", "edgeplan"),
-            ("EDGEPLAN_LOGGER", entry.logger),
-            // Where in the source the entry was made, as journald's own clients record it.
-            ("CODE_FILE", entry.file),
-            ("CODE_LINE", String(entry.line)),
-            ("CODE_FUNC", entry.function),
-        ]
-        var metadata = entry.metadata
-        if let deferred = entry.deferredMetadata { metadata.merge(deferred()) { $1 } }
-        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
-            fields.append((fieldName(key), value.description))
+    /// The journal fields of an entry: the standard ones, then a decision's own fields, then metadata sorted by key.
+    static func fields(of entry: JournalSink.Entry, into fields: inout JournalFields) {
+        fields.append("MESSAGE", entry.message)
+        fields.append("PRIORITY", String(entry.priority))
+        fields.append("SYSLOG_IDENTIFIER", "edgeplan")
+        fields.append("EDGEPLAN_LOGGER", entry.logger)
+        // Where in the source the entry was made, as journald's own clients record it.
+        fields.append("CODE_FILE", entry.file)
+        fields.append("CODE_LINE", String(entry.line))
+        fields.append("CODE_FUNC", entry.function)
+        entry.decision?.write(into: &fields)
+        guard !entry.metadata.isEmpty else { return }
+        for (key, value) in entry.metadata.sorted(by: { $0.key < $1.key }) {
+            fields.append(name: fieldName(key), value.description)
         }
-        return fields
     }
 
-    /// `MESSAGE_ID` stays; anything else becomes `EDGEPLAN_` plus the key upper-cased, non-alphanumerics as `_`.
+    /// The journal fields of an entry as text pairs.
+    static func fields(of entry: JournalSink.Entry) -> [(String, String)] {
+        var fields = JournalFields()
+        Self.fields(of: entry, into: &fields)
+        return fields.pairs
+    }
+
+    /// `MESSAGE_ID` and names already `EDGEPLAN_…` stay; anything else becomes `EDGEPLAN_` plus the key upper-cased, non-alphanumerics as `_`.
     static func fieldName(_ key: String) -> String {
-        if key == "MESSAGE_ID" { return key }
+        if key == "MESSAGE_ID" || key.hasPrefix("EDGEPLAN_") { return key }
         var name = Array("EDGEPLAN_".utf8)
         for byte in key.utf8 {
             switch byte {
@@ -90,8 +94,14 @@ public final class JournalSink: Sendable {
     private let capacity: Int
     private let state = Mutex<State>(State())
     private let wake = DispatchSemaphore(value: 0)
-    /// Held while a batch is written, so ``flush()`` and the writer thread never interleave.
-    private let writing = Mutex<Void>(())
+    /// Held while a batch is written, so ``flush()`` and the writer thread never interleave; holds the buffers
+    /// entries are formatted into, reused from entry to entry.
+    private let writing = Mutex(WriterBuffers())
+
+    private struct WriterBuffers {
+        var fields = JournalFields()
+        var text: [UInt8] = []
+    }
     /// How long the writer waits after the queue turns non-empty before writing: a burst of decisions costs the
     /// serving threads one wake-up of the writer, not one each.
     private let batchDelayS: Double
@@ -105,9 +115,8 @@ public final class JournalSink: Sendable {
         var file = ""
         var line: UInt = 0
         var function = ""
-        /// Metadata built on the writer's thread, not the caller's: a decision's fields are formatted off the
-        /// event loop.
-        var deferredMetadata: (@Sendable () -> Logger.Metadata)?
+        /// A decision, whose fields are formatted on the writer's thread, not the event loop.
+        var decision: DecisionRecord?
     }
 
     private struct State {
@@ -166,7 +175,7 @@ public final class JournalSink: Sendable {
     }
 
     private func writeBatch() {
-        writing.withLock { _ in
+        writing.withLock { buffers in
             let batch = state.withLock { state -> [Entry] in
                 let batch = state.queue
                 state.queue.removeAll(keepingCapacity: false)
@@ -174,20 +183,20 @@ public final class JournalSink: Sendable {
             }
             // Lines go out in chunks of about 64 KiB: a whole batch as one string (4,096 decisions, several MB, and a
             // copy to write it) would leave the allocator holding that much after every burst.
-            var text = ""
             var written = 0, failed = 0
             for entry in batch {
-                let fields = JournalLogHandler.fields(of: entry)
+                buffers.fields.removeAll()
+                JournalLogHandler.fields(of: entry, into: &buffers.fields)
                 switch target {
                 case .stderr:
-                    text += Self.line(fields)
+                    buffers.fields.appendLine(message: entry.message, to: &buffers.text)
                     written += 1
-                    if text.utf8.count >= 64 << 10 { Self.writeToStandardError(&text) }
+                    if buffers.text.count >= 64 << 10 { Self.writeToStandardError(&buffers.text) }
                 case .journal:
-                    if send(fields) { written += 1 } else { failed += 1 }
+                    if send(buffers.fields) { written += 1 } else { failed += 1 }
                 }
             }
-            Self.writeToStandardError(&text)
+            Self.writeToStandardError(&buffers.text)
             state.withLock {
                 $0.written += written
                 $0.failed += failed
@@ -196,9 +205,9 @@ public final class JournalSink: Sendable {
     }
 
     /// Writes `text` to standard error and empties it (keeping its storage for the next chunk).
-    private static func writeToStandardError(_ text: inout String) {
+    private static func writeToStandardError(_ text: inout [UInt8]) {
         guard !text.isEmpty else { return }
-        text.withUTF8 { bytes in
+        text.withUnsafeBufferPointer { bytes in
             var offset = 0
             while offset < bytes.count {
                 let count = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
@@ -211,17 +220,20 @@ public final class JournalSink: Sendable {
     }
 
     /// One stderr line: the message, then the EDGEPLAN_ fields.
-    static func line(_ fields: [(String, String)]) -> String {
-        let message = fields.first { $0.0 == "MESSAGE" }?.1 ?? ""
-        let extra = fields.filter { $0.0.hasPrefix("EDGEPLAN_") && $0.0 != "EDGEPLAN_LOGGER" }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
-        return "edgeplan: \(message)\(extra.isEmpty ? "" : " " + extra)\n"
+    static func line(_ entry: Entry) -> String {
+        var fields = JournalFields(), line: [UInt8] = []
+        JournalLogHandler.fields(of: entry, into: &fields)
+        fields.appendLine(message: entry.message, to: &line)
+        return String(decoding: line, as: UTF8.self)
     }
 
-    private func send(_ fields: [(String, String)]) -> Bool {
+    private func send(_ fields: JournalFields) -> Bool {
         // sd_journal_sendv fails against a stale socket; that is counted, never passed to a request.
-        let copies = fields.map { strdup("\($0.0)=\($0.1)")! }
-        defer { copies.forEach { free($0) } }
-        var vectors = copies.map { iovec(iov_base: UnsafeMutableRawPointer($0), iov_len: strlen($0)) }
-        return edgeplan_sd_journal_sendv(&vectors, Int32(vectors.count)) >= 0
+        fields.bytes.withUnsafeBufferPointer { bytes in
+            var vectors = fields.items.map { item in
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + item.lowerBound), iov_len: item.count)
+            }
+            return edgeplan_sd_journal_sendv(&vectors, Int32(vectors.count)) >= 0
+        }
     }
 }

@@ -39,23 +39,39 @@ struct DecisionRecord: Sendable {
         requestID = plan.requestID
     }
 
-    var metadata: Logger.Metadata {
+    /// The entry's own fields, in the order of their names, formatted straight into the writer's buffer.
+    func write(into fields: inout JournalFields) {
         let decimal = PlannerService.decimal
-        return [
-            "MESSAGE_ID": "\(PlannerService.planDecidedMessageID)",
-            "task": "\(task)", "model": "\(configuration.variant.model)",
-            "quant": "\(configuration.variant.quantization.rawValue)", "mode": "\(configuration.mode.rawValue)",
-            "token_budget": "\(configuration.budgetTokens.map(String.init) ?? "none")",
-            "parallel": "\(configuration.parallel)", "deadline_ms": "\(decimal(deadlineS * 1000))",
-            "input_tokens": "\(inputTokens)", "pred_latency_p95_ms": "\(decimal(latencyPercentileS * 1000))",
-            "pred_energy_p95_j": "\(decimal(energyPercentileJ))", "objective": "\(objective.rawValue)",
-            "profile_version": "\(profileVersion)", "policy_version": "\(policyVersion)",
-            "energy_budget_j": "\(energyBudgetJ.map { decimal($0) } ?? "none")",
-            "pred_latency_ms": "\(decimal(latencyS * 1000))", "pred_energy_j": "\(decimal(energyJ))",
-            "pred_accuracy": "\(decimal(accuracy))", "accuracy_low": "\(decimal(accuracyLow))",
-            "accuracy_high": "\(decimal(accuracyHigh))", "accuracy_source": "\(accuracySource.rawValue)",
-            "miss_prob": "\(decimal(missProbability))", "explored": "\(explored)",
-            "request_id": "\(requestID ?? "")",
-        ]
+        fields.append("MESSAGE_ID", PlannerService.planDecidedMessageID)
+        fields.append("EDGEPLAN_ACCURACY_HIGH", decimal(accuracyHigh))
+        fields.append("EDGEPLAN_ACCURACY_LOW", decimal(accuracyLow))
+        fields.append("EDGEPLAN_ACCURACY_SOURCE", accuracySource.rawValue)
+        fields.append("EDGEPLAN_DEADLINE_MS", decimal(deadlineS * 1000))
+        fields.append("EDGEPLAN_ENERGY_BUDGET_J", energyBudgetJ.map { decimal($0) } ?? "none")
+        fields.append("EDGEPLAN_EXPLORED", explored ? "true" : "false")
+        fields.append("EDGEPLAN_INPUT_TOKENS", String(inputTokens))
+        fields.append("EDGEPLAN_MISS_PROB", decimal(missProbability))
+        fields.append("EDGEPLAN_MODE", configuration.mode.rawValue)
+        fields.append("EDGEPLAN_MODEL", configuration.variant.model)
+        fields.append("EDGEPLAN_OBJECTIVE", objective.rawValue)
+        fields.append("EDGEPLAN_PARALLEL", String(configuration.parallel))
+        fields.append("EDGEPLAN_POLICY_VERSION", policyVersion)
+        fields.append("EDGEPLAN_PRED_ACCURACY", decimal(accuracy))
+        fields.append("EDGEPLAN_PRED_ENERGY_J", decimal(energyJ))
+        fields.append("EDGEPLAN_PRED_ENERGY_P95_J", decimal(energyPercentileJ))
+        fields.append("EDGEPLAN_PRED_LATENCY_MS", decimal(latencyS * 1000))
+        fields.append("EDGEPLAN_PRED_LATENCY_P95_MS", decimal(latencyPercentileS * 1000))
+        fields.append("EDGEPLAN_PROFILE_VERSION", profileVersion)
+        fields.append("EDGEPLAN_QUANT", configuration.variant.quantization.rawValue)
+        fields.append("EDGEPLAN_REQUEST_ID", requestID ?? "")
+        fields.append("EDGEPLAN_TASK", task)
+        fields.append("EDGEPLAN_TOKEN_BUDGET", configuration.budgetTokens.map(String.init) ?? "none")
+    }
+
+    /// The same fields as log metadata, keyed by their journal names (for a logger without the journal sink).
+    var metadata: Logger.Metadata {
+        var fields = JournalFields()
+        write(into: &fields)
+        return Logger.Metadata(uniqueKeysWithValues: fields.pairs.map { ($0.0, .string($0.1)) })
     }
 }

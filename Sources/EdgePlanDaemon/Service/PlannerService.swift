@@ -333,7 +333,7 @@ public final class PlannerService: Sendable {
             return
         }
         journal.submit(JournalSink.Entry(message: "plan decided", priority: JournalLogHandler.priority(.info), logger: logger.label, metadata: logger.handler.metadata,
-                                         file: file, line: line, function: function, deferredMetadata: { [record = DecisionRecord(plan)] in record.metadata }))
+                                         file: file, line: line, function: function, decision: DecisionRecord(plan)))
     }
 
     static func decisionMetadata(_ plan: Plan) -> Logger.Metadata { DecisionRecord(plan).metadata }
