@@ -36,6 +36,30 @@ import Testing
         #expect(1.05.significantDigits(6) == "1.05")
     }
 
+    /// Strings are scanned eight bytes at a time; every escape must land wherever it falls in a word.
+    @Test func jsonStringsEscapeAtEveryPosition() throws {
+        var random = SeededRandom(state: 3)
+        let specials: [Character] = ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", " ", "~", "\u{7f}"]
+        for _ in 0..<2_000 {
+            let length = Int(random.next() * 40)
+            let text = String((0..<length).map { _ in random.next() < 0.15 ? specials[Int(random.next() * Double(specials.count))] : Character(UnicodeScalar(UInt8(97 + Int(random.next() * 26)))) })
+            var expected = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": expected += "\\\""
+                case "\\": expected += "\\\\"
+                case "\n": expected += "\\n"
+                case "\u{1}": expected += "\\u0001"
+                case "\u{1f}": expected += "\\u001f"
+                default: expected.unicodeScalars.append(scalar)
+                }
+            }
+            expected += "\""
+            #expect(JSONValue.string(text).serialized() == expected)
+            #expect(try JSONValue.parse(Array(expected.utf8)).stringValue == text)
+        }
+    }
+
     @Test func jsonEscapesControlCharactersAndRoundTrips() throws {
         let value = JSONValue.object([("text", .string("a\"b\\c\nd\u{1}é")), ("x", .number(1.0 / 3))])
         let text = value.serialized()

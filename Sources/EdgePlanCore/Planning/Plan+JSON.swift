@@ -2,61 +2,91 @@ import Foundation
 
 /// The JSON shapes shared by the CLI and the daemon (camelCase, units in names).
 extension Plan {
+    /// The plan as the CLI prints it and the daemon replies with it, written field by field: the daemon's hottest
+    /// reply is built without a ``JSONValue`` tree. This is the one definition of its shape; ``json`` reads it back.
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("task"); writer.string(task)
+        writer.key("requestId"); writer.string(requestID)
+        writer.key("model"); writer.string(configuration.variant.model)
+        writer.key("quantization"); writer.string(configuration.variant.quantization.rawValue)
+        writer.key("mode"); writer.string(configuration.mode.rawValue)
+        writer.key("tokenBudget"); writer.int(configuration.budgetTokens)
+        writer.key("capped"); writer.bool(configuration.capped)
+        writer.key("parallel"); writer.int(configuration.parallel)
+        writer.key("inputTokens"); writer.int(inputTokens)
+        writer.key("deadlineMs"); writer.number(deadlineS * 1000)
+        writer.key("energyBudgetJ"); writer.number(energyBudgetJ)
+        writer.key("predicted")
+        writer.beginObject()
+        writer.key("latencyMs"); writer.number(latencyS * 1000)
+        writer.key("latencyPercentileMs"); writer.number(latencyPercentileS * 1000)
+        writer.key("percentile"); writer.number(percentile)
+        writer.key("energyJ"); writer.number(energyJ)
+        writer.key("energyPercentileJ"); writer.number(energyPercentileJ)
+        writer.key("accuracy"); writer.number(accuracy)
+        writer.key("accuracyLow"); writer.number(estimate.low)
+        writer.key("accuracyHigh"); writer.number(estimate.high)
+        writer.key("accuracySource"); writer.string(accuracySource.rawValue)
+        writer.key("observations"); writer.int(estimate.observations)
+        writer.key("costUsdPerMTok"); writer.number(costUSDPerMTok)
+        writer.key("memoryGiB"); writer.number(memoryGiB)
+        writer.key("missProbability"); writer.number(missProbability)
+        writer.key("meanOutputTokens"); writer.number(meanOutputTokens)
+        writer.key("percentileOutputTokens"); writer.number(percentileOutputTokens)
+        writer.key("capProbability"); writer.number(outputLength.capProbability)
+        writer.key("lengthSource"); writer.string(outputLength.source.rawValue)
+        writer.endObject()
+        writer.key("objective"); writer.string(objective.rawValue)
+        writer.key("explored"); writer.bool(explored)
+        writer.key("request"); engineRequest.writeJSON(to: &writer)
+        writer.key("profileVersion"); writer.string(profileVersion)
+        writer.key("policyVersion"); writer.string(policyVersion)
+        writer.endObject()
+    }
+
+    /// The plan as a value, read back from what ``writeJSON(to:)`` writes (always well-formed: it opens and closes
+    /// every container itself).
     public var json: JSONValue {
-        .fields([
-            "task": .string(task), "requestId": requestID.json,
-            "model": .string(configuration.variant.model),
-            "quantization": .string(configuration.variant.quantization.rawValue),
-            "mode": .string(configuration.mode.rawValue),
-            "tokenBudget": configuration.budgetTokens.json,
-            "capped": .bool(configuration.capped),
-            "parallel": .int(configuration.parallel),
-            "inputTokens": .int(inputTokens),
-            "deadlineMs": .number(deadlineS * 1000),
-            "energyBudgetJ": energyBudgetJ.json,
-            "predicted": .fields([
-                "latencyMs": .number(latencyS * 1000),
-                "latencyPercentileMs": .number(latencyPercentileS * 1000),
-                "percentile": .number(percentile),
-                "energyJ": .number(energyJ),
-                "energyPercentileJ": .number(energyPercentileJ),
-                "accuracy": .number(accuracy),
-                "accuracyLow": .number(estimate.low),
-                "accuracyHigh": .number(estimate.high),
-                "accuracySource": .string(accuracySource.rawValue),
-                "observations": .int(estimate.observations),
-                "costUsdPerMTok": .number(costUSDPerMTok),
-                "memoryGiB": .number(memoryGiB),
-                "missProbability": .number(missProbability),
-                "meanOutputTokens": .number(meanOutputTokens),
-                "percentileOutputTokens": .number(percentileOutputTokens),
-                "capProbability": .number(outputLength.capProbability),
-                "lengthSource": .string(outputLength.source.rawValue),
-            ]),
-            "objective": .string(objective.rawValue),
-            "explored": .bool(explored),
-            "request": engineRequest.json,
-            "profileVersion": .string(profileVersion),
-            "policyVersion": .string(policyVersion),
-        ])
+        var writer = JSONWriter()
+        writeJSON(to: &writer)
+        return try! JSONValue.parse(writer.bytes)
     }
 }
 
 extension EngineRequest {
-    public var json: JSONValue {
-        var pairs: [(String, JSONValue)] = [
-            ("model", .string(model)),
-            ("messages", .array(messages.map { .object([("role", .string($0.role)), ("content", .string($0.content))]) })),
-            ("max_tokens", .int(maxTokens)),
-            ("n", .int(n)),
-            ("temperature", .number(temperature)),
-            ("top_p", .number(topP)),
-        ]
-        if continueFinalMessage {
-            pairs.append(("continue_final_message", .bool(true)))
-            pairs.append(("add_generation_prompt", .bool(false)))
+    /// The engine's request body and how to combine its answers.
+    public func writeJSON(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.key("body")
+        writer.beginObject()
+        writer.key("model"); writer.string(model)
+        writer.key("messages")
+        writer.beginArray()
+        for message in messages {
+            writer.beginObject()
+            writer.key("role"); writer.string(message.role)
+            writer.key("content"); writer.string(message.content)
+            writer.endObject()
         }
-        return .object([("body", .object(pairs)), ("aggregation", .string(aggregation))])
+        writer.endArray()
+        writer.key("max_tokens"); writer.int(maxTokens)
+        writer.key("n"); writer.int(n)
+        writer.key("temperature"); writer.number(temperature)
+        writer.key("top_p"); writer.number(topP)
+        if continueFinalMessage {
+            writer.key("continue_final_message"); writer.bool(true)
+            writer.key("add_generation_prompt"); writer.bool(false)
+        }
+        writer.endObject()
+        writer.key("aggregation"); writer.string(aggregation)
+        writer.endObject()
+    }
+
+    public var json: JSONValue {
+        var writer = JSONWriter()
+        writeJSON(to: &writer)
+        return try! JSONValue.parse(writer.bytes)
     }
 }
 

@@ -18,6 +18,8 @@ public struct VarlinkDispatcher: Sendable {
     /// What a message asks of its connection: one reply (nil for a `oneway` call), or a stream of events.
     public enum Response {
         case reply(JSONValue?)
+        /// A reply already written as JSON bytes (a `Plan`, the hottest reply, is written without a tree).
+        case encoded([UInt8])
         /// `Watch`: subscribe the connection to these kinds of events.
         case watch(Set<EventStream.Kind>)
     }
@@ -27,6 +29,7 @@ public struct VarlinkDispatcher: Sendable {
     public func handle(_ frame: some Collection<UInt8>, peer: PeerIdentity = .current) -> JSONValue? {
         switch respond(frame, peer: peer) {
         case let .reply(reply): return reply
+        case let .encoded(bytes): return try? JSONValue.parse(bytes)
         case let .watch(kinds): return Self.watching(kinds)
         }
     }
@@ -62,6 +65,10 @@ public struct VarlinkDispatcher: Sendable {
                 throw VarlinkError.invalidParameter(field)
             }
             if method == "\(PlannerInterface.name).Watch" { return .watch(try watchKinds(parameters, more: call["more"]?.boolValue == true)) }
+            if method == "\(PlannerInterface.name).Plan" {
+                let plan = try self.plan(parameters)
+                return call["oneway"]?.boolValue == true ? .reply(nil) : .encoded(Self.reply(plan))
+            }
             reply = .object([("parameters", try dispatch(method, parameters, peer: peer))])
         } catch let error as VarlinkError {
             if !error.name.hasSuffix(".Infeasible") { service.countError() }
@@ -104,7 +111,6 @@ public struct VarlinkDispatcher: Sendable {
             case "org.varlink.service": return .object([("description", .string(Self.serviceDescription))])
             default: throw VarlinkError("org.varlink.service.InterfaceNotFound", .object([("interface", .string(interface))]))
             }
-        case "io.edgeplan.Planner.Plan": return try plan(parameters)
         case "io.edgeplan.Planner.Frontier":
             let front = try service.planner.front(task: try string(parameters, "task"), inputTokens: try int(parameters, "inputTokens"))
             return front.json
@@ -130,7 +136,20 @@ public struct VarlinkDispatcher: Sendable {
         }
     }
 
-    private func plan(_ parameters: JSONValue) throws -> JSONValue {
+    /// `{"parameters":{"plan":…}}`, written straight into bytes.
+    public static func reply(_ plan: Plan) -> [UInt8] {
+        var writer = JSONWriter(capacity: 1280)
+        writer.beginObject()
+        writer.key("parameters")
+        writer.beginObject()
+        writer.key("plan")
+        plan.writeJSON(to: &writer)
+        writer.endObject()
+        writer.endObject()
+        return writer.bytes
+    }
+
+    private func plan(_ parameters: JSONValue) throws -> Plan {
         let objective = try optionalString(parameters, "objective").map { raw -> Objective in
             guard let value = Objective(rawValue: raw) else { throw VarlinkError.invalidParameter("objective") }
             return value
@@ -145,7 +164,7 @@ public struct VarlinkDispatcher: Sendable {
             requestID: try optionalString(parameters, "requestId"))
         switch try service.plan(request) {
         case let .plan(plan):
-            return .object([("plan", plan.json)])
+            return plan
         case let .infeasible(reason):
             throw VarlinkError("\(PlannerInterface.name).Infeasible", .fields([
                 "task": .string(reason.task), "limit": .string(reason.limit.rawValue), "message": .string(reason.message),

@@ -54,12 +54,17 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
         switch response {
         case .reply(nil): return
         case let .reply(reply?): context.write(wrapOutboundOut(Self.frame(reply, allocator: context.channel.allocator)), promise: nil)
+        case let .encoded(bytes): context.write(wrapOutboundOut(Self.frame(bytes, allocator: context.channel.allocator)), promise: nil)
         case let .watch(kinds): watch(kinds, context: context)
         }
     }
 
     static func frame(_ reply: JSONValue, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let bytes = reply.utf8()
+        frame(reply.utf8(), allocator: allocator)
+    }
+
+    /// A message as it goes on the wire: its bytes and the terminating NUL.
+    static func frame(_ bytes: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: bytes.count + 1)
         out.writeBytes(bytes)
         out.writeInteger(UInt8(0))
