@@ -1,4 +1,4 @@
-import EdgePlanCore
+@testable import EdgePlanCore
 import Foundation
 import Testing
 
@@ -37,6 +37,27 @@ struct PlannerTests {
                     #expect(!ParetoFront.dominates(a, b), "\(a.configuration) dominates \(b.configuration)")
                 }
             }
+        }
+    }
+
+    /// The front is exactly the points nothing else dominates: checked against the definition, pair by pair, on
+    /// random figures with many ties.
+    @Test func frontIsExactlyTheNonDominatedPoints() throws {
+        let template = try planner.front(task: "mmlu-redux", inputTokens: 512).points[0]
+        var random = SeededRandom(state: 5)
+        for _ in 0..<200 {
+            let points = (0..<Int(random.next() * 60 + 1)).map { _ in
+                var point = template
+                point.estimate.accuracy = (random.next() * 5).rounded() / 5
+                point.latencyPercentileS = (random.next() * 6).rounded()
+                point.energyPercentileJ = (random.next() * 6).rounded()
+                return point
+            }
+            let front = ParetoFront.nonDominated(points, ranking: .expected)
+            let key = { (p: EvaluatedConfiguration) in [p.accuracy, p.latencyPercentileS, p.energyPercentileJ] }
+            let expected = Set(points.filter { p in !points.contains { ParetoFront.dominates($0, p) } }.map(key))
+            #expect(Set(front.map(key)) == expected)
+            #expect(front.count == expected.count, "each distinct point once")
         }
     }
 

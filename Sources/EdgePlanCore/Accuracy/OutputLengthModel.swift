@@ -15,17 +15,26 @@ public enum LengthSource: String, Sendable, Equatable, Codable {
 /// Output length of one sample as a log-normal; a hard cap censors it (the engine stops at the cap).
 public struct OutputLengthModel: Sendable, Equatable {
     /// Mean and standard deviation of log(tokens) before the cap.
-    public var mu: Double
-    public var sigma: Double
+    public let mu: Double
+    public let sigma: Double
     /// When set, the engine stops at this many tokens: no run is ever longer.
-    public var capTokens: Int?
-    public var source: LengthSource
+    public let capTokens: Int?
+    public let source: LengthSource
+    /// Mean tokens a run produces: E[min(L, cap)]. Computed once (two error functions), since every front
+    /// evaluation reads it.
+    public let meanTokens: Double
 
     public init(mu: Double, sigma: Double, capTokens: Int?, source: LengthSource) {
         self.mu = mu
         self.sigma = max(sigma, 0)
         self.capTokens = capTokens
         self.source = source
+        let spread = max(sigma, 0)
+        if let capTokens {
+            meanTokens = Self.censoredMean(mu: mu, sigma: spread, cap: Double(capTokens))
+        } else {
+            meanTokens = exp(mu + spread * spread / 2)
+        }
     }
 
     /// The log-normal whose uncensored mean is `meanTokens`.
@@ -35,12 +44,6 @@ public struct OutputLengthModel: Sendable, Equatable {
 
     /// Mean length without the cap.
     public var uncappedMeanTokens: Double { exp(mu + sigma * sigma / 2) }
-
-    /// Mean tokens a run produces: E[min(L, cap)].
-    public var meanTokens: Double {
-        guard let capTokens else { return uncappedMeanTokens }
-        return Self.censoredMean(mu: mu, sigma: sigma, cap: Double(capTokens))
-    }
 
     /// Coefficient of variation of the uncensored length.
     public var coefficientOfVariation: Double { (exp(sigma * sigma) - 1).squareRoot() }

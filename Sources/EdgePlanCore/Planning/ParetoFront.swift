@@ -23,21 +23,22 @@ public struct ParetoFront: Sendable {
 
     /// Sorting by accuracy first means a point can only be dominated by one already kept.
     static func nonDominated(_ all: [EvaluatedConfiguration], ranking: AccuracyRanking) -> [EvaluatedConfiguration] {
-        // The sort moves indices, not the points (each is a few hundred bytes); ties keep their order.
-        let scores = all.map { ranking.score($0) }
+        // The three figures side by side: the sort and the dominance checks read plain numbers and move indices,
+        // not the points (each is a few hundred bytes); ties keep their order.
+        let scores = all.map { ranking.score($0) }, energy = all.map(\.energyPercentileJ), latency = all.map(\.latencyPercentileS)
         let order = all.indices.sorted { i, j in
             if scores[i] != scores[j] { return scores[i] > scores[j] }
-            if all[i].energyPercentileJ != all[j].energyPercentileJ { return all[i].energyPercentileJ < all[j].energyPercentileJ }
-            if all[i].latencyPercentileS != all[j].latencyPercentileS { return all[i].latencyPercentileS < all[j].latencyPercentileS }
+            if energy[i] != energy[j] { return energy[i] < energy[j] }
+            if latency[i] != latency[j] { return latency[i] < latency[j] }
             return i < j
         }
         var kept: [Int] = []
         kept.reserveCapacity(64)
         for index in order {
-            let point = all[index]
-            if !kept.contains(where: { dominates(all[$0], point, ranking: ranking) || (scores[$0] == scores[index] && all[$0].energyPercentileJ == point.energyPercentileJ && all[$0].latencyPercentileS == point.latencyPercentileS) }) {
-                kept.append(index)
-            }
+            // A kept point has at least this accuracy; it dominates (or duplicates) this one when it is no worse on
+            // latency and energy: strictly better accuracy, or a strict gain elsewhere, or all three equal.
+            let beaten = kept.contains { k in energy[k] <= energy[index] && latency[k] <= latency[index] }
+            if !beaten { kept.append(index) }
         }
         return kept.map { all[$0] }
     }
