@@ -2,7 +2,7 @@ import ArgumentParser
 import EdgePlanCore
 
 struct Budget: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The largest output length that fits a latency deadline.")
+    static let configuration = CommandConfiguration(commandName: "budget", abstract: "The largest output length that fits a latency deadline.")
 
     @Option(help: "Model name.") var model: String
     @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"

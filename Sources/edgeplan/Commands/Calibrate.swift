@@ -5,6 +5,7 @@ import Foundation
 
 struct Calibrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "calibrate",
         abstract: "Fit a model's latency, power and parallel scaling from measured traces; print hold-out MAPE; write a profile.",
         discussion: """
         Accepts JSON-lines traces (prefill and decode records), per-token traces (tbt_s) and the Orin artifact's

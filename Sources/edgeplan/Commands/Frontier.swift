@@ -4,7 +4,7 @@ import EdgePlanDaemon
 import Foundation
 
 struct Frontier: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The accuracy / latency / energy Pareto front of a task.")
+    static let configuration = CommandConfiguration(commandName: "frontier", abstract: "The accuracy / latency / energy Pareto front of a task.")
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, csv, svg }
 

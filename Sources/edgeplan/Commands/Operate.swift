@@ -9,7 +9,7 @@ struct DaemonSocket: ParsableArguments {
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a running daemon's state: versions, counters, calibration, learning.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show a running daemon's state: versions, counters, calibration, learning.")
     @OptionGroup var daemon: DaemonSocket
     @Flag(help: "Print JSON.") var json = false
 
@@ -36,6 +36,7 @@ struct Status: AsyncParsableCommand {
 
 struct Reload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reload",
         abstract: "Make a running daemon re-read its policy and profile; a broken policy is refused and the old one kept.")
     @OptionGroup var daemon: DaemonSocket
 

@@ -4,7 +4,7 @@ import EdgePlanDaemon
 import Foundation
 
 struct Plan: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Choose model, quantization, mode, token budget and parallel factor for one request.")
+    static let configuration = CommandConfiguration(commandName: "plan", abstract: "Choose model, quantization, mode, token budget and parallel factor for one request.")
 
     @Option(help: "Task class, e.g. mmlu-redux, natural-plan-trip.") var task: String
     @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline: String?

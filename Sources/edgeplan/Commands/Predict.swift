@@ -2,7 +2,7 @@ import ArgumentParser
 import EdgePlanCore
 
 struct Predict: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Predict latency, power, energy, memory and cost of one configuration.")
+    static let configuration = CommandConfiguration(commandName: "predict", abstract: "Predict latency, power, energy, memory and cost of one configuration.")
 
     @Option(help: "Model name, e.g. DSR1-Llama-8B.") var model: String
     @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"

@@ -7,7 +7,7 @@ struct ProfileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "profile", abstract: "Show or check a device profile.", subcommands: [Show.self, Check.self, FitVotes.self])
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Summarize a profile (default: the bundled one).")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Summarize a profile (default: the bundled one).")
         @Argument(help: "Profile directory.") var directory: String?
         @Flag(help: "Show the output-length fits: soft/hard pairs, family spreads, and each configuration's distribution.") var lengths = false
         @Flag(help: "Show the vote model's fit to the published parallel-scaling results, with the error per point.") var votes = false
@@ -56,7 +56,7 @@ struct ProfileCommand: AsyncParsableCommand {
     }
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Validate every file: schema, units, ranges and physical bounds.")
+        static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate every file: schema, units, ranges and physical bounds.")
         @Argument(help: "Profile directory (default: the bundled one).") var directory: String?
 
         func run() async throws {
@@ -76,7 +76,7 @@ struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check or show an operator policy.", subcommands: [Check.self, Show.self])
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the effective policy (defaults filled in) of a file, or of a running daemon with --socket.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the effective policy (defaults filled in) of a file, or of a running daemon with --socket.")
         @Argument(help: "Policy file (default: the bundled one).") var file: String?
         @Option(help: "Ask a running daemon for its policy instead.") var socket: String?
 
@@ -92,7 +92,7 @@ struct PolicyCommand: AsyncParsableCommand {
     }
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Parse a policy and check it against its profile.")
+        static let configuration = CommandConfiguration(commandName: "check", abstract: "Parse a policy and check it against its profile.")
         @Argument(help: "Policy file.") var file: String
         @Option(help: "Profile directory (default: the policy's, else the bundled one).") var profile: String?
 

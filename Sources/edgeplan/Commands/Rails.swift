@@ -4,7 +4,7 @@ import EdgePlanDaemon
 import Foundation
 
 struct Rails: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show live power-rail readings (INA3221, NVML, RAPL or a replayed trace), like a small tegrastats for power.")
+    static let configuration = CommandConfiguration(commandName: "rails", abstract: "Show live power-rail readings (INA3221, NVML, RAPL or a replayed trace), like a small tegrastats for power.")
 
     @Option(help: "Source: \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: the first found).") var source: String?
     @Option(help: "Time between readings, e.g. 100ms or 1s.") var interval: String = "100ms"

@@ -5,7 +5,7 @@ import Foundation
 import NIOCore
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the planner daemon (Varlink on a Unix socket, systemd-aware).")
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the planner daemon (Varlink on a Unix socket, systemd-aware).")
 
     @Option(help: "Unix socket to bind when not socket-activated.") var socket: String?
     @Option(help: "Event-loop threads.") var threads: Int = System.coreCount

@@ -5,6 +5,7 @@ import Foundation
 
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "simulate",
         abstract: "Simulate a workload of robot tasks against a ground truth and compare policies.",
         discussion: """
         Each policy plans, recalibrates and learns with the daemon's own code; outcomes come from the truth
@@ -118,7 +119,7 @@ struct WorkloadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "workload", abstract: "Generate workloads of robot tasks.", subcommands: [Generate.self])
 
     struct Generate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Poisson arrivals from a mix of task classes, as JSON lines.")
+        static let configuration = CommandConfiguration(commandName: "generate", abstract: "Poisson arrivals from a mix of task classes, as JSON lines.")
         @Option(help: "Mix file (kind: workload-mix).") var mix: String
         @Option(help: "Arrival rate with a unit: 2/min, 30/h, 0.5/s.") var rate: String
         @Option(help: "How long, with a unit: 24h, 90m.") var duration: String

@@ -3,7 +3,7 @@ import EdgePlanCore
 import Foundation
 
 struct Validate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Compare a profile's predictions with measured traces (MAPE per model and phase).")
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Compare a profile's predictions with measured traces (MAPE per model and phase).")
 
     @Option(name: .customLong("measurements"), parsing: .upToNextOption, help: "Measurement files: the artifact's prefill.json / decode_parameters.json, or JSON-lines traces.")
     var measurements: [String] = []

@@ -5,6 +5,7 @@ import Foundation
 
 struct Watch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "watch",
         abstract: "Follow a running daemon: decisions, reports, recalibrations, rollbacks, drift and reloads as they happen.")
     @OptionGroup var daemon: DaemonSocket
     @Option(help: "Comma-separated kinds: \(EventStream.Kind.allCases.map(\.rawValue).joined(separator: ", ")) (default: all).")
