@@ -1,7 +1,7 @@
 import Foundation
 
 /// The JSON shapes shared by the CLI and the daemon (camelCase, units in names).
-extension Plan {
+extension Plan: JSONWritable {
     /// The plan as the CLI prints it and the daemon replies with it, written field by field: the daemon's hottest
     /// reply is built without a ``JSONValue`` tree. This is the one definition of its shape; ``json`` reads it back.
     public func writeJSON(to writer: inout JSONWriter) {
@@ -44,17 +44,9 @@ extension Plan {
         writer.key("policyVersion"); writer.string(policyVersion)
         writer.endObject()
     }
-
-    /// The plan as a value, read back from what ``writeJSON(to:)`` writes (always well-formed: it opens and closes
-    /// every container itself).
-    public var json: JSONValue {
-        var writer = JSONWriter()
-        writeJSON(to: &writer)
-        return try! JSONValue.parse(writer.bytes)
-    }
 }
 
-extension EngineRequest {
+extension EngineRequest: JSONWritable {
     /// The engine's request body and how to combine its answers.
     public func writeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
@@ -81,12 +73,6 @@ extension EngineRequest {
         writer.endObject()
         writer.key("aggregation"); writer.string(aggregation)
         writer.endObject()
-    }
-
-    public var json: JSONValue {
-        var writer = JSONWriter()
-        writeJSON(to: &writer)
-        return try! JSONValue.parse(writer.bytes)
     }
 }
 

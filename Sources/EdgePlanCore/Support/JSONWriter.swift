@@ -247,3 +247,19 @@ public struct JSONWriter: ~Copyable {
         return control != 0 || hasZero(word ^ 0x2222_2222_2222_2222) || hasZero(word ^ 0x5C5C_5C5C_5C5C_5C5C)
     }
 }
+
+/// A value whose JSON is written field by field; its ``JSONValue`` is read back from those bytes, so the shape is
+/// defined once.
+public protocol JSONWritable {
+    func writeJSON(to writer: inout JSONWriter)
+}
+
+extension JSONWritable {
+    /// The value as a tree, read back from what ``writeJSON(to:)`` writes (always well-formed: it opens and closes
+    /// every container itself).
+    public var json: JSONValue {
+        var writer = JSONWriter()
+        writeJSON(to: &writer)
+        return try! JSONValue.parse(writer.bytes)
+    }
+}
