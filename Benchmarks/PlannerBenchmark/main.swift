@@ -210,19 +210,30 @@ if FileManager.default.isExecutableFile(atPath: daemonBinary), FileManager.defau
     let daemon = try start(daemonBinary, ["serve", "--socket", daemonSocket, "--threads", "2"], socket: daemonSocket, environment: ["MALLOC_ARENA_MAX": "2"])
     print("daemon: \(daemonBinary) serve (pid \(daemon.processIdentifier)); floor: \(work)/echo_server")
     let plan = #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"inputTokens":256}}"#
+    // GetInfo plans nothing and answers 168 bytes: what the daemon's socket path costs before any planning.
+    let getInfo = #"{"method":"org.varlink.service.GetInfo","parameters":{}}"#
     let echoMessage = String(repeating: "x", count: 120)
-    struct Figures { var p50: [Double] = [], p99: [Double] = [], perSecond: [Double] = [] }
+    struct Figures {
+        var p50: [Double] = [], p99: [Double] = [], perSecond: [Double] = []
+        mutating func append(_ round: Figures) {
+            p50 += round.p50
+            p99 += round.p99
+            perSecond += round.perSecond
+        }
+    }
     let rounds = Int(ProcessInfo.processInfo.environment["EDGEPLAN_SOCKET_ROUNDS"] ?? "") ?? 5
     for clients in [1, 16, 64] {
         let calls = clients == 1 ? 5000 : 40_000 / clients
-        var floor = Figures(), daemonFigures = Figures()
+        var floor = Figures(), daemonFigures = Figures(), infoFigures = Figures()
         for _ in 0..<rounds {
-            for (socket, message) in [(echoSocket, echoMessage), (daemonSocket, plan)] {
+            // One client also times GetInfo, in the same alternation.
+            for (socket, message) in [(echoSocket, echoMessage), (daemonSocket, plan)] + (clients == 1 ? [(daemonSocket, getInfo)] : []) {
                 let fields = try run("\(work)/floor_client", [socket, message, "\(calls)", "\(clients)"]).split(separator: " ").compactMap { Double($0.trimmed) }
-                if socket == echoSocket {
-                    floor.p50.append(fields[0]); floor.p99.append(fields[1]); floor.perSecond.append(fields[2])
-                } else {
-                    daemonFigures.p50.append(fields[0]); daemonFigures.p99.append(fields[1]); daemonFigures.perSecond.append(fields[2])
+                let figures = Figures(p50: [fields[0]], p99: [fields[1]], perSecond: [fields[2]])
+                switch (socket == echoSocket, message == plan) {
+                case (true, _): floor.append(figures)
+                case (false, true): daemonFigures.append(figures)
+                case (false, false): infoFigures.append(figures)
                 }
             }
         }
@@ -236,6 +247,9 @@ if FileManager.default.isExecutableFile(atPath: daemonBinary), FileManager.defau
         print("  echo floor:     p50 \(summary(floor.p50, 3)) µs, p99 \(summary(floor.p99, 3)) µs, \(summary(floor.perSecond, 3)) calls/s")
         print("  daemon Plan:    p50 \(summary(daemonFigures.p50, 3)) µs, p99 \(summary(daemonFigures.p99, 3)) µs, \(summary(daemonFigures.perSecond, 3)) plans/s")
         print("  daemon / floor: p50 \((median(daemonFigures.p50) / median(floor.p50)).significantDigits(3))×, p99 \((median(daemonFigures.p99) / median(floor.p99)).significantDigits(3))×, throughput \((median(daemonFigures.perSecond) / median(floor.perSecond) * 100).significantDigits(3)) % of the echo server's")
+        if !infoFigures.p50.isEmpty {
+            print("  daemon GetInfo (no planning, 168-byte reply): p50 \(summary(infoFigures.p50, 3)) µs = \((median(infoFigures.p50) / median(floor.p50)).significantDigits(3))× the floor, p99 \(summary(infoFigures.p99, 3)) µs")
+        }
     }
     // Memory after a million plans (64 connections), the daemon alone.
     let millionClients = 64
