@@ -92,7 +92,7 @@ package struct YAMLObject {
 
     package mutating func double(_ key: String, in range: ClosedRange<Double>? = nil) throws -> Double {
         let node = try node(key)
-        guard node.scalar != nil, let value = node.float ?? node.int.map(Double.init) else {
+        guard let value = Self.number(node) else {
             throw error(key, "expected a number, found '\(node.string ?? "a collection")'")
         }
         guard value.isFinite else { throw error(key, "must be a finite number") }
@@ -102,6 +102,36 @@ package struct YAMLObject {
         return value
     }
 
+    /// A plain scalar written as a decimal number is read with `Double(_:)`, which is what the YAML library does for
+    /// it too, after a lower-casing and a Foundation string replacement per scalar. Anything else (underscores,
+    /// sexagesimal, `.inf`, quoted text) goes the library's way.
+    private static func number(_ node: Node) -> Double? {
+        guard let scalar = node.scalar else { return nil }
+        if scalar.style == .plain || scalar.style == .any, scalar.string.utf8.allSatisfy(isDecimalByte), let value = Double(scalar.string) {
+            return value
+        }
+        return node.float ?? node.int.map(Double.init)
+    }
+
+    /// A plain scalar of digits, with no sign and no leading zero (YAML 1.1 reads those as octal), is read with
+    /// `Int(_:)`; anything else the YAML library's way.
+    private static func integer(_ node: Node) -> Int? {
+        guard let scalar = node.scalar else { return nil }
+        let digits = scalar.string.utf8
+        if scalar.style == .plain || scalar.style == .any, digits.first != UInt8(ascii: "0"),
+           digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let value = Int(scalar.string) {
+            return value
+        }
+        return node.int
+    }
+
+    private static func isDecimalByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"): true
+        default: false
+        }
+    }
+
     package mutating func optionalDouble(_ key: String, in range: ClosedRange<Double>? = nil) throws -> Double? {
         ask(key)
         return has(key) ? try double(key, in: range) : nil
@@ -109,7 +139,7 @@ package struct YAMLObject {
 
     package mutating func int(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int {
         let node = try node(key)
-        guard node.scalar != nil, let value = node.int else { throw error(key, "expected an integer, found '\(node.string ?? "a collection")'") }
+        guard let value = Self.integer(node) else { throw error(key, "expected an integer, found '\(node.string ?? "a collection")'") }
         if let range, !range.contains(value) {
             throw error(key, "\(value) is outside the allowed range \(range.lowerBound)...\(range.upperBound)")
         }
