@@ -33,15 +33,27 @@ public struct BetaDistribution: Sendable, Equatable {
         return 1 - front * Self.continuedFraction(beta, alpha, 1 - x) / beta
     }
 
-    /// The x with P(X ≤ x) = p, by bisection (60 halvings: exact to double precision on [0, 1]).
+    /// The x with P(X ≤ x) = p: Newton steps on the cdf inside a bracket that shrinks with every evaluation; a
+    /// step that would leave the bracket, or that does not at least halve the step before last, bisects instead
+    /// (so it never converges slower than bisection). A handful of cdf evaluations instead of 60 halvings.
     public func quantile(_ p: Double) -> Double {
-        var low = 0.0
-        var high = 1.0
-        for _ in 0..<60 {
-            let mid = (low + high) / 2
-            if cdf(mid) < p { low = mid } else { high = mid }
+        guard p > 0 else { return 0 }
+        guard p < 1 else { return 1 }
+        let logNormalizer = Double.logGamma(alpha + beta) - Double.logGamma(alpha) - Double.logGamma(beta)
+        var low = 0.0, high = 1.0, x = mean
+        var step = 1.0, stepBefore = 1.0
+        for _ in 0..<200 {
+            let f = cdf(x) - p
+            if f < 0 { low = x } else { high = x }
+            let density = exp(logNormalizer + (alpha - 1) * log(x) + (beta - 1) * log(1 - x))
+            var next = x - f / density
+            if !(next > low && next < high) || abs(next - x) > stepBefore / 2 { next = (low + high) / 2 }
+            stepBefore = step
+            step = abs(next - x)
+            x = next
+            if step <= 1e-16 * max(x, 1e-300) || high - low <= 1e-16 { break }
         }
-        return (low + high) / 2
+        return x
     }
 
     /// The central credible interval holding `mass` of the belief (0.8 gives the 10th and 90th percentiles).
