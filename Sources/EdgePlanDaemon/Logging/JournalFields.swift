@@ -35,13 +35,6 @@ struct JournalFields {
         items.append(start..<bytes.count)
     }
 
-    /// The value of the first item named `name`, if any.
-    func value(of name: String) -> Substring? {
-        let prefix = Array(name.utf8) + [UInt8(ascii: "=")]
-        guard let item = items.first(where: { bytes[$0].starts(with: prefix) }) else { return nil }
-        return Substring(decoding: bytes[(item.lowerBound + prefix.count)..<item.upperBound], as: UTF8.self)
-    }
-
     /// The items as text, in order (for tests and diagnostics).
     var pairs: [(String, String)] {
         items.map { item in
