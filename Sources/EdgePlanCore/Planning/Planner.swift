@@ -131,12 +131,9 @@ public final class Planner: Sendable {
         let taskPolicy = policy.task(task)
         var evaluated: [EvaluatedConfiguration] = []
         evaluated.reserveCapacity(space.candidates.count)
-        // Through the buffer: each candidate is read in place, not copied with its variant's many fields.
-        space.candidates.withUnsafeBufferPointer { candidates in
-            for index in candidates.indices where taskPolicy.allows(candidates[index].configuration) {
-                let point = evaluate(candidates[index], task: task, inputTokens: inputTokens)
-                if point.mean.fits && memoryFitsAtPercentile(point, variant: candidates[index].variant) { evaluated.append(point) }
-            }
+        for candidate in space.candidates where taskPolicy.allows(candidate.configuration) {
+            let point = evaluate(candidate, task: task, inputTokens: inputTokens)
+            if point.mean.fits && memoryFitsAtPercentile(point, variant: candidate.variant) { evaluated.append(point) }
         }
         return ParetoFront(task: task, inputTokens: inputTokens, evaluated: evaluated, ranking: ranking)
     }
