@@ -61,6 +61,54 @@ struct PlannerTests {
         }
     }
 
+    /// A cold front judges candidates on their percentile figures first and evaluates only the survivors in full:
+    /// it must equal the non-dominated set of every candidate evaluated in full, with learned lengths and
+    /// accuracies in the overlay, at either latency basis and either ranking.
+    @Test func twoPassFrontEqualsTheFrontOfEveryCandidateEvaluatedInFull() throws {
+        var meanPolicy = Fixtures.policy
+        meanPolicy.latencyBasis = .mean
+        var random = SeededRandom(state: 11)
+        for policy in [Fixtures.policy, meanPolicy] {
+            let base = try Planner(profile: Fixtures.profile, policy: policy)
+            var overlay = LearnedOverlay()
+            for task in base.taskClasses {
+                for candidate in base.space(task)!.candidates where random.next() < 0.3 {
+                    let key = LearnedOverlay.Key(taskClass: task, configuration: candidate.configuration)
+                    let length = candidate.outputLength
+                    overlay.lengths[key] = OutputLengthModel(mu: length.mu + random.next() - 0.5, sigma: length.sigma * (0.5 + random.next()), capTokens: length.capTokens, source: .learned)
+                    var estimate = candidate.accuracy
+                    estimate.accuracy = min(1, max(0, estimate.accuracy + random.next() * 0.2 - 0.1))
+                    estimate.source = .learned
+                    overlay.accuracy[key] = estimate
+                }
+            }
+            overlay.revision = 1
+            for planner in [base, base.applying(overlay)] {
+                for task in planner.taskClasses {
+                    for input in [100, 512, 3000, 30000] {
+                        for ranking in [AccuracyRanking.expected, .lowerBound] {
+                            let usable = Fixtures.profile.device.usableMemoryGiB
+                            let everything = planner.space(task)!.candidates
+                                .filter { planner.policy.task(task).allows($0.configuration) }
+                                .map { planner.evaluate($0, task: task, inputTokens: input) }
+                                .filter { point in
+                                    let variant = Fixtures.profile.variants[point.configuration.variant]!
+                                    return point.mean.fits && planner.predictor.memoryGiB(variant, input: input, output: point.percentileOutputTokens,
+                                                                                          parallel: point.configuration.parallel) <= usable
+                                }
+                            let expected = ParetoFront(task: task, inputTokens: input, evaluated: everything, ranking: ranking).points
+                            let front = try planner.buildFront(task: task, inputTokens: input, ranking: ranking).points
+                            let context = "\(task) at \(input) tokens, \(ranking), \(policy.latencyBasis), overlay \(!planner.overlay.isEmpty)"
+                            #expect(front.map(\.configuration.description) == expected.map(\.configuration.description), "\(context)")
+                            let identical = front == expected
+                            #expect(identical, "every figure of every point: \(context)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func chosenPlanIsFeasibleOnTheFrontAndMatchesPredict() throws {
         let predictor = Predictor(device: Fixtures.profile.device)
         for deadline in [1.0, 3, 10, 30, 120] {

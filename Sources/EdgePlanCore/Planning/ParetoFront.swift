@@ -21,12 +21,25 @@ public struct ParetoFront: Sendable {
             && (x > y || a.latencyPercentileS < b.latencyPercentileS || a.energyPercentileJ < b.energyPercentileJ)
     }
 
-    /// Sorting by accuracy first means a point can only be dominated by one already kept.
+    /// A front already filtered: `points` in the solver's scan order.
+    init(task: String, inputTokens: Int, ranking: AccuracyRanking, front points: [EvaluatedConfiguration]) {
+        self.task = task
+        self.inputTokens = inputTokens
+        self.ranking = ranking
+        self.points = points
+    }
+
     static func nonDominated(_ all: [EvaluatedConfiguration], ranking: AccuracyRanking) -> [EvaluatedConfiguration] {
-        // The three figures side by side: the sort and the dominance checks read plain numbers and move indices,
-        // not the points (each is a few hundred bytes); ties keep their order.
-        let scores = all.map { ranking.score($0) }, energy = all.map(\.energyPercentileJ), latency = all.map(\.latencyPercentileS)
-        let order = all.indices.sorted { i, j in
+        nonDominatedOrder(scores: all.map { ranking.score($0) }, energy: all.map(\.energyPercentileJ), latency: all.map(\.latencyPercentileS))
+            .map { all[$0] }
+    }
+
+    /// The positions of the non-dominated points among three figures given side by side, in scan order.
+    ///
+    /// Sorting by accuracy first means a point can only be dominated by one already kept. The sort and the
+    /// dominance checks read plain numbers and move indices, not points; ties keep their order.
+    static func nonDominatedOrder(scores: [Double], energy: [Double], latency: [Double]) -> [Int] {
+        let order = scores.indices.sorted { i, j in
             if scores[i] != scores[j] { return scores[i] > scores[j] }
             if energy[i] != energy[j] { return energy[i] < energy[j] }
             if latency[i] != latency[j] { return latency[i] < latency[j] }
@@ -40,7 +53,7 @@ public struct ParetoFront: Sendable {
             let beaten = kept.contains { k in energy[k] <= energy[index] && latency[k] <= latency[index] }
             if !beaten { kept.append(index) }
         }
-        return kept.map { all[$0] }
+        return kept
     }
 }
 
@@ -49,10 +62,12 @@ public enum AccuracyRanking: String, Sendable, Hashable {
     case expected
     case lowerBound = "lower-bound"
 
-    public func score(_ point: EvaluatedConfiguration) -> Double {
+    public func score(_ point: EvaluatedConfiguration) -> Double { score(point.estimate) }
+
+    public func score(_ estimate: AccuracyEstimate) -> Double {
         switch self {
-        case .expected: point.estimate.accuracy
-        case .lowerBound: point.estimate.low
+        case .expected: estimate.accuracy
+        case .lowerBound: estimate.low
         }
     }
 }

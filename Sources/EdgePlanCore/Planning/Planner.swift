@@ -125,23 +125,61 @@ public final class Planner: Sendable {
     }
 
     /// Builds a front without the cache (what a cold request pays).
+    ///
+    /// Two passes: each allowed candidate is first judged only on what the front compares (accuracy, latency and
+    /// energy at the percentile) and on whether it fits; only the points that survive are evaluated in full.
     public func buildFront(task: String, inputTokens: Int, ranking: AccuracyRanking = .expected) throws -> ParetoFront {
         _ = try table(taskClass: task)
         let space = spaces.space(task)!
-        let taskPolicy = policy.task(task)
-        var evaluated: [EvaluatedConfiguration] = []
-        evaluated.reserveCapacity(space.candidates.count)
-        for candidate in space.candidates where taskPolicy.allows(candidate.configuration) {
-            let point = evaluate(candidate, task: task, inputTokens: inputTokens)
-            if point.mean.fits && memoryFitsAtPercentile(point, variant: candidate.variant) { evaluated.append(point) }
+        let count = space.candidates.count
+        // Figures by candidate position, so that ties keep the candidates' order.
+        var judged = [Bool](repeating: false, count: count)
+        var scores = [Double](repeating: 0, count: count), latency = scores, energy = scores
+        for group in spaces.frontInputs(task)!.groups {
+            for entry in group.entries {
+                guard let figures = percentileFigures(entry, variant: group.variant, space: space, inputTokens: inputTokens) else { continue }
+                judged[entry.position] = true
+                scores[entry.position] = ranking.score(figures.estimate)
+                latency[entry.position] = figures.latencyS
+                energy[entry.position] = figures.energyJ
+            }
         }
-        return ParetoFront(task: task, inputTokens: inputTokens, evaluated: evaluated, ranking: ranking)
+        let positions = judged.indices.filter { judged[$0] }
+        let kept = ParetoFront.nonDominatedOrder(
+            scores: positions.map { scores[$0] }, energy: positions.map { energy[$0] }, latency: positions.map { latency[$0] })
+        let points = kept.map { evaluate(space.candidates[positions[$0]], task: task, inputTokens: inputTokens) }
+        return ParetoFront(task: task, inputTokens: inputTokens, ranking: ranking, front: points)
+    }
+
+    /// What the front filter reads of one candidate, or nil when it does not fit memory or context: the same
+    /// figures ``evaluate(_:task:inputTokens:)`` gives, without the mean prediction's memory and cost.
+    private func percentileFigures(_ entry: FrontInputs.Entry, variant: ModelVariant, space: ConfigurationSpace, inputTokens: Int)
+        -> (estimate: AccuracyEstimate, latencyS: Double, energyJ: Double)? {
+        var estimate = entry.accuracy
+        var meanTokens = entry.meanTokens
+        var tail = entry.tailTokens
+        if !overlay.isEmpty {
+            let key = LearnedOverlay.Key(taskClass: space.task, configuration: space.candidates[entry.position].configuration)
+            if let learned = overlay.lengths[key] {
+                meanTokens = learned.meanTokens
+                tail = learned.quantileOfMaximum(policy.latencyPercentile, samples: entry.parallel)
+            }
+            estimate = overlay.accuracy[key] ?? estimate
+        }
+        let usableGiB = profile.device.usableMemoryGiB
+        guard Double(inputTokens) + meanTokens <= Double(variant.contextTokens),
+              predictor.memoryGiB(variant, input: inputTokens, output: meanTokens, parallel: entry.parallel) <= usableGiB else { return nil }
+        let tokens = policy.latencyBasis == .mean ? meanTokens : min(tail, Double(max(variant.contextTokens - inputTokens, 1)))
+        guard predictor.memoryGiB(variant, input: inputTokens, output: tokens, parallel: entry.parallel) <= usableGiB else { return nil }
+        let figures = predictor.latencyAndEnergy(variant, input: inputTokens, output: tokens, parallel: entry.parallel)
+        return (estimate, figures.latencyS, figures.energyJ)
     }
 
     public static func bucket(_ inputTokens: Int) -> Int {
         max(1, (inputTokens + bucketTokens - 1) / bucketTokens) * bucketTokens
     }
 
+    /// One candidate evaluated in full: its prediction at the mean length and its figures at the percentile.
     func evaluate(_ candidate: ConfigurationSpace.Candidate, task: String, inputTokens: Int) -> EvaluatedConfiguration {
         var length = candidate.outputLength
         var estimate = candidate.accuracy
@@ -159,11 +197,6 @@ public final class Planner: Sendable {
             configuration: candidate.configuration, estimate: estimate, outputLength: length, mean: mean,
             latencyPercentileS: atTail.latencyS, energyPercentileJ: atTail.energyJ,
             percentileOutputTokens: policy.latencyBasis == .mean ? length.meanTokens : tail, inputTokens: inputTokens)
-    }
-
-    private func memoryFitsAtPercentile(_ point: EvaluatedConfiguration, variant: ModelVariant) -> Bool {
-        let memory = predictor.memoryGiB(variant, input: point.inputTokens, output: point.percentileOutputTokens, parallel: point.configuration.parallel)
-        return memory <= profile.device.usableMemoryGiB
     }
 
     /// The limits a request resolves to once the policy's defaults fill the gaps.

@@ -1,16 +1,16 @@
 import Synchronization
 
-/// Each task class's configuration space, built on first use and then shared by every planner on the same
-/// profile: a command that plans one class builds one space, not all of them.
+/// Each task class's configuration space and its front inputs, built on first use and then shared by every
+/// planner on the same profile and policy: a command that plans one class builds one space, not all of them.
 final class SpaceCache: Sendable {
     let profile: ProfileSet
     let policy: Policy
     let lengths: OutputLengthFits
     /// The classes that have an accuracy table, so a space.
     let names: Set<String>
-    private let built: Mutex<[String: ConfigurationSpace]>
+    private let built: Mutex<[String: (space: ConfigurationSpace, front: FrontInputs)]>
 
-    init(profile: ProfileSet, policy: Policy, lengths: OutputLengthFits, built: [String: ConfigurationSpace] = [:]) {
+    init(profile: ProfileSet, policy: Policy, lengths: OutputLengthFits, built: [String: (space: ConfigurationSpace, front: FrontInputs)] = [:]) {
         self.profile = profile
         self.policy = policy
         self.lengths = lengths
@@ -18,23 +18,36 @@ final class SpaceCache: Sendable {
         self.built = Mutex(built)
     }
 
-    func space(_ name: String) -> ConfigurationSpace? {
+    func space(_ name: String) -> ConfigurationSpace? { entry(name)?.space }
+
+    /// What a cold front of the class reads.
+    func frontInputs(_ name: String) -> FrontInputs? { entry(name)?.front }
+
+    private func entry(_ name: String) -> (space: ConfigurationSpace, front: FrontInputs)? {
         guard names.contains(name) else { return nil }
-        if let space = built.withLock({ $0[name] }) { return space }
+        if let entry = built.withLock({ $0[name] }) { return entry }
         let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
         let space = ConfigurationSpace(task: name, table: profile.accuracy[policy.benchmark(of: name)]!, profile: profile, lengths: lengths, parallelFactors: factors)
+        let entry = (space: space, front: Self.inputs(of: space, policy: policy))
         // Two threads may build the same space at once; the first one stored wins.
         return built.withLock { built in
             if let existing = built[name] { return existing }
-            built[name] = space
-            return space
+            built[name] = entry
+            return entry
         }
+    }
+
+    private static func inputs(of space: ConfigurationSpace, policy: Policy) -> FrontInputs {
+        FrontInputs(space: space, policy: policy.task(space.task), latencyPercentile: policy.latencyPercentile)
     }
 
     /// The same spaces on a recalibrated profile whose accuracy tables, voting and lengths are unchanged: those
     /// already built take the new variants; the rest are built from the new profile when first asked for.
     func replacingVariants(of profile: ProfileSet) -> SpaceCache {
-        let spaces = built.withLock { $0.mapValues { $0.replacingVariants(profile.variants) } }
-        return SpaceCache(profile: profile, policy: policy, lengths: lengths, built: spaces)
+        let entries = built.withLock { $0.mapValues { [policy] entry in
+            let space = entry.space.replacingVariants(profile.variants)
+            return (space: space, front: Self.inputs(of: space, policy: policy))
+        } }
+        return SpaceCache(profile: profile, policy: policy, lengths: lengths, built: entries)
     }
 }
