@@ -109,6 +109,29 @@ struct PlannerTests {
         }
     }
 
+    /// A recalibration that changes only latency and power keeps the spaces and rebuilds what fronts read of
+    /// them: its fronts equal those of a planner built from scratch on the new profile.
+    @Test func recalibratedPlannerBuildsTheSameFrontsAsAFreshOne() throws {
+        var profile = Fixtures.profile
+        for (id, variant) in profile.variants {
+            var slower = variant
+            slower.decodeLatency.nSPerToken *= 1.3
+            slower.prefillLatency.cS *= 2
+            profile.variants[id] = slower
+        }
+        let planner = try Planner(profile: Fixtures.profile, policy: Fixtures.policy)
+        for task in planner.taskClasses { _ = planner.space(task) }  // built, so that the recalibration keeps them
+        let kept = try planner.recalibrated(to: profile), fresh = try Planner(profile: profile, policy: Fixtures.policy)
+        for task in fresh.taskClasses {
+            for input in [100, 2000] {
+                let a = try kept.buildFront(task: task, inputTokens: input).points, b = try fresh.buildFront(task: task, inputTokens: input).points
+                let identical = a == b
+                #expect(identical, "\(task) at \(input) tokens")
+                #expect(a.map(\.latencyPercentileS) != (try planner.buildFront(task: task, inputTokens: input)).points.map(\.latencyPercentileS))
+            }
+        }
+    }
+
     @Test func chosenPlanIsFeasibleOnTheFrontAndMatchesPredict() throws {
         let predictor = Predictor(device: Fixtures.profile.device)
         for deadline in [1.0, 3, 10, 30, 120] {
