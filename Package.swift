@@ -6,6 +6,13 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// The executables stay position-independent, but their 106,000 relative relocations are packed (DT_RELR): the
+/// loader reads a bitmap of a few kilobytes instead of a 2.5 MB table at every start, and keeps none of it
+/// resident. lld writes them; glibc 2.36 and later applies them.
+let compactRelocations: [LinkerSetting] = [
+    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
+]
+
 let package = Package(
     name: "EdgePlan",
     platforms: [.macOS(.v14)],
@@ -63,13 +70,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            linkerSettings: compactRelocations
         ),
         .executableTarget(
             name: "PlannerBenchmark",
             dependencies: ["EdgePlanCore", "EdgePlanDaemon", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/PlannerBenchmark",
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            linkerSettings: compactRelocations
         ),
         .testTarget(
             name: "EdgePlanCoreTests",
