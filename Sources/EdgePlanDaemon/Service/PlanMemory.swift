@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Compact, since it holds tens of thousands of plans: a plan is one fixed-size slot in a ring, its task class and
 /// configuration stand as indices into tables of the distinct ones seen, and its request id as a 64-bit hash seeded
-/// per process (so no client can aim two ids at one slot). About 60 bytes a plan with the index, against about
+/// per process (so no client can aim two ids at one slot). About 32 bytes a plan with the index, against about
 /// 220 as dictionary entries of strings and configurations.
 public final class PlanMemory: Sendable {
     /// What the daemon decided for one request.
@@ -14,13 +14,11 @@ public final class PlanMemory: Sendable {
         public var taskClass: String
         public var configuration: Configuration
         public var inputTokens: Int
-        public var predictedAccuracy: Double
         public var reported = false
     }
 
     private struct Slot {
         var key: UInt64
-        var predictedAccuracy: Double
         var inputTokens: Int32
         var configuration: Int32
         var taskClass: UInt16
@@ -30,7 +28,7 @@ public final class PlanMemory: Sendable {
     private struct State {
         var slots: [Slot] = []
         /// Where each remembered request id's slot is.
-        var index: [UInt64: Int32] = [:]
+        var index = SlotIndex()
         var head = 0
         var forgotten = 0
         /// The distinct task classes and configurations plans named, each stored once.
@@ -53,9 +51,24 @@ public final class PlanMemory: Sendable {
             return Int32(configurations.count - 1)
         }
 
+        func position(of key: UInt64) -> Int32? {
+            index.position(of: key) { slots[Int($0)].key }
+        }
+
+        /// Indexes the slot at `position`, which already holds `key`.
+        mutating func index(_ key: UInt64, at position: Int) {
+            let slots = self.slots
+            index.insert(key, at: Int32(position)) { slots[Int($0)].key }
+        }
+
+        mutating func forget(_ key: UInt64) {
+            let slots = self.slots
+            index.remove(key) { slots[Int($0)].key }
+        }
+
         func entry(_ slot: Slot) -> Entry {
             Entry(taskClass: taskClasses[Int(slot.taskClass)], configuration: configurations[Int(slot.configuration)],
-                  inputTokens: Int(slot.inputTokens), predictedAccuracy: slot.predictedAccuracy, reported: slot.reported)
+                  inputTokens: Int(slot.inputTokens), reported: slot.reported)
         }
     }
 
@@ -77,22 +90,22 @@ public final class PlanMemory: Sendable {
         guard capacity > 0 else { return }
         let key = Self.key(requestID)
         state.withLock { state in
-            let slot = Slot(key: key, predictedAccuracy: entry.predictedAccuracy, inputTokens: Int32(clamping: entry.inputTokens),
+            let slot = Slot(key: key, inputTokens: Int32(clamping: entry.inputTokens),
                             configuration: state.intern(entry.configuration), taskClass: state.intern(entry.taskClass), reported: entry.reported)
-            if let position = state.index[key] {
+            if let position = state.position(of: key) {
                 state.slots[Int(position)] = slot
                 return
             }
             if state.slots.count < capacity {
                 if state.slots.isEmpty { state.slots.reserveCapacity(min(capacity, 1 << 16)) }
-                state.index[key] = Int32(state.slots.count)
                 state.slots.append(slot)
+                state.index(key, at: state.slots.count - 1)
                 return
             }
             // A ring: overwrite the oldest.
-            state.index[state.slots[state.head].key] = nil
+            state.forget(state.slots[state.head].key)
             state.slots[state.head] = slot
-            state.index[key] = Int32(state.head)
+            state.index(key, at: state.head)
             state.head = (state.head + 1) % capacity
             state.forgotten += 1
         }
@@ -100,14 +113,14 @@ public final class PlanMemory: Sendable {
 
     public func entry(_ requestID: String) -> Entry? {
         let key = Self.key(requestID)
-        return state.withLock { state in state.index[key].map { state.entry(state.slots[Int($0)]) } }
+        return state.withLock { state in state.position(of: key).map { state.entry(state.slots[Int($0)]) } }
     }
 
     /// Marks a plan reported; returns false if it already was (each plan teaches once).
     public func markReported(_ requestID: String) -> Bool {
         let key = Self.key(requestID)
         return state.withLock { state in
-            guard let position = state.index[key], !state.slots[Int(position)].reported else { return false }
+            guard let position = state.position(of: key), !state.slots[Int(position)].reported else { return false }
             state.slots[Int(position)].reported = true
             return true
         }

@@ -180,7 +180,7 @@ public final class PlannerService: Sendable {
                 return true
             }
             if let id = plan.requestID {
-                memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens, predictedAccuracy: plan.accuracy))
+                memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens))
             }
             if journaled { journalDecision(plan) } else { metrics?.decisionsSampledOut.increment() }
             events.publish(.decision) { plan.json }

@@ -137,7 +137,7 @@ struct WorkloadCommand: AsyncParsableCommand {
                 // Streamed in chunks, so a long workload never sits in memory; a file is written beside its final
                 // name and renamed into place when complete.
                 let temporary = output.map { "\($0).tmp-\(getpid())" }
-                if let temporary { FileManager.default.createFile(atPath: temporary, contents: nil) }
+                if let temporary { _ = FileManager.default.createFile(atPath: temporary, contents: nil) }
                 guard let handle = temporary.map({ FileHandle(forWritingAtPath: $0) }) ?? FileHandle.standardOutput else {
                     throw EdgePlanError(.io, "cannot write workload", file: output)
                 }
