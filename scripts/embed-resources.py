@@ -2,7 +2,8 @@
 """Regenerates Sources/EdgePlanCore/Resources/BundledResources.swift from profiles/, policies/ and data/paper/.
 
 The binary carries the default profile and policy so that it works from any directory; a test fails when
-this file and the YAML drift apart.
+this file and the YAML drift apart. The profile is also carried decoded (BundledProfile.swift), which
+BundledProfileTests writes from this file's YAML.
 """
 import os, sys
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,3 +42,4 @@ new = "\n".join(lines)
 if "--check" in sys.argv:
     sys.exit(0 if os.path.exists(out) and open(out).read() == new else 1)
 open(out, "w").write(new)
+print("wrote", os.path.relpath(out, root), "- the decoded profile follows with: EDGEPLAN_REGENERATE=1 swift test --filter BundledProfileTests")

@@ -28,8 +28,9 @@ package struct YAMLObject {
         let node: Node?
         do {
             // No implicit tags: every scalar stays text and the accessors below parse it. Resolving tags costs a
-            // regular-expression match per scalar, a third of a CLI command's time.
-            node = try Yams.compose(yaml: text, .basic)
+            // regular-expression match per scalar, a third of a CLI command's time. The encoding is named: the
+            // library's default reads the whole process environment on every parse (a tenth of a profile's decode).
+            node = try Yams.compose(yaml: text, .basic, .default, .utf8)
         } catch {
             throw EdgePlanError.invalidFile("not valid YAML: \(error)", file: file)
         }
