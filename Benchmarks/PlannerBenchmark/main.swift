@@ -7,19 +7,6 @@ import Logging
 func percentile(_ sorted: [Double], _ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-if ProcessInfo.processInfo.environment["EDGEPLAN_BENCH_ONLY"] == "decode" {
-    for _ in 0..<(Int(ProcessInfo.processInfo.environment["EDGEPLAN_DECODE_ROUNDS"] ?? "") ?? 4) {
-        let t0 = now()
-        let p = try ProfileDecoder.decode(BundledResources.profileFiles)
-        let t1 = now()
-        let pl = try Planner(profile: p, policy: try PolicyDecoder.decode(BundledResources.defaultPolicy, file: "default.yaml"))
-        let t2 = now()
-        _ = pl.space("mmlu-redux")
-        let t3 = now()
-        print(String(format: "decode %.2f ms, planner %.2f ms, space %.2f ms", (t1-t0)*1e3, (t2-t1)*1e3, (t3-t2)*1e3))
-    }
-    exit(0)
-}
 let planner = try ProfileStore.loadPlanner(policyPath: nil, profileDirectory: nil)
 let tasks = planner.profile.tasks
 
