@@ -21,7 +21,7 @@ MANDIR = $(PREFIX)/share/man
 # The man page is dated by the last commit, so the same source gives the same page.
 MANDATE ?= $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
 
-.PHONY: build install uninstall
+.PHONY: build install uninstall bench
 
 build:
 	swift build -c $(CONFIGURATION) $(STATIC) --product edgeplan
@@ -49,6 +49,13 @@ install: build
 	install -Dm644 .build/manual/edgeplan.1 $(DESTDIR)$(MANDIR)/man1/edgeplan.1
 	# An operator's edited policy is never overwritten.
 	test -e $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml || install -Dm644 policies/default.yaml $(DESTDIR)$(SYSCONFDIR)/edgeplan/policy.yaml
+
+# Every performance figure in the README: the daemon and the benchmark built as they ship (statically linked),
+# then one run of the benchmark, which starts that daemon and measures it against a C floor in the same run.
+bench:
+	swift build -c release --static-swift-stdlib --product edgeplan
+	swift build -c release --static-swift-stdlib --product PlannerBenchmark
+	.build/release/PlannerBenchmark
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
