@@ -189,11 +189,11 @@ func start(_ path: String, _ arguments: [String], socket: String, environment: [
     while !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
     return process
 }
-/// Resident memory and its peak, as /proc/PID/status gives them.
+/// Resident memory, its peak and its anonymous and file-backed parts, as /proc/PID/status gives them.
 func memory(_ pid: Int32) -> String {
     let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
     func field(_ name: String) -> String { status.split(separator: "\n").first { $0.hasPrefix(name) }.map { $0.split(separator: ":")[1].trimmed } ?? "?" }
-    return "\(field("VmRSS")) (peak \(field("VmHWM")))"
+    return "\(field("VmRSS")) (peak \(field("VmHWM")); anonymous \(field("RssAnon")), file-backed \(field("RssFile")))"
 }
 let daemonBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("edgeplan").path
 let floorSources = "Benchmarks/Floor"

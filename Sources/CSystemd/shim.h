@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 #include <sys/uio.h>
+#include <malloc.h>
 
 /// Sends a plain notification string; Swift cannot call the variadic sd_notifyf.
 static inline int edgeplan_sd_notify(int unset_environment, const char *state) {
@@ -21,5 +22,10 @@ struct edgeplan_peer_credentials {
     uid_t uid;
     gid_t gid;
 };
+
+/// Returns the allocator's free memory to the system (glibc's malloc_trim, which the Glibc module does not export).
+static inline int edgeplan_malloc_trim(void) {
+    return malloc_trim(0);
+}
 
 #endif

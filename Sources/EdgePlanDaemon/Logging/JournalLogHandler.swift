@@ -175,11 +175,15 @@ public final class JournalSink: Sendable {
         while true {
             wake.wait()
             if batchDelayS > 0 { usleep(useconds_t(batchDelayS * 1e6)) }
-            writeBatch()
+            // After a backlog (a queue an eighth full or more) the allocator holds the memory its entries took,
+            // a few megabytes in glibc's arenas: hand it back once the batch is written.
+            if writeBatch() >= capacity / 8 { _ = edgeplan_malloc_trim() }
         }
     }
 
-    private func writeBatch() {
+    /// Writes the queued entries; returns how many there were.
+    @discardableResult
+    private func writeBatch() -> Int {
         writing.withLock { buffers in
             let batch = state.withLock { state -> [Entry] in
                 let batch = state.queue
@@ -210,6 +214,7 @@ public final class JournalSink: Sendable {
                 $0.written += written
                 $0.failed += failed
             }
+            return batch.count
         }
     }
 
