@@ -6,12 +6,28 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
-/// The executables stay position-independent, but their 106,000 relative relocations are packed (DT_RELR): the
-/// loader reads a bitmap of a few kilobytes instead of a 2.5 MB table at every start, and keeps none of it
-/// resident. lld writes them; glibc 2.36 and later applies them.
-let compactRelocations: [LinkerSetting] = [
-    .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
-]
+/// The executables stay position-independent, but their 106,000 relative relocations are packed (DT_RELR): at every
+/// start the loader reads a 20 KB bitmap instead of a 2.5 MB table, and the table's pages no longer count in the
+/// daemon's memory. lld writes them; glibc applies them from 2.36 on and refuses such a binary before that, so an
+/// older C library (Ubuntu 22.04, JetPack 6) gets the plain table.
+let compactRelocations: [LinkerSetting] = libcAppliesPackedRelocations
+    ? [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux]))]
+    : []
+
+#if canImport(Glibc)
+import Glibc
+/// Whether the C library built against applies packed relocations (glibc 2.36 and later).
+var libcAppliesPackedRelocations: Bool {
+    // confstr gives "glibc 2.36".
+    var text = [CChar](repeating: 0, count: 64)
+    guard confstr(Int32(_CS_GNU_LIBC_VERSION), &text, text.count) > 0 else { return false }
+    let name = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let version = name.split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
+    return version.count >= 2 && (version[0], version[1]) >= (2, 36)
+}
+#else
+var libcAppliesPackedRelocations: Bool { false }
+#endif
 
 let package = Package(
     name: "EdgePlan",
