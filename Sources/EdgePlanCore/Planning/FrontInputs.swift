@@ -1,7 +1,7 @@
 /// What a cold front reads of one task class's configuration space, laid out for its first pass.
 ///
 /// Only the candidates the class's policy allows, grouped by variant so that each variant is read once: a
-/// candidate carries its variant's many fields, and copying one per candidate was a sixth of a cold front.
+/// candidate carries its variant's many fields, and copying one per candidate was about a fifth of a cold front.
 /// Each entry holds plain numbers, with the longest sample's length at the policy's latency percentile
 /// computed once.
 struct FrontInputs: Sendable {
