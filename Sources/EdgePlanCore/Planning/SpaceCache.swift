@@ -8,9 +8,15 @@ final class SpaceCache: Sendable {
     let lengths: OutputLengthFits
     /// The classes that have an accuracy table, so a space.
     let names: Set<String>
-    private let built: Mutex<[String: (space: ConfigurationSpace, front: FrontInputs)]>
+    private let built: Mutex<[String: Built]>
 
-    init(profile: ProfileSet, policy: Policy, lengths: OutputLengthFits, built: [String: (space: ConfigurationSpace, front: FrontInputs)] = [:]) {
+    /// A class's space and what its cold fronts read of it.
+    struct Built: Sendable {
+        let space: ConfigurationSpace
+        let front: FrontInputs
+    }
+
+    init(profile: ProfileSet, policy: Policy, lengths: OutputLengthFits, built: [String: Built] = [:]) {
         self.profile = profile
         self.policy = policy
         self.lengths = lengths
@@ -23,12 +29,12 @@ final class SpaceCache: Sendable {
     /// What a cold front of the class reads.
     func frontInputs(_ name: String) -> FrontInputs? { entry(name)?.front }
 
-    private func entry(_ name: String) -> (space: ConfigurationSpace, front: FrontInputs)? {
+    private func entry(_ name: String) -> Built? {
         guard names.contains(name) else { return nil }
         if let entry = built.withLock({ $0[name] }) { return entry }
         let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
         let space = ConfigurationSpace(task: name, table: profile.accuracy[policy.benchmark(of: name)]!, profile: profile, lengths: lengths, parallelFactors: factors)
-        let entry = (space: space, front: Self.inputs(of: space, policy: policy))
+        let entry = Built(space: space, front: Self.inputs(of: space, policy: policy))
         // Two threads may build the same space at once; the first one stored wins.
         return built.withLock { built in
             if let existing = built[name] { return existing }
@@ -46,7 +52,7 @@ final class SpaceCache: Sendable {
     func replacingVariants(of profile: ProfileSet) -> SpaceCache {
         let entries = built.withLock { $0.mapValues { [policy] entry in
             let space = entry.space.replacingVariants(profile.variants)
-            return (space: space, front: Self.inputs(of: space, policy: policy))
+            return Built(space: space, front: Self.inputs(of: space, policy: policy))
         } }
         return SpaceCache(profile: profile, policy: policy, lengths: lengths, built: entries)
     }
