@@ -8,6 +8,7 @@ import stat
 import subprocess
 import tempfile
 import time
+import traceback
 
 import pytest
 import varlink
@@ -42,28 +43,40 @@ def call(path, method, parameters):
         return json.loads(data.rstrip(b"\0"))
 
 
-def as_nobody(path, method, parameters):
-    """Runs one call in a child process that has become nobody, and returns its reply."""
+def as_nobody_child(work):
+    """Runs `work()` in a child process that has become nobody and returns its JSON-able result; an exception
+    in the child fails the test with the child's traceback."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(read)
+        outcome = {"error": "the child ended before it finished"}
         try:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            os.write(write, json.dumps(call(path, method, parameters)).encode())
+            outcome = {"result": work()}
+        except BaseException:
+            outcome = {"error": traceback.format_exc()}
         finally:
+            os.write(write, json.dumps(outcome).encode())
             os._exit(0)
     os.close(write)
     data = b""
     while True:
-        chunk = os.read(read, 65536)
+        chunk = os.read(read, 1 << 20)
         if not chunk:
             break
         data += chunk
     os.waitpid(pid, 0)
-    return json.loads(data)
+    outcome = json.loads(data)
+    assert "error" not in outcome, "the client acting as nobody failed:\n" + outcome["error"]
+    return outcome["result"]
+
+
+def as_nobody(path, method, parameters):
+    """One call from a child process that has become nobody; returns its reply."""
+    return as_nobody_child(lambda: call(path, method, parameters))
 
 
 @pytest.fixture
@@ -118,6 +131,16 @@ def test_a_second_daemon_does_not_steal_the_socket_but_a_stale_one_is_replaced(d
         third.wait(timeout=20)
 
 
+def test_a_socket_path_the_kernel_cannot_bind_is_refused_by_name(directory):
+    deep = os.path.join(directory, "d" * 90)
+    os.mkdir(deep)
+    path = os.path.join(deep, "planner.sock")
+    result = subprocess.run([BINARY, "serve", "--socket", path, "--rails", "none"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "socket path too long (at most" in result.stderr and path in result.stderr, result.stderr
+    assert os.listdir(deep) == []  # nothing half-made is left behind
+
+
 def test_a_corrupt_store_is_moved_aside_and_the_daemon_serves(directory):
     state = os.path.join(directory, "state")
     os.makedirs(state)
@@ -153,36 +176,22 @@ def test_a_full_disk_shows_in_status_and_the_daemon_keeps_planning(directory):
 
 def calls_as_nobody(path, method, parameter_list):
     """Many calls on one connection from a child that has become nobody; returns the replies."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
+    def calls():
         replies = []
-        try:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            with socket.socket(socket.AF_UNIX) as client:
-                client.connect(path)
-                buffer = b""
-                for parameters in parameter_list:
-                    client.sendall(json.dumps({"method": method, "parameters": parameters}).encode() + b"\0")
-                    while b"\0" not in buffer:
-                        buffer += client.recv(65536)
-                    frame, buffer = buffer.split(b"\0", 1)
-                    replies.append(json.loads(frame))
-            os.write(write, json.dumps(replies).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    data = b""
-    while True:
-        chunk = os.read(read, 1 << 20)
-        if not chunk:
-            break
-        data += chunk
-    os.waitpid(pid, 0)
-    return json.loads(data)
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(path)
+            buffer = b""
+            for parameters in parameter_list:
+                client.sendall(json.dumps({"method": method, "parameters": parameters}).encode() + b"\0")
+                while b"\0" not in buffer:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        raise ConnectionError(f"the daemon closed the connection after {len(replies)} replies")
+                    buffer += chunk
+                frame, buffer = buffer.split(b"\0", 1)
+                replies.append(json.loads(frame))
+        return replies
+    return as_nobody_child(calls)
 
 
 def wait_for_queue(planner):

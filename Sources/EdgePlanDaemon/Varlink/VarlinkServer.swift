@@ -273,11 +273,20 @@ public final class VarlinkServer: Sendable {
         switch endpoint {
         case let .descriptor(fd): return (try bootstrap.withBoundSocket(fd).wait(), quiescing)
         case let .path(path):
-            let channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
-            // Readable and writable by the owner and the group only, whatever the umask.
-            guard chmod(path, 0o660) == 0 else {
+            // Bound under a private name, made readable and writable by the owner and the group only (whatever
+            // the umask), then renamed into place: no client ever finds the socket with any other mode.
+            let suffix = ".\(getpid())"
+            let staging = path + suffix
+            let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+            guard staging.utf8.count < capacity else {
+                throw EdgePlanError(.io, "socket path too long (at most \(capacity - 1 - suffix.utf8.count) bytes)", file: path)
+            }
+            let channel = try bootstrap.bind(unixDomainSocketPath: staging, cleanupExistingSocketFile: true).wait()
+            guard chmod(staging, 0o660) == 0, rename(staging, path) == 0 else {
+                let reason = String(cString: strerror(errno))
                 channel.close(promise: nil)
-                throw EdgePlanError(.io, "cannot set the socket's mode to 0660", file: path)
+                unlink(staging)
+                throw EdgePlanError(.io, "cannot put the socket in place with mode 0660: \(reason)", file: path)
             }
             return (channel, quiescing)
         }
