@@ -12,13 +12,20 @@ trap 'rm -rf "$work"' EXIT
 root="$work/edgeplan"
 make -s install DESTDIR="$root" PREFIX=/usr SYSCONFDIR=/etc CONFIGURATION="$configuration"
 version=$("$root/usr/bin/edgeplan" --version)
+# Depends: the Debian packages that hold the shared libraries the binary names (libsystemd0, libsqlite3-0, libstdc++6,
+# libc6, ...), plus systemd for the units. Libraries no package owns (a toolchain's Swift runtime in a debug build)
+# are left out.
+depends=$( (readelf -d "$root/usr/bin/edgeplan" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | while read -r library; do
+    path=$(ldconfig -p | awk -v name="$library" '$1 == name && /x86-64|AArch64|aarch64/ { print $NF; exit }')
+    [ -n "$path" ] && { dpkg -S "$path" 2>/dev/null || dpkg -S "$(realpath "$path")" 2>/dev/null; } | head -1 | cut -d: -f1
+done; echo systemd) | sort -u | paste -sd, | sed 's/,/, /g')
 mkdir -p "$root/DEBIAN" "$out"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: edgeplan
 Version: $version
 Architecture: $(dpkg --print-architecture)
 Maintainer: EdgePlan developers <edgeplan@localhost>
-Depends: libsystemd0, systemd
+Depends: $depends
 Section: misc
 Priority: optional
 Installed-Size: $(du -sk "$root" | cut -f1)

@@ -28,8 +28,9 @@ units="$root/usr/local/lib/systemd/system"
 systemd-analyze verify --root="$root" "$units/edgeplan.socket" "$units/edgeplan.service"
 systemd-analyze security --offline=true --root="$root" "$units/edgeplan.service" | tail -1
 echo "installed tree and unit files verified"
-# The Debian package: built with dpkg-deb, unpacked into a scratch root, its file list and units checked.
-CONFIGURATION=debug ./scripts/package-deb.sh "$root/dist" > /dev/null
+# The Debian package, built as it ships (release, the Swift runtime linked in): unpacked into a scratch root, its file
+# list and units checked; then installed in a Debian guest that boots systemd under qemu (Tests/guest).
+CONFIGURATION=release ./scripts/package-deb.sh "$root/dist" > /dev/null
 deb=$(ls "$root"/dist/edgeplan_*.deb)
 pkgroot="$root/pkg"
 dpkg-deb -x "$deb" "$pkgroot"
@@ -46,3 +47,4 @@ mkdir -p "$pkgroot/bin" && cp /usr/bin/kill "$pkgroot/bin/kill"
 cp -r /lib/systemd/system/. "$pkgroot/usr/lib/systemd/system/"
 systemd-analyze verify --root="$pkgroot" "$pkgroot/usr/lib/systemd/system/edgeplan.socket" "$pkgroot/usr/lib/systemd/system/edgeplan.service"
 echo "Debian package built, unpacked and its units verified"
+EDGEPLAN_DEB="$deb" python3 -m pytest -q -rA Tests/guest

@@ -72,7 +72,7 @@ struct DispatcherTests {
         #expect(values["EDGEPLAN_PRED_LATENCY_MS"] == (plan.latencyS * 1000).significantDigits(4))
         #expect(values["EDGEPLAN_PARALLEL"] == String(plan.configuration.parallel))
         let own = fields.map(\.0).drop { !$0.hasPrefix("MESSAGE_ID") }
-        #expect(own.count == 24 && own.dropFirst().sorted() == Array(own.dropFirst()))
+        #expect(own.count == 25 && own.dropFirst().sorted() == Array(own.dropFirst()))
         let line = JournalSink.line(entry)
         #expect(line.hasPrefix("edgeplan: plan decided EDGEPLAN_ACCURACY_HIGH=") && line.hasSuffix(" EDGEPLAN_TOKEN_BUDGET=\(values["EDGEPLAN_TOKEN_BUDGET"]!)\n"))
         #expect(!line.contains("EDGEPLAN_LOGGER") && line.contains(" EDGEPLAN_MODEL=\(plan.configuration.variant.model) "))

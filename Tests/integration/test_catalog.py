@@ -31,3 +31,19 @@ def test_journalctl_accepts_the_catalog():
         assert update.returncode == 0, update.stderr
         listed = subprocess.run(["journalctl", f"--root={root}", "--list-catalog"], capture_output=True, text=True)
         assert "EdgePlan chose a configuration" in listed.stdout
+
+
+def test_every_placeholder_is_one_journalctl_fills():
+    """journalctl -x substitutes only @[A-Z_]+@: a placeholder with a digit or a lower-case letter is printed as it
+    stands. Each one must also name a field the daemon writes (as a literal field or a metadata key)."""
+    catalog = open(os.path.join(ROOT, "systemd", "edgeplan.catalog")).read()
+    placeholders = set(re.findall(r"@([A-Za-z0-9_]+)@", catalog))
+    assert len(placeholders) >= 20
+    unfillable = {name for name in placeholders if not re.fullmatch(r"[A-Z_]+", name)}
+    assert not unfillable, unfillable
+    sources = ""
+    for directory, _, names in os.walk(os.path.join(ROOT, "Sources")):
+        sources += "".join(open(os.path.join(directory, name)).read() for name in names if name.endswith(".swift"))
+    unwritten = {name for name in placeholders
+                 if f'"{name}"' not in sources and f'"{name.removeprefix("EDGEPLAN_").lower()}"' not in sources}
+    assert not unwritten, unwritten

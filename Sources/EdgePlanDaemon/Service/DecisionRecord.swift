@@ -7,7 +7,7 @@ import Logging
 struct DecisionRecord: Sendable {
     let task: String
     let configuration: Configuration
-    let deadlineS, latencyPercentileS, energyPercentileJ, latencyS, energyJ: Double
+    let deadlineS, percentile, latencyPercentileS, energyPercentileJ, latencyS, energyJ: Double
     let accuracy, accuracyLow, accuracyHigh, missProbability: Double
     let energyBudgetJ: Double?
     let inputTokens: Int
@@ -21,6 +21,7 @@ struct DecisionRecord: Sendable {
         task = plan.task
         configuration = plan.configuration
         deadlineS = plan.deadlineS
+        percentile = plan.percentile
         latencyPercentileS = plan.latencyPercentileS
         energyPercentileJ = plan.energyPercentileJ
         latencyS = plan.latencyS
@@ -55,12 +56,15 @@ struct DecisionRecord: Sendable {
         fields.append("EDGEPLAN_MODEL", configuration.variant.model)
         fields.append("EDGEPLAN_OBJECTIVE", objective.rawValue)
         fields.append("EDGEPLAN_PARALLEL", String(configuration.parallel))
+        // The percentile the tail figures are taken at (0.95 unless the policy says otherwise). Field names hold no
+        // digits: the journal catalog fills only placeholders made of capital letters and underscores.
+        fields.append("EDGEPLAN_PERCENTILE", decimal(percentile))
         fields.append("EDGEPLAN_POLICY_VERSION", policyVersion)
         fields.append("EDGEPLAN_PRED_ACCURACY", decimal(accuracy))
         fields.append("EDGEPLAN_PRED_ENERGY_J", decimal(energyJ))
-        fields.append("EDGEPLAN_PRED_ENERGY_P95_J", decimal(energyPercentileJ))
+        fields.append("EDGEPLAN_PRED_ENERGY_TAIL_J", decimal(energyPercentileJ))
         fields.append("EDGEPLAN_PRED_LATENCY_MS", decimal(latencyS * 1000))
-        fields.append("EDGEPLAN_PRED_LATENCY_P95_MS", decimal(latencyPercentileS * 1000))
+        fields.append("EDGEPLAN_PRED_LATENCY_TAIL_MS", decimal(latencyPercentileS * 1000))
         fields.append("EDGEPLAN_PROFILE_VERSION", profileVersion)
         fields.append("EDGEPLAN_QUANT", configuration.variant.quantization.rawValue)
         fields.append("EDGEPLAN_REQUEST_ID", requestID ?? "")
