@@ -47,6 +47,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -77,11 +78,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The engine edge: HTTP to OpenAI-compatible engines, for the collectors and the CLI. The daemon does not
+        // link it (it stays off IP).
+        .target(
+            name: "EdgePlanEngine",
+            dependencies: [
+                "EdgePlanCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "edgeplan",
             dependencies: [
                 "EdgePlanCore",
                 "EdgePlanDaemon",
+                "EdgePlanEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,6 +113,11 @@ let package = Package(
         .testTarget(
             name: "EdgePlanCoreTests",
             dependencies: ["EdgePlanCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EdgePlanEngineTests",
+            dependencies: ["EdgePlanEngine", "EdgePlanCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

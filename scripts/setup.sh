@@ -29,3 +29,5 @@ if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
 fi
 python3 -c 'import varlink, pytest' 2>/dev/null || python3 -m pip install -q varlink pytest
+# The engine tests write their models with the gguf package (and numpy).
+python3 -c 'import gguf, numpy' 2>/dev/null || python3 -m pip install -q gguf==0.19.0 numpy

@@ -7,6 +7,8 @@ python3 scripts/embed-resources.py --check || { echo "bundled resources are stal
 swift build --build-tests
 swift test --skip-build
 EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/integration
+# Bring-up on a real engine: llama.cpp's llama-server (built once, then kept by version) serving a random-weight model.
+EDGEPLAN_LLAMA_SERVER=$(./scripts/llama-server.sh) EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/engine
 # `make install` into a staging root; the installed units must pass systemd-analyze verify there.
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

@@ -22,6 +22,8 @@ public struct ProfileCalibrator: Sendable {
 
     /// Every `holdOutEvery`-th measurement (in file order) is held out.
     public var holdOutEvery = 5
+    /// Input buckets the engine pads prompts to (the Orin artifact's 128); 1 for an engine that pads nothing.
+    public var prefillPaddingTokens = 128
     public var regimeFitter = RegimeFitter()
 
     public init() {}
@@ -40,7 +42,7 @@ public struct ProfileCalibrator: Sendable {
         let prefill = observations.filter { $0.phase == .prefill && $0.batch == 1 && $0.latencyS > 0 }
         if prefill.count >= 6 {
             let (fit, held) = split(prefill)
-            let (model, result) = try LatencyFitter.prefill(fit, source: "fitted by edgeplan calibrate (robust) to \(fit.count) prefill measurements, \(label)")
+            let (model, result) = try LatencyFitter.prefill(fit, paddingTokens: prefillPaddingTokens, source: "fitted by edgeplan calibrate (robust) to \(fit.count) prefill measurements, \(label)")
             variant.prefillLatency = model
             variant.prefillLatencyReference = nil
             phases.append(PhaseReport(phase: "prefill latency", fitted: fit.count, heldOut: held.count,

@@ -5,6 +5,12 @@ public struct DeviceProfile: Sendable, Equatable {
         /// The `nvpmodel` id of the mode, when the device has one.
         public var nvpmodelID: Int?
         public var budgetW: Double?
+
+        public init(name: String, nvpmodelID: Int?, budgetW: Double?) {
+            self.name = name
+            self.nvpmodelID = nvpmodelID
+            self.budgetW = budgetW
+        }
     }
 
     public var name: String

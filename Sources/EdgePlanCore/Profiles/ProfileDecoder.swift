@@ -212,7 +212,7 @@ public enum ProfileDecoder {
         }
     }
 
-    static func decodeAccuracy(_ file: File) throws -> AccuracyTable {
+    public static func decodeAccuracy(_ file: File) throws -> AccuracyTable {
         var root = try YAMLObject.parse(file.text, file: file.path)
         try expectKind(&root, "accuracy-table")
         let task = try root.string("task")

@@ -83,13 +83,15 @@ public enum MeasurementDecoder {
     }
 
     private static func decodeJSONLines(_ lines: [Substring], file: String) throws -> [Observation] {
-        try lines.enumerated().map { number, line in
+        try lines.enumerated().compactMap { number, line in
             let lineNumber = number + 1
             let row: JSONValue
             do { row = try JSONValue.parse(Array(line.utf8)) } catch let error as EdgePlanError {
                 throw EdgePlanError.invalidFile(error.message, file: file, line: lineNumber)
             }
             guard let model = row["model"]?.stringValue else { throw EdgePlanError.invalidFile("missing model", file: file, line: lineNumber, field: "model") }
+            // A collector's own records (the model it measured, the idle power) describe the run, not a measurement.
+            if let phaseName = row["phase"]?.stringValue, CollectedTrace.contextPhases.contains(phaseName) { return nil }
             guard let phaseName = row["phase"]?.stringValue, let phase = Observation.Phase(rawValue: phaseName) else {
                 throw EdgePlanError.invalidFile("phase must be prefill or decode", file: file, line: lineNumber, field: "phase")
             }

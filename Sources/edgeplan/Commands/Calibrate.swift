@@ -19,6 +19,8 @@ struct Calibrate: AsyncParsableCommand {
     @Option(help: "Device the traces come from (names the datasheet for a new profile), e.g. nvidia-h100-80gb.") var device: String?
     @Option(name: .shortAndLong, help: "Profile directory to write into.") var output: String?
     @Option(help: "Hold out every n-th measurement for testing.") var holdoutEvery: Int = 5
+    @Option(help: "Family of a model the profile has never seen: reasoning, budget-aware or direct.") var family: String = "reasoning"
+    @Option(help: "For a model with no accuracy tables yet: borrow this model's rows as its prior (marked borrowed) until `accuracy collect` measures its own.") var accuracyLike: String?
     @OptionGroup var snapshot: SnapshotOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -49,7 +51,6 @@ struct Calibrate: AsyncParsableCommand {
             }
             guard !observations.isEmpty || !series.isEmpty else { throw EdgePlanError(.unknownModel, "no measurements of model '\(model)' (\(quant)) in the given traces") }
             let reference = try snapshot.profileSet()
-            let base = try reference.variant(model: model, quantization: quantization)
             let targetDevice: DeviceProfile
             if let output, FileManager.default.fileExists(atPath: "\(output)/device.yaml") {
                 targetDevice = try ProfileDecoder.decodeDevice(.init(path: "device.yaml", text: String(contentsOfFile: "\(output)/device.yaml", encoding: .utf8)))
@@ -58,9 +59,37 @@ struct Calibrate: AsyncParsableCommand {
             } else {
                 targetDevice = reference.device
             }
+            // A model the profile has never seen starts from its shape (the collector's `model` record) and the
+            // roofline; the fits below replace every latency and power figure they have measurements for.
+            let collected = try traces.compactMap { path -> CollectedTrace.Progress? in
+                guard let data = FileManager.default.contents(atPath: path), String(decoding: data.prefix(8192), as: UTF8.self).contains("\"phase\": \"model\"")
+                    || String(decoding: data.prefix(8192), as: UTF8.self).contains("\"phase\":\"model\"") else { return nil }
+                return try CollectedTrace.progress(Array(data), file: path)
+            }.first { $0.model?.lowercased() == model.lowercased() }
+            let base: ModelVariant
+            if let known = try? reference.variant(model: model, quantization: quantization) {
+                base = known
+            } else {
+                guard let architecture = collected?.architecture else {
+                    throw EdgePlanError(.unknownModel, "unknown model '\(model)'; known models: \(Set(reference.variants.keys.map(\.model)).sorted().joined(separator: ", ")). A trace from `edgeplan profile collect` records a new model's shape, and calibrate then adds it")
+                }
+                guard let family = ModelFamily(rawValue: family) else {
+                    throw ValidationError("--family takes \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let templates = reference.variants.values.filter { $0.family == family }.sorted { $0.id < $1.id }
+                guard let template = templates.first(where: { $0.id.quantization == quantization }) ?? templates.first else {
+                    throw EdgePlanError(.unknownModel, "the reference profile has no \(family.rawValue) model to take the vote model and length spread from")
+                }
+                base = Roofline.derive(
+                    model: model, quantization: quantization, family: family, parametersBillion: architecture.parameters / 1e9,
+                    bytesPerWeight: architecture.bytesPerWeight, kvCacheBytesPerToken: architecture.kvCacheBytesPerToken,
+                    contextTokens: architecture.contextTokens, device: targetDevice, like: template)
+            }
             var calibrator = ProfileCalibrator()
             calibrator.holdOutEvery = holdoutEvery
-            let label = device.map { "on \($0)" } ?? "from \(traces.count) trace files"
+            // A collected trace's prompts are exact token counts that llama.cpp-style engines do not pad.
+            if collected != nil { calibrator.prefillPaddingTokens = 1 }
+            let label = collected.map { "\($0.provenance) on \(targetDevice.name)" } ?? device.map { "on \($0)" } ?? "from \(traces.count) trace files"
             let report = try calibrator.calibrate(base: base, device: targetDevice, observations: observations, series: series, label: label)
             progress.advance("fitted")
             if json { printJSON(Self.json(report)) } else { Self.print(report) }
@@ -83,10 +112,24 @@ struct Calibrate: AsyncParsableCommand {
         try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
         // Accuracy belongs to the model, not the device: carry the bundled tables over, cut to the models present.
         let present = try ProfileStore.files(in: directory).filter { $0.path.hasPrefix("models/") }.map { try ProfileDecoder.decodeVariant($0).id }
-        for table in try ProfileStore.load(nil).accuracy.values {
+        for var table in try ProfileStore.load(nil).accuracy.values {
+            // Tables a profile already holds (collected, or borrowed before) are its own: only add to them.
+            let existingPath = "\(directory)/accuracy/\(table.task).yaml"
+            if let text = try? String(contentsOfFile: existingPath, encoding: .utf8) {
+                table = try ProfileDecoder.decodeAccuracy(.init(path: "accuracy/\(table.task).yaml", text: text))
+            }
+            if let lender = accuracyLike, !table.records.contains(where: { $0.variant == variant.id }) {
+                let borrowed = table.records.filter { $0.variant.model.lowercased() == lender.lowercased() && $0.variant.quantization == variant.id.quantization }
+                table.records += borrowed.map { record in
+                    var record = record
+                    record.variant = variant.id
+                    record.source = "borrowed from \(lender) as a prior until accuracy collect measures \(variant.id.model): " + record.source
+                    return record
+                }
+            }
             let kept = table.records.filter { present.contains($0.variant) }
             guard !kept.isEmpty else { continue }
-            try AtomicFile.write(ProfileEncoder.accuracy(table) { present.contains($0) }, to: "\(directory)/accuracy/\(table.task).yaml")
+            try AtomicFile.write(ProfileEncoder.accuracy(table) { present.contains($0) }, to: existingPath)
         }
         let problems = ProfileChecker.check(try ProfileStore.files(in: directory))
         for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }

@@ -1,0 +1,191 @@
+import EdgePlanCore
+import Foundation
+
+/// Measures a model on a running engine, point by point of a ``SweepDesign``, and appends each point's records to
+/// a JSON-lines trace that `calibrate` reads.
+///
+/// Each point's lines are written with one `write` and made durable with `fsync` before the next point starts, so a
+/// collection stopped at any moment (Ctrl-C, SIGKILL, a time budget) loses at most the point it was measuring: run
+/// again, it reads the trace, drops a line cut short, and measures only the points the trace lacks.
+public struct ProfileCollector: Sendable {
+    public var client: EngineClient
+    public var design: SweepDesign
+    public var context: CollectedTrace.Context
+    public var architecture: CollectedTrace.Architecture
+    public var tracePath: String
+    /// Stop starting new points once this much time has passed (seconds); nil runs the whole design.
+    public var timeBudgetS: Double?
+    /// Seconds of idle power to sample before the sweep (only with rails).
+    public var idleS: Double = 5
+    /// Energy in joules between two monotonic times, from the power rails; nil without rails or samples.
+    public var energy: @Sendable (Double, Double) -> Double?
+    /// The monotonic clock the rails share (seconds).
+    public var now: @Sendable () -> Double
+    /// The vocabulary prompts are drawn from (token ids), kept clear of control tokens.
+    public var promptTokenRange: Range<Int>
+
+    public init(client: EngineClient, design: SweepDesign, context: CollectedTrace.Context, architecture: CollectedTrace.Architecture,
+                tracePath: String, promptTokenRange: Range<Int>, energy: @escaping @Sendable (Double, Double) -> Double?,
+                now: @escaping @Sendable () -> Double) {
+        self.client = client
+        self.design = design
+        self.context = context
+        self.architecture = architecture
+        self.tracePath = tracePath
+        self.promptTokenRange = promptTokenRange
+        self.energy = energy
+        self.now = now
+    }
+
+    public struct Summary: Sendable {
+        public var measured: Int
+        public var skipped: Int
+        public var remaining: Int
+        public var deviceTimeS: Double
+        public var stoppedByBudget: Bool
+        public var warnings: [String]
+    }
+
+    /// Runs the points the trace lacks. `progress(done, total, key)` is called after each.
+    public func run(progress: @Sendable (Int, Int, String) -> Void = { _, _, _ in }) async throws -> Summary {
+        let trace = try TraceFile(path: tracePath)
+        let existing = try CollectedTrace.progress(trace.wholeLines, file: tracePath)
+        if let model = existing.model, model != context.model {
+            throw EdgePlanError.invalidFile("this trace measures \(model), not \(context.model): give another -o", file: tracePath)
+        }
+        if !existing.done.contains("model") { try trace.append(CollectedTrace.modelLine(architecture, context: context, time: Date().timeIntervalSince1970)) }
+        var warnings: [String] = []
+        if !existing.done.contains("idle") {
+            let start = now()
+            try await Task.sleep(for: .milliseconds(Int(idleS * 1000)))
+            if let joules = energy(start, now()) {
+                try trace.append(CollectedTrace.idleLine(model: context.model, powerW: joules / (now() - start), seconds: now() - start, time: Date().timeIntervalSince1970))
+            }
+        }
+        let remaining = design.remaining(after: existing.done)
+        let started = now()
+        var measured = 0
+        var deviceTime = 0.0
+        for (index, point) in remaining.enumerated() {
+            try Task.checkCancellation()
+            if let budget = timeBudgetS, now() - started >= budget {
+                return Summary(measured: measured, skipped: design.points.count - remaining.count, remaining: remaining.count - index,
+                               deviceTimeS: deviceTime, stoppedByBudget: true, warnings: warnings)
+            }
+            let pointStart = now()
+            let (measurements, warning) = try await measure(point)
+            deviceTime += now() - pointStart
+            if let warning { warnings.append(warning) }
+            try trace.append(CollectedTrace.lines(point: point, measurements: measurements, context: context, time: Date().timeIntervalSince1970))
+            measured += 1
+            progress(design.points.count - remaining.count + index + 1, design.points.count, point.key)
+        }
+        return Summary(measured: measured, skipped: design.points.count - remaining.count, remaining: 0, deviceTimeS: deviceTime,
+                       stoppedByBudget: false, warnings: warnings)
+    }
+
+    /// A prompt of exactly `count` token ids, different for every point (so no cache can serve it).
+    func prompt(_ count: Int, seed: String) -> [Int] {
+        var generator = SplitMix64(seed: UInt64(truncatingIfNeeded: seed.hashValue &* 31 &+ count))
+        let width = UInt64(max(1, promptTokenRange.count))
+        return (0..<count).map { _ in promptTokenRange.lowerBound + Int(generator.next() % width) }
+    }
+
+    func measure(_ point: SweepDesign.Point) async throws -> ([CollectedTrace.Measurement], String?) {
+        let seed = point.key + "\(Date().timeIntervalSince1970)"
+        switch point.phase {
+        case .warmup:
+            _ = try await client.complete(.init(prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: point.outputTokens, fixedLength: true, freshPrompt: true))
+            return ([], nil)
+        case .prefill:
+            let sent = now()
+            let completion = try await client.complete(.init(prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: 1, freshPrompt: true))
+            guard let sample = completion.samples.first else { return ([], "\(point.key): no sample came back") }
+            if let timings = sample.timings, timings.cachedTokens > 0 {
+                throw EngineError(.unsupported, "the engine served \(timings.cachedTokens) prompt tokens from its cache in a prefill measurement", request: point.key)
+            }
+            let firstS = sample.chunkTimesS.first ?? completion.totalS
+            let energyJ = energy(sent, sent + firstS)
+            if let timings = sample.timings, timings.promptTokens > 0 {
+                return ([.init(phase: .prefill, inputTokens: timings.promptTokens, outputTokens: 0, batch: 1, latencyS: timings.promptMS / 1000,
+                               energyJ: energyJ.map { $0 * (timings.promptMS / 1000) / firstS }, timing: "engine")], nil)
+            }
+            return ([.init(phase: .prefill, inputTokens: completion.promptTokens ?? point.inputTokens, outputTokens: 0, batch: 1,
+                           latencyS: firstS - completion.headS / 2, energyJ: energyJ, timing: "client")], nil)
+        case .decode, .parallel:
+            let sent = now()
+            let completion = try await client.complete(.init(
+                prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: point.outputTokens, samples: point.parallel,
+                temperature: point.parallel > 1 ? 0.8 : 0, seed: 7, fixedLength: true, freshPrompt: true))
+            let samples = completion.samples.filter { !$0.chunkTimesS.isEmpty }
+            guard samples.count == point.parallel else {
+                return ([], "\(point.key): \(samples.count) of \(point.parallel) samples streamed tokens")
+            }
+            let input = completion.promptTokens ?? point.inputTokens
+            if point.phase == .parallel {
+                // All k samples decode together: from the first token of any to the last token of all.
+                let first = samples.map { $0.chunkTimesS[0] }.min()!
+                let last = samples.map { $0.chunkTimesS.last! }.max()!
+                let tokens = samples.map(\.outputTokens).min()!
+                guard tokens > 1, last > first else { return ([], "\(point.key): too few tokens to time") }
+                return ([.init(phase: .decode, inputTokens: input, outputTokens: tokens - 1, batch: point.parallel, latencyS: last - first,
+                               energyJ: energy(sent + first, sent + last), timing: "client")], nil)
+            }
+            let sample = samples[0]
+            let times = sample.chunkTimesS
+            if !completion.chunkTimesTrusted || times.count < 2 {
+                // A buffered stream: only the engine's own total is a measurement.
+                guard let timings = sample.timings, timings.predictedTokens > 1 else {
+                    return ([], "\(point.key): the stream came in bursts (\(completion.burstChunks) of \(completion.chunks) chunks) and the engine reports no timings; nothing recorded")
+                }
+                return ([.init(phase: .decode, inputTokens: input, outputTokens: timings.predictedTokens - 1, batch: 1, latencyS: timings.predictedMS / 1000 * Double(timings.predictedTokens - 1) / Double(timings.predictedTokens),
+                               energyJ: nil, timing: "engine")], "\(point.key): the stream came in bursts; the engine's total time recorded instead of per-token times")
+            }
+            var records: [CollectedTrace.Measurement] = []
+            for checkpoint in design.decodeCheckpoints where checkpoint < times.count {
+                records.append(.init(phase: .decode, inputTokens: input, outputTokens: checkpoint, batch: 1, latencyS: times[checkpoint] - times[0],
+                                     energyJ: energy(sent + times[0], sent + times[checkpoint]), timing: "client"))
+            }
+            let warning = times.count < point.outputTokens ? "\(point.key): the engine stopped at \(times.count) of \(point.outputTokens) tokens" : nil
+            return (records, warning)
+        }
+    }
+}
+
+/// An append-only trace file: whole lines only, each append made durable before it returns.
+final class TraceFile: @unchecked Sendable {
+    let path: String
+    let wholeLines: [UInt8]
+    private let handle: FileHandle
+
+    init(path: String) throws {
+        self.path = path
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path) {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try manager.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            guard manager.createFile(atPath: path, contents: nil) else { throw EdgePlanError(.io, "cannot create the trace", file: path) }
+        }
+        guard let data = manager.contents(atPath: path), let handle = FileHandle(forUpdatingAtPath: path) else {
+            throw EdgePlanError(.io, "cannot open the trace for appending", file: path)
+        }
+        let bytes = Array(data)
+        let whole = bytes.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+        wholeLines = Array(bytes[..<whole])
+        self.handle = handle
+        // A line cut short by a crash is dropped: its point is measured again.
+        if whole < bytes.count { try handle.truncate(atOffset: UInt64(whole)) }
+        try handle.seekToEnd()
+    }
+
+    deinit { try? handle.close() }
+
+    func append(_ bytes: [UInt8]) throws {
+        do {
+            try handle.write(contentsOf: Data(bytes))
+            try handle.synchronize()
+        } catch {
+            throw EdgePlanError(.io, "cannot append to the trace: \(error)", file: path)
+        }
+    }
+}

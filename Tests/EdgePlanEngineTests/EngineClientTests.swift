@@ -1,0 +1,103 @@
+import EdgePlanCore
+import Testing
+
+@testable import EdgePlanEngine
+
+struct ServerSentEventsTests {
+    @Test func payloadsSurviveAnyChunking() {
+        let stream = Array("data: {\"a\":1}\n\n: comment\ndata:{\"b\":2}\r\n\nevent: x\ndata: [DONE]\n\n".utf8)
+        for size in 1...stream.count {
+            var parser = ServerSentEvents()
+            var payloads: [String] = []
+            var index = 0
+            while index < stream.count {
+                let end = min(stream.count, index + size)
+                payloads += parser.feed(stream[index..<end]).map { String(decoding: $0, as: UTF8.self) }
+                index = end
+            }
+            payloads += parser.finish().map { String(decoding: $0, as: UTF8.self) }
+            #expect(payloads == ["{\"a\":1}", "{\"b\":2}", "[DONE]"], "chunks of \(size) bytes")
+        }
+    }
+
+    @Test func aLastLineWithoutNewlineIsKept() {
+        var parser = ServerSentEvents()
+        #expect(parser.feed(Array("data: 1\ndata: 2".utf8)).count == 1)
+        #expect(parser.buffered == 7)
+        #expect(parser.finish().map { String(decoding: $0, as: UTF8.self) } == ["2"])
+    }
+}
+
+struct EngineEndpointTests {
+    @Test func httpAndUnixEndpoints() throws {
+        #expect(try EngineEndpoint("http://127.0.0.1:8080/v1/").url(path: "/v1/completions") == "http://127.0.0.1:8080/v1/completions")
+        #expect(try EngineEndpoint("unix:/run/llama/engine.sock").url(path: "/props") == "http+unix://%2Frun%2Fllama%2Fengine.sock/props")
+        #expect(throws: EdgePlanError.self) { try EngineEndpoint("localhost:8080") }
+        #expect(throws: EdgePlanError.self) { try EngineEndpoint("unix:relative.sock") }
+    }
+
+    @Test func unknownEngineKindsNameTheKnownOnes() {
+        #expect(throws: EdgePlanError.self) { try EngineKind.named("vllm2") }
+        do {
+            _ = try EngineKind.named("tgi")
+        } catch {
+            #expect("\(error)".contains("llama-server") && "\(error)".contains("tgi"))
+        }
+        #expect((try? EngineKind.named("LLAMA-SERVER")) == .llamaServer)
+    }
+}
+
+struct EngineRequestBodyTests {
+    func body(_ capabilities: EngineCapabilities, _ request: EngineClient.Request, n: Int = 1) throws -> JSONValue {
+        let client = EngineClient(endpoint: try EngineEndpoint("http://127.0.0.1:1"), capabilities: capabilities, model: "m")
+        return try JSONValue.parse(try client.body(request, n: n))
+    }
+
+    @Test func theRecordDecidesEveryField() throws {
+        let sweep = EngineClient.Request(prompt: .tokens([5, 6, 7]), maxTokens: 64, samples: 4, fixedLength: true, freshPrompt: true)
+        let llama = try body(.llamaServer, sweep, n: 4)
+        #expect(llama["ignore_eos"] == .bool(true) && llama["cache_prompt"] == .bool(false) && llama["n"] == .int(4))
+        #expect(llama["max_tokens"] == .int(64) && llama["stream"] == .bool(true))
+        let vllm = try body(.vllm, sweep, n: 4)
+        #expect(vllm["ignore_eos"] == .bool(true) && vllm["cache_prompt"] == nil)
+        // An engine that cannot run to a fixed length says so instead of measuring the wrong thing.
+        #expect(throws: EngineError.self) { try body(.ollama, sweep) }
+        #expect(throws: EngineError.self) { try body(.ollama, EngineClient.Request(prompt: .tokens([1]), maxTokens: 4)) }
+        let text = try body(.ollama, EngineClient.Request(prompt: .text("hi"), maxTokens: 4))
+        #expect(text["prompt"] == .string("hi") && text["n"] == nil)
+    }
+
+    @Test func everyKindHasARecordAndOnlyTheTestedOnesClaimVerification() {
+        for kind in EngineKind.allCases {
+            let record = EngineCapabilities.of(kind)
+            #expect(record.kind == kind)
+            #expect(!record.documentation.isEmpty)
+            #expect(kind == .llamaServer || record.verified.isEmpty)
+        }
+        #expect(!EngineCapabilities.transformersServe.fitForPlanning)
+    }
+}
+
+struct SweepDesignTests {
+    @Test func keysAreUniqueAndResumeSkipsWhatIsDone() throws {
+        let design = try SweepDesign.standard(contextTokens: 1024, decodeInputs: [128, 512], decodeTokens: 256, parallelFactors: [1, 2, 4], repeats: 2)
+        let keys = design.points.map(\.key)
+        #expect(Set(keys).count == keys.count)
+        let done = Set(keys.prefix(5))
+        #expect(design.remaining(after: done).map(\.key) == Array(keys.dropFirst(5)))
+        #expect(design.points.contains { $0.phase == .prefill && $0.inputTokens == 1023 })
+        #expect(design.decodeCheckpoints.first == 16 && design.decodeCheckpoints.last == 256)
+        #expect(throws: EdgePlanError.self) { try SweepDesign.standard(contextTokens: 512, decodeInputs: [512], decodeTokens: 256) }
+    }
+
+    @Test func aTraceCutShortLosesOnlyItsLastLine() throws {
+        let context = CollectedTrace.Context(engine: .llamaServer, engineVersion: "b1", model: "M")
+        let point = SweepDesign.Point(phase: .prefill, inputTokens: 16, outputTokens: 1)
+        let line = CollectedTrace.lines(point: point, measurements: [.init(phase: .prefill, inputTokens: 16, outputTokens: 0, batch: 1, latencyS: 0.01, energyJ: nil, timing: "engine")], context: context, time: 1)
+        var bytes = line + Array(line.dropLast(9))
+        let progress = try CollectedTrace.progress(bytes, file: "t.jsonl")
+        #expect(progress.done == [point.key] && progress.wholeBytes == line.count && progress.model == "M")
+        bytes = line + Array(CollectedTrace.lines(point: point, measurements: [], context: .init(engine: .llamaServer, engineVersion: "b1", model: "N"), time: 2))
+        #expect(throws: EdgePlanError.self) { try CollectedTrace.progress(bytes, file: "t.jsonl") }
+    }
+}

