@@ -101,3 +101,26 @@ struct SweepDesignTests {
         #expect(throws: EdgePlanError.self) { try CollectedTrace.progress(bytes, file: "t.jsonl") }
     }
 }
+
+struct DesignReplayTests {
+    /// A sweep made by a known decode law and ramp power: the design's two runs recover the law, the whole grid is
+    /// scored, and the design stays within its budget.
+    @Test func twoStreamedRunsRecoverTheLawOfTheWholeGrid() throws {
+        let truth = DecodeLatencyModel(mSPerToken2: 2e-7, nSPerToken: 0.025, source: "truth")
+        let power = PowerCurve.ramp(steadyW: 20, initialDeficitW: 6, timeConstantS: 4)
+        var runs: [Observation] = []
+        for input in stride(from: 128, through: 1024, by: 128) {
+            for output in [16, 32, 64, 96, 128] + Array(stride(from: 256, through: 2048, by: 128)) {
+                let seconds = truth.seconds(input: Double(input), output: Double(output))
+                runs.append(Observation(model: "M", phase: .decode, inputTokens: input, outputTokens: output, latencyS: seconds,
+                                        energyJ: power.averagePowerW(tokens: Double(output), seconds: seconds) * seconds))
+            }
+        }
+        let result = try DesignReplay.replay(runs, budgetShare: 0.03)
+        #expect(result.inputs.first == 128 && result.inputs.count == 2 && result.capTokens == 2048)
+        #expect(result.share <= 0.03 && result.scoredRuns == runs.count)
+        #expect(result.decodeMAPE < 0.01 && abs(result.decode.nSPerToken - 0.025) < 1e-6)
+        #expect((result.energyMAPE ?? 100) < 0.5)
+        #expect(throws: EdgePlanError.self) { try DesignReplay.replay(Array(runs.prefix(5))) }
+    }
+}

@@ -4,7 +4,7 @@ import EdgePlanDaemon
 import Foundation
 
 struct ProfileCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "profile", abstract: "Show, check, scaffold or measure a device profile.", subcommands: [Show.self, Check.self, FitVotes.self, Collect.self, New.self])
+    static let configuration = CommandConfiguration(commandName: "profile", abstract: "Show, check, scaffold or measure a device profile.", subcommands: [Show.self, Check.self, FitVotes.self, Collect.self, New.self, Design.self])
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "show", abstract: "Summarize a profile (default: the bundled one).")
