@@ -21,6 +21,9 @@ public struct ProfileCollector: Sendable {
     public var energy: @Sendable (Double, Double) -> Double?
     /// The monotonic clock the rails share (seconds).
     public var now: @Sendable () -> Double
+    /// How long to wait after a run before its energy is attributed: the rails' next sample must be past the end of
+    /// the run's window (a few sampling intervals; 0 without rails).
+    public var energySettleS: Double = 0
     /// The vocabulary prompts are drawn from (token ids), kept clear of control tokens.
     public var promptTokenRange: Range<Int>
 
@@ -55,11 +58,17 @@ public struct ProfileCollector: Sendable {
         }
         if !existing.done.contains("model") { try trace.append(CollectedTrace.modelLine(architecture, context: context, time: Date().timeIntervalSince1970)) }
         var warnings: [String] = []
-        if !existing.done.contains("idle") {
+        if !existing.done.contains("idle"), idleS > 0 {
+            // The rails' first samples must be in before the window opens, or it is not covered.
+            try await Task.sleep(for: .milliseconds(250))
             let start = now()
             try await Task.sleep(for: .milliseconds(Int(idleS * 1000)))
-            if let joules = energy(start, now()) {
-                try trace.append(CollectedTrace.idleLine(model: context.model, powerW: joules / (now() - start), seconds: now() - start, time: Date().timeIntervalSince1970))
+            let end = now()
+            try await settle()
+            if let joules = energy(start, end) {
+                try trace.append(CollectedTrace.idleLine(model: context.model, powerW: joules / (end - start), seconds: end - start, time: Date().timeIntervalSince1970))
+            } else {
+                warnings.append("the rails did not cover the idle window: no idle power recorded")
             }
         }
         let remaining = design.remaining(after: existing.done)
@@ -84,6 +93,10 @@ public struct ProfileCollector: Sendable {
                        stoppedByBudget: false, warnings: warnings)
     }
 
+    func settle() async throws {
+        if energySettleS > 0 { try await Task.sleep(for: .milliseconds(Int(energySettleS * 1000))) }
+    }
+
     /// A prompt of exactly `count` token ids, different for every point (so no cache can serve it).
     func prompt(_ count: Int, seed: String) -> [Int] {
         var generator = SplitMix64(seed: UInt64(truncatingIfNeeded: seed.hashValue &* 31 &+ count))
@@ -100,6 +113,7 @@ public struct ProfileCollector: Sendable {
         case .prefill:
             let sent = now()
             let completion = try await client.complete(.init(prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: 1, freshPrompt: true))
+            try await settle()
             guard let sample = completion.samples.first else { return ([], "\(point.key): no sample came back") }
             if let timings = sample.timings, timings.cachedTokens > 0 {
                 throw EngineError(.unsupported, "the engine served \(timings.cachedTokens) prompt tokens from its cache in a prefill measurement", request: point.key)
@@ -117,6 +131,7 @@ public struct ProfileCollector: Sendable {
             let completion = try await client.complete(.init(
                 prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: point.outputTokens, samples: point.parallel,
                 temperature: point.parallel > 1 ? 0.8 : 0, seed: 7, fixedLength: true, freshPrompt: true))
+            try await settle()
             let samples = completion.samples.filter { !$0.chunkTimesS.isEmpty }
             guard samples.count == point.parallel else {
                 return ([], "\(point.key): \(samples.count) of \(point.parallel) samples streamed tokens")

@@ -171,3 +171,31 @@ def test_an_engine_that_is_down_and_an_unknown_kind(tmp_path):
     assert down.returncode != 0 and "http://127.0.0.1:9 does not answer" in down.stderr, down.stderr
     unknown = edgeplan("profile", "collect", "--engine-kind", "tgi", "--model", "M", "-o", str(tmp_path / "t.jsonl"), check=False)
     assert unknown.returncode == 64 and "unknown engine kind 'tgi'" in unknown.stderr and "llama-server" in unknown.stderr, unknown.stderr
+
+
+def test_rails_attribute_energy_to_every_phase(engine, tmp_path):
+    """With sysfs-shaped INA3221 rails at a constant 21.8 W, every measured record carries that power, the idle power
+    is recorded, and so is the power mode."""
+    root = tmp_path / "sysfs"
+    hwmon = root / "sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon2"
+    hwmon.mkdir(parents=True)
+    for k, label, mv, ma in [(1, "VDD_GPU_SOC", 5000, 2400), (2, "VDD_CPU_CV", 5000, 600), (3, "VIN_SYS_5V0", 5000, 1000)]:
+        (hwmon / f"in{k}_label").write_text(label + "\n")
+        (hwmon / f"in{k}_input").write_text(f"{mv}\n")
+        (hwmon / f"curr{k}_input").write_text(f"{ma}\n")
+    (root / "var/lib/nvpmodel").mkdir(parents=True)
+    (root / "var/lib/nvpmodel/status").write_text("pmode:0002\n")
+    trace = tmp_path / "powered.jsonl"
+    edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random",
+             "-o", str(trace), "--context", "1024", "--decode-tokens", "128", "--decode-inputs", "64", "--parallel", "1,2",
+             "--parallel-tokens", "32", "--repeats", "1", "--warmups", "0", "--max-prefill", "256",
+             "--rails", "ina3221", "--sysfs-root", str(root), "--idle", "1s")
+    records = [json.loads(line) for line in open(trace)]
+    idle = [r for r in records if r["phase"] == "idle"]
+    assert len(idle) == 1 and abs(idle[0]["avg_power_w"] - 20.0) < 0.5, idle
+    measured = [r for r in records if r["phase"] in ("prefill", "decode")]
+    assert {r["point"].split("/")[0] for r in measured} == {"prefill", "decode", "parallel"}
+    for record in measured:
+        assert "energy_j" in record, record
+        assert abs(record["energy_j"] / record["latency_s"] - 20.0) < 1.0, record
+        assert record["rails"].startswith("ina3221") and record["power_mode"], record

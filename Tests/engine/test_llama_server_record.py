@@ -57,3 +57,17 @@ def test_streams_tokens_as_they_are_made(engine):
     bursts = sum(1 for gap in gaps if gap < 0.0002)
     assert bursts < 0.1 * len(gaps), f"{bursts} of {len(gaps)} chunks came in bursts"
     assert any("timings" in e for e in events), "timings come with the last chunk"
+
+
+def test_reasoning_budget_forces_the_end_tag(engine):
+    """The engine enforces a thinking budget: B tokens after the start tag it forces the end tag. The random model is
+    steered to open its thinking (a bias on `<think>`, which it then keeps choosing), so the forced `</think>` falls
+    exactly after the start tag and B more tokens."""
+    for budget in (4, 8):
+        reply = post_json(engine.url + "/v1/completions", {
+            "model": "tiny-random", "prompt": "<|user|>hi\n<|assistant|>", "max_tokens": 24, "ignore_eos": True,
+            "temperature": 0, "logit_bias": [["<think>", 30]], "reasoning_budget_tokens": budget,
+            "reasoning_budget_start_tag": "<think>", "reasoning_budget_end_tags": ["</think>"], "reasoning_budget_message": ""})
+        text = reply["choices"][0]["text"]
+        assert text.startswith("<think>") and "</think>" in text, text[:200]
+        assert text.index("</think>") == (budget + 1) * len("<think>"), text[:200]

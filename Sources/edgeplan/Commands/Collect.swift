@@ -102,6 +102,7 @@ struct Collect: AsyncParsableCommand {
                 now: RailSampler.monotonicSeconds)
             collector.timeBudgetS = try timeBudget.map { try QuantityParser.seconds($0, field: "--time-budget") }
             collector.idleS = sampler == nil ? 0 : try QuantityParser.seconds(idle, field: "--idle", allowZero: true)
+            collector.energySettleS = sampler == nil ? 0 : 0.08
             let bar = LockedProgress(total: design.points.count)
             let summary = try await collector.run { done, total, key in bar.update(done: done, label: key) }
             bar.finish()
