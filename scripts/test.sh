@@ -2,7 +2,7 @@
 # Runs every test: Swift unit tests, daemon end-to-end tests with the real systemd parts, unit-file checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --tests
 python3 scripts/embed-resources.py --check || { echo "bundled resources are stale: run scripts/embed-resources.py"; exit 1; }
 swift build --build-tests
 swift test --skip-build
