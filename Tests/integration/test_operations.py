@@ -103,7 +103,7 @@ def test_watch_streams_decisions_reports_and_reloads(daemon):
     assert [event["kind"] for event in events] == ["decision", "infeasible", "report", "reload", "reload"]
     assert events[0]["event"]["requestId"] == "watched-1" and events[0]["event"]["model"] == decision["model"]
     assert events[0]["time"] % 1 != 0 or events[1]["time"] % 1 != 0  # milliseconds, not whole seconds
-    assert events[1]["event"]["limit"] and events[2]["event"]["learning"] == "queued"
+    assert events[1]["event"]["limit"] and events[2]["event"]["learning"] == "learned"
     assert events[3]["event"]["ok"] is True and events[4]["event"]["ok"] is False and "juggling" in events[4]["event"]["message"]
     assert all(event["dropped"] == 0 for event in events)
 

@@ -103,7 +103,7 @@ def test_only_authorized_peers_may_report(directory):
         with varlink.Client(address="unix:" + path).open("io.edgeplan.Planner") as planner:
             status = planner.Status()
             assert status["refusedReports"] == 1 and status["reports"] == 0
-            assert planner.Report(**report)["learning"] == "queued"  # root may
+            assert planner.Report(**report)["learning"] == "learned"  # root may
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=20)

@@ -40,7 +40,7 @@ def test_typed_results_and_errors(socket_path):
         assert decision.predicted.accuracy_low <= decision.predicted.accuracy <= decision.predicted.accuracy_high
         assert decision.predicted.latency_percentile_ms <= 10_000
         result = planner.report(decision.request_id, latency_ms=decision.predicted.latency_ms, correct=True)
-        assert isinstance(result, edgeplan.ReportResult) and result.accepted and result.learning == "queued"
+        assert isinstance(result, edgeplan.ReportResult) and result.accepted and result.learning == "learned"
         points = planner.frontier("mmlu-redux", 256)
         assert points and all(isinstance(point, edgeplan.FrontPoint) for point in points)
         with pytest.raises(edgeplan.Infeasible) as infeasible:

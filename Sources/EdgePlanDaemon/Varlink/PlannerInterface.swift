@@ -101,11 +101,12 @@ public enum PlannerInterface {
     # judged: accuracy and output length are learned from remembered plans only, each once.
     # outputTokens is the longest sample, sampleOutputTokens every sample's length. startedAt is Unix
     # time in seconds; without energyJ the daemon attributes energy from its power rails over
-    # [startedAt, startedAt + latency]. learning says what became of the outcome. accepted means queued:
-    # the report is stored and judged moments later, off the request path (Status shows pendingReports);
-    # a crash in that window loses it, and SIGTERM drains the queue before exiting. accepted is false
-    # when the queue is full (10,000 reports) or the peer reports faster than the
-    # policy's reporting.max_reports_per_second: that report was dropped and counted; send it again later.
+    # [startedAt, startedAt + latency]. accepted means stored: the reply goes out once the run (and, for a
+    # remembered plan, its outcome) is committed to the observation store, so a crash after it loses
+    # nothing; judging and refits follow off the request path. learning says what became of the outcome
+    # (learned, refused and why, nothing to learn). accepted is false when the queue is full (10,000
+    # reports), the peer reports faster than the policy's reporting.max_reports_per_second (dropped and
+    # counted; send it again later), or the store could not be written (reason says why).
     method Report(
       requestId: string,
       model: ?string,
@@ -120,7 +121,7 @@ public enum PlannerInterface {
       energyJ: ?float,
       startedAt: ?float,
       correct: ?bool
-    ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string)
+    ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string)
 
     # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;
     # learning: posteriors per task class and model-and-mode group, refused outcomes, ignored peers.

@@ -22,6 +22,8 @@ public struct VarlinkDispatcher: Sendable {
         case encoded([UInt8])
         /// `Watch`: subscribe the connection to these kinds of events.
         case watch(Set<EventStream.Kind>)
+        /// A reply that goes out once what it acknowledges is stored (`Report`).
+        case deferred(DeferredReply)
     }
 
     /// The reply to one message, or nil for a `oneway` call. Never throws: every failure is an error reply.
@@ -31,6 +33,7 @@ public struct VarlinkDispatcher: Sendable {
         case let .reply(reply): return reply
         case let .encoded(bytes): return try? JSONValue.parse(bytes)
         case let .watch(kinds): return Self.watching(kinds)
+        case let .deferred(reply): return reply.wait()
         }
     }
 
@@ -68,6 +71,13 @@ public struct VarlinkDispatcher: Sendable {
             if method == "\(PlannerInterface.name).Plan" {
                 let plan = try self.plan(parameters)
                 return call["oneway"]?.boolValue == true ? .reply(nil) : .encoded(Self.reply(plan))
+            }
+            if method == "\(PlannerInterface.name).Report" {
+                // The reply waits for the store: accepted means committed, not queued.
+                let deferred = DeferredReply()
+                let result = try report(parameters, peer: peer, deferred: deferred)
+                deferred.seal(result)
+                return call["oneway"]?.boolValue == true ? .reply(nil) : .deferred(deferred)
             }
             reply = .object([("parameters", try dispatch(method, parameters, peer: peer))])
         } catch let error as VarlinkError {
@@ -114,7 +124,6 @@ public struct VarlinkDispatcher: Sendable {
         case "io.edgeplan.Planner.Frontier":
             let front = try service.planner.front(task: try string(parameters, "task"), inputTokens: try int(parameters, "inputTokens"))
             return front.json
-        case "io.edgeplan.Planner.Report": return try report(parameters, peer: peer)
         case "io.edgeplan.Planner.Status": return status()
         case "io.edgeplan.Planner.GetPolicy": return .object([("policy", service.planner.policy.json)])
         case "io.edgeplan.Planner.Reload":
@@ -175,7 +184,7 @@ public struct VarlinkDispatcher: Sendable {
 
     /// A report names a remembered plan by `requestId` (the plan fills in model, mode and the rest) or carries
     /// every field itself. Only remembered plans teach accuracy and length, each once.
-    private func report(_ parameters: JSONValue, peer identity: PeerIdentity) throws -> JSONValue {
+    private func report(_ parameters: JSONValue, peer identity: PeerIdentity, deferred: DeferredReply) throws -> JSONValue {
         // Who may teach the daemon: the policy's reporters only. Plan, Frontier and Status stay open to the socket's group.
         guard service.reporters.allows(identity) else {
             service.countRefusedReport()
@@ -249,9 +258,12 @@ public struct VarlinkDispatcher: Sendable {
                 latencyS: latencyMs / 1000, energyJ: energy, startedAt: startedAt, correct: correct,
                 sampleOutputTokens: samples, peer: peer)
             predicted = try service.report(outcome)
-            if let recorded = watchdog?.record(outcome) {
+            if let watchdog {
+                let stored = deferred.expect()
+                let recorded = watchdog.record(outcome, done: stored)
                 queued = recorded.queued
                 attributed = recorded.attributedJ
+                if !queued { stored(nil) }
             }
         } else {
             _ = try service.planner.profile.variant(model: model, quantization: quantization)
@@ -267,10 +279,21 @@ public struct VarlinkDispatcher: Sendable {
                 let learned = LearningOutcome(taskClass: remembered.taskClass, configuration: remembered.configuration, correct: correct,
                                               sampleOutputTokens: tokens, peer: peer)
                 if let watchdog {
-                    learning = watchdog.learn(learned) ? "queued" : "dropped: the learning queue is full"
+                    let stored = deferred.expect()
+                    let teaches = watchdog.learn(learned) { failure, refusals in
+                        // The reply goes out after this: it can say what the learner did with the outcome.
+                        deferred.setLearning(refusals.isEmpty ? "learned" : "refused: " + refusals.map(\.rawValue).joined(separator: ", "))
+                        stored(failure)
+                    }
+                    if teaches {
+                        learning = "learned"
+                    } else {
+                        stored(nil)
+                        learning = "dropped: the learning queue is full"
+                    }
                 } else {
-                    service.learn(learned)
-                    learning = "queued"
+                    let refusals = service.learn(learned)
+                    learning = refusals.isEmpty ? "learned" : "refused: " + refusals.map(\.rawValue).joined(separator: ", ")
                 }
             } else {
                 learning = "already reported"

@@ -41,6 +41,14 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     private let watching = Atomic<Bool>(false)
     /// A watcher's events in flight and those it lost.
     private let backlog = WatchBacklog()
+    /// Replies owed in call order while a deferred one (a `Report` waiting for the store) is outstanding: each is its
+    /// bytes once known. Touched on the connection's event loop only.
+    private let pending = Mutex<PendingReplies>(PendingReplies())
+
+    struct PendingReplies {
+        var slots: [ByteBuffer?] = []
+        var first = 0
+    }
 
     init(dispatcher: VarlinkDispatcher, peer: PeerIdentity) {
         self.dispatcher = dispatcher
@@ -53,10 +61,43 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
             ?? dispatcher.respond(Array(frame.readableBytesView), peer: peer)
         switch response {
         case .reply(nil): return
-        case let .reply(reply?): context.write(wrapOutboundOut(Self.frame(reply, allocator: context.channel.allocator)), promise: nil)
-        case let .encoded(bytes): context.write(wrapOutboundOut(Self.frame(bytes, allocator: context.channel.allocator)), promise: nil)
+        case let .reply(reply?): send(Self.frame(reply, allocator: context.channel.allocator), context: context)
+        case let .encoded(bytes): send(Self.frame(bytes, allocator: context.channel.allocator), context: context)
         case let .watch(kinds): watch(kinds, context: context)
+        case let .deferred(deferred):
+            // A slot keeps the reply's place: pipelined calls after it are answered after it.
+            let slot = pending.withLock { pending -> Int in
+                pending.slots.append(nil)
+                return pending.first + pending.slots.count - 1
+            }
+            let channel = context.channel
+            deferred.whenReady { [self] reply in
+                channel.eventLoop.execute {
+                    let ready = self.pending.withLock { pending -> [ByteBuffer] in
+                        pending.slots[slot - pending.first] = Self.frame(reply, allocator: channel.allocator)
+                        var ready: [ByteBuffer] = []
+                        while let head = pending.slots.first, let bytes = head {
+                            ready.append(bytes)
+                            pending.slots.removeFirst()
+                            pending.first += 1
+                        }
+                        return ready
+                    }
+                    for bytes in ready { channel.write(bytes, promise: nil) }
+                    if !ready.isEmpty { channel.flush() }
+                }
+            }
         }
+    }
+
+    /// Writes a reply now, or, while a deferred reply before it is outstanding, keeps its place behind it.
+    private func send(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        let queued = pending.withLock { pending -> Bool in
+            guard !pending.slots.isEmpty else { return false }
+            pending.slots.append(bytes)
+            return true
+        }
+        if !queued { context.write(wrapOutboundOut(bytes), promise: nil) }
     }
 
     static func frame(_ reply: JSONValue, allocator: ByteBufferAllocator) -> ByteBuffer {

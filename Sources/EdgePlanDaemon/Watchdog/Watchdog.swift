@@ -91,22 +91,37 @@ public final class Watchdog: Sendable {
     /// Learns from a remembered plan's outcome on the background queue and stores it, so it survives restarts.
     /// Returns false when the queue is full: the outcome is dropped and counted.
     @discardableResult
-    public func learn(_ outcome: LearningOutcome) -> Bool {
+    ///
+    /// `done` is called on the watchdog's queue once the outcome is committed to the store (or refused, and then
+    /// neither stored nor learned), with the storage error if any and what the learner refused.
+    public func learn(_ outcome: LearningOutcome, done: (@Sendable (_ storageError: String?, _ refusals: [Learner.Refusal]) -> Void)? = nil) -> Bool {
         guard admit() else { return false }
         queue.async { [self] in
             defer { backlog.withLock { $0.waiting -= 1 } }
             let refusals = service.learn(outcome)
             // Refused evidence is not stored: a replay would refuse it again anyway.
-            guard !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap) && !refusals.contains(.unknownConfiguration) else { return }
-            do { try store?.appendOutcome(outcome, at: clock()) } catch { storageFailed("store an outcome", error) }
+            guard !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap) && !refusals.contains(.unknownConfiguration) else {
+                done?(nil, refusals)
+                return
+            }
+            do {
+                try store?.appendOutcome(outcome, at: clock())
+                done?(nil, refusals)
+            } catch {
+                storageFailed("store an outcome", error)
+                done?("\(error)", refusals)
+            }
         }
         return true
     }
 
     /// Queues one report to be stored and judged; returns whether it was queued (false when the backlog is full:
     /// the report is dropped and counted) and the energy attributed to it from the rails, if any.
+    ///
+    /// `done` is called on the watchdog's queue once the run is committed to the store (WAL: a SIGKILL after it
+    /// loses nothing), with the error when it could not be.
     @discardableResult
-    public func record(_ report: OutcomeReport) -> (queued: Bool, attributedJ: Double?) {
+    public func record(_ report: OutcomeReport, done: (@Sendable (_ storageError: String?) -> Void)? = nil) -> (queued: Bool, attributedJ: Double?) {
         var energy = report.energyJ
         var energySource: String? = energy == nil ? nil : "reported"
         var attributed: Double?
@@ -125,8 +140,10 @@ public final class Watchdog: Sendable {
             defer { backlog.withLock { $0.waiting -= 1 } }
             do {
                 try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
+                done?(nil)
             } catch {
                 storageFailed("store a report", error)
+                done?("\(error)")
             }
             let events = state.withLock { $0.loop.report(run, at: now) }
             handle(events, at: now)

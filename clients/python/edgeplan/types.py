@@ -74,7 +74,10 @@ class ReportResult:
     predicted_latency_ms: Optional[float]
     latency_error_pct: Optional[float]
     attributed_energy_j: Optional[float] = None
+    # Why a report was not accepted when the store could not be written; accepted means stored.
+    reason: Optional[str] = None
 
     @classmethod
     def from_wire(cls, r: Dict[str, Any]) -> "ReportResult":
-        return cls(r["accepted"], r.get("learning", ""), r.get("predictedLatencyMs"), r.get("latencyErrorPct"), r.get("attributedEnergyJ"))
+        return cls(r["accepted"], r.get("learning", ""), r.get("predictedLatencyMs"), r.get("latencyErrorPct"), r.get("attributedEnergyJ"),
+                   r.get("reason"))
