@@ -124,3 +124,29 @@ struct DesignReplayTests {
         #expect(throws: EdgePlanError.self) { try DesignReplay.replay(Array(runs.prefix(5))) }
     }
 }
+
+struct EngineShapedPlanTests {
+    func plan(engine: EngineKind) throws -> JSONValue {
+        var policy = try PolicyDecoder.decode("kind: policy\nglobal:\n  engine: \(engine.rawValue)\n", file: "policy.yaml")
+        policy.parallelFactors = [1, 4]
+        let profile = try ProfileDecoder.decode(BundledResources.profileFiles)
+        let planner = try Planner(profile: profile, policy: policy)
+        guard case let .plan(plan) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 120, inputTokens: 256)) else {
+            Issue.record("no plan")
+            return .null
+        }
+        return plan.json
+    }
+
+    @Test func thePolicysEngineShapesTheRequestBody() throws {
+        let vllm = try plan(engine: .vllm)["request"]
+        #expect(vllm?["engine"] == nil && vllm?["body"]?["n"] != nil, "plans for vLLM keep their shape")
+        let llama = try plan(engine: .llamaServer)["request"]
+        #expect(llama?["engine"] == .string("llama-server") && llama?["requests"] == .int(1) && llama?["body"]?["n"] != nil)
+        #expect(llama?["body"]?["continue_final_message"] == nil, "llama-server prefills a final assistant message itself")
+        let ollama = try plan(engine: .ollama)["request"]
+        let samples = try plan(engine: .ollama)["parallel"]?.intValue ?? 1
+        #expect(ollama?["body"]?["n"] == nil && ollama?["requests"] == .int(samples))
+        #expect(throws: EdgePlanError.self) { try PolicyDecoder.decode("kind: policy\nglobal:\n  engine: tgi\n", file: "policy.yaml") }
+    }
+}

@@ -15,11 +15,29 @@ public struct EngineRequest: Sendable, Equatable {
     public var continueFinalMessage: Bool
     /// How to combine the `n` answers.
     public var aggregation: String
+    /// The engine the body is for; its record decides how samples are drawn and the answer is prefilled.
+    public var engine: EngineKind = .vllm
+    /// Requests to send: 1 with `n` samples each, or `n` concurrent requests of one sample for an engine without `n`.
+    public var requests: Int = 1
 
     /// Placeholder the scheduler replaces with the task's prompt.
     public static let promptPlaceholder = "{prompt}"
 
-    /// Builds the body for `configuration`; `maxTokens` is the cap (hard modes) or the deadline guard.
+    /// The body for `configuration` on `engine`: the record says whether k samples go as `n` or as k requests, and
+    /// whether a no-reasoning answer is prefilled with `continue_final_message` (vLLM, SGLang) or by ending the
+    /// messages with the assistant's turn (llama-server prefills a final assistant message itself).
+    public init(configuration: Configuration, variant: ModelVariant, maxTokens: Int, engine: EngineKind) {
+        self.init(configuration: configuration, variant: variant, maxTokens: maxTokens)
+        let record = EngineCapabilities.of(engine)
+        self.engine = engine
+        if record.sampling == .concurrentRequests && configuration.parallel > 1 {
+            requests = configuration.parallel
+            aggregation = "majority-vote over \(configuration.parallel) concurrent requests"
+        }
+        if continueFinalMessage && record.continueFinalMessageField == nil { continueFinalMessage = false }
+    }
+
+    /// Builds the body for `configuration`, shaped for vLLM; `maxTokens` is the cap (hard modes) or the deadline guard.
     public init(configuration: Configuration, variant: ModelVariant, maxTokens: Int) {
         var user = Self.promptPlaceholder
         var messages: [Message] = []

@@ -63,7 +63,8 @@ extension EngineRequest: JSONWritable {
         }
         writer.endArray()
         writer.key("max_tokens"); writer.int(maxTokens)
-        writer.key("n"); writer.int(n)
+        // An engine without n gets one sample a request, and `requests` says how many to send.
+        if requests == 1 { writer.key("n"); writer.int(n) }
         writer.key("temperature"); writer.number(temperature)
         writer.key("top_p"); writer.number(topP)
         if continueFinalMessage {
@@ -72,6 +73,11 @@ extension EngineRequest: JSONWritable {
         }
         writer.endObject()
         writer.key("aggregation"); writer.string(aggregation)
+        // Only for an engine other than the default: plans for vLLM keep the shape they always had.
+        if engine != .vllm {
+            writer.key("engine"); writer.string(engine.rawValue)
+            writer.key("requests"); writer.int(requests)
+        }
         writer.endObject()
     }
 }

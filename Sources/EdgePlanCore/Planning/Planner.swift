@@ -313,7 +313,7 @@ public final class Planner: Sendable {
             percentile: policy.latencyPercentile, energyJ: exact.energyJ, energyPercentileJ: atTail.energyJ, estimate: chosen.estimate,
             costUSDPerMTok: exact.costUSDPerMTok, memoryGiB: exact.memoryGiB, missProbability: miss, outputLength: length,
             percentileOutputTokens: tailTokens, objective: limits.objective,
-            engineRequest: EngineRequest(configuration: configuration, variant: variant, maxTokens: Self.maxTokens(configuration, variant: variant, inputTokens: inputTokens, reachable: reachable)),
+            engineRequest: EngineRequest(configuration: configuration, variant: variant, maxTokens: Self.maxTokens(configuration, variant: variant, inputTokens: inputTokens, reachable: reachable), engine: policy.engine),
             profileVersion: profile.version, policyVersion: policy.version)
     }
 

@@ -10,7 +10,7 @@ extension Policy {
             "version": .string(version),
             "profileDirectory": profileDirectory.map(JSONValue.string) ?? .null,
             "latencyPercentile": .number(latencyPercentile), "safetyMargin": .number(safetyMargin),
-            "planOn": .string(latencyBasis.rawValue),
+            "planOn": .string(latencyBasis.rawValue), "engine": .string(engine.rawValue),
             "parallelFactors": .array(parallelFactors.map(JSONValue.int)),
             "explore": explore,
             "learning": .fields([

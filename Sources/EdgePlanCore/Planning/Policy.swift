@@ -140,6 +140,8 @@ public struct Policy: Sendable, Equatable {
     public var parallelFactors: [Int]
     public var explore: Exploration
     public var latencyBasis: LatencyBasis = .percentile
+    /// The engine the robot runs plans on: its capability record shapes every plan's request body.
+    public var engine: EngineKind = .vllm
     public var learning: LearningPolicy
     public var journal = JournalPolicy()
     public var reporting = ReportingPolicy()

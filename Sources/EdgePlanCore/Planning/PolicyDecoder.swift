@@ -28,6 +28,12 @@ public enum PolicyDecoder {
                 }
                 policy.latencyBasis = value
             }
+            if let engine = try global.optionalString("engine") {
+                guard let kind = EngineKind(rawValue: engine) else {
+                    throw global.error("engine", "unknown engine kind '\(engine)'; use one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                policy.engine = kind
+            }
             // explore_max_loss may stay in the file while exploration is off.
             let maxLoss = try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05
             if let explore = try global.optionalString("explore") {
