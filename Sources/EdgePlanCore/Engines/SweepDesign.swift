@@ -52,7 +52,7 @@ public struct SweepDesign: Sendable, Equatable {
     /// - parallel: `parallelFactors` samples of `parallelOutputTokens` at 128 input tokens;
     /// - `warmups` short runs first, not recorded.
     public static func standard(
-        contextTokens: Int, decodeInputs: [Int] = [128, 512, 1024, 2048], decodeTokens: Int = 2048,
+        contextTokens: Int, decodeInputs: [Int] = [128, 1024], decodeTokens: Int = 2048,
         parallelFactors: [Int] = [1, 2, 4, 8, 16, 32], parallelOutputTokens: Int = 128, repeats: Int = 3,
         warmups: Int = 2, maxPrefillTokens: Int? = nil
     ) throws -> SweepDesign {

@@ -24,7 +24,7 @@ struct Collect: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Trace file to write, or to resume.") var output: String
     @Option(help: "Context to sweep up to, tokens (default: the engine's context per slot).") var context: Int?
     @Option(help: "Tokens of each decode run.") var decodeTokens: Int = 2048
-    @Option(help: "Input lengths of the decode runs, comma-separated.") var decodeInputs: String = "128,512,1024,2048"
+    @Option(help: "Input lengths of the decode runs, comma-separated (two suffice: `profile design` replays why).") var decodeInputs: String = "128,1024"
     @Option(help: "Parallel sampling factors, comma-separated.") var parallel: String = "1,2,4,8,16,32"
     @Option(help: "Output tokens of each parallel run.") var parallelTokens: Int = 128
     @Option(help: "Repeats of each prefill length.") var repeats: Int = 3
