@@ -13,7 +13,7 @@ public enum DeviceCatalog {
             memoryGiB: 131.3, usableMemoryGiB: 130, memoryBandwidthGBps: 4800, peakFP16TFLOPS: 989.4, peakINT8TOPS: 1978.9,
             idlePowerW: 125, powerModes: [.init(name: "default", nvpmodelID: nil, budgetW: 700)], calibratedPowerMode: "default",
             electricityUSDPerKWh: 0.15, hardwareUSDPerHour: 1.5,
-            source: "NVIDIA H200 datasheet (141 GB HBM3e, 4.8 TB/s, dense FP16/INT8 tensor peaks as H100 SXM, up to 700 W); idle 122-128 W measured with NVML on a lent machine; electricity as in EdgeReasoning Section III-B; hardware assumed at $40,000 over three years"),
+            source: "NVIDIA H200 datasheet (141 GB HBM3e, 4.8 TB/s, dense FP16/INT8 tensor peaks as H100 SXM, up to 700 W); idle 122-128 W measured with NVML on an H200 host; electricity as in EdgeReasoning Section III-B; hardware assumed at $40,000 over three years"),
     ] + jetsons
 
     /// Jetson modules from NVIDIA's module data sheets (Jetson AGX Orin Series, Jetson Orin NX Series, Jetson Orin
