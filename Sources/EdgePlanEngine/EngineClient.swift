@@ -123,14 +123,14 @@ public struct EngineClient: Sendable {
                 }
                 var merged: Completion?
                 for try await completion in group {
-                    if var so = merged {
-                        so.samples += completion.samples
-                        so.headS = min(so.headS, completion.headS)
-                        so.totalS = max(so.totalS, completion.totalS)
-                        so.burstChunks += completion.burstChunks
-                        so.chunks += completion.chunks
-                        so.usageCompletionTokens = (so.usageCompletionTokens ?? 0) + (completion.usageCompletionTokens ?? 0)
-                        merged = so
+                    if var combined = merged {
+                        combined.samples += completion.samples
+                        combined.headS = min(combined.headS, completion.headS)
+                        combined.totalS = max(combined.totalS, completion.totalS)
+                        combined.burstChunks += completion.burstChunks
+                        combined.chunks += completion.chunks
+                        combined.usageCompletionTokens = (combined.usageCompletionTokens ?? 0) + (completion.usageCompletionTokens ?? 0)
+                        merged = combined
                     } else {
                         merged = completion
                     }
@@ -202,12 +202,9 @@ public struct EngineClient: Sendable {
         var events = ServerSentEvents()
         var completion = Completion(samples: Array(repeating: Sample(), count: n), headS: headS, totalS: 0, burstChunks: 0, chunks: 0)
         var lastChunkS: Double?
-        var done = false
         func handle(_ payload: [UInt8], at time: Double) throws {
-            if payload == Array("[DONE]".utf8) {
-                done = true
-                return
-            }
+            // The end of the stream; what it ends is judged by the samples' finish reasons and counts.
+            if payload == Array("[DONE]".utf8) { return }
             let event: JSONValue
             do { event = try JSONValue.parse(payload) } catch {
                 throw EngineError(.malformedStream, "\(endpoint) streamed a line that is not JSON: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: request.summary)
@@ -259,7 +256,6 @@ public struct EngineClient: Sendable {
         }
         for payload in events.finish() { try handle(payload, at: seconds(clock.now)) }
         completion.totalS = seconds(clock.now)
-        _ = done
         // The streamed chunk of a special token carries no text; the engine's count is the one to trust.
         for sample in completion.samples where sample.outputTokens > request.maxTokens {
             throw EngineError(.ignoredMaxTokens, "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(request.maxTokens)", request: request.summary)

@@ -53,9 +53,11 @@ def test_streams_tokens_as_they_are_made(engine):
     events, times = stream(engine, max_tokens=64, ignore_eos=True, cache_prompt=False)
     content = [e for e in events if e.get("choices") and e["choices"][0].get("text")]
     assert len(content) >= 60
+    # A server that buffers its stream delivers nearly every chunk in one burst (llama-cpp-python's server gave all
+    # 257 at once). A client on a busy machine may read a few chunks together; half is far from a buffered stream.
     gaps = [b - a for a, b in zip(times, times[1:])]
     bursts = sum(1 for gap in gaps if gap < 0.0002)
-    assert bursts < 0.1 * len(gaps), f"{bursts} of {len(gaps)} chunks came in bursts"
+    assert bursts < 0.5 * len(gaps), f"{bursts} of {len(gaps)} chunks came in bursts"
     assert any("timings" in e for e in events), "timings come with the last chunk"
 
 
