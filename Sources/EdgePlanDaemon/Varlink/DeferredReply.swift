@@ -23,12 +23,11 @@ public final class DeferredReply: Sendable {
     public func expect() -> @Sendable (String?) -> Void {
         state.withLock { $0.outstanding += 1 }
         return { [self] failure in
-            let ready = state.withLock { state -> Bool in
+            state.withLock { state in
                 state.outstanding -= 1
                 if let failure, state.failure == nil { state.failure = failure }
-                return true
             }
-            if ready { fireIfReady() }
+            fireIfReady()
         }
     }
 

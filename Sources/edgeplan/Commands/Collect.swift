@@ -105,7 +105,6 @@ struct Collect: AsyncParsableCommand {
             collector.energySettleS = sampler == nil ? 0 : 0.08
             let bar = LockedProgress(total: design.points.count)
             let summary = try await collector.run { done, total, key in bar.update(done: done, label: key) }
-            bar.finish()
             for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             print("measured \(summary.measured) points in \(String(format: "%.1f", summary.deviceTimeS)) s of engine time; \(summary.skipped) already in \(output)"
                   + (summary.stoppedByBudget ? "; stopped by --time-budget with \(summary.remaining) to go: run again to resume" : ""))
@@ -185,5 +184,4 @@ final class LockedProgress: @unchecked Sendable {
         self.done = done
     }
 
-    func finish() {}
 }
