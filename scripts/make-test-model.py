@@ -31,12 +31,19 @@ SHAPES = {
     "llama-8b": dict(arch="llama", n_embd=4096, n_layer=32, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=128256, bias=False),
 }
 
-# A template with a thinking section, as the reasoning models have: the engine's reasoning budget closes it.
+# A template with a thinking section, as the reasoning models have (Qwen3's layout): an assistant turn shows its
+# reasoning between <think> and </think>, and a new turn opens the thinking. llama-server reads the tags from the
+# template, so its reasoning budget closes the section with `</think>` in chat requests too.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}<|user|>{{ message['content'] }}\n"
-    "{% elif message['role'] == 'assistant' %}<|assistant|>{{ message['content'] }}\n{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|><think>\n{% endif %}"
+    "{% elif message['role'] == 'assistant' %}<|assistant|>"
+    "{% if message['reasoning_content'] is defined and message['reasoning_content'] %}"
+    "<think>\n{{ message['reasoning_content'] }}\n</think>\n\n{% endif %}"
+    "{{ message['content'] }}\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}"
+    "{% endif %}"
 )
 
 

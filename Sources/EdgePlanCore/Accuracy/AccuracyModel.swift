@@ -131,6 +131,23 @@ public struct AccuracyModel: Sendable {
         return unbudgeted[Group(variant: group.variant, mode: mode, capped: false)]
     }
 
+    /// A thinking-budget run at `budget` that no table measured: the model thinks up to the budget, then answers.
+    /// It answers at least as well as the better of a hard cut at that budget (which may stop before any answer)
+    /// and no reasoning at all, and no better than unconstrained reasoning: the estimate is that lower end, and the
+    /// interval spans all three, so the planner sees how little is known. Nil without a hard curve at the budget.
+    public func modeledThinkingBudget(variant: VariantID, budget: Int) -> AccuracyEstimate? {
+        let hardGroup = Group(variant: variant, mode: .hard, capped: true)
+        guard let hard = estimate(hardGroup, budget: budget) else { return nil }
+        let noThinking = unbudgeted[Group(variant: variant, mode: .noReasoning, capped: false)]?.accuracy
+        let unconstrained = unconstrained(of: hardGroup)?.accuracy
+        let floor = max(hard.accuracy, noThinking ?? 0)
+        let top = max(unconstrained ?? floor, floor)
+        let spread = AccuracyEstimate.halfWidth(floor, questions: table.questions)
+        return AccuracyEstimate(
+            accuracy: floor, low: max(0, min(hard.low, noThinking ?? hard.low) - spread), high: min(1, top + spread),
+            source: .modeled)
+    }
+
     /// Best measured single-sample accuracy of a model (any quantization, mode, budget) on this task.
     public func bestMeasured(model: String) -> Double? {
         table.records.filter { $0.variant.model == model }.map(\.accuracy).max()

@@ -10,9 +10,24 @@ public enum LengthMode: String, Sendable, CaseIterable, Hashable, Codable {
     case noReasoning = "no-reasoning"
     /// A non-reasoning model answering directly.
     case direct
+    /// The model thinks up to N tokens; then the engine closes the thinking section and the model answers. The
+    /// engine enforces it (llama-server's `reasoning_budget_tokens`, vLLM's `thinking_token_budget`); the answer
+    /// after the forced end tag is not capped.
+    case thinkingBudget = "thinking-budget"
 
     /// Whether the engine enforces the token budget as `max_tokens`.
     public var capsOutput: Bool { self == .hard }
+
+    /// Tokens allowed for the answer after a forced end of thinking: a thinking-budget run stops at its budget
+    /// plus these.
+    public static let answerAllowanceTokens = 64
+
+    /// The most tokens a run of this mode at `budget` produces, or nil when nothing bounds it.
+    public func lengthCap(budget: Int?, capped: Bool) -> Int? {
+        guard let budget else { return nil }
+        if capped { return budget }
+        return self == .thinkingBudget ? budget + Self.answerAllowanceTokens : nil
+    }
 }
 
 /// One measured point: a model variant in a mode at a budget, its accuracy and mean output length.

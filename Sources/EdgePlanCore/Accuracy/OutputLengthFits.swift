@@ -62,7 +62,7 @@ public struct OutputLengthFits: Sendable {
             for record in table.records {
                 let group = AccuracyModel.Group(variant: record.variant, mode: record.mode, capped: record.capped)
                 let key = Key(task: task, group: group, budget: record.budgetTokens)
-                let cap = record.capped ? record.budgetTokens : nil
+                let cap = record.mode.lengthCap(budget: record.budgetTokens, capped: record.capped)
                 if let sigma = fittedSigma[key] {
                     let softMean = record.capped
                         ? table.records.first { $0.variant == record.variant && $0.mode == .soft && $0.budgetTokens == record.budgetTokens }!.meanOutputTokens
@@ -106,7 +106,7 @@ public struct OutputLengthFits: Sendable {
         let mu = lower.1.mu + t * (upper.1.mu - lower.1.mu)
         let sigma = lower.1.sigma + t * (upper.1.sigma - lower.1.sigma)
         let source: LengthSource = lower.1.source == .fitted && upper.1.source == .fitted ? .fitted : (lower.1.source == .assumed ? .assumed : .prior)
-        return OutputLengthModel(mu: mu, sigma: sigma, capTokens: group.capped ? budget : nil, source: source)
+        return OutputLengthModel(mu: mu, sigma: sigma, capTokens: group.mode.lengthCap(budget: budget, capped: group.capped), source: source)
     }
 
     /// The unconstrained run of a capped group and the budget where its cap stops binding (its 90th percentile).

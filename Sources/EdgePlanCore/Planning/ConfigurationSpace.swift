@@ -52,8 +52,13 @@ public struct ConfigurationSpace: Sendable {
         })
     }
 
-    /// Enumerates variants × modes × budgets of the class's benchmark table, times each parallel factor.
-    public init(task: String, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits, parallelFactors: [Int]) {
+    /// Enumerates variants × modes × budgets of the class's benchmark table, times each parallel factor. With
+    /// `modeledThinkingBudget`, a variant with a hard-cap curve and no measured thinking-budget rows also gets
+    /// thinking-budget configurations at the curve's budgets, their accuracy `modeled`
+    /// (``AccuracyModel/modeledThinkingBudget(variant:budget:)``) and their length the hard curve's thinking
+    /// followed by at most ``LengthMode/answerAllowanceTokens`` of answer.
+    public init(task: String, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits, parallelFactors: [Int],
+                modeledThinkingBudget: Bool = false) {
         let model = lengths.accuracyModel(table)
         var candidates: [Candidate] = []
         for (group, budget) in model.candidateBudgets() {
@@ -69,6 +74,26 @@ public struct ConfigurationSpace: Sendable {
                     configuration: configuration, group: group, variant: variant,
                     accuracy: Self.voted(single, samples: k, variant: variant, abstention: abstention, tokens: voteTokens, options: table.answerOptions),
                     single: single, outputLength: length, abstention: abstention, voteTokens: voteTokens))
+            }
+        }
+        if modeledThinkingBudget {
+            let measured = Set(table.records.filter { $0.mode == .thinkingBudget }.map(\.variant))
+            for (group, budget) in model.candidateBudgets() where group.mode == .hard && group.capped && !measured.contains(group.variant) {
+                guard let budget, let variant = profile.variants[group.variant],
+                      let single = model.modeledThinkingBudget(variant: group.variant, budget: budget),
+                      let thinking = lengths.model(task: table.task, group: group, budget: budget, accuracy: model) else { continue }
+                let length = OutputLengthModel(
+                    mu: thinking.mu, sigma: thinking.sigma,
+                    capTokens: LengthMode.thinkingBudget.lengthCap(budget: budget, capped: false), source: thinking.source)
+                let modeled = AccuracyModel.Group(variant: group.variant, mode: .thinkingBudget, capped: false)
+                // Every sample answers (the engine forces the end of thinking), so none abstains from the vote.
+                for k in parallelFactors {
+                    let configuration = Configuration(variant: group.variant, mode: .thinkingBudget, budgetTokens: budget, capped: false, parallel: k)
+                    candidates.append(Candidate(
+                        configuration: configuration, group: modeled, variant: variant,
+                        accuracy: Self.voted(single, samples: k, variant: variant, abstention: 0, tokens: length.meanTokens, options: table.answerOptions),
+                        single: single, outputLength: length, abstention: 0, voteTokens: length.meanTokens))
+                }
             }
         }
         self.init(task: task, answerOptions: table.answerOptions, candidates: candidates)

@@ -19,6 +19,15 @@ public struct EngineRequest: Sendable, Equatable {
     public var engine: EngineKind = .vllm
     /// Requests to send: 1 with `n` samples each, or `n` concurrent requests of one sample for an engine without `n`.
     public var requests: Int = 1
+    /// The thinking budget the engine enforces, and the request field that carries it (thinking-budget mode).
+    public var thinkingBudget: (field: String, tokens: Int)?
+
+    public static func == (a: EngineRequest, b: EngineRequest) -> Bool {
+        a.model == b.model && a.messages == b.messages && a.maxTokens == b.maxTokens && a.n == b.n
+            && a.temperature == b.temperature && a.topP == b.topP && a.continueFinalMessage == b.continueFinalMessage
+            && a.aggregation == b.aggregation && a.engine == b.engine && a.requests == b.requests
+            && a.thinkingBudget?.field == b.thinkingBudget?.field && a.thinkingBudget?.tokens == b.thinkingBudget?.tokens
+    }
 
     /// Placeholder the scheduler replaces with the task's prompt.
     public static let promptPlaceholder = "{prompt}"
@@ -35,9 +44,12 @@ public struct EngineRequest: Sendable, Equatable {
             aggregation = "majority-vote over \(configuration.parallel) concurrent requests"
         }
         if continueFinalMessage && record.continueFinalMessageField == nil { continueFinalMessage = false }
+        if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens, let field = record.thinkingBudgetField {
+            thinkingBudget = (field, budget)
+        }
     }
 
-    /// Builds the body for `configuration`, shaped for vLLM; `maxTokens` is the cap (hard modes) or the deadline guard.
+    /// Builds the body for `configuration`, shaped for vLLM (a thinking budget goes as its `thinking_token_budget`); `maxTokens` is the cap (hard modes) or the deadline guard.
     public init(configuration: Configuration, variant: ModelVariant, maxTokens: Int) {
         var user = Self.promptPlaceholder
         var messages: [Message] = []
@@ -52,7 +64,7 @@ public struct EngineRequest: Sendable, Equatable {
                 Message(role: "user", content: user),
                 Message(role: "assistant", content: "<think>\nOkay, I think I have finished thinking.\n</think>\n\n"),
             ]
-        case .base, .direct:
+        case .base, .direct, .thinkingBudget:
             messages = [Message(role: "user", content: user)]
         }
         self.model = variant.engineModel
@@ -63,5 +75,9 @@ public struct EngineRequest: Sendable, Equatable {
         self.topP = configuration.parallel > 1 ? 0.95 : 1.0
         self.continueFinalMessage = configuration.mode == .noReasoning
         self.aggregation = configuration.parallel > 1 ? "majority-vote" : "single"
+        if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens,
+           let field = EngineCapabilities.vllm.thinkingBudgetField {
+            thinkingBudget = (field, budget)
+        }
     }
 }

@@ -71,6 +71,9 @@ extension EngineRequest: JSONWritable {
             writer.key("continue_final_message"); writer.bool(true)
             writer.key("add_generation_prompt"); writer.bool(false)
         }
+        if let thinkingBudget {
+            writer.key(thinkingBudget.field); writer.int(thinkingBudget.tokens)
+        }
         writer.endObject()
         writer.key("aggregation"); writer.string(aggregation)
         // Only for an engine other than the default: plans for vLLM keep the shape they always had.

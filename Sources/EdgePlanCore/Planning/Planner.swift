@@ -278,8 +278,10 @@ public final class Planner: Sendable {
     }
 
     private static func maxTokens(_ configuration: Configuration, variant: ModelVariant, inputTokens: Int, reachable: Int?) -> Int {
+        let room = max(1, min(reachable ?? 1, variant.contextTokens - inputTokens))
         if configuration.capped, let budget = configuration.budgetTokens { return budget }
-        return max(1, min(reachable ?? 1, variant.contextTokens - inputTokens))
+        if let cap = configuration.mode.lengthCap(budget: configuration.budgetTokens, capped: false) { return min(cap, room) }
+        return room
     }
 
     /// Thompson sampling: draw each contender's accuracy from its belief (a normal matched to its 80 % interval)
@@ -369,8 +371,13 @@ extension Policy {
                 throw EdgePlanError(.unknownModel, "policy allows unknown model '\(model)'; known models: \(profile.modelNames.joined(separator: ", "))", field: "\(field).allowed_models")
             }
             if name != "defaults", let table = profile.accuracy[benchmark(of: name)] {
+                // A listed thinking-budget mode is modeled from hard-cap rows where the engine enforces a budget.
+                let modeledThinking = task.allowedModes?.contains(.thinkingBudget) == true
+                    && EngineCapabilities.of(engine).thinkingBudgetField != nil
                 let runnable = table.records.contains { record in
                     task.allows(Configuration(variant: record.variant, mode: record.mode, budgetTokens: record.budgetTokens, capped: record.capped, parallel: 1))
+                        || (modeledThinking && record.mode == .hard && task.allows(Configuration(
+                            variant: record.variant, mode: .thinkingBudget, budgetTokens: record.budgetTokens, capped: false, parallel: 1)))
                 }
                 if !runnable {
                     throw EdgePlanError(.invalidInput, "policy for task '\(name)' excludes every model, quantization and mode the profile has data for", field: field)

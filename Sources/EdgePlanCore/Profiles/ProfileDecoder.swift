@@ -223,7 +223,7 @@ public enum ProfileDecoder {
             let mode = try enumValue(LengthMode.self, &row, "mode")
             let budget = try row.optionalInt("budget_tokens", in: 1...1_000_000)
             let capped = try row.bool("capped", default: mode == .hard)
-            if (mode == .soft || mode == .hard) && budget == nil {
+            if (mode == .soft || mode == .hard || mode == .thinkingBudget) && budget == nil {
                 throw row.error("budget_tokens", "\(mode.rawValue) mode needs budget_tokens")
             }
             if capped && budget == nil { throw row.error("capped", "a capped row needs budget_tokens") }
