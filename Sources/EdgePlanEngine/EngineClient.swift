@@ -13,7 +13,7 @@ public struct EngineClient: Sendable {
     public let endpoint: EngineEndpoint
     public let capabilities: EngineCapabilities
     public let model: String
-    private let http: HTTPClient
+    let http: HTTPClient
 
     public init(endpoint: EngineEndpoint, capabilities: EngineCapabilities, model: String, http: HTTPClient = .shared) {
         self.endpoint = endpoint
@@ -84,6 +84,9 @@ public struct EngineClient: Sendable {
     /// and why it ended.
     public struct Sample: Sendable {
         public var text: String = ""
+        /// The text of each chunk, in order: one token a chunk where the engine streams tokens, so the first B pieces
+        /// are the output after B tokens.
+        public var pieces: [String] = []
         public var chunkTimesS: [Double] = []
         public var finishReason: String?
         public var timings: Timings?
@@ -230,6 +233,7 @@ public struct EngineClient: Sendable {
                 let text = choice["text"]?.stringValue ?? choice["delta"]?["content"]?.stringValue ?? ""
                 if !text.isEmpty || choice["finish_reason"] == nil || choice["finish_reason"] == .null {
                     completion.samples[index].text += text
+                    completion.samples[index].pieces.append(text)
                     completion.samples[index].chunkTimesS.append(time)
                     completion.chunks += 1
                     if let last = lastChunkS, time - last < 0.0002 { completion.burstChunks += 1 }

@@ -9,7 +9,7 @@ struct EdgePlanCommand: AsyncParsableCommand {
         version: EdgePlanVersion.string,
         subcommands: [
             Serve.self, Plan.self, Frontier.self, Predict.self, Budget.self, Validate.self, Rails.self, Calibrate.self,
-            ProfileCommand.self, PolicyCommand.self, Simulate.self, WorkloadCommand.self, Status.self, Reload.self, Watch.self,
+            ProfileCommand.self, AccuracyCommand.self, PolicyCommand.self, Simulate.self, WorkloadCommand.self, Status.self, Reload.self, Watch.self,
         ]
     )
 }

@@ -43,6 +43,16 @@ public struct EngineCapabilities: Sendable, Equatable {
         case serverFlag(String)
     }
 
+    /// How an answer is restricted to a list of choices (multiple-choice letters).
+    public enum ChoiceConstraint: Sendable, Equatable {
+        /// A GBNF grammar in this request field.
+        case grammar(field: String)
+        /// The list of allowed strings in this request field.
+        case choices(field: String)
+        /// A regular expression in this request field.
+        case regex(field: String)
+    }
+
     public var kind: EngineKind
     public var sampling: Sampling
     /// Whether `usage.completion_tokens` counts every choice of an `n` request (llama-server counts one).
@@ -69,6 +79,10 @@ public struct EngineCapabilities: Sendable, Equatable {
     public var documentation: String
     /// The claims that a test checks against this engine.
     public var verified: [String]
+    /// How an answer is restricted to given choices, if the engine can.
+    public var choiceConstraint: ChoiceConstraint? = nil
+    /// A path that renders chat messages through the model's own template into a prompt, if the engine has one.
+    public var templatePath: String? = nil
 
     /// The record of an engine kind.
     public static func of(_ kind: EngineKind) -> EngineCapabilities {
@@ -92,14 +106,16 @@ public struct EngineCapabilities: Sendable, Equatable {
         verified: [
             "n returns n choices", "usage counts one choice", "ignore_eos", "max_tokens", "cache_prompt false gives cache_n 0",
             "timings", "token-id prompts", "streams tokens", "reasoning_budget_tokens closes the thinking",
-        ])
+            "grammar restricts the answer", "/apply-template renders the model's template",
+        ], choiceConstraint: .grammar(field: "grammar"), templatePath: "/apply-template")
 
     public static let vllm = EngineCapabilities(
         kind: .vllm, sampling: .n, usageCountsAllChoices: true, ignoreEOSField: "ignore_eos",
         minTokensField: "min_tokens", maxTokensField: "max_tokens", thinkingBudgetField: "thinking_token_budget",
         promptCache: .serverFlag("--no-enable-prefix-caching"), reportsTimings: false, tokenIDPrompts: true,
         continueFinalMessageField: "continue_final_message", streamsTokens: true, fitForPlanning: true,
-        documentation: "vLLM docs: OpenAI-compatible server, extra sampling parameters", verified: [])
+        documentation: "vLLM docs: OpenAI-compatible server, extra sampling parameters", verified: [],
+        choiceConstraint: .choices(field: "guided_choice"))
 
     public static let llamaCppPython = EngineCapabilities(
         kind: .llamaCppPython, sampling: .concurrentRequests, usageCountsAllChoices: false, ignoreEOSField: nil,
@@ -107,7 +123,7 @@ public struct EngineCapabilities: Sendable, Equatable {
         reportsTimings: false, tokenIDPrompts: true, continueFinalMessageField: nil, streamsTokens: false,
         fitForPlanning: true,
         documentation: "llama-cpp-python server docs; measured: n 2 returned one choice, a 2,048-token prompt streamed in one burst",
-        verified: [])
+        verified: [], choiceConstraint: .grammar(field: "grammar"))
 
     public static let trtllmServe = EngineCapabilities(
         kind: .trtllmServe, sampling: .n, usageCountsAllChoices: true, ignoreEOSField: "ignore_eos",
@@ -121,7 +137,8 @@ public struct EngineCapabilities: Sendable, Equatable {
         minTokensField: "min_tokens", maxTokensField: "max_tokens", thinkingBudgetField: nil,
         promptCache: .serverFlag("--disable-radix-cache"), reportsTimings: false, tokenIDPrompts: true,
         continueFinalMessageField: "continue_final_message", streamsTokens: true, fitForPlanning: true,
-        documentation: "SGLang docs: OpenAI-compatible API, sampling parameters", verified: [])
+        documentation: "SGLang docs: OpenAI-compatible API, sampling parameters", verified: [],
+        choiceConstraint: .regex(field: "regex"))
 
     public static let ollama = EngineCapabilities(
         kind: .ollama, sampling: .concurrentRequests, usageCountsAllChoices: false, ignoreEOSField: nil,
@@ -144,6 +161,21 @@ public struct EngineCapabilities: Sendable, Equatable {
         if let field = ignoreEOSField { return [(field, .bool(true))] }
         if let field = minTokensField { return [(field, .int(outputTokens))] }
         return nil
+    }
+
+    /// The field that restricts an answer to `choices`, or nil when the engine cannot.
+    public func choiceFields(_ choices: [String]) -> [(String, JSONValue)]? {
+        switch choiceConstraint {
+        case let .grammar(field)?:
+            let alternatives = choices.map { JSONValue.string($0).serialized() }.joined(separator: " | ")
+            return [(field, .string("root ::= " + alternatives))]
+        case let .choices(field)?:
+            return [(field, .array(choices.map(JSONValue.string)))]
+        case let .regex(field)?:
+            return [(field, .string("(" + choices.map { $0.split(separator: "|", omittingEmptySubsequences: false).joined(separator: "\\|") }.joined(separator: "|") + ")"))]
+        case nil:
+            return nil
+        }
     }
 
     /// The fields that keep an earlier prompt's KV cache out of a prefill measurement (none when only a server
