@@ -73,3 +73,18 @@ def test_reasoning_budget_forces_the_end_tag(engine):
         text = reply["choices"][0]["text"]
         assert text.startswith("<think>") and "</think>" in text, text[:200]
         assert text.index("</think>") == (budget + 1) * len("<think>"), text[:200]
+
+
+def test_grammar_restricts_the_answer_to_the_choices(engine):
+    """`grammar` (GBNF) holds the answer to the options' letters, whatever the random model would say."""
+    letters = set()
+    for seed in range(12):
+        reply = completion(engine, max_tokens=1, temperature=1.0, seed=seed, grammar='root ::= "A" | "B" | "C" | "D"')
+        letters.add(reply["choices"][0]["text"])
+    assert letters <= {"A", "B", "C", "D"} and len(letters) >= 2, letters
+
+
+def test_apply_template_renders_the_models_template(engine):
+    """`/apply-template` renders chat messages through the model's template, opening the assistant's thinking."""
+    prompt = post_json(engine.url + "/apply-template", {"messages": [{"role": "user", "content": "QUESTION"}]})["prompt"]
+    assert prompt == "<|user|>QUESTION\n<|assistant|><think>\n", prompt
