@@ -156,7 +156,7 @@ public struct AccuracyCollector: Sendable {
     }
 
     /// Runs an external grader: JSON on its standard input, the answer on its first output line, 0 right, 1 wrong.
-    static func runGrader(_ command: String, output: String, question: TaskQuestion) async throws -> GradedAnswer {
+    public static func runGrader(_ command: String, output: String, question: TaskQuestion) async throws -> GradedAnswer {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 let process = Process()

@@ -107,6 +107,21 @@ public struct EngineClient: Sendable {
         public var chunks: Int
         /// Whether the chunk times are the engine's pace, not a buffer's: fewer than a tenth of chunks in bursts.
         public var chunkTimesTrusted: Bool { chunks == 0 || Double(burstChunks) < 0.1 * Double(chunks) }
+        /// Whether the run was cut off at a deadline: the samples hold what streamed until then.
+        public var cut = false
+
+        /// Two concurrent requests' completions as one: every sample, the earliest head, the latest end.
+        func merging(_ other: Completion) -> Completion {
+            var combined = self
+            combined.samples += other.samples
+            combined.headS = min(headS, other.headS)
+            combined.totalS = max(totalS, other.totalS)
+            combined.burstChunks += other.burstChunks
+            combined.chunks += other.chunks
+            combined.usageCompletionTokens = (usageCompletionTokens ?? 0) + (other.usageCompletionTokens ?? 0)
+            combined.cut = cut || other.cut
+            return combined
+        }
     }
 
     /// Runs one streamed completion on `/v1/completions`. k samples go as one request with `n` or as k concurrent
@@ -125,19 +140,7 @@ public struct EngineClient: Sendable {
                     group.addTask { try await stream(single, n: 1, timeout: timeout) }
                 }
                 var merged: Completion?
-                for try await completion in group {
-                    if var combined = merged {
-                        combined.samples += completion.samples
-                        combined.headS = min(combined.headS, completion.headS)
-                        combined.totalS = max(combined.totalS, completion.totalS)
-                        combined.burstChunks += completion.burstChunks
-                        combined.chunks += completion.chunks
-                        combined.usageCompletionTokens = (combined.usageCompletionTokens ?? 0) + (completion.usageCompletionTokens ?? 0)
-                        merged = combined
-                    } else {
-                        merged = completion
-                    }
-                }
+                for try await completion in group { merged = merged.map { $0.merging(completion) } ?? completion }
                 return merged!
             }
         }
@@ -171,16 +174,76 @@ public struct EngineClient: Sendable {
     }
 
     private func stream(_ request: Request, n: Int, timeout: Duration) async throws -> Completion {
-        var http = HTTPClientRequest(url: endpoint.url(path: "/v1/completions"))
+        try await stream(path: "/v1/completions", body: try body(request, n: n), summary: request.summary, n: n,
+                         maxTokens: request.maxTokens, timeout: timeout)
+    }
+
+    /// Runs a chat request body as it is (a plan's `request.body`, its prompt filled in), streamed: k samples through
+    /// its `n`, or `requests` concurrent copies of it. Cancelling the calling task closes the connections, which makes
+    /// llama-server stop generating.
+    public func chat(_ body: JSONValue, requests: Int = 1, deadline: Duration? = nil, timeout: Duration = .seconds(600)) async throws -> Completion {
+        var fields: [(String, JSONValue)] = []
+        if case let .object(pairs) = body { fields = pairs.filter { $0.0 != "stream" && $0.0 != "stream_options" } }
+        fields += [("stream", .bool(true)), ("stream_options", .fields(["include_usage": .bool(true)]))]
+        let n = body["n"]?.intValue ?? 1
+        let maxTokens = body[capabilities.maxTokensField]?.intValue ?? Int.max
+        let summary = "chat, max_tokens \(maxTokens), \(n) sample\(n == 1 ? "" : "s")\(requests > 1 ? " x \(requests) requests" : "")"
+        let bytes = JSONValue.object(fields).utf8()
+        enum Outcome: Sendable {
+            case completed(Completion)
+            case deadline
+        }
+        // The requests race the deadline: at the deadline they are cancelled (the connections close, and the
+        // engine stops), and each returns what it streamed so far, marked cut.
+        return try await withThrowingTaskGroup(of: Outcome.self) { group in
+            for _ in 0..<max(1, requests) {
+                group.addTask {
+                    .completed(try await stream(path: "/v1/chat/completions", body: bytes, summary: summary, n: n, maxTokens: maxTokens,
+                                                timeout: timeout, partialOnCancel: deadline != nil))
+                }
+            }
+            if let deadline {
+                group.addTask {
+                    try await Task.sleep(for: deadline)
+                    return .deadline
+                }
+            }
+            var merged: Completion?
+            var pending = max(1, requests)
+            while pending > 0, let outcome = try await group.next() {
+                switch outcome {
+                case let .completed(completion):
+                    merged = merged.map { $0.merging(completion) } ?? completion
+                    pending -= 1
+                case .deadline:
+                    group.cancelAll()
+                }
+            }
+            group.cancelAll()
+            return merged!
+        }
+    }
+
+    private func stream(path: String, body: [UInt8], summary: String, n: Int, maxTokens: Int, timeout: Duration,
+                        partialOnCancel: Bool = false) async throws -> Completion {
+        struct Described { var summary: String; var maxTokens: Int }
+        let request = Described(summary: summary, maxTokens: maxTokens)
+        var http = HTTPClientRequest(url: endpoint.url(path: path))
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
         http.headers.add(name: "Accept", value: "text/event-stream")
-        http.body = .bytes(ByteBuffer(bytes: try body(request, n: n)))
+        http.body = .bytes(ByteBuffer(bytes: body))
         let clock = ContinuousClock()
         let sent = clock.now
         func seconds(_ instant: ContinuousClock.Instant) -> Double {
             let elapsed = instant - sent
             return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        }
+        var completion = Completion(samples: Array(repeating: Sample(), count: n), headS: 0, totalS: 0, burstChunks: 0, chunks: 0)
+        func cutShort() -> Completion {
+            completion.cut = true
+            completion.totalS = seconds(clock.now)
+            return completion
         }
         var response: HTTPClientResponse?
         // A pooled connection the engine closed while idle fails before anything was sent: try a fresh one. Nothing
@@ -193,6 +256,8 @@ public struct EngineClient: Sendable {
             } catch let error as ChannelError where error == .ioOnClosedChannel && attempt < 2 {
                 continue
             } catch {
+                // Cut before any answer came (the engine queued the request): the run missed its deadline all the same.
+                if partialOnCancel && Task.isCancelled { return cutShort() }
                 throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: request.summary)
             }
         }
@@ -203,7 +268,7 @@ public struct EngineClient: Sendable {
             throw EngineError(.httpStatus, "\(endpoint) answered HTTP \(response.status.code): \(body.prefix(400))", request: request.summary)
         }
         var events = ServerSentEvents()
-        var completion = Completion(samples: Array(repeating: Sample(), count: n), headS: headS, totalS: 0, burstChunks: 0, chunks: 0)
+        completion.headS = headS
         var lastChunkS: Double?
         func handle(_ payload: [UInt8], at time: Double) throws {
             // The end of the stream; what it ends is judged by the samples' finish reasons and counts.
@@ -253,11 +318,14 @@ public struct EngineClient: Sendable {
             }
         } catch let error as EngineError {
             throw error
+        } catch where partialOnCancel && Task.isCancelled {
+            return cutShort()
         } catch is CancellationError {
             throw CancellationError()
         } catch {
             throw EngineError(.unreachable, "\(endpoint) broke off the stream: \(error)", request: request.summary)
         }
+        if partialOnCancel && Task.isCancelled { return cutShort() }
         for payload in events.finish() { try handle(payload, at: seconds(clock.now)) }
         completion.totalS = seconds(clock.now)
         // The streamed chunk of a special token carries no text; the engine's count is the one to trust.
@@ -265,6 +333,19 @@ public struct EngineClient: Sendable {
             throw EngineError(.ignoredMaxTokens, "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(request.maxTokens)", request: request.summary)
         }
         return completion
+    }
+
+    /// Checks that the engine answers at all, within `timeout`: `GET /v1/models`. (A request to an engine that is
+    /// down waits out its whole timeout while the connection pool retries; this names it at once.)
+    public func checkReachable(timeout: Duration = .seconds(3)) async throws {
+        var request = HTTPClientRequest(url: endpoint.url(path: "/v1/models"))
+        request.method = .GET
+        do {
+            let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            _ = try await response.body.collect(upTo: 16 << 20)
+        } catch {
+            throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: "GET /v1/models")
+        }
     }
 
     /// What the engine says about itself: `/props` (llama-server) and `/v1/models`.

@@ -1,6 +1,7 @@
 """A real engine for the bring-up tests: llama.cpp's llama-server (built by scripts/llama-server.sh, kept in its
 cache) serving a random-weight model that scripts/make-test-model.py writes."""
 import json
+import random
 import os
 import socket
 import subprocess
@@ -98,3 +99,31 @@ def edgeplan(*args, timeout=600, check=True):
     if check:
         assert result.returncode == 0, f"edgeplan {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+ENGINE_ARGS = ["--model", "TinyRandom-30M", "--engine-model", "tiny-random"]
+PROFILE_SWEEP = ["--context", "1024", "--decode-tokens", "256", "--decode-inputs", "64,256", "--parallel", "1,2,4",
+                 "--parallel-tokens", "64", "--repeats", "2", "--warmups", "1", "--max-prefill", "1023", "--rails", "none"]
+
+
+def write_task_set(path, count, seed=11):
+    """Multiple-choice questions with uniformly drawn answers: chance is 25 %."""
+    rng = random.Random(seed)
+    with open(path, "w") as out:
+        for index in range(count):
+            out.write(json.dumps({"id": f"q{index}", "prompt": f"Which shelf holds part {index}?",
+                                  "options": ["top", "middle", "bottom", "none"], "answer": rng.choice("ABCD")}) + "\n")
+
+
+@pytest.fixture(scope="session")
+def profile(engine, tmp_path_factory):
+    """A profile with the tiny model calibrated from a short collection (its accuracy borrowed until measured)."""
+    root = tmp_path_factory.mktemp("calibrated")
+    directory = root / "ci-cpu"
+    edgeplan("profile", "new", str(directory), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
+             "--fp16-tflops", "4", "--idle-w", "10")
+    trace = root / "tiny.jsonl"
+    edgeplan("profile", "collect", "--engine", engine.url, *ENGINE_ARGS, "-o", str(trace), *PROFILE_SWEEP)
+    edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(directory),
+             "--accuracy-like", "DSR1-Qwen-1.5B")
+    return directory

@@ -16,34 +16,8 @@ from collections import Counter
 
 import pytest
 
-from conftest import EDGEPLAN, edgeplan, post_json
+from conftest import EDGEPLAN, ENGINE_ARGS, edgeplan, post_json, write_task_set
 
-SHORT = ["--context", "1024", "--decode-tokens", "256", "--decode-inputs", "64,256", "--parallel", "1,2,4",
-         "--parallel-tokens", "64", "--repeats", "2", "--warmups", "1", "--max-prefill", "1023", "--rails", "none"]
-ENGINE_ARGS = ["--model", "TinyRandom-30M", "--engine-model", "tiny-random"]
-
-
-def write_task_set(path, count, seed=11):
-    """Multiple-choice questions with uniformly drawn answers: chance is 25 %."""
-    rng = random.Random(seed)
-    with open(path, "w") as out:
-        for index in range(count):
-            out.write(json.dumps({"id": f"q{index}", "prompt": f"Which shelf holds part {index}?",
-                                  "options": ["top", "middle", "bottom", "none"], "answer": rng.choice("ABCD")}) + "\n")
-
-
-@pytest.fixture(scope="module")
-def profile(engine, tmp_path_factory):
-    """A profile with the tiny model calibrated from a short collection (its accuracy borrowed until measured)."""
-    root = tmp_path_factory.mktemp("accuracy")
-    directory = root / "ci-cpu"
-    edgeplan("profile", "new", str(directory), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
-             "--fp16-tflops", "4", "--idle-w", "10")
-    trace = root / "tiny.jsonl"
-    edgeplan("profile", "collect", "--engine", engine.url, *ENGINE_ARGS, "-o", str(trace), *SHORT)
-    edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(directory),
-             "--accuracy-like", "DSR1-Qwen-1.5B")
-    return directory
 
 
 def table_rows(path):
@@ -81,7 +55,7 @@ def test_random_model_scores_chance_with_constrained_answers_and_the_table_loads
     # The random model never ends its reasoning by itself: cut at the cap, it never answers.
     assert measured[("hard", "32")] == 0 and measured[("hard", "64")] == 0
     hard = next(r for r in rows if r["mode"] == "hard" and r["budget_tokens"] == "64")
-    assert float(hard["mean_output_tokens"]) == 64 and "collected by edgeplan accuracy collect, 80 questions" in hard["source"]
+    assert float(hard["mean_output_tokens"]) == 64 and float(next(r for r in rows if r["mode"] == "thinking-budget" and r["budget_tokens"] == "64")["mean_output_tokens"]) == 128 and "collected by edgeplan accuracy collect, 80 questions" in hard["source"]
     # The vote model's prediction is printed beside the measured vote at each k.
     assert re.search(r"thinking-budget\s+64\s+2\s+[\d.]+ %.*%\s+[\d.]+ %\s*$", result.stdout, re.M), result.stdout
     checked = edgeplan("profile", "check", str(profile))

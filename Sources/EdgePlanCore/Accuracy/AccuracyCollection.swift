@@ -40,7 +40,9 @@ public struct AccuracySample: Sendable, Equatable {
     /// - thinking-budget at B: the same when it ended within B, else the answer forced after B tokens.
     /// - no-reasoning: the answer forced at once.
     /// - base: the run as it is (only meaningful when every run finished).
-    public func outcome(mode: LengthMode, budget: Int?) -> (graded: GradedAnswer, tokens: Int)? {
+    /// `answerTokens` replaces the forced answers' measured lengths (a collection that restricted its answers to the
+    /// options measured one token, while a plan's answer is not restricted).
+    public func outcome(mode: LengthMode, budget: Int?, answerTokens: Int? = nil) -> (graded: GradedAnswer, tokens: Int)? {
         let endedWithin = budget.map { finished && outputTokens <= $0 } ?? finished
         switch mode {
         case .hard:
@@ -49,9 +51,9 @@ public struct AccuracySample: Sendable, Equatable {
         case .thinkingBudget:
             guard let budget else { return nil }
             if endedWithin { return (graded, outputTokens) }
-            return forced[budget].map { ($0.graded, budget + $0.answerTokens) }
+            return forced[budget].map { ($0.graded, budget + (answerTokens ?? $0.answerTokens)) }
         case .noReasoning:
-            return forced[0].map { ($0.graded, $0.answerTokens) }
+            return forced[0].map { ($0.graded, answerTokens ?? $0.answerTokens) }
         case .base, .direct:
             return (graded, outputTokens)
         case .soft:
@@ -86,8 +88,10 @@ public struct AccuracyCollection: Sendable {
 
     /// Tallies `samples` for each mode and budget, at each k up to the samples a question has. `concentration` and
     /// `options` feed the vote model's prediction; `draws` random subsets per question estimate each k's vote.
+    /// `answerTokens`, when given, is the length of every forced answer in the mean lengths (see
+    /// ``AccuracySample/outcome(mode:budget:answerTokens:)``).
     public init(samples: [AccuracySample], modes: [LengthMode], budgets: [Int], votes: [Int], options: Int,
-                concentration: Double, draws: Int = 400, seed: UInt64 = 1) {
+                concentration: Double, draws: Int = 400, seed: UInt64 = 1, answerTokens: Int? = nil) {
         let byQuestion = Dictionary(grouping: samples, by: \.question).mapValues { $0.sorted { $0.index < $1.index } }
         let questions = byQuestion.keys.sorted()
         var generator = SplitMix64(seed: seed)
@@ -101,7 +105,7 @@ public struct AccuracyCollection: Sendable {
                 var outcomes: [[GradedAnswer]] = []
                 var tokens: [Double] = []
                 for question in questions {
-                    let results = byQuestion[question]!.compactMap { $0.outcome(mode: mode, budget: budget) }
+                    let results = byQuestion[question]!.compactMap { $0.outcome(mode: mode, budget: budget, answerTokens: answerTokens) }
                     guard !results.isEmpty else { continue }
                     outcomes.append(results.map(\.graded))
                     tokens += results.map { Double($0.tokens) }

@@ -141,8 +141,10 @@ struct AccuracyCollect: AsyncParsableCommand {
             print("  budgets \(budgetList.map(String.init).joined(separator: ", ")); modes \(modes.map(\.rawValue).joined(separator: ", ")); \(samples) samples a question\(constrainAnswer ? "; answers restricted to the options" : "")")
             let bar = LockedProgress(total: questions.count)
             let summary = try await collector.run { done, _, id in bar.update(done: done, label: id) }
+            // Restricted answers are one token; a plan's answer is not restricted, so its rows assume the allowance.
             let collection = AccuracyCollection(samples: summary.samples, modes: modes, budgets: budgetList, votes: votes,
-                                                options: options, concentration: concentration)
+                                                options: options, concentration: concentration,
+                                                answerTokens: constrainAnswer ? LengthMode.answerAllowanceTokens : nil)
             print("asked \(summary.measuredQuestions) questions in \(String(format: "%.1f", summary.engineTimeS)) s of engine time (\(summary.forcedRequests) forced answers); \(summary.skippedQuestions) already in \(output); stopped: \(summary.stop.rawValue)")
             Self.show(collection)
             guard let profile else { return }

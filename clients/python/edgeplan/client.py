@@ -1,8 +1,11 @@
 """The connection to the daemon."""
-from typing import Any, Dict, Iterator, List, Optional
+import time
+import uuid
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import varlink
 
+from .engine import EngineConnections, Grader, RunResult, choice_letter, fill, plurality
 from .errors import from_varlink
 from .types import Decision, FrontPoint, ReportResult
 
@@ -16,6 +19,7 @@ class Planner:
         self._address = "unix:" + socket_path
         self._client = varlink.Client(address=self._address)
         self._interface = None
+        self._engines: Dict[str, EngineConnections] = {}
 
     def __enter__(self) -> "Planner":
         self._interface = self._client.open("io.edgeplan.Planner")
@@ -28,6 +32,9 @@ class Planner:
         if self._interface is not None:
             self._interface.close()
             self._interface = None
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
 
     def _call(self, method: str, **parameters: Any) -> Dict[str, Any]:
         if self._interface is None:
@@ -54,6 +61,46 @@ class Planner:
         return ReportResult.from_wire(self._call(
             "Report", requestId=request_id, latencyMs=float(latency_ms), correct=correct, outputTokens=output_tokens,
             sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at))
+
+    def run(self, task: str, prompt: str, engine: str, answer: Optional[str] = None, grader: Optional[Grader] = None,
+            options: Optional[Sequence[str]] = None, deadline_ms: Optional[float] = None,
+            energy_budget_j: Optional[float] = None, input_tokens: Optional[int] = None,
+            engine_model: Optional[str] = None, report: bool = True) -> RunResult:
+        """The whole loop for one request: plan, run the plan on the engine (k samples through `n` or concurrent
+        requests, as the plan's request says), take the majority answer, report, and return what happened.
+
+        `grader` turns a sample's text into its answer (default: the option letter it settles on). With `answer`,
+        the run is reported correct or not. At the deadline the engine's requests are closed and the run is
+        reported as cut, without output lengths (a cut run only bounds them from below). An infeasible request
+        raises `Infeasible` and runs nothing; an engine failure raises `EngineFailure` and reports nothing.
+        Connections to the daemon and the engine are kept for the next call."""
+        if options:
+            prompt = prompt + "\n" + "\n".join(f"{chr(65 + i)}. {text}" for i, text in enumerate(options))
+        letters = "".join(chr(65 + i) for i in range(len(options))) if options else "ABCD"
+        grade = grader or (lambda text: choice_letter(text, letters))
+        request_id = str(uuid.uuid4())
+        began = time.monotonic()
+        decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j,
+                             input_tokens=input_tokens or max(1, (len(prompt.encode()) + 3) // 4), request_id=request_id)
+        body = fill(decision.request["body"], prompt)
+        if engine_model:
+            body["model"] = engine_model
+        connections = self._engines.get(engine)
+        if connections is None:
+            connections = self._engines[engine] = EngineConnections(engine)
+        remaining_s = max(0.001, decision.deadline_ms / 1000 - (time.monotonic() - began))
+        started_at = time.time()
+        ran = connections.run(body, requests=int(decision.request.get("requests", 1)), deadline_s=remaining_s)
+        answers = [grade(sample.text) for sample in ran.samples]
+        voted = plurality(answers)
+        correct = None if answer is None else (voted is not None and voted == answer)
+        tokens = [sample.tokens for sample in ran.samples]
+        reply = None
+        if report:
+            reply = self.report(request_id, latency_ms=ran.latency_ms, correct=correct, started_at=started_at,
+                                sample_output_tokens=None if ran.cut else tokens)
+        return RunResult("cut" if ran.cut else "answered", voted, correct, decision, ran.latency_ms, tokens,
+                         reply.attributed_energy_j if reply else None, reply)
 
     def frontier(self, task: str, input_tokens: int) -> List[FrontPoint]:
         return [FrontPoint.from_wire(point) for point in self._call("Frontier", task=task, inputTokens=input_tokens)["points"]]

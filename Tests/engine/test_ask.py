@@ -1,0 +1,153 @@
+"""The scheduler's loop in one call, on the real daemon and the real engine: `edgeplan ask` and the Python client's
+`run()` plan, run the plan, vote, report; a deadline passed mid-run closes the engine's request (llama-server stops
+it) and the run is still reported; an infeasible request runs nothing; an engine failure reports nothing."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import EDGEPLAN, ENGINE_ARGS, ROOT, edgeplan, get_json, write_task_set
+
+sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
+import edgeplan as client  # noqa: E402
+
+POLICY = """kind: policy
+global:
+  engine: llama-server
+  parallel_factors: [1, 2, 4]
+tasks:
+  shelf:
+    allowed_models: [TinyRandom-30M]
+    allowed_modes: [thinking-budget]
+  chat:
+    like: mmlu-redux
+    allowed_models: [TinyRandom-30M]
+    allowed_modes: [no-reasoning]
+    max_parallel: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(engine, profile, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ask")
+    tasks = root / "shelf.jsonl"
+    write_task_set(tasks, 16, seed=9)
+    edgeplan("accuracy", "collect", "--engine", engine.url, *ENGINE_ARGS, "--tasks", str(tasks), "--budgets", "32,64",
+             "--samples", "2", "--constrain-answer", "-o", str(root / "shelf-samples.jsonl"), "--profile", str(profile))
+    policy = root / "policy.yaml"
+    policy.write_text(POLICY)
+    socket = str(root / "planner.sock")
+    log = open(root / "serve.log", "w")
+    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy", str(policy),
+                                "--rails", "none"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while not os.path.exists(socket):
+        assert process.poll() is None and time.time() < deadline, open(root / "serve.log").read()
+        time.sleep(0.05)
+    yield socket
+    process.terminate()
+    process.wait(10)
+
+
+def ask(daemon, engine, *args, check=True):
+    return edgeplan("ask", "--socket", daemon, "--engine", engine.url, "--engine-model", "tiny-random", *args, check=check)
+
+
+def status(daemon):
+    return json.loads(edgeplan("status", "--socket", daemon, "--json").stdout)
+
+
+def test_ask_plans_runs_votes_and_reports(daemon, engine):
+    before = status(daemon)["reports"]
+    result = json.loads(ask(daemon, engine, "--task", "shelf", "--prompt", "Which shelf holds part 3?",
+                            "--options", "top|middle|bottom|none", "--answer", "B", "--deadline", "5s", "--json").stdout)
+    assert result["outcome"] == "answered", result
+    assert result["plan"]["model"] == "TinyRandom-30M" and len(result["sampleOutputTokens"]) == result["plan"]["parallel"], result
+    assert result["correct"] in (True, False) and result["report"]["accepted"] and result["report"]["learning"] == "learned", result
+    assert result["latencyMs"] <= result["deadlineMs"]
+    timing = result["timing"]
+    assert timing["totalMs"] >= timing["planMs"] + timing["engineMs"] and timing["engineOwnMs"] <= timing["engineMs"], timing
+    assert status(daemon)["reports"] == before + 1
+
+
+def test_many_requests_over_one_connection(daemon, engine, tmp_path):
+    requests = tmp_path / "requests.jsonl"
+    with open(requests, "w") as out:
+        for index in range(6):
+            out.write(json.dumps({"task": "shelf", "prompt": f"Which shelf holds part {index}?", "options": ["top", "middle", "bottom", "none"],
+                                  "answer": "ABCD"[index % 4], "deadline": "5s"}) + "\n")
+        out.write(json.dumps({"task": "shelf", "prompt": "Which?", "deadline": "1ms"}) + "\n")
+    result = ask(daemon, engine, "--requests", str(requests))
+    assert "7 requests: 6 answered, 1 infeasible" in result.stdout, result.stdout
+    assert status(daemon)["connections"] >= 0
+
+
+def test_a_deadline_passed_mid_run_stops_the_engine_and_is_still_reported(daemon, engine):
+    """Three long requests load the engine's two cores, so a no-reasoning plan (whose random model never stops
+    before its cap) runs past its deadline: the client closes its request, llama-server stops it, and the cut run
+    is reported without output lengths."""
+    stop = threading.Event()
+
+    def load(seed):
+        body = json.dumps({"model": "tiny-random", "prompt": list(range(300, 332)), "max_tokens": 900, "ignore_eos": True,
+                           "temperature": 0.8, "seed": seed}).encode()
+        while not stop.is_set():
+            try:
+                urllib.request.urlopen(urllib.request.Request(engine.url + "/v1/completions", data=body,
+                                                              headers={"Content-Type": "application/json"}), timeout=120).read()
+            except OSError:
+                return
+
+    loaders = [threading.Thread(target=load, args=(seed,), daemon=True) for seed in range(3)]
+    for thread in loaders:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        before = status(daemon)["reports"]
+        result = json.loads(ask(daemon, engine, "--task", "chat", "--prompt", "Say something long.", "--answer", "A",
+                                "--deadline", "4s", "--json").stdout)
+        assert result["outcome"] == "cut", result
+        assert 3900 <= result["latencyMs"] <= 5500, result["latencyMs"]
+        # Only the three loaders are still being served: the cut request's slot stops at its next token.
+        for _ in range(40):
+            busy = sum(slot["is_processing"] for slot in get_json(engine.url + "/slots"))
+            if busy <= 3:
+                break
+            time.sleep(0.05)
+        assert busy <= 3, busy
+        assert result["correct"] is False and result["report"]["accepted"], result
+        assert result["report"]["predictedLatencyMs"] is None, "a cut run's latency is not judged without its lengths"
+        assert status(daemon)["reports"] == before + 1
+    finally:
+        stop.set()
+        for thread in loaders:
+            thread.join(120)
+
+
+def test_infeasible_and_engine_errors_run_and_report_nothing(daemon, engine):
+    before = status(daemon)["reports"]
+    infeasible = ask(daemon, engine, "--task", "shelf", "--prompt", "Which?", "--deadline", "1ms", check=False)
+    assert infeasible.returncode == 2 and "infeasible" in infeasible.stdout, infeasible.stdout
+    down = edgeplan("ask", "--socket", daemon, "--engine", "http://127.0.0.1:9", "--task", "shelf", "--prompt", "Which?",
+                    "--deadline", "5s", check=False)
+    assert down.returncode == 74 and "engine error: http://127.0.0.1:9 does not answer" in down.stdout, down.stdout
+    assert status(daemon)["reports"] == before
+
+
+def test_python_run_does_the_whole_loop_and_reuses_connections(daemon, engine):
+    with client.Planner(daemon) as planner:
+        results = [planner.run("shelf", f"Which shelf holds part {index}?", engine=engine.url, answer="C",
+                               options=["top", "middle", "bottom", "none"], deadline_ms=5000, engine_model="tiny-random")
+                   for index in range(4)]
+        assert all(r.outcome == "answered" and r.report.accepted and r.report.learning == "learned" for r in results), results
+        assert all(len(r.sample_output_tokens) == r.decision.parallel for r in results)
+        assert all(r.correct == (r.answer == "C") for r in results)
+        with pytest.raises(client.Infeasible):
+            planner.run("shelf", "Which?", engine=engine.url, deadline_ms=1)
+        with pytest.raises(client.EngineFailure, match="127.0.0.1:9"):
+            planner.run("shelf", "Which?", engine="http://127.0.0.1:9", deadline_ms=5000)

@@ -1,0 +1,186 @@
+"""Running a plan on an OpenAI-compatible engine: the plan's request body, streamed, k samples through `n` or
+concurrent requests as the plan says, cut off at the deadline (closing the connection makes llama-server stop)."""
+import http.client
+import json
+import re
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+PROMPT_PLACEHOLDER = "{prompt}"
+
+
+class EngineFailure(Exception):
+    """The engine failed: down, an HTTP error, or a stream that is not an engine's. Names the engine."""
+
+
+@dataclass
+class Sample:
+    text: str = ""
+    tokens: int = 0
+    finish_reason: Optional[str] = None
+
+
+@dataclass
+class EngineRun:
+    samples: List[Sample] = field(default_factory=list)
+    latency_ms: float = 0.0
+    cut: bool = False
+
+
+def fill(body: Any, prompt: str) -> Any:
+    """The body with the prompt in place of the placeholder."""
+    if isinstance(body, str):
+        return body.replace(PROMPT_PLACEHOLDER, prompt)
+    if isinstance(body, list):
+        return [fill(item, prompt) for item in body]
+    if isinstance(body, dict):
+        return {key: fill(value, prompt) for key, value in body.items()}
+    return body
+
+
+def choice_letter(text: str, letters: str = "ABCD") -> Optional[str]:
+    """The option letter a reply settles on, read after its thinking: "Answer: X", "the answer is X", or a bare letter."""
+    final = text.rsplit("</think>", 1)[-1]
+    matches = re.findall(r"(?i:answer)\s*(?i:is)?\s*[:：]?\s*\**\(?([A-Z])\)?(?![A-Za-z])", final)
+    for letter in reversed(matches):
+        if letter.upper() in letters:
+            return letter.upper()
+    bare = final.strip().strip(".):(").strip()
+    return bare if len(bare) == 1 and bare in letters else None
+
+
+def plurality(answers: List[Optional[str]]) -> Optional[str]:
+    """The answer most samples gave; a tie goes to the one reached first; None when no sample answered."""
+    counted = Counter(answer for answer in answers if answer is not None)
+    if not counted:
+        return None
+    best = max(counted.values())
+    return next(answer for answer in answers if answer is not None and counted[answer] == best)
+
+
+class EngineConnections:
+    """Kept-alive HTTP connections to one engine, reused across calls (one per concurrent request)."""
+
+    def __init__(self, url: str):
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise ValueError(f"engine URL must be http://HOST:PORT, not {url!r}")
+        self.url = url
+        self._host, self._port = parsed.hostname, parsed.port or 80
+        self._idle: List[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return http.client.HTTPConnection(self._host, self._port, timeout=600)
+
+    def give_back(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.append(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._idle:
+                connection.close()
+            self._idle.clear()
+
+    def run(self, body: Dict[str, Any], requests: int = 1, deadline_s: Optional[float] = None) -> EngineRun:
+        """Streams `body` to /v1/chat/completions (`requests` copies at once); at the deadline every connection is
+        closed and the samples hold what streamed until then."""
+        payload = json.dumps({**body, "stream": True}).encode()
+        n = int(body.get("n", 1))
+        runs: List[List[Sample]] = [[Sample() for _ in range(n)] for _ in range(requests)]
+        errors: List[str] = []
+        connections = [self.take() for _ in range(requests)]
+        cut = threading.Event()
+        started = time.monotonic()
+
+        def stream(index: int) -> None:
+            try:
+                try:
+                    connection = connections[index]
+                    connection.request("POST", "/v1/chat/completions", payload, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    # A kept connection the engine closed while idle: nothing ran, so a fresh one measures nothing twice.
+                    connections[index].close()
+                    connection = connections[index] = http.client.HTTPConnection(self._host, self._port, timeout=600)
+                    connection.request("POST", "/v1/chat/completions", payload, {"Content-Type": "application/json"})
+                    response = connection.getresponse()
+                if response.status != 200:
+                    errors.append(f"{self.url} answered HTTP {response.status}: {response.read(400).decode(errors='replace')}")
+                    return
+                for raw in response:
+                    line = raw.decode(errors="replace").strip()
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    try:
+                        event = json.loads(line[6:])
+                    except ValueError:
+                        errors.append(f"{self.url} streamed a line that is not JSON: {line[:200]}")
+                        return
+                    for choice in event.get("choices", []):
+                        sample = runs[index][choice.get("index", 0)]
+                        delta = choice.get("delta", {})
+                        if delta.get("content") or delta.get("reasoning_content") or choice.get("finish_reason") is None:
+                            sample.tokens += 1
+                            sample.text += delta.get("content") or ""
+                        if choice.get("finish_reason"):
+                            sample.finish_reason = choice["finish_reason"]
+                    timings = event.get("timings")
+                    if timings and event.get("choices"):
+                        runs[index][event["choices"][0].get("index", 0)].tokens = timings.get("predicted_n", 0)
+                response.read()  # drained, so the connection can be kept
+            except OSError as error:
+                if not cut.is_set():
+                    errors.append(f"{self.url} does not answer: {error}")
+
+        threads = [threading.Thread(target=stream, args=(index,), daemon=True) for index in range(requests)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            remaining = None if deadline_s is None else max(0.0, deadline_s - (time.monotonic() - started))
+            thread.join(remaining)
+            if thread.is_alive():
+                # The deadline: closing the connections makes the engine stop generating.
+                cut.set()
+                for connection in connections:
+                    if connection.sock is not None:
+                        try:
+                            connection.sock.shutdown(2)
+                        except OSError:
+                            pass
+                for other in threads:
+                    other.join(5)
+                break
+        latency_ms = (time.monotonic() - started) * 1000
+        for connection in connections:
+            if cut.is_set() or errors:
+                connection.close()
+            else:
+                self.give_back(connection)
+        if errors and not cut.is_set():
+            raise EngineFailure(errors[0])
+        return EngineRun([sample for run in runs for sample in run], latency_ms, cut.is_set())
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What `Planner.run` did: the answer, the plan it ran, and what was measured."""
+    outcome: str  # "answered" or "cut"
+    answer: Optional[str]
+    correct: Optional[bool]
+    decision: Any
+    latency_ms: float
+    sample_output_tokens: List[int]
+    energy_j: Optional[float]
+    report: Any
+
+
+Grader = Callable[[str], Optional[str]]
