@@ -17,8 +17,9 @@ struct Ask: AsyncParsableCommand {
           answered    the plan ran; its samples' majority answer is printed and the run reported;
           infeasible  nothing fits the limits: nothing runs and nothing is reported (exit 2 for one request);
           cut         the deadline passed mid-run: the engine's requests are closed (llama-server stops), the
-                      samples that answered are voted, and the run is reported with its latency and correctness
-                      but without output lengths, which a cut run only bounds from below;
+                      samples that answered are voted, and the run is reported with its latency and correctness;
+                      its output lengths only bound the true ones from below, so they go with the report only
+                      when they are already no shorter than the plan expected (caution, never optimism);
           engine-error the engine failed: nothing is reported, since the failure says nothing about the plan
                       (exit 74 for one request).
         Without --rails the daemon attributes the run's energy from its own rails over [start, start + latency].
@@ -192,8 +193,12 @@ struct Ask: AsyncParsableCommand {
             var fields: [(String, JSONValue)] = [
                 ("requestId", .string(requestID)), ("latencyMs", .number(latencyMs)), ("startedAt", .number(startedAt)),
             ]
-            // A cut run's lengths only bound the true ones from below: they would teach the planner optimism.
-            if !completion.cut { fields.append(("sampleOutputTokens", .array(tokens.map(JSONValue.int)))) }
+            // A cut run's lengths only bound the true ones from below: they are reported only when even so they are
+            // no shorter than the plan expected, so that they can make the daemon more cautious, never less.
+            let expected = plan["predicted"]?["meanOutputTokens"]?.doubleValue ?? .infinity
+            if !completion.cut || Double(tokens.min() ?? 0) >= expected {
+                fields.append(("sampleOutputTokens", .array(tokens.map(JSONValue.int))))
+            }
             if let correct { fields.append(("correct", .bool(correct))) }
             let answer = try planner.call("io.edgeplan.Planner.Report", .object(fields))
             if let error = answer["error"]?.stringValue {
@@ -211,6 +216,7 @@ struct Ask: AsyncParsableCommand {
             ("predictedLatencyMs", plan["predicted"]?["latencyMs"] ?? .null),
             ("predictedLatencyPercentileMs", plan["predicted"]?["latencyPercentileMs"] ?? .null),
             ("predictedEnergyJ", plan["predicted"]?["energyJ"] ?? .null),
+            ("predictedMeanOutputTokens", plan["predicted"]?["meanOutputTokens"] ?? .null),
             ("energyJ", report["attributedEnergyJ"] ?? .null),
             ("sampleOutputTokens", .array(tokens.map(JSONValue.int))), ("startedAt", .number(startedAt)),
             ("timing", .fields([

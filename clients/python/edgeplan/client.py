@@ -1,7 +1,7 @@
 """The connection to the daemon."""
 import time
 import uuid
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import varlink
 
@@ -62,7 +62,7 @@ class Planner:
             "Report", requestId=request_id, latencyMs=float(latency_ms), correct=correct, outputTokens=output_tokens,
             sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at))
 
-    def run(self, task: str, prompt: str, engine: str, answer: Optional[str] = None, grader: Optional[Grader] = None,
+    def run(self, task: str, prompt: str, engine: Union[str, Mapping[str, str]], answer: Optional[str] = None, grader: Optional[Grader] = None,
             options: Optional[Sequence[str]] = None, deadline_ms: Optional[float] = None,
             energy_budget_j: Optional[float] = None, input_tokens: Optional[int] = None,
             engine_model: Optional[str] = None, report: bool = True) -> RunResult:
@@ -73,7 +73,8 @@ class Planner:
         the run is reported correct or not. At the deadline the engine's requests are closed and the run is
         reported as cut, without output lengths (a cut run only bounds them from below). An infeasible request
         raises `Infeasible` and runs nothing; an engine failure raises `EngineFailure` and reports nothing.
-        Connections to the daemon and the engine are kept for the next call."""
+        Connections to the daemon and the engine are kept for the next call. `engine` is one URL, or a URL per model
+        (the plan's model name) when each model has its own server."""
         if options:
             prompt = prompt + "\n" + "\n".join(f"{chr(65 + i)}. {text}" for i, text in enumerate(options))
         letters = "".join(chr(65 + i) for i in range(len(options))) if options else "ABCD"
@@ -85,9 +86,10 @@ class Planner:
         body = fill(decision.request["body"], prompt)
         if engine_model:
             body["model"] = engine_model
-        connections = self._engines.get(engine)
+        url = engine if isinstance(engine, str) else engine[decision.model]
+        connections = self._engines.get(url)
         if connections is None:
-            connections = self._engines[engine] = EngineConnections(engine)
+            connections = self._engines[url] = EngineConnections(url)
         remaining_s = max(0.001, decision.deadline_ms / 1000 - (time.monotonic() - began))
         started_at = time.time()
         ran = connections.run(body, requests=int(decision.request.get("requests", 1)), deadline_s=remaining_s)
@@ -97,8 +99,11 @@ class Planner:
         tokens = [sample.tokens for sample in ran.samples]
         reply = None
         if report:
+            # A cut run's lengths only bound the true ones from below: they are reported only when even so they are
+            # no shorter than the plan expected, so that they can make the daemon more cautious, never less.
+            cautious = not ran.cut or min(tokens, default=0) >= decision.predicted.mean_output_tokens
             reply = self.report(request_id, latency_ms=ran.latency_ms, correct=correct, started_at=started_at,
-                                sample_output_tokens=None if ran.cut else tokens)
+                                sample_output_tokens=tokens if cautious else None)
         return RunResult("cut" if ran.cut else "answered", voted, correct, decision, ran.latency_ms, tokens,
                          reply.attributed_energy_j if reply else None, reply)
 

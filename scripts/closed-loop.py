@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The closed loop on a real engine: a seeded sequence of requests, each run twice back to back, once through a
+daemon that learns from its reports (adaptive) and once through one that is never told anything (static), while a
+second process loads the GPU for a while, then stops, then loads it harder.
+
+Each request goes through the Python client's `run()`: plan, run the plan on the engine serving its model, vote,
+and (adaptive only) report; the daemon attributes the run's energy from its power rails. Writes one JSON line per
+run, with the phase, the plan, the prediction, what was measured, and the adaptive daemon's calibration state.
+
+Usage: closed-loop.py --adaptive SOCKET --static SOCKET --engine MODEL=URL [--engine MODEL=URL ...]
+                      --requests N --out FILE [--loader "CMD"] [--naive-loader "CMD"] [--tasks TASK,...] [--seed S]
+"""
+import argparse
+import json
+import os
+import random
+import shlex
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "clients", "python"))
+from edgeplan import EngineFailure, Infeasible, Planner  # noqa: E402
+
+# (name, share of the sequence, loader): the phases in order.
+PHASES = [("before", 0.35, None), ("slowdown", 0.25, "loader"), ("after", 0.15, None), ("naive", 0.10, "naive"), ("after-naive", 0.15, None)]
+DEADLINES_S = [0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+PROMPT = "A part lies on one of four shelves. Which shelf holds part {index}?\nA. top\nB. middle\nC. bottom\nD. none"
+
+
+def phase_of(index, total):
+    edge = 0.0
+    for name, share, loader in PHASES:
+        edge += share
+        if index < round(edge * total):
+            return name, loader
+    return PHASES[-1][0], PHASES[-1][2]
+
+
+def calibration(planner):
+    state = planner.status().get("calibration") or {}
+    return {"recalibrations": state.get("recalibrations", 0),
+            "variants": {v["variant"]: {"state": v.get("state"), "biasPct": v.get("biasPct"), "reports": v.get("reports")}
+                         for v in state.get("variants", [])}}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adaptive", required=True)
+    parser.add_argument("--static", required=True)
+    parser.add_argument("--engine", action="append", required=True, help="MODEL=URL")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--loader")
+    parser.add_argument("--naive-loader")
+    parser.add_argument("--tasks", default="mmlu-redux,mmlu,recall")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    engines = dict(pair.split("=", 1) for pair in args.engine)
+    tasks = args.tasks.split(",")
+    rng = random.Random(args.seed)
+    loaders = {"loader": args.loader, "naive": args.naive_loader}
+    running = None
+    running_name = None
+    started = time.monotonic()
+    with Planner(args.adaptive) as adaptive, Planner(args.static) as static, open(args.out, "w") as out:
+        for index in range(args.requests):
+            phase, loader = phase_of(index, args.requests)
+            if loader != running_name:
+                if running is not None:
+                    running.terminate()
+                    running.wait(30)
+                    running = None
+                if loader and loaders.get(loader):
+                    running = subprocess.Popen(shlex.split(loaders[loader]), stdout=subprocess.DEVNULL, stderr=sys.stderr)
+                    time.sleep(2.0)  # the loader's warm-up
+                running_name = loader
+                print(f"[{time.monotonic() - started:6.1f} s] request {index}: phase {phase}", flush=True)
+            task = rng.choice(tasks)
+            deadline_s = rng.choice(DEADLINES_S)
+            prompt = PROMPT.format(index=index)
+            for name, planner in (("adaptive", adaptive), ("static", static)):
+                row = {"index": index, "phase": phase, "daemon": name, "task": task, "deadlineMs": deadline_s * 1000,
+                       "time": round(time.monotonic() - started, 3)}
+                try:
+                    result = planner.run(task, prompt, engine=engines, deadline_ms=deadline_s * 1000, report=(name == "adaptive"))
+                    decision = result.decision
+                    row.update(outcome=result.outcome, model=decision.model, mode=decision.mode, tokenBudget=decision.token_budget,
+                               parallel=decision.parallel, inputTokens=decision.input_tokens,
+                               predictedLatencyMs=decision.predicted.latency_ms,
+                               predictedLatencyPercentileMs=decision.predicted.latency_percentile_ms,
+                               predictedEnergyJ=decision.predicted.energy_j, latencyMs=round(result.latency_ms, 3),
+                               sampleOutputTokens=result.sample_output_tokens, energyJ=result.energy_j,
+                               hit=result.outcome == "answered" and result.latency_ms <= deadline_s * 1000,
+                               learning=result.report.learning if result.report else None)
+                except Infeasible as reason:
+                    row.update(outcome="infeasible", reason=str(reason))
+                except EngineFailure as failure:
+                    row.update(outcome="engine-error", error=str(failure))
+                if name == "adaptive":
+                    row["calibration"] = calibration(adaptive)
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+    if running is not None:
+        running.terminate()
+        running.wait(30)
+    print(f"done: {args.requests} requests x 2 daemons in {time.monotonic() - started:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
