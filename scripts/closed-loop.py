@@ -24,7 +24,8 @@ from edgeplan import EngineFailure, Infeasible, Planner  # noqa: E402
 
 # (name, share of the sequence, loader): the phases in order.
 PHASES = [("before", 0.35, None), ("slowdown", 0.25, "loader"), ("after", 0.15, None), ("naive", 0.10, "naive"), ("after-naive", 0.15, None)]
-DEADLINES_S = [0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+DEADLINES_S = [0.5, 0.8, 1.0, 1.5, 2.0]
+ENERGY_BUDGETS_J = [None, None, None, 300.0, 600.0]
 PROMPT = "A part lies on one of four shelves. Which shelf holds part {index}?\nA. top\nB. middle\nC. bottom\nD. none"
 
 
@@ -78,12 +79,14 @@ def main():
                 print(f"[{time.monotonic() - started:6.1f} s] request {index}: phase {phase}", flush=True)
             task = rng.choice(tasks)
             deadline_s = rng.choice(DEADLINES_S)
+            energy_j = rng.choice(ENERGY_BUDGETS_J)
             prompt = PROMPT.format(index=index)
             for name, planner in (("adaptive", adaptive), ("static", static)):
-                row = {"index": index, "phase": phase, "daemon": name, "task": task, "deadlineMs": deadline_s * 1000,
+                row = {"index": index, "phase": phase, "daemon": name, "task": task, "deadlineMs": deadline_s * 1000, "energyBudgetJ": energy_j,
                        "time": round(time.monotonic() - started, 3)}
                 try:
-                    result = planner.run(task, prompt, engine=engines, deadline_ms=deadline_s * 1000, report=(name == "adaptive"))
+                    result = planner.run(task, prompt, engine=engines, deadline_ms=deadline_s * 1000, energy_budget_j=energy_j,
+                                         report=(name == "adaptive"))
                     decision = result.decision
                     row.update(outcome=result.outcome, model=decision.model, mode=decision.mode, tokenBudget=decision.token_budget,
                                parallel=decision.parallel, inputTokens=decision.input_tokens,

@@ -112,14 +112,16 @@ struct Calibrate: AsyncParsableCommand {
         try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
         // Accuracy belongs to the model, not the device: carry the bundled tables over, cut to the models present.
         let present = try ProfileStore.files(in: directory).filter { $0.path.hasPrefix("models/") }.map { try ProfileDecoder.decodeVariant($0).id }
-        for var table in try ProfileStore.load(nil).accuracy.values {
-            // Tables a profile already holds (collected, or borrowed before) are its own: only add to them.
+        for bundled in try ProfileStore.load(nil).accuracy.values {
+            // Tables a profile already holds (collected, or borrowed before) are its own: only add to them. The rows
+            // to borrow come from the bundled table, which a profile's copy may have cut to its own models.
+            var table = bundled
             let existingPath = "\(directory)/accuracy/\(table.task).yaml"
             if let text = try? String(contentsOfFile: existingPath, encoding: .utf8) {
                 table = try ProfileDecoder.decodeAccuracy(.init(path: "accuracy/\(table.task).yaml", text: text))
             }
             if let lender = accuracyLike, !table.records.contains(where: { $0.variant == variant.id }) {
-                let borrowed = table.records.filter { $0.variant.model.lowercased() == lender.lowercased() && $0.variant.quantization == variant.id.quantization }
+                let borrowed = bundled.records.filter { $0.variant.model.lowercased() == lender.lowercased() && $0.variant.quantization == variant.id.quantization }
                 table.records += borrowed.map { record in
                     var record = record
                     record.variant = variant.id
