@@ -90,7 +90,7 @@ def test_many_requests_over_one_connection(daemon, engine, tmp_path):
 def test_a_deadline_passed_mid_run_stops_the_engine_and_is_still_reported(daemon, engine):
     """Three long requests load the engine's two cores, so a no-reasoning plan (whose random model never stops
     before its cap) runs past its deadline: the client closes its request, llama-server stops it, and the cut run
-    is reported (its lengths only where they can make the daemon more cautious)."""
+    is reported as cut: its latency judged, its lengths teaching nothing."""
     stop = threading.Event()
 
     def load(seed):
@@ -121,9 +121,8 @@ def test_a_deadline_passed_mid_run_stops_the_engine_and_is_still_reported(daemon
             time.sleep(0.05)
         assert busy <= 3, busy
         assert result["correct"] is False and result["report"]["accepted"], result
-        # Its lengths bound the true ones from below: sent (and its latency judged) only when no shorter than expected.
-        cautious = min(result["sampleOutputTokens"]) >= result["predictedMeanOutputTokens"]
-        assert (result["report"]["predictedLatencyMs"] is not None) == cautious, result
+        # Its latency is judged at the lengths streamed by then (evidence of a slow engine), which teach no length.
+        assert result["report"]["predictedLatencyMs"] is not None and result["report"]["latencyErrorPct"] > 0, result
         assert status(daemon)["reports"] == before + 1
     finally:
         stop.set()

@@ -106,7 +106,9 @@ public enum PlannerInterface {
     # nothing; judging and refits follow off the request path. learning says what became of the outcome
     # (learned, refused and why, nothing to learn). accepted is false when the queue is full (10,000
     # reports), the peer reports faster than the policy's reporting.max_reports_per_second (dropped and
-    # counted; send it again later), or the store could not be written (reason says why).
+    # counted; send it again later), or the store could not be written (reason says why). cut says the run
+    # was stopped at its deadline: its latency is judged at the lengths streamed by then, which only bound the
+    # true ones from below, so they teach no output length.
     method Report(
       requestId: string,
       model: ?string,
@@ -120,7 +122,8 @@ public enum PlannerInterface {
       latencyMs: float,
       energyJ: ?float,
       startedAt: ?float,
-      correct: ?bool
+      correct: ?bool,
+      cut: ?bool
     ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string)
 
     # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;

@@ -248,6 +248,11 @@ public struct VarlinkDispatcher: Sendable {
             correct = nil
         }
         let startedAt = try optionalDouble(parameters, "startedAt")
+        var cut = false
+        if let value = parameters["cut"], !value.isNull {
+            guard let flag = value.boolValue else { throw VarlinkError.invalidParameter("cut") }
+            cut = flag
+        }
         var predicted: Double?
         var attributed: Double?
         var queued = true
@@ -271,11 +276,13 @@ public struct VarlinkDispatcher: Sendable {
         }
         // Learning: only a remembered plan, reported once, with something to learn from.
         var learning: String
-        if correct == nil && samples.isEmpty && (parallel > 1 || remembered == nil) {
+        // A cut run's lengths only bound the true ones from below: they teach no length (the latency used them).
+        if cut { samples = [] }
+        if correct == nil && (samples.isEmpty && (parallel > 1 || remembered == nil || cut)) {
             learning = "nothing to learn"
         } else if let remembered {
             if service.memory.markReported(requestID) {
-                let tokens = samples.isEmpty ? (parallel == 1 ? output.map { [$0] } ?? [] : []) : samples
+                let tokens = samples.isEmpty ? (parallel == 1 && !cut ? output.map { [$0] } ?? [] : []) : samples
                 let learned = LearningOutcome(taskClass: remembered.taskClass, configuration: remembered.configuration, correct: correct,
                                               sampleOutputTokens: tokens, peer: peer)
                 if let watchdog {

@@ -17,9 +17,8 @@ struct Ask: AsyncParsableCommand {
           answered    the plan ran; its samples' majority answer is printed and the run reported;
           infeasible  nothing fits the limits: nothing runs and nothing is reported (exit 2 for one request);
           cut         the deadline passed mid-run: the engine's requests are closed (llama-server stops), the
-                      samples that answered are voted, and the run is reported with its latency and correctness;
-                      its output lengths only bound the true ones from below, so they go with the report only
-                      when they are already no shorter than the plan expected (caution, never optimism);
+                      samples that answered are voted, and the run is reported as cut: its latency is judged at
+                      the lengths streamed by then, which only bound the true ones from below and teach no length;
           engine-error the engine failed: nothing is reported, since the failure says nothing about the plan
                       (exit 74 for one request).
         Without --rails the daemon attributes the run's energy from its own rails over [start, start + latency].
@@ -193,12 +192,9 @@ struct Ask: AsyncParsableCommand {
             var fields: [(String, JSONValue)] = [
                 ("requestId", .string(requestID)), ("latencyMs", .number(latencyMs)), ("startedAt", .number(startedAt)),
             ]
-            // A cut run's lengths only bound the true ones from below: they are reported only when even so they are
-            // no shorter than the plan expected, so that they can make the daemon more cautious, never less.
-            let expected = plan["predicted"]?["meanOutputTokens"]?.doubleValue ?? .infinity
-            if !completion.cut || Double(tokens.min() ?? 0) >= expected {
-                fields.append(("sampleOutputTokens", .array(tokens.map(JSONValue.int))))
-            }
+            // A cut run says so: its latency is judged at the lengths streamed by then, which teach no length.
+            if !tokens.isEmpty { fields.append(("sampleOutputTokens", .array(tokens.map(JSONValue.int)))) }
+            if completion.cut { fields.append(("cut", .bool(true))) }
             if let correct { fields.append(("correct", .bool(correct))) }
             let answer = try planner.call("io.edgeplan.Planner.Report", .object(fields))
             if let error = answer["error"]?.stringValue {

@@ -56,11 +56,12 @@ class Planner:
 
     def report(self, request_id: str, latency_ms: float, correct: Optional[bool] = None, output_tokens: Optional[int] = None,
                sample_output_tokens: Optional[List[int]] = None, energy_j: Optional[float] = None,
-               started_at: Optional[float] = None) -> ReportResult:
-        """What happened when a remembered plan ran; it teaches the daemon latency, accuracy and length."""
+               started_at: Optional[float] = None, cut: Optional[bool] = None) -> ReportResult:
+        """What happened when a remembered plan ran; it teaches the daemon latency, accuracy and length. `cut`: the
+        run was stopped at its deadline (its lengths are what streamed by then, and teach no length)."""
         return ReportResult.from_wire(self._call(
             "Report", requestId=request_id, latencyMs=float(latency_ms), correct=correct, outputTokens=output_tokens,
-            sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at))
+            sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at, cut=cut or None))
 
     def run(self, task: str, prompt: str, engine: Union[str, Mapping[str, str]], answer: Optional[str] = None, grader: Optional[Grader] = None,
             options: Optional[Sequence[str]] = None, deadline_ms: Optional[float] = None,
@@ -71,7 +72,7 @@ class Planner:
 
         `grader` turns a sample's text into its answer (default: the option letter it settles on). With `answer`,
         the run is reported correct or not. At the deadline the engine's requests are closed and the run is
-        reported as cut, without output lengths (a cut run only bounds them from below). An infeasible request
+        reported as cut (its latency judged at the lengths streamed by then, which teach no length). An infeasible request
         raises `Infeasible` and runs nothing; an engine failure raises `EngineFailure` and reports nothing.
         Connections to the daemon and the engine are kept for the next call. `engine` is one URL, or a URL per model
         (the plan's model name) when each model has its own server."""
@@ -99,11 +100,9 @@ class Planner:
         tokens = [sample.tokens for sample in ran.samples]
         reply = None
         if report:
-            # A cut run's lengths only bound the true ones from below: they are reported only when even so they are
-            # no shorter than the plan expected, so that they can make the daemon more cautious, never less.
-            cautious = not ran.cut or min(tokens, default=0) >= decision.predicted.mean_output_tokens
+            # A cut run says so: its latency is judged at the lengths streamed by then, which teach no length.
             reply = self.report(request_id, latency_ms=ran.latency_ms, correct=correct, started_at=started_at,
-                                sample_output_tokens=tokens if cautious else None)
+                                sample_output_tokens=tokens, cut=ran.cut)
         return RunResult("cut" if ran.cut else "answered", voted, correct, decision, ran.latency_ms, tokens,
                          reply.attributed_energy_j if reply else None, reply)
 
