@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import EdgePlanCore
 
@@ -15,6 +16,25 @@ import Testing
         #expect(decoded.device == profile.device)
         #expect(decoded.variants == profile.variants)
         #expect(decoded.accuracy == profile.accuracy)
+    }
+
+    /// Measured parallel factors survive the file and are used as measured: exact at measured counts, joined in log k
+    /// between them, the slope continuing past the last (H200 llama-server figures, `n = k`).
+    @Test func measuredParallelFactorsRoundTripAndAreUsedAsMeasured() throws {
+        var variant = try #require(Fixtures.profile.variants.values.first)
+        variant.parallel = ParallelScaling(latencySlopePerSample: 0.369, powerGainPerDoubling: 0.0773,
+                                           measuredLatencyFactors: [2: 2.31, 4: 2.98, 8: 3.58], source: "measured")
+        let decoded = try ProfileDecoder.decodeVariant(.init(path: "models/x.yaml", text: ProfileEncoder.variant(variant)))
+        #expect(decoded.parallel == variant.parallel)
+        let scaling = decoded.parallel
+        #expect(scaling.latencyFactor(1) == 1 && scaling.latencyFactor(2) == 2.31 && scaling.latencyFactor(8) == 3.58)
+        #expect(abs(scaling.latencyFactor(3) - (2.31 + (log2(3) - 1) * (2.98 - 2.31))) < 1e-12)
+        #expect(abs(scaling.latencyFactor(16) - (3.58 + 0.369 * 8)) < 1e-12)
+        // Without measurements the linear slope holds, as for the paper's profiles.
+        let linear = ParallelScaling(latencySlopePerSample: 0.369, powerGainPerDoubling: 0, source: "slope")
+        #expect(abs(linear.latencyFactor(2) - 1.369) < 1e-12)
+        let duplicate = ProfileEncoder.variant(variant).replacingOccurrences(of: "samples: 4,", with: "samples: 2,")
+        #expect(throws: EdgePlanError.self) { try ProfileDecoder.decodeVariant(.init(path: "models/x.yaml", text: duplicate)) }
     }
 
     @Test func awkwardNumbersAndStringsSurvive() throws {

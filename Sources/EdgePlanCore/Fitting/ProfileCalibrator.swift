@@ -113,6 +113,7 @@ public struct ProfileCalibrator: Sendable {
     /// with the level of its own regime (the nearest), so a regime change is not mistaken for batching cost.
     static func parallelScaling(_ runs: [Observation], regimeLevels: [Double], base: ParallelScaling, label: String) -> ParallelScaling? {
         var slopes: [Double] = [], gains: [Double] = []
+        var factors: [Int: [Double]] = [:]
         let singles = runs.filter { $0.batch == 1 }
         func perToken(_ run: Observation) -> Double { run.latencyS / Double(run.outputTokens) }
         for run in runs where run.batch > 1 {
@@ -125,6 +126,7 @@ public struct ProfileCalibrator: Sendable {
                 continue
             }
             slopes.append((perToken(run) / reference - 1) / Double(run.batch - 1))
+            factors[run.batch, default: []].append(perToken(run) / reference)
             // Power against batch-1 runs of the same speed (same regime).
             let peers = singles.filter { ($0.energyJ ?? 0) > 0 && abs(Foundation.log(perToken($0) / reference)) < 0.15 }
             if let energy = run.energyJ, energy > 0, !peers.isEmpty {
@@ -137,7 +139,9 @@ public struct ProfileCalibrator: Sendable {
         return ParallelScaling(
             latencySlopePerSample: max(0, RobustRegression.median(slopes)),
             powerGainPerDoubling: gain,
-            source: "medians over \(slopes.count) batched decode runs against batch 1 of the same regime, \(label)"
+            measuredLatencyFactors: factors.mapValues { RobustRegression.median($0) },
+            source: "factors measured at \(factors.keys.sorted().map(String.init).joined(separator: ", ")) samples (medians), slope beyond them the median "
+                + "over \(slopes.count) batched decode runs against batch 1 of the same regime, \(label)"
                 + (gains.isEmpty ? "; power gain kept from the base profile (no batch-1 run in the batched runs' regime)" : ""))
     }
 

@@ -86,20 +86,40 @@ public struct DecodeLatencyModel: Sendable, Equatable {
 }
 
 /// How decoding `k` sequences at once changes decode latency and power (Section V-E, Fig. 10).
+///
+/// Engines scale unevenly (llama-server with `n = 2` took 2.3 times as long as one sequence on an H200, with `n = 8`
+/// only 3.6 times): where a collection measured factors, they are used as measured, joined in log k between
+/// measured counts; past the largest measured count the linear slope continues from it.
 public struct ParallelScaling: Sendable, Equatable {
-    /// Decode time grows by `1 + latencySlopePerSample * (k - 1)`.
+    /// Decode time grows by `1 + latencySlopePerSample * (k - 1)` where nothing was measured.
     public var latencySlopePerSample: Double
     /// Decode power grows by `1 + powerGainPerDoubling * log2(k)`.
     public var powerGainPerDoubling: Double
+    /// Decode time at k samples against one sample, as measured (k > 1), by k.
+    public var measuredLatencyFactors: [Int: Double]
     public var source: String
 
-    public init(latencySlopePerSample: Double, powerGainPerDoubling: Double, source: String) {
+    public init(latencySlopePerSample: Double, powerGainPerDoubling: Double, measuredLatencyFactors: [Int: Double] = [:], source: String) {
         self.latencySlopePerSample = latencySlopePerSample
         self.powerGainPerDoubling = powerGainPerDoubling
+        self.measuredLatencyFactors = measuredLatencyFactors.filter { $0.key > 1 && $0.value > 0 }
         self.source = source
     }
 
-    public func latencyFactor(_ k: Int) -> Double { 1 + latencySlopePerSample * Double(max(k, 1) - 1) }
+    public func latencyFactor(_ k: Int) -> Double {
+        let k = max(k, 1)
+        guard k > 1, !measuredLatencyFactors.isEmpty else { return 1 + latencySlopePerSample * Double(k - 1) }
+        if let measured = measuredLatencyFactors[k] { return measured }
+        let points = [(1, 1.0)] + measuredLatencyFactors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let last = points[points.count - 1]
+        if k > last.0 { return last.1 + latencySlopePerSample * Double(k - last.0) }
+        let upper = points.firstIndex { $0.0 > k }!
+        let (lowK, lowF) = points[upper - 1]
+        let (highK, highF) = points[upper]
+        let t = (log2(Double(k)) - log2(Double(lowK))) / (log2(Double(highK)) - log2(Double(lowK)))
+        return lowF + t * (highF - lowF)
+    }
+
     public func powerFactor(_ k: Int) -> Double { 1 + powerGainPerDoubling * log2(Double(max(k, 1))) }
 }
 

@@ -126,10 +126,19 @@ public enum ProfileDecoder {
         try decode.finish()
 
         var parallelObject = try root.object("parallel")
+        var measured: [Int: Double] = [:]
+        if parallelObject.has("measured") {
+            for var point in try parallelObject.objects("measured") {
+                let samples = try point.int("samples", in: 2...1024)
+                guard measured[samples] == nil else { throw point.error("samples", "samples \(samples) is measured twice") }
+                measured[samples] = try point.double("latency_factor", in: 0.01...1000)
+                try point.finish()
+            }
+        }
         let parallel = ParallelScaling(
             latencySlopePerSample: try parallelObject.double("latency_slope_per_sample", in: 0...10),
             powerGainPerDoubling: try parallelObject.double("power_gain_per_doubling", in: 0...10),
-            source: try parallelObject.string("source"))
+            measuredLatencyFactors: measured, source: try parallelObject.string("source"))
         try parallelObject.finish()
 
         var votingObject = try root.object("voting")

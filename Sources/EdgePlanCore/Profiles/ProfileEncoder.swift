@@ -35,7 +35,7 @@ public enum ProfileEncoder {
         \(power(v.decodePower, source: v.decodePowerSource, indent: "    "))
         parallel:
           latency_slope_per_sample: \(number(v.parallel.latencySlopePerSample))
-          power_gain_per_doubling: \(number(v.parallel.powerGainPerDoubling))
+          power_gain_per_doubling: \(number(v.parallel.powerGainPerDoubling))\(measuredFactors(v.parallel))
           source: \(string(v.parallel.source))
         voting:
           anchors:
@@ -138,6 +138,13 @@ public enum ProfileEncoder {
     }
 
     /// A YAML float: nine significant digits, with a mantissa dot so every YAML reader sees a number.
+    /// The measured parallel factors, one line each under `measured:`, or nothing.
+    private static func measuredFactors(_ scaling: ParallelScaling) -> String {
+        guard !scaling.measuredLatencyFactors.isEmpty else { return "" }
+        return "\n  measured:" + scaling.measuredLatencyFactors.sorted { $0.key < $1.key }
+            .map { "\n    - {samples: \($0.key), latency_factor: \(number($0.value))}" }.joined()
+    }
+
     static func number(_ value: Double) -> String {
         let text = value.significantDigits(9)
         if let e = text.firstIndex(of: "e"), !text[..<e].contains(".") {
