@@ -76,6 +76,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0409,
             powerGainPerDoubling: 0.0773,
+            measuredLatencyFactors: [:],
             source: "assumed equal to the FP16 variant (fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens))"),
         voting: VotingModel(
             anchors: [
@@ -121,6 +122,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0409,
             powerGainPerDoubling: 0.0773,
+            measuredLatencyFactors: [:],
             source: "fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens)"),
         voting: VotingModel(
             anchors: [
@@ -161,6 +163,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0461,
             powerGainPerDoubling: 0.1473,
+            measuredLatencyFactors: [:],
             source: "assumed equal to the FP16 variant (fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens))"),
         voting: VotingModel(
             anchors: [
@@ -206,6 +209,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0461,
             powerGainPerDoubling: 0.1473,
+            measuredLatencyFactors: [:],
             source: "fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens)"),
         voting: VotingModel(
             anchors: [
@@ -246,6 +250,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0426,
             powerGainPerDoubling: 0.0607,
+            measuredLatencyFactors: [:],
             source: "assumed equal to the FP16 variant (fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens))"),
         voting: VotingModel(
             anchors: [
@@ -288,6 +293,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0426,
             powerGainPerDoubling: 0.0607,
+            measuredLatencyFactors: [:],
             source: "fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens)"),
         voting: VotingModel(
             anchors: [
@@ -328,6 +334,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0409,
             powerGainPerDoubling: 0.0773,
+            measuredLatencyFactors: [:],
             source: "assumed equal to DSR1-Llama-8B"),
         voting: VotingModel(
             anchors: [VotingModel.Anchor(budgetTokens: 512.0, concentration: 0.01, unansweredAtCap: 0.775)],
@@ -365,6 +372,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0461,
             powerGainPerDoubling: 0.1473,
+            measuredLatencyFactors: [:],
             source: "same architecture as DSR1-Qwen-1.5B; fitted by us to the artifact\'s parallel-scaling runs (1-32 samples, 128 tokens)"),
         voting: VotingModel(
             anchors: [
@@ -405,6 +413,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0409,
             powerGainPerDoubling: 0.0773,
+            measuredLatencyFactors: [:],
             source: "assumed equal to DSR1-Llama-8B"),
         voting: VotingModel(
             anchors: [VotingModel.Anchor(budgetTokens: 512.0, concentration: 0.01, unansweredAtCap: 0.775)],
@@ -442,6 +451,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0461,
             powerGainPerDoubling: 0.1473,
+            measuredLatencyFactors: [:],
             source: "assumed equal to DSR1-Qwen-1.5B"),
         voting: VotingModel(
             anchors: [VotingModel.Anchor(budgetTokens: 512.0, concentration: 0.01, unansweredAtCap: 0.775)],
@@ -479,6 +489,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0426,
             powerGainPerDoubling: 0.0607,
+            measuredLatencyFactors: [:],
             source: "assumed equal to DSR1-Qwen-14B"),
         voting: VotingModel(
             anchors: [VotingModel.Anchor(budgetTokens: 512.0, concentration: 0.01, unansweredAtCap: 0.775)],
@@ -516,6 +527,7 @@ extension BundledResources {
         parallel: ParallelScaling(
             latencySlopePerSample: 0.0409,
             powerGainPerDoubling: 0.0773,
+            measuredLatencyFactors: [:],
             source: "assumed equal to DSR1-Llama-8B"),
         voting: VotingModel(
             anchors: [VotingModel.Anchor(budgetTokens: 512.0, concentration: 0.01, unansweredAtCap: 0.775)],

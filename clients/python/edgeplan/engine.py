@@ -29,6 +29,8 @@ class EngineRun:
     samples: List[Sample] = field(default_factory=list)
     latency_ms: float = 0.0
     cut: bool = False
+    # The engine's own time for the request (prompt and generation, from llama-server's `timings`), if it says.
+    engine_ms: Optional[float] = None
 
 
 def fill(body: Any, prompt: str) -> Any:
@@ -97,6 +99,7 @@ class EngineConnections:
         n = int(body.get("n", 1))
         runs: List[List[Sample]] = [[Sample() for _ in range(n)] for _ in range(requests)]
         errors: List[str] = []
+        own_ms: List[float] = []
         connections = [self.take() for _ in range(requests)]
         cut = threading.Event()
         started = time.monotonic()
@@ -134,6 +137,8 @@ class EngineConnections:
                         if choice.get("finish_reason"):
                             sample.finish_reason = choice["finish_reason"]
                     timings = event.get("timings")
+                    if timings and "predicted_ms" in timings:
+                        own_ms.append(timings.get("prompt_ms", 0.0) + timings["predicted_ms"])
                     if timings and event.get("choices"):
                         runs[index][event["choices"][0].get("index", 0)].tokens = timings.get("predicted_n", 0)
                 response.read()  # drained, so the connection can be kept
@@ -167,7 +172,7 @@ class EngineConnections:
                 self.give_back(connection)
         if errors and not cut.is_set():
             raise EngineFailure(errors[0])
-        return EngineRun([sample for run in runs for sample in run], latency_ms, cut.is_set())
+        return EngineRun([sample for run in runs for sample in run], latency_ms, cut.is_set(), max(own_ms) if own_ms else None)
 
 
 @dataclass(frozen=True)
