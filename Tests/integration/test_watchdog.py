@@ -111,6 +111,16 @@ def test_rails_energy_is_attributed_to_a_report(daemon):
         assert report(planner, 1, 100, 1000.0, startedAt=time.time() + 60).get("attributedEnergyJ") is None
 
 
+def test_a_report_sent_as_its_run_ends_gets_the_energy_of_its_whole_window(daemon):
+    """The robot reports the moment its run ends, before the rails' next sample covers the window: the daemon waits
+    for two more samples before attributing (the H200 closed loop got no energy for any run before it did)."""
+    time.sleep(0.5)
+    with daemon.planner() as planner:
+        for index in range(3):
+            reply = report(planner, 10 + index, 100, 400.0, startedAt=time.time() - 0.4)
+            assert reply["attributedEnergyJ"] == pytest.approx(20.9 * 0.4, rel=0.05), reply
+
+
 def test_drift_recalibrates_persists_and_survives_a_restart(daemon):
     outputs = [100, 200, 400, 800]
     expected = {o: predicted_ms(o) for o in outputs}

@@ -11,6 +11,7 @@ public final class DeferredReply: Sendable {
         var sealed: JSONValue?
         var failure: String?
         var learning: String?
+        var attributedJ: Double?
         var deliver: (@Sendable (JSONValue) -> Void)?
         var delivered = false
     }
@@ -33,6 +34,9 @@ public final class DeferredReply: Sendable {
 
     /// What became of the outcome's learning, once the learner has seen it (replaces the reply's `learning`).
     func setLearning(_ note: String) { state.withLock { $0.learning = note } }
+
+    /// The energy the rails attributed to the run once they covered its window (replaces `attributedEnergyJ`).
+    func setAttributedEnergy(_ joules: Double) { state.withLock { $0.attributedJ = joules } }
 
     /// The reply's parameters, known once the call is handled; it goes out when the writes are done.
     func seal(_ parameters: JSONValue) {
@@ -62,16 +66,19 @@ public final class DeferredReply: Sendable {
         let ready = state.withLock { state -> (JSONValue, @Sendable (JSONValue) -> Void)? in
             guard !state.delivered, state.outstanding == 0, let sealed = state.sealed, let deliver = state.deliver else { return nil }
             state.delivered = true
-            return (Self.reply(sealed, failure: state.failure, learning: state.learning), deliver)
+            return (Self.reply(sealed, failure: state.failure, learning: state.learning, attributedJ: state.attributedJ), deliver)
         }
         if let (reply, deliver) = ready { deliver(reply) }
     }
 
-    static func reply(_ parameters: JSONValue, failure: String?, learning: String?) -> JSONValue {
-        guard failure != nil || learning != nil, case let .object(fields) = parameters else { return .object([("parameters", parameters)]) }
+    static func reply(_ parameters: JSONValue, failure: String?, learning: String?, attributedJ: Double? = nil) -> JSONValue {
+        guard failure != nil || learning != nil || attributedJ != nil, case let .object(fields) = parameters else {
+            return .object([("parameters", parameters)])
+        }
         var changed = fields.map { field -> (String, JSONValue) in
             if field.0 == "accepted", failure != nil { return (field.0, .bool(false)) }
             if field.0 == "learning", let learning { return (field.0, .string(learning)) }
+            if field.0 == "attributedEnergyJ", let attributedJ { return (field.0, .number(attributedJ)) }
             return field
         }
         if let failure { changed.append(("reason", .string("not stored: \(failure)"))) }

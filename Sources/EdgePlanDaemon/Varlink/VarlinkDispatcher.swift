@@ -265,7 +265,7 @@ public struct VarlinkDispatcher: Sendable {
             predicted = try service.report(outcome)
             if let watchdog {
                 let stored = deferred.expect()
-                let recorded = watchdog.record(outcome, done: stored)
+                let recorded = watchdog.record(outcome, done: stored, attributed: { deferred.setAttributedEnergy($0) })
                 queued = recorded.queued
                 attributed = recorded.attributedJ
                 if !queued { stored(nil) }

@@ -121,23 +121,37 @@ public final class Watchdog: Sendable {
     /// `done` is called on the watchdog's queue once the run is committed to the store (WAL: a SIGKILL after it
     /// loses nothing), with the error when it could not be.
     @discardableResult
-    public func record(_ report: OutcomeReport, done: (@Sendable (_ storageError: String?) -> Void)? = nil) -> (queued: Bool, attributedJ: Double?) {
+    public func record(_ report: OutcomeReport, done: (@Sendable (_ storageError: String?) -> Void)? = nil,
+                       attributed onAttributed: (@Sendable (Double) -> Void)? = nil) -> (queued: Bool, attributedJ: Double?) {
         var energy = report.energyJ
         var energySource: String? = energy == nil ? nil : "reported"
         var attributed: Double?
+        var settle: Double?
         if energy == nil, let started = report.startedAt, let sampler {
             attributed = sampler.energy(from: started, to: started + report.latencyS)
             if attributed != nil {
                 energy = attributed
                 energySource = "rails"
+            } else if started + report.latencyS <= clock() + sampler.interval, started + report.latencyS > clock() - 60 {
+                // A report sent as its run ends arrives before the rails' next sample covers the run's window:
+                // attribute once two more samples are in (the reply waits for the store anyway).
+                settle = 2 * sampler.interval + 0.005
             }
         }
         let now = clock()
-        let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
-                            outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now, peer: report.peer)
         guard admit() else { return (false, attributed) }
-        queue.async { [self, energySource] in
+        let work: @Sendable () -> Void = { [self, energy, energySource, settle] in
             defer { backlog.withLock { $0.waiting -= 1 } }
+            var energy = energy
+            var energySource = energySource
+            if settle != nil, let started = report.startedAt, let joules = sampler?.energy(from: started, to: started + report.latencyS) {
+                energy = joules
+                energySource = "rails"
+                onAttributed?(joules)
+            }
+            let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
+                                outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now,
+                                peer: report.peer)
             do {
                 try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
                 done?(nil)
@@ -147,6 +161,11 @@ public final class Watchdog: Sendable {
             }
             let events = state.withLock { $0.loop.report(run, at: now) }
             handle(events, at: now)
+        }
+        if let settle {
+            queue.asyncAfter(deadline: .now() + settle, execute: work)
+        } else {
+            queue.async(execute: work)
         }
         return (true, attributed)
     }
