@@ -109,10 +109,16 @@ def test_a_deadline_passed_mid_run_stops_the_engine_and_is_still_reported(daemon
     try:
         time.sleep(1.0)
         before = status(daemon)["reports"]
-        result = json.loads(ask(daemon, engine, "--task", "chat", "--prompt", "Say something long.", "--answer", "A",
-                                "--deadline", "4s", "--json").stdout)
+        # The shortest deadline the plan fits (the profile's speed is this machine's, measured at the session's
+        # start): the plan's cap is what it can decode by then unloaded, so loaded it runs past.
+        for deadline_s in (4, 5, 6, 8):
+            run = ask(daemon, engine, "--task", "chat", "--prompt", "Say something long.", "--answer", "A",
+                      "--deadline", f"{deadline_s}s", "--json", check=False)
+            result = json.loads(run.stdout)
+            if result["outcome"] != "infeasible":
+                break
         assert result["outcome"] == "cut", result
-        assert 3900 <= result["latencyMs"] <= 5500, result["latencyMs"]
+        assert deadline_s * 1000 - 100 <= result["latencyMs"] <= deadline_s * 1000 + 1500, (deadline_s, result["latencyMs"])
         # Only the three loaders are still being served: the cut request's slot stops at its next token.
         for _ in range(40):
             busy = sum(slot["is_processing"] for slot in get_json(engine.url + "/slots"))
