@@ -226,8 +226,6 @@ public struct EngineClient: Sendable {
 
     private func stream(path: String, body: [UInt8], summary: String, n: Int, maxTokens: Int, timeout: Duration,
                         partialOnCancel: Bool = false) async throws -> Completion {
-        struct Described { var summary: String; var maxTokens: Int }
-        let request = Described(summary: summary, maxTokens: maxTokens)
         var http = HTTPClientRequest(url: endpoint.url(path: path))
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
@@ -258,14 +256,14 @@ public struct EngineClient: Sendable {
             } catch {
                 // Cut before any answer came (the engine queued the request): the run missed its deadline all the same.
                 if partialOnCancel && Task.isCancelled { return cutShort() }
-                throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: request.summary)
+                throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: summary)
             }
         }
-        guard let response else { throw EngineError(.unreachable, "\(endpoint) closed every connection", request: request.summary) }
+        guard let response else { throw EngineError(.unreachable, "\(endpoint) closed every connection", request: summary) }
         let headS = seconds(clock.now)
         guard response.status == .ok else {
             let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
-            throw EngineError(.httpStatus, "\(endpoint) answered HTTP \(response.status.code): \(body.prefix(400))", request: request.summary)
+            throw EngineError(.httpStatus, "\(endpoint) answered HTTP \(response.status.code): \(body.prefix(400))", request: summary)
         }
         var events = ServerSentEvents()
         completion.headS = headS
@@ -275,10 +273,10 @@ public struct EngineClient: Sendable {
             if payload == Array("[DONE]".utf8) { return }
             let event: JSONValue
             do { event = try JSONValue.parse(payload) } catch {
-                throw EngineError(.malformedStream, "\(endpoint) streamed a line that is not JSON: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: request.summary)
+                throw EngineError(.malformedStream, "\(endpoint) streamed a line that is not JSON: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: summary)
             }
             if let message = event["error"]?["message"]?.stringValue ?? event["error"]?.stringValue {
-                throw EngineError(.httpStatus, "\(endpoint) reported an error mid-stream: \(message)", request: request.summary)
+                throw EngineError(.httpStatus, "\(endpoint) reported an error mid-stream: \(message)", request: summary)
             }
             if let usage = event["usage"], usage != .null {
                 completion.promptTokens = usage["prompt_tokens"]?.intValue ?? completion.promptTokens
@@ -286,14 +284,14 @@ public struct EngineClient: Sendable {
             }
             guard case let .array(choices)? = event["choices"] else {
                 if event["usage"] == nil && event["timings"] == nil {
-                    throw EngineError(.malformedStream, "\(endpoint) streamed an event without choices: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: request.summary)
+                    throw EngineError(.malformedStream, "\(endpoint) streamed an event without choices: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: summary)
                 }
                 return
             }
             for choice in choices {
                 let index = choice["index"]?.intValue ?? 0
                 guard completion.samples.indices.contains(index) else {
-                    throw EngineError(.malformedStream, "\(endpoint) streamed choice \(index) of a request for \(n)", request: request.summary)
+                    throw EngineError(.malformedStream, "\(endpoint) streamed choice \(index) of a request for \(n)", request: summary)
                 }
                 let text = choice["text"]?.stringValue ?? choice["delta"]?["content"]?.stringValue ?? ""
                 if !text.isEmpty || choice["finish_reason"] == nil || choice["finish_reason"] == .null {
@@ -323,14 +321,14 @@ public struct EngineClient: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
-            throw EngineError(.unreachable, "\(endpoint) broke off the stream: \(error)", request: request.summary)
+            throw EngineError(.unreachable, "\(endpoint) broke off the stream: \(error)", request: summary)
         }
         if partialOnCancel && Task.isCancelled { return cutShort() }
         for payload in events.finish() { try handle(payload, at: seconds(clock.now)) }
         completion.totalS = seconds(clock.now)
         // The streamed chunk of a special token carries no text; the engine's count is the one to trust.
-        for sample in completion.samples where sample.outputTokens > request.maxTokens {
-            throw EngineError(.ignoredMaxTokens, "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(request.maxTokens)", request: request.summary)
+        for sample in completion.samples where sample.outputTokens > maxTokens {
+            throw EngineError(.ignoredMaxTokens, "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(maxTokens)", request: summary)
         }
         return completion
     }

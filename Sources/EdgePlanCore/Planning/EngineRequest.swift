@@ -20,14 +20,12 @@ public struct EngineRequest: Sendable, Equatable {
     /// Requests to send: 1 with `n` samples each, or `n` concurrent requests of one sample for an engine without `n`.
     public var requests: Int = 1
     /// The thinking budget the engine enforces, and the request field that carries it (thinking-budget mode).
-    public var thinkingBudget: (field: String, tokens: Int)?
-
-    public static func == (a: EngineRequest, b: EngineRequest) -> Bool {
-        a.model == b.model && a.messages == b.messages && a.maxTokens == b.maxTokens && a.n == b.n
-            && a.temperature == b.temperature && a.topP == b.topP && a.continueFinalMessage == b.continueFinalMessage
-            && a.aggregation == b.aggregation && a.engine == b.engine && a.requests == b.requests
-            && a.thinkingBudget?.field == b.thinkingBudget?.field && a.thinkingBudget?.tokens == b.thinkingBudget?.tokens
+    public struct ThinkingBudget: Sendable, Equatable {
+        public var field: String
+        public var tokens: Int
     }
+
+    public var thinkingBudget: ThinkingBudget?
 
     /// Placeholder the scheduler replaces with the task's prompt.
     public static let promptPlaceholder = "{prompt}"
@@ -45,7 +43,7 @@ public struct EngineRequest: Sendable, Equatable {
         }
         if continueFinalMessage && record.continueFinalMessageField == nil { continueFinalMessage = false }
         if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens, let field = record.thinkingBudgetField {
-            thinkingBudget = (field, budget)
+            thinkingBudget = ThinkingBudget(field: field, tokens: budget)
         }
     }
 
@@ -77,7 +75,7 @@ public struct EngineRequest: Sendable, Equatable {
         self.aggregation = configuration.parallel > 1 ? "majority-vote" : "single"
         if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens,
            let field = EngineCapabilities.vllm.thinkingBudgetField {
-            thinkingBudget = (field, budget)
+            thinkingBudget = ThinkingBudget(field: field, tokens: budget)
         }
     }
 }

@@ -372,8 +372,7 @@ extension Policy {
             }
             if name != "defaults", let table = profile.accuracy[benchmark(of: name)] {
                 // A listed thinking-budget mode is modeled from hard-cap rows where the engine enforces a budget.
-                let modeledThinking = task.allowedModes?.contains(.thinkingBudget) == true
-                    && EngineCapabilities.of(engine).thinkingBudgetField != nil
+                let modeledThinking = modelsThinkingBudget(task)
                 let runnable = table.records.contains { record in
                     task.allows(Configuration(variant: record.variant, mode: record.mode, budgetTokens: record.budgetTokens, capped: record.capped, parallel: 1))
                         || (modeledThinking && record.mode == .hard && task.allows(Configuration(

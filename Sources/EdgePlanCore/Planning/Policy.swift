@@ -142,6 +142,12 @@ public struct Policy: Sendable, Equatable {
     public var latencyBasis: LatencyBasis = .percentile
     /// The engine the robot runs plans on: its capability record shapes every plan's request body.
     public var engine: EngineKind = .vllm
+
+    /// Whether a class is offered thinking-budget runs that no table measured: it lists the mode, and the engine
+    /// enforces a budget.
+    public func modelsThinkingBudget(_ task: TaskPolicy) -> Bool {
+        task.allowedModes?.contains(.thinkingBudget) == true && EngineCapabilities.of(engine).thinkingBudgetField != nil
+    }
     public var learning: LearningPolicy
     public var journal = JournalPolicy()
     public var reporting = ReportingPolicy()

@@ -33,12 +33,9 @@ final class SpaceCache: Sendable {
         guard names.contains(name) else { return nil }
         if let entry = built.withLock({ $0[name] }) { return entry }
         let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
-        // Modeled thinking-budget runs only where the class asks for the mode and the engine enforces a budget.
-        let thinking = policy.task(name).allowedModes?.contains(.thinkingBudget) == true
-            && EngineCapabilities.of(policy.engine).thinkingBudgetField != nil
         let space = ConfigurationSpace(
             task: name, table: profile.accuracy[policy.benchmark(of: name)]!, profile: profile, lengths: lengths,
-            parallelFactors: factors, modeledThinkingBudget: thinking)
+            parallelFactors: factors, modeledThinkingBudget: policy.modelsThinkingBudget(policy.task(name)))
         let entry = Built(space: space, front: Self.inputs(of: space, policy: policy))
         // Two threads may build the same space at once; the first one stored wins.
         return built.withLock { built in
