@@ -26,7 +26,7 @@ public struct AccuracyCollector: Sendable {
     public var temperature: Double
     public var samplesPath: String
     public var timeBudgetS: Double?
-    /// Stop once every cell's 80 % interval is within this many points; checked after each question.
+    /// Stop once every cell's 80 % interval is within this many points; checked every ten questions.
     public var precisionPoints: Double?
     /// The cells the precision stop looks at (the tally of the samples so far).
     public var tally: @Sendable ([AccuracySample]) -> AccuracyCollection
@@ -84,7 +84,8 @@ public struct AccuracyCollector: Sendable {
         for (index, question) in questions.enumerated() where !done.contains(question.id) {
             try Task.checkCancellation()
             if let budget = timeBudgetS, now() - started >= budget { stop = .timeBudget; break }
-            if let precision = precisionPoints, measured > 0 || !samples.isEmpty, tally(samples).precise(within: precision) {
+            // The tally resamples every vote cell: checked every tenth question, not after each (quadratic in a long run).
+            if let precision = precisionPoints, !samples.isEmpty, measured % 10 == 0, tally(samples).precise(within: precision) {
                 stop = .precision
                 break
             }

@@ -2,6 +2,7 @@
 cache) serving a random-weight model that scripts/make-test-model.py writes."""
 import json
 import random
+import signal
 import os
 import socket
 import subprocess
@@ -127,3 +128,24 @@ def profile(engine, tmp_path_factory):
     edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(directory),
              "--accuracy-like", "DSR1-Qwen-1.5B")
     return directory
+
+
+def kill_during(args, delays, grown=None):
+    """Starts the command once per delay and SIGKILLs it after that long if it still runs; returns the kills. With
+    `grown` (a file), each start waits first, up to 60 s, for the file to grow, so that a busy machine still kills
+    the command mid-work."""
+    kills = 0
+    for delay in delays:
+        before = os.path.getsize(grown) if grown and os.path.exists(grown) else 0
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while grown and process.poll() is None and time.time() < deadline:
+            if os.path.exists(grown) and os.path.getsize(grown) > before + 400:
+                break
+            time.sleep(0.05)
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    return kills

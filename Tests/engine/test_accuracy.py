@@ -4,19 +4,15 @@ collected table finish within their deadlines; a thinking-budget plan makes the 
 budget; bad task sets and graders are named."""
 import json
 import math
-import os
-import random
 import re
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
 
-import pytest
 
-from conftest import EDGEPLAN, ENGINE_ARGS, edgeplan, post_json, write_task_set
+from conftest import EDGEPLAN, ENGINE_ARGS, edgeplan, kill_during, post_json, write_task_set
 
 
 
@@ -139,14 +135,7 @@ def test_sigkill_mid_accuracy_collection_resumes_without_loss_or_repeat(engine, 
     samples = tmp_path / "resume-samples.jsonl"
     args = [EDGEPLAN, "accuracy", "collect", "--engine", engine.url, *ENGINE_ARGS, "--tasks", str(tasks), "--budgets", "64",
             "--samples", "2", "--constrain-answer", "--precision", "0.5", "-o", str(samples)]
-    kills = 0
-    for delay in (2.0, 3.0):
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
+    kills = kill_during(args, (0.5, 1.0), grown=samples)
     assert kills >= 1, "the collection finished before it could be killed"
     partial = [json.loads(line) for line in open(samples) if line.strip()]
     assert 0 < len(partial) - 1 < 80, len(partial)

