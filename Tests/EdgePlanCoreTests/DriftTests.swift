@@ -174,7 +174,9 @@ struct PlausibilityTests {
 
     @Test func implausibleRunsNeverReachAFit() {
         var loop = CalibrationLoop(profile: profile, at: 0)
-        for index in 0..<300 { _ = loop.report(run(latencyFactor: 10, at: Double(index)), at: Double(index)) }
+        // Slower than contention makes a run (more than 20 times the prediction), then faster than the profile allows.
+        for index in 0..<150 { _ = loop.report(run(latencyFactor: 30, at: Double(index)), at: Double(index)) }
+        for index in 150..<300 { _ = loop.report(run(latencyFactor: 0.2, at: Double(index)), at: Double(index)) }
         // Faster than the memory bandwidth allows: 1000 tokens in a millisecond.
         for index in 300..<400 { _ = loop.report(RunReport(variant: id, inputTokens: 256, outputTokens: 1000, parallel: 1, latencyS: 0.001, energyJ: nil, time: Double(index)), at: Double(index)) }
         #expect(loop.monitors[id]?.implausible == 400)

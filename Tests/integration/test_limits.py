@@ -163,7 +163,7 @@ def test_many_plans_over_64_connections_no_errors_and_flat_memory(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hold the connections as another user")
 def test_five_thousand_idle_connections_lock_no_one_out():
     """One user opens 5,000 connections and leaves them idle: it gets its share (1,024 by default), the rest are
-    turned away with TooManyConnections, and another user's Plan calls keep p99 under 2 ms (a debug build: its p99
+    turned away with TooManyConnections (or replace its own longest-idle ones), and another user's Plan calls keep p99 under 2 ms (a debug build: its p99
     without the idle connections) with resident memory far under the unit's MemoryMax (256 MB)."""
     directory = tempfile.mkdtemp(prefix="ep-idle-", dir="/tmp")
     os.chmod(directory, 0o755)  # reachable by the other user, as for a member of the socket's group
@@ -217,7 +217,9 @@ def test_five_thousand_idle_connections_lock_no_one_out():
               f"resident {before / 1024:.1f} MB before, {after / 1024:.1f} MB after")
         assert errors == 0 and baseline[2] == 0
         assert current["connections"] == 1024 + 1
-        assert current["rejectedConnections"] == 5000 - 1024
+        # Past its share, each new connection is turned away, or takes the place of one of the user's own that
+        # has idled a second or more (closed to make room).
+        assert current["rejectedConnections"] + current["idleClosed"] == 5000 - 1024
         # 2 ms, or for a slow (debug) build no worse than its own p99 without the idle connections, with slack for noise.
         assert p99 < max(2000, 1.5 * baseline[1] + 500)
         assert after < 256 * 1024

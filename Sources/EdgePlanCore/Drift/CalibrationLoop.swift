@@ -96,11 +96,8 @@ public struct CalibrationLoop: Sendable {
         defer { variants[run.variant] = state }
         var monitor = state.monitor ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
-        // The plausibility filter comes before any fit sees the run: beyond the monitor's ratio either way, or faster
-        // than the device's memory bandwidth allows (the roofline), a run is counted and dropped.
-        let ratio = run.latencyS / predicted
-        let floorS = Roofline.decodeFloorSPerToken(variant, device: profile.device) * Double(run.outputTokens) * 0.8
-        if !(ratio <= monitor.plausibleRatio && 1 / ratio <= monitor.plausibleRatio) || run.latencyS < floorS {
+        // The plausibility filter comes before any fit sees the run: an impossible run is counted and dropped.
+        if monitor.plausibility.problem(variant, device: profile.device, outputTokens: run.outputTokens, latencyS: run.latencyS, predictedS: predicted) != nil {
             monitor.recordImplausible()
             state.monitor = monitor
             return []

@@ -36,15 +36,15 @@ public struct DriftMonitor: Sendable {
     public private(set) var reportsSinceBaseline = 0
     public var baselineReports: Int
     public var smoothing: Double
-    /// Reports whose ratio to the prediction is beyond `plausibleRatio` either way: counted, not judged.
+    /// Reports whose ratio to the prediction is beyond `plausibility`'s bounds: counted, not judged.
     public private(set) var implausible = 0
-    public var plausibleRatio: Double
+    public var plausibility: Plausibility
     private var detector: ShiftDetector
     private var detectorOrigin = 0
 
-    public init(at now: Double, baselineReports: Int = 8, smoothing: Double = 0.1, plausibleRatio: Double = 4,
+    public init(at now: Double, baselineReports: Int = 8, smoothing: Double = 0.1, plausibility: Plausibility = Plausibility(),
                 detector: ShiftDetector = ShiftDetector(slack: 0.05, threshold: 1.5, clip: 0.5)) {
-        self.plausibleRatio = plausibleRatio
+        self.plausibility = plausibility
         self.stateSince = now
         self.lastCalibratedAt = now
         self.baselineReports = baselineReports
@@ -61,7 +61,7 @@ public struct DriftMonitor: Sendable {
 
     public mutating func observe(predicted: Double, observed: Double, at now: Double) -> Event? {
         guard predicted > 0, observed > 0, predicted.isFinite, observed.isFinite else { return nil }
-        guard observed / predicted <= plausibleRatio, predicted / observed <= plausibleRatio else {
+        guard observed / predicted <= plausibility.maxSlowdown, predicted / observed <= plausibility.maxSpeedup else {
             implausible += 1
             return nil
         }

@@ -69,6 +69,8 @@ public struct Learner: Sendable {
         case peerEvidenceCap = "peer-evidence-cap"
         case implausiblePeer = "implausible-peer"
         case impossibleLength = "impossible-length"
+        /// The run's latency is impossible at its lengths (``Plausibility``): its lengths and correctness teach nothing.
+        case implausibleLatency = "implausible-latency"
     }
 
     public private(set) var accuracy: [GroupKey: AccuracyPosterior] = [:]
@@ -298,6 +300,9 @@ public struct Learner: Sendable {
         for key in accuracy.keys { accuracy[key]?.ignoredPeers = ignored }
         summaries.removeAll()
     }
+
+    /// Counts an outcome refused before it reached the learner (an implausible latency, judged by the caller).
+    public mutating func countRefused(_ refusal: Refusal) { refused[refusal, default: 0] += 1 }
 
     @discardableResult
     private mutating func refuse(_ refusals: [Refusal]) -> [Refusal] {

@@ -21,6 +21,8 @@ public final class Planner: Sendable {
         var deadlineS: Double?
         var energyBudgetJ: Double?
         var minAccuracy: Double
+        /// Chance on the task's answer options, when it has them (the floor is above it).
+        var chance: Double?
         var objective: Objective
         var inputTokens: Int
     }
@@ -45,9 +47,11 @@ public final class Planner: Sendable {
         spaces = SpaceCache(profile: profile, policy: policy, lengths: lengths)
         defaults = spaces.names.reduce(into: [:]) { defaults, name in
             let task = policy.task(name)
+            let table = profile.accuracy[policy.benchmark(of: name)]!
+            let (floor, chance) = task.accuracyFloor(answerOptions: table.answerOptions)
             defaults[name] = ClassDefaults(
-                deadlineS: task.defaultDeadlineS, energyBudgetJ: task.defaultEnergyBudgetJ, minAccuracy: task.minAccuracy, objective: task.objective,
-                inputTokens: task.defaultInputTokens ?? profile.accuracy[policy.benchmark(of: name)]!.typicalInputTokens)
+                deadlineS: task.defaultDeadlineS, energyBudgetJ: task.defaultEnergyBudgetJ, minAccuracy: floor, chance: chance, objective: task.objective,
+                inputTokens: task.defaultInputTokens ?? table.typicalInputTokens)
         }
     }
 
@@ -206,6 +210,8 @@ public final class Planner: Sendable {
         public var minAccuracy: Double
         public var objective: Objective
         public var inputTokens: Int
+        /// Chance on the task's answer options, when it has them.
+        public var chance: Double? = nil
     }
 
     /// Fills a request's gaps from the policy: deadline, energy budget, accuracy floor, objective, input length.
@@ -218,7 +224,7 @@ public final class Planner: Sendable {
         return Limits(
             deadlineS: deadlineS, energyBudgetJ: request.energyBudgetJ ?? defaults.energyBudgetJ,
             minAccuracy: max(request.minAccuracy ?? 0, defaults.minAccuracy), objective: request.objective ?? defaults.objective,
-            inputTokens: request.inputTokens ?? defaults.inputTokens)
+            inputTokens: request.inputTokens ?? defaults.inputTokens, chance: defaults.chance)
     }
 
     /// Solves one request: the best feasible point on the front, re-evaluated at the exact input length.
@@ -349,7 +355,9 @@ public final class Planner: Sendable {
         let figure = ranking == .lowerBound ? "accuracy (low end of its 80 % interval)" : "accuracy"
         return Infeasibility(
             task: task, limit: .minAccuracy,
-            message: "no configuration within the limits reaches \(figure) \(limits.minAccuracy.significantDigits(3)) (the task's floor); the best reaches \(ranking.score(best).significantDigits(3))",
+            message: "no configuration within the limits reaches \(figure) \(limits.minAccuracy.significantDigits(3)) (the task's floor"
+                + (limits.chance.map { chance in ", above chance \(chance.significantDigits(3))" } ?? "")
+                + "); the best, \(best.configuration), reaches \(ranking.score(best).significantDigits(3))",
             closest: best, missBy: limits.minAccuracy - ranking.score(best), requested: limits.minAccuracy)
     }
 }

@@ -38,7 +38,7 @@ extension TaskPolicy {
             "allowedModels": allowedModels.map { .array($0.sorted().map(JSONValue.string)) } ?? .null,
             "allowedQuantizations": allowedQuantizations.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
             "allowedModes": allowedModes.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
-            "maxParallel": .int(maxParallel), "minAccuracy": .number(minAccuracy), "objective": .string(objective.rawValue),
+            "maxParallel": .int(maxParallel), "minAccuracy": .number(minAccuracy), "chanceMargin": chanceMargin.map(JSONValue.number) ?? .null, "objective": .string(objective.rawValue),
         ])
     }
 }

@@ -27,6 +27,9 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
     public var maxParallel: Int
     /// The accuracy floor: no plan predicted below it is returned. Requests may raise it, never lower it.
     public var minAccuracy: Double
+    /// Where set and the task has answer options, the floor is at least chance (one in the options) plus this
+    /// margin: a plan no better than guessing is no plan. Off (nil) by default for now.
+    public var chanceMargin: Double?
     public var objective: Objective
 
     /// Default floor: a plan that is right less than one time in twenty is no plan.
@@ -37,7 +40,7 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
         like: String? = nil, priorWeight: Double = TaskPolicy.defaultPriorWeight, defaultDeadlineS: Double? = nil,
         defaultEnergyBudgetJ: Double? = nil, defaultInputTokens: Int? = nil, allowedModels: Set<String>? = nil,
         allowedQuantizations: Set<Quantization>? = nil, allowedModes: Set<LengthMode>? = nil, maxParallel: Int = 64,
-        minAccuracy: Double = TaskPolicy.defaultMinAccuracy, objective: Objective = .maxAccuracy
+        minAccuracy: Double = TaskPolicy.defaultMinAccuracy, chanceMargin: Double? = nil, objective: Objective = .maxAccuracy
     ) {
         self.like = like
         self.priorWeight = priorWeight
@@ -49,7 +52,16 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
         self.allowedModes = allowedModes
         self.maxParallel = maxParallel
         self.minAccuracy = minAccuracy
+        self.chanceMargin = chanceMargin
         self.objective = objective
+    }
+
+    /// The accuracy floor for a task with `answerOptions` options: the policy's floor, and chance plus the margin
+    /// where one is set (then chance is returned too).
+    public func accuracyFloor(answerOptions: Int) -> (floor: Double, chance: Double?) {
+        guard let chanceMargin, answerOptions >= 2 else { return (minAccuracy, nil) }
+        let chance = 1 / Double(answerOptions)
+        return (min(1, max(minAccuracy, chance + chanceMargin)), chance)
     }
 
     /// Whether the policy lets this configuration run.

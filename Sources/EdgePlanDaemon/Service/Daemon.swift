@@ -107,9 +107,9 @@ public enum Daemon {
             notifier.notify("READY=1\nSTATUS=\(statusLine(service, watchdog: watchdog, failure: failure))")
             return failure
         }
-        raiseDescriptorLimit(for: options.limits, logger: logger)
+        let limits = connectionLimits(options.limits, descriptors: raiseDescriptorLimit(for: options.limits, logger: logger), logger: logger)
         let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog, reload: reload),
-                                       threads: options.threads, limits: options.limits)
+                                       threads: options.threads, limits: limits)
 
         signal(SIGPIPE, SIG_IGN)
         let writeMetrics: @Sendable () -> Void = {
@@ -157,21 +157,35 @@ public enum Daemon {
         sink.flush()
     }
 
+    /// Descriptors kept back from connections: the store, the journal, the rails, profile reads and reloads.
+    static let reservedDescriptors = 64
+
     /// Raises the soft descriptor limit (1024 by default, for select()'s sake) as far as the connection cap needs
-    /// and the hard limit allows; says so when the cap cannot be reached.
-    static func raiseDescriptorLimit(for limits: VarlinkServer.Limits, logger: Logger) {
+    /// and the hard limit allows; returns the limit in force (nil when it cannot be read).
+    static func raiseDescriptorLimit(for limits: VarlinkServer.Limits, logger: Logger) -> Int? {
         var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-        let wanted = rlim_t(limits.maxConnections + 256)
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
+        let wanted = rlim_t(limits.maxConnections + reservedDescriptors)
         if limit.rlim_cur < wanted {
             limit.rlim_cur = min(wanted, limit.rlim_max)
             _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
         }
-        if limit.rlim_cur < wanted {
-            logger.warning("the descriptor limit is below the connection cap; connections past it wait in the backlog", metadata: [
-                "descriptor_limit": "\(limit.rlim_cur)", "max_connections": "\(limits.maxConnections)",
-            ])
-        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// The connection caps within the descriptor limit less the reserve: a full table then refuses or makes room
+    /// (see ``ConnectionCount``) instead of accept() failing with EMFILE while clients wait in the backlog.
+    static func connectionLimits(_ limits: VarlinkServer.Limits, descriptors: Int?, logger: Logger) -> VarlinkServer.Limits {
+        guard let descriptors, descriptors - reservedDescriptors < limits.maxConnections else { return limits }
+        var capped = limits
+        capped.maxConnections = max(1, descriptors - reservedDescriptors)
+        capped.maxConnectionsPerUser = min(limits.maxConnectionsPerUser, capped.maxConnections)
+        logger.warning("the descriptor limit is below the connection cap; connections capped to fit it", metadata: [
+            "descriptor_limit": "\(descriptors)", "reserved": "\(reservedDescriptors)", "max_connections": "\(capped.maxConnections)",
+            "configured_max_connections": "\(limits.maxConnections)",
+        ])
+        return capped
     }
 
     /// The health check behind WATCHDOG=1: the current snapshot must solve a canned request.

@@ -14,12 +14,15 @@ public final class PlanMemory: Sendable {
         public var taskClass: String
         public var configuration: Configuration
         public var inputTokens: Int
+        /// When the plan was made, in whole Unix seconds (0: unknown).
+        public var plannedAtS: UInt32 = 0
         public var reported = false
     }
 
     private struct Slot {
         var key: UInt64
         var inputTokens: Int32
+        var plannedAtS: UInt32
         var configuration: Int32
         var taskClass: UInt16
         var reported: Bool
@@ -68,7 +71,7 @@ public final class PlanMemory: Sendable {
 
         func entry(_ slot: Slot) -> Entry {
             Entry(taskClass: taskClasses[Int(slot.taskClass)], configuration: configurations[Int(slot.configuration)],
-                  inputTokens: Int(slot.inputTokens), reported: slot.reported)
+                  inputTokens: Int(slot.inputTokens), plannedAtS: slot.plannedAtS, reported: slot.reported)
         }
     }
 
@@ -90,7 +93,7 @@ public final class PlanMemory: Sendable {
         guard capacity > 0 else { return }
         let key = Self.key(requestID)
         state.withLock { state in
-            let slot = Slot(key: key, inputTokens: Int32(clamping: entry.inputTokens),
+            let slot = Slot(key: key, inputTokens: Int32(clamping: entry.inputTokens), plannedAtS: entry.plannedAtS,
                             configuration: state.intern(entry.configuration), taskClass: state.intern(entry.taskClass), reported: entry.reported)
             if let position = state.position(of: key) {
                 state.slots[Int(position)] = slot

@@ -180,7 +180,8 @@ public final class PlannerService: Sendable {
                 return true
             }
             if let id = plan.requestID {
-                memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens))
+                memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens,
+                                          plannedAtS: UInt32(clamping: Int(Date().timeIntervalSince1970))))
             }
             if journaled { journalDecision(plan) } else { metrics?.decisionsSampledOut.increment() }
             events.publish(.decision) { plan.json }
@@ -202,14 +203,25 @@ public final class PlannerService: Sendable {
         return outcome
     }
 
-    /// Validates a reported outcome against the snapshot and returns the predicted latency for comparison.
-    public func report(_ report: OutcomeReport) throws -> Double {
+    /// Validates a reported outcome against the snapshot: the predicted latency at its lengths, for comparison, and
+    /// why the run is impossible there, if it is (then nothing may learn from it).
+    public func report(_ report: OutcomeReport) throws -> (predictedS: Double, implausible: String?) {
         let planner = self.planner
         let variant = try planner.profile.variant(model: report.model, quantization: report.quantization)
         let prediction = planner.predictor.predict(variant, input: report.inputTokens, output: Double(report.outputTokens), parallel: report.parallel)
         counters.withLock { $0.reports += 1 }
         metrics?.reportsAccepted.increment()
-        return prediction.latencyS
+        let problem = plausibility.problem(variant, device: planner.profile.device, outputTokens: report.outputTokens,
+                                           latencyS: report.latencyS, predictedS: prediction.latencyS)
+        return (prediction.latencyS, problem)
+    }
+
+    /// The bounds on a possible run; the calibration loop applies the same ones.
+    public let plausibility = Plausibility()
+
+    /// Counts an outcome whose learning part was refused before the learner saw it.
+    public func countRefusedOutcome(_ refusal: Learner.Refusal) {
+        learner.withLock { $0.countRefused(refusal) }
     }
 
     public func countError() {
@@ -339,38 +351,113 @@ public final class PlannerService: Sendable {
     static func decisionMetadata(_ plan: Plan) -> Logger.Metadata { DecisionRecord(plan).metadata }
 }
 
-/// Connections open at once, for the server's cap.
+/// The open connections: how many in all and per user, and, for each, when it last sent a call, so that a full
+/// table can make room for a new client by closing the connection that has waited longest for nothing.
 public final class ConnectionCount: Sendable {
-    private struct Counts {
+    public typealias ID = UInt64
+
+    private struct Entry {
+        var user: UInt32
+        var openedNS: UInt64
+        var lastCallNS: UInt64?
+        var watching = false
+        var close: @Sendable () -> Void
+    }
+
+    private struct Table {
         var total = 0
         var byUser: [UInt32: Int] = [:]
+        var entries: [ID: Entry] = [:]
+        var next: ID = 0
     }
 
-    private let open = Mutex(Counts())
+    /// What ``enter(user:limit:perUser:close:)`` decided.
+    public enum Admission: Equatable, Sendable {
+        /// Admitted; `evicted` says whether an idle connection was closed to make room.
+        case admitted(ID, evicted: Bool)
+        /// Refused: the limit reached, with no connection idle long enough to give way.
+        case refused(limit: Int)
+    }
 
-    public init() {}
+    private let table = Mutex(Table())
+    /// How long a connection must have been idle before a new client may take its place, so that a burst of new
+    /// connections cannot churn through each other.
+    public let minimumIdleToEvictNS: UInt64
 
-    /// Takes a place if fewer than `limit` connections are open in all and fewer than `perUser` of `user`'s;
-    /// otherwise returns the limit that was reached.
-    public func enter(user: UInt32, limit: Int, perUser: Int) -> Int? {
-        open.withLock { counts in
-            guard counts.total < limit else { return limit }
-            guard counts.byUser[user, default: 0] < perUser else { return perUser }
-            counts.total += 1
-            counts.byUser[user, default: 0] += 1
-            return nil
+    public init(minimumIdleToEvictS: Double = 1) {
+        minimumIdleToEvictNS = UInt64(minimumIdleToEvictS * 1e9)
+    }
+
+    /// Takes a place if fewer than `limit` connections are open in all and fewer than `perUser` of `user`'s. At a
+    /// limit, the connection idle longest in that scope (all, or the user's own) gives way and `close` is called
+    /// for it: first one that never sent a call, then the one whose last call is oldest; never a watcher, never one
+    /// idle for less than the minimum. `close` closes the new connection, should it have to give way later.
+    public func enter(user: UInt32, limit: Int, perUser: Int, close: @escaping @Sendable () -> Void) -> Admission {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let (admission, evicted) = table.withLock { table -> (Admission, (@Sendable () -> Void)?) in
+            var victim: ID?
+            if table.total >= limit || table.byUser[user, default: 0] >= perUser {
+                let scope = table.total >= limit ? nil : user
+                guard let id = Self.idlest(table, now: now, minimumIdleNS: minimumIdleToEvictNS, user: scope) else {
+                    return (.refused(limit: scope == nil ? limit : perUser), nil)
+                }
+                victim = id
+            }
+            var evicted: (@Sendable () -> Void)?
+            if let victim, let entry = table.entries.removeValue(forKey: victim) {
+                Self.release(entry.user, in: &table)
+                evicted = entry.close
+            }
+            table.next += 1
+            table.entries[table.next] = Entry(user: user, openedNS: now, close: close)
+            table.total += 1
+            table.byUser[user, default: 0] += 1
+            return (.admitted(table.next, evicted: victim != nil), evicted)
+        }
+        evicted?()
+        return admission
+    }
+
+    /// The connection that gives way first in `user`'s scope (all when nil), if any may.
+    private static func idlest(_ table: Table, now: UInt64, minimumIdleNS: UInt64, user: UInt32?) -> ID? {
+        // Never-called connections first (rank 0), then by how long ago they last sent a call.
+        var best: (id: ID, rank: Int, since: UInt64)?
+        for (id, entry) in table.entries where !entry.watching && (user == nil || entry.user == user) {
+            let since = entry.lastCallNS ?? entry.openedNS
+            guard now >= since + minimumIdleNS else { continue }
+            let rank = entry.lastCallNS == nil ? 0 : 1
+            if let current = best, (current.rank, current.since) <= (rank, since) { continue }
+            best = (id, rank, since)
+        }
+        return best?.id
+    }
+
+    private static func release(_ user: UInt32, in table: inout Table) {
+        table.total -= 1
+        table.byUser[user]! -= 1
+        if table.byUser[user] == 0 { table.byUser[user] = nil }
+    }
+
+    /// The connection sent a call: it is not idle.
+    public func called(_ id: ID) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        table.withLock { $0.entries[id]?.lastCallNS = now }
+    }
+
+    /// The connection listens for events: it never gives way.
+    public func watching(_ id: ID) {
+        table.withLock { $0.entries[id]?.watching = true }
+    }
+
+    /// The connection closed (a no-op for one that gave way, already released).
+    public func leave(_ id: ID) {
+        table.withLock { table in
+            guard let entry = table.entries.removeValue(forKey: id) else { return }
+            Self.release(entry.user, in: &table)
         }
     }
 
-    public func leave(user: UInt32) {
-        open.withLock { counts in
-            counts.total -= 1
-            counts.byUser[user]! -= 1
-            if counts.byUser[user] == 0 { counts.byUser[user] = nil }
-        }
-    }
-
-    public var current: Int { open.withLock { $0.total } }
+    public var current: Int { table.withLock { $0.total } }
 }
 
 /// What a scheduler reports after running a plan.

@@ -108,7 +108,10 @@ public enum PlannerInterface {
     # reports), the peer reports faster than the policy's reporting.max_reports_per_second (dropped and
     # counted; send it again later), or the store could not be written (reason says why). cut says the run
     # was stopped at its deadline: its latency is judged at the lengths streamed by then, which only bound the
-    # true ones from below, so they teach no output length.
+    # true ones from below, so they teach no output length. A run that could not have happened (faster than
+    # the memory bandwidth allows or 4 times the prediction, or slower than 20 times it: lengths and latency
+    # disagree) is stored and counted but teaches nothing. warnings names what was set aside and why: such a
+    # latency, or a startedAt outside the plan's window or the last day (then no energy is attributed).
     method Report(
       requestId: string,
       model: ?string,
@@ -124,7 +127,8 @@ public enum PlannerInterface {
       startedAt: ?float,
       correct: ?bool,
       cut: ?bool
-    ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string)
+    ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string,
+      warnings: ?[]string)
 
     # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;
     # learning: posteriors per task class and model-and-mode group, refused outcomes, ignored peers.

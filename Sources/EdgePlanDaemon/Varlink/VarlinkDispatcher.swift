@@ -247,7 +247,16 @@ public struct VarlinkDispatcher: Sendable {
         } else {
             correct = nil
         }
-        let startedAt = try optionalDouble(parameters, "startedAt")
+        // What the daemon doubted in the report and set aside, each naming its field.
+        var warnings: [String] = []
+        var startedAt = try optionalDouble(parameters, "startedAt")
+        if let started = startedAt,
+           let problem = Plausibility.startProblem(startedAt: started, latencyS: latencyMs / 1000, now: Date().timeIntervalSince1970,
+                                                   plannedAt: remembered.flatMap { $0.plannedAtS > 0 ? Double($0.plannedAtS) : nil }) {
+            // Ignored rather than refused: the rest of the report still holds, the rails attribute nothing to it.
+            warnings.append("startedAt ignored, no energy attributed: \(problem)")
+            startedAt = nil
+        }
         var cut = false
         if let value = parameters["cut"], !value.isNull {
             guard let flag = value.boolValue else { throw VarlinkError.invalidParameter("cut") }
@@ -255,6 +264,7 @@ public struct VarlinkDispatcher: Sendable {
         }
         var predicted: Double?
         var attributed: Double?
+        var implausible: String?
         var queued = true
         if let output {
             let outcome = OutcomeReport(
@@ -262,7 +272,12 @@ public struct VarlinkDispatcher: Sendable {
                 mode: mode, tokenBudget: budget, parallel: parallel, inputTokens: input, outputTokens: output,
                 latencyS: latencyMs / 1000, energyJ: energy, startedAt: startedAt, correct: correct,
                 sampleOutputTokens: samples, peer: peer)
-            predicted = try service.report(outcome)
+            let judged = try service.report(outcome)
+            predicted = judged.predictedS
+            if let problem = judged.implausible {
+                implausible = problem
+                warnings.append("latencyMs implausible, judged by no fit and learned from not at all: \(problem)")
+            }
             if let watchdog {
                 let stored = deferred.expect()
                 let recorded = watchdog.record(outcome, done: stored, attributed: { deferred.setAttributedEnergy($0) })
@@ -278,7 +293,11 @@ public struct VarlinkDispatcher: Sendable {
         var learning: String
         // A cut run's lengths only bound the true ones from below: they teach no length (the latency used them).
         if cut { samples = [] }
-        if correct == nil && (samples.isEmpty && (parallel > 1 || remembered == nil || cut)) {
+        if let implausible {
+            // A run that could not have happened teaches neither lengths nor accuracy (and may be sent again, corrected).
+            learning = "refused: \(Learner.Refusal.implausibleLatency.rawValue): \(implausible)"
+            if remembered != nil { service.countRefusedOutcome(.implausibleLatency) }
+        } else if correct == nil && (samples.isEmpty && (parallel > 1 || remembered == nil || cut)) {
             learning = "nothing to learn"
         } else if let remembered {
             if service.memory.markReported(requestID) {
@@ -320,7 +339,7 @@ public struct VarlinkDispatcher: Sendable {
             "accepted": .bool(queued), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
             "latencyErrorPct": predicted.map { .number((latencyMs / 1000 - $0) / $0 * 100) } ?? .null,
             "attributedEnergyJ": attributed.map(JSONValue.number) ?? .null,
-            "learning": .string(learning),
+            "learning": .string(learning), "warnings": warnings.isEmpty ? .null : .array(warnings.map(JSONValue.string)),
         ])
     }
 

@@ -50,13 +50,18 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
         var first = 0
     }
 
-    init(dispatcher: VarlinkDispatcher, peer: PeerIdentity) {
+    /// The connection's place in the service's table.
+    let connection: ConnectionCount.ID
+
+    init(dispatcher: VarlinkDispatcher, peer: PeerIdentity, connection: ConnectionCount.ID) {
         self.dispatcher = dispatcher
         self.peer = peer
+        self.connection = connection
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        dispatcher.service.connections.called(connection)
         let response = frame.readableBytesView.withContiguousStorageIfAvailable { dispatcher.respond($0, peer: peer) }
             ?? dispatcher.respond(Array(frame.readableBytesView), peer: peer)
         switch response {
@@ -117,6 +122,7 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     /// take more, events are dropped and the next reply counts them.
     private func watch(_ kinds: Set<EventStream.Kind>, context: ChannelHandlerContext) {
         watching.store(true, ordering: .relaxed)
+        dispatcher.service.connections.watching(connection)
         let channel = context.channel
         let backlog = self.backlog
         let subscriber = EventStream.Subscriber(kinds: kinds) { event in
@@ -166,9 +172,11 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
         // Stopping: every call already read has its reply written (calls are answered as they are read);
         // close once those replies have left, so no client loses an answer it was owed.
         if event is ChannelShouldQuiesceEvent {
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
-                context.close(promise: nil)
+            let channel = context.channel
+            channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            // Closed through the channel (which is Sendable), on its own loop when the write completes.
+            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                channel.close(promise: nil)
             }
             return
         }
@@ -233,8 +241,9 @@ final class TooManyConnectionsHandler: ChannelInboundHandler, Sendable {
 
     private func refuse(_ context: ChannelHandlerContext) {
         let reply = VarlinkError("\(PlannerInterface.name).TooManyConnections", .fields(["limit": .int(limit)])).json
-        context.writeAndFlush(wrapOutboundOut(VarlinkConnectionHandler.frame(reply, allocator: context.channel.allocator))).whenComplete { _ in
-            context.close(promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(VarlinkConnectionHandler.frame(reply, allocator: channel.allocator))).whenComplete { _ in
+            channel.close(promise: nil)
         }
     }
 }
@@ -268,13 +277,20 @@ public final class VarlinkServer: Sendable {
 
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
-    private let quiescing: ServerQuiescingHelper
+    /// Dropped before the event loops stop (see ``quiesce(timeout:)``).
+    private let quiescing: Mutex<ServerQuiescingHelper?>
     private let drained = Mutex<EventLoopFuture<Void>?>(nil)
+    /// The socket file this server bound (path and inode), removed when it stops; a socket-activated one is systemd's.
+    private let ownSocket: (path: String, inode: UInt)?
 
     public init(endpoint: Endpoint, dispatcher: VarlinkDispatcher, threads: Int = System.coreCount, limits: Limits = Limits()) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         do {
-            (channel, quiescing) = try Self.listen(endpoint, group: group, dispatcher: dispatcher, limits: limits)
+            let (channel, helper) = try Self.listen(endpoint, group: group, dispatcher: dispatcher, limits: limits)
+            self.channel = channel
+            quiescing = Mutex(helper)
+            var status = stat()
+            if case let .path(path) = endpoint, lstat(path, &status) == 0 { ownSocket = (path, UInt(status.st_ino)) } else { ownSocket = nil }
         } catch {
             // The quiescing helper of a failed listen is gone by now; it needed the event loops to go.
             try? group.syncShutdownGracefully()
@@ -294,21 +310,28 @@ public final class VarlinkServer: Sendable {
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                    // Out of descriptors (EMFILE, ENFILE), accept waits a moment instead of failing again at once.
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(100) })
                 }
             }
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: limits.writeHighWaterBytes / 4, high: limits.writeHighWaterBytes))
             .childChannelInitializer { channel in
                 peerIdentity(channel).flatMapThrowing { peer in
-                    if let limit = open.enter(user: peer.uid, limit: limits.maxConnections, perUser: limits.maxConnectionsPerUser) {
+                    let admission = open.enter(user: peer.uid, limit: limits.maxConnections, perUser: limits.maxConnectionsPerUser) {
+                        channel.close(promise: nil)
+                    }
+                    switch admission {
+                    case let .refused(limit):
                         dispatcher.service.countRejectedConnection()
                         try channel.pipeline.syncOperations.addHandler(TooManyConnectionsHandler(limit: limit))
-                        return
+                    case let .admitted(id, evicted):
+                        if evicted { dispatcher.service.countIdleClose() }
+                        channel.closeFuture.whenComplete { _ in open.leave(id) }
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000))))
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer, connection: id))
                     }
-                    channel.closeFuture.whenComplete { _ in open.leave(user: peer.uid) }
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000))))
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer))
                 }
             }
         switch endpoint {
@@ -376,7 +399,9 @@ public final class VarlinkServer: Sendable {
             drained = promise.futureResult
             return promise
         }
-        if let promise { quiescing.initiateShutdown(promise: promise) }
+        if let promise {
+            if let helper = quiescing.withLock({ $0 }) { helper.initiateShutdown(promise: promise) } else { promise.succeed() }
+        }
     }
 
     /// Quiesces, waits for the connections to close, and stops the event loops. Connections still open after
@@ -390,7 +415,12 @@ public final class VarlinkServer: Sendable {
             await race.next()
             race.cancelAll()
         }
+        // The helper's deinit resolves a promise on the loops: it must go while they still run.
+        quiescing.withLock { $0 = nil }
         try? await group.shutdownGracefully()
+        // Only if it is still ours: a daemon started on the same path since then keeps its socket.
+        var status = stat()
+        if let ownSocket, lstat(ownSocket.path, &status) == 0, UInt(status.st_ino) == ownSocket.inode { unlink(ownSocket.path) }
     }
 
     /// Returns when the listener closes, by quiescing or because it failed.

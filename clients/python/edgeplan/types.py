@@ -76,8 +76,10 @@ class ReportResult:
     attributed_energy_j: Optional[float] = None
     # Why a report was not accepted when the store could not be written; accepted means stored.
     reason: Optional[str] = None
+    # What the daemon set aside from the report and why (an impossible latency, a start time outside the plan's window).
+    warnings: List[str] = field(default_factory=list)
 
     @classmethod
     def from_wire(cls, r: Dict[str, Any]) -> "ReportResult":
         return cls(r["accepted"], r.get("learning", ""), r.get("predictedLatencyMs"), r.get("latencyErrorPct"), r.get("attributedEnergyJ"),
-                   r.get("reason"))
+                   r.get("reason"), list(r.get("warnings") or []))
