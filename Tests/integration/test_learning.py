@@ -145,7 +145,7 @@ def test_reports_teach_only_remembered_plans_once(daemon):
         again = planner.Report(requestId=plan["requestId"], latencyMs=plan["predicted"]["latencyMs"], correct=False)
         assert again["learning"] == "already reported"
         stranger = planner.Report(requestId="never-planned", model=plan["model"], quantization=plan["quantization"], mode=plan["mode"],
-                                  parallel=1, inputTokens=256, outputTokens=100, latencyMs=1000.0, correct=False)
+                                  parallel=1, inputTokens=256, outputTokens=100, latencyMs=20000.0, correct=False)
         assert stranger["learning"].startswith("unknown request id")
         with pytest.raises(varlink.VarlinkError) as error:
             planner.Report(requestId="never-planned-either", latencyMs=1000.0, correct=False)
@@ -186,8 +186,10 @@ def run_reports(daemon, count, seed):
     with daemon.planner() as planner:
         for index in range(count):
             plan = planner.Plan(task="grasp-plan")["plan"]
-            reply = planner.Report(requestId=plan["requestId"], latencyMs=plan["predicted"]["latencyMs"], outputTokens=150 + index % 50,
-                                   correct=rng.random() < 0.3)
+            # The latency the plan predicts, scaled to the reported length: a run that could have happened.
+            tokens = 150 + index % 50
+            latency = plan["predicted"]["latencyMs"] * tokens / max(1.0, plan["predicted"]["meanOutputTokens"])
+            reply = planner.Report(requestId=plan["requestId"], latencyMs=latency, outputTokens=tokens, correct=rng.random() < 0.3)
             assert reply["accepted"], reply
     return reply
 
