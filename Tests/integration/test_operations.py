@@ -85,7 +85,7 @@ def test_watch_streams_decisions_reports_and_reloads(daemon):
         decision = planner.Plan(task="mmlu-redux", requestId="watched-1")["plan"]
         with pytest.raises(varlink.VarlinkError):
             planner.Plan(task="mmlu-redux", deadlineMs=1.0)
-        planner.Report(requestId="watched-1", latencyMs=800.0, outputTokens=100, correct=True)
+        planner.Report(requestId="watched-1", latencyMs=9000.0, outputTokens=100, correct=True)
         planner.Reload()
         with open(daemon["policy"], "a") as handle:
             handle.write("  juggling:\n    deadline: soon\n")
