@@ -32,9 +32,18 @@ public struct AccuracyCollector: Sendable {
     public var tally: @Sendable ([AccuracySample]) -> AccuracyCollection
     public var now: @Sendable () -> Double
 
-    public init(client: EngineClient, header: AccuracySamplesFile.Header, questions: [TaskQuestion], grader: AnswerGrader,
-                promptPrefix: String, promptSuffix: String, temperature: Double, samplesPath: String,
-                tally: @escaping @Sendable ([AccuracySample]) -> AccuracyCollection, now: @escaping @Sendable () -> Double) {
+    public init(
+        client: EngineClient,
+        header: AccuracySamplesFile.Header,
+        questions: [TaskQuestion],
+        grader: AnswerGrader,
+        promptPrefix: String,
+        promptSuffix: String,
+        temperature: Double,
+        samplesPath: String,
+        tally: @escaping @Sendable ([AccuracySample]) -> AccuracyCollection,
+        now: @escaping @Sendable () -> Double
+    ) {
         self.client = client
         self.header = header
         self.questions = questions
@@ -68,7 +77,10 @@ public struct AccuracyCollector: Sendable {
         let existing = try AccuracySamplesFile.read(file.wholeLines, file: samplesPath)
         if let found = existing.header {
             if let difference = found.difference(from: header) {
-                throw EdgePlanError.invalidFile("this samples file was collected with another design (\(difference)): give another -o", file: samplesPath)
+                throw EdgePlanError.invalidFile(
+                    "this samples file was collected with another design (\(difference)): give another -o",
+                    file: samplesPath
+                )
             }
         } else {
             try file.append(AccuracySamplesFile.headerLine(header))
@@ -83,9 +95,14 @@ public struct AccuracyCollector: Sendable {
         var stop = Stop.allQuestions
         for (index, question) in questions.enumerated() where !done.contains(question.id) {
             try Task.checkCancellation()
-            if let budget = timeBudgetS, now() - started >= budget { stop = .timeBudget; break }
+            if let budget = timeBudgetS, now() - started >= budget {
+                stop = .timeBudget
+                break
+            }
             // The tally resamples every vote cell: checked every tenth question, not after each (quadratic in a long run).
-            if let precision = precisionPoints, !samples.isEmpty, measured % 10 == 0, tally(samples).precise(within: precision) {
+            if let precision = precisionPoints, !samples.isEmpty, measured % 10 == 0,
+                tally(samples).precise(within: precision)
+            {
                 stop = .precision
                 break
             }
@@ -98,20 +115,38 @@ public struct AccuracyCollector: Sendable {
             measured += 1
             progress(index + 1, questions.count, question.id)
         }
-        if stop == .allQuestions, let precision = precisionPoints, tally(samples).precise(within: precision) { stop = .precision }
-        return Summary(samples: samples, measuredQuestions: measured, skippedQuestions: done.intersection(known).count,
-                       engineTimeS: engineTime, stop: stop, forcedRequests: forcedRequests)
+        if stop == .allQuestions, let precision = precisionPoints, tally(samples).precise(within: precision) {
+            stop = .precision
+        }
+        return Summary(
+            samples: samples,
+            measuredQuestions: measured,
+            skippedQuestions: done.intersection(known).count,
+            engineTimeS: engineTime,
+            stop: stop,
+            forcedRequests: forcedRequests
+        )
     }
 
     /// One question's K samples, each with its forced answers.
     func ask(_ question: TaskQuestion) async throws -> ([AccuracySample], Int) {
         let prompt = promptPrefix + question.renderedPrompt + promptSuffix
         let maxBudget = header.budgets.max() ?? 1
-        let completion = try await client.complete(.init(
-            prompt: .text(prompt), maxTokens: maxBudget, samples: header.samplesPerQuestion, temperature: temperature,
-            seed: abs(question.id.hashValue % 1_000_000)))
+        let completion = try await client.complete(
+            .init(
+                prompt: .text(prompt),
+                maxTokens: maxBudget,
+                samples: header.samplesPerQuestion,
+                temperature: temperature,
+                seed: abs(question.id.hashValue % 1_000_000)
+            )
+        )
         guard completion.samples.count == header.samplesPerQuestion else {
-            throw EngineError(.malformedStream, "\(client.endpoint) returned \(completion.samples.count) of \(header.samplesPerQuestion) samples", request: "question \(question.id)")
+            throw EngineError(
+                .malformedStream,
+                "\(client.endpoint) returned \(completion.samples.count) of \(header.samplesPerQuestion) samples",
+                request: "question \(question.id)"
+            )
         }
         var result: [AccuracySample] = []
         var forcedRequests = 0
@@ -126,28 +161,60 @@ public struct AccuracyCollector: Sendable {
                 forcedRequests += 1
             }
             let latency = sample.chunkTimesS.last ?? completion.totalS
-            result.append(AccuracySample(question: question.id, index: index, outputTokens: tokens, finished: finished, graded: graded,
-                                         forced: forced, latencyS: latency))
+            result.append(
+                AccuracySample(
+                    question: question.id,
+                    index: index,
+                    outputTokens: tokens,
+                    finished: finished,
+                    graded: graded,
+                    forced: forced,
+                    latencyS: latency
+                )
+            )
         }
         return (result, forcedRequests)
     }
 
     /// The answer after `thinking`, forced: the end tag and the cue, then a few tokens, restricted to the options when
     /// the collection is constrained.
-    func force(_ question: TaskQuestion, prompt: String, thinking: String, seed: Int) async throws -> AccuracySample.Forced {
+    func force(
+        _ question: TaskQuestion,
+        prompt: String,
+        thinking: String,
+        seed: Int
+    ) async throws -> AccuracySample.Forced {
         var extra: [(String, JSONValue)] = []
         if header.constrained {
-            guard let fields = client.capabilities.choiceFields(question.letters.isEmpty ? ["A", "B", "C", "D"] : question.letters) else {
-                throw EngineError(.unsupported, "\(client.capabilities.kind.rawValue) cannot restrict an answer to given choices", request: "question \(question.id)")
+            guard
+                let fields = client.capabilities.choiceFields(
+                    question.letters.isEmpty ? ["A", "B", "C", "D"] : question.letters
+                )
+            else {
+                throw EngineError(
+                    .unsupported,
+                    "\(client.capabilities.kind.rawValue) cannot restrict an answer to given choices",
+                    request: "question \(question.id)"
+                )
             }
             extra = fields
         }
         let cap = header.constrained ? 1 : 32
-        let completion = try await client.complete(.init(
-            prompt: .text(prompt + thinking + thinkEnd + answerCue), maxTokens: cap, samples: 1, temperature: temperature,
-            seed: seed, extra: extra))
+        let completion = try await client.complete(
+            .init(
+                prompt: .text(prompt + thinking + thinkEnd + answerCue),
+                maxTokens: cap,
+                samples: 1,
+                temperature: temperature,
+                seed: seed,
+                extra: extra
+            )
+        )
         let sample = completion.samples.first ?? EngineClient.Sample()
-        return AccuracySample.Forced(graded: try await grade(sample.text, question: question), answerTokens: max(sample.outputTokens, 1))
+        return AccuracySample.Forced(
+            graded: try await grade(sample.text, question: question),
+            answerTokens: max(sample.outputTokens, 1)
+        )
     }
 
     func grade(_ output: String, question: TaskQuestion) async throws -> GradedAnswer {
@@ -157,7 +224,8 @@ public struct AccuracyCollector: Sendable {
     }
 
     /// Runs an external grader: JSON on its standard input, the answer on its first output line, 0 right, 1 wrong.
-    public static func runGrader(_ command: String, output: String, question: TaskQuestion) async throws -> GradedAnswer {
+    public static func runGrader(_ command: String, output: String, question: TaskQuestion) async throws -> GradedAnswer
+    {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 let process = Process()
@@ -170,22 +238,39 @@ public struct AccuracyCollector: Sendable {
                 process.standardError = FileHandle.standardError
                 do {
                     try process.run()
-                    let request = JSONValue.fields(["id": .string(question.id), "output": .string(output), "answer": .string(question.answer)])
+                    let request = JSONValue.fields([
+                        "id": .string(question.id), "output": .string(output), "answer": .string(question.answer),
+                    ])
                     input.fileHandleForWriting.write(Data(request.utf8() + [0x0A]))
                     try input.fileHandleForWriting.close()
                     let printed = stdout.fileHandleForReading.readDataToEndOfFile()
                     process.waitUntilExit()
-                    let answer = String(decoding: printed, as: UTF8.self).split(separator: "\n").first.map { String($0).trimmed }
+                    let answer = String(decoding: printed, as: UTF8.self).split(separator: "\n").first.map {
+                        String($0).trimmed
+                    }
                     switch process.terminationStatus {
                     case 0, 1:
-                        continuation.resume(returning: GradedAnswer(answer: answer.flatMap { $0.isEmpty ? nil : $0 }, correct: process.terminationStatus == 0))
+                        continuation.resume(
+                            returning: GradedAnswer(
+                                answer: answer.flatMap { $0.isEmpty ? nil : $0 },
+                                correct: process.terminationStatus == 0
+                            )
+                        )
                     default:
-                        continuation.resume(throwing: EdgePlanError.invalidInput(
-                            "the grader command exited \(process.terminationStatus) on question \(question.id): it must exit 0 (right) or 1 (wrong)",
-                            field: "--grader"))
+                        continuation.resume(
+                            throwing: EdgePlanError.invalidInput(
+                                "the grader command exited \(process.terminationStatus) on question \(question.id): it must exit 0 (right) or 1 (wrong)",
+                                field: "--grader"
+                            )
+                        )
                     }
                 } catch {
-                    continuation.resume(throwing: EdgePlanError.invalidInput("the grader command does not run: \(error)", field: "--grader"))
+                    continuation.resume(
+                        throwing: EdgePlanError.invalidInput(
+                            "the grader command does not run: \(error)",
+                            field: "--grader"
+                        )
+                    )
                 }
             }
         }
@@ -201,7 +286,9 @@ extension EngineClient {
         var request = HTTPClientRequest(url: endpoint.url(path: path))
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        let body = JSONValue.fields(["messages": .array([.fields(["role": .string("user"), "content": .string(sentinel)])])])
+        let body = JSONValue.fields([
+            "messages": .array([.fields(["role": .string("user"), "content": .string(sentinel)])])
+        ])
         request.body = .bytes(ByteBuffer(bytes: body.utf8()))
         let response: HTTPClientResponse
         let bytes: ByteBuffer
@@ -211,9 +298,15 @@ extension EngineClient {
         } catch {
             throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: "POST \(path)")
         }
-        guard response.status == .ok, let value = try? JSONValue.parse(Array(buffer: bytes)), let prompt = value["prompt"]?.stringValue,
-              let range = prompt.range(of: sentinel) else {
-            throw EngineError(.malformedStream, "\(endpoint) rendered no template: \(String(buffer: bytes).prefix(200))", request: "POST \(path)")
+        guard response.status == .ok, let value = try? JSONValue.parse(Array(buffer: bytes)),
+            let prompt = value["prompt"]?.stringValue,
+            let range = prompt.range(of: sentinel)
+        else {
+            throw EngineError(
+                .malformedStream,
+                "\(endpoint) rendered no template: \(String(buffer: bytes).prefix(200))",
+                request: "POST \(path)"
+            )
         }
         return (String(prompt[..<range.lowerBound]), String(prompt[range.upperBound...]))
     }

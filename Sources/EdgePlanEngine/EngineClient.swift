@@ -41,8 +41,16 @@ public struct EngineClient: Sendable {
         /// Fields added as they are (a grammar, a thinking budget).
         public var extra: [(String, JSONValue)]
 
-        public init(prompt: Prompt, maxTokens: Int, samples: Int = 1, temperature: Double = 0, seed: Int? = nil,
-                    fixedLength: Bool = false, freshPrompt: Bool = false, extra: [(String, JSONValue)] = []) {
+        public init(
+            prompt: Prompt,
+            maxTokens: Int,
+            samples: Int = 1,
+            temperature: Double = 0,
+            seed: Int? = nil,
+            fixedLength: Bool = false,
+            freshPrompt: Bool = false,
+            extra: [(String, JSONValue)] = []
+        ) {
             self.prompt = prompt
             self.maxTokens = maxTokens
             self.samples = samples
@@ -54,10 +62,11 @@ public struct EngineClient: Sendable {
         }
 
         var summary: String {
-            let prompt = switch self.prompt {
-            case let .tokens(ids): "\(ids.count) prompt tokens"
-            case let .text(text): "a \(text.utf8.count)-byte prompt"
-            }
+            let prompt =
+                switch self.prompt {
+                case let .tokens(ids): "\(ids.count) prompt tokens"
+                case let .text(text): "a \(text.utf8.count)-byte prompt"
+                }
             return "\(prompt), max_tokens \(maxTokens), \(samples) sample\(samples == 1 ? "" : "s")"
         }
     }
@@ -71,7 +80,9 @@ public struct EngineClient: Sendable {
         public var cachedTokens: Int
 
         init?(_ value: JSONValue?) {
-            guard let value, let promptMS = value["prompt_ms"]?.doubleValue, let predictedMS = value["predicted_ms"]?.doubleValue else { return nil }
+            guard let value, let promptMS = value["prompt_ms"]?.doubleValue,
+                let predictedMS = value["predicted_ms"]?.doubleValue
+            else { return nil }
             promptTokens = value["prompt_n"]?.intValue ?? 0
             self.promptMS = promptMS
             predictedTokens = value["predicted_n"]?.intValue ?? 0
@@ -151,18 +162,29 @@ public struct EngineClient: Sendable {
         switch request.prompt {
         case let .tokens(ids):
             guard capabilities.tokenIDPrompts else {
-                throw EngineError(.unsupported, "\(capabilities.kind.rawValue) takes no token-id prompts", request: request.summary)
+                throw EngineError(
+                    .unsupported,
+                    "\(capabilities.kind.rawValue) takes no token-id prompts",
+                    request: request.summary
+                )
             }
             fields.append(("prompt", .array(ids.map { .int($0) })))
         case let .text(text):
             fields.append(("prompt", .string(text)))
         }
-        fields += [(capabilities.maxTokensField, .int(request.maxTokens)), ("stream", .bool(true)), ("temperature", .number(request.temperature))]
+        fields += [
+            (capabilities.maxTokensField, .int(request.maxTokens)), ("stream", .bool(true)),
+            ("temperature", .number(request.temperature)),
+        ]
         if n > 1 { fields.append(("n", .int(n))) }
         if let seed = request.seed { fields.append(("seed", .int(seed))) }
         if request.fixedLength {
             guard let fixed = capabilities.fixedLengthFields(request.maxTokens) else {
-                throw EngineError(.unsupported, "\(capabilities.kind.rawValue) cannot be told to ignore the end of sequence", request: request.summary)
+                throw EngineError(
+                    .unsupported,
+                    "\(capabilities.kind.rawValue) cannot be told to ignore the end of sequence",
+                    request: request.summary
+                )
             }
             fields += fixed
         }
@@ -174,20 +196,32 @@ public struct EngineClient: Sendable {
     }
 
     private func stream(_ request: Request, n: Int, timeout: Duration) async throws -> Completion {
-        try await stream(path: "/v1/completions", body: try body(request, n: n), summary: request.summary, n: n,
-                         maxTokens: request.maxTokens, timeout: timeout)
+        try await stream(
+            path: "/v1/completions",
+            body: try body(request, n: n),
+            summary: request.summary,
+            n: n,
+            maxTokens: request.maxTokens,
+            timeout: timeout
+        )
     }
 
     /// Runs a chat request body as it is (a plan's `request.body`, its prompt filled in), streamed: k samples through
     /// its `n`, or `requests` concurrent copies of it. Cancelling the calling task closes the connections, which makes
     /// llama-server stop generating.
-    public func chat(_ body: JSONValue, requests: Int = 1, deadline: Duration? = nil, timeout: Duration = .seconds(600)) async throws -> Completion {
+    public func chat(
+        _ body: JSONValue,
+        requests: Int = 1,
+        deadline: Duration? = nil,
+        timeout: Duration = .seconds(600)
+    ) async throws -> Completion {
         var fields: [(String, JSONValue)] = []
         if case let .object(pairs) = body { fields = pairs.filter { $0.0 != "stream" && $0.0 != "stream_options" } }
         fields += [("stream", .bool(true)), ("stream_options", .fields(["include_usage": .bool(true)]))]
         let n = body["n"]?.intValue ?? 1
         let maxTokens = body[capabilities.maxTokensField]?.intValue ?? Int.max
-        let summary = "chat, max_tokens \(maxTokens), \(n) sample\(n == 1 ? "" : "s")\(requests > 1 ? " x \(requests) requests" : "")"
+        let summary =
+            "chat, max_tokens \(maxTokens), \(n) sample\(n == 1 ? "" : "s")\(requests > 1 ? " x \(requests) requests" : "")"
         let bytes = JSONValue.object(fields).utf8()
         enum Outcome: Sendable {
             case completed(Completion)
@@ -198,8 +232,17 @@ public struct EngineClient: Sendable {
         return try await withThrowingTaskGroup(of: Outcome.self) { group in
             for _ in 0..<max(1, requests) {
                 group.addTask {
-                    .completed(try await stream(path: "/v1/chat/completions", body: bytes, summary: summary, n: n, maxTokens: maxTokens,
-                                                timeout: timeout, partialOnCancel: deadline != nil))
+                    .completed(
+                        try await stream(
+                            path: "/v1/chat/completions",
+                            body: bytes,
+                            summary: summary,
+                            n: n,
+                            maxTokens: maxTokens,
+                            timeout: timeout,
+                            partialOnCancel: deadline != nil
+                        )
+                    )
                 }
             }
             if let deadline {
@@ -224,8 +267,15 @@ public struct EngineClient: Sendable {
         }
     }
 
-    private func stream(path: String, body: [UInt8], summary: String, n: Int, maxTokens: Int, timeout: Duration,
-                        partialOnCancel: Bool = false) async throws -> Completion {
+    private func stream(
+        path: String,
+        body: [UInt8],
+        summary: String,
+        n: Int,
+        maxTokens: Int,
+        timeout: Duration,
+        partialOnCancel: Bool = false
+    ) async throws -> Completion {
         var http = HTTPClientRequest(url: endpoint.url(path: path))
         http.method = .POST
         http.headers.add(name: "Content-Type", value: "application/json")
@@ -237,7 +287,13 @@ public struct EngineClient: Sendable {
             let elapsed = instant - sent
             return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         }
-        var completion = Completion(samples: Array(repeating: Sample(), count: n), headS: 0, totalS: 0, burstChunks: 0, chunks: 0)
+        var completion = Completion(
+            samples: Array(repeating: Sample(), count: n),
+            headS: 0,
+            totalS: 0,
+            burstChunks: 0,
+            chunks: 0
+        )
         func cutShort() -> Completion {
             completion.cut = true
             completion.totalS = seconds(clock.now)
@@ -248,7 +304,10 @@ public struct EngineClient: Sendable {
         // ran on the engine, so the retry measures nothing twice.
         for attempt in 0..<3 where response == nil {
             do {
-                response = try await self.http.execute(http, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+                response = try await self.http.execute(
+                    http,
+                    timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+                )
             } catch let error as HTTPClientError where error == .remoteConnectionClosed && attempt < 2 {
                 continue
             } catch let error as ChannelError where error == .ioOnClosedChannel && attempt < 2 {
@@ -259,11 +318,17 @@ public struct EngineClient: Sendable {
                 throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: summary)
             }
         }
-        guard let response else { throw EngineError(.unreachable, "\(endpoint) closed every connection", request: summary) }
+        guard let response else {
+            throw EngineError(.unreachable, "\(endpoint) closed every connection", request: summary)
+        }
         let headS = seconds(clock.now)
         guard response.status == .ok else {
             let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
-            throw EngineError(.httpStatus, "\(endpoint) answered HTTP \(response.status.code): \(body.prefix(400))", request: summary)
+            throw EngineError(
+                .httpStatus,
+                "\(endpoint) answered HTTP \(response.status.code): \(body.prefix(400))",
+                request: summary
+            )
         }
         var events = ServerSentEvents()
         completion.headS = headS
@@ -273,25 +338,38 @@ public struct EngineClient: Sendable {
             if payload == Array("[DONE]".utf8) { return }
             let event: JSONValue
             do { event = try JSONValue.parse(payload) } catch {
-                throw EngineError(.malformedStream, "\(endpoint) streamed a line that is not JSON: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: summary)
+                throw EngineError(
+                    .malformedStream,
+                    "\(endpoint) streamed a line that is not JSON: \(String(decoding: payload.prefix(200), as: UTF8.self))",
+                    request: summary
+                )
             }
             if let message = event["error"]?["message"]?.stringValue ?? event["error"]?.stringValue {
                 throw EngineError(.httpStatus, "\(endpoint) reported an error mid-stream: \(message)", request: summary)
             }
             if let usage = event["usage"], usage != .null {
                 completion.promptTokens = usage["prompt_tokens"]?.intValue ?? completion.promptTokens
-                completion.usageCompletionTokens = usage["completion_tokens"]?.intValue ?? completion.usageCompletionTokens
+                completion.usageCompletionTokens =
+                    usage["completion_tokens"]?.intValue ?? completion.usageCompletionTokens
             }
             guard case let .array(choices)? = event["choices"] else {
                 if event["usage"] == nil && event["timings"] == nil {
-                    throw EngineError(.malformedStream, "\(endpoint) streamed an event without choices: \(String(decoding: payload.prefix(200), as: UTF8.self))", request: summary)
+                    throw EngineError(
+                        .malformedStream,
+                        "\(endpoint) streamed an event without choices: \(String(decoding: payload.prefix(200), as: UTF8.self))",
+                        request: summary
+                    )
                 }
                 return
             }
             for choice in choices {
                 let index = choice["index"]?.intValue ?? 0
                 guard completion.samples.indices.contains(index) else {
-                    throw EngineError(.malformedStream, "\(endpoint) streamed choice \(index) of a request for \(n)", request: summary)
+                    throw EngineError(
+                        .malformedStream,
+                        "\(endpoint) streamed choice \(index) of a request for \(n)",
+                        request: summary
+                    )
                 }
                 let text = choice["text"]?.stringValue ?? choice["delta"]?["content"]?.stringValue ?? ""
                 if !text.isEmpty || choice["finish_reason"] == nil || choice["finish_reason"] == .null {
@@ -305,7 +383,10 @@ public struct EngineClient: Sendable {
                 if let reason = choice["finish_reason"]?.stringValue { completion.samples[index].finishReason = reason }
             }
             if let timings = Timings(event["timings"]) {
-                let index: Int = if case let .array(choices)? = event["choices"], let first = choices.first { first["index"]?.intValue ?? 0 } else { 0 }
+                let index: Int =
+                    if case let .array(choices)? = event["choices"], let first = choices.first {
+                        first["index"]?.intValue ?? 0
+                    } else { 0 }
                 if completion.samples.indices.contains(index) { completion.samples[index].timings = timings }
             }
         }
@@ -316,7 +397,7 @@ public struct EngineClient: Sendable {
             }
         } catch let error as EngineError {
             throw error
-        } catch where partialOnCancel && Task.isCancelled {
+        } catch  where partialOnCancel && Task.isCancelled {
             return cutShort()
         } catch is CancellationError {
             throw CancellationError()
@@ -328,7 +409,11 @@ public struct EngineClient: Sendable {
         completion.totalS = seconds(clock.now)
         // The streamed chunk of a special token carries no text; the engine's count is the one to trust.
         for sample in completion.samples where sample.outputTokens > maxTokens {
-            throw EngineError(.ignoredMaxTokens, "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(maxTokens)", request: summary)
+            throw EngineError(
+                .ignoredMaxTokens,
+                "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(maxTokens)",
+                request: summary
+            )
         }
         return completion
     }
@@ -339,7 +424,10 @@ public struct EngineClient: Sendable {
         var request = HTTPClientRequest(url: endpoint.url(path: "/v1/models"))
         request.method = .GET
         do {
-            let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000))
+            let response = try await http.execute(
+                request,
+                timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+            )
             _ = try await response.body.collect(upTo: 16 << 20)
         } catch {
             throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: "GET /v1/models")
@@ -355,7 +443,9 @@ public struct EngineClient: Sendable {
             do {
                 let response = try await http.execute(request, timeout: .seconds(30))
                 let body = try await response.body.collect(upTo: 16 << 20)
-                if response.status == .ok, let value = try? JSONValue.parse(Array(buffer: body)) { fields.append((path, value)) }
+                if response.status == .ok, let value = try? JSONValue.parse(Array(buffer: body)) {
+                    fields.append((path, value))
+                }
             } catch {
                 throw EngineError(.unreachable, "\(endpoint) does not answer: \(error)", request: "GET \(path)")
             }

@@ -13,7 +13,12 @@ public struct EngineEndpoint: Sendable, Equatable, CustomStringConvertible {
     public init(_ text: String) throws {
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst("unix:".count))
-            guard path.hasPrefix("/") else { throw EdgePlanError.invalidInput("a Unix socket engine needs an absolute path: unix:/path/to/socket", field: "engine") }
+            guard path.hasPrefix("/") else {
+                throw EdgePlanError.invalidInput(
+                    "a Unix socket engine needs an absolute path: unix:/path/to/socket",
+                    field: "engine"
+                )
+            }
             address = .unix(path)
         } else if text.hasPrefix("http://") || text.hasPrefix("https://") {
             var base = text
@@ -21,7 +26,10 @@ public struct EngineEndpoint: Sendable, Equatable, CustomStringConvertible {
             if base.hasSuffix("/v1") { base.removeLast(3) }
             address = .http(base)
         } else {
-            throw EdgePlanError.invalidInput("engine '\(text)' is neither http://HOST:PORT nor unix:/PATH", field: "engine")
+            throw EdgePlanError.invalidInput(
+                "engine '\(text)' is neither http://HOST:PORT nor unix:/PATH",
+                field: "engine"
+            )
         }
     }
 
@@ -33,7 +41,8 @@ public struct EngineEndpoint: Sendable, Equatable, CustomStringConvertible {
         case let .unix(socket):
             let encoded = socket.utf8.map { byte -> String in
                 let scalar = Unicode.Scalar(byte)
-                return (scalar.properties.isAlphabetic && byte < 128) || (0x30...0x39).contains(byte) || byte == 0x2D || byte == 0x2E || byte == 0x5F
+                return (scalar.properties.isAlphabetic && byte < 128) || (0x30...0x39).contains(byte) || byte == 0x2D
+                    || byte == 0x2E || byte == 0x5F
                     ? String(scalar) : "%" + String(byte, radix: 16, uppercase: true).leftPadded(2)
             }.joined()
             return "http+unix://\(encoded)\(path)"
@@ -48,6 +57,6 @@ public struct EngineEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-private extension String {
-    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -27,9 +27,16 @@ public struct ProfileCollector: Sendable {
     /// The vocabulary prompts are drawn from (token ids), kept clear of control tokens.
     public var promptTokenRange: Range<Int>
 
-    public init(client: EngineClient, design: SweepDesign, context: CollectedTrace.Context, architecture: CollectedTrace.Architecture,
-                tracePath: String, promptTokenRange: Range<Int>, energy: @escaping @Sendable (Double, Double) -> Double?,
-                now: @escaping @Sendable () -> Double) {
+    public init(
+        client: EngineClient,
+        design: SweepDesign,
+        context: CollectedTrace.Context,
+        architecture: CollectedTrace.Architecture,
+        tracePath: String,
+        promptTokenRange: Range<Int>,
+        energy: @escaping @Sendable (Double, Double) -> Double?,
+        now: @escaping @Sendable () -> Double
+    ) {
         self.client = client
         self.design = design
         self.context = context
@@ -54,9 +61,16 @@ public struct ProfileCollector: Sendable {
         let trace = try TraceFile(path: tracePath)
         let existing = try CollectedTrace.progress(trace.wholeLines, file: tracePath)
         if let model = existing.model, model != context.model {
-            throw EdgePlanError.invalidFile("this trace measures \(model), not \(context.model): give another -o", file: tracePath)
+            throw EdgePlanError.invalidFile(
+                "this trace measures \(model), not \(context.model): give another -o",
+                file: tracePath
+            )
         }
-        if !existing.done.contains("model") { try trace.append(CollectedTrace.modelLine(architecture, context: context, time: Date().timeIntervalSince1970)) }
+        if !existing.done.contains("model") {
+            try trace.append(
+                CollectedTrace.modelLine(architecture, context: context, time: Date().timeIntervalSince1970)
+            )
+        }
         var warnings: [String] = []
         if !existing.done.contains("idle"), idleS > 0 {
             // The rails' first samples must be in before the window opens, or it is not covered.
@@ -66,7 +80,14 @@ public struct ProfileCollector: Sendable {
             let end = now()
             try await settle()
             if let joules = energy(start, end) {
-                try trace.append(CollectedTrace.idleLine(model: context.model, powerW: joules / (end - start), seconds: end - start, time: Date().timeIntervalSince1970))
+                try trace.append(
+                    CollectedTrace.idleLine(
+                        model: context.model,
+                        powerW: joules / (end - start),
+                        seconds: end - start,
+                        time: Date().timeIntervalSince1970
+                    )
+                )
             } else {
                 warnings.append("the rails did not cover the idle window: no idle power recorded")
             }
@@ -78,19 +99,38 @@ public struct ProfileCollector: Sendable {
         for (index, point) in remaining.enumerated() {
             try Task.checkCancellation()
             if let budget = timeBudgetS, now() - started >= budget {
-                return Summary(measured: measured, skipped: design.points.count - remaining.count, remaining: remaining.count - index,
-                               deviceTimeS: deviceTime, stoppedByBudget: true, warnings: warnings)
+                return Summary(
+                    measured: measured,
+                    skipped: design.points.count - remaining.count,
+                    remaining: remaining.count - index,
+                    deviceTimeS: deviceTime,
+                    stoppedByBudget: true,
+                    warnings: warnings
+                )
             }
             let pointStart = now()
             let (measurements, warning) = try await measure(point)
             deviceTime += now() - pointStart
             if let warning { warnings.append(warning) }
-            try trace.append(CollectedTrace.lines(point: point, measurements: measurements, context: context, time: Date().timeIntervalSince1970))
+            try trace.append(
+                CollectedTrace.lines(
+                    point: point,
+                    measurements: measurements,
+                    context: context,
+                    time: Date().timeIntervalSince1970
+                )
+            )
             measured += 1
             progress(design.points.count - remaining.count + index + 1, design.points.count, point.key)
         }
-        return Summary(measured: measured, skipped: design.points.count - remaining.count, remaining: 0, deviceTimeS: deviceTime,
-                       stoppedByBudget: false, warnings: warnings)
+        return Summary(
+            measured: measured,
+            skipped: design.points.count - remaining.count,
+            remaining: 0,
+            deviceTimeS: deviceTime,
+            stoppedByBudget: false,
+            warnings: warnings
+        )
     }
 
     func settle() async throws {
@@ -108,29 +148,72 @@ public struct ProfileCollector: Sendable {
         let seed = point.key + "\(Date().timeIntervalSince1970)"
         switch point.phase {
         case .warmup:
-            _ = try await client.complete(.init(prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: point.outputTokens, fixedLength: true, freshPrompt: true))
+            _ = try await client.complete(
+                .init(
+                    prompt: .tokens(prompt(point.inputTokens, seed: seed)),
+                    maxTokens: point.outputTokens,
+                    fixedLength: true,
+                    freshPrompt: true
+                )
+            )
             return ([], nil)
         case .prefill:
             let sent = now()
-            let completion = try await client.complete(.init(prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: 1, freshPrompt: true))
+            let completion = try await client.complete(
+                .init(prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: 1, freshPrompt: true)
+            )
             try await settle()
             guard let sample = completion.samples.first else { return ([], "\(point.key): no sample came back") }
             if let timings = sample.timings, timings.cachedTokens > 0 {
-                throw EngineError(.unsupported, "the engine served \(timings.cachedTokens) prompt tokens from its cache in a prefill measurement", request: point.key)
+                throw EngineError(
+                    .unsupported,
+                    "the engine served \(timings.cachedTokens) prompt tokens from its cache in a prefill measurement",
+                    request: point.key
+                )
             }
             let firstS = sample.chunkTimesS.first ?? completion.totalS
             let energyJ = energy(sent, sent + firstS)
             if let timings = sample.timings, timings.promptTokens > 0 {
-                return ([.init(phase: .prefill, inputTokens: timings.promptTokens, outputTokens: 0, batch: 1, latencyS: timings.promptMS / 1000,
-                               energyJ: energyJ.map { $0 * (timings.promptMS / 1000) / firstS }, timing: "engine")], nil)
+                return (
+                    [
+                        .init(
+                            phase: .prefill,
+                            inputTokens: timings.promptTokens,
+                            outputTokens: 0,
+                            batch: 1,
+                            latencyS: timings.promptMS / 1000,
+                            energyJ: energyJ.map { $0 * (timings.promptMS / 1000) / firstS },
+                            timing: "engine"
+                        )
+                    ], nil
+                )
             }
-            return ([.init(phase: .prefill, inputTokens: completion.promptTokens ?? point.inputTokens, outputTokens: 0, batch: 1,
-                           latencyS: firstS - completion.headS / 2, energyJ: energyJ, timing: "client")], nil)
+            return (
+                [
+                    .init(
+                        phase: .prefill,
+                        inputTokens: completion.promptTokens ?? point.inputTokens,
+                        outputTokens: 0,
+                        batch: 1,
+                        latencyS: firstS - completion.headS / 2,
+                        energyJ: energyJ,
+                        timing: "client"
+                    )
+                ], nil
+            )
         case .decode, .parallel:
             let sent = now()
-            let completion = try await client.complete(.init(
-                prompt: .tokens(prompt(point.inputTokens, seed: seed)), maxTokens: point.outputTokens, samples: point.parallel,
-                temperature: point.parallel > 1 ? 0.8 : 0, seed: 7, fixedLength: true, freshPrompt: true))
+            let completion = try await client.complete(
+                .init(
+                    prompt: .tokens(prompt(point.inputTokens, seed: seed)),
+                    maxTokens: point.outputTokens,
+                    samples: point.parallel,
+                    temperature: point.parallel > 1 ? 0.8 : 0,
+                    seed: 7,
+                    fixedLength: true,
+                    freshPrompt: true
+                )
+            )
             try await settle()
             let samples = completion.samples.filter { !$0.chunkTimesS.isEmpty }
             guard samples.count == point.parallel else {
@@ -143,25 +226,63 @@ public struct ProfileCollector: Sendable {
                 let last = samples.map { $0.chunkTimesS.last! }.max()!
                 let tokens = samples.map(\.outputTokens).min()!
                 guard tokens > 1, last > first else { return ([], "\(point.key): too few tokens to time") }
-                return ([.init(phase: .decode, inputTokens: input, outputTokens: tokens - 1, batch: point.parallel, latencyS: last - first,
-                               energyJ: energy(sent + first, sent + last), timing: "client")], nil)
+                return (
+                    [
+                        .init(
+                            phase: .decode,
+                            inputTokens: input,
+                            outputTokens: tokens - 1,
+                            batch: point.parallel,
+                            latencyS: last - first,
+                            energyJ: energy(sent + first, sent + last),
+                            timing: "client"
+                        )
+                    ], nil
+                )
             }
             let sample = samples[0]
             let times = sample.chunkTimesS
             if !completion.chunkTimesTrusted || times.count < 2 {
                 // A buffered stream: only the engine's own total is a measurement.
                 guard let timings = sample.timings, timings.predictedTokens > 1 else {
-                    return ([], "\(point.key): the stream came in bursts (\(completion.burstChunks) of \(completion.chunks) chunks) and the engine reports no timings; nothing recorded")
+                    return (
+                        [],
+                        "\(point.key): the stream came in bursts (\(completion.burstChunks) of \(completion.chunks) chunks) and the engine reports no timings; nothing recorded"
+                    )
                 }
-                return ([.init(phase: .decode, inputTokens: input, outputTokens: timings.predictedTokens - 1, batch: 1, latencyS: timings.predictedMS / 1000 * Double(timings.predictedTokens - 1) / Double(timings.predictedTokens),
-                               energyJ: nil, timing: "engine")], "\(point.key): the stream came in bursts; the engine's total time recorded instead of per-token times")
+                return (
+                    [
+                        .init(
+                            phase: .decode,
+                            inputTokens: input,
+                            outputTokens: timings.predictedTokens - 1,
+                            batch: 1,
+                            latencyS: timings.predictedMS / 1000 * Double(timings.predictedTokens - 1)
+                                / Double(timings.predictedTokens),
+                            energyJ: nil,
+                            timing: "engine"
+                        )
+                    ],
+                    "\(point.key): the stream came in bursts; the engine's total time recorded instead of per-token times"
+                )
             }
             var records: [CollectedTrace.Measurement] = []
             for checkpoint in design.decodeCheckpoints where checkpoint < times.count {
-                records.append(.init(phase: .decode, inputTokens: input, outputTokens: checkpoint, batch: 1, latencyS: times[checkpoint] - times[0],
-                                     energyJ: energy(sent + times[0], sent + times[checkpoint]), timing: "client"))
+                records.append(
+                    .init(
+                        phase: .decode,
+                        inputTokens: input,
+                        outputTokens: checkpoint,
+                        batch: 1,
+                        latencyS: times[checkpoint] - times[0],
+                        energyJ: energy(sent + times[0], sent + times[checkpoint]),
+                        timing: "client"
+                    )
+                )
             }
-            let warning = times.count < point.outputTokens ? "\(point.key): the engine stopped at \(times.count) of \(point.outputTokens) tokens" : nil
+            let warning =
+                times.count < point.outputTokens
+                ? "\(point.key): the engine stopped at \(times.count) of \(point.outputTokens) tokens" : nil
             return (records, warning)
         }
     }
@@ -179,7 +300,9 @@ final class TraceFile: @unchecked Sendable {
         if !manager.fileExists(atPath: path) {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty { try manager.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            guard manager.createFile(atPath: path, contents: nil) else { throw EdgePlanError(.io, "cannot create the trace", file: path) }
+            guard manager.createFile(atPath: path, contents: nil) else {
+                throw EdgePlanError(.io, "cannot create the trace", file: path)
+            }
         }
         guard let data = manager.contents(atPath: path), let handle = FileHandle(forUpdatingAtPath: path) else {
             throw EdgePlanError(.io, "cannot open the trace for appending", file: path)

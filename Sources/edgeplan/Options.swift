@@ -58,18 +58,23 @@ func printJSON(_ value: JSONValue) {
 
 func parseQuantization(_ raw: String) throws -> Quantization {
     guard let value = Quantization(rawValue: raw.lowercased()) else {
-        throw ValidationError("unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: " or "))")
+        throw ValidationError(
+            "unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: " or "))"
+        )
     }
     return value
 }
 
 func parseSeconds(_ raw: String, _ name: String) throws -> Double {
-    do { return try QuantityParser.seconds(raw, field: name) } catch let error as EdgePlanError { throw ValidationError("--\(name): \(error.message)") }
+    do { return try QuantityParser.seconds(raw, field: name) } catch let error as EdgePlanError {
+        throw ValidationError("--\(name): \(error.message)")
+    }
 }
 
 func parseJoules(_ raw: String, _ name: String) throws -> Double {
-    do { return try QuantityParser.joules(raw, field: name) } catch let error as EdgePlanError { throw ValidationError("--\(name): \(error.message)") }
+    do { return try QuantityParser.joules(raw, field: name) } catch let error as EdgePlanError {
+        throw ValidationError("--\(name): \(error.message)")
+    }
 }
 
 func format(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
-

@@ -14,9 +14,12 @@ struct ProgressBar {
     mutating func advance(_ label: String, by step: Int = 1, eta: String? = nil) {
         done = min(total, done + step)
         guard enabled else { return }
-        let width = 30, filled = width * done / total
+        let width = 30
+        let filled = width * done / total
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        FileHandle.standardError.write(Data("\r[\(bar)] \(done * 100 / total)% \(eta.map { "ETA \($0) " } ?? "")\(label.prefix(40))\u{1B}[K".utf8))
+        FileHandle.standardError.write(
+            Data("\r[\(bar)] \(done * 100 / total)% \(eta.map { "ETA \($0) " } ?? "")\(label.prefix(40))\u{1B}[K".utf8)
+        )
         if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+
 @testable import EdgePlanCore
 
 /// A small deterministic generator so replays are repeatable.
 struct SeededRandom {
     var state: UInt64
     mutating func next() -> Double {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return Double(state >> 11) / Double(1 << 53)
     }
     /// Standard normal by Box-Muller.
@@ -38,7 +39,9 @@ struct SeededRandom {
 
     @Test func segmenterFindsLevelsAndChanges() {
         var random = SeededRandom(state: 7)
-        let series = (0..<600).map { i -> Double in (i < 250 ? 0.033 : i < 450 ? 0.100 : 0.030) * (1 + 0.05 * random.normal()) }
+        let series = (0..<600).map { i -> Double in
+            (i < 250 ? 0.033 : i < 450 ? 0.100 : 0.030) * (1 + 0.05 * random.normal())
+        }
         let (segments, changes) = RegimeSegmenter().segment(series)
         #expect(segments.count == 3)
         #expect(changes.count == 2)
@@ -59,19 +62,23 @@ struct SeededRandom {
 
     /// The issue's drift replay: the device becomes 25 % slower half-way through a stream of hard-capped plans.
     @Test func deadlineHitsRecoverAfterTheDeviceSlowsDown() throws {
-        let policy = try PolicyDecoder.decode("""
+        let policy = try PolicyDecoder.decode(
+            """
             kind: policy
             global:
               latency_percentile: 0.999
             tasks:
               mmlu-redux:
                 allowed_modes: [hard]
-            """, file: "replay.yaml")
+            """,
+            file: "replay.yaml"
+        )
         var loop = CalibrationLoop(profile: Fixtures.profile, at: 0)
         var planner = try Planner(profile: loop.profile, policy: policy)
         var truth = Fixtures.profile
         var random = SeededRandom(state: 42)
-        let slowdownAt = 300, total = 1500
+        let slowdownAt = 300
+        let total = 1500
         var hits: [Bool] = []
         var detectedAt: Int?
         var refused = 0
@@ -90,7 +97,11 @@ struct SeededRandom {
                 }
             }
             let deadline = [3.0, 6.0, 12.0][index % 3]
-            guard case let .plan(plan) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: deadline, inputTokens: 256)) else {
+            guard
+                case let .plan(plan) = try planner.plan(
+                    PlanRequest(task: "mmlu-redux", deadlineS: deadline, inputTokens: 256)
+                )
+            else {
                 // Once the profile knows the device is slower, the tightest deadline may be refused outright.
                 refused += 1
                 continue
@@ -99,11 +110,26 @@ struct SeededRandom {
             // Output lengths drawn from the profile's own length model; the run lasts as long as its longest sample.
             #expect(plan.outputLength.capTokens == budget)
             let lengths = plan.outputLength
-            let output = (0..<plan.configuration.parallel).map { _ in Int(lengths.quantile(random.next()).rounded(.up)) }.max()!
+            let output = (0..<plan.configuration.parallel).map { _ in Int(lengths.quantile(random.next()).rounded(.up))
+            }.max()!
             let trueVariant = truth.variants[plan.configuration.variant]!
-            let latency = Predictor(device: truth.device).predict(trueVariant, input: 256, output: Double(output), parallel: plan.configuration.parallel).latencyS * (1 + 0.01 * random.normal())
+            let latency =
+                Predictor(device: truth.device).predict(
+                    trueVariant,
+                    input: 256,
+                    output: Double(output),
+                    parallel: plan.configuration.parallel
+                ).latencyS * (1 + 0.01 * random.normal())
             hits.append(latency <= deadline)
-            let run = RunReport(variant: plan.configuration.variant, inputTokens: 256, outputTokens: output, parallel: plan.configuration.parallel, latencyS: latency, energyJ: nil, time: Double(index))
+            let run = RunReport(
+                variant: plan.configuration.variant,
+                inputTokens: 256,
+                outputTokens: output,
+                parallel: plan.configuration.parallel,
+                latencyS: latency,
+                energyJ: nil,
+                time: Double(index)
+            )
             for event in loop.report(run, at: Double(index)) {
                 switch event {
                 case .drift where index >= slowdownAt && detectedAt == nil: detectedAt = hits.count
@@ -120,7 +146,9 @@ struct SeededRandom {
             stride(from: start, to: end, by: 10).allSatisfy { rate($0..<($0 + 100)) >= 0.99 }
         }.map { $0 - reportsAtSlowdown }
         let misses = (reportsAtSlowdown..<hits.count).filter { !hits[$0] }.map { $0 - reportsAtSlowdown }
-        print("drift replay: \(misses.count) missed deadlines after the slowdown, the last at report \(misses.last ?? 0); detected after \(detected) reports; deadline-hit rate (every window of 100) back to >= 99 % after \(recovered.map(String.init) ?? "never") reports; \(loop.recalibrations) recalibrations; \(refused) requests refused as infeasible; hit rate before \(rate(0..<reportsAtSlowdown)), last 500 \(rate((hits.count - 500)..<hits.count))")
+        print(
+            "drift replay: \(misses.count) missed deadlines after the slowdown, the last at report \(misses.last ?? 0); detected after \(detected) reports; deadline-hit rate (every window of 100) back to >= 99 % after \(recovered.map(String.init) ?? "never") reports; \(loop.recalibrations) recalibrations; \(refused) requests refused as infeasible; hit rate before \(rate(0..<reportsAtSlowdown)), last 500 \(rate((hits.count - 500)..<hits.count))"
+        )
         #expect(rate(0..<reportsAtSlowdown) >= 0.99)
         #expect(detected <= 40)
         let recovery = try #require(recovered)
@@ -138,8 +166,15 @@ struct SeededRandom {
             let output = 50 + Int(random.next() * 1500)
             let input = 64 + Int(random.next() * 1000)
             let predicted = predictor.predict(variant, input: input, output: Double(output))
-            let run = RunReport(variant: variant.id, inputTokens: input, outputTokens: output, parallel: 1,
-                                latencyS: predicted.latencyS * (1 + 0.01 * random.normal()), energyJ: predicted.energyJ * (1 + 0.01 * random.normal()), time: Double(index))
+            let run = RunReport(
+                variant: variant.id,
+                inputTokens: input,
+                outputTokens: output,
+                parallel: 1,
+                latencyS: predicted.latencyS * (1 + 0.01 * random.normal()),
+                energyJ: predicted.energyJ * (1 + 0.01 * random.normal()),
+                time: Double(index)
+            )
             clean.append(run)
             var absurd = run
             if index % 20 == 7 {
@@ -148,14 +183,31 @@ struct SeededRandom {
             }
             dirty.append(absurd)
         }
-        let reference = try Recalibrator().refit(variant, device: Fixtures.profile.device, runs: clean, at: 400, label: "clean").candidate
-        let outcome = try Recalibrator().refit(variant, device: Fixtures.profile.device, runs: dirty, at: 400, label: "with absurd reports")
+        let reference = try Recalibrator().refit(
+            variant,
+            device: Fixtures.profile.device,
+            runs: clean,
+            at: 400,
+            label: "clean"
+        ).candidate
+        let outcome = try Recalibrator().refit(
+            variant,
+            device: Fixtures.profile.device,
+            runs: dirty,
+            at: 400,
+            label: "with absurd reports"
+        )
         let fresh = outcome.candidate
         func moved(_ a: Double, _ b: Double) -> Double { abs(a / b - 1) }
         let n = moved(fresh.decodeLatency.nSPerToken, reference.decodeLatency.nSPerToken)
         let m = moved(fresh.decodeLatency.mSPerToken2, reference.decodeLatency.mSPerToken2)
-        let power = moved(fresh.decodePower.averagePowerW(tokens: 500, seconds: 50), reference.decodePower.averagePowerW(tokens: 500, seconds: 50))
-        print("absurd reports (5 %): n moved \(n * 100) %, m \(m * 100) %, decode power \(power * 100) %; \(outcome.rejectedOutliers) runs given zero weight")
+        let power = moved(
+            fresh.decodePower.averagePowerW(tokens: 500, seconds: 50),
+            reference.decodePower.averagePowerW(tokens: 500, seconds: 50)
+        )
+        print(
+            "absurd reports (5 %): n moved \(n * 100) %, m \(m * 100) %, decode power \(power * 100) %; \(outcome.rejectedOutliers) runs given zero weight"
+        )
         #expect(n < 0.02 && m < 0.02 && power < 0.02)
         // The clean fit itself lands on the profile that generated the runs.
         #expect(moved(reference.decodeLatency.nSPerToken, variant.decodeLatency.nSPerToken) < 0.01)
@@ -169,7 +221,15 @@ struct PlausibilityTests {
     func run(latencyFactor: Double, output: Int = 200, at time: Double) -> RunReport {
         let variant = profile.variants[id]!
         let predicted = Predictor(device: profile.device).predict(variant, input: 256, output: Double(output)).latencyS
-        return RunReport(variant: id, inputTokens: 256, outputTokens: output, parallel: 1, latencyS: predicted * latencyFactor, energyJ: nil, time: time)
+        return RunReport(
+            variant: id,
+            inputTokens: 256,
+            outputTokens: output,
+            parallel: 1,
+            latencyS: predicted * latencyFactor,
+            energyJ: nil,
+            time: time
+        )
     }
 
     @Test func implausibleRunsNeverReachAFit() {
@@ -178,7 +238,20 @@ struct PlausibilityTests {
         for index in 0..<150 { _ = loop.report(run(latencyFactor: 30, at: Double(index)), at: Double(index)) }
         for index in 150..<300 { _ = loop.report(run(latencyFactor: 0.2, at: Double(index)), at: Double(index)) }
         // Faster than the memory bandwidth allows: 1000 tokens in a millisecond.
-        for index in 300..<400 { _ = loop.report(RunReport(variant: id, inputTokens: 256, outputTokens: 1000, parallel: 1, latencyS: 0.001, energyJ: nil, time: Double(index)), at: Double(index)) }
+        for index in 300..<400 {
+            _ = loop.report(
+                RunReport(
+                    variant: id,
+                    inputTokens: 256,
+                    outputTokens: 1000,
+                    parallel: 1,
+                    latencyS: 0.001,
+                    energyJ: nil,
+                    time: Double(index)
+                ),
+                at: Double(index)
+            )
+        }
         #expect(loop.monitors[id]?.implausible == 400)
         #expect(loop.periodicRefit(at: 10_000).isEmpty)
         #expect(loop.recalibrations == 0)
@@ -190,7 +263,9 @@ struct PlausibilityTests {
         // A flood: 3000 reports in 3 s from a device 30 % slower, refits asked for after every report.
         for index in 0..<3000 {
             let now = Double(index) / 1000
-            for event in loop.report(run(latencyFactor: 1.3, output: 100 + index % 400, at: now), at: now) + loop.periodicRefit(at: now) {
+            for event in loop.report(run(latencyFactor: 1.3, output: 100 + index % 400, at: now), at: now)
+                + loop.periodicRefit(at: now)
+            {
                 if case .recalibrated = event { recalibrated += 1 }
             }
         }

@@ -7,7 +7,8 @@ enum Fixtures {
     static let planner: Planner = try! Planner(profile: profile, policy: policy)
 
     static var repositoryRoot: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
     }
 
     static func observations(_ relative: String) throws -> [Observation] {
@@ -16,6 +17,8 @@ enum Fixtures {
     }
 
     static func mutatedFiles(_ path: String, _ transform: (String) -> String) -> [ProfileDecoder.File] {
-        BundledResources.profileFiles.map { $0.path == path ? ProfileDecoder.File(path: $0.path, text: transform($0.text)) : $0 }
+        BundledResources.profileFiles.map {
+            $0.path == path ? ProfileDecoder.File(path: $0.path, text: transform($0.text)) : $0
+        }
     }
 }

@@ -1,12 +1,27 @@
-@testable import EdgePlanCore
 import Foundation
 import Testing
+
+@testable import EdgePlanCore
 
 struct PlannerTests {
     let planner = Fixtures.planner
 
-    func plan(_ task: String = "mmlu-redux", deadline: Double, energy: Double? = nil, input: Int = 256, minAccuracy: Double? = nil) throws -> PlanOutcome {
-        try planner.plan(PlanRequest(task: task, deadlineS: deadline, energyBudgetJ: energy, inputTokens: input, minAccuracy: minAccuracy))
+    func plan(
+        _ task: String = "mmlu-redux",
+        deadline: Double,
+        energy: Double? = nil,
+        input: Int = 256,
+        minAccuracy: Double? = nil
+    ) throws -> PlanOutcome {
+        try planner.plan(
+            PlanRequest(
+                task: task,
+                deadlineS: deadline,
+                energyBudgetJ: energy,
+                inputTokens: input,
+                minAccuracy: minAccuracy
+            )
+        )
     }
 
     @Test func looserDeadlineOrLargerBudgetNeverLowersAccuracy() throws {
@@ -75,7 +90,12 @@ struct PlannerTests {
                 for candidate in base.space(task)!.candidates where random.next() < 0.3 {
                     let key = LearnedOverlay.Key(taskClass: task, configuration: candidate.configuration)
                     let length = candidate.outputLength
-                    overlay.lengths[key] = OutputLengthModel(mu: length.mu + random.next() - 0.5, sigma: length.sigma * (0.5 + random.next()), capTokens: length.capTokens, source: .learned)
+                    overlay.lengths[key] = OutputLengthModel(
+                        mu: length.mu + random.next() - 0.5,
+                        sigma: length.sigma * (0.5 + random.next()),
+                        capTokens: length.capTokens,
+                        source: .learned
+                    )
                     var estimate = candidate.accuracy
                     estimate.accuracy = min(1, max(0, estimate.accuracy + random.next() * 0.2 - 0.1))
                     estimate.source = .learned
@@ -93,13 +113,27 @@ struct PlannerTests {
                                 .map { planner.evaluate($0, task: task, inputTokens: input) }
                                 .filter { point in
                                     let variant = Fixtures.profile.variants[point.configuration.variant]!
-                                    return point.mean.fits && planner.predictor.memoryGiB(variant, input: input, output: point.percentileOutputTokens,
-                                                                                          parallel: point.configuration.parallel) <= usable
+                                    return point.mean.fits
+                                        && planner.predictor.memoryGiB(
+                                            variant,
+                                            input: input,
+                                            output: point.percentileOutputTokens,
+                                            parallel: point.configuration.parallel
+                                        ) <= usable
                                 }
-                            let expected = ParetoFront(task: task, inputTokens: input, evaluated: everything, ranking: ranking).points
+                            let expected = ParetoFront(
+                                task: task,
+                                inputTokens: input,
+                                evaluated: everything,
+                                ranking: ranking
+                            ).points
                             let front = try planner.buildFront(task: task, inputTokens: input, ranking: ranking).points
-                            let context = "\(task) at \(input) tokens, \(ranking), \(policy.latencyBasis), overlay \(!planner.overlay.isEmpty)"
-                            #expect(front.map(\.configuration.description) == expected.map(\.configuration.description), "\(context)")
+                            let context =
+                                "\(task) at \(input) tokens, \(ranking), \(policy.latencyBasis), overlay \(!planner.overlay.isEmpty)"
+                            #expect(
+                                front.map(\.configuration.description) == expected.map(\.configuration.description),
+                                "\(context)"
+                            )
                             let identical = front == expected
                             #expect(identical, "every figure of every point: \(context)")
                         }
@@ -121,13 +155,18 @@ struct PlannerTests {
         }
         let planner = try Planner(profile: Fixtures.profile, policy: Fixtures.policy)
         for task in planner.taskClasses { _ = planner.space(task) }  // built, so that the recalibration keeps them
-        let kept = try planner.recalibrated(to: profile), fresh = try Planner(profile: profile, policy: Fixtures.policy)
+        let kept = try planner.recalibrated(to: profile)
+        let fresh = try Planner(profile: profile, policy: Fixtures.policy)
         for task in fresh.taskClasses {
             for input in [100, 2000] {
-                let a = try kept.buildFront(task: task, inputTokens: input).points, b = try fresh.buildFront(task: task, inputTokens: input).points
+                let a = try kept.buildFront(task: task, inputTokens: input).points
+                let b = try fresh.buildFront(task: task, inputTokens: input).points
                 let identical = a == b
                 #expect(identical, "\(task) at \(input) tokens")
-                #expect(a.map(\.latencyPercentileS) != (try planner.buildFront(task: task, inputTokens: input)).points.map(\.latencyPercentileS))
+                #expect(
+                    a.map(\.latencyPercentileS)
+                        != (try planner.buildFront(task: task, inputTokens: input)).points.map(\.latencyPercentileS)
+                )
             }
         }
     }
@@ -142,7 +181,12 @@ struct PlannerTests {
                 let front = try planner.front(task: "mmlu-redux", inputTokens: input)
                 #expect(front.points.contains { $0.configuration == plan.configuration })
                 let variant = Fixtures.profile.variants[plan.configuration.variant]!
-                let direct = predictor.predict(variant, input: input, output: plan.meanOutputTokens, parallel: plan.configuration.parallel)
+                let direct = predictor.predict(
+                    variant,
+                    input: input,
+                    output: plan.meanOutputTokens,
+                    parallel: plan.configuration.parallel
+                )
                 #expect(abs(direct.latencyS - plan.latencyS) < 1e-9)
                 #expect(abs(direct.energyJ - plan.energyJ) < 1e-9)
             }
@@ -150,18 +194,42 @@ struct PlannerTests {
     }
 
     @Test func hardCapIsAGuaranteeAndSoftModesCarryMissRisk() throws {
-        guard case let .plan(fast) = try plan(deadline: 5) else { Issue.record("5 s should be feasible"); return }
+        guard case let .plan(fast) = try plan(deadline: 5) else {
+            Issue.record("5 s should be feasible")
+            return
+        }
         #expect(fast.configuration.capped)
         let variant = Fixtures.profile.variants[fast.configuration.variant]!
-        let atCap = Predictor(device: Fixtures.profile.device).predict(variant, input: 256, output: Double(fast.configuration.budgetTokens!), parallel: fast.configuration.parallel)
-        if atCap.latencyS <= 5 { #expect(fast.missProbability == 0) } else { #expect(fast.missProbability <= 1 - Fixtures.policy.latencyPercentile + 1e-9) }
-        guard case let .plan(roomy) = try plan(deadline: 8) else { Issue.record("8 s should be feasible"); return }
+        let atCap = Predictor(device: Fixtures.profile.device).predict(
+            variant,
+            input: 256,
+            output: Double(fast.configuration.budgetTokens!),
+            parallel: fast.configuration.parallel
+        )
+        if atCap.latencyS <= 5 {
+            #expect(fast.missProbability == 0)
+        } else {
+            #expect(fast.missProbability <= 1 - Fixtures.policy.latencyPercentile + 1e-9)
+        }
+        guard case let .plan(roomy) = try plan(deadline: 8) else {
+            Issue.record("8 s should be feasible")
+            return
+        }
         if roomy.configuration.capped, let cap = roomy.configuration.budgetTokens,
-           Predictor(device: Fixtures.profile.device).predict(Fixtures.profile.variants[roomy.configuration.variant]!, input: 256, output: Double(cap), parallel: roomy.configuration.parallel).latencyS <= 8 {
+            Predictor(device: Fixtures.profile.device).predict(
+                Fixtures.profile.variants[roomy.configuration.variant]!,
+                input: 256,
+                output: Double(cap),
+                parallel: roomy.configuration.parallel
+            ).latencyS <= 8
+        {
             #expect(roomy.missProbability == 0)
         }
         #expect(fast.engineRequest.maxTokens == fast.configuration.budgetTokens)
-        guard case let .plan(slow) = try plan(deadline: 400) else { Issue.record("400 s should be feasible"); return }
+        guard case let .plan(slow) = try plan(deadline: 400) else {
+            Issue.record("400 s should be feasible")
+            return
+        }
         #expect(slow.configuration.variant.model == "DSR1-Qwen-14B")
         #expect(slow.missProbability >= 0 && slow.missProbability <= 1 - Fixtures.policy.latencyPercentile + 1e-6)
     }
@@ -171,26 +239,47 @@ struct PlannerTests {
         if case let .plan(plan) = try plan(deadline: 2) {
             #expect(Fixtures.profile.variants[plan.configuration.variant]!.parametersBillion < 2)
         }
-        if case let .plan(plan) = try plan(deadline: 60) { #expect(plan.configuration.variant.model == "DSR1-Qwen-14B") }
+        if case let .plan(plan) = try plan(deadline: 60) {
+            #expect(plan.configuration.variant.model == "DSR1-Qwen-14B")
+        }
     }
 
     @Test func infeasibleSaysWhichLimitAndByHowMuch() throws {
-        guard case let .infeasible(reason) = try plan(deadline: 0.05) else { Issue.record("expected infeasible"); return }
+        guard case let .infeasible(reason) = try plan(deadline: 0.05) else {
+            Issue.record("expected infeasible")
+            return
+        }
         #expect(reason.limit == .deadline)
         #expect((reason.missBy ?? 0) > 0)
         #expect(reason.closest != nil)
-        guard case let .infeasible(energy) = try plan(deadline: 100, energy: 0.5) else { Issue.record("expected infeasible"); return }
+        guard case let .infeasible(energy) = try plan(deadline: 100, energy: 0.5) else {
+            Issue.record("expected infeasible")
+            return
+        }
         #expect(energy.limit == .energyBudget)
-        guard case let .infeasible(accuracy) = try plan(deadline: 10, minAccuracy: 0.95) else { Issue.record("expected infeasible"); return }
+        guard case let .infeasible(accuracy) = try plan(deadline: 10, minAccuracy: 0.95) else {
+            Issue.record("expected infeasible")
+            return
+        }
         #expect(accuracy.limit == .minAccuracy)
     }
 
     @Test func minEnergyObjectiveMeetsTheAccuracyFloorAtLowestEnergy() throws {
-        let request = PlanRequest(task: "mmlu-redux", deadlineS: 600, inputTokens: 256, minAccuracy: 0.5, objective: .minEnergy)
-        guard case let .plan(plan) = try planner.plan(request) else { Issue.record("expected a plan"); return }
+        let request = PlanRequest(
+            task: "mmlu-redux",
+            deadlineS: 600,
+            inputTokens: 256,
+            minAccuracy: 0.5,
+            objective: .minEnergy
+        )
+        guard case let .plan(plan) = try planner.plan(request) else {
+            Issue.record("expected a plan")
+            return
+        }
         #expect(plan.accuracy >= 0.5)
         let front = try planner.front(task: "mmlu-redux", inputTokens: 256)
-        let cheapest = front.points.filter { $0.accuracy >= 0.5 && $0.latencyPercentileS <= 600 * 0.95 }.map(\.energyJ).min()!
+        let cheapest = front.points.filter { $0.accuracy >= 0.5 && $0.latencyPercentileS <= 600 * 0.95 }.map(\.energyJ)
+            .min()!
         #expect(abs(plan.energyJ - cheapest) / cheapest < 0.05)
     }
 
@@ -198,40 +287,58 @@ struct PlannerTests {
         for request in [
             PlanRequest(task: "mmlu-redux", deadlineS: 0), PlanRequest(task: "mmlu-redux", deadlineS: -1),
             PlanRequest(task: "mmlu-redux", deadlineS: .nan), PlanRequest(task: "mmlu-redux", deadlineS: .infinity),
-            PlanRequest(task: "mmlu-redux", deadlineS: 1e12), PlanRequest(task: "mmlu-redux", deadlineS: 5, energyBudgetJ: -3),
-            PlanRequest(task: "mmlu-redux", deadlineS: 5, inputTokens: 0), PlanRequest(task: "mmlu-redux", deadlineS: 5, inputTokens: 50_000_000),
+            PlanRequest(task: "mmlu-redux", deadlineS: 1e12),
+            PlanRequest(task: "mmlu-redux", deadlineS: 5, energyBudgetJ: -3),
+            PlanRequest(task: "mmlu-redux", deadlineS: 5, inputTokens: 0),
+            PlanRequest(task: "mmlu-redux", deadlineS: 5, inputTokens: 50_000_000),
             PlanRequest(task: "mmlu-redux", deadlineS: 5, minAccuracy: 1.5),
         ] {
             #expect(throws: EdgePlanError.self) { try planner.plan(request) }
         }
-        #expect { try planner.plan(PlanRequest(task: "juggling", deadlineS: 5)) } throws: { ($0 as? EdgePlanError)?.code == .unknownTask }
+        #expect { try planner.plan(PlanRequest(task: "juggling", deadlineS: 5)) } throws: {
+            ($0 as? EdgePlanError)?.code == .unknownTask
+        }
     }
 
     @Test func policyThatExcludesEverythingIsRejected() throws {
-        let policy = try PolicyDecoder.decode("""
-        kind: policy
-        tasks:
-          mmlu-redux:
-            allowed_models: [Gemma-7B-it]
-            allowed_modes: [hard]
-        """, file: "p.yaml")
+        let policy = try PolicyDecoder.decode(
+            """
+            kind: policy
+            tasks:
+              mmlu-redux:
+                allowed_models: [Gemma-7B-it]
+                allowed_modes: [hard]
+            """,
+            file: "p.yaml"
+        )
         #expect(throws: EdgePlanError.self) { try Planner(profile: Fixtures.profile, policy: policy) }
     }
 
     @Test func policyErrorsNameFileLineAndField() {
-        #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  max_paralel: 4\n", file: "p.yaml") } throws: { error in
+        #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  max_paralel: 4\n", file: "p.yaml") } throws: {
+            error in
             let error = error as? EdgePlanError
             return error?.file == "p.yaml" && error?.line == 3 && error?.field == "defaults.max_paralel"
         }
-        #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  deadline: soon\n", file: "p.yaml") } throws: { ($0 as? EdgePlanError)?.field == "defaults.deadline" }
-        #expect { try PolicyDecoder.decode("kind: policy\ntasks:\n  mmlu:\n    allowed_modes: [fast]\n", file: "p.yaml") } throws: { ($0 as? EdgePlanError)?.field == "tasks.mmlu.allowed_modes" }
+        #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  deadline: soon\n", file: "p.yaml") } throws: {
+            ($0 as? EdgePlanError)?.field == "defaults.deadline"
+        }
+        #expect {
+            try PolicyDecoder.decode("kind: policy\ntasks:\n  mmlu:\n    allowed_modes: [fast]\n", file: "p.yaml")
+        } throws: { ($0 as? EdgePlanError)?.field == "tasks.mmlu.allowed_modes" }
     }
 
     @Test func accuracyInterpolatesMonotonicallyAndExtendsOnlyAsModeled() throws {
         let table = try Fixtures.profile.table(task: "mmlu-redux")
         let model = AccuracyModel(table: table)
-        let group = AccuracyModel.Group(variant: VariantID(model: "DSR1-Llama-8B", quantization: .fp16), mode: .hard, capped: true)
-        let at128 = model.estimate(group, budget: 128)!, at192 = model.estimate(group, budget: 192)!, at256 = model.estimate(group, budget: 256)!
+        let group = AccuracyModel.Group(
+            variant: VariantID(model: "DSR1-Llama-8B", quantization: .fp16),
+            mode: .hard,
+            capped: true
+        )
+        let at128 = model.estimate(group, budget: 128)!
+        let at192 = model.estimate(group, budget: 192)!
+        let at256 = model.estimate(group, budget: 256)!
         #expect(at128.source == .measured && at192.source == .interpolated)
         #expect(at128.accuracy <= at192.accuracy && at192.accuracy <= at256.accuracy)
         #expect(at128.low < at128.accuracy && at128.accuracy < at128.high)
@@ -245,7 +352,11 @@ struct PlannerTests {
         #expect(at1024.accuracy > at256.accuracy && at1024.accuracy < 0.617)
         #expect(at1024.low <= at256.accuracy && at1024.high >= 0.617)
         // L1-Max soft measured 17.8 at 128 and 17.1 at 256: the larger budget keeps the better figure.
-        let l1 = AccuracyModel.Group(variant: VariantID(model: "L1-Max", quantization: .fp16), mode: .soft, capped: false)
+        let l1 = AccuracyModel.Group(
+            variant: VariantID(model: "L1-Max", quantization: .fp16),
+            mode: .soft,
+            capped: false
+        )
         #expect(model.estimate(l1, budget: 256)!.accuracy >= model.estimate(l1, budget: 128)!.accuracy)
     }
 
@@ -262,15 +373,26 @@ struct PlannerTests {
     }
 
     @Test func planJSONHasTheDocumentedShape() throws {
-        guard case let .plan(plan) = try plan(deadline: 10) else { Issue.record("expected a plan"); return }
+        guard case let .plan(plan) = try plan(deadline: 10) else {
+            Issue.record("expected a plan")
+            return
+        }
         let json = try JSONValue.parse(Array(plan.json.serialized().utf8))
-        for key in ["model", "quantization", "mode", "tokenBudget", "parallel", "predicted", "request"] { #expect(json[key] != nil, "\(key)") }
-        for key in ["latencyMs", "latencyPercentileMs", "energyJ", "energyPercentileJ", "accuracy", "accuracyLow", "accuracyHigh", "costUsdPerMTok", "missProbability"] { #expect(json["predicted"]?[key]?.doubleValue != nil, "\(key)") }
+        for key in ["model", "quantization", "mode", "tokenBudget", "parallel", "predicted", "request"] {
+            #expect(json[key] != nil, "\(key)")
+        }
+        for key in [
+            "latencyMs", "latencyPercentileMs", "energyJ", "energyPercentileJ", "accuracy", "accuracyLow",
+            "accuracyHigh", "costUsdPerMTok", "missProbability",
+        ] { #expect(json["predicted"]?[key]?.doubleValue != nil, "\(key)") }
         #expect(json["request"]?["body"]?["model"]?.stringValue != nil)
     }
 
     @Test func jsonParserRejectsHostileInput() {
-        for bad in ["", "{", "{\"a\":}", String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "\"\\ud800\"", "{\"a\":1}x", "nul"] {
+        for bad in [
+            "", "{", "{\"a\":}", String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "\"\\ud800\"",
+            "{\"a\":1}x", "nul",
+        ] {
             #expect(throws: EdgePlanError.self) { try JSONValue.parse(Array(bad.utf8)) }
         }
         let parsed = try? JSONValue.parse(Array("{\"a\":[1,2.5,\"\\u00e9\\n\",true,null]}".utf8))

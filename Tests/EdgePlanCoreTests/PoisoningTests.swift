@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import EdgePlanCore
 
 /// An authorized peer that lies about latencies: it may not outvote the other peers, and a recalibration its
@@ -11,13 +12,26 @@ import Testing
     let liar: UInt32 = 2000
 
     func run(_ factor: Double, output: Int, peer: UInt32, at time: Double, noise: inout SeededRandom) -> RunReport {
-        let predicted = Predictor(device: profile.device).predict(profile.variants[id]!, input: 256, output: Double(output)).latencyS
-        return RunReport(variant: id, inputTokens: 256, outputTokens: output, parallel: 1,
-                         latencyS: predicted * factor * (1 + 0.02 * noise.normal()), energyJ: nil, time: time, peer: peer)
+        let predicted = Predictor(device: profile.device).predict(
+            profile.variants[id]!,
+            input: 256,
+            output: Double(output)
+        ).latencyS
+        return RunReport(
+            variant: id,
+            inputTokens: 256,
+            outputTokens: output,
+            parallel: 1,
+            latencyS: predicted * factor * (1 + 0.02 * noise.normal()),
+            energyJ: nil,
+            time: time,
+            peer: peer
+        )
     }
 
     func predictedS(_ loop: CalibrationLoop, output: Int) -> Double {
-        Predictor(device: loop.profile.device).predict(loop.profile.variants[id]!, input: 256, output: Double(output)).latencyS
+        Predictor(device: loop.profile.device).predict(loop.profile.variants[id]!, input: 256, output: Double(output))
+            .latencyS
     }
 
     @Test func aLyingPeerMovesNoPredictionByMoreThanTenPercent() {
@@ -29,13 +43,21 @@ import Testing
         for index in 0..<1100 {
             let now = Double(index)
             let honest = index % 11 == 0
-            let report = run(honest ? 1 : 0.6, output: 100 + (index * 37) % 1500, peer: honest ? genuine : liar, at: now, noise: &noise)
+            let report = run(
+                honest ? 1 : 0.6,
+                output: 100 + (index * 37) % 1500,
+                peer: honest ? genuine : liar,
+                at: now,
+                noise: &noise
+            )
             for event in loop.report(report, at: now) + loop.periodicRefit(at: now) {
                 if case .refitRejected = event { rejected += 1 }
             }
         }
         let after = [100, 400, 1600].map { predictedS(loop, output: $0) }
-        for (old, new) in zip(before, after) { #expect(abs(new / old - 1) <= 0.10, "prediction moved from \(old) s to \(new) s") }
+        for (old, new) in zip(before, after) {
+            #expect(abs(new / old - 1) <= 0.10, "prediction moved from \(old) s to \(new) s")
+        }
         #expect(rejected >= 1, "the liar's fits were tried and refused")
         // Genuine runs still teach: the liar stops, the device really slows by 30 %, and the profile follows.
         for index in 1100..<1400 {
@@ -56,17 +78,26 @@ import Testing
         var recalibrated = false
         for index in 0..<400 {
             let now = Double(index)
-            for event in loop.report(run(0.6, output: 100 + (index * 37) % 1500, peer: liar, at: now, noise: &noise), at: now) + loop.periodicRefit(at: now) {
+            for event in loop.report(
+                run(0.6, output: 100 + (index * 37) % 1500, peer: liar, at: now, noise: &noise),
+                at: now
+            ) + loop.periodicRefit(at: now) {
                 if case .recalibrated = event { recalibrated = true }
             }
         }
         #expect(recalibrated)
-        #expect(predictedS(loop, output: 400) < 0.8 * Predictor(device: profile.device).predict(original, input: 256, output: 400).latencyS)
+        #expect(
+            predictedS(loop, output: 400) < 0.8
+                * Predictor(device: profile.device).predict(original, input: 256, output: 400).latencyS
+        )
         // Then the genuine peer's runs arrive and disagree.
         var rollback: (peer: UInt32?, profile: ProfileSet)?
         for index in 400..<440 where rollback == nil {
             let now = Double(index)
-            for event in loop.report(run(1, output: 100 + (index * 37) % 1500, peer: genuine, at: now, noise: &noise), at: now) {
+            for event in loop.report(
+                run(1, output: 100 + (index * 37) % 1500, peer: genuine, at: now, noise: &noise),
+                at: now
+            ) {
                 if case let .rolledBack(variant, peer, _, profile) = event, variant == id { rollback = (peer, profile) }
             }
         }

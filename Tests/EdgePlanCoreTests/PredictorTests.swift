@@ -32,31 +32,52 @@ struct PredictorTests {
             let (fitted, result) = try LatencyFitter.prefill(observations.filter { $0.model == model }, source: "test")
             let shipped = try profile.variant(model: model, quantization: .fp16).prefillLatency
             for input in [128, 1024, 4096] {
-                let relative = abs(fitted.seconds(input: input) - shipped.seconds(input: input)) / shipped.seconds(input: input)
-                #expect(relative < 0.01, "\(model) at \(input): fit \(fitted.seconds(input: input)) vs shipped \(shipped.seconds(input: input))")
+                let relative =
+                    abs(fitted.seconds(input: input) - shipped.seconds(input: input)) / shipped.seconds(input: input)
+                #expect(
+                    relative < 0.01,
+                    "\(model) at \(input): fit \(fitted.seconds(input: input)) vs shipped \(shipped.seconds(input: input))"
+                )
             }
-            if model == "DSR1-Llama-8B" { #expect(result.rejected >= 1, "the 22 s outlier at 2561 tokens gets no weight") }
+            if model == "DSR1-Llama-8B" {
+                #expect(result.rejected >= 1, "the 22 s outlier at 2561 tokens gets no weight")
+            }
         }
     }
 
     @Test func tableXAveragesAreReproducedWithinTenPercent() {
         let checks = Validator(profile: profile).tableChecks().filter { $0.task == "mmlu-redux" }
         #expect(checks.count >= 20)
-        for check in checks { #expect(abs(check.relativeError) < 0.10, "\(check.record.variant) \(check.record.mode): \(check.relativeError)") }
-        let llama = checks.first { $0.record.variant.model == "DSR1-Llama-8B" && $0.record.mode == .base && $0.record.variant.quantization == .fp16 }!
+        for check in checks {
+            #expect(
+                abs(check.relativeError) < 0.10,
+                "\(check.record.variant) \(check.record.mode): \(check.relativeError)"
+            )
+        }
+        let llama = checks.first {
+            $0.record.variant.model == "DSR1-Llama-8B" && $0.record.mode == .base
+                && $0.record.variant.quantization == .fp16
+        }!
         #expect(llama.measuredS == 87.16)
     }
 
     @Test func budgetIsTheInverseOfThePrediction() throws {
         for variant in profile.variants.values {
             for deadline in [1.0, 5.0, 60.0] {
-                guard let tokens = predictor.maxOutputTokens(variant, input: 512, deadlineS: deadline, parallel: 4) else {
+                guard let tokens = predictor.maxOutputTokens(variant, input: 512, deadlineS: deadline, parallel: 4)
+                else {
                     #expect(variant.prefillLatency.seconds(input: 512) > deadline)
                     continue
                 }
-                #expect(predictor.predict(variant, input: 512, output: Double(tokens), parallel: 4).latencyS <= deadline + 1e-9)
+                #expect(
+                    predictor.predict(variant, input: 512, output: Double(tokens), parallel: 4).latencyS <= deadline
+                        + 1e-9
+                )
                 if tokens < variant.contextTokens - 512 {
-                    #expect(predictor.predict(variant, input: 512, output: Double(tokens + 1), parallel: 4).latencyS > deadline)
+                    #expect(
+                        predictor.predict(variant, input: 512, output: Double(tokens + 1), parallel: 4).latencyS
+                            > deadline
+                    )
                 }
             }
         }
@@ -74,7 +95,8 @@ struct PredictorTests {
     @Test func costFollowsSectionIIIB() {
         // 195,624 tokens in 4,358 s using 0.0317 kWh gives $0.302 per million tokens.
         let energyJ = 0.0317 * 3.6e6
-        let usd = energyJ / 3.6e6 * profile.device.electricityUSDPerKWh + 4358.0 / 3600 * profile.device.hardwareUSDPerHour
+        let usd =
+            energyJ / 3.6e6 * profile.device.electricityUSDPerKWh + 4358.0 / 3600 * profile.device.hardwareUSDPerHour
         #expect(abs(usd / 195_624 * 1e6 - 0.302) < 0.002)
     }
 
@@ -86,7 +108,10 @@ struct PredictorTests {
 
     @Test func everyVariantRespectsTheRooflineBound() {
         for variant in profile.variants.values {
-            #expect(variant.decodeLatency.nSPerToken >= Roofline.decodeFloorSPerToken(variant, device: profile.device), "\(variant.id)")
+            #expect(
+                variant.decodeLatency.nSPerToken >= Roofline.decodeFloorSPerToken(variant, device: profile.device),
+                "\(variant.id)"
+            )
         }
     }
 }

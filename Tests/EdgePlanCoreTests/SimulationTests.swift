@@ -1,23 +1,33 @@
 import Foundation
 import Testing
+
 @testable import EdgePlanCore
 
 /// `edgeplan simulate`'s core: deterministic, drift and learning measured against baselines, bad input refused.
 struct SimulationTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
-    static func text(_ path: String) throws -> String { try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8) }
+    static func text(_ path: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+    }
 
     static func workload(limit: Int = .max) throws -> [WorkloadTask] {
         var tasks: [WorkloadTask] = []
-        for (index, line) in try text("workloads/home-robot-day.jsonl").split(separator: "\n").enumerated() where tasks.count < limit {
-            if let task = try WorkloadDecoder.decodeLine(line, file: "home-robot-day.jsonl", lineNumber: index + 1) { tasks.append(task) }
+        for (index, line) in try text("workloads/home-robot-day.jsonl").split(separator: "\n").enumerated()
+        where tasks.count < limit {
+            if let task = try WorkloadDecoder.decodeLine(line, file: "home-robot-day.jsonl", lineNumber: index + 1) {
+                tasks.append(task)
+            }
         }
         return tasks
     }
 
     static func simulate(_ tasks: [WorkloadTask], baselines: [String]) throws -> Simulator {
-        let policy = try PolicyDecoder.decode(try text("workloads/home-robot-policy.yaml"), file: "home-robot-policy.yaml")
+        let policy = try PolicyDecoder.decode(
+            try text("workloads/home-robot-policy.yaml"),
+            file: "home-robot-policy.yaml"
+        )
         let truth = try Truth.decode(BundledResources.defaultTruth, file: "truth-default.yaml")
         var specs = [SimulatedPolicy(name: "learning", policy: policy, kind: .planner(recalibrate: true, learn: true))]
         specs += try baselines.map { try SimulatedPolicy.baseline($0, on: policy) }
@@ -29,8 +39,10 @@ struct SimulationTests {
 
     @Test func sameSeedSameBytes() throws {
         let tasks = try Self.workload(limit: 200)
-        let first = SimulationReport.json(try Self.simulate(tasks, baselines: ["static"]), workload: "w", truth: "t").serialized(pretty: true)
-        let second = SimulationReport.json(try Self.simulate(tasks, baselines: ["static"]), workload: "w", truth: "t").serialized(pretty: true)
+        let first = SimulationReport.json(try Self.simulate(tasks, baselines: ["static"]), workload: "w", truth: "t")
+            .serialized(pretty: true)
+        let second = SimulationReport.json(try Self.simulate(tasks, baselines: ["static"]), workload: "w", truth: "t")
+            .serialized(pretty: true)
         #expect(first == second)
     }
 
@@ -51,7 +63,10 @@ struct SimulationTests {
         #expect(learning.classes[manipulation]!.realizedAccuracy > fixed.classes[manipulation]!.realizedAccuracy)
         // …and its posterior lands near the truth.
         let trace = try #require(learning.traces.first)
-        #expect(abs(trace.points.last!.accuracy - trace.truth) < 0.05, "learned \(trace.points.last!.accuracy), truth \(trace.truth)")
+        #expect(
+            abs(trace.points.last!.accuracy - trace.truth) < 0.05,
+            "learned \(trace.points.last!.accuracy), truth \(trace.truth)"
+        )
     }
 
     @Test func badWorkloadLinesNameFileLineAndField() throws {
@@ -71,32 +86,50 @@ struct SimulationTests {
             }
         }
         #expect(try WorkloadDecoder.decodeLine("# a comment", file: "w.jsonl", lineNumber: 1) == nil)
-        #expect { try WorkloadDecoder.decodeYAML("kind: workload\ntasks:\n  - {at: 10s, task: a}\n  - {at: 5s, task: a}\n", file: "w.yaml") } throws: {
+        #expect {
+            try WorkloadDecoder.decodeYAML(
+                "kind: workload\ntasks:\n  - {at: 10s, task: a}\n  - {at: 5s, task: a}\n",
+                file: "w.yaml"
+            )
+        } throws: {
             ($0 as? EdgePlanError)?.line == 4
         }
     }
 
     @Test func unknownTaskClassesAndBackwardTimeStopTheRun() throws {
         var simulator = try Self.simulate([], baselines: [])
-        #expect { try simulator.process(WorkloadTask(arrivalS: 1, taskClass: "juggling")) } throws: { ($0 as? EdgePlanError)?.code == .unknownTask }
+        #expect { try simulator.process(WorkloadTask(arrivalS: 1, taskClass: "juggling")) } throws: {
+            ($0 as? EdgePlanError)?.code == .unknownTask
+        }
         try simulator.process(WorkloadTask(arrivalS: 10, taskClass: "manipulation-step"))
-        #expect(throws: EdgePlanError.self) { try simulator.process(WorkloadTask(arrivalS: 5, taskClass: "manipulation-step")) }
+        #expect(throws: EdgePlanError.self) {
+            try simulator.process(WorkloadTask(arrivalS: 5, taskClass: "manipulation-step"))
+        }
     }
 
     @Test func badTruthFilesNameTheLine() throws {
-        #expect { try Truth.decode("kind: truth\ndrift:\n  - {at: 1h, kind: melt, factor: 2}\n", file: "t.yaml") } throws: {
+        #expect {
+            try Truth.decode("kind: truth\ndrift:\n  - {at: 1h, kind: melt, factor: 2}\n", file: "t.yaml")
+        } throws: {
             ($0 as? EdgePlanError)?.line == 3 && ($0 as? EdgePlanError)?.field == "drift[0].kind"
         }
-        #expect { try Truth.decode("kind: truth\ndrift:\n  - {at: 1h, kind: throttle, factor: 2}\n", file: "t.yaml") } throws: {
+        #expect {
+            try Truth.decode("kind: truth\ndrift:\n  - {at: 1h, kind: throttle, factor: 2}\n", file: "t.yaml")
+        } throws: {
             ($0 as? EdgePlanError)?.field == "drift[0].duration"
         }
-        #expect { try Truth.decode("kind: truth\ndrift:\n  - {at: 3600, kind: slowdown, factor: 2}\n", file: "t.yaml") } throws: {
+        #expect {
+            try Truth.decode("kind: truth\ndrift:\n  - {at: 3600, kind: slowdown, factor: 2}\n", file: "t.yaml")
+        } throws: {
             ($0 as? EdgePlanError)?.message.contains("unit") == true
         }
     }
 
     @Test func truthScalesTheDeviceOverTime() throws {
-        let truth = try Truth.decode("kind: truth\ndrift:\n  - {at: 1h, kind: slowdown, factor: 1.2}\n  - {at: 2h, kind: throttle, factor: 1.5, duration: 30m}\n", file: "t.yaml")
+        let truth = try Truth.decode(
+            "kind: truth\ndrift:\n  - {at: 1h, kind: slowdown, factor: 1.2}\n  - {at: 2h, kind: throttle, factor: 1.5, duration: 30m}\n",
+            file: "t.yaml"
+        )
         #expect(truth.slowdown(at: 0) == 1)
         #expect(abs(truth.slowdown(at: 7200 + 60) - 1.8) < 1e-12)
         #expect(abs(truth.slowdown(at: 7200 + 1900) - 1.2) < 1e-12)
@@ -104,7 +137,8 @@ struct SimulationTests {
 
     @Test func generatedWorkloadsAreDeterministicAtTheirRate() throws {
         let mix = try WorkloadMix.decode(try Self.text("workloads/home-robot-mix.yaml"), file: "mix.yaml")
-        var first: [WorkloadTask] = [], second: [WorkloadTask] = []
+        var first: [WorkloadTask] = []
+        var second: [WorkloadTask] = []
         mix.generate(ratePerS: 1.0 / 60, durationS: 86_400, seed: 3) { first.append($0) }
         mix.generate(ratePerS: 1.0 / 60, durationS: 86_400, seed: 3) { second.append($0) }
         #expect(first == second)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import EdgePlanCore
 
 @Suite struct SupportTests {
@@ -27,7 +28,8 @@ import Testing
                 guard decimals > 0, decimals <= 22 else { continue }
                 let scale = Foundation.pow(10, Double(decimals))
                 let rounded = (value * scale).rounded() / scale
-                let expected = rounded == rounded.rounded() && abs(rounded) < 9e15 ? String(Int(rounded)) : rounded.description
+                let expected =
+                    rounded == rounded.rounded() && abs(rounded) < 9e15 ? String(Int(rounded)) : rounded.description
                 #expect(value.significantDigits(digits) == expected, "\(value) to \(digits) digits")
             }
         }
@@ -42,7 +44,13 @@ import Testing
         let specials: [Character] = ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", " ", "~", "\u{7f}"]
         for _ in 0..<2_000 {
             let length = Int(random.next() * 40)
-            let text = String((0..<length).map { _ in random.next() < 0.15 ? specials[Int(random.next() * Double(specials.count))] : Character(UnicodeScalar(UInt8(97 + Int(random.next() * 26)))) })
+            let text = String(
+                (0..<length).map { _ in
+                    random.next() < 0.15
+                        ? specials[Int(random.next() * Double(specials.count))]
+                        : Character(UnicodeScalar(UInt8(97 + Int(random.next() * 26))))
+                }
+            )
             var expected = "\""
             for scalar in text.unicodeScalars {
                 switch scalar {
@@ -85,7 +93,9 @@ struct StrictJSONTests {
         for bad in ["+5000", "05000", ".5e4", "5.", "-", "1e", "1e+", "-01", "0x10", "1.5.2", "--1"] {
             #expect(throws: EdgePlanError.self, "\(bad)") { try JSONValue.parse(Array("{\"a\":\(bad)}".utf8)) }
         }
-        for (good, value) in [("0", 0.0), ("-0", 0), ("5000", 5000), ("0.5", 0.5), ("-12.5e-1", -1.25), ("1E3", 1000), ("2e+2", 200)] {
+        for (good, value) in [
+            ("0", 0.0), ("-0", 0), ("5000", 5000), ("0.5", 0.5), ("-12.5e-1", -1.25), ("1E3", 1000), ("2e+2", 200),
+        ] {
             #expect(try JSONValue.parse(Array("{\"a\":\(good)}".utf8))["a"]?.doubleValue == value, "\(good)")
         }
     }
@@ -104,10 +114,14 @@ struct QuantityTests {
         #expect(try QuantityParser.seconds("2m") == 120)
         #expect(try QuantityParser.joules("1.5kJ") == 1500)
         for bare in ["5000", "5", "0.5"] {
-            #expect { try QuantityParser.seconds(bare, field: "deadline") } throws: { ($0 as? EdgePlanError)?.message.contains("no unit") == true }
+            #expect { try QuantityParser.seconds(bare, field: "deadline") } throws: {
+                ($0 as? EdgePlanError)?.message.contains("no unit") == true
+            }
             #expect(throws: EdgePlanError.self) { try QuantityParser.joules(bare) }
         }
-        for bad in ["-3s", "0s", "5 parsecs", "s", ""] { #expect(throws: EdgePlanError.self, "\(bad)") { try QuantityParser.seconds(bad) } }
+        for bad in ["-3s", "0s", "5 parsecs", "s", ""] {
+            #expect(throws: EdgePlanError.self, "\(bad)") { try QuantityParser.seconds(bad) }
+        }
         #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  deadline: 30\n", file: "p.yaml") } throws: {
             ($0 as? EdgePlanError)?.line == 3 && ($0 as? EdgePlanError)?.field == "defaults.deadline"
         }

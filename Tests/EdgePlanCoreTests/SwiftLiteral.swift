@@ -12,13 +12,17 @@ enum SwiftLiteral {
         let mirror = Mirror(reflecting: value)
         switch mirror.displayStyle {
         case .struct:
-            let arguments = mirror.children.map { "\(inner)\($0.label!): \(expression($0.value, indent: inner, width: width))" }
+            let arguments = mirror.children.map {
+                "\(inner)\($0.label!): \(expression($0.value, indent: inner, width: width))"
+            }
             return "\(typeName(value))(\n\(arguments.joined(separator: ",\n")))"
         case .collection:
             let elements = mirror.children.map { "\(inner)\(expression($0.value, indent: inner, width: width))" }
             return "[\n\(elements.joined(separator: ",\n")),\n\(indent)]"
         case .dictionary:
-            let pairs = entries(mirror).map { "\(inner)\(oneLine($0.key)): \(expression($0.value, indent: inner, width: width))" }
+            let pairs = entries(mirror).map {
+                "\(inner)\(oneLine($0.key)): \(expression($0.value, indent: inner, width: width))"
+            }
             return "[\n\(pairs.joined(separator: ",\n")),\n\(indent)]"
         case .optional:
             return mirror.children.first.map { expression($0.value, indent: indent, width: width) } ?? "nil"
@@ -40,12 +44,14 @@ enum SwiftLiteral {
         let mirror = Mirror(reflecting: value)
         switch mirror.displayStyle {
         case .struct:
-            return "\(typeName(value))(" + mirror.children.map { "\($0.label!): \(oneLine($0.value))" }.joined(separator: ", ") + ")"
+            return "\(typeName(value))("
+                + mirror.children.map { "\($0.label!): \(oneLine($0.value))" }.joined(separator: ", ") + ")"
         case .collection:
             return "[" + mirror.children.map { oneLine($0.value) }.joined(separator: ", ") + "]"
         case .dictionary:
             let pairs = entries(mirror)
-            return pairs.isEmpty ? "[:]" : "[" + pairs.map { "\(oneLine($0.key)): \(oneLine($0.value))" }.joined(separator: ", ") + "]"
+            return pairs.isEmpty
+                ? "[:]" : "[" + pairs.map { "\(oneLine($0.key)): \(oneLine($0.value))" }.joined(separator: ", ") + "]"
         case .optional:
             return mirror.children.first.map { oneLine($0.value) } ?? "nil"
         case .enum:

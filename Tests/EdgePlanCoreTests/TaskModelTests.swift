@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import EdgePlanCore
 
 /// The honest task models: plurality voting, output-length fits, provenance and intervals, the accuracy floor.
@@ -7,9 +8,21 @@ struct TaskModelTests {
     @Test func twoSamplesBeatOneOnlyThroughAbstention() {
         for single in [0.1, 0.4, 0.8] {
             for concentration in [0.05, 1, 20] {
-                let plain = PluralityVote.accuracy(single: single, samples: 2, abstention: 0, concentration: concentration, options: 4)
+                let plain = PluralityVote.accuracy(
+                    single: single,
+                    samples: 2,
+                    abstention: 0,
+                    concentration: concentration,
+                    options: 4
+                )
                 #expect(abs(plain - single) < 1e-9, "a split vote is a coin flip: k = 2 equals k = 1")
-                let abstaining = PluralityVote.accuracy(single: single, samples: 2, abstention: 0.3, concentration: concentration, options: 4)
+                let abstaining = PluralityVote.accuracy(
+                    single: single,
+                    samples: 2,
+                    abstention: 0.3,
+                    concentration: concentration,
+                    options: 4
+                )
                 // With abstention a, one sample answers with probability 1 − a, two with 1 − a²: the most two can gain.
                 #expect(abstaining > single && abstaining <= single * (1 + 0.3) + 1e-9)
             }
@@ -29,7 +42,11 @@ struct TaskModelTests {
             for _ in 0..<k {
                 let u = random.uniform()
                 if u < abstention { continue }
-                if random.uniform() < p { votes[0] += 1 } else { votes[1 + Int(random.uniform() * Double(options - 1))] += 1 }
+                if random.uniform() < p {
+                    votes[0] += 1
+                } else {
+                    votes[1 + Int(random.uniform() * Double(options - 1))] += 1
+                }
             }
             let top = votes.max()!
             guard top > 0 else { continue }
@@ -37,7 +54,13 @@ struct TaskModelTests {
             if leaders[Int(random.uniform() * Double(leaders.count))] == 0 { correct += 1 }
         }
         let simulated = Double(correct) / Double(questions)
-        let exact = PluralityVote.accuracy(single: single, samples: k, abstention: abstention, concentration: concentration, options: options)
+        let exact = PluralityVote.accuracy(
+            single: single,
+            samples: k,
+            abstention: abstention,
+            concentration: concentration,
+            options: options
+        )
         #expect(abs(simulated - exact) < 0.005, "simulated \(simulated), exact \(exact)")
     }
 
@@ -55,27 +78,48 @@ struct TaskModelTests {
         let results = try VoteFitter.fit(targets, profile: Fixtures.profile)
         #expect(results.count == 2)
         for result in results {
-            for row in result.rows { #expect(row.errorPoints <= 3, "\(row.target.model) \(row.target.budgetTokens) \(row.target.samples)/\(row.target.relativeTo)") }
+            for row in result.rows {
+                #expect(
+                    row.errorPoints <= 3,
+                    "\(row.target.model) \(row.target.budgetTokens) \(row.target.samples)/\(row.target.relativeTo)"
+                )
+            }
         }
         // The bundled profile carries exactly this fit.
         let bundled = try Fixtures.profile.variant(model: "DSR1-Llama-8B", quantization: .fp16).voting
         let reasoning = try #require(results.first { $0.family == .reasoning })
         #expect(bundled.anchors.count == reasoning.anchors.count)
         for (a, b) in zip(bundled.anchors, reasoning.anchors) {
-            #expect(abs(a.concentration - b.concentration) / b.concentration < 1e-8 && a.unansweredAtCap == b.unansweredAtCap && a.budgetTokens == b.budgetTokens)
+            #expect(
+                abs(a.concentration - b.concentration) / b.concentration < 1e-8
+                    && a.unansweredAtCap == b.unansweredAtCap && a.budgetTokens == b.budgetTokens
+            )
         }
         #expect(abs(bundled.fitErrorPoints - reasoning.rmsePoints) < 1e-6)
     }
 
     @Test func softHardPairsGiveHeavyTails() throws {
         let fits = OutputLengthFits(profile: Fixtures.profile)
-        let llama = try #require(fits.pairs.first { $0.task == "mmlu-redux" && $0.variant.model == "DSR1-Llama-8B" && $0.budgetTokens == 128 })
+        let llama = try #require(
+            fits.pairs.first {
+                $0.task == "mmlu-redux" && $0.variant.model == "DSR1-Llama-8B" && $0.budgetTokens == 128
+            }
+        )
         // The fitted log-normal reproduces both published means.
-        let model = OutputLengthModel(uncappedMeanTokens: llama.softMeanTokens, sigma: llama.sigma, capTokens: 128, source: .fitted)
+        let model = OutputLengthModel(
+            uncappedMeanTokens: llama.softMeanTokens,
+            sigma: llama.sigma,
+            capTokens: 128,
+            source: .fitted
+        )
         #expect(abs(model.meanTokens - 76.3) < 0.05)
         for pair in fits.pairs where pair.task == "mmlu-redux" {
-            if pair.variant.model.hasPrefix("DSR1") { #expect(pair.coefficientOfVariation > 4 && pair.coefficientOfVariation < 9) }
-            if pair.variant.model == "L1-Max" { #expect(pair.coefficientOfVariation > 1.5 && pair.coefficientOfVariation < 3) }
+            if pair.variant.model.hasPrefix("DSR1") {
+                #expect(pair.coefficientOfVariation > 4 && pair.coefficientOfVariation < 9)
+            }
+            if pair.variant.model == "L1-Max" {
+                #expect(pair.coefficientOfVariation > 1.5 && pair.coefficientOfVariation < 3)
+            }
         }
         #expect(fits.familySigma[.reasoning] != nil && fits.familySigma[.direct] == nil)
     }
@@ -89,7 +133,10 @@ struct TaskModelTests {
                 for point in try planner.front(task: task, inputTokens: input).points {
                     let best = try #require(model.bestMeasured(model: point.configuration.variant.model))
                     if point.accuracy > best + 1e-9 {
-                        #expect([AccuracySource.modeled, .learned].contains(point.accuracySource), "\(task) \(point.configuration)")
+                        #expect(
+                            [AccuracySource.modeled, .learned].contains(point.accuracySource),
+                            "\(task) \(point.configuration)"
+                        )
                         #expect(point.estimate.high > point.estimate.low)
                     }
                     #expect(point.estimate.low <= point.accuracy && point.accuracy <= point.estimate.high)
@@ -100,10 +147,14 @@ struct TaskModelTests {
 
     @Test func belowTheFloorIsInfeasibleNotAPlan() throws {
         // Natural-Plan trip at 13 s: only configurations around 0 % accuracy could run.
-        let outcome = try Fixtures.planner.plan(PlanRequest(task: "natural-plan-trip", deadlineS: 60, inputTokens: 1500))
+        let outcome = try Fixtures.planner.plan(
+            PlanRequest(task: "natural-plan-trip", deadlineS: 60, inputTokens: 1500)
+        )
         if case let .plan(plan) = outcome { #expect(plan.accuracy >= TaskPolicy.defaultMinAccuracy) }
         for deadline in [13.2, 30, 60, 120, 300] {
-            if case let .plan(plan) = try Fixtures.planner.plan(PlanRequest(task: "natural-plan-trip", deadlineS: deadline, inputTokens: 1500)) {
+            if case let .plan(plan) = try Fixtures.planner.plan(
+                PlanRequest(task: "natural-plan-trip", deadlineS: deadline, inputTokens: 1500)
+            ) {
                 #expect(plan.accuracy >= 0.05, "\(deadline) s")
             }
         }
@@ -113,48 +164,79 @@ struct TaskModelTests {
     }
 
     @Test func energyIsCheckedAtTheLatencyPercentile() throws {
-        guard case let .plan(plan) = try Fixtures.planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 60, inputTokens: 512)) else {
-            Issue.record("60 s should be feasible"); return
+        guard
+            case let .plan(plan) = try Fixtures.planner.plan(
+                PlanRequest(task: "mmlu-redux", deadlineS: 60, inputTokens: 512)
+            )
+        else {
+            Issue.record("60 s should be feasible")
+            return
         }
         #expect(plan.energyPercentileJ >= plan.energyJ)
         let budget = (plan.energyJ + plan.energyPercentileJ) / 2
-        if case let .plan(tight) = try Fixtures.planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 60, energyBudgetJ: budget, inputTokens: 512)) {
+        if case let .plan(tight) = try Fixtures.planner.plan(
+            PlanRequest(task: "mmlu-redux", deadlineS: 60, energyBudgetJ: budget, inputTokens: 512)
+        ) {
             #expect(tight.energyPercentileJ <= budget)
             #expect(tight.configuration != plan.configuration)
         }
     }
 
     @Test func lowerBoundObjectivePrefersWhatIsKnown() throws {
-        let policy = try PolicyDecoder.decode("kind: policy\ntasks:\n  mmlu-redux:\n    objective: max-accuracy-lower-bound\n", file: "p.yaml")
+        let policy = try PolicyDecoder.decode(
+            "kind: policy\ntasks:\n  mmlu-redux:\n    objective: max-accuracy-lower-bound\n",
+            file: "p.yaml"
+        )
         let planner = try Planner(profile: Fixtures.profile, policy: policy)
-        guard case let .plan(cautious) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 300, inputTokens: 256)),
-              case let .plan(greedy) = try Fixtures.planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 300, inputTokens: 256)) else {
-            Issue.record("300 s should be feasible"); return
+        guard
+            case let .plan(cautious) = try planner.plan(
+                PlanRequest(task: "mmlu-redux", deadlineS: 300, inputTokens: 256)
+            ),
+            case let .plan(greedy) = try Fixtures.planner.plan(
+                PlanRequest(task: "mmlu-redux", deadlineS: 300, inputTokens: 256)
+            )
+        else {
+            Issue.record("300 s should be feasible")
+            return
         }
         #expect(cautious.objective == .maxAccuracyLowerBound)
         #expect(cautious.estimate.low >= greedy.estimate.low - 1e-12)
     }
 
     @Test func taskClassesTakeTheirPriorAndDefaultsFromThePolicy() throws {
-        let policy = try PolicyDecoder.decode("""
-        kind: policy
-        tasks:
-          grasp-plan:
-            like: mmlu-redux
-            prior_weight: 20
-            deadline: 8s
-            input_tokens: 400
-        """, file: "p.yaml")
+        let policy = try PolicyDecoder.decode(
+            """
+            kind: policy
+            tasks:
+              grasp-plan:
+                like: mmlu-redux
+                prior_weight: 20
+                deadline: 8s
+                input_tokens: 400
+            """,
+            file: "p.yaml"
+        )
         let planner = try Planner(profile: Fixtures.profile, policy: policy)
         #expect(planner.taskClasses.contains("grasp-plan"))
         let limits = try planner.limits(PlanRequest(task: "grasp-plan"))
         #expect(limits.deadlineS == 8 && limits.inputTokens == 400)
-        guard case let .plan(plan) = try planner.plan(PlanRequest(task: "grasp-plan")) else { Issue.record("expected a plan"); return }
+        guard case let .plan(plan) = try planner.plan(PlanRequest(task: "grasp-plan")) else {
+            Issue.record("expected a plan")
+            return
+        }
         #expect(plan.task == "grasp-plan" && plan.inputTokens == 400)
-        #expect { try PolicyDecoder.decode("kind: policy\ntasks:\n  grasp:\n    like: juggling\n", file: "p.yaml").check(against: Fixtures.profile) } throws: {
+        #expect {
+            try PolicyDecoder.decode("kind: policy\ntasks:\n  grasp:\n    like: juggling\n", file: "p.yaml").check(
+                against: Fixtures.profile
+            )
+        } throws: {
             ($0 as? EdgePlanError)?.field == "tasks.grasp.like"
         }
-        #expect { try PolicyDecoder.decode("kind: policy\ntasks:\n  grasp:\n    deadline: 8s\n", file: "p.yaml").check(against: Fixtures.profile) } throws: {
+        #expect {
+            try PolicyDecoder.decode("kind: policy\ntasks:\n  grasp:\n    deadline: 8s\n", file: "p.yaml").check(
+                against: Fixtures.profile
+            )
+        } throws: {
             ($0 as? EdgePlanError)?.code == .unknownTask
         }
     }
@@ -175,9 +257,11 @@ struct SplitMix: RandomNumberGenerator {
     /// Gamma by Marsaglia–Tsang (shape < 1 boosted), then Beta as a ratio of gammas.
     mutating func gamma(_ shape: Double) -> Double {
         if shape < 1 { return gamma(shape + 1) * pow(uniform(), 1 / shape) }
-        let d = shape - 1.0 / 3, c = 1 / (9 * d).squareRoot()
+        let d = shape - 1.0 / 3
+        let c = 1 / (9 * d).squareRoot()
         while true {
-            var x = 0.0, v = 0.0
+            var x = 0.0
+            var v = 0.0
             repeat {
                 x = (-2 * log(max(uniform(), 1e-300))).squareRoot() * cos(2 * .pi * uniform())
                 v = 1 + c * x
@@ -187,7 +271,8 @@ struct SplitMix: RandomNumberGenerator {
         }
     }
     mutating func beta(_ a: Double, _ b: Double) -> Double {
-        let x = gamma(a), y = gamma(b)
+        let x = gamma(a)
+        let y = gamma(b)
         return x / (x + y)
     }
 }
@@ -226,21 +311,47 @@ struct LearningTests {
     @Test func accuracyPosteriorMovesTowardTheTruthAndBoundsEachPeer() throws {
         let planner = Fixtures.planner
         let space = try #require(planner.space("mmlu-redux"))
-        let candidate = try #require(space.candidates.first { $0.configuration.variant.model == "DSR1-Qwen-14B" && $0.configuration.mode == .base && $0.configuration.parallel == 1 && $0.configuration.variant.quantization == .fp16 })
+        let candidate = try #require(
+            space.candidates.first {
+                $0.configuration.variant.model == "DSR1-Qwen-14B" && $0.configuration.mode == .base
+                    && $0.configuration.parallel == 1 && $0.configuration.variant.quantization == .fp16
+            }
+        )
         var learner = Learner(policy: LearningPolicy(maxEvidencePerPeer: 100))
         var random = SplitMix(seed: 5)
         let truth = candidate.single.accuracy - 0.3
         for _ in 0..<300 {
-            let outcome = LearningOutcome(taskClass: "mmlu-redux", configuration: candidate.configuration, correct: random.uniform() < truth, sampleOutputTokens: [], peer: 1000)
+            let outcome = LearningOutcome(
+                taskClass: "mmlu-redux",
+                configuration: candidate.configuration,
+                correct: random.uniform() < truth,
+                sampleOutputTokens: [],
+                peer: 1000
+            )
             learner.learn(outcome, planner: planner)
         }
-        let estimate = try #require(learner.overlay.accuracy[.init(taskClass: "mmlu-redux", configuration: candidate.configuration)])
+        let estimate = try #require(
+            learner.overlay.accuracy[.init(taskClass: "mmlu-redux", configuration: candidate.configuration)]
+        )
         #expect(estimate.source == .learned && estimate.observations == 100, "one peer counts at most 100 times")
         #expect(abs(estimate.accuracy - truth) < 0.08, "\(estimate.accuracy) vs \(truth)")
         #expect(learner.refused[.peerEvidenceCap] == 200)
         // The same outcomes learned with exploration-neighbour k = 4 move through the vote model too.
-        let voted = try #require(space.candidates.first { $0.configuration == Configuration(variant: candidate.configuration.variant, mode: .base, budgetTokens: nil, capped: false, parallel: 4) })
-        let votedEstimate = try #require(learner.overlay.accuracy[.init(taskClass: "mmlu-redux", configuration: voted.configuration)])
+        let voted = try #require(
+            space.candidates.first {
+                $0.configuration
+                    == Configuration(
+                        variant: candidate.configuration.variant,
+                        mode: .base,
+                        budgetTokens: nil,
+                        capped: false,
+                        parallel: 4
+                    )
+            }
+        )
+        let votedEstimate = try #require(
+            learner.overlay.accuracy[.init(taskClass: "mmlu-redux", configuration: voted.configuration)]
+        )
         #expect(votedEstimate.accuracy < voted.accuracy.accuracy - 0.1)
     }
 }
@@ -252,10 +363,22 @@ struct OverlayCacheTests {
         let kept = try planner.front(task: "mmlu", inputTokens: 256)
         var learner = Learner()
         let candidate = try #require(planner.space("mmlu-redux")?.candidates.first { $0.configuration.parallel == 1 })
-        learner.learn(LearningOutcome(taskClass: "mmlu-redux", configuration: candidate.configuration, correct: false, sampleOutputTokens: [], peer: 0), planner: planner)
+        learner.learn(
+            LearningOutcome(
+                taskClass: "mmlu-redux",
+                configuration: candidate.configuration,
+                correct: false,
+                sampleOutputTokens: [],
+                peer: 0
+            ),
+            planner: planner
+        )
         let updated = planner.applying(learner.overlay, changed: ["mmlu-redux"])
         #expect(updated.cachedFronts == 1, "only mmlu's front carries over")
-        #expect(try updated.front(task: "mmlu", inputTokens: 256).points.map(\.configuration) == kept.points.map(\.configuration))
+        #expect(
+            try updated.front(task: "mmlu", inputTokens: 256).points.map(\.configuration)
+                == kept.points.map(\.configuration)
+        )
         #expect(planner.applying(learner.overlay).cachedFronts == 0)
     }
 }

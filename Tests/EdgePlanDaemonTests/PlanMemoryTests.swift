@@ -1,13 +1,22 @@
 import EdgePlanCore
-@testable import EdgePlanDaemon
 import Testing
+
+@testable import EdgePlanDaemon
 
 struct PlanMemoryTests {
     func entry(_ k: Int) -> PlanMemory.Entry {
-        let configuration = Configuration(variant: VariantID(model: k % 2 == 0 ? "DSR1-Qwen-1.5B" : "DSR1-Llama-8B", quantization: .fp16),
-                                          mode: .hard, budgetTokens: 128 * (k % 3 + 1), capped: true, parallel: k % 4 + 1)
-        return PlanMemory.Entry(taskClass: k % 2 == 0 ? "mmlu-redux" : "natural-plan-trip", configuration: configuration,
-                                inputTokens: 100 + k)
+        let configuration = Configuration(
+            variant: VariantID(model: k % 2 == 0 ? "DSR1-Qwen-1.5B" : "DSR1-Llama-8B", quantization: .fp16),
+            mode: .hard,
+            budgetTokens: 128 * (k % 3 + 1),
+            capped: true,
+            parallel: k % 4 + 1
+        )
+        return PlanMemory.Entry(
+            taskClass: k % 2 == 0 ? "mmlu-redux" : "natural-plan-trip",
+            configuration: configuration,
+            inputTokens: 100 + k
+        )
     }
 
     @Test func remembersForgetsTheOldestAndTeachesOnce() {
@@ -32,10 +41,12 @@ struct PlanMemoryTests {
     @Test func agreesWithAPlainRingOverRandomPlans() {
         for (capacity, pool) in [(1, 3), (37, 50), (1000, 1500), (4096, 20_000)] {
             let memory = PlanMemory(capacity: capacity)
-            var ring: [String] = [], latest: [String: Int] = [:], head = 0
+            var ring: [String] = []
+            var latest: [String: Int] = [:]
+            var head = 0
             var state: UInt64 = 99
             for step in 0..<(capacity * 6 + 20) {
-                state = state &* 6364136223846793005 &+ 1442695040888963407
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
                 let id = "r\(Int(state >> 33) % pool)"
                 memory.remember(id, entry(step))
                 if latest[id] == nil {
@@ -51,7 +62,10 @@ struct PlanMemoryTests {
                 if step % max(97, capacity / 4) == 0 || step == capacity * 6 + 19 {
                     for k in 0..<pool {
                         let remembered = memory.entry("r\(k)")
-                        #expect(remembered == latest["r\(k)"].map(entry), "capacity \(capacity), id r\(k) after step \(step)")
+                        #expect(
+                            remembered == latest["r\(k)"].map(entry),
+                            "capacity \(capacity), id r\(k) after step \(step)"
+                        )
                     }
                 }
             }

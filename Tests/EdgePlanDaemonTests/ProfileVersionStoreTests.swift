@@ -1,7 +1,8 @@
 import EdgePlanCore
-@testable import EdgePlanDaemon
 import Foundation
 import Testing
+
+@testable import EdgePlanDaemon
 
 /// The recalibrated-profile history survives crashes: leftovers are cleaned, a broken `current` falls back.
 struct ProfileVersionStoreTests {
@@ -22,14 +23,18 @@ struct ProfileVersionStoreTests {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let store = try ProfileVersionStore(directory: directory)
-        let older = try recalibrated(1.1), newer = try recalibrated(1.2)
+        let older = try recalibrated(1.1)
+        let newer = try recalibrated(1.2)
         try store.write(older, base: "base")
         try store.write(newer, base: "base")
         // A crash (or a hand) damages the current version: its model files are gone.
         try FileManager.default.removeItem(atPath: "\(directory)/versions/\(newer.version)/models")
         let restored = try #require(try store.current(base: "base"))
         #expect(restored.version == older.version)
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/current") == "versions/\(older.version)")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/current")
+                == "versions/\(older.version)"
+        )
         // A different configured profile never gets a recalibration of another.
         #expect(try store.current(base: "other") == nil)
     }
@@ -39,7 +44,10 @@ struct ProfileVersionStoreTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = try ProfileVersionStore(directory: directory)
         for leftover in ["versions/.tmp-abc-123/models", "versions/.trash-def-456/accuracy"] {
-            try FileManager.default.createDirectory(atPath: "\(directory)/\(leftover)", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: "\(directory)/\(leftover)",
+                withIntermediateDirectories: true
+            )
         }
         symlink("versions/nowhere", "\(directory)/.current-789")
         _ = try ProfileVersionStore(directory: directory)
@@ -54,7 +62,9 @@ struct ProfileVersionStoreTests {
         for step in 1...6 { try store.write(try recalibrated(1 + Double(step) / 100), base: "base") }
         let names = store.versions()
         #expect(names.count == 3)
-        for name in names { #expect(FileManager.default.fileExists(atPath: "\(directory)/versions/\(name)/base-version")) }
+        for name in names {
+            #expect(FileManager.default.fileExists(atPath: "\(directory)/versions/\(name)/base-version"))
+        }
         #expect(try store.current(base: "base") != nil)
     }
 }

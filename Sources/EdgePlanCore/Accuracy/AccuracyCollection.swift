@@ -25,7 +25,15 @@ public struct AccuracySample: Sendable, Equatable {
         }
     }
 
-    public init(question: String, index: Int, outputTokens: Int, finished: Bool, graded: GradedAnswer, forced: [Int: Forced] = [:], latencyS: Double) {
+    public init(
+        question: String,
+        index: Int,
+        outputTokens: Int,
+        finished: Bool,
+        graded: GradedAnswer,
+        forced: [Int: Forced] = [:],
+        latencyS: Double
+    ) {
         self.question = question
         self.index = index
         self.outputTokens = outputTokens
@@ -42,7 +50,11 @@ public struct AccuracySample: Sendable, Equatable {
     /// - base: the run as it is (only meaningful when every run finished).
     /// `answerTokens` replaces the forced answers' measured lengths (a collection that restricted its answers to the
     /// options measured one token, while a plan's answer is not restricted).
-    public func outcome(mode: LengthMode, budget: Int?, answerTokens: Int? = nil) -> (graded: GradedAnswer, tokens: Int)? {
+    public func outcome(
+        mode: LengthMode,
+        budget: Int?,
+        answerTokens: Int? = nil
+    ) -> (graded: GradedAnswer, tokens: Int)? {
         let endedWithin = budget.map { finished && outputTokens <= $0 } ?? finished
         switch mode {
         case .hard:
@@ -90,22 +102,34 @@ public struct AccuracyCollection: Sendable {
     /// `options` feed the vote model's prediction; `draws` random subsets per question estimate each k's vote.
     /// `answerTokens`, when given, is the length of every forced answer in the mean lengths (see
     /// ``AccuracySample/outcome(mode:budget:answerTokens:)``).
-    public init(samples: [AccuracySample], modes: [LengthMode], budgets: [Int], votes: [Int], options: Int,
-                concentration: Double, draws: Int = 400, seed: UInt64 = 1, answerTokens: Int? = nil) {
+    public init(
+        samples: [AccuracySample],
+        modes: [LengthMode],
+        budgets: [Int],
+        votes: [Int],
+        options: Int,
+        concentration: Double,
+        draws: Int = 400,
+        seed: UInt64 = 1,
+        answerTokens: Int? = nil
+    ) {
         let byQuestion = Dictionary(grouping: samples, by: \.question).mapValues { $0.sorted { $0.index < $1.index } }
         let questions = byQuestion.keys.sorted()
         var generator = SplitMix64(seed: seed)
         var cells: [Cell] = []
         for mode in modes {
-            let cellBudgets: [Int?] = switch mode {
-            case .hard, .thinkingBudget, .soft: budgets.map { $0 }
-            case .noReasoning, .base, .direct: [nil]
-            }
+            let cellBudgets: [Int?] =
+                switch mode {
+                case .hard, .thinkingBudget, .soft: budgets.map { $0 }
+                case .noReasoning, .base, .direct: [nil]
+                }
             for budget in cellBudgets {
                 var outcomes: [[GradedAnswer]] = []
                 var tokens: [Double] = []
                 for question in questions {
-                    let results = byQuestion[question]!.compactMap { $0.outcome(mode: mode, budget: budget, answerTokens: answerTokens) }
+                    let results = byQuestion[question]!.compactMap {
+                        $0.outcome(mode: mode, budget: budget, answerTokens: answerTokens)
+                    }
                     guard !results.isEmpty else { continue }
                     outcomes.append(results.map(\.graded))
                     tokens += results.map { Double($0.tokens) }
@@ -124,14 +148,36 @@ public struct AccuracyCollection: Sendable {
                         accuracy = perQuestion.reduce(0, +) / Double(perQuestion.count)
                     } else {
                         var total = 0.0
-                        for answers in outcomes { total += Self.voteAccuracy(answers, k: k, draws: draws, using: &generator) }
+                        for answers in outcomes {
+                            total += Self.voteAccuracy(answers, k: k, draws: draws, using: &generator)
+                        }
                         accuracy = total / Double(outcomes.count)
                     }
                     let interval = AccuracyEstimate.measured(accuracy, questions: outcomes.count)
-                    let predicted = k == 1 ? nil : PluralityVote.accuracy(
-                        single: single, samples: k, abstention: abstention, concentration: concentration, options: options)
-                    cells.append(Cell(mode: mode, budget: budget, samples: k, accuracy: accuracy, low: interval.low, high: interval.high,
-                                      questions: outcomes.count, meanOutputTokens: meanTokens, abstention: abstention, predicted: predicted))
+                    let predicted =
+                        k == 1
+                        ? nil
+                        : PluralityVote.accuracy(
+                            single: single,
+                            samples: k,
+                            abstention: abstention,
+                            concentration: concentration,
+                            options: options
+                        )
+                    cells.append(
+                        Cell(
+                            mode: mode,
+                            budget: budget,
+                            samples: k,
+                            accuracy: accuracy,
+                            low: interval.low,
+                            high: interval.high,
+                            questions: outcomes.count,
+                            meanOutputTokens: meanTokens,
+                            abstention: abstention,
+                            predicted: predicted
+                        )
+                    )
                 }
             }
         }
@@ -148,7 +194,8 @@ public struct AccuracyCollection: Sendable {
 
     /// Chance that a plurality vote over `k` of these answers, drawn without replacement, is right; ties break at
     /// random and a vote with no answer at all is wrong.
-    static func voteAccuracy(_ answers: [GradedAnswer], k: Int, draws: Int, using generator: inout SplitMix64) -> Double {
+    static func voteAccuracy(_ answers: [GradedAnswer], k: Int, draws: Int, using generator: inout SplitMix64) -> Double
+    {
         let correct = answers.first(where: \.correct)?.answer
         var wins = 0.0
         var indices = Array(answers.indices)
@@ -171,10 +218,17 @@ public struct AccuracyCollection: Sendable {
     public func records(variant: VariantID, source: String) -> [AccuracyRecord] {
         cells.filter { $0.samples == 1 && $0.mode != .soft }.map { cell in
             AccuracyRecord(
-                variant: variant, mode: cell.mode, budgetTokens: cell.budget, capped: cell.mode == .hard,
+                variant: variant,
+                mode: cell.mode,
+                budgetTokens: cell.budget,
+                capped: cell.mode == .hard,
                 accuracy: cell.accuracy,
-                meanOutputTokens: min(max(cell.meanOutputTokens, 0.1), cell.mode.lengthCap(budget: cell.budget, capped: cell.mode == .hard).map(Double.init) ?? .infinity),
-                source: source)
+                meanOutputTokens: min(
+                    max(cell.meanOutputTokens, 0.1),
+                    cell.mode.lengthCap(budget: cell.budget, capped: cell.mode == .hard).map(Double.init) ?? .infinity
+                ),
+                source: source
+            )
         }
     }
 }
@@ -193,8 +247,16 @@ public enum AccuracySamplesFile {
         public var constrained: Bool
         public var engine: String
 
-        public init(model: String, task: String, grader: String, budgets: [Int], forcedBudgets: [Int], samplesPerQuestion: Int,
-                    constrained: Bool, engine: String) {
+        public init(
+            model: String,
+            task: String,
+            grader: String,
+            budgets: [Int],
+            forcedBudgets: [Int],
+            samplesPerQuestion: Int,
+            constrained: Bool,
+            engine: String
+        ) {
             self.model = model
             self.task = task
             self.grader = grader
@@ -207,9 +269,11 @@ public enum AccuracySamplesFile {
 
         var json: JSONValue {
             .fields([
-                "kind": .string("accuracy-samples"), "model": .string(model), "task": .string(task), "grader": .string(grader),
+                "kind": .string("accuracy-samples"), "model": .string(model), "task": .string(task),
+                "grader": .string(grader),
                 "budgets": .array(budgets.map { .int($0) }), "forced_budgets": .array(forcedBudgets.map { .int($0) }),
-                "samples_per_question": .int(samplesPerQuestion), "constrained": .bool(constrained), "engine": .string(engine),
+                "samples_per_question": .int(samplesPerQuestion), "constrained": .bool(constrained),
+                "engine": .string(engine),
             ])
         }
 
@@ -217,7 +281,8 @@ public enum AccuracySamplesFile {
         public func difference(from other: Header) -> String? {
             let pairs: [(String, String, String)] = [
                 ("model", model, other.model), ("task", task, other.task), ("grader", grader, other.grader),
-                ("budgets", "\(budgets)", "\(other.budgets)"), ("forced budgets", "\(forcedBudgets)", "\(other.forcedBudgets)"),
+                ("budgets", "\(budgets)", "\(other.budgets)"),
+                ("forced budgets", "\(forcedBudgets)", "\(other.forcedBudgets)"),
                 ("samples per question", "\(samplesPerQuestion)", "\(other.samplesPerQuestion)"),
                 ("constrained answers", "\(constrained)", "\(other.constrained)"),
             ]
@@ -232,18 +297,27 @@ public enum AccuracySamplesFile {
         var bytes: [UInt8] = []
         for sample in samples {
             var fields: [(String, JSONValue)] = [
-                ("question", .string(sample.question)), ("sample", .int(sample.index)), ("output_tokens", .int(sample.outputTokens)),
+                ("question", .string(sample.question)), ("sample", .int(sample.index)),
+                ("output_tokens", .int(sample.outputTokens)),
                 ("finished", .bool(sample.finished)), ("answer", sample.graded.answer.map(JSONValue.string) ?? .null),
                 ("correct", .bool(sample.graded.correct)), ("latency_s", .number(sample.latencyS)),
             ]
             if !sample.forced.isEmpty {
-                fields.append(("forced", .array(sample.forced.keys.sorted().map { budget in
-                    let forced = sample.forced[budget]!
-                    return .fields([
-                        "budget": .int(budget), "answer": forced.graded.answer.map(JSONValue.string) ?? .null,
-                        "correct": .bool(forced.graded.correct), "answer_tokens": .int(forced.answerTokens),
-                    ])
-                })))
+                fields.append(
+                    (
+                        "forced",
+                        .array(
+                            sample.forced.keys.sorted().map { budget in
+                                let forced = sample.forced[budget]!
+                                return .fields([
+                                    "budget": .int(budget),
+                                    "answer": forced.graded.answer.map(JSONValue.string) ?? .null,
+                                    "correct": .bool(forced.graded.correct), "answer_tokens": .int(forced.answerTokens),
+                                ])
+                            }
+                        )
+                    )
+                )
             }
             fields.append(("time", .number(time)))
             bytes += JSONValue.object(fields).utf8() + [0x0A]
@@ -264,22 +338,39 @@ public enum AccuracySamplesFile {
                 throw EdgePlanError.invalidFile(error.message, file: file, line: lineNumber)
             }
             func int(_ key: String, in value: JSONValue = row) throws -> Int {
-                guard let number = value[key]?.intValue else { throw EdgePlanError.invalidFile("no whole number '\(key)'", file: file, line: lineNumber, field: key) }
+                guard let number = value[key]?.intValue else {
+                    throw EdgePlanError.invalidFile(
+                        "no whole number '\(key)'",
+                        file: file,
+                        line: lineNumber,
+                        field: key
+                    )
+                }
                 return number
             }
             if row["kind"]?.stringValue == "accuracy-samples" {
-                guard header == nil else { throw EdgePlanError.invalidFile("a second header", file: file, line: lineNumber) }
+                guard header == nil else {
+                    throw EdgePlanError.invalidFile("a second header", file: file, line: lineNumber)
+                }
                 func ints(_ key: String) -> [Int] {
                     if case let .array(items)? = row[key] { return items.compactMap(\.intValue) }
                     return []
                 }
                 header = Header(
-                    model: row["model"]?.stringValue ?? "", task: row["task"]?.stringValue ?? "", grader: row["grader"]?.stringValue ?? "",
-                    budgets: ints("budgets"), forcedBudgets: ints("forced_budgets"), samplesPerQuestion: try int("samples_per_question"),
-                    constrained: row["constrained"] == .bool(true), engine: row["engine"]?.stringValue ?? "")
+                    model: row["model"]?.stringValue ?? "",
+                    task: row["task"]?.stringValue ?? "",
+                    grader: row["grader"]?.stringValue ?? "",
+                    budgets: ints("budgets"),
+                    forcedBudgets: ints("forced_budgets"),
+                    samplesPerQuestion: try int("samples_per_question"),
+                    constrained: row["constrained"] == .bool(true),
+                    engine: row["engine"]?.stringValue ?? ""
+                )
                 continue
             }
-            guard header != nil else { throw EdgePlanError.invalidFile("a sample before the header", file: file, line: lineNumber) }
+            guard header != nil else {
+                throw EdgePlanError.invalidFile("a sample before the header", file: file, line: lineNumber)
+            }
             guard let question = row["question"]?.stringValue else {
                 throw EdgePlanError.invalidFile("no 'question'", file: file, line: lineNumber, field: "question")
             }
@@ -287,14 +378,25 @@ public enum AccuracySamplesFile {
             if case let .array(items)? = row["forced"] {
                 for item in items {
                     forced[try int("budget", in: item)] = AccuracySample.Forced(
-                        graded: GradedAnswer(answer: item["answer"]?.stringValue, correct: item["correct"] == .bool(true)),
-                        answerTokens: try int("answer_tokens", in: item))
+                        graded: GradedAnswer(
+                            answer: item["answer"]?.stringValue,
+                            correct: item["correct"] == .bool(true)
+                        ),
+                        answerTokens: try int("answer_tokens", in: item)
+                    )
                 }
             }
-            samples.append(AccuracySample(
-                question: question, index: try int("sample"), outputTokens: try int("output_tokens"), finished: row["finished"] == .bool(true),
-                graded: GradedAnswer(answer: row["answer"]?.stringValue, correct: row["correct"] == .bool(true)), forced: forced,
-                latencyS: row["latency_s"]?.doubleValue ?? 0))
+            samples.append(
+                AccuracySample(
+                    question: question,
+                    index: try int("sample"),
+                    outputTokens: try int("output_tokens"),
+                    finished: row["finished"] == .bool(true),
+                    graded: GradedAnswer(answer: row["answer"]?.stringValue, correct: row["correct"] == .bool(true)),
+                    forced: forced,
+                    latencyS: row["latency_s"]?.doubleValue ?? 0
+                )
+            )
         }
         return (header, samples)
     }

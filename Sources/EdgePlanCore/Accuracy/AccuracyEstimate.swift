@@ -33,8 +33,16 @@ public struct AccuracyEstimate: Sendable, Equatable {
 
     /// A measured accuracy over `questions` questions: the 80 % interval of its Beta posterior.
     public static func measured(_ accuracy: Double, questions: Int) -> AccuracyEstimate {
-        let interval = BetaDistribution(alpha: accuracy * Double(questions) + 0.5, beta: (1 - accuracy) * Double(questions) + 0.5).interval()
-        return AccuracyEstimate(accuracy: accuracy, low: interval.lowerBound, high: interval.upperBound, source: .measured)
+        let interval = BetaDistribution(
+            alpha: accuracy * Double(questions) + 0.5,
+            beta: (1 - accuracy) * Double(questions) + 0.5
+        ).interval()
+        return AccuracyEstimate(
+            accuracy: accuracy,
+            low: interval.lowerBound,
+            high: interval.upperBound,
+            source: .measured
+        )
     }
 
     /// The 80 % half-width of a binomial proportion over `questions`.

@@ -70,7 +70,8 @@ public struct AccuracyModel: Sendable {
             for (low, high) in zip(budgets, budgets.dropFirst()) where steps > 0 {
                 for step in 1...steps {
                     let t = Double(step) / Double(steps + 1)
-                    let value = Int((exp(log(Double(low)) + t * (log(Double(high)) - log(Double(low)))) / 8).rounded()) * 8
+                    let value =
+                        Int((exp(log(Double(low)) + t * (log(Double(high)) - log(Double(low)))) / 8).rounded()) * 8
                     if value > low && value < high { points.insert(value) }
                 }
             }
@@ -93,13 +94,17 @@ public struct AccuracyModel: Sendable {
         guard let budget else {
             return unbudgeted[group].map { AccuracyEstimate.measured($0.accuracy, questions: questions) }
         }
-        guard let records = budgeted[group], let first = records.first, let last = records.last, budget >= first.budgetTokens! else { return nil }
+        guard let records = budgeted[group], let first = records.first, let last = records.last,
+            budget >= first.budgetTokens!
+        else { return nil }
         if budget > last.budgetTokens! {
             guard let release = releases[group], Double(budget) < release.budget else { return nil }
             // The modeled extension: from the last measured budget toward the unconstrained accuracy.
             let envelope = records.map(\.accuracy).max()!
             let target = max(release.accuracy, envelope)
-            let t = (log(Double(budget)) - log(Double(last.budgetTokens!))) / (log(release.budget) - log(Double(last.budgetTokens!)))
+            let t =
+                (log(Double(budget)) - log(Double(last.budgetTokens!)))
+                / (log(release.budget) - log(Double(last.budgetTokens!)))
             let accuracy = envelope + t * (target - envelope)
             let spread = AccuracyEstimate.halfWidth(accuracy, questions: questions)
             return AccuracyEstimate(accuracy: accuracy, low: envelope - spread, high: target + spread, source: .modeled)
@@ -112,13 +117,25 @@ public struct AccuracyModel: Sendable {
                 if record.accuracy == envelope { return .measured(envelope, questions: questions) }
                 // Below a smaller budget's measurement: the monotone envelope holds, the measurement bounds it.
                 let spread = AccuracyEstimate.halfWidth(envelope, questions: questions)
-                return AccuracyEstimate(accuracy: envelope, low: record.accuracy - spread, high: envelope + spread, source: .interpolated)
+                return AccuracyEstimate(
+                    accuracy: envelope,
+                    low: record.accuracy - spread,
+                    high: envelope + spread,
+                    source: .interpolated
+                )
             }
             if let previous, Double(budget) < Double(record.budgetTokens!) {
-                let t = (log(Double(budget)) - log(previous.budget)) / (log(Double(record.budgetTokens!)) - log(previous.budget))
+                let t =
+                    (log(Double(budget)) - log(previous.budget))
+                    / (log(Double(record.budgetTokens!)) - log(previous.budget))
                 let accuracy = previous.accuracy + t * (envelope - previous.accuracy)
                 let spread = AccuracyEstimate.halfWidth(accuracy, questions: questions)
-                return AccuracyEstimate(accuracy: accuracy, low: previous.accuracy - spread, high: envelope + spread, source: .interpolated)
+                return AccuracyEstimate(
+                    accuracy: accuracy,
+                    low: previous.accuracy - spread,
+                    high: envelope + spread,
+                    source: .interpolated
+                )
             }
             previous = (Double(record.budgetTokens!), envelope)
         }
@@ -144,8 +161,11 @@ public struct AccuracyModel: Sendable {
         let top = max(unconstrained ?? floor, floor)
         let spread = AccuracyEstimate.halfWidth(floor, questions: table.questions)
         return AccuracyEstimate(
-            accuracy: floor, low: max(0, min(hard.low, noThinking ?? hard.low) - spread), high: min(1, top + spread),
-            source: .modeled)
+            accuracy: floor,
+            low: max(0, min(hard.low, noThinking ?? hard.low) - spread),
+            high: min(1, top + spread),
+            source: .modeled
+        )
     }
 
     /// Best measured single-sample accuracy of a model (any quantization, mode, budget) on this task.

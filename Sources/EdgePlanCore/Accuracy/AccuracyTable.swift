@@ -45,7 +45,16 @@ public struct AccuracyRecord: Sendable, Equatable {
     public var meanLatencyS: Double?
     public var source: String
 
-    public init(variant: VariantID, mode: LengthMode, budgetTokens: Int?, capped: Bool, accuracy: Double, meanOutputTokens: Double, meanLatencyS: Double? = nil, source: String) {
+    public init(
+        variant: VariantID,
+        mode: LengthMode,
+        budgetTokens: Int?,
+        capped: Bool,
+        accuracy: Double,
+        meanOutputTokens: Double,
+        meanLatencyS: Double? = nil,
+        source: String
+    ) {
         self.variant = variant
         self.mode = mode
         self.budgetTokens = budgetTokens
@@ -71,7 +80,15 @@ public struct AccuracyTable: Sendable, Equatable {
     public var questions: Int
     public var records: [AccuracyRecord]
 
-    public init(task: String, description: String, source: String, typicalInputTokens: Int, answerOptions: Int, questions: Int, records: [AccuracyRecord]) {
+    public init(
+        task: String,
+        description: String,
+        source: String,
+        typicalInputTokens: Int,
+        answerOptions: Int,
+        questions: Int,
+        records: [AccuracyRecord]
+    ) {
         self.task = task
         self.description = description
         self.source = source

@@ -45,22 +45,32 @@ public enum AnswerGrader: Sendable, Equatable {
         case "numeric":
             guard let argument else { return .numeric(tolerance: 1e-6, relative: false) }
             let relative = argument.hasSuffix("%")
-            guard let value = Double(relative ? String(argument.dropLast()) : argument), value >= 0, value.isFinite else {
-                throw EdgePlanError.invalidInput("numeric tolerance '\(argument)' is not a non-negative number (e.g. numeric:0.01 or numeric:1%)", field: "--grader")
+            guard let value = Double(relative ? String(argument.dropLast()) : argument), value >= 0, value.isFinite
+            else {
+                throw EdgePlanError.invalidInput(
+                    "numeric tolerance '\(argument)' is not a non-negative number (e.g. numeric:0.01 or numeric:1%)",
+                    field: "--grader"
+                )
             }
             return .numeric(tolerance: relative ? value / 100 : value, relative: relative)
         case "regex":
-            guard let argument, !argument.isEmpty else { throw EdgePlanError.invalidInput("regex needs a pattern: regex:PATTERN", field: "--grader") }
+            guard let argument, !argument.isEmpty else {
+                throw EdgePlanError.invalidInput("regex needs a pattern: regex:PATTERN", field: "--grader")
+            }
             do { _ = try Regex(argument) } catch {
                 throw EdgePlanError.invalidInput("regex '\(argument)' does not compile: \(error)", field: "--grader")
             }
             return .regex(argument)
         case "command":
-            guard let argument, !argument.trimmed.isEmpty else { throw EdgePlanError.invalidInput("command needs a command line: command:CMD", field: "--grader") }
+            guard let argument, !argument.trimmed.isEmpty else {
+                throw EdgePlanError.invalidInput("command needs a command line: command:CMD", field: "--grader")
+            }
             return .command(argument)
         default:
             throw EdgePlanError.invalidInput(
-                "unknown grader '\(text)'; use choice, exact, numeric[:TOL[%]], regex:PATTERN or command:CMD", field: "--grader")
+                "unknown grader '\(text)'; use choice, exact, numeric[:TOL[%]], regex:PATTERN or command:CMD",
+                field: "--grader"
+            )
         }
     }
 
@@ -79,7 +89,12 @@ public enum AnswerGrader: Sendable, Equatable {
         let final = Self.afterThinking(output)
         switch self {
         case .choice:
-            guard let letter = Self.choiceLetter(final, letters: question.letters.isEmpty ? Self.defaultLetters : question.letters) else { return .unanswered }
+            guard
+                let letter = Self.choiceLetter(
+                    final,
+                    letters: question.letters.isEmpty ? Self.defaultLetters : question.letters
+                )
+            else { return .unanswered }
             return GradedAnswer(answer: letter, correct: letter == question.answer.uppercased())
         case .exact:
             let answer = Self.normalized(Self.finalAnswer(final))
@@ -87,12 +102,15 @@ public enum AnswerGrader: Sendable, Equatable {
             return GradedAnswer(answer: answer, correct: answer == Self.normalized(question.answer))
         case let .numeric(tolerance, relative):
             guard let value = Self.lastNumber(Self.finalAnswer(final)) else { return .unanswered }
-            guard let gold = Self.lastNumber(question.answer) else { return GradedAnswer(answer: Self.format(value), correct: false) }
+            guard let gold = Self.lastNumber(question.answer) else {
+                return GradedAnswer(answer: Self.format(value), correct: false)
+            }
             let allowed = relative ? tolerance * abs(gold) : tolerance
             return GradedAnswer(answer: Self.format(value), correct: abs(value - gold) <= allowed)
         case let .regex(pattern):
             guard let regex = try? Regex(pattern), let match = final.matches(of: regex).last else { return .unanswered }
-            let captured = match.output.count > 1 ? match.output[1].substring.map(String.init) : String(final[match.range])
+            let captured =
+                match.output.count > 1 ? match.output[1].substring.map(String.init) : String(final[match.range])
             guard let captured else { return .unanswered }
             let answer = Self.normalized(captured)
             return GradedAnswer(answer: answer, correct: answer == Self.normalized(question.answer))
@@ -126,7 +144,9 @@ public enum AnswerGrader: Sendable, Equatable {
         for pattern in patterns {
             guard let regex = try? Regex(pattern) else { continue }
             for match in text.matches(of: regex).reversed() {
-                if let letter = match.output[1].substring.map({ String($0).uppercased() }), valid.contains(letter) { return letter }
+                if let letter = match.output[1].substring.map({ String($0).uppercased() }), valid.contains(letter) {
+                    return letter
+                }
             }
         }
         var bare = text.trimmed

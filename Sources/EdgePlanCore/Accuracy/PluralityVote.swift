@@ -16,7 +16,13 @@ import Synchronization
 /// questions the model answers correctly more often than it picks any one wrong option.
 public enum PluralityVote {
     /// Accuracy of the voted answer; `single` is the single-sample accuracy (abstentions counted wrong).
-    public static func accuracy(single: Double, samples k: Int, abstention: Double, concentration: Double, options: Int) -> Double {
+    public static func accuracy(
+        single: Double,
+        samples k: Int,
+        abstention: Double,
+        concentration: Double,
+        options: Int
+    ) -> Double {
         guard k > 1 else { return single }
         guard single > 0 else { return 0 }
         let a = min(max(abstention, 0), 0.999)
@@ -78,8 +84,10 @@ public enum PluralityVote {
     static func winTable(samples k: Int, options m: Int) -> Tables {
         let key = Key(samples: k, options: max(m, 2))
         if let cached = tables.withLock({ $0[key] }) { return cached }
-        let table = Tables(wins: buildWinTable(samples: k, wrongOptions: max(m, 2) - 1),
-                           steps: (0...k).map { n in (0...n).map { t in Double(n - t) / Double(t + 1) } })
+        let table = Tables(
+            wins: buildWinTable(samples: k, wrongOptions: max(m, 2) - 1),
+            steps: (0...k).map { n in (0...n).map { t in Double(n - t) / Double(t + 1) } }
+        )
         tables.withLock { $0[key] = table }
         return table
     }

@@ -38,33 +38,64 @@ public enum TaskSet {
             do { value = try JSONValue.parse(Array(trimmed.utf8)) } catch {
                 throw EdgePlanError.invalidFile("not a JSON object: \(error)", file: file, line: line)
             }
-            guard case .object = value else { throw EdgePlanError.invalidFile("a question is a JSON object", file: file, line: line) }
+            guard case .object = value else {
+                throw EdgePlanError.invalidFile("a question is a JSON object", file: file, line: line)
+            }
             func string(_ key: String) throws -> String {
                 guard let field = value[key], field != .null else {
                     throw EdgePlanError.invalidFile("the question has no '\(key)'", file: file, line: line, field: key)
                 }
-                let text = field.stringValue ?? (field.intValue.map(String.init) ?? field.doubleValue.map { JSONValue.number($0).serialized() })
+                let text =
+                    field.stringValue
+                    ?? (field.intValue.map(String.init) ?? field.doubleValue.map { JSONValue.number($0).serialized() })
                 guard let text, !text.trimmed.isEmpty else {
-                    throw EdgePlanError.invalidFile("'\(key)' must be a non-empty string", file: file, line: line, field: key)
+                    throw EdgePlanError.invalidFile(
+                        "'\(key)' must be a non-empty string",
+                        file: file,
+                        line: line,
+                        field: key
+                    )
                 }
                 return text
             }
             let id = try string("id")
             if let first = seen[id] {
-                throw EdgePlanError.invalidFile("id '\(id)' repeats the question on line \(first)", file: file, line: line, field: "id")
+                throw EdgePlanError.invalidFile(
+                    "id '\(id)' repeats the question on line \(first)",
+                    file: file,
+                    line: line,
+                    field: "id"
+                )
             }
             seen[id] = line
             var options: [String] = []
             if let field = value["options"], field != .null {
-                guard case let .array(items) = field, !items.isEmpty, let texts = Optional(items.compactMap(\.stringValue)), texts.count == items.count else {
-                    throw EdgePlanError.invalidFile("'options' must be a non-empty list of strings", file: file, line: line, field: "options")
+                guard case let .array(items) = field, !items.isEmpty,
+                    let texts = Optional(items.compactMap(\.stringValue)), texts.count == items.count
+                else {
+                    throw EdgePlanError.invalidFile(
+                        "'options' must be a non-empty list of strings",
+                        file: file,
+                        line: line,
+                        field: "options"
+                    )
                 }
                 guard texts.count <= 26 else {
-                    throw EdgePlanError.invalidFile("\(texts.count) options: at most 26 (letters A to Z)", file: file, line: line, field: "options")
+                    throw EdgePlanError.invalidFile(
+                        "\(texts.count) options: at most 26 (letters A to Z)",
+                        file: file,
+                        line: line,
+                        field: "options"
+                    )
                 }
                 options = texts
             }
-            var question = TaskQuestion(id: id, prompt: try string("prompt"), answer: try string("answer"), options: options)
+            var question = TaskQuestion(
+                id: id,
+                prompt: try string("prompt"),
+                answer: try string("answer"),
+                options: options
+            )
             if !options.isEmpty {
                 let letters = question.letters
                 let answer = question.answer.trimmed
@@ -75,7 +106,10 @@ public enum TaskSet {
                 } else {
                     throw EdgePlanError.invalidFile(
                         "answer '\(answer)' is neither an option's letter (\(letters.joined(separator: ", "))) nor an option's text",
-                        file: file, line: line, field: "answer")
+                        file: file,
+                        line: line,
+                        field: "answer"
+                    )
                 }
             }
             questions.append(question)

@@ -24,12 +24,22 @@ public struct VoteTargets: Sendable, Equatable {
         for var row in try root.objects("targets") {
             let rawFamily = try row.string("family")
             guard let family = ModelFamily(rawValue: rawFamily) else {
-                throw row.error("family", "unknown family '\(rawFamily)'; use \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw row.error(
+                    "family",
+                    "unknown family '\(rawFamily)'; use \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
-            targets.append(Target(
-                family: family, model: try row.string("model"), budgetTokens: try row.int("budget_tokens", in: 1...1_000_000),
-                samples: try row.int("samples", in: 1...1024), relativeTo: try row.int("relative_to", in: 1...1024),
-                lift: try row.double("lift", in: 0.1...10), quote: try row.string("quote")))
+            targets.append(
+                Target(
+                    family: family,
+                    model: try row.string("model"),
+                    budgetTokens: try row.int("budget_tokens", in: 1...1_000_000),
+                    samples: try row.int("samples", in: 1...1024),
+                    relativeTo: try row.int("relative_to", in: 1...1024),
+                    lift: try row.double("lift", in: 0.1...10),
+                    quote: try row.string("quote")
+                )
+            )
             try row.finish()
         }
         let result = VoteTargets(task: try root.string("task"), source: try root.string("source"), targets: targets)

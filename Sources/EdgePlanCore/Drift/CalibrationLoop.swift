@@ -84,20 +84,33 @@ public struct CalibrationLoop: Sendable {
         for run in earlier where profile.variants[run.variant] != nil {
             variants[run.variant, default: VariantState()].runs.append(run)
         }
-        for id in variants.keys where variants[id]!.runs.count > window { variants[id]!.runs.removeFirst(variants[id]!.runs.count - window) }
+        for id in variants.keys where variants[id]!.runs.count > window {
+            variants[id]!.runs.removeFirst(variants[id]!.runs.count - window)
+        }
     }
 
     /// Feeds one reported run; returns what it set off (drift, a swap, nothing).
     public mutating func report(_ run: RunReport, at now: Double) -> [Event] {
         guard let variant = profile.variants[run.variant] else { return [] }
         var events: [Event] = []
-        let predicted = Predictor(device: profile.device).latencyS(variant, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
+        let predicted = Predictor(device: profile.device).latencyS(
+            variant,
+            input: run.inputTokens,
+            output: Double(run.outputTokens),
+            parallel: run.parallel
+        )
         var state = variants.removeValue(forKey: run.variant) ?? VariantState()
         defer { variants[run.variant] = state }
         var monitor = state.monitor ?? DriftMonitor(at: startedAt)
         if let context, monitor.context == nil { _ = monitor.setContext(context, at: now) }
         // The plausibility filter comes before any fit sees the run: an impossible run is counted and dropped.
-        if monitor.plausibility.problem(variant, device: profile.device, outputTokens: run.outputTokens, latencyS: run.latencyS, predictedS: predicted) != nil {
+        if monitor.plausibility.problem(
+            variant,
+            device: profile.device,
+            outputTokens: run.outputTokens,
+            latencyS: run.latencyS,
+            predictedS: predicted
+        ) != nil {
             monitor.recordImplausible()
             state.monitor = monitor
             return []
@@ -111,7 +124,8 @@ public struct CalibrationLoop: Sendable {
         }
         state.newRuns += 1
         if let peer = run.peer, let probation = state.probation, peer != probation.fitPeer,
-           let rollback = judgeProbation(&state, run: run, predicted: predicted, at: now) {
+            let rollback = judgeProbation(&state, run: run, predicted: predicted, at: now)
+        {
             state.monitor = monitor
             return [rollback]
         }
@@ -142,7 +156,8 @@ public struct CalibrationLoop: Sendable {
     public mutating func periodicRefit(at now: Double) -> [Event] {
         var events: [Event] = []
         let due = variants.compactMap { id, state in
-            state.runs.count >= recalibrator.minimumRuns && state.pendingFrom == nil && state.newRuns >= minimumNewRunsForPeriodicRefit ? id : nil
+            state.runs.count >= recalibrator.minimumRuns && state.pendingFrom == nil
+                && state.newRuns >= minimumNewRunsForPeriodicRefit ? id : nil
         }
         for id in due.sorted() {
             var state = variants.removeValue(forKey: id)!
@@ -169,9 +184,21 @@ public struct CalibrationLoop: Sendable {
 
     /// Adds a run from another peer to a recalibration's probation; rolls the recalibration back when those
     /// peers' runs fit the previous variant markedly better.
-    private mutating func judgeProbation(_ state: inout VariantState, run: RunReport, predicted: Double, at now: Double) -> Event? {
-        guard var probation = state.probation, let previous = probation.changes.first(where: { $0.installed.id == run.variant })?.previous else { return nil }
-        let before = Predictor(device: profile.device).latencyS(previous, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
+    private mutating func judgeProbation(
+        _ state: inout VariantState,
+        run: RunReport,
+        predicted: Double,
+        at now: Double
+    ) -> Event? {
+        guard var probation = state.probation,
+            let previous = probation.changes.first(where: { $0.installed.id == run.variant })?.previous
+        else { return nil }
+        let before = Predictor(device: profile.device).latencyS(
+            previous,
+            input: run.inputTokens,
+            output: Double(run.outputTokens),
+            parallel: run.parallel
+        )
         probation.newErrors.append(abs(log(run.latencyS / predicted)))
         probation.previousErrors.append(abs(log(run.latencyS / before)))
         guard probation.newErrors.count >= probationRuns else {
@@ -190,12 +217,19 @@ public struct CalibrationLoop: Sendable {
         state.pendingFrom = nil
         state.monitor?.recalibrated(at: now)
         let who = probation.fitPeer.map { "peer \($0)" } ?? "unknown peers"
-        let reason = "\(probationRuns) runs of other peers err by \(((exp(underNew) - 1) * 100).significantDigits(3)) % (median) under the fit \(who) dominated, \(((exp(underPrevious) - 1) * 100).significantDigits(3)) % under the previous profile"
+        let reason =
+            "\(probationRuns) runs of other peers err by \(((exp(underNew) - 1) * 100).significantDigits(3)) % (median) under the fit \(who) dominated, \(((exp(underPrevious) - 1) * 100).significantDigits(3)) % under the previous profile"
         return .rolledBack(run.variant, peer: probation.fitPeer, reason: reason, profile: profile)
     }
 
     /// Refits one variant, whose state the caller has taken out of `variants` (so it is not copied).
-    private mutating func refit(_ id: VariantID, _ state: inout VariantState, runs: ArraySlice<RunReport>, at now: Double, label: String) -> [Event] {
+    private mutating func refit(
+        _ id: VariantID,
+        _ state: inout VariantState,
+        runs: ArraySlice<RunReport>,
+        at now: Double,
+        label: String
+    ) -> [Event] {
         // Rate limit: a flood of reports cannot make the profile churn.
         if let last = state.lastRefit, now - last < minimumRefitIntervalS { return [] }
         state.lastRefit = now
@@ -203,9 +237,16 @@ public struct CalibrationLoop: Sendable {
         // No one peer outvotes the rest, and a fit must not pull away from any peer's own runs.
         let runs = peerEvidence.capped(runs)
         guard let variant = profile.variants[id],
-              var outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
+            var outcome = try? recalibrator.refit(variant, device: profile.device, runs: runs, at: now, label: label)
         else { return [] }
-        if outcome.accepted, let disagreement = peerEvidence.disagreement(current: variant, candidate: outcome.candidate, device: profile.device, runs: runs) {
+        if outcome.accepted,
+            let disagreement = peerEvidence.disagreement(
+                current: variant,
+                candidate: outcome.candidate,
+                device: profile.device,
+                runs: runs
+            )
+        {
             outcome.accepted = false
             outcome.reason = "kept: \(disagreement)"
         }
@@ -221,11 +262,15 @@ public struct CalibrationLoop: Sendable {
         // variants that have not reported yet, until their own reports refit them.
         let ratio = outcome.candidate.decodeLatency.nSPerToken / variant.decodeLatency.nSPerToken
         if afterDrift, abs(ratio - 1) > propagationThreshold {
-            for other in next.variants.values where other.id != id && (variants[other.id]?.monitor?.state ?? .baselining) != .drifting {
+            for other in next.variants.values
+            where other.id != id && (variants[other.id]?.monitor?.state ?? .baselining) != .drifting {
                 var scaled = other
                 scaled.decodeLatency = DecodeLatencyModel(
-                    mSPerToken2: other.decodeLatency.mSPerToken2 * ratio, nSPerToken: other.decodeLatency.nSPerToken * ratio,
-                    source: "scaled by \(ratio.significantDigits(4)) with the drift of \(id) (provisional); was: \(other.decodeLatency.source)")
+                    mSPerToken2: other.decodeLatency.mSPerToken2 * ratio,
+                    nSPerToken: other.decodeLatency.nSPerToken * ratio,
+                    source:
+                        "scaled by \(ratio.significantDigits(4)) with the drift of \(id) (provisional); was: \(other.decodeLatency.source)"
+                )
                 next.variants[other.id] = scaled
                 changes.append((installed: scaled, previous: other))
                 variants[other.id]?.monitor?.resume(at: now)

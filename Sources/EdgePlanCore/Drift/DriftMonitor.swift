@@ -42,8 +42,13 @@ public struct DriftMonitor: Sendable {
     private var detector: ShiftDetector
     private var detectorOrigin = 0
 
-    public init(at now: Double, baselineReports: Int = 8, smoothing: Double = 0.1, plausibility: Plausibility = Plausibility(),
-                detector: ShiftDetector = ShiftDetector(slack: 0.05, threshold: 1.5, clip: 0.5)) {
+    public init(
+        at now: Double,
+        baselineReports: Int = 8,
+        smoothing: Double = 0.1,
+        plausibility: Plausibility = Plausibility(),
+        detector: ShiftDetector = ShiftDetector(slack: 0.05, threshold: 1.5, clip: 0.5)
+    ) {
         self.plausibility = plausibility
         self.stateSince = now
         self.lastCalibratedAt = now
@@ -84,7 +89,11 @@ public struct DriftMonitor: Sendable {
             transition(to: .drifting, at: now)
             let origin = detectorOrigin
             resetDetector()
-            return .drift(ratio: Foundation.exp(shift.meanLogRatio), onsetReport: origin + shift.onset, alarmReport: origin + shift.alarm)
+            return .drift(
+                ratio: Foundation.exp(shift.meanLogRatio),
+                onsetReport: origin + shift.onset,
+                alarmReport: origin + shift.alarm
+            )
         case .drifting:
             return nil
         }

@@ -39,19 +39,35 @@ public struct ShiftDetector: Sendable, Equatable {
         let x = min(max(logRatio, -clip), clip)
         let index = count
         count += 1
-        if upper == 0 { upperStart = index; upperSum = 0 }
-        if lower == 0 { lowerStart = index; lowerSum = 0 }
+        if upper == 0 {
+            upperStart = index
+            upperSum = 0
+        }
+        if lower == 0 {
+            lowerStart = index
+            lowerSum = 0
+        }
         upper = max(0, upper + x - slack)
         lower = max(0, lower - x - slack)
         upperSum += x
         lowerSum += x
         if upper > threshold {
-            let shift = Shift(direction: 1, onset: upperStart, alarm: index, meanLogRatio: upperSum / Double(index - upperStart + 1))
+            let shift = Shift(
+                direction: 1,
+                onset: upperStart,
+                alarm: index,
+                meanLogRatio: upperSum / Double(index - upperStart + 1)
+            )
             reset()
             return shift
         }
         if lower > threshold {
-            let shift = Shift(direction: -1, onset: lowerStart, alarm: index, meanLogRatio: lowerSum / Double(index - lowerStart + 1))
+            let shift = Shift(
+                direction: -1,
+                onset: lowerStart,
+                alarm: index,
+                meanLogRatio: lowerSum / Double(index - lowerStart + 1)
+            )
             reset()
             return shift
         }

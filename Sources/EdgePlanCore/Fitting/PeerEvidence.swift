@@ -42,12 +42,27 @@ public struct PeerEvidence: Sendable {
     }
 
     /// Why `candidate` must be refused because some peer's runs disagree with it, or nil.
-    public func disagreement(current: ModelVariant, candidate: ModelVariant, device: DeviceProfile, runs: ArraySlice<RunReport>) -> String? {
+    public func disagreement(
+        current: ModelVariant,
+        candidate: ModelVariant,
+        device: DeviceProfile,
+        runs: ArraySlice<RunReport>
+    ) -> String? {
         var byPeer: [UInt32?: (current: Double, candidate: Double, count: Int)] = [:]
         let predictor = Predictor(device: device)
         for run in runs where run.outputTokens > 0 && run.latencyS > 0 {
-            let now = predictor.latencyS(current, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
-            let next = predictor.latencyS(candidate, input: run.inputTokens, output: Double(run.outputTokens), parallel: run.parallel)
+            let now = predictor.latencyS(
+                current,
+                input: run.inputTokens,
+                output: Double(run.outputTokens),
+                parallel: run.parallel
+            )
+            let next = predictor.latencyS(
+                candidate,
+                input: run.inputTokens,
+                output: Double(run.outputTokens),
+                parallel: run.parallel
+            )
             var entry = byPeer[run.peer] ?? (0, 0, 0)
             entry.current += abs(now - run.latencyS) / run.latencyS
             entry.candidate += abs(next - run.latencyS) / run.latencyS
@@ -60,7 +75,8 @@ public struct PeerEvidence: Sendable {
             let candidate = entry.candidate / Double(entry.count) * 100
             if candidate > current * (1 + maxWorsening) + 1 {
                 let who = peer.map { "peer \($0)" } ?? "runs of unknown peers"
-                return "\(who) disagrees: its runs' MAPE would rise from \(current.significantDigits(3)) % to \(candidate.significantDigits(3)) %"
+                return
+                    "\(who) disagrees: its runs' MAPE would rise from \(current.significantDigits(3)) % to \(candidate.significantDigits(3)) %"
             }
         }
         return nil

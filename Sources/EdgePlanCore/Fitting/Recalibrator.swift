@@ -35,7 +35,13 @@ public struct Recalibrator: Sendable {
 
     public init() {}
 
-    public func refit(_ variant: ModelVariant, device: DeviceProfile, runs: [RunReport], at now: Double, label: String) throws -> Outcome {
+    public func refit(
+        _ variant: ModelVariant,
+        device: DeviceProfile,
+        runs: [RunReport],
+        at now: Double,
+        label: String
+    ) throws -> Outcome {
         try refit(variant, device: device, runs: runs[...], at: now, label: label)
     }
 
@@ -49,17 +55,35 @@ public struct Recalibrator: Sendable {
         var time: Double
     }
 
-    public func refit(_ variant: ModelVariant, device: DeviceProfile, runs: ArraySlice<RunReport>, at now: Double, label: String) throws -> Outcome {
+    public func refit(
+        _ variant: ModelVariant,
+        device: DeviceProfile,
+        runs: ArraySlice<RunReport>,
+        at now: Double,
+        label: String
+    ) throws -> Outcome {
         let predictor = Predictor(device: device)
         var usable: [Run] = []
         usable.reserveCapacity(runs.count)
-        for run in runs where run.variant == variant.id && run.outputTokens > 0 && run.latencyS > 0 && run.latencyS.isFinite {
-            usable.append(Run(input: run.inputTokens, output: run.outputTokens, parallel: run.parallel, latencyS: run.latencyS, energyJ: run.energyJ ?? 0, time: run.time))
+        for run in runs
+        where run.variant == variant.id && run.outputTokens > 0 && run.latencyS > 0 && run.latencyS.isFinite {
+            usable.append(
+                Run(
+                    input: run.inputTokens,
+                    output: run.outputTokens,
+                    parallel: run.parallel,
+                    latencyS: run.latencyS,
+                    energyJ: run.energyJ ?? 0,
+                    time: run.time
+                )
+            )
         }
         // The window arrives in time order; only otherwise is it sorted.
         if !zip(usable, usable.dropFirst()).allSatisfy({ $0.time <= $1.time }) { usable.sort { $0.time < $1.time } }
         guard usable.count >= minimumRuns else {
-            throw EdgePlanError.invalidInput("\(variant.id): \(usable.count) usable runs, need \(minimumRuns) to recalibrate")
+            throw EdgePlanError.invalidInput(
+                "\(variant.id): \(usable.count) usable runs, need \(minimumRuns) to recalibrate"
+            )
         }
         let heldOutCount = max(3, Int(Double(usable.count) * holdOutShare))
         let fitRuns = usable.dropLast(heldOutCount)
@@ -71,11 +95,15 @@ public struct Recalibrator: Sendable {
         var targets: [Double] = []
         features.reserveCapacity(fitRuns.count * 2)
         targets.reserveCapacity(fitRuns.count)
-        var shortest = Double.infinity, longest = 0.0
+        var shortest = Double.infinity
+        var longest = 0.0
         for run in fitRuns {
-            let decodeS = (run.latencyS - variant.prefillLatency.seconds(input: run.input)) / variant.parallel.latencyFactor(run.parallel)
+            let decodeS =
+                (run.latencyS - variant.prefillLatency.seconds(input: run.input))
+                / variant.parallel.latencyFactor(run.parallel)
             guard decodeS > 0 else { continue }
-            let i = Double(run.input), o = Double(run.output)
+            let i = Double(run.input)
+            let o = Double(run.output)
             features.append(o)
             features.append(i * o + o * (o - 1) / 2)
             targets.append(decodeS)
@@ -95,11 +123,16 @@ public struct Recalibrator: Sendable {
         let source = "recalibrated \(label) from \(count) reported runs"
         if longest / shortest >= spreadForQuadratic, count >= minimumRuns {
             let result = try RobustRegression.fit(flatFeatures: features, width: 2, targets: targets)
-            let n = result.coefficients[0], m = result.coefficients[1]
+            let n = result.coefficients[0]
+            let m = result.coefficients[1]
             if n > 1e-6, abs(m) <= 1e-3 {
                 candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: n, source: source)
             } else {
-                candidate.decodeLatency = DecodeLatencyModel(mSPerToken2: variant.decodeLatency.mSPerToken2, nSPerToken: medianN(m: variant.decodeLatency.mSPerToken2), source: source)
+                candidate.decodeLatency = DecodeLatencyModel(
+                    mSPerToken2: variant.decodeLatency.mSPerToken2,
+                    nSPerToken: medianN(m: variant.decodeLatency.mSPerToken2),
+                    source: source
+                )
             }
             rejected = result.rejected
         } else {
@@ -108,41 +141,66 @@ public struct Recalibrator: Sendable {
         }
 
         // Scale with the latency already refitted so the energy ratio measures power alone.
-        let ratios = fitRuns.compactMap { run in run.energyJ > 0 ? run.energyJ / Self.energy(predictor, candidate, run) : nil }
+        let ratios = fitRuns.compactMap { run in
+            run.energyJ > 0 ? run.energyJ / Self.energy(predictor, candidate, run) : nil
+        }
         if ratios.count >= minimumRuns / 2 {
             let scale = median(ratios)
             if scale.isFinite, scale > 0.2, scale < 5 {
                 candidate.decodePower = candidate.decodePower.scaled(by: scale)
                 candidate.prefillPower = candidate.prefillPower.scaled(by: scale)
-                candidate.decodePowerSource = "scaled by \(scale.significantDigits(5)) to \(ratios.count) reported energies (\(label)); was: \(variant.decodePowerSource)"
-                candidate.prefillPowerSource = "scaled by \(scale.significantDigits(5)) to \(ratios.count) reported energies (\(label)); was: \(variant.prefillPowerSource)"
+                candidate.decodePowerSource =
+                    "scaled by \(scale.significantDigits(5)) to \(ratios.count) reported energies (\(label)); was: \(variant.decodePowerSource)"
+                candidate.prefillPowerSource =
+                    "scaled by \(scale.significantDigits(5)) to \(ratios.count) reported energies (\(label)); was: \(variant.prefillPowerSource)"
             }
         }
 
         func latencyMAPE(_ v: ModelVariant) -> Double {
-            mean(heldOut.map { run in abs(predictor.latencyS(v, input: run.input, output: Double(run.output), parallel: run.parallel) - run.latencyS) / run.latencyS }) * 100
+            mean(
+                heldOut.map { run in
+                    abs(
+                        predictor.latencyS(v, input: run.input, output: Double(run.output), parallel: run.parallel)
+                            - run.latencyS
+                    ) / run.latencyS
+                }
+            ) * 100
         }
         func energyMAPE(_ v: ModelVariant) -> Double? {
-            let errors = heldOut.compactMap { run in run.energyJ > 0 ? abs(Self.energy(predictor, v, run) - run.energyJ) / run.energyJ : nil }
+            let errors = heldOut.compactMap { run in
+                run.energyJ > 0 ? abs(Self.energy(predictor, v, run) - run.energyJ) / run.energyJ : nil
+            }
             return errors.isEmpty ? nil : mean(errors) * 100
         }
-        let current = latencyMAPE(variant), fresh = latencyMAPE(candidate)
+        let current = latencyMAPE(variant)
+        let fresh = latencyMAPE(candidate)
         let accepted = fresh < current * (1 - minimumImprovement)
         return Outcome(
-            candidate: candidate, accepted: accepted,
-            reason: accepted ? "hold-out latency MAPE \(current.percent) → \(fresh.percent)"
+            candidate: candidate,
+            accepted: accepted,
+            reason: accepted
+                ? "hold-out latency MAPE \(current.percent) → \(fresh.percent)"
                 : "kept the current profile: hold-out latency MAPE \(current.percent) vs candidate \(fresh.percent) (needs \((minimumImprovement * 100).significantDigits(3)) % less)",
-            fitted: count, heldOut: heldOut.count, currentLatencyMAPE: current, candidateLatencyMAPE: fresh,
-            currentEnergyMAPE: energyMAPE(variant), candidateEnergyMAPE: energyMAPE(candidate), rejectedOutliers: rejected)
+            fitted: count,
+            heldOut: heldOut.count,
+            currentLatencyMAPE: current,
+            candidateLatencyMAPE: fresh,
+            currentEnergyMAPE: energyMAPE(variant),
+            candidateEnergyMAPE: energyMAPE(candidate),
+            rejectedOutliers: rejected
+        )
     }
 
     /// Energy of a run as the profile predicts it, given how long the run actually took.
     private static func energy(_ predictor: Predictor, _ variant: ModelVariant, _ run: Run) -> Double {
-        predictor.averagePowerW(variant, input: run.input, output: Double(run.output), parallel: run.parallel) * run.latencyS
+        predictor.averagePowerW(variant, input: run.input, output: Double(run.output), parallel: run.parallel)
+            * run.latencyS
     }
 
     private func median(_ values: [Double]) -> Double { RobustRegression.median(values) }
-    private func mean(_ values: some Collection<Double>) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
+    private func mean(_ values: some Collection<Double>) -> Double {
+        values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
+    }
 }
 
 extension PowerCurve {
@@ -150,7 +208,12 @@ extension PowerCurve {
     public func scaled(by factor: Double) -> PowerCurve {
         switch self {
         case let .piecewiseLog(threshold, constant, slope, intercept):
-            .piecewiseLog(thresholdTokens: threshold, constantW: constant * factor, logSlopeW: slope * factor, logInterceptW: intercept * factor)
+            .piecewiseLog(
+                thresholdTokens: threshold,
+                constantW: constant * factor,
+                logSlopeW: slope * factor,
+                logInterceptW: intercept * factor
+            )
         case let .linear(slope, intercept):
             .linear(slopeWPerToken: slope * factor, interceptW: intercept * factor)
         case let .ramp(steady, deficit, tau):
@@ -159,7 +222,7 @@ extension PowerCurve {
     }
 }
 
-private extension Double {
+extension Double {
     /// A percentage with two decimals, as the journal shows refits.
-    var percent: String { "\(((self * 100).rounded() / 100).description) %" }
+    fileprivate var percent: String { "\(((self * 100).rounded() / 100).description) %" }
 }

@@ -55,13 +55,21 @@ public struct RegimeFitter: Sendable {
         for (index, run) in runs.enumerated() {
             let (segments, found) = segmenter.segment(run.seconds)
             changes += found.map { (index, $0) }
-            pieces += segments.filter { $0.count >= minimumSegment }.map { Piece(run: index, start: $0.start, end: $0.end, median: $0.median) }
+            pieces += segments.filter { $0.count >= minimumSegment }.map {
+                Piece(run: index, start: $0.start, end: $0.end, median: $0.median)
+            }
         }
-        guard !pieces.isEmpty else { throw EdgePlanError.invalidInput("no steady stretch of \(minimumSegment) tokens in the per-token traces") }
+        guard !pieces.isEmpty else {
+            throw EdgePlanError.invalidInput("no steady stretch of \(minimumSegment) tokens in the per-token traces")
+        }
         // Regimes: sorted by level, a new one whenever a segment is more than `tolerance` above the regime's first.
         var clusters: [[Piece]] = []
         for piece in pieces.sorted(by: { $0.median < $1.median }) {
-            if let first = clusters.last?.first, piece.median <= first.median * tolerance { clusters[clusters.count - 1].append(piece) } else { clusters.append([piece]) }
+            if let first = clusters.last?.first, piece.median <= first.median * tolerance {
+                clusters[clusters.count - 1].append(piece)
+            } else {
+                clusters.append([piece])
+            }
         }
         // Cross-validation within each regime: every segment is held out once and predicted from the others;
         // a regime seen in one segment only is split in halves, each predicted from the other.
@@ -69,9 +77,14 @@ public struct RegimeFitter: Sendable {
         for cluster in clusters {
             let ordered = cluster.sorted { ($0.run, $0.start) < ($1.run, $1.start) }
             if ordered.count >= 2 {
-                folds.append(ordered.indices.map { i in (ordered.enumerated().filter { $0.offset != i }.map(\.element), ordered[i]) })
+                folds.append(
+                    ordered.indices.map { i in
+                        (ordered.enumerated().filter { $0.offset != i }.map(\.element), ordered[i])
+                    }
+                )
             } else {
-                let only = ordered[0], middle = only.start + only.count / 2
+                let only = ordered[0]
+                let middle = only.start + only.count / 2
                 let first = Piece(run: only.run, start: only.start, end: middle, median: only.median)
                 let second = Piece(run: only.run, start: middle, end: only.end, median: only.median)
                 folds.append([([first], second), ([second], first)])
@@ -79,23 +92,31 @@ public struct RegimeFitter: Sendable {
         }
         // The regime-blind single fit (n and m) over windows of every segment, for comparison. It sees the
         // held-out segments too, which only flatters it.
-        var features: [[Double]] = [], targets: [Double] = []
+        var features: [[Double]] = []
+        var targets: [Double] = []
         for piece in pieces {
-            let run = runs[piece.run], input = Double(run.inputTokens)
+            let run = runs[piece.run]
+            let input = Double(run.inputTokens)
             for start in stride(from: piece.start, to: piece.end - window + 1, by: window) {
-                let k = Double(window), t0 = Double(start)
+                let k = Double(window)
+                let t0 = Double(start)
                 features.append([k, k * input + (k * t0 + k * (k - 1) / 2)])
                 targets.append(run.seconds[start..<(start + window)].reduce(0, +))
             }
         }
         let naiveFit = try RobustRegression.fit(features: features, targets: targets)
-        let naive = DecodeLatencyModel(mSPerToken2: naiveFit.coefficients[1], nSPerToken: naiveFit.coefficients[0], source: "single robust fit over every regime")
+        let naive = DecodeLatencyModel(
+            mSPerToken2: naiveFit.coefficients[1],
+            nSPerToken: naiveFit.coefficients[0],
+            source: "single robust fit over every regime"
+        )
 
         func checkpoints(_ pieces: [Piece], _ predict: (Int, Int, Int) -> Double) -> [Double] {
             var errors: [Double] = []
             for piece in pieces {
                 let run = runs[piece.run]
-                var elapsed = 0.0, count = 0
+                var elapsed = 0.0
+                var count = 0
                 for step in piece.start..<piece.end {
                     elapsed += run.seconds[step]
                     count += 1
@@ -109,34 +130,54 @@ public struct RegimeFitter: Sendable {
         }
         // Decode time of `count` steps starting at step `start` after `input` prompt tokens.
         func seconds(n: Double, m: Double, input: Int, start: Int, count: Int) -> Double {
-            let k = Double(count), t0 = Double(start)
+            let k = Double(count)
+            let t0 = Double(start)
             return n * k + m * (k * Double(input) + k * t0 + k * (k - 1) / 2)
         }
         func perTokenN(_ pieces: [Piece]) -> Double {
             var residuals: [Double] = []
             for piece in pieces {
                 let run = runs[piece.run]
-                for step in piece.start..<piece.end { residuals.append(run.seconds[step] - m * Double(run.inputTokens + step)) }
+                for step in piece.start..<piece.end {
+                    residuals.append(run.seconds[step] - m * Double(run.inputTokens + step))
+                }
             }
             return Self.trimmedMean(residuals, trim: trim)
         }
         var regimes: [Regime] = []
-        var allErrors: [Double] = [], allNaive: [Double] = []
+        var allErrors: [Double] = []
+        var allNaive: [Double] = []
         for (cluster, regimeFolds) in zip(clusters, folds) {
-            var errors: [Double] = [], naiveErrors: [Double] = []
+            var errors: [Double] = []
+            var naiveErrors: [Double] = []
             for fold in regimeFolds {
                 let n = perTokenN(fold.fit)
                 errors += checkpoints([fold.held]) { seconds(n: n, m: m, input: $0, start: $1, count: $2) }
-                naiveErrors += checkpoints([fold.held]) { seconds(n: naive.nSPerToken, m: naive.mSPerToken2, input: $0, start: $1, count: $2) }
+                naiveErrors += checkpoints([fold.held]) {
+                    seconds(n: naive.nSPerToken, m: naive.mSPerToken2, input: $0, start: $1, count: $2)
+                }
             }
             allErrors += errors
             allNaive += naiveErrors
-            regimes.append(Regime(
-                nSPerToken: perTokenN(cluster), segments: cluster.count, tokens: cluster.map(\.count).reduce(0, +),
-                heldOutMAPE: Self.mean(errors) * 100, heldOutCheckpoints: errors.count, naiveMAPE: Self.mean(naiveErrors) * 100))
+            regimes.append(
+                Regime(
+                    nSPerToken: perTokenN(cluster),
+                    segments: cluster.count,
+                    tokens: cluster.map(\.count).reduce(0, +),
+                    heldOutMAPE: Self.mean(errors) * 100,
+                    heldOutCheckpoints: errors.count,
+                    naiveMAPE: Self.mean(naiveErrors) * 100
+                )
+            )
         }
-        return Result(mSPerToken2: m, naive: naive, regimes: regimes, changes: changes,
-                      heldOutMAPE: Self.mean(allErrors) * 100, naiveHeldOutMAPE: Self.mean(allNaive) * 100)
+        return Result(
+            mSPerToken2: m,
+            naive: naive,
+            regimes: regimes,
+            changes: changes,
+            heldOutMAPE: Self.mean(allErrors) * 100,
+            naiveHeldOutMAPE: Self.mean(allNaive) * 100
+        )
     }
 
     /// The mean of the values between the `trim` and `1 - trim` quantiles.
@@ -147,5 +188,7 @@ public struct RegimeFitter: Sendable {
         return kept.reduce(0, +) / Double(kept.count)
     }
 
-    static func mean(_ values: [Double]) -> Double { values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count) }
+    static func mean(_ values: [Double]) -> Double {
+        values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
+    }
 }

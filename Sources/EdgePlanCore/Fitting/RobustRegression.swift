@@ -16,25 +16,56 @@ public enum RobustRegression {
     /// Tukey's tuning constant (95% efficiency under normal errors).
     public static let tukeyC = 4.685
 
-    public static func fit(features: [[Double]], targets: [Double], iterations: Int = 30, minimumScale: Double = 1e-3) throws -> Result {
-        guard let width = features.first?.count, width > 0 else { throw EdgePlanError.invalidInput("no observations to fit") }
-        guard features.count == targets.count, features.count >= width else {
-            throw EdgePlanError.invalidInput("need at least \(width) observations to fit \(width) coefficients, got \(features.count)")
+    public static func fit(
+        features: [[Double]],
+        targets: [Double],
+        iterations: Int = 30,
+        minimumScale: Double = 1e-3
+    ) throws -> Result {
+        guard let width = features.first?.count, width > 0 else {
+            throw EdgePlanError.invalidInput("no observations to fit")
         }
-        guard features.allSatisfy({ $0.count == width }) else { throw EdgePlanError.invalidInput("every observation needs \(width) features") }
-        return try fit(design: Design(rows: features, width: width), targets: targets, iterations: iterations, minimumScale: minimumScale)
+        guard features.count == targets.count, features.count >= width else {
+            throw EdgePlanError.invalidInput(
+                "need at least \(width) observations to fit \(width) coefficients, got \(features.count)"
+            )
+        }
+        guard features.allSatisfy({ $0.count == width }) else {
+            throw EdgePlanError.invalidInput("every observation needs \(width) features")
+        }
+        return try fit(
+            design: Design(rows: features, width: width),
+            targets: targets,
+            iterations: iterations,
+            minimumScale: minimumScale
+        )
     }
 
     /// The same fit on features given row by row in one flat array of `width` values a row.
-    public static func fit(flatFeatures: [Double], width: Int, targets: [Double], iterations: Int = 30, minimumScale: Double = 1e-3) throws -> Result {
+    public static func fit(
+        flatFeatures: [Double],
+        width: Int,
+        targets: [Double],
+        iterations: Int = 30,
+        minimumScale: Double = 1e-3
+    ) throws -> Result {
         guard width > 0, flatFeatures.count == width * targets.count, targets.count >= width else {
-            throw EdgePlanError.invalidInput("need at least \(width) observations of \(width) features each, got \(targets.count) targets and \(flatFeatures.count) values")
+            throw EdgePlanError.invalidInput(
+                "need at least \(width) observations of \(width) features each, got \(targets.count) targets and \(flatFeatures.count) values"
+            )
         }
-        return try fit(design: Design(values: flatFeatures, width: width), targets: targets, iterations: iterations, minimumScale: minimumScale)
+        return try fit(
+            design: Design(values: flatFeatures, width: width),
+            targets: targets,
+            iterations: iterations,
+            minimumScale: minimumScale
+        )
     }
 
     private static func fit(design: Design, targets: [Double], iterations: Int, minimumScale: Double) throws -> Result {
-        guard targets.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw EdgePlanError.invalidInput("targets must be positive and finite") }
+        guard targets.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw EdgePlanError.invalidInput("targets must be positive and finite")
+        }
         let count = targets.count
         // Relative error divides by the target; a floor keeps a near-zero (likely bogus) target from taking
         // all the weight.
@@ -97,7 +128,11 @@ public enum RobustRegression {
     }
 
     /// Solves the weighted normal equations by Gaussian elimination with partial pivoting.
-    public static func weightedLeastSquares(features: [[Double]], targets: [Double], weights: [Double]) throws -> [Double] {
+    public static func weightedLeastSquares(
+        features: [[Double]],
+        targets: [Double],
+        weights: [Double]
+    ) throws -> [Double] {
         try Design(rows: features, width: features[0].count).solve(targets: targets, weights: weights)
     }
 
@@ -128,7 +163,8 @@ public enum RobustRegression {
                     scales.withUnsafeBufferPointer { s in
                         residuals.withUnsafeMutableBufferPointer { r in
                             if width == 2 {
-                                let b0 = beta[0], b1 = beta[1]
+                                let b0 = beta[0]
+                                let b1 = beta[1]
                                 for i in 0..<count { r[i] = (y[i] - x[2 * i] * b0 - x[2 * i + 1] * b1) / s[i] }
                                 return
                             }
@@ -152,10 +188,17 @@ public enum RobustRegression {
                     targets.withUnsafeBufferPointer { y in
                         if width == 2 {
                             // The recalibration's shape (n and m of Eq. 2), unrolled: five running sums.
-                            var s00 = 0.0, s01 = 0.0, s11 = 0.0, t0 = 0.0, t1 = 0.0
+                            var s00 = 0.0
+                            var s01 = 0.0
+                            var s11 = 0.0
+                            var t0 = 0.0
+                            var t1 = 0.0
                             for row in 0..<count {
-                                let x0 = x[2 * row], x1 = x[2 * row + 1], weight = w[row]
-                                let w0 = weight * x0, w1 = weight * x1
+                                let x0 = x[2 * row]
+                                let x1 = x[2 * row + 1]
+                                let weight = w[row]
+                                let w0 = weight * x0
+                                let w1 = weight * x1
                                 s00 += w0 * x0
                                 s01 += w0 * x1
                                 s11 += w1 * x1
@@ -189,9 +232,13 @@ public enum RobustRegression {
                 matrix[i * stride + width] /= scales[i]
             }
             for column in 0..<width {
-                let pivot = (column..<width).max { abs(matrix[$0 * stride + column]) < abs(matrix[$1 * stride + column]) }!
+                let pivot = (column..<width).max {
+                    abs(matrix[$0 * stride + column]) < abs(matrix[$1 * stride + column])
+                }!
                 guard abs(matrix[pivot * stride + column]) > 1e-12 else {
-                    throw EdgePlanError.invalidInput("observations do not cover enough range to fit coefficient \(column)")
+                    throw EdgePlanError.invalidInput(
+                        "observations do not cover enough range to fit coefficient \(column)"
+                    )
                 }
                 if pivot != column {
                     for k in 0...width { matrix.swapAt(column * stride + k, pivot * stride + k) }
@@ -227,10 +274,12 @@ public enum RobustRegression {
     /// Rearranges `values` so that index `k` holds the k-th smallest and returns it (Hoare's selection).
     static func select(_ values: inout [Double], _ k: Int) -> Double {
         values.withUnsafeMutableBufferPointer { v in
-            var low = 0, high = v.count - 1
+            var low = 0
+            var high = v.count - 1
             while low < high {
                 let pivot = v[(low + high) / 2]
-                var i = low, j = high
+                var i = low
+                var j = high
                 while i <= j {
                     while v[i] < pivot { i += 1 }
                     while v[j] > pivot { j -= 1 }

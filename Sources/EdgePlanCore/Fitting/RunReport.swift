@@ -12,8 +12,16 @@ public struct RunReport: Sendable, Equatable {
     /// The reporting peer's user id (SO_PEERCRED); nil where unknown (runs stored before peers were kept).
     public var peer: UInt32?
 
-    public init(variant: VariantID, inputTokens: Int, outputTokens: Int, parallel: Int, latencyS: Double, energyJ: Double?, time: Double,
-                peer: UInt32? = nil) {
+    public init(
+        variant: VariantID,
+        inputTokens: Int,
+        outputTokens: Int,
+        parallel: Int,
+        latencyS: Double,
+        energyJ: Double?,
+        time: Double,
+        peer: UInt32? = nil
+    ) {
         self.peer = peer
         self.variant = variant
         self.inputTokens = inputTokens

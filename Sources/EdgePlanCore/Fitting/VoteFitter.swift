@@ -45,22 +45,53 @@ public enum VoteFitter {
                     for share in unanswered {
                         var error = 0.0
                         for (target, single) in atBudget {
-                            let (fitted, wanted) = predict(target, single, options: table.answerOptions, concentration: concentration, unanswered: share)
+                            let (fitted, wanted) = predict(
+                                target,
+                                single,
+                                options: table.answerOptions,
+                                concentration: concentration,
+                                unanswered: share
+                            )
                             error += (fitted - wanted) * (fitted - wanted)
                         }
                         if best == nil || error < best!.error - 1e-15 { best = (error, concentration, share) }
                     }
                 }
-                let anchor = VotingModel.Anchor(budgetTokens: Double(budget), concentration: best!.concentration, unansweredAtCap: best!.unanswered)
+                let anchor = VotingModel.Anchor(
+                    budgetTokens: Double(budget),
+                    concentration: best!.concentration,
+                    unansweredAtCap: best!.unanswered
+                )
                 anchors.append(anchor)
                 for (target, single) in atBudget {
-                    let (fitted, wanted) = predict(target, single, options: table.answerOptions, concentration: anchor.concentration, unanswered: anchor.unansweredAtCap)
-                    let reference = vote(single, samples: target.relativeTo, options: table.answerOptions, concentration: anchor.concentration, unanswered: anchor.unansweredAtCap)
-                    rows.append(Row(target: target, singleAccuracy: single.accuracy, capProbability: single.capProbability,
-                                    predictedLift: fitted / max(reference, 1e-9), targetAccuracy: wanted, fittedAccuracy: fitted))
+                    let (fitted, wanted) = predict(
+                        target,
+                        single,
+                        options: table.answerOptions,
+                        concentration: anchor.concentration,
+                        unanswered: anchor.unansweredAtCap
+                    )
+                    let reference = vote(
+                        single,
+                        samples: target.relativeTo,
+                        options: table.answerOptions,
+                        concentration: anchor.concentration,
+                        unanswered: anchor.unansweredAtCap
+                    )
+                    rows.append(
+                        Row(
+                            target: target,
+                            singleAccuracy: single.accuracy,
+                            capProbability: single.capProbability,
+                            predictedLift: fitted / max(reference, 1e-9),
+                            targetAccuracy: wanted,
+                            fittedAccuracy: fitted
+                        )
+                    )
                 }
             }
-            let rmse = (rows.map { $0.errorPoints * $0.errorPoints }.reduce(0, +) / Double(max(rows.count, 1))).squareRoot()
+            let rmse = (rows.map { $0.errorPoints * $0.errorPoints }.reduce(0, +) / Double(max(rows.count, 1)))
+                .squareRoot()
             results.append(Result(family: family, anchors: anchors, rows: rows, rmsePoints: rmse))
         }
         return results
@@ -75,12 +106,18 @@ public enum VoteFitter {
             var updated = variant
             if let result = results.first(where: { $0.family == variant.family }) {
                 updated.voting = VotingModel(
-                    anchors: result.anchors, fitErrorPoints: result.rmsePoints,
-                    source: "fitted by edgeplan profile fit-votes to \(source) (\(variant.family.rawValue) family, \(result.rows.count) points, RMS error \(result.rmsePoints.significantDigits(3)) points)")
+                    anchors: result.anchors,
+                    fitErrorPoints: result.rmsePoints,
+                    source:
+                        "fitted by edgeplan profile fit-votes to \(source) (\(variant.family.rawValue) family, \(result.rows.count) points, RMS error \(result.rmsePoints.significantDigits(3)) points)"
+                )
             } else if let reasoning, let last = reasoning.anchors.last {
                 updated.voting = VotingModel(
-                    anchors: [last], fitErrorPoints: max(reasoning.rmsePoints, 5),
-                    source: "no parallel-scaling data for \(variant.family.rawValue) models: the reasoning family's \(Int(last.budgetTokens))-token fit, unverified (error taken as at least 5 points)")
+                    anchors: [last],
+                    fitErrorPoints: max(reasoning.rmsePoints, 5),
+                    source:
+                        "no parallel-scaling data for \(variant.family.rawValue) models: the reasoning family's \(Int(last.budgetTokens))-token fit, unverified (error taken as at least 5 points)"
+                )
             }
             next.variants[id] = updated
         }
@@ -95,27 +132,65 @@ public enum VoteFitter {
 
     /// Single-sample accuracy and cap probability of the target's model (fp16, hard cap) at its budget; above the
     /// point where the cap stops binding, the unconstrained run's.
-    static func single(_ target: VoteTargets.Target, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits) throws -> Single {
-        let group = AccuracyModel.Group(variant: VariantID(model: target.model, quantization: .fp16), mode: .hard, capped: true)
+    static func single(
+        _ target: VoteTargets.Target,
+        table: AccuracyTable,
+        profile: ProfileSet,
+        lengths: OutputLengthFits
+    ) throws -> Single {
+        let group = AccuracyModel.Group(
+            variant: VariantID(model: target.model, quantization: .fp16),
+            mode: .hard,
+            capped: true
+        )
         let plain = AccuracyModel(table: table)
         let model = lengths.accuracyModel(table)
         if let estimate = model.estimate(group, budget: target.budgetTokens),
-           let length = lengths.model(task: table.task, group: group, budget: target.budgetTokens, accuracy: model) {
+            let length = lengths.model(task: table.task, group: group, budget: target.budgetTokens, accuracy: model)
+        {
             return Single(accuracy: estimate.accuracy, capProbability: length.capProbability)
         }
         if let free = lengths.unconstrained(task: table.task, group: group, accuracy: plain) {
             return Single(accuracy: free.accuracy, capProbability: 1 - free.model.cdf(Double(target.budgetTokens)))
         }
-        throw EdgePlanError.invalidInput("no \(table.task) accuracy for \(target.model) fp16 hard at \(target.budgetTokens) tokens", field: "targets")
+        throw EdgePlanError.invalidInput(
+            "no \(table.task) accuracy for \(target.model) fp16 hard at \(target.budgetTokens) tokens",
+            field: "targets"
+        )
     }
 
-    static func vote(_ single: Single, samples: Int, options: Int, concentration: Double, unanswered: Double) -> Double {
-        PluralityVote.accuracy(single: single.accuracy, samples: samples, abstention: single.capProbability * unanswered, concentration: concentration, options: options)
+    static func vote(_ single: Single, samples: Int, options: Int, concentration: Double, unanswered: Double) -> Double
+    {
+        PluralityVote.accuracy(
+            single: single.accuracy,
+            samples: samples,
+            abstention: single.capProbability * unanswered,
+            concentration: concentration,
+            options: options
+        )
     }
 
-    static func predict(_ target: VoteTargets.Target, _ single: Single, options: Int, concentration: Double, unanswered: Double) -> (fitted: Double, wanted: Double) {
-        let fitted = vote(single, samples: target.samples, options: options, concentration: concentration, unanswered: unanswered)
-        let reference = vote(single, samples: target.relativeTo, options: options, concentration: concentration, unanswered: unanswered)
+    static func predict(
+        _ target: VoteTargets.Target,
+        _ single: Single,
+        options: Int,
+        concentration: Double,
+        unanswered: Double
+    ) -> (fitted: Double, wanted: Double) {
+        let fitted = vote(
+            single,
+            samples: target.samples,
+            options: options,
+            concentration: concentration,
+            unanswered: unanswered
+        )
+        let reference = vote(
+            single,
+            samples: target.relativeTo,
+            options: options,
+            concentration: concentration,
+            unanswered: unanswered
+        )
         return (fitted, reference * target.lift)
     }
 }

@@ -44,7 +44,9 @@ public struct AccuracyPosterior: Sendable, Equatable {
     }
 
     /// Reports counted in the posterior.
-    public var observations: Int { evidence.filter { !ignoredPeers.contains($0.key) }.map(\.value.observations).reduce(0, +) }
+    public var observations: Int {
+        evidence.filter { !ignoredPeers.contains($0.key) }.map(\.value.observations).reduce(0, +)
+    }
     public var successes: Int { evidence.filter { !ignoredPeers.contains($0.key) }.map(\.value.successes).reduce(0, +) }
 
     /// A prior worth `priorWeight` observations around a single-sample accuracy of `p₀`.
@@ -80,7 +82,13 @@ public struct AccuracyPosterior: Sendable, Equatable {
     /// The estimate from a summary and a configuration's voted grid: lookups only.
     public static func estimate(_ summary: Summary, votedGrid: [Double]) -> AccuracyEstimate {
         let mean = summary.decileIndices.map { votedGrid[$0] }.reduce(0, +) / Double(summary.decileIndices.count)
-        return AccuracyEstimate(accuracy: mean, low: votedGrid[summary.lowIndex], high: votedGrid[summary.highIndex], source: .learned, observations: summary.observations)
+        return AccuracyEstimate(
+            accuracy: mean,
+            low: votedGrid[summary.lowIndex],
+            high: votedGrid[summary.highIndex],
+            source: .learned,
+            observations: summary.observations
+        )
     }
 
     /// Outcomes one peer has contributed.
@@ -127,19 +135,31 @@ public struct AccuracyPosterior: Sendable, Equatable {
 
     public var summary: Summary {
         let points = quantileIndices((0..<10).map { (Double($0) + 0.5) / 10 } + [0.1, 0.9])
-        return Summary(decileIndices: Array(points.prefix(10)), lowIndex: points[10], highIndex: points[11], observations: observations)
+        return Summary(
+            decileIndices: Array(points.prefix(10)),
+            lowIndex: points[10],
+            highIndex: points[11],
+            observations: observations
+        )
     }
 
     /// The learned estimate for a configuration whose single-sample prior is `p0`: mean over ten posterior
     /// deciles, and the 80 % interval from the 10th and 90th percentiles (the vote is monotone in `δ`).
-    public func estimate(p0: Double, vote: VoteContext) -> AccuracyEstimate { Self.estimate(summary, p0: p0, vote: vote) }
+    public func estimate(p0: Double, vote: VoteContext) -> AccuracyEstimate {
+        Self.estimate(summary, p0: p0, vote: vote)
+    }
 
     public static func estimate(_ summary: Summary, p0: Double, vote: VoteContext) -> AccuracyEstimate {
         let base = logit(p0)
-        let mean = summary.deciles.map { vote.accuracy(logistic(base + $0)) }.reduce(0, +) / Double(summary.deciles.count)
+        let mean =
+            summary.deciles.map { vote.accuracy(logistic(base + $0)) }.reduce(0, +) / Double(summary.deciles.count)
         return AccuracyEstimate(
-            accuracy: mean, low: vote.accuracy(logistic(base + summary.low)),
-            high: vote.accuracy(logistic(base + summary.high)), source: .learned, observations: summary.observations)
+            accuracy: mean,
+            low: vote.accuracy(logistic(base + summary.low)),
+            high: vote.accuracy(logistic(base + summary.high)),
+            source: .learned,
+            observations: summary.observations
+        )
     }
 
     static func logit(_ p: Double) -> Double {
@@ -165,6 +185,12 @@ public struct VoteContext: Sendable, Equatable {
     }
 
     public func accuracy(_ single: Double) -> Double {
-        PluralityVote.accuracy(single: single, samples: samples, abstention: abstention, concentration: concentration, options: options)
+        PluralityVote.accuracy(
+            single: single,
+            samples: samples,
+            abstention: abstention,
+            concentration: concentration,
+            options: options
+        )
     }
 }

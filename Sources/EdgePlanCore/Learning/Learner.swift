@@ -10,7 +10,13 @@ public struct LearningOutcome: Sendable, Equatable {
     /// Who reported it (the peer's user id).
     public var peer: UInt32
 
-    public init(taskClass: String, configuration: Configuration, correct: Bool?, sampleOutputTokens: [Int], peer: UInt32) {
+    public init(
+        taskClass: String,
+        configuration: Configuration,
+        correct: Bool?,
+        sampleOutputTokens: [Int],
+        peer: UInt32
+    ) {
         self.taskClass = taskClass
         self.configuration = configuration
         self.correct = correct
@@ -132,27 +138,42 @@ public struct Learner: Sendable {
         let (key, vote) = Self.gridKey(entry, vote)
         if let cached = votedGrids[key] { return cached }
         let values = AccuracyPosterior.votedGrid(p0: p0, vote: vote)
-        let grid = VotedGrid(accuracy: values, logCorrect: AccuracyPosterior.logLikelihood(values, correct: true),
-                             logWrong: AccuracyPosterior.logLikelihood(values, correct: false))
+        let grid = VotedGrid(
+            accuracy: values,
+            logCorrect: AccuracyPosterior.logLikelihood(values, correct: true),
+            logWrong: AccuracyPosterior.logLikelihood(values, correct: false)
+        )
         votedGrids[key] = grid
         return grid
     }
 
     /// A configuration's learned estimate: read off its voted grid when one is at hand (the learning path builds
     /// them), otherwise voted at the summary's twelve points alone rather than building the grid's 121.
-    private func estimateOnGrid(_ summary: AccuracyPosterior.Summary, _ entry: LearnedOverlay.Key, p0: Double, vote: VoteContext) -> AccuracyEstimate {
+    private func estimateOnGrid(
+        _ summary: AccuracyPosterior.Summary,
+        _ entry: LearnedOverlay.Key,
+        p0: Double,
+        vote: VoteContext
+    ) -> AccuracyEstimate {
         let (key, quantized) = Self.gridKey(entry, vote)
         if let grid = votedGrids[key] { return AccuracyPosterior.estimate(summary, votedGrid: grid.accuracy) }
         return AccuracyPosterior.estimate(summary, p0: p0, vote: quantized)
     }
 
     /// A candidate as currently believed: with its learned length (and so its abstention at the cap), if any.
-    private func believed(_ candidate: ConfigurationSpace.Candidate, taskClass: String) -> ConfigurationSpace.Candidate {
-        guard let length = lengths[LengthKey(taskClass: taskClass, group: candidate.group, budget: candidate.configuration.budgetTokens)],
-              length.observations > 0, let model = overlay.lengths[.init(taskClass: taskClass, configuration: candidate.configuration)] else { return candidate }
+    private func believed(_ candidate: ConfigurationSpace.Candidate, taskClass: String) -> ConfigurationSpace.Candidate
+    {
+        guard
+            let length = lengths[
+                LengthKey(taskClass: taskClass, group: candidate.group, budget: candidate.configuration.budgetTokens)
+            ],
+            length.observations > 0,
+            let model = overlay.lengths[.init(taskClass: taskClass, configuration: candidate.configuration)]
+        else { return candidate }
         var effective = candidate
         effective.outputLength = model
-        effective.abstention = model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
+        effective.abstention =
+            model.capProbability * candidate.variant.voting.parameters(atTokens: candidate.voteTokens).unansweredAtCap
         return effective
     }
     public let policy: LearningPolicy
@@ -181,7 +202,9 @@ public struct Learner: Sendable {
             if correct { record.successes += 1 }
             record.expectedSuccesses += space.candidates[position].accuracy.accuracy
             let wasIgnored = record.ignored
-            record.ignored = record.reports >= 30 && Double(record.successes) < policy.minPlausibleSuccessRatio * record.expectedSuccesses
+            record.ignored =
+                record.reports >= 30
+                && Double(record.successes) < policy.minPlausibleSuccessRatio * record.expectedSuccesses
             peers[outcome.peer] = record
             if record.ignored {
                 refusals.append(.implausiblePeer)
@@ -189,11 +212,27 @@ public struct Learner: Sendable {
                 if (accuracy[groupKey]?.observations(from: outcome.peer) ?? 0) >= policy.maxEvidencePerPeer {
                     refusals.append(.peerEvidenceCap)
                 } else {
-                    let grid = votedGrid(.init(taskClass: outcome.taskClass, configuration: configuration), p0: single,
-                                         vote: planner.voteContext(believed(space.candidates[position], taskClass: outcome.taskClass), options: space.answerOptions))
+                    let grid = votedGrid(
+                        .init(taskClass: outcome.taskClass, configuration: configuration),
+                        p0: single,
+                        vote: planner.voteContext(
+                            believed(space.candidates[position], taskClass: outcome.taskClass),
+                            options: space.answerOptions
+                        )
+                    )
                     // Updated in place: a copy of the posterior would copy its evidence too.
-                    accuracy[groupKey, default: AccuracyPosterior(priorWeight: planner.policy.task(outcome.taskClass).priorWeight, around: single)]
-                        .observe(correct: correct, logLikelihood: correct ? grid.logCorrect : grid.logWrong, peer: outcome.peer)
+                    accuracy[
+                        groupKey,
+                        default: AccuracyPosterior(
+                            priorWeight: planner.policy.task(outcome.taskClass).priorWeight,
+                            around: single
+                        )
+                    ]
+                    .observe(
+                        correct: correct,
+                        logLikelihood: correct ? grid.logCorrect : grid.logWrong,
+                        peer: outcome.peer
+                    )
                 }
             }
             if record.ignored != wasIgnored {
@@ -204,13 +243,23 @@ public struct Learner: Sendable {
             }
         }
         if !outcome.sampleOutputTokens.isEmpty {
-            let limit = configuration.capped ? configuration.budgetTokens ?? Int.max : space.candidates[position].variant.contextTokens
-            if outcome.sampleOutputTokens.contains(where: { $0 < 0 || $0 > limit }) || outcome.sampleOutputTokens.count > configuration.parallel {
+            let limit =
+                configuration.capped
+                ? configuration.budgetTokens ?? Int.max : space.candidates[position].variant.contextTokens
+            if outcome.sampleOutputTokens.contains(where: { $0 < 0 || $0 > limit })
+                || outcome.sampleOutputTokens.count > configuration.parallel
+            {
                 refusals.append(.impossibleLength)
             } else if !(peers[outcome.peer]?.ignored ?? false) {
                 let key = LengthKey(taskClass: outcome.taskClass, group: group, budget: configuration.budgetTokens)
-                lengths[key, default: LengthPosterior(prior: prior, priorWeight: planner.policy.task(outcome.taskClass).priorWeight)]
-                    .observe(tokens: outcome.sampleOutputTokens, capTokens: prior.capTokens)
+                lengths[
+                    key,
+                    default: LengthPosterior(
+                        prior: prior,
+                        priorWeight: planner.policy.task(outcome.taskClass).priorWeight
+                    )
+                ]
+                .observe(tokens: outcome.sampleOutputTokens, capTokens: prior.capTokens)
             }
         }
         refuse(refusals)
@@ -258,33 +307,48 @@ public struct Learner: Sendable {
         // Each budget's length posterior, looked up once (a group has a few budgets, each at several k).
         var posteriors: [Int?: LengthPosterior] = [:]
         for budget in space.budgets(of: key.group) {
-            if let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)] { posteriors[budget] = length }
+            if let length = lengths[LengthKey(taskClass: key.taskClass, group: key.group, budget: budget)] {
+                posteriors[budget] = length
+            }
         }
         let samples = posteriors.mapValues(\.observations)
         if !force, let built = builtFrom[key], built.summary == indices,
-           samples.allSatisfy({ budget, count in Double(count) < Double(built.lengthSamples[budget] ?? 0) * 1.1 + 1 }) {
+            samples.allSatisfy({ budget, count in Double(count) < Double(built.lengthSamples[budget] ?? 0) * 1.1 + 1 })
+        {
             return 0
         }
         builtFrom[key] = (indices, samples)
         var change = 0.0
         var fitted: [Int?: OutputLengthModel] = [:]
         for (budget, posterior) in posteriors where posterior.observations > 0 {
-            fitted[budget] = fittedLength(LengthKey(taskClass: key.taskClass, group: key.group, budget: budget), posterior)
+            fitted[budget] = fittedLength(
+                LengthKey(taskClass: key.taskClass, group: key.group, budget: budget),
+                posterior
+            )
         }
         for position in members {
             var effective = space.candidates[position]
             let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: effective.configuration)
             let budget = effective.configuration.budgetTokens
             if let model = fitted[budget] {
-                effective.abstention = model.capProbability * effective.variant.voting.parameters(atTokens: effective.voteTokens).unansweredAtCap
+                effective.abstention =
+                    model.capProbability
+                    * effective.variant.voting.parameters(atTokens: effective.voteTokens).unansweredAtCap
                 effective.outputLength = model
                 let old = overlay.lengths.updateValue(model, forKey: overlayKey)
                 change = max(change, old.map { abs($0.meanTokens - model.meanTokens) / max($0.meanTokens, 1) } ?? 1)
             }
             let estimate = summary.map { summary in
-                estimateOnGrid(summary, overlayKey, p0: effective.single.accuracy, vote: planner.voteContext(effective, options: space.answerOptions))
+                estimateOnGrid(
+                    summary,
+                    overlayKey,
+                    p0: effective.single.accuracy,
+                    vote: planner.voteContext(effective, options: space.answerOptions)
+                )
             }
-            let old = estimate.map { overlay.accuracy.updateValue($0, forKey: overlayKey) } ?? overlay.accuracy.removeValue(forKey: overlayKey)
+            let old =
+                estimate.map { overlay.accuracy.updateValue($0, forKey: overlayKey) }
+                ?? overlay.accuracy.removeValue(forKey: overlayKey)
             switch (old, estimate) {
             case let (old?, new?): change = max(change, abs(old.accuracy - new.accuracy))
             case (nil, nil): break

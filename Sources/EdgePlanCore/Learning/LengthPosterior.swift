@@ -19,7 +19,8 @@ public struct LengthPosterior: Sendable, Equatable {
     }
 
     public static func == (lhs: LengthPosterior, rhs: LengthPosterior) -> Bool {
-        lhs.prior == rhs.prior && lhs.priorWeight == rhs.priorWeight && lhs.samples.map(\.logTokens) == rhs.samples.map(\.logTokens)
+        lhs.prior == rhs.prior && lhs.priorWeight == rhs.priorWeight
+            && lhs.samples.map(\.logTokens) == rhs.samples.map(\.logTokens)
     }
 
     public var observations: Int { min(window.count, Self.capacity) }

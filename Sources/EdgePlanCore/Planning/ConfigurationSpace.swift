@@ -26,7 +26,10 @@ public struct ConfigurationSpace: Sendable {
         self.task = task
         self.answerOptions = answerOptions
         self.candidates = candidates
-        positions = Dictionary(candidates.enumerated().map { ($1.configuration, $0) }, uniquingKeysWith: { first, _ in first })
+        positions = Dictionary(
+            candidates.enumerated().map { ($1.configuration, $0) },
+            uniquingKeysWith: { first, _ in first }
+        )
         groupPositions = Dictionary(grouping: candidates.indices, by: { candidates[$0].group })
         groupBudgets = groupPositions.mapValues { positions in
             var seen: Set<Int?> = []
@@ -45,11 +48,15 @@ public struct ConfigurationSpace: Sendable {
 
     /// The same candidates with their variants' coefficients taken from `variants` (after a recalibration).
     public func replacingVariants(_ variants: [VariantID: ModelVariant]) -> ConfigurationSpace {
-        ConfigurationSpace(task: task, answerOptions: answerOptions, candidates: candidates.map { candidate in
-            var next = candidate
-            if let variant = variants[candidate.configuration.variant] { next.variant = variant }
-            return next
-        })
+        ConfigurationSpace(
+            task: task,
+            answerOptions: answerOptions,
+            candidates: candidates.map { candidate in
+                var next = candidate
+                if let variant = variants[candidate.configuration.variant] { next.variant = variant }
+                return next
+            }
+        )
     }
 
     /// Enumerates variants × modes × budgets of the class's benchmark table, times each parallel factor. With
@@ -57,42 +64,96 @@ public struct ConfigurationSpace: Sendable {
     /// thinking-budget configurations at the curve's budgets, their accuracy `modeled`
     /// (``AccuracyModel/modeledThinkingBudget(variant:budget:)``) and their length the hard curve's thinking
     /// followed by at most ``LengthMode/answerAllowanceTokens`` of answer.
-    public init(task: String, table: AccuracyTable, profile: ProfileSet, lengths: OutputLengthFits, parallelFactors: [Int],
-                modeledThinkingBudget: Bool = false) {
+    public init(
+        task: String,
+        table: AccuracyTable,
+        profile: ProfileSet,
+        lengths: OutputLengthFits,
+        parallelFactors: [Int],
+        modeledThinkingBudget: Bool = false
+    ) {
         let model = lengths.accuracyModel(table)
         var candidates: [Candidate] = []
         for (group, budget) in model.candidateBudgets() {
             guard let variant = profile.variants[group.variant], let single = model.estimate(group, budget: budget),
-                  let length = lengths.model(task: table.task, group: group, budget: budget, accuracy: model) else { continue }
+                let length = lengths.model(task: table.task, group: group, budget: budget, accuracy: model)
+            else { continue }
             // Vote parameters are read where the chains end: at the cap for capped runs, at the mean length otherwise
             // (a soft budget is only a request in the prompt).
             let voteTokens = group.capped ? Double(budget!) : length.meanTokens
             let abstention = length.capProbability * variant.voting.parameters(atTokens: voteTokens).unansweredAtCap
             for k in parallelFactors {
-                let configuration = Configuration(variant: group.variant, mode: group.mode, budgetTokens: budget, capped: group.capped, parallel: k)
-                candidates.append(Candidate(
-                    configuration: configuration, group: group, variant: variant,
-                    accuracy: Self.voted(single, samples: k, variant: variant, abstention: abstention, tokens: voteTokens, options: table.answerOptions),
-                    single: single, outputLength: length, abstention: abstention, voteTokens: voteTokens))
+                let configuration = Configuration(
+                    variant: group.variant,
+                    mode: group.mode,
+                    budgetTokens: budget,
+                    capped: group.capped,
+                    parallel: k
+                )
+                candidates.append(
+                    Candidate(
+                        configuration: configuration,
+                        group: group,
+                        variant: variant,
+                        accuracy: Self.voted(
+                            single,
+                            samples: k,
+                            variant: variant,
+                            abstention: abstention,
+                            tokens: voteTokens,
+                            options: table.answerOptions
+                        ),
+                        single: single,
+                        outputLength: length,
+                        abstention: abstention,
+                        voteTokens: voteTokens
+                    )
+                )
             }
         }
         if modeledThinkingBudget {
             let measured = Set(table.records.filter { $0.mode == .thinkingBudget }.map(\.variant))
-            for (group, budget) in model.candidateBudgets() where group.mode == .hard && group.capped && !measured.contains(group.variant) {
+            for (group, budget) in model.candidateBudgets()
+            where group.mode == .hard && group.capped && !measured.contains(group.variant) {
                 guard let budget, let variant = profile.variants[group.variant],
-                      let single = model.modeledThinkingBudget(variant: group.variant, budget: budget),
-                      let thinking = lengths.model(task: table.task, group: group, budget: budget, accuracy: model) else { continue }
+                    let single = model.modeledThinkingBudget(variant: group.variant, budget: budget),
+                    let thinking = lengths.model(task: table.task, group: group, budget: budget, accuracy: model)
+                else { continue }
                 let length = OutputLengthModel(
-                    mu: thinking.mu, sigma: thinking.sigma,
-                    capTokens: LengthMode.thinkingBudget.lengthCap(budget: budget, capped: false), source: thinking.source)
+                    mu: thinking.mu,
+                    sigma: thinking.sigma,
+                    capTokens: LengthMode.thinkingBudget.lengthCap(budget: budget, capped: false),
+                    source: thinking.source
+                )
                 let modeled = AccuracyModel.Group(variant: group.variant, mode: .thinkingBudget, capped: false)
                 // Every sample answers (the engine forces the end of thinking), so none abstains from the vote.
                 for k in parallelFactors {
-                    let configuration = Configuration(variant: group.variant, mode: .thinkingBudget, budgetTokens: budget, capped: false, parallel: k)
-                    candidates.append(Candidate(
-                        configuration: configuration, group: modeled, variant: variant,
-                        accuracy: Self.voted(single, samples: k, variant: variant, abstention: 0, tokens: length.meanTokens, options: table.answerOptions),
-                        single: single, outputLength: length, abstention: 0, voteTokens: length.meanTokens))
+                    let configuration = Configuration(
+                        variant: group.variant,
+                        mode: .thinkingBudget,
+                        budgetTokens: budget,
+                        capped: false,
+                        parallel: k
+                    )
+                    candidates.append(
+                        Candidate(
+                            configuration: configuration,
+                            group: modeled,
+                            variant: variant,
+                            accuracy: Self.voted(
+                                single,
+                                samples: k,
+                                variant: variant,
+                                abstention: 0,
+                                tokens: length.meanTokens,
+                                options: table.answerOptions
+                            ),
+                            single: single,
+                            outputLength: length,
+                            abstention: 0,
+                            voteTokens: length.meanTokens
+                        )
+                    )
                 }
             }
         }
@@ -101,16 +162,33 @@ public struct ConfigurationSpace: Sendable {
 
     /// The estimate for `samples` voting samples: the interval's ends go through the vote model too, widened by
     /// the vote fit's error. One sample is the single-sample estimate itself.
-    static func voted(_ single: AccuracyEstimate, samples k: Int, variant: ModelVariant, abstention: Double, tokens: Double, options: Int) -> AccuracyEstimate {
+    static func voted(
+        _ single: AccuracyEstimate,
+        samples k: Int,
+        variant: ModelVariant,
+        abstention: Double,
+        tokens: Double,
+        options: Int
+    ) -> AccuracyEstimate {
         guard k > 1 else { return single }
         let anchor = variant.voting.parameters(atTokens: tokens)
         func vote(_ p: Double) -> Double {
-            PluralityVote.accuracy(single: max(p, 0), samples: k, abstention: abstention, concentration: anchor.concentration, options: options)
+            PluralityVote.accuracy(
+                single: max(p, 0),
+                samples: k,
+                abstention: abstention,
+                concentration: anchor.concentration,
+                options: options
+            )
         }
         let fitError = 1.2816 * variant.voting.fitErrorPoints / 100
         let mean = vote(single.accuracy)
         return AccuracyEstimate(
-            accuracy: mean, low: max(0, vote(single.low) - fitError), high: min(1, vote(single.high) + fitError),
-            source: single.source == .learned ? .learned : .modeled, observations: single.observations)
+            accuracy: mean,
+            low: max(0, vote(single.low) - fitError),
+            high: min(1, vote(single.high) + fitError),
+            source: single.source == .learned ? .learned : .modeled,
+            observations: single.observations
+        )
     }
 }

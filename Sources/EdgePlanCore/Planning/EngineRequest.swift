@@ -42,7 +42,9 @@ public struct EngineRequest: Sendable, Equatable {
             aggregation = "majority-vote over \(configuration.parallel) concurrent requests"
         }
         if continueFinalMessage && record.continueFinalMessageField == nil { continueFinalMessage = false }
-        if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens, let field = record.thinkingBudgetField {
+        if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens,
+            let field = record.thinkingBudgetField
+        {
             thinkingBudget = ThinkingBudget(field: field, tokens: budget)
         }
     }
@@ -74,7 +76,8 @@ public struct EngineRequest: Sendable, Equatable {
         self.continueFinalMessage = configuration.mode == .noReasoning
         self.aggregation = configuration.parallel > 1 ? "majority-vote" : "single"
         if configuration.mode == .thinkingBudget, let budget = configuration.budgetTokens,
-           let field = EngineCapabilities.vllm.thinkingBudgetField {
+            let field = EngineCapabilities.vllm.thinkingBudgetField
+        {
             thinkingBudget = ThinkingBudget(field: field, tokens: budget)
         }
     }

@@ -26,10 +26,15 @@ struct FrontInputs: Sendable {
         var order: [VariantID] = []
         var byVariant: [VariantID: VariantGroup] = [:]
         for (position, candidate) in space.candidates.enumerated() where policy.allows(candidate.configuration) {
-            let id = candidate.configuration.variant, k = candidate.configuration.parallel
+            let id = candidate.configuration.variant
+            let k = candidate.configuration.parallel
             let entry = Entry(
-                position: position, parallel: k, accuracy: candidate.accuracy, meanTokens: candidate.outputLength.meanTokens,
-                tailTokens: candidate.outputLength.quantileOfMaximum(latencyPercentile, samples: k))
+                position: position,
+                parallel: k,
+                accuracy: candidate.accuracy,
+                meanTokens: candidate.outputLength.meanTokens,
+                tailTokens: candidate.outputLength.quantileOfMaximum(latencyPercentile, samples: k)
+            )
             if byVariant[id] == nil {
                 order.append(id)
                 byVariant[id] = VariantGroup(variant: candidate.variant, entries: [])

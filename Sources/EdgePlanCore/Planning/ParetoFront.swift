@@ -7,7 +7,12 @@ public struct ParetoFront: Sendable {
     /// Sorted by the ranking's accuracy (highest first), then energy, then latency: the solver's scan order.
     public let points: [EvaluatedConfiguration]
 
-    public init(task: String, inputTokens: Int, evaluated: [EvaluatedConfiguration], ranking: AccuracyRanking = .expected) {
+    public init(
+        task: String,
+        inputTokens: Int,
+        evaluated: [EvaluatedConfiguration],
+        ranking: AccuracyRanking = .expected
+    ) {
         self.task = task
         self.inputTokens = inputTokens
         self.ranking = ranking
@@ -15,7 +20,11 @@ public struct ParetoFront: Sendable {
     }
 
     /// Whether `a` is at least as good as `b` everywhere and better somewhere.
-    public static func dominates(_ a: EvaluatedConfiguration, _ b: EvaluatedConfiguration, ranking: AccuracyRanking = .expected) -> Bool {
+    public static func dominates(
+        _ a: EvaluatedConfiguration,
+        _ b: EvaluatedConfiguration,
+        ranking: AccuracyRanking = .expected
+    ) -> Bool {
         let (x, y) = (ranking.score(a), ranking.score(b))
         return x >= y && a.latencyPercentileS <= b.latencyPercentileS && a.energyPercentileJ <= b.energyPercentileJ
             && (x > y || a.latencyPercentileS < b.latencyPercentileS || a.energyPercentileJ < b.energyPercentileJ)
@@ -30,8 +39,12 @@ public struct ParetoFront: Sendable {
     }
 
     static func nonDominated(_ all: [EvaluatedConfiguration], ranking: AccuracyRanking) -> [EvaluatedConfiguration] {
-        nonDominatedOrder(scores: all.map { ranking.score($0) }, energy: all.map(\.energyPercentileJ), latency: all.map(\.latencyPercentileS))
-            .map { all[$0] }
+        nonDominatedOrder(
+            scores: all.map { ranking.score($0) },
+            energy: all.map(\.energyPercentileJ),
+            latency: all.map(\.latencyPercentileS)
+        )
+        .map { all[$0] }
     }
 
     /// The positions of the non-dominated points among three figures given side by side, in scan order.

@@ -10,7 +10,15 @@ public struct PlanRequest: Sendable, Equatable {
     public var objective: Objective?
     public var requestID: String?
 
-    public init(task: String, deadlineS: Double? = nil, energyBudgetJ: Double? = nil, inputTokens: Int? = nil, minAccuracy: Double? = nil, objective: Objective? = nil, requestID: String? = nil) {
+    public init(
+        task: String,
+        deadlineS: Double? = nil,
+        energyBudgetJ: Double? = nil,
+        inputTokens: Int? = nil,
+        minAccuracy: Double? = nil,
+        objective: Objective? = nil,
+        requestID: String? = nil
+    ) {
         self.task = task
         self.deadlineS = deadlineS
         self.energyBudgetJ = energyBudgetJ
@@ -27,19 +35,51 @@ public struct PlanRequest: Sendable, Equatable {
     public func validate() throws {
         if task.isEmpty { throw EdgePlanError.invalidInput("task must not be empty", field: "task") }
         if let deadlineS {
-            guard deadlineS.isFinite, deadlineS > 0 else { throw EdgePlanError.invalidInput("deadline must be a positive, finite duration (got \(deadlineS) s)", field: "deadline") }
-            guard deadlineS <= 7 * 24 * 3600 else { throw EdgePlanError.invalidInput("deadline of \(deadlineS) s is longer than a week; that is not a latency limit", field: "deadline") }
+            guard deadlineS.isFinite, deadlineS > 0 else {
+                throw EdgePlanError.invalidInput(
+                    "deadline must be a positive, finite duration (got \(deadlineS) s)",
+                    field: "deadline"
+                )
+            }
+            guard deadlineS <= 7 * 24 * 3600 else {
+                throw EdgePlanError.invalidInput(
+                    "deadline of \(deadlineS) s is longer than a week; that is not a latency limit",
+                    field: "deadline"
+                )
+            }
         }
         if let energyBudgetJ {
-            guard energyBudgetJ.isFinite, energyBudgetJ > 0 else { throw EdgePlanError.invalidInput("energy budget must be positive and finite (got \(energyBudgetJ) J)", field: "energyBudget") }
-            guard energyBudgetJ <= 1e9 else { throw EdgePlanError.invalidInput("energy budget of \(energyBudgetJ) J is absurd", field: "energyBudget") }
+            guard energyBudgetJ.isFinite, energyBudgetJ > 0 else {
+                throw EdgePlanError.invalidInput(
+                    "energy budget must be positive and finite (got \(energyBudgetJ) J)",
+                    field: "energyBudget"
+                )
+            }
+            guard energyBudgetJ <= 1e9 else {
+                throw EdgePlanError.invalidInput("energy budget of \(energyBudgetJ) J is absurd", field: "energyBudget")
+            }
         }
         if let inputTokens {
-            guard inputTokens > 0 else { throw EdgePlanError.invalidInput("input tokens must be positive (got \(inputTokens))", field: "inputTokens") }
-            guard inputTokens <= Self.maxInputTokens else { throw EdgePlanError.invalidInput("input of \(inputTokens) tokens exceeds \(Self.maxInputTokens)", field: "inputTokens") }
+            guard inputTokens > 0 else {
+                throw EdgePlanError.invalidInput(
+                    "input tokens must be positive (got \(inputTokens))",
+                    field: "inputTokens"
+                )
+            }
+            guard inputTokens <= Self.maxInputTokens else {
+                throw EdgePlanError.invalidInput(
+                    "input of \(inputTokens) tokens exceeds \(Self.maxInputTokens)",
+                    field: "inputTokens"
+                )
+            }
         }
         if let minAccuracy {
-            guard minAccuracy.isFinite, (0...1).contains(minAccuracy) else { throw EdgePlanError.invalidInput("minimum accuracy must be within 0...1 (got \(minAccuracy))", field: "minAccuracy") }
+            guard minAccuracy.isFinite, (0...1).contains(minAccuracy) else {
+                throw EdgePlanError.invalidInput(
+                    "minimum accuracy must be within 0...1 (got \(minAccuracy))",
+                    field: "minAccuracy"
+                )
+            }
         }
     }
 }

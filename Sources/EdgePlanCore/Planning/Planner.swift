@@ -50,12 +50,22 @@ public final class Planner: Sendable {
             let table = profile.accuracy[policy.benchmark(of: name)]!
             let (floor, chance) = task.accuracyFloor(answerOptions: table.answerOptions)
             defaults[name] = ClassDefaults(
-                deadlineS: task.defaultDeadlineS, energyBudgetJ: task.defaultEnergyBudgetJ, minAccuracy: floor, chance: chance, objective: task.objective,
-                inputTokens: task.defaultInputTokens ?? table.typicalInputTokens)
+                deadlineS: task.defaultDeadlineS,
+                energyBudgetJ: task.defaultEnergyBudgetJ,
+                minAccuracy: floor,
+                chance: chance,
+                objective: task.objective,
+                inputTokens: task.defaultInputTokens ?? table.typicalInputTokens
+            )
         }
     }
 
-    private init(sharing planner: Planner, overlay: LearnedOverlay, profile: ProfileSet? = nil, spaces: SpaceCache? = nil) {
+    private init(
+        sharing planner: Planner,
+        overlay: LearnedOverlay,
+        profile: ProfileSet? = nil,
+        spaces: SpaceCache? = nil
+    ) {
         self.profile = profile ?? planner.profile
         self.policy = planner.policy
         self.predictor = Predictor(device: (profile ?? planner.profile).device)
@@ -69,11 +79,14 @@ public final class Planner: Sendable {
     /// tables, voting and length spreads alike), the configuration spaces are kept with the new variants in
     /// them, which is far cheaper than building them anew; otherwise the planner is built from scratch.
     public func recalibrated(to profile: ProfileSet) throws -> Planner {
-        let same = profile.accuracy == self.profile.accuracy && profile.variants.count == self.profile.variants.count
+        let same =
+            profile.accuracy == self.profile.accuracy && profile.variants.count == self.profile.variants.count
             && profile.variants.allSatisfy { id, variant in
                 guard let old = self.profile.variants[id] else { return false }
-                return old.voting == variant.voting && old.outputLength == variant.outputLength && old.family == variant.family
-                    && old.contextTokens == variant.contextTokens && old.kvCacheBytesPerToken == variant.kvCacheBytesPerToken
+                return old.voting == variant.voting && old.outputLength == variant.outputLength
+                    && old.family == variant.family
+                    && old.contextTokens == variant.contextTokens
+                    && old.kvCacheBytesPerToken == variant.kvCacheBytesPerToken
             }
         guard same else { return try Planner(profile: profile, policy: policy).applying(overlay) }
         return Planner(sharing: self, overlay: overlay, profile: profile, spaces: spaces.replacingVariants(of: profile))
@@ -102,24 +115,36 @@ public final class Planner: Sendable {
     /// The vote of a candidate's configuration, as the learner and the estimates use it.
     public func voteContext(_ candidate: ConfigurationSpace.Candidate, options: Int) -> VoteContext {
         VoteContext(
-            samples: candidate.configuration.parallel, abstention: candidate.abstention,
-            concentration: candidate.variant.voting.parameters(atTokens: candidate.voteTokens).concentration, options: options)
+            samples: candidate.configuration.parallel,
+            abstention: candidate.abstention,
+            concentration: candidate.variant.voting.parameters(atTokens: candidate.voteTokens).concentration,
+            options: options
+        )
     }
 
     /// The benchmark table behind a task class, or an error listing the known classes.
     public func table(taskClass: String) throws -> AccuracyTable {
-        guard spaces.names.contains(taskClass), let table = profile.accuracy[policy.benchmark(of: taskClass)] else { throw unknownTask(taskClass) }
+        guard spaces.names.contains(taskClass), let table = profile.accuracy[policy.benchmark(of: taskClass)] else {
+            throw unknownTask(taskClass)
+        }
         return table
     }
 
     private func unknownTask(_ name: String) -> EdgePlanError {
-        EdgePlanError(.unknownTask, "unknown task class '\(name)'; known: \(taskClasses.joined(separator: ", "))", field: "task")
+        EdgePlanError(
+            .unknownTask,
+            "unknown task class '\(name)'; known: \(taskClasses.joined(separator: ", "))",
+            field: "task"
+        )
     }
 
     /// The Pareto front of a task class at an input length, from the cache when present.
     public func front(task: String, inputTokens: Int, ranking: AccuracyRanking = .expected) throws -> ParetoFront {
         guard inputTokens > 0, inputTokens <= PlanRequest.maxInputTokens else {
-            throw EdgePlanError.invalidInput("input tokens must be within 1...\(PlanRequest.maxInputTokens) (got \(inputTokens))", field: "inputTokens")
+            throw EdgePlanError.invalidInput(
+                "input tokens must be within 1...\(PlanRequest.maxInputTokens) (got \(inputTokens))",
+                field: "inputTokens"
+            )
         }
         let key = FrontKey(task: task, bucket: Self.bucket(inputTokens), ranking: ranking)
         if let cached = cache.withLock({ $0[key] }) { return cached }
@@ -138,10 +163,19 @@ public final class Planner: Sendable {
         let count = space.candidates.count
         // Figures by candidate position, so that ties keep the candidates' order.
         var judged = [Bool](repeating: false, count: count)
-        var scores = [Double](repeating: 0, count: count), latency = scores, energy = scores
+        var scores = [Double](repeating: 0, count: count)
+        var latency = scores
+        var energy = scores
         for group in spaces.frontInputs(task)!.groups {
             for entry in group.entries {
-                guard let figures = percentileFigures(entry, variant: group.variant, space: space, inputTokens: inputTokens) else { continue }
+                guard
+                    let figures = percentileFigures(
+                        entry,
+                        variant: group.variant,
+                        space: space,
+                        inputTokens: inputTokens
+                    )
+                else { continue }
                 judged[entry.position] = true
                 scores[entry.position] = ranking.score(figures.estimate)
                 latency[entry.position] = figures.latencyS
@@ -150,20 +184,32 @@ public final class Planner: Sendable {
         }
         let positions = judged.indices.filter { judged[$0] }
         let kept = ParetoFront.nonDominatedOrder(
-            scores: positions.map { scores[$0] }, energy: positions.map { energy[$0] }, latency: positions.map { latency[$0] })
+            scores: positions.map { scores[$0] },
+            energy: positions.map { energy[$0] },
+            latency: positions.map { latency[$0] }
+        )
         let points = kept.map { evaluate(space.candidates[positions[$0]], task: task, inputTokens: inputTokens) }
         return ParetoFront(task: task, inputTokens: inputTokens, ranking: ranking, front: points)
     }
 
     /// What the front filter reads of one candidate, or nil when it does not fit memory or context: the same
     /// figures ``evaluate(_:task:inputTokens:)`` gives, without the mean prediction's memory and cost.
-    private func percentileFigures(_ entry: FrontInputs.Entry, variant: ModelVariant, space: ConfigurationSpace, inputTokens: Int)
-        -> (estimate: AccuracyEstimate, latencyS: Double, energyJ: Double)? {
+    private func percentileFigures(
+        _ entry: FrontInputs.Entry,
+        variant: ModelVariant,
+        space: ConfigurationSpace,
+        inputTokens: Int
+    )
+        -> (estimate: AccuracyEstimate, latencyS: Double, energyJ: Double)?
+    {
         var estimate = entry.accuracy
         var meanTokens = entry.meanTokens
         var tail = entry.tailTokens
         if !overlay.isEmpty {
-            let key = LearnedOverlay.Key(taskClass: space.task, configuration: space.candidates[entry.position].configuration)
+            let key = LearnedOverlay.Key(
+                taskClass: space.task,
+                configuration: space.candidates[entry.position].configuration
+            )
             if let learned = overlay.lengths[key] {
                 meanTokens = learned.meanTokens
                 tail = learned.quantileOfMaximum(policy.latencyPercentile, samples: entry.parallel)
@@ -172,9 +218,12 @@ public final class Planner: Sendable {
         }
         let usableGiB = profile.device.usableMemoryGiB
         guard Double(inputTokens) + meanTokens <= Double(variant.contextTokens),
-              predictor.memoryGiB(variant, input: inputTokens, output: meanTokens, parallel: entry.parallel) <= usableGiB else { return nil }
-        let tokens = policy.latencyBasis == .mean ? meanTokens : min(tail, Double(max(variant.contextTokens - inputTokens, 1)))
-        guard predictor.memoryGiB(variant, input: inputTokens, output: tokens, parallel: entry.parallel) <= usableGiB else { return nil }
+            predictor.memoryGiB(variant, input: inputTokens, output: meanTokens, parallel: entry.parallel) <= usableGiB
+        else { return nil }
+        let tokens =
+            policy.latencyBasis == .mean ? meanTokens : min(tail, Double(max(variant.contextTokens - inputTokens, 1)))
+        guard predictor.memoryGiB(variant, input: inputTokens, output: tokens, parallel: entry.parallel) <= usableGiB
+        else { return nil }
         let figures = predictor.latencyAndEnergy(variant, input: inputTokens, output: tokens, parallel: entry.parallel)
         return (estimate, figures.latencyS, figures.energyJ)
     }
@@ -195,12 +244,24 @@ public final class Planner: Sendable {
         }
         let k = candidate.configuration.parallel
         let mean = predictor.predict(candidate.variant, input: inputTokens, output: length.meanTokens, parallel: k)
-        let tail = min(length.quantileOfMaximum(policy.latencyPercentile, samples: k), Double(max(candidate.variant.contextTokens - inputTokens, 1)))
-        let atTail = policy.latencyBasis == .mean ? (latencyS: mean.latencyS, energyJ: mean.energyJ) : predictor.latencyAndEnergy(candidate.variant, input: inputTokens, output: tail, parallel: k)
+        let tail = min(
+            length.quantileOfMaximum(policy.latencyPercentile, samples: k),
+            Double(max(candidate.variant.contextTokens - inputTokens, 1))
+        )
+        let atTail =
+            policy.latencyBasis == .mean
+            ? (latencyS: mean.latencyS, energyJ: mean.energyJ)
+            : predictor.latencyAndEnergy(candidate.variant, input: inputTokens, output: tail, parallel: k)
         return EvaluatedConfiguration(
-            configuration: candidate.configuration, estimate: estimate, outputLength: length, mean: mean,
-            latencyPercentileS: atTail.latencyS, energyPercentileJ: atTail.energyJ,
-            percentileOutputTokens: policy.latencyBasis == .mean ? length.meanTokens : tail, inputTokens: inputTokens)
+            configuration: candidate.configuration,
+            estimate: estimate,
+            outputLength: length,
+            mean: mean,
+            latencyPercentileS: atTail.latencyS,
+            energyPercentileJ: atTail.energyJ,
+            percentileOutputTokens: policy.latencyBasis == .mean ? length.meanTokens : tail,
+            inputTokens: inputTokens
+        )
     }
 
     /// The limits a request resolves to once the policy's defaults fill the gaps.
@@ -219,12 +280,19 @@ public final class Planner: Sendable {
         try request.validate()
         guard let defaults = defaults[request.task] else { throw unknownTask(request.task) }
         guard let deadlineS = request.deadlineS ?? defaults.deadlineS else {
-            throw EdgePlanError.invalidInput("no deadline given and the policy has no default deadline for task '\(request.task)'", field: "deadline")
+            throw EdgePlanError.invalidInput(
+                "no deadline given and the policy has no default deadline for task '\(request.task)'",
+                field: "deadline"
+            )
         }
         return Limits(
-            deadlineS: deadlineS, energyBudgetJ: request.energyBudgetJ ?? defaults.energyBudgetJ,
-            minAccuracy: max(request.minAccuracy ?? 0, defaults.minAccuracy), objective: request.objective ?? defaults.objective,
-            inputTokens: request.inputTokens ?? defaults.inputTokens, chance: defaults.chance)
+            deadlineS: deadlineS,
+            energyBudgetJ: request.energyBudgetJ ?? defaults.energyBudgetJ,
+            minAccuracy: max(request.minAccuracy ?? 0, defaults.minAccuracy),
+            objective: request.objective ?? defaults.objective,
+            inputTokens: request.inputTokens ?? defaults.inputTokens,
+            chance: defaults.chance
+        )
     }
 
     /// Solves one request: the best feasible point on the front, re-evaluated at the exact input length.
@@ -237,8 +305,19 @@ public final class Planner: Sendable {
     public func plan<R: RandomNumberGenerator>(_ request: PlanRequest, random: inout R?) throws -> PlanOutcome {
         let limits = try self.limits(request)
         guard let choice = try choose(task: request.task, limits: limits, random: &random) else {
-            let front = try self.front(task: request.task, inputTokens: limits.inputTokens, ranking: limits.objective.ranking)
-            return .infeasible(explain(front: front, task: request.task, latencyLimitS: limits.deadlineS * (1 - policy.safetyMargin), limits: limits))
+            let front = try self.front(
+                task: request.task,
+                inputTokens: limits.inputTokens,
+                ranking: limits.objective.ranking
+            )
+            return .infeasible(
+                explain(
+                    front: front,
+                    task: request.task,
+                    latencyLimitS: limits.deadlineS * (1 - policy.safetyMargin),
+                    limits: limits
+                )
+            )
         }
         var plan = makePlan(choice.point, request: request, limits: limits)
         plan.explored = choice.explored
@@ -247,7 +326,11 @@ public final class Planner: Sendable {
 
     /// The decision alone, on resolved limits: the chosen front point and whether exploration picked it, or nil
     /// when no point is feasible. ``plan(_:random:)`` builds its answer around this; a simulation needs no more.
-    public func choose<R: RandomNumberGenerator>(task: String, limits: Limits, random: inout R?) throws -> (point: EvaluatedConfiguration, explored: Bool)? {
+    public func choose<R: RandomNumberGenerator>(
+        task: String,
+        limits: Limits,
+        random: inout R?
+    ) throws -> (point: EvaluatedConfiguration, explored: Bool)? {
         let ranking = limits.objective.ranking
         let front = try self.front(task: task, inputTokens: limits.inputTokens, ranking: ranking)
         let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
@@ -262,7 +345,10 @@ public final class Planner: Sendable {
         var best: EvaluatedConfiguration?
         switch limits.objective {
         case .maxAccuracy, .maxAccuracyLowerBound: best = feasible.first
-        case .minEnergy: best = feasible.reduce(nil) { current, point in current.map { $0.energyPercentileJ <= point.energyPercentileJ ? $0 : point } ?? point }
+        case .minEnergy:
+            best = feasible.reduce(nil) { current, point in
+                current.map { $0.energyPercentileJ <= point.energyPercentileJ ? $0 : point } ?? point
+            }
         }
         guard let greedy = best else { return nil }
         if case let .thompson(maxLoss) = policy.explore, limits.objective != .minEnergy, random != nil {
@@ -279,20 +365,35 @@ public final class Planner: Sendable {
     public func maxTokens(_ configuration: Configuration, limits: Limits) -> Int {
         if configuration.capped, let budget = configuration.budgetTokens { return budget }
         guard let variant = profile.variants[configuration.variant] else { return 1 }
-        let reachable = predictor.maxOutputTokens(variant, input: limits.inputTokens, deadlineS: limits.deadlineS, parallel: configuration.parallel)
+        let reachable = predictor.maxOutputTokens(
+            variant,
+            input: limits.inputTokens,
+            deadlineS: limits.deadlineS,
+            parallel: configuration.parallel
+        )
         return Self.maxTokens(configuration, variant: variant, inputTokens: limits.inputTokens, reachable: reachable)
     }
 
-    private static func maxTokens(_ configuration: Configuration, variant: ModelVariant, inputTokens: Int, reachable: Int?) -> Int {
+    private static func maxTokens(
+        _ configuration: Configuration,
+        variant: ModelVariant,
+        inputTokens: Int,
+        reachable: Int?
+    ) -> Int {
         let room = max(1, min(reachable ?? 1, variant.contextTokens - inputTokens))
         if configuration.capped, let budget = configuration.budgetTokens { return budget }
-        if let cap = configuration.mode.lengthCap(budget: configuration.budgetTokens, capped: false) { return min(cap, room) }
+        if let cap = configuration.mode.lengthCap(budget: configuration.budgetTokens, capped: false) {
+            return min(cap, room)
+        }
         return room
     }
 
     /// Thompson sampling: draw each contender's accuracy from its belief (a normal matched to its 80 % interval)
     /// and take the highest draw.
-    static func thompsonDraw<R: RandomNumberGenerator>(_ contenders: [EvaluatedConfiguration], random: inout R) -> EvaluatedConfiguration? {
+    static func thompsonDraw<R: RandomNumberGenerator>(
+        _ contenders: [EvaluatedConfiguration],
+        random: inout R
+    ) -> EvaluatedConfiguration? {
         var best: (EvaluatedConfiguration, Double)?
         for point in contenders {
             let sd = max((point.estimate.high - point.estimate.low) / 2.5631, 1e-4)
@@ -311,33 +412,73 @@ public final class Planner: Sendable {
         let inputTokens = limits.inputTokens
         let length = chosen.outputLength
         let exact = predictor.predict(variant, input: inputTokens, output: length.meanTokens, parallel: k)
-        let tailTokens = min(length.quantileOfMaximum(policy.latencyPercentile, samples: k), Double(max(variant.contextTokens - inputTokens, 1)))
+        let tailTokens = min(
+            length.quantileOfMaximum(policy.latencyPercentile, samples: k),
+            Double(max(variant.contextTokens - inputTokens, 1))
+        )
         let atTail = predictor.predict(variant, input: inputTokens, output: tailTokens, parallel: k)
         let reachable = predictor.maxOutputTokens(variant, input: inputTokens, deadlineS: limits.deadlineS, parallel: k)
         let miss = reachable.map { length.exceedanceProbability(Double($0), samples: k) } ?? 1
         return Plan(
-            task: request.task, requestID: request.requestID, configuration: configuration, inputTokens: inputTokens,
-            deadlineS: limits.deadlineS, energyBudgetJ: limits.energyBudgetJ, latencyS: exact.latencyS, latencyPercentileS: atTail.latencyS,
-            percentile: policy.latencyPercentile, energyJ: exact.energyJ, energyPercentileJ: atTail.energyJ, estimate: chosen.estimate,
-            costUSDPerMTok: exact.costUSDPerMTok, memoryGiB: exact.memoryGiB, missProbability: miss, outputLength: length,
-            percentileOutputTokens: tailTokens, objective: limits.objective,
-            engineRequest: EngineRequest(configuration: configuration, variant: variant, maxTokens: Self.maxTokens(configuration, variant: variant, inputTokens: inputTokens, reachable: reachable), engine: policy.engine),
-            profileVersion: profile.version, policyVersion: policy.version)
+            task: request.task,
+            requestID: request.requestID,
+            configuration: configuration,
+            inputTokens: inputTokens,
+            deadlineS: limits.deadlineS,
+            energyBudgetJ: limits.energyBudgetJ,
+            latencyS: exact.latencyS,
+            latencyPercentileS: atTail.latencyS,
+            percentile: policy.latencyPercentile,
+            energyJ: exact.energyJ,
+            energyPercentileJ: atTail.energyJ,
+            estimate: chosen.estimate,
+            costUSDPerMTok: exact.costUSDPerMTok,
+            memoryGiB: exact.memoryGiB,
+            missProbability: miss,
+            outputLength: length,
+            percentileOutputTokens: tailTokens,
+            objective: limits.objective,
+            engineRequest: EngineRequest(
+                configuration: configuration,
+                variant: variant,
+                maxTokens: Self.maxTokens(
+                    configuration,
+                    variant: variant,
+                    inputTokens: inputTokens,
+                    reachable: reachable
+                ),
+                engine: policy.engine
+            ),
+            profileVersion: profile.version,
+            policyVersion: policy.version
+        )
     }
 
     private func explain(front: ParetoFront, task: String, latencyLimitS: Double, limits: Limits) -> Infeasibility {
         let points = front.points
         let ranking = front.ranking
         guard !points.isEmpty else {
-            return Infeasibility(task: task, limit: .policy, message: "the policy for task '\(task)' allows no configuration that fits in memory", closest: nil, missBy: nil, requested: nil)
+            return Infeasibility(
+                task: task,
+                limit: .policy,
+                message: "the policy for task '\(task)' allows no configuration that fits in memory",
+                closest: nil,
+                missBy: nil,
+                requested: nil
+            )
         }
         let onTime = points.filter { $0.latencyPercentileS <= latencyLimitS }
         guard !onTime.isEmpty else {
             let fastest = points.min { $0.latencyPercentileS < $1.latencyPercentileS }!
             return Infeasibility(
-                task: task, limit: .deadline,
-                message: "no configuration finishes within \(latencyLimitS.significantDigits(4)) s at p\((policy.latencyPercentile * 100).significantDigits(4)) (deadline less safety margin); the fastest needs \(fastest.latencyPercentileS.significantDigits(4)) s",
-                closest: fastest, missBy: fastest.latencyPercentileS - latencyLimitS, requested: latencyLimitS)
+                task: task,
+                limit: .deadline,
+                message:
+                    "no configuration finishes within \(latencyLimitS.significantDigits(4)) s at p\((policy.latencyPercentile * 100).significantDigits(4)) (deadline less safety margin); the fastest needs \(fastest.latencyPercentileS.significantDigits(4)) s",
+                closest: fastest,
+                missBy: fastest.latencyPercentileS - latencyLimitS,
+                requested: latencyLimitS
+            )
         }
         var candidates = onTime
         if let energyBudgetJ = limits.energyBudgetJ {
@@ -345,20 +486,30 @@ public final class Planner: Sendable {
             if withinEnergy.isEmpty {
                 let frugal = onTime.min { $0.energyPercentileJ < $1.energyPercentileJ }!
                 return Infeasibility(
-                    task: task, limit: .energyBudget,
-                    message: "no on-time configuration stays within \(energyBudgetJ.significantDigits(4)) J at p\((policy.latencyPercentile * 100).significantDigits(4)); the most frugal needs \(frugal.energyPercentileJ.significantDigits(4)) J",
-                    closest: frugal, missBy: frugal.energyPercentileJ - energyBudgetJ, requested: energyBudgetJ)
+                    task: task,
+                    limit: .energyBudget,
+                    message:
+                        "no on-time configuration stays within \(energyBudgetJ.significantDigits(4)) J at p\((policy.latencyPercentile * 100).significantDigits(4)); the most frugal needs \(frugal.energyPercentileJ.significantDigits(4)) J",
+                    closest: frugal,
+                    missBy: frugal.energyPercentileJ - energyBudgetJ,
+                    requested: energyBudgetJ
+                )
             }
             candidates = withinEnergy
         }
         let best = candidates.max { ranking.score($0) < ranking.score($1) }!
         let figure = ranking == .lowerBound ? "accuracy (low end of its 80 % interval)" : "accuracy"
         return Infeasibility(
-            task: task, limit: .minAccuracy,
-            message: "no configuration within the limits reaches \(figure) \(limits.minAccuracy.significantDigits(3)) (the task's floor"
+            task: task,
+            limit: .minAccuracy,
+            message:
+                "no configuration within the limits reaches \(figure) \(limits.minAccuracy.significantDigits(3)) (the task's floor"
                 + (limits.chance.map { chance in ", above chance \(chance.significantDigits(3))" } ?? "")
                 + "); the best, \(best.configuration), reaches \(ranking.score(best).significantDigits(3))",
-            closest: best, missBy: limits.minAccuracy - ranking.score(best), requested: limits.minAccuracy)
+            closest: best,
+            missBy: limits.minAccuracy - ranking.score(best),
+            requested: limits.minAccuracy
+        )
     }
 }
 
@@ -367,27 +518,61 @@ extension Policy {
     /// something to run.
     public func check(against profile: ProfileSet) throws {
         let known = Set(profile.modelNames)
-        for (name, task) in [("defaults", defaultTask)] + tasks.sorted(by: { $0.key < $1.key }).map({ ($0.key, $0.value) }) {
+        for (name, task) in [("defaults", defaultTask)]
+            + tasks.sorted(by: { $0.key < $1.key }).map({ ($0.key, $0.value) })
+        {
             let field = name == "defaults" ? "defaults" : "tasks.\(name)"
             if name != "defaults" && profile.accuracy[benchmark(of: name)] == nil {
                 if let like = task.like {
-                    throw EdgePlanError(.unknownTask, "task class '\(name)' is like unknown benchmark '\(like)'; known benchmarks: \(profile.tasks.joined(separator: ", "))", field: "\(field).like")
+                    throw EdgePlanError(
+                        .unknownTask,
+                        "task class '\(name)' is like unknown benchmark '\(like)'; known benchmarks: \(profile.tasks.joined(separator: ", "))",
+                        field: "\(field).like"
+                    )
                 }
-                throw EdgePlanError(.unknownTask, "task class '\(name)' is no benchmark of the profile and names none with 'like'; known benchmarks: \(profile.tasks.joined(separator: ", "))", field: field)
+                throw EdgePlanError(
+                    .unknownTask,
+                    "task class '\(name)' is no benchmark of the profile and names none with 'like'; known benchmarks: \(profile.tasks.joined(separator: ", "))",
+                    field: field
+                )
             }
             for model in (task.allowedModels ?? []).sorted() where !known.contains(model) {
-                throw EdgePlanError(.unknownModel, "policy allows unknown model '\(model)'; known models: \(profile.modelNames.joined(separator: ", "))", field: "\(field).allowed_models")
+                throw EdgePlanError(
+                    .unknownModel,
+                    "policy allows unknown model '\(model)'; known models: \(profile.modelNames.joined(separator: ", "))",
+                    field: "\(field).allowed_models"
+                )
             }
             if name != "defaults", let table = profile.accuracy[benchmark(of: name)] {
                 // A listed thinking-budget mode is modeled from hard-cap rows where the engine enforces a budget.
                 let modeledThinking = modelsThinkingBudget(task)
                 let runnable = table.records.contains { record in
-                    task.allows(Configuration(variant: record.variant, mode: record.mode, budgetTokens: record.budgetTokens, capped: record.capped, parallel: 1))
-                        || (modeledThinking && record.mode == .hard && task.allows(Configuration(
-                            variant: record.variant, mode: .thinkingBudget, budgetTokens: record.budgetTokens, capped: false, parallel: 1)))
+                    task.allows(
+                        Configuration(
+                            variant: record.variant,
+                            mode: record.mode,
+                            budgetTokens: record.budgetTokens,
+                            capped: record.capped,
+                            parallel: 1
+                        )
+                    )
+                        || (modeledThinking && record.mode == .hard
+                            && task.allows(
+                                Configuration(
+                                    variant: record.variant,
+                                    mode: .thinkingBudget,
+                                    budgetTokens: record.budgetTokens,
+                                    capped: false,
+                                    parallel: 1
+                                )
+                            ))
                 }
                 if !runnable {
-                    throw EdgePlanError(.invalidInput, "policy for task '\(name)' excludes every model, quantization and mode the profile has data for", field: field)
+                    throw EdgePlanError(
+                        .invalidInput,
+                        "policy for task '\(name)' excludes every model, quantization and mode the profile has data for",
+                        field: field
+                    )
                 }
             }
         }

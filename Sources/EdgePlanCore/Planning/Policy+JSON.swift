@@ -14,7 +14,8 @@ extension Policy {
             "parallelFactors": .array(parallelFactors.map(JSONValue.int)),
             "explore": explore,
             "learning": .fields([
-                "rememberedPlans": .int(learning.rememberedPlans), "maxEvidencePerPeer": .int(learning.maxEvidencePerPeer),
+                "rememberedPlans": .int(learning.rememberedPlans),
+                "maxEvidencePerPeer": .int(learning.maxEvidencePerPeer),
                 "minPlausibleSuccessRatio": .number(learning.minPlausibleSuccessRatio),
             ]),
             "reporting": .fields([
@@ -36,9 +37,12 @@ extension TaskPolicy {
             "energyBudgetJ": defaultEnergyBudgetJ.map(JSONValue.number) ?? .null,
             "inputTokens": defaultInputTokens.map(JSONValue.int) ?? .null,
             "allowedModels": allowedModels.map { .array($0.sorted().map(JSONValue.string)) } ?? .null,
-            "allowedQuantizations": allowedQuantizations.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
+            "allowedQuantizations": allowedQuantizations.map {
+                .array($0.map(\.rawValue).sorted().map(JSONValue.string))
+            } ?? .null,
             "allowedModes": allowedModes.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
-            "maxParallel": .int(maxParallel), "minAccuracy": .number(minAccuracy), "chanceMargin": chanceMargin.map(JSONValue.number) ?? .null, "objective": .string(objective.rawValue),
+            "maxParallel": .int(maxParallel), "minAccuracy": .number(minAccuracy),
+            "chanceMargin": chanceMargin.map(JSONValue.number) ?? .null, "objective": .string(objective.rawValue),
         ])
     }
 }

@@ -37,10 +37,18 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
     public static let defaultPriorWeight = 20.0
 
     public init(
-        like: String? = nil, priorWeight: Double = TaskPolicy.defaultPriorWeight, defaultDeadlineS: Double? = nil,
-        defaultEnergyBudgetJ: Double? = nil, defaultInputTokens: Int? = nil, allowedModels: Set<String>? = nil,
-        allowedQuantizations: Set<Quantization>? = nil, allowedModes: Set<LengthMode>? = nil, maxParallel: Int = 64,
-        minAccuracy: Double = TaskPolicy.defaultMinAccuracy, chanceMargin: Double? = nil, objective: Objective = .maxAccuracy
+        like: String? = nil,
+        priorWeight: Double = TaskPolicy.defaultPriorWeight,
+        defaultDeadlineS: Double? = nil,
+        defaultEnergyBudgetJ: Double? = nil,
+        defaultInputTokens: Int? = nil,
+        allowedModels: Set<String>? = nil,
+        allowedQuantizations: Set<Quantization>? = nil,
+        allowedModes: Set<LengthMode>? = nil,
+        maxParallel: Int = 64,
+        minAccuracy: Double = TaskPolicy.defaultMinAccuracy,
+        chanceMargin: Double? = nil,
+        objective: Objective = .maxAccuracy
     ) {
         self.like = like
         self.priorWeight = priorWeight
@@ -168,9 +176,15 @@ public struct Policy: Sendable, Equatable {
     public var version: String
 
     public init(
-        profileDirectory: String? = nil, latencyPercentile: Double = 0.95, safetyMargin: Double = 0.05,
-        parallelFactors: [Int] = [1, 2, 4, 8, 16, 32, 64], explore: Exploration = .off, learning: LearningPolicy = LearningPolicy(),
-        defaultTask: TaskPolicy = TaskPolicy(), tasks: [String: TaskPolicy] = [:], version: String = "builtin"
+        profileDirectory: String? = nil,
+        latencyPercentile: Double = 0.95,
+        safetyMargin: Double = 0.05,
+        parallelFactors: [Int] = [1, 2, 4, 8, 16, 32, 64],
+        explore: Exploration = .off,
+        learning: LearningPolicy = LearningPolicy(),
+        defaultTask: TaskPolicy = TaskPolicy(),
+        tasks: [String: TaskPolicy] = [:],
+        version: String = "builtin"
     ) {
         self.profileDirectory = profileDirectory
         self.latencyPercentile = latencyPercentile

@@ -8,7 +8,8 @@ public enum PolicyDecoder {
         var policy = Policy(version: ProfileDecoder.contentHash([.init(path: "policy.yaml", text: text)]))
         if var global = try root.optionalObject("global") {
             policy.profileDirectory = try global.optionalString("profile_directory")
-            policy.latencyPercentile = try global.optionalDouble("latency_percentile", in: 0.5...0.9999) ?? policy.latencyPercentile
+            policy.latencyPercentile =
+                try global.optionalDouble("latency_percentile", in: 0.5...0.9999) ?? policy.latencyPercentile
             policy.safetyMargin = try global.optionalDouble("safety_margin", in: 0...0.9) ?? policy.safetyMargin
             if global.has("parallel_factors") {
                 let factors = try global.strings("parallel_factors").map { raw -> Int in
@@ -30,7 +31,10 @@ public enum PolicyDecoder {
             }
             if let engine = try global.optionalString("engine") {
                 guard let kind = EngineKind(rawValue: engine) else {
-                    throw global.error("engine", "unknown engine kind '\(engine)'; use one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw global.error(
+                        "engine",
+                        "unknown engine kind '\(engine)'; use one of \(EngineKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 policy.engine = kind
             }
@@ -46,24 +50,36 @@ public enum PolicyDecoder {
             try global.finish()
         }
         if var learning = try root.optionalObject("learning") {
-            policy.learning.rememberedPlans = try learning.optionalInt("remembered_plans", in: 0...10_000_000) ?? policy.learning.rememberedPlans
-            policy.learning.maxEvidencePerPeer = try learning.optionalInt("max_evidence_per_peer", in: 1...10_000_000) ?? policy.learning.maxEvidencePerPeer
-            policy.learning.minPlausibleSuccessRatio = try learning.optionalDouble("min_plausible_success_ratio", in: 0...1) ?? policy.learning.minPlausibleSuccessRatio
+            policy.learning.rememberedPlans =
+                try learning.optionalInt("remembered_plans", in: 0...10_000_000) ?? policy.learning.rememberedPlans
+            policy.learning.maxEvidencePerPeer =
+                try learning.optionalInt("max_evidence_per_peer", in: 1...10_000_000)
+                ?? policy.learning.maxEvidencePerPeer
+            policy.learning.minPlausibleSuccessRatio =
+                try learning.optionalDouble("min_plausible_success_ratio", in: 0...1)
+                ?? policy.learning.minPlausibleSuccessRatio
             try learning.finish()
         }
         if var journal = try root.optionalObject("journal") {
             if let level = try journal.optionalString("level") {
                 guard let value = JournalPolicy.Level(rawValue: level) else {
-                    throw journal.error("level", "unknown level '\(level)'; use \(JournalPolicy.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw journal.error(
+                        "level",
+                        "unknown level '\(level)'; use \(JournalPolicy.Level.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 policy.journal.level = value
             }
-            policy.journal.decisionsEvery = try journal.optionalInt("decisions_every", in: 1...1_000_000) ?? policy.journal.decisionsEvery
+            policy.journal.decisionsEvery =
+                try journal.optionalInt("decisions_every", in: 1...1_000_000) ?? policy.journal.decisionsEvery
             try journal.finish()
         }
         if var reporting = try root.optionalObject("reporting") {
-            policy.reporting = ReportingPolicy(users: try reporting.optionalStrings("users") ?? [], groups: try reporting.optionalStrings("groups"),
-                                               maxReportsPerSecond: try reporting.optionalDouble("max_reports_per_second", in: 1...1_000_000) ?? 1000)
+            policy.reporting = ReportingPolicy(
+                users: try reporting.optionalStrings("users") ?? [],
+                groups: try reporting.optionalStrings("groups"),
+                maxReportsPerSecond: try reporting.optionalDouble("max_reports_per_second", in: 1...1_000_000) ?? 1000
+            )
             try reporting.finish()
         }
         if var defaults = try root.optionalObject("defaults") {
@@ -80,7 +96,11 @@ public enum PolicyDecoder {
         return policy
     }
 
-    private static func decodeTask(_ object: inout YAMLObject, inheriting base: TaskPolicy = TaskPolicy(), allowsClassKeys: Bool = true) throws -> TaskPolicy {
+    private static func decodeTask(
+        _ object: inout YAMLObject,
+        inheriting base: TaskPolicy = TaskPolicy(),
+        allowsClassKeys: Bool = true
+    ) throws -> TaskPolicy {
         var task = base
         task.like = nil
         if allowsClassKeys {
@@ -89,7 +109,8 @@ public enum PolicyDecoder {
             throw object.error("like", "'like' names a task class's benchmark; it belongs under tasks.<class>")
         }
         task.priorWeight = try object.optionalDouble("prior_weight", in: 0.1...1_000_000) ?? task.priorWeight
-        task.defaultInputTokens = try object.optionalInt("input_tokens", in: 1...PlanRequest.maxInputTokens) ?? task.defaultInputTokens
+        task.defaultInputTokens =
+            try object.optionalInt("input_tokens", in: 1...PlanRequest.maxInputTokens) ?? task.defaultInputTokens
         if let deadline = try object.optionalString("deadline") {
             do { task.defaultDeadlineS = try QuantityParser.seconds(deadline) } catch let error as EdgePlanError {
                 throw object.error("deadline", error.message)
@@ -101,31 +122,46 @@ public enum PolicyDecoder {
             }
         }
         if let models = try object.optionalStrings("allowed_models") {
-            guard !models.isEmpty else { throw object.error("allowed_models", "an empty list allows nothing; leave the key out to allow all") }
+            guard !models.isEmpty else {
+                throw object.error("allowed_models", "an empty list allows nothing; leave the key out to allow all")
+            }
             task.allowedModels = Set(models)
         }
         if let quants = try object.optionalStrings("allowed_quantizations") {
-            task.allowedQuantizations = Set(try quants.map { raw in
-                guard let value = Quantization(rawValue: raw) else {
-                    throw object.error("allowed_quantizations", "unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: ", "))")
+            task.allowedQuantizations = Set(
+                try quants.map { raw in
+                    guard let value = Quantization(rawValue: raw) else {
+                        throw object.error(
+                            "allowed_quantizations",
+                            "unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: ", "))"
+                        )
+                    }
+                    return value
                 }
-                return value
-            })
+            )
         }
         if let modes = try object.optionalStrings("allowed_modes") {
-            task.allowedModes = Set(try modes.map { raw in
-                guard let value = LengthMode(rawValue: raw) else {
-                    throw object.error("allowed_modes", "unknown mode '\(raw)'; use \(LengthMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            task.allowedModes = Set(
+                try modes.map { raw in
+                    guard let value = LengthMode(rawValue: raw) else {
+                        throw object.error(
+                            "allowed_modes",
+                            "unknown mode '\(raw)'; use \(LengthMode.allCases.map(\.rawValue).joined(separator: ", "))"
+                        )
+                    }
+                    return value
                 }
-                return value
-            })
+            )
         }
         task.maxParallel = try object.optionalInt("max_parallel", in: 1...256) ?? task.maxParallel
         task.minAccuracy = try object.optionalDouble("min_accuracy", in: 0...1) ?? task.minAccuracy
         task.chanceMargin = try object.optionalDouble("chance_margin", in: -1...1) ?? task.chanceMargin
         if let objective = try object.optionalString("objective") {
             guard let value = Objective(rawValue: objective) else {
-                throw object.error("objective", "unknown objective '\(objective)'; use \(Objective.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw object.error(
+                    "objective",
+                    "unknown objective '\(objective)'; use \(Objective.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             task.objective = value
         }

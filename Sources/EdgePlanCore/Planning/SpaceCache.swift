@@ -34,8 +34,13 @@ final class SpaceCache: Sendable {
         if let entry = built.withLock({ $0[name] }) { return entry }
         let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
         let space = ConfigurationSpace(
-            task: name, table: profile.accuracy[policy.benchmark(of: name)]!, profile: profile, lengths: lengths,
-            parallelFactors: factors, modeledThinkingBudget: policy.modelsThinkingBudget(policy.task(name)))
+            task: name,
+            table: profile.accuracy[policy.benchmark(of: name)]!,
+            profile: profile,
+            lengths: lengths,
+            parallelFactors: factors,
+            modeledThinkingBudget: policy.modelsThinkingBudget(policy.task(name))
+        )
         let entry = Built(space: space, front: Self.inputs(of: space, policy: policy))
         // Two threads may build the same space at once; the first one stored wins.
         return built.withLock { built in
@@ -52,10 +57,12 @@ final class SpaceCache: Sendable {
     /// The same spaces on a recalibrated profile whose accuracy tables, voting and lengths are unchanged: those
     /// already built take the new variants; the rest are built from the new profile when first asked for.
     func replacingVariants(of profile: ProfileSet) -> SpaceCache {
-        let entries = built.withLock { $0.mapValues { [policy] entry in
-            let space = entry.space.replacingVariants(profile.variants)
-            return Built(space: space, front: Self.inputs(of: space, policy: policy))
-        } }
+        let entries = built.withLock {
+            $0.mapValues { [policy] entry in
+                let space = entry.space.replacingVariants(profile.variants)
+                return Built(space: space, front: Self.inputs(of: space, policy: policy))
+            }
+        }
         return SpaceCache(profile: profile, policy: policy, lengths: lengths, built: entries)
     }
 }

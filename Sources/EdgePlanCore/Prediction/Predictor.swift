@@ -10,12 +10,18 @@ public struct Predictor: Sendable {
 
     /// Predicts one run of `variant` on `input` prompt tokens producing `output` tokens in each of `parallel` sequences.
     public func predict(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Prediction {
-        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(variant, input: input, output: output, parallel: parallel)
+        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(
+            variant,
+            input: input,
+            output: output,
+            parallel: parallel
+        )
         let prefillEnergyJ = prefillPowerW * prefillS
         let decodeEnergyJ = decodePowerW * decodeS
         let memoryGiB = memoryGiB(variant, input: input, output: output, parallel: parallel)
         let tokens = Double(input) + Double(parallel) * output
-        let costUSD = (prefillEnergyJ + decodeEnergyJ) / 3.6e6 * device.electricityUSDPerKWh
+        let costUSD =
+            (prefillEnergyJ + decodeEnergyJ) / 3.6e6 * device.electricityUSDPerKWh
             + (prefillS + decodeS) / 3600 * device.hardwareUSDPerHour
         return Prediction(
             prefillS: prefillS,
@@ -26,42 +32,67 @@ public struct Predictor: Sendable {
             decodeEnergyJ: decodeEnergyJ,
             memoryGiB: memoryGiB,
             fits: memoryGiB <= device.usableMemoryGiB && Double(input) + output <= Double(variant.contextTokens),
-            costUSDPerMTok: tokens > 0 ? costUSD / tokens * 1e6 : 0)
+            costUSDPerMTok: tokens > 0 ? costUSD / tokens * 1e6 : 0
+        )
     }
 
     /// Decode seconds for `parallel` sequences of `output` tokens after `input` prompt tokens (Eq. 2 × scaling).
     /// Duration and average power of prefill and of decode.
-    private func phases(_ variant: ModelVariant, input: Int, output: Double, parallel: Int) -> (prefillS: Double, prefillPowerW: Double, decodeS: Double, decodePowerW: Double) {
+    private func phases(
+        _ variant: ModelVariant,
+        input: Int,
+        output: Double,
+        parallel: Int
+    ) -> (prefillS: Double, prefillPowerW: Double, decodeS: Double, decodePowerW: Double) {
         let prefillS = variant.prefillLatency.seconds(input: input)
         let prefillPowerW = variant.prefillPower.averagePowerW(tokens: Double(input), seconds: prefillS)
         let decodeS = decodeSeconds(variant, input: input, output: output, parallel: parallel)
-        let decodePowerW = output > 0
-            ? variant.decodePower.averagePowerW(tokens: output, seconds: decodeS) * variant.parallel.powerFactor(parallel)
+        let decodePowerW =
+            output > 0
+            ? variant.decodePower.averagePowerW(tokens: output, seconds: decodeS)
+                * variant.parallel.powerFactor(parallel)
             : 0
         return (prefillS, prefillPowerW, decodeS, decodePowerW)
     }
 
     /// Average power over a whole run, prefill and decode: what judges a reported energy against its latency.
     public func averagePowerW(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
-        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(variant, input: input, output: output, parallel: parallel)
+        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(
+            variant,
+            input: input,
+            output: output,
+            parallel: parallel
+        )
         let seconds = prefillS + decodeS
         return seconds > 0 ? (prefillPowerW * prefillS + decodePowerW * decodeS) / seconds : 0
     }
 
     /// Latency and energy alone (no memory or cost): what a front's percentile point needs.
-    public func latencyAndEnergy(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> (latencyS: Double, energyJ: Double) {
-        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(variant, input: input, output: output, parallel: parallel)
+    public func latencyAndEnergy(
+        _ variant: ModelVariant,
+        input: Int,
+        output: Double,
+        parallel: Int = 1
+    ) -> (latencyS: Double, energyJ: Double) {
+        let (prefillS, prefillPowerW, decodeS, decodePowerW) = phases(
+            variant,
+            input: input,
+            output: output,
+            parallel: parallel
+        )
         return (prefillS + decodeS, prefillPowerW * prefillS + decodePowerW * decodeS)
     }
 
     /// End-to-end latency alone (prefill and decode), for callers that need no energy, memory or cost.
     public func latencyS(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
-        variant.prefillLatency.seconds(input: input) + decodeSeconds(variant, input: input, output: output, parallel: parallel)
+        variant.prefillLatency.seconds(input: input)
+            + decodeSeconds(variant, input: input, output: output, parallel: parallel)
     }
 
     public func decodeSeconds(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
         guard output > 0 else { return 0 }
-        return variant.decodeLatency.seconds(input: Double(input), output: output) * variant.parallel.latencyFactor(parallel)
+        return variant.decodeLatency.seconds(input: Double(input), output: output)
+            * variant.parallel.latencyFactor(parallel)
     }
 
     /// Weights, KV cache for `parallel` sequences of `input + output` tokens, and the engine's own overhead.
@@ -74,7 +105,8 @@ public struct Predictor: Sendable {
     ///
     /// This is the inverse map of Eq. 3: solve `m/2 O^2 + (n + m (I - 1/2)) O = (D - prefill) / f(k)` for `O`.
     public func maxOutputTokens(_ variant: ModelVariant, input: Int, deadlineS: Double, parallel: Int = 1) -> Int? {
-        let remaining = (deadlineS - variant.prefillLatency.seconds(input: input)) / variant.parallel.latencyFactor(parallel)
+        let remaining =
+            (deadlineS - variant.prefillLatency.seconds(input: input)) / variant.parallel.latencyFactor(parallel)
         guard remaining >= 0 else { return nil }
         let m = variant.decodeLatency.mSPerToken2
         let n = variant.decodeLatency.nSPerToken
@@ -90,8 +122,12 @@ public struct Predictor: Sendable {
         let limit = max(variant.contextTokens - input, 0)
         var tokens = Int(min(max(estimate.rounded(.down), 0), Double(limit)))
         // Guard against rounding: step until the prediction agrees with the bound.
-        while tokens > 0 && variant.decodeLatency.seconds(input: Double(input), output: Double(tokens)) > remaining { tokens -= 1 }
-        while tokens < limit && variant.decodeLatency.seconds(input: Double(input), output: Double(tokens + 1)) <= remaining { tokens += 1 }
+        while tokens > 0 && variant.decodeLatency.seconds(input: Double(input), output: Double(tokens)) > remaining {
+            tokens -= 1
+        }
+        while tokens < limit
+            && variant.decodeLatency.seconds(input: Double(input), output: Double(tokens + 1)) <= remaining
+        { tokens += 1 }
         return tokens
     }
 }

@@ -30,9 +30,19 @@ public struct DeviceProfile: Sendable, Equatable {
     public var source: String
 
     public init(
-        name: String, displayName: String, memoryGiB: Double, usableMemoryGiB: Double, memoryBandwidthGBps: Double,
-        peakFP16TFLOPS: Double, peakINT8TOPS: Double, idlePowerW: Double, powerModes: [PowerMode],
-        calibratedPowerMode: String, electricityUSDPerKWh: Double, hardwareUSDPerHour: Double, source: String
+        name: String,
+        displayName: String,
+        memoryGiB: Double,
+        usableMemoryGiB: Double,
+        memoryBandwidthGBps: Double,
+        peakFP16TFLOPS: Double,
+        peakINT8TOPS: Double,
+        idlePowerW: Double,
+        powerModes: [PowerMode],
+        calibratedPowerMode: String,
+        electricityUSDPerKWh: Double,
+        hardwareUSDPerHour: Double,
+        source: String
     ) {
         self.name = name
         self.displayName = displayName

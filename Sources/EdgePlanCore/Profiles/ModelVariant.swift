@@ -99,7 +99,12 @@ public struct ParallelScaling: Sendable, Equatable {
     public var measuredLatencyFactors: [Int: Double]
     public var source: String
 
-    public init(latencySlopePerSample: Double, powerGainPerDoubling: Double, measuredLatencyFactors: [Int: Double] = [:], source: String) {
+    public init(
+        latencySlopePerSample: Double,
+        powerGainPerDoubling: Double,
+        measuredLatencyFactors: [Int: Double] = [:],
+        source: String
+    ) {
         self.latencySlopePerSample = latencySlopePerSample
         self.powerGainPerDoubling = powerGainPerDoubling
         self.measuredLatencyFactors = measuredLatencyFactors.filter { $0.key > 1 && $0.value > 0 }
@@ -155,15 +160,20 @@ public struct VotingModel: Sendable, Equatable {
 
     /// The parameters at a token budget (or, for unbudgeted modes, at the mean output length).
     public func parameters(atTokens tokens: Double) -> Anchor {
-        guard let first = anchors.first, let last = anchors.last else { return Anchor(budgetTokens: tokens, concentration: 1, unansweredAtCap: 0) }
+        guard let first = anchors.first, let last = anchors.last else {
+            return Anchor(budgetTokens: tokens, concentration: 1, unansweredAtCap: 0)
+        }
         if tokens <= first.budgetTokens { return first }
         if tokens >= last.budgetTokens { return last }
         for (lower, upper) in zip(anchors, anchors.dropFirst()) where tokens <= upper.budgetTokens {
             let t = (log(tokens) - log(lower.budgetTokens)) / (log(upper.budgetTokens) - log(lower.budgetTokens))
             return Anchor(
                 budgetTokens: tokens,
-                concentration: exp(log(lower.concentration) + t * (log(upper.concentration) - log(lower.concentration))),
-                unansweredAtCap: lower.unansweredAtCap + t * (upper.unansweredAtCap - lower.unansweredAtCap))
+                concentration: exp(
+                    log(lower.concentration) + t * (log(upper.concentration) - log(lower.concentration))
+                ),
+                unansweredAtCap: lower.unansweredAtCap + t * (upper.unansweredAtCap - lower.unansweredAtCap)
+            )
         }
         return last
     }
@@ -171,11 +181,21 @@ public struct VotingModel: Sendable, Equatable {
     /// Accuracy of the voted answer of `samples` samples whose single-sample accuracy is `single`.
     ///
     /// `capProbability` is the chance one sample runs into a hard cap; `atTokens` the budget (or mean length).
-    public func accuracy(single: Double, samples: Int, capProbability: Double, options: Int, atTokens tokens: Double) -> Double {
+    public func accuracy(
+        single: Double,
+        samples: Int,
+        capProbability: Double,
+        options: Int,
+        atTokens tokens: Double
+    ) -> Double {
         let anchor = parameters(atTokens: tokens)
         return PluralityVote.accuracy(
-            single: single, samples: samples, abstention: capProbability * anchor.unansweredAtCap,
-            concentration: anchor.concentration, options: options)
+            single: single,
+            samples: samples,
+            abstention: capProbability * anchor.unansweredAtCap,
+            concentration: anchor.concentration,
+            options: options
+        )
     }
 }
 

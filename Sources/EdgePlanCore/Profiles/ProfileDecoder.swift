@@ -35,12 +35,16 @@ public enum ProfileDecoder {
                 tables[table.task] = table
             }
         }
-        guard !variants.isEmpty else { throw EdgePlanError.invalidFile("profile has no model variants under models/", file: directoryName) }
+        guard !variants.isEmpty else {
+            throw EdgePlanError.invalidFile("profile has no model variants under models/", file: directoryName)
+        }
         for table in tables.values {
             for (index, record) in table.records.enumerated() where variants[record.variant] == nil {
                 throw EdgePlanError.invalidFile(
                     "accuracy row names \(record.variant), which has no model file",
-                    file: "accuracy/\(table.task).yaml", field: "rows[\(index)].model")
+                    file: "accuracy/\(table.task).yaml",
+                    field: "rows[\(index)].model"
+                )
             }
         }
         return ProfileSet(device: device, variants: variants, accuracy: tables, version: contentHash(files))
@@ -62,7 +66,13 @@ public enum ProfileDecoder {
         try expectKind(&root, "device")
         var modes: [DeviceProfile.PowerMode] = []
         for var mode in try root.objects("power_modes") {
-            modes.append(.init(name: try mode.string("name"), nvpmodelID: try mode.optionalInt("nvpmodel_id", in: 0...99), budgetW: try mode.optionalDouble("budget_w", in: 1...10_000)))
+            modes.append(
+                .init(
+                    name: try mode.string("name"),
+                    nvpmodelID: try mode.optionalInt("nvpmodel_id", in: 0...99),
+                    budgetW: try mode.optionalDouble("budget_w", in: 1...10_000)
+                )
+            )
             try mode.finish()
         }
         var cost = try root.object("cost")
@@ -84,7 +94,10 @@ public enum ProfileDecoder {
         try cost.finish()
         try root.finish()
         guard device.usableMemoryGiB <= device.memoryGiB else {
-            throw root.error("usable_memory_gib", "usable memory \(device.usableMemoryGiB) GiB exceeds memory_gib \(device.memoryGiB)")
+            throw root.error(
+                "usable_memory_gib",
+                "usable memory \(device.usableMemoryGiB) GiB exceeds memory_gib \(device.memoryGiB)"
+            )
         }
         return device
     }
@@ -117,7 +130,8 @@ public enum ProfileDecoder {
         let decodeLatency = DecodeLatencyModel(
             mSPerToken2: try decodeLatencyObject.double("m_s_per_token2", in: -1e-3...1e-3),
             nSPerToken: try decodeLatencyObject.double("n_s_per_token", in: 1e-6...100),
-            source: try decodeLatencyObject.string("source"))
+            source: try decodeLatencyObject.string("source")
+        )
         try decodeLatencyObject.finish()
         var decodePowerObject = try decode.object("power")
         let decodePower = try decodePower(&decodePowerObject)
@@ -130,7 +144,9 @@ public enum ProfileDecoder {
         if parallelObject.has("measured") {
             for var point in try parallelObject.objects("measured") {
                 let samples = try point.int("samples", in: 2...1024)
-                guard measured[samples] == nil else { throw point.error("samples", "samples \(samples) is measured twice") }
+                guard measured[samples] == nil else {
+                    throw point.error("samples", "samples \(samples) is measured twice")
+                }
                 measured[samples] = try point.double("latency_factor", in: 0.01...1000)
                 try point.finish()
             }
@@ -138,29 +154,36 @@ public enum ProfileDecoder {
         let parallel = ParallelScaling(
             latencySlopePerSample: try parallelObject.double("latency_slope_per_sample", in: 0...10),
             powerGainPerDoubling: try parallelObject.double("power_gain_per_doubling", in: 0...10),
-            measuredLatencyFactors: measured, source: try parallelObject.string("source"))
+            measuredLatencyFactors: measured,
+            source: try parallelObject.string("source")
+        )
         try parallelObject.finish()
 
         var votingObject = try root.object("voting")
         var anchors: [VotingModel.Anchor] = []
         for var anchor in try votingObject.objects("anchors") {
-            anchors.append(.init(
-                budgetTokens: try anchor.double("budget_tokens", in: 1...1_000_000),
-                concentration: try anchor.double("concentration", in: 0.01...10_000),
-                unansweredAtCap: try anchor.double("unanswered_at_cap", in: 0...1)))
+            anchors.append(
+                .init(
+                    budgetTokens: try anchor.double("budget_tokens", in: 1...1_000_000),
+                    concentration: try anchor.double("concentration", in: 0.01...10_000),
+                    unansweredAtCap: try anchor.double("unanswered_at_cap", in: 0...1)
+                )
+            )
             try anchor.finish()
         }
         guard !anchors.isEmpty else { throw votingObject.error("anchors", "needs at least one anchor") }
         let voting = VotingModel(
             anchors: anchors,
             fitErrorPoints: try votingObject.double("fit_error_points", in: 0...100),
-            source: try votingObject.string("source"))
+            source: try votingObject.string("source")
+        )
         try votingObject.finish()
 
         var lengthObject = try root.object("output_length")
         let spread = OutputLengthSpread(
             coefficientOfVariation: try lengthObject.double("coefficient_of_variation", in: 0...5),
-            source: try lengthObject.string("source"))
+            source: try lengthObject.string("source")
+        )
         try lengthObject.finish()
 
         let variant = ModelVariant(
@@ -182,7 +205,8 @@ public enum ProfileDecoder {
             decodePowerSource: decodePowerSource,
             parallel: parallel,
             voting: voting,
-            outputLength: spread)
+            outputLength: spread
+        )
         try root.finish()
         return variant
     }
@@ -193,7 +217,8 @@ public enum ProfileDecoder {
             bSPerToken: try object.double("b_s_per_token", in: -1...1),
             cS: try object.double("c_s", in: -10...100),
             paddingTokens: try object.optionalInt("padding_tokens", in: 1...4096) ?? 128,
-            source: try object.string("source"))
+            source: try object.string("source")
+        )
         try object.finish()
         return model
     }
@@ -206,16 +231,19 @@ public enum ProfileDecoder {
                 thresholdTokens: try object.double("threshold_tokens", in: 0...1e7),
                 constantW: try object.double("constant_w", in: 0...10_000),
                 logSlopeW: try object.double("log_slope_w", in: -10_000...10_000),
-                logInterceptW: try object.double("log_intercept_w", in: -10_000...10_000))
+                logInterceptW: try object.double("log_intercept_w", in: -10_000...10_000)
+            )
         case "linear":
             return .linear(
                 slopeWPerToken: try object.double("slope_w_per_token", in: -100...100),
-                interceptW: try object.double("intercept_w", in: 0...10_000))
+                interceptW: try object.double("intercept_w", in: 0...10_000)
+            )
         case "ramp":
             return .ramp(
                 steadyW: try object.double("steady_w", in: 0...10_000),
                 initialDeficitW: try object.double("initial_deficit_w", in: 0...10_000),
-                timeConstantS: try object.double("time_constant_s", in: 1e-6...10_000))
+                timeConstantS: try object.double("time_constant_s", in: 1e-6...10_000)
+            )
         default:
             throw object.error("form", "unknown power form '\(form)'; use piecewise-log, linear or ramp")
         }
@@ -241,10 +269,18 @@ public enum ProfileDecoder {
             if capped, let budget, tokens > Double(budget) + 0.5 {
                 throw row.error("mean_output_tokens", "mean \(tokens) exceeds the hard cap \(budget)")
             }
-            records.append(AccuracyRecord(
-                variant: VariantID(model: model, quantization: quantization), mode: mode, budgetTokens: budget,
-                capped: capped, accuracy: accuracy, meanOutputTokens: tokens,
-                meanLatencyS: try row.optionalDouble("mean_latency_s", in: 0.001...1_000_000), source: try row.string("source")))
+            records.append(
+                AccuracyRecord(
+                    variant: VariantID(model: model, quantization: quantization),
+                    mode: mode,
+                    budgetTokens: budget,
+                    capped: capped,
+                    accuracy: accuracy,
+                    meanOutputTokens: tokens,
+                    meanLatencyS: try row.optionalDouble("mean_latency_s", in: 0.001...1_000_000),
+                    source: try row.string("source")
+                )
+            )
             try row.finish()
         }
         let table = AccuracyTable(
@@ -254,7 +290,8 @@ public enum ProfileDecoder {
             typicalInputTokens: try root.int("typical_input_tokens", in: 1...10_000_000),
             answerOptions: try root.int("answer_options", in: 2...1_000_000),
             questions: try root.int("questions", in: 1...100_000_000),
-            records: records)
+            records: records
+        )
         try root.finish()
         return table
     }
@@ -264,12 +301,18 @@ public enum ProfileDecoder {
         guard found == kind else { throw object.error("kind", "expected kind '\(kind)', found '\(found)'") }
     }
 
-    private static func enumValue<E: RawRepresentable & CaseIterable>(_ type: E.Type, _ object: inout YAMLObject, _ key: String) throws -> E where E.RawValue == String {
+    private static func enumValue<E: RawRepresentable & CaseIterable>(
+        _ type: E.Type,
+        _ object: inout YAMLObject,
+        _ key: String
+    ) throws -> E where E.RawValue == String {
         let raw = try object.string(key)
         guard let value = E(rawValue: raw) else {
-            throw object.error(key, "unknown value '\(raw)'; use one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw object.error(
+                key,
+                "unknown value '\(raw)'; use one of \(E.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return value
     }
 }
-

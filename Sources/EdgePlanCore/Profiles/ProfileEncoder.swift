@@ -5,71 +5,72 @@ public enum ProfileEncoder {
     /// The text of `models/<model>.<quantization>.yaml`.
     public static func variant(_ v: ModelVariant) -> String {
         var out = """
-        kind: model-variant
-        model: \(string(v.id.model))
-        quantization: \(v.id.quantization.rawValue)
-        family: \(v.family.rawValue)
-        calibration: \(v.calibration.rawValue)
-        engine_model: \(string(v.engineModel))
-        parameters_billion: \(number(v.parametersBillion))
-        bytes_per_weight: \(number(v.bytesPerWeight))
-        kv_cache_bytes_per_token: \(number(v.kvCacheBytesPerToken))
-        runtime_overhead_gib: \(number(v.runtimeOverheadGiB))
-        context_tokens: \(v.contextTokens)
-        prefill:
-          latency:
-        \(prefill(v.prefillLatency, indent: "    "))
-        """
+            kind: model-variant
+            model: \(string(v.id.model))
+            quantization: \(v.id.quantization.rawValue)
+            family: \(v.family.rawValue)
+            calibration: \(v.calibration.rawValue)
+            engine_model: \(string(v.engineModel))
+            parameters_billion: \(number(v.parametersBillion))
+            bytes_per_weight: \(number(v.bytesPerWeight))
+            kv_cache_bytes_per_token: \(number(v.kvCacheBytesPerToken))
+            runtime_overhead_gib: \(number(v.runtimeOverheadGiB))
+            context_tokens: \(v.contextTokens)
+            prefill:
+              latency:
+            \(prefill(v.prefillLatency, indent: "    "))
+            """
         if let reference = v.prefillLatencyReference {
             out += "\n  latency_reference:\n" + prefill(reference, indent: "    ")
         }
         out += "\n  power:\n" + power(v.prefillPower, source: v.prefillPowerSource, indent: "    ")
         out += """
 
-        decode:
-          latency:
-            m_s_per_token2: \(number(v.decodeLatency.mSPerToken2))
-            n_s_per_token: \(number(v.decodeLatency.nSPerToken))
-            source: \(string(v.decodeLatency.source))
-          power:
-        \(power(v.decodePower, source: v.decodePowerSource, indent: "    "))
-        parallel:
-          latency_slope_per_sample: \(number(v.parallel.latencySlopePerSample))
-          power_gain_per_doubling: \(number(v.parallel.powerGainPerDoubling))\(measuredFactors(v.parallel))
-          source: \(string(v.parallel.source))
-        voting:
-          anchors:
+            decode:
+              latency:
+                m_s_per_token2: \(number(v.decodeLatency.mSPerToken2))
+                n_s_per_token: \(number(v.decodeLatency.nSPerToken))
+                source: \(string(v.decodeLatency.source))
+              power:
+            \(power(v.decodePower, source: v.decodePowerSource, indent: "    "))
+            parallel:
+              latency_slope_per_sample: \(number(v.parallel.latencySlopePerSample))
+              power_gain_per_doubling: \(number(v.parallel.powerGainPerDoubling))\(measuredFactors(v.parallel))
+              source: \(string(v.parallel.source))
+            voting:
+              anchors:
 
-        """
+            """
         for anchor in v.voting.anchors {
-            out += "    - {budget_tokens: \(number(anchor.budgetTokens)), concentration: \(number(anchor.concentration)), unanswered_at_cap: \(number(anchor.unansweredAtCap))}\n"
+            out +=
+                "    - {budget_tokens: \(number(anchor.budgetTokens)), concentration: \(number(anchor.concentration)), unanswered_at_cap: \(number(anchor.unansweredAtCap))}\n"
         }
         out += """
-          fit_error_points: \(number(v.voting.fitErrorPoints))
-          source: \(string(v.voting.source))
-        output_length:
-          coefficient_of_variation: \(number(v.outputLength.coefficientOfVariation))
-          source: \(string(v.outputLength.source))
+              fit_error_points: \(number(v.voting.fitErrorPoints))
+              source: \(string(v.voting.source))
+            output_length:
+              coefficient_of_variation: \(number(v.outputLength.coefficientOfVariation))
+              source: \(string(v.outputLength.source))
 
-        """
+            """
         return out
     }
 
     /// The text of `device.yaml`.
     public static func device(_ d: DeviceProfile) -> String {
         var out = """
-        kind: device
-        name: \(string(d.name))
-        display_name: \(string(d.displayName))
-        memory_gib: \(number(d.memoryGiB))
-        usable_memory_gib: \(number(d.usableMemoryGiB))
-        memory_bandwidth_gbps: \(number(d.memoryBandwidthGBps))
-        peak_fp16_tflops: \(number(d.peakFP16TFLOPS))
-        peak_int8_tops: \(number(d.peakINT8TOPS))
-        idle_power_w: \(number(d.idlePowerW))
-        power_modes:
+            kind: device
+            name: \(string(d.name))
+            display_name: \(string(d.displayName))
+            memory_gib: \(number(d.memoryGiB))
+            usable_memory_gib: \(number(d.usableMemoryGiB))
+            memory_bandwidth_gbps: \(number(d.memoryBandwidthGBps))
+            peak_fp16_tflops: \(number(d.peakFP16TFLOPS))
+            peak_int8_tops: \(number(d.peakINT8TOPS))
+            idle_power_w: \(number(d.idlePowerW))
+            power_modes:
 
-        """
+            """
         for mode in d.powerModes {
             var fields = ["name: \(string(mode.name))"]
             if let id = mode.nvpmodelID { fields.append("nvpmodel_id: \(id)") }
@@ -77,31 +78,34 @@ public enum ProfileEncoder {
             out += "  - {\(fields.joined(separator: ", "))}\n"
         }
         out += """
-        calibrated_power_mode: \(string(d.calibratedPowerMode))
-        cost:
-          electricity_usd_per_kwh: \(number(d.electricityUSDPerKWh))
-          hardware_usd_per_hour: \(number(d.hardwareUSDPerHour))
-        source: \(string(d.source))
+            calibrated_power_mode: \(string(d.calibratedPowerMode))
+            cost:
+              electricity_usd_per_kwh: \(number(d.electricityUSDPerKWh))
+              hardware_usd_per_hour: \(number(d.hardwareUSDPerHour))
+            source: \(string(d.source))
 
-        """
+            """
         return out
     }
 
     /// The text of `accuracy/<task>.yaml`, keeping only rows whose variant passes `keep`.
     public static func accuracy(_ table: AccuracyTable, keep: (VariantID) -> Bool = { _ in true }) -> String {
         var out = """
-        kind: accuracy-table
-        task: \(string(table.task))
-        description: \(string(table.description))
-        source: \(string(table.source))
-        typical_input_tokens: \(table.typicalInputTokens)
-        answer_options: \(table.answerOptions)
-        questions: \(table.questions)
-        rows:
+            kind: accuracy-table
+            task: \(string(table.task))
+            description: \(string(table.description))
+            source: \(string(table.source))
+            typical_input_tokens: \(table.typicalInputTokens)
+            answer_options: \(table.answerOptions)
+            questions: \(table.questions)
+            rows:
 
-        """
+            """
         for row in table.records where keep(row.variant) {
-            var fields = ["model: \(string(row.variant.model))", "quantization: \(row.variant.quantization.rawValue)", "mode: \(row.mode.rawValue)"]
+            var fields = [
+                "model: \(string(row.variant.model))", "quantization: \(row.variant.quantization.rawValue)",
+                "mode: \(row.mode.rawValue)",
+            ]
             if let budget = row.budgetTokens { fields.append("budget_tokens: \(budget)") }
             if row.capped != (row.mode == .hard) { fields.append("capped: \(row.capped)") }
             fields.append("accuracy_pct: \(number(row.accuracy * 100))")
@@ -127,11 +131,17 @@ public enum ProfileEncoder {
         var lines = ["form: \(curve.formName)"]
         switch curve {
         case let .piecewiseLog(threshold, constant, slope, intercept):
-            lines += ["threshold_tokens: \(number(threshold))", "constant_w: \(number(constant))", "log_slope_w: \(number(slope))", "log_intercept_w: \(number(intercept))"]
+            lines += [
+                "threshold_tokens: \(number(threshold))", "constant_w: \(number(constant))",
+                "log_slope_w: \(number(slope))", "log_intercept_w: \(number(intercept))",
+            ]
         case let .linear(slope, intercept):
             lines += ["slope_w_per_token: \(number(slope))", "intercept_w: \(number(intercept))"]
         case let .ramp(steady, deficit, tau):
-            lines += ["steady_w: \(number(steady))", "initial_deficit_w: \(number(deficit))", "time_constant_s: \(number(tau))"]
+            lines += [
+                "steady_w: \(number(steady))", "initial_deficit_w: \(number(deficit))",
+                "time_constant_s: \(number(tau))",
+            ]
         }
         lines.append("source: \(string(source))")
         return lines.map { indent + $0 }.joined(separator: "\n")
@@ -141,7 +151,8 @@ public enum ProfileEncoder {
     /// The measured parallel factors, one line each under `measured:`, or nothing.
     private static func measuredFactors(_ scaling: ParallelScaling) -> String {
         guard !scaling.measuredLatencyFactors.isEmpty else { return "" }
-        return "\n  measured:" + scaling.measuredLatencyFactors.sorted { $0.key < $1.key }
+        return "\n  measured:"
+            + scaling.measuredLatencyFactors.sorted { $0.key < $1.key }
             .map { "\n    - {samples: \($0.key), latency_factor: \(number($0.value))}" }.joined()
     }
 

@@ -6,7 +6,12 @@ public struct ProfileSet: Sendable {
     /// A content hash of the source files, so caches and clients can tell versions apart.
     public var version: String
 
-    public init(device: DeviceProfile, variants: [VariantID: ModelVariant], accuracy: [String: AccuracyTable], version: String) {
+    public init(
+        device: DeviceProfile,
+        variants: [VariantID: ModelVariant],
+        accuracy: [String: AccuracyTable],
+        version: String
+    ) {
         self.device = device
         self.variants = variants
         self.accuracy = accuracy
@@ -22,20 +27,36 @@ public struct ProfileSet: Sendable {
     /// The variant for a model name (case-insensitive) and quantization, or an error listing what exists.
     public func variant(model: String, quantization: Quantization) throws -> ModelVariant {
         if let exact = variants[VariantID(model: model, quantization: quantization)] { return exact }
-        if let match = variants.values.first(where: { $0.id.model.lowercased() == model.lowercased() && $0.id.quantization == quantization }) {
+        if let match = variants.values.first(where: {
+            $0.id.model.lowercased() == model.lowercased() && $0.id.quantization == quantization
+        }) {
             return match
         }
         if modelNames.contains(where: { $0.lowercased() == model.lowercased() }) {
-            let quants = variants.keys.filter { $0.model.lowercased() == model.lowercased() }.map(\.quantization.rawValue).sorted()
-            throw EdgePlanError(.unknownModel, "model '\(model)' has no \(quantization.rawValue) variant in profile '\(device.name)'; available: \(quants.joined(separator: ", "))", field: "quantization")
+            let quants = variants.keys.filter { $0.model.lowercased() == model.lowercased() }.map(
+                \.quantization.rawValue
+            ).sorted()
+            throw EdgePlanError(
+                .unknownModel,
+                "model '\(model)' has no \(quantization.rawValue) variant in profile '\(device.name)'; available: \(quants.joined(separator: ", "))",
+                field: "quantization"
+            )
         }
-        throw EdgePlanError(.unknownModel, "unknown model '\(model)'; known models: \(modelNames.joined(separator: ", "))", field: "model")
+        throw EdgePlanError(
+            .unknownModel,
+            "unknown model '\(model)'; known models: \(modelNames.joined(separator: ", "))",
+            field: "model"
+        )
     }
 
     /// The accuracy table of a task, or an error listing the known tasks.
     public func table(task: String) throws -> AccuracyTable {
         guard let table = accuracy[task] else {
-            throw EdgePlanError(.unknownTask, "unknown task '\(task)'; known tasks: \(tasks.joined(separator: ", "))", field: "task")
+            throw EdgePlanError(
+                .unknownTask,
+                "unknown task '\(task)'; known tasks: \(tasks.joined(separator: ", "))",
+                field: "task"
+            )
         }
         return table
     }

@@ -18,8 +18,15 @@ public enum Roofline {
 
     /// A usable profile for a variant nobody measured, built from the roofline and conservative efficiencies.
     public static func derive(
-        model: String, quantization: Quantization, family: ModelFamily, parametersBillion: Double, bytesPerWeight: Double,
-        kvCacheBytesPerToken: Double, contextTokens: Int, device: DeviceProfile, like template: ModelVariant
+        model: String,
+        quantization: Quantization,
+        family: ModelFamily,
+        parametersBillion: Double,
+        bytesPerWeight: Double,
+        kvCacheBytesPerToken: Double,
+        contextTokens: Int,
+        device: DeviceProfile,
+        like template: ModelVariant
     ) -> ModelVariant {
         var variant = template
         variant.id = VariantID(model: model, quantization: quantization)
@@ -33,9 +40,19 @@ public enum Roofline {
         let n = decodeFloorSPerToken(variant, device: device) / defaultDecodeEfficiency
         // Attention reads the KV cache once per step: m is KV bytes per token over bandwidth, at the same efficiency.
         let m = kvCacheBytesPerToken / (device.memoryBandwidthGBps * 1e9) / defaultDecodeEfficiency
-        variant.decodeLatency = DecodeLatencyModel(mSPerToken2: m, nSPerToken: n, source: "roofline: weight bytes / bandwidth at \(defaultDecodeEfficiency) efficiency")
+        variant.decodeLatency = DecodeLatencyModel(
+            mSPerToken2: m,
+            nSPerToken: n,
+            source: "roofline: weight bytes / bandwidth at \(defaultDecodeEfficiency) efficiency"
+        )
         let perToken = prefillFloorS(variant, device: device, input: 1) / defaultPrefillEfficiency
-        variant.prefillLatency = PrefillLatencyModel(aSPerToken2: 0, bSPerToken: perToken, cS: n, source: "roofline: 2 x parameters FLOPs per token at \(defaultPrefillEfficiency) of peak, plus one weight pass")
+        variant.prefillLatency = PrefillLatencyModel(
+            aSPerToken2: 0,
+            bSPerToken: perToken,
+            cS: n,
+            source:
+                "roofline: 2 x parameters FLOPs per token at \(defaultPrefillEfficiency) of peak, plus one weight pass"
+        )
         variant.prefillLatencyReference = nil
         variant.prefillPowerSource = "borrowed from \(template.id) (no measurement): " + template.prefillPowerSource
         variant.decodePowerSource = "borrowed from \(template.id) (no measurement): " + template.decodePowerSource

@@ -21,29 +21,52 @@ public struct SimulatedPolicy: Sendable {
     /// latency as the paper does), `fixed:MODEL/QUANT/MODE[/BUDGET]xK`.
     public static func baseline(_ name: String, on policy: Policy) throws -> SimulatedPolicy {
         switch name {
-        case "static": return SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: false, learn: false))
+        case "static":
+            return SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: false, learn: false))
         case "mean-latency":
             var mean = policy
             mean.latencyBasis = .mean
             return SimulatedPolicy(name: name, policy: mean, kind: .planner(recalibrate: true, learn: true))
-        case "no-learning": return SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: true, learn: false))
+        case "no-learning":
+            return SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: true, learn: false))
         default:
             guard name.hasPrefix("fixed:") else {
-                throw EdgePlanError.invalidInput("unknown baseline '\(name)'; use static, mean-latency, no-learning or fixed:MODEL/QUANT/MODE[/BUDGET]xK", field: "baseline")
+                throw EdgePlanError.invalidInput(
+                    "unknown baseline '\(name)'; use static, mean-latency, no-learning or fixed:MODEL/QUANT/MODE[/BUDGET]xK",
+                    field: "baseline"
+                )
             }
             let spec = name.dropFirst(6)
             let parts = spec.split(separator: "x", omittingEmptySubsequences: false)
             guard parts.count >= 2, let k = Int(parts.last!), k >= 1 else {
-                throw EdgePlanError.invalidInput("'\(name)': give the parallel factor after 'x', e.g. fixed:DSR1-Qwen-1.5B/fp16/hard/128x4", field: "baseline")
+                throw EdgePlanError.invalidInput(
+                    "'\(name)': give the parallel factor after 'x', e.g. fixed:DSR1-Qwen-1.5B/fp16/hard/128x4",
+                    field: "baseline"
+                )
             }
             let fields = parts.dropLast().joined(separator: "x").split(separator: "/").map(String.init)
-            guard fields.count == 3 || fields.count == 4, let quant = Quantization(rawValue: fields[1]), let mode = LengthMode(rawValue: fields[2]) else {
+            guard fields.count == 3 || fields.count == 4, let quant = Quantization(rawValue: fields[1]),
+                let mode = LengthMode(rawValue: fields[2])
+            else {
                 throw EdgePlanError.invalidInput("'\(name)' is not MODEL/QUANT/MODE[/BUDGET]xK", field: "baseline")
             }
             let budget = fields.count == 4 ? Int(fields[3]) : nil
-            if fields.count == 4 && budget == nil { throw EdgePlanError.invalidInput("'\(fields[3])' is not a token budget", field: "baseline") }
-            return SimulatedPolicy(name: name, policy: policy, kind: .fixed(Configuration(
-                variant: VariantID(model: fields[0], quantization: quant), mode: mode, budgetTokens: budget, capped: mode == .hard, parallel: k)))
+            if fields.count == 4 && budget == nil {
+                throw EdgePlanError.invalidInput("'\(fields[3])' is not a token budget", field: "baseline")
+            }
+            return SimulatedPolicy(
+                name: name,
+                policy: policy,
+                kind: .fixed(
+                    Configuration(
+                        variant: VariantID(model: fields[0], quantization: quant),
+                        mode: mode,
+                        budgetTokens: budget,
+                        capped: mode == .hard,
+                        parallel: k
+                    )
+                )
+            )
         }
     }
 }

@@ -36,20 +36,33 @@ struct SimulatedWorld {
         deviceVariants = profile.variants
         for name in truePlanner.taskClasses {
             guard let space = truePlanner.space(name) else { continue }
-            classes[name] = TaskClass(answerOptions: space.answerOptions,
-                                      candidates: Dictionary(space.candidates.map { ($0.configuration, $0) }, uniquingKeysWith: { a, _ in a }))
+            classes[name] = TaskClass(
+                answerOptions: space.answerOptions,
+                candidates: Dictionary(space.candidates.map { ($0.configuration, $0) }, uniquingKeysWith: { a, _ in a })
+            )
         }
     }
 
     func trueSingleAccuracy(_ taskClass: String, _ candidate: ConfigurationSpace.Candidate) -> Double {
-        min(max(candidate.single.accuracy + truth.shiftPoints(taskClass: taskClass, configuration: candidate.configuration) / 100, 0.001), 0.999)
+        min(
+            max(
+                candidate.single.accuracy + truth.shiftPoints(
+                    taskClass: taskClass,
+                    configuration: candidate.configuration
+                ) / 100,
+                0.001
+            ),
+            0.999
+        )
     }
 
     /// The true accuracy of a configuration of a class: the shifted single-sample accuracy through the vote.
     mutating func trueAccuracy(_ taskClass: String, _ candidate: ConfigurationSpace.Candidate) -> Double {
         if let known = classes[taskClass]?.trueAccuracy[candidate.configuration] { return known }
         let options = classes[taskClass]?.answerOptions ?? 4
-        let value = truePlanner.voteContext(candidate, options: options).accuracy(trueSingleAccuracy(taskClass, candidate))
+        let value = truePlanner.voteContext(candidate, options: options).accuracy(
+            trueSingleAccuracy(taskClass, candidate)
+        )
         classes[taskClass]?.trueAccuracy[candidate.configuration] = value
         return value
     }
@@ -63,7 +76,12 @@ struct SimulatedWorld {
             guard let space = bare.space(name) else { continue }
             for candidate in space.candidates {
                 let value = trueAccuracy(name, candidate)
-                overlay.accuracy[.init(taskClass: name, configuration: candidate.configuration)] = AccuracyEstimate(accuracy: value, low: value, high: value, source: .learned)
+                overlay.accuracy[.init(taskClass: name, configuration: candidate.configuration)] = AccuracyEstimate(
+                    accuracy: value,
+                    low: value,
+                    high: value,
+                    source: .learned
+                )
             }
         }
         let planner = bare.applying(overlay)
@@ -74,7 +92,14 @@ struct SimulatedWorld {
     /// Runs one task for one policy: queue, decide, run on the true device, tally, report back.
     mutating func step(_ run: inout Simulator.Run, _ task: WorkloadTask, random: inout SplitMix64) throws {
         let start = max(task.arrivalS, run.deviceFreeAt)
-        var limits = try truePlanner.limits(PlanRequest(task: task.taskClass, deadlineS: task.deadlineS, energyBudgetJ: task.energyBudgetJ, inputTokens: task.inputTokens))
+        var limits = try truePlanner.limits(
+            PlanRequest(
+                task: task.taskClass,
+                deadlineS: task.deadlineS,
+                energyBudgetJ: task.energyBudgetJ,
+                inputTokens: task.inputTokens
+            )
+        )
         let deadlineS = limits.deadlineS
         let window = Int(task.arrivalS / options.windowS)
         let deadlineBin = Int(log2(max(deadlineS, 0.125)).rounded(.down))
@@ -104,9 +129,18 @@ struct SimulatedWorld {
         case let .fixed(fixed):
             configuration = fixed
             let variant = profile.variants[fixed.variant]!
-            maxTokens = fixed.capped ? fixed.budgetTokens ?? variant.contextTokens : max(1, variant.contextTokens - limits.inputTokens)
+            maxTokens =
+                fixed.capped
+                ? fixed.budgetTokens ?? variant.contextTokens : max(1, variant.contextTokens - limits.inputTokens)
         case .planner:
-            var runLimits = try run.planner.limits(PlanRequest(task: task.taskClass, deadlineS: limits.deadlineS, energyBudgetJ: limits.energyBudgetJ, inputTokens: limits.inputTokens))
+            var runLimits = try run.planner.limits(
+                PlanRequest(
+                    task: task.taskClass,
+                    deadlineS: limits.deadlineS,
+                    energyBudgetJ: limits.energyBudgetJ,
+                    inputTokens: limits.inputTokens
+                )
+            )
             runLimits.deadlineS = limits.deadlineS
             var draw: SplitMix64? = SplitMix64(seed: random.next())
             guard let choice = try run.planner.choose(task: task.taskClass, limits: runLimits, random: &draw) else {
@@ -156,10 +190,27 @@ struct SimulatedWorld {
         outcome.expectedAccuracy = outcome.onTime ? accuracy : 0
         outcome.energyJ = energy
         outcome.tokens = Double(limits.inputTokens + samples.reduce(0, +))
-        outcome.costUSD = energy / 3.6e6 * profile.device.electricityUSDPerKWh + latency / 3600 * profile.device.hardwareUSDPerHour
-        try report(&run, RunReport(variant: configuration.variant, inputTokens: limits.inputTokens, outputTokens: longest, parallel: k,
-                                   latencyS: latency, energyJ: energy, time: finish),
-                   LearningOutcome(taskClass: task.taskClass, configuration: configuration, correct: correct, sampleOutputTokens: samples, peer: 0))
+        outcome.costUSD =
+            energy / 3.6e6 * profile.device.electricityUSDPerKWh + latency / 3600 * profile.device.hardwareUSDPerHour
+        try report(
+            &run,
+            RunReport(
+                variant: configuration.variant,
+                inputTokens: limits.inputTokens,
+                outputTokens: longest,
+                parallel: k,
+                latencyS: latency,
+                energyJ: energy,
+                time: finish
+            ),
+            LearningOutcome(
+                taskClass: task.taskClass,
+                configuration: configuration,
+                correct: correct,
+                sampleOutputTokens: samples,
+                peer: 0
+            )
+        )
     }
 
     /// Feeds an outcome back as the scheduler's `Report` would: to the policy's calibration loop and learner.

@@ -10,46 +10,76 @@ public enum SimulationReport {
             "schemaVersion": .int(schemaVersion), "seed": .int(Int(truncatingIfNeeded: simulator.options.seed)),
             "workload": .string(workload), "truth": .string(truth), "requests": .int(simulator.processed),
             "profile": .string(simulator.profile.device.name), "profileVersion": .string(simulator.profile.version),
-            "drift": .array(simulator.truth.drift.map { event in .fields([
-                "atS": .number(event.atS), "kind": .string(event.kind.rawValue), "factor": .number(event.factor),
-                "durationS": event.durationS.map(JSONValue.number) ?? .null, "mode": event.mode.map(JSONValue.string) ?? .null]) }),
-            "policies": .array(simulator.runs.map { run in .fields([
-                "name": .string(run.spec.name), "policyVersion": .string(run.spec.policy.version),
-                "overall": run.overall.json, "recalibrations": .int(run.recalibrations),
-                "classes": .object(run.classes.keys.sorted().map { ($0, run.classes[$0]!.json) }),
-                "learned": .array(run.traces.map { trace in .fields([
-                    "task": .string(trace.taskClass), "model": .string(trace.group.variant.model),
-                    "quantization": .string(trace.group.variant.quantization.rawValue), "mode": .string(trace.group.mode.rawValue),
-                    "truth": .number(trace.truth), "prior": .number(trace.prior),
-                    "final": trace.points.last.map { .number($0.accuracy) } ?? .null, "reports": .int(trace.points.last?.reports ?? 0)]) }),
-            ]) }),
+            "drift": .array(
+                simulator.truth.drift.map { event in
+                    .fields([
+                        "atS": .number(event.atS), "kind": .string(event.kind.rawValue),
+                        "factor": .number(event.factor),
+                        "durationS": event.durationS.map(JSONValue.number) ?? .null,
+                        "mode": event.mode.map(JSONValue.string) ?? .null,
+                    ])
+                }
+            ),
+            "policies": .array(
+                simulator.runs.map { run in
+                    .fields([
+                        "name": .string(run.spec.name), "policyVersion": .string(run.spec.policy.version),
+                        "overall": run.overall.json, "recalibrations": .int(run.recalibrations),
+                        "classes": .object(run.classes.keys.sorted().map { ($0, run.classes[$0]!.json) }),
+                        "learned": .array(
+                            run.traces.map { trace in
+                                .fields([
+                                    "task": .string(trace.taskClass), "model": .string(trace.group.variant.model),
+                                    "quantization": .string(trace.group.variant.quantization.rawValue),
+                                    "mode": .string(trace.group.mode.rawValue),
+                                    "truth": .number(trace.truth), "prior": .number(trace.prior),
+                                    "final": trace.points.last.map { .number($0.accuracy) } ?? .null,
+                                    "reports": .int(trace.points.last?.reports ?? 0),
+                                ])
+                            }
+                        ),
+                    ])
+                }
+            ),
         ])
     }
 
     /// A readable table: one block per task class and one overall, a row per policy.
     public static func table(_ simulator: Simulator) -> String {
-        var lines = ["\(simulator.processed) requests on \(simulator.profile.device.name), seed \(simulator.options.seed)"]
+        var lines = [
+            "\(simulator.processed) requests on \(simulator.profile.device.name), seed \(simulator.options.seed)"
+        ]
         let classes = Set(simulator.runs.flatMap { $0.classes.keys }).sorted()
-        let header = "  " + "policy".padded(34) + "on time".leftPadded(9) + "accuracy".leftPadded(10) + "expected".leftPadded(10) + "regret pts".leftPadded(11)
-            + "infeasible".leftPadded(11) + "J/request".leftPadded(11) + "$/Mtok".leftPadded(9) + "wait p95 s".leftPadded(12)
+        let header =
+            "  " + "policy".padded(34) + "on time".leftPadded(9) + "accuracy".leftPadded(10) + "expected".leftPadded(10)
+            + "regret pts".leftPadded(11)
+            + "infeasible".leftPadded(11) + "J/request".leftPadded(11) + "$/Mtok".leftPadded(9)
+            + "wait p95 s".leftPadded(12)
         func row(_ name: String, _ tally: SimulationTally) -> String {
-            "  " + name.padded(34) + percent(tally.deadlineHitRate).leftPadded(9) + percent(tally.realizedAccuracy).leftPadded(10)
-                + percent(tally.meanExpectedAccuracy).leftPadded(10) + String(format: "%.2f", tally.meanRegret * 100).leftPadded(11)
+            "  " + name.padded(34) + percent(tally.deadlineHitRate).leftPadded(9)
+                + percent(tally.realizedAccuracy).leftPadded(10)
+                + percent(tally.meanExpectedAccuracy).leftPadded(10)
+                + String(format: "%.2f", tally.meanRegret * 100).leftPadded(11)
                 + "\(tally.infeasible + tally.expiredInQueue)".leftPadded(11)
                 + (tally.requests > 0 ? tally.energyJ / Double(tally.requests) : 0).significantDigits(4).leftPadded(11)
-                + tally.costUSDPerMTok.significantDigits(3).leftPadded(9) + tally.waitPercentile(0.95).significantDigits(3).leftPadded(12)
+                + tally.costUSDPerMTok.significantDigits(3).leftPadded(9)
+                + tally.waitPercentile(0.95).significantDigits(3).leftPadded(12)
         }
         for name in classes + ["overall"] {
             lines.append("\n\(name):")
             lines.append(header)
             for run in simulator.runs {
-                lines.append(row(run.spec.name, name == "overall" ? run.overall : run.classes[name] ?? SimulationTally()))
+                lines.append(
+                    row(run.spec.name, name == "overall" ? run.overall : run.classes[name] ?? SimulationTally())
+                )
             }
         }
         for run in simulator.runs where !run.traces.isEmpty {
             for trace in run.traces {
                 let last = trace.points.last
-                lines.append("\(run.spec.name): learned \(trace.taskClass) \(trace.group): prior \(percent(trace.prior)), truth \(percent(trace.truth)), learned \(last.map { percent($0.accuracy) } ?? "-") from \(last?.reports ?? 0) reports")
+                lines.append(
+                    "\(run.spec.name): learned \(trace.taskClass) \(trace.group): prior \(percent(trace.prior)), truth \(percent(trace.truth)), learned \(last.map { percent($0.accuracy) } ?? "-") from \(last?.reports ?? 0) reports"
+                )
             }
         }
         return lines.joined(separator: "\n") + "\n"
@@ -57,4 +87,3 @@ public enum SimulationReport {
 
     static func percent(_ value: Double) -> String { "\((value * 100).significantDigits(3)) %" }
 }
-

@@ -60,12 +60,14 @@ public struct SimulationTally: Sendable, Equatable {
 
     public var json: JSONValue {
         .fields([
-            "requests": .int(requests), "deadlineHitRate": .number(deadlineHitRate), "realizedAccuracy": .number(realizedAccuracy),
+            "requests": .int(requests), "deadlineHitRate": .number(deadlineHitRate),
+            "realizedAccuracy": .number(realizedAccuracy),
             "expectedAccuracy": .number(meanExpectedAccuracy), "regret": .number(meanRegret),
             "infeasible": .int(infeasible), "expiredInQueue": .int(expiredInQueue),
             "energyJ": .number(energyJ), "energyJPerRequest": .number(requests > 0 ? energyJ / Double(requests) : 0),
             "costUsdPerMTok": .number(costUSDPerMTok),
-            "queueDelayMeanS": .number(requests > 0 ? waitS / Double(requests) : 0), "queueDelayP95S": .number(waitPercentile(0.95)),
+            "queueDelayMeanS": .number(requests > 0 ? waitS / Double(requests) : 0),
+            "queueDelayP95S": .number(waitPercentile(0.95)),
         ])
     }
 }
@@ -111,6 +113,7 @@ public struct LearnedTrace: Sendable, Equatable {
     public var points: [(t: Double, accuracy: Double, low: Double, high: Double, reports: Int)] = []
 
     public static func == (a: LearnedTrace, b: LearnedTrace) -> Bool {
-        a.taskClass == b.taskClass && a.group == b.group && a.points.map(\.t) == b.points.map(\.t) && a.points.map(\.accuracy) == b.points.map(\.accuracy)
+        a.taskClass == b.taskClass && a.group == b.group && a.points.map(\.t) == b.points.map(\.t)
+            && a.points.map(\.accuracy) == b.points.map(\.accuracy)
     }
 }

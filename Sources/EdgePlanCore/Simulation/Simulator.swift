@@ -58,7 +58,9 @@ public struct Simulator {
     private var nextTraceAt: Double
 
     public init(profile: ProfileSet, truth: Truth, policies: [SimulatedPolicy], options: Options = Options()) throws {
-        guard let first = policies.first else { throw EdgePlanError.invalidInput("nothing to simulate: give at least one policy", field: "policy") }
+        guard let first = policies.first else {
+            throw EdgePlanError.invalidInput("nothing to simulate: give at least one policy", field: "policy")
+        }
         self.options = options
         world = try SimulatedWorld(profile: profile, truth: truth, policy: first.policy, options: options)
         runs = try policies.map { spec in
@@ -69,8 +71,15 @@ public struct Simulator {
                 if learn { run.learner = Learner(policy: spec.policy.learning) }
             }
             if case let .fixed(configuration) = spec.kind {
-                guard planner.taskClasses.contains(where: { planner.space($0)?.candidates.contains { $0.configuration == configuration } ?? false }) else {
-                    throw EdgePlanError.invalidInput("fixed configuration \(configuration) is in no task class's space of this profile", field: "baseline")
+                guard
+                    planner.taskClasses.contains(where: {
+                        planner.space($0)?.candidates.contains { $0.configuration == configuration } ?? false
+                    })
+                else {
+                    throw EdgePlanError.invalidInput(
+                        "fixed configuration \(configuration) is in no task class's space of this profile",
+                        field: "baseline"
+                    )
                 }
             }
             return run
@@ -78,10 +87,22 @@ public struct Simulator {
         nextTraceAt = options.windowS
         for index in runs.indices where runs[index].learner != nil {
             runs[index].traces = truth.shifts.compactMap { shift in
-                guard let candidate = world.classes[shift.taskClass]?.candidates.values.filter({ $0.configuration.variant.model == shift.model && $0.configuration.parallel == 1
-                    && (shift.mode == nil || $0.configuration.mode == shift.mode) }).min(by: { ($0.single.accuracy, "\($0.configuration)") > ($1.single.accuracy, "\($1.configuration)") }) else { return nil }
+                guard
+                    let candidate = world.classes[shift.taskClass]?.candidates.values.filter({
+                        $0.configuration.variant.model == shift.model && $0.configuration.parallel == 1
+                            && (shift.mode == nil || $0.configuration.mode == shift.mode)
+                    }).min(by: {
+                        ($0.single.accuracy, "\($0.configuration)") > ($1.single.accuracy, "\($1.configuration)")
+                    })
+                else { return nil }
                 let trueSingle = world.trueSingleAccuracy(shift.taskClass, candidate)
-                return LearnedTrace(taskClass: shift.taskClass, group: candidate.group, configuration: candidate.configuration, truth: trueSingle, prior: candidate.single.accuracy)
+                return LearnedTrace(
+                    taskClass: shift.taskClass,
+                    group: candidate.group,
+                    configuration: candidate.configuration,
+                    truth: trueSingle,
+                    prior: candidate.single.accuracy
+                )
             }
         }
     }
@@ -89,10 +110,17 @@ public struct Simulator {
     /// Runs one task for every policy.
     public mutating func process(_ task: WorkloadTask) throws {
         guard task.arrivalS >= lastArrival else {
-            throw EdgePlanError.invalidInput("arrival times must not go backwards (\(task.arrivalS) s after \(lastArrival) s)", field: "at")
+            throw EdgePlanError.invalidInput(
+                "arrival times must not go backwards (\(task.arrivalS) s after \(lastArrival) s)",
+                field: "at"
+            )
         }
         guard world.classes[task.taskClass] != nil else {
-            throw EdgePlanError(.unknownTask, "unknown task class '\(task.taskClass)'; the policy knows \(world.truePlanner.taskClasses.joined(separator: ", "))", field: "task")
+            throw EdgePlanError(
+                .unknownTask,
+                "unknown task class '\(task.taskClass)'; the policy knows \(world.truePlanner.taskClasses.joined(separator: ", "))",
+                field: "task"
+            )
         }
         lastArrival = task.arrivalS
         while task.arrivalS >= nextTraceAt {
@@ -118,10 +146,17 @@ public struct Simulator {
                 let key = Learner.GroupKey(taskClass: entry.taskClass, group: entry.group)
                 guard let candidate = world.classes[entry.taskClass]?.candidates[entry.configuration] else { continue }
                 if let posterior = learner.accuracy[key], posterior.observations > 0 {
-                    let estimate = posterior.estimate(p0: candidate.single.accuracy, vote: VoteContext(samples: 1, abstention: 0, concentration: 1, options: 4))
-                    runs[index].traces[trace].points.append((t, estimate.accuracy, estimate.low, estimate.high, posterior.observations))
+                    let estimate = posterior.estimate(
+                        p0: candidate.single.accuracy,
+                        vote: VoteContext(samples: 1, abstention: 0, concentration: 1, options: 4)
+                    )
+                    runs[index].traces[trace].points.append(
+                        (t, estimate.accuracy, estimate.low, estimate.high, posterior.observations)
+                    )
                 } else {
-                    runs[index].traces[trace].points.append((t, entry.prior, candidate.single.low, candidate.single.high, 0))
+                    runs[index].traces[trace].points.append(
+                        (t, entry.prior, candidate.single.low, candidate.single.high, 0)
+                    )
                 }
             }
         }

@@ -36,7 +36,8 @@ public struct Truth: Sendable, Equatable {
     public var timingNoise: Double
     public var drift: [Drift]
 
-    public init(shifts: [AccuracyShift] = [], lengthScale: Double = 1, timingNoise: Double = 0.03, drift: [Drift] = []) {
+    public init(shifts: [AccuracyShift] = [], lengthScale: Double = 1, timingNoise: Double = 0.03, drift: [Drift] = [])
+    {
         self.shifts = shifts
         self.lengthScale = lengthScale
         self.timingNoise = timingNoise
@@ -62,8 +63,11 @@ public struct Truth: Sendable, Equatable {
 
     /// Shift of the true single-sample accuracy, in points, for a class and configuration.
     public func shiftPoints(taskClass: String, configuration: Configuration) -> Double {
-        shifts.filter { $0.taskClass == taskClass && $0.model == configuration.variant.model && ($0.mode == nil || $0.mode == configuration.mode) }
-            .map(\.shiftPoints).reduce(0, +)
+        shifts.filter {
+            $0.taskClass == taskClass && $0.model == configuration.variant.model
+                && ($0.mode == nil || $0.mode == configuration.mode)
+        }
+        .map(\.shiftPoints).reduce(0, +)
     }
 
     /// The profile as the device really is at a slowdown factor: every latency coefficient scaled.
@@ -95,11 +99,19 @@ public struct Truth: Sendable, Equatable {
             for var row in try root.objects("accuracy") {
                 let mode = try row.optionalString("mode")
                 guard mode == nil || LengthMode(rawValue: mode!) != nil else {
-                    throw row.error("mode", "unknown mode '\(mode!)'; use \(LengthMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw row.error(
+                        "mode",
+                        "unknown mode '\(mode!)'; use \(LengthMode.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
-                truth.shifts.append(AccuracyShift(
-                    taskClass: try row.string("task"), model: try row.string("model"), mode: mode.flatMap(LengthMode.init(rawValue:)),
-                    shiftPoints: try row.double("shift_points", in: -100...100)))
+                truth.shifts.append(
+                    AccuracyShift(
+                        taskClass: try row.string("task"),
+                        model: try row.string("model"),
+                        mode: mode.flatMap(LengthMode.init(rawValue:)),
+                        shiftPoints: try row.double("shift_points", in: -100...100)
+                    )
+                )
                 try row.finish()
             }
         }
@@ -108,21 +120,32 @@ public struct Truth: Sendable, Equatable {
             for var row in try root.objects("drift") {
                 let rawKind = try row.string("kind")
                 guard let kind = DriftKind(rawValue: rawKind) else {
-                    throw row.error("kind", "unknown drift '\(rawKind)'; use \(DriftKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw row.error(
+                        "kind",
+                        "unknown drift '\(rawKind)'; use \(DriftKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 func duration(_ key: String, required: Bool) throws -> Double? {
                     guard let raw = try row.optionalString(key) else {
                         if required { throw row.error(key, "missing '\(key)' (a duration with a unit, e.g. 12h)") }
                         return nil
                     }
-                    do { return try QuantityParser.seconds(raw, field: key, requireUnit: true, allowZero: key == "at") } catch let error as EdgePlanError {
+                    do {
+                        return try QuantityParser.seconds(raw, field: key, requireUnit: true, allowZero: key == "at")
+                    } catch let error as EdgePlanError {
                         throw row.error(key, error.message)
                     }
                 }
                 let event = Drift(
-                    atS: try duration("at", required: true)!, kind: kind, factor: try row.double("factor", in: 0.1...10),
-                    durationS: try duration("duration", required: kind == .throttle), mode: try row.optionalString("mode"))
-                if kind == .powerMode && event.mode == nil { throw row.error("mode", "a power-mode change names the new mode") }
+                    atS: try duration("at", required: true)!,
+                    kind: kind,
+                    factor: try row.double("factor", in: 0.1...10),
+                    durationS: try duration("duration", required: kind == .throttle),
+                    mode: try row.optionalString("mode")
+                )
+                if kind == .powerMode && event.mode == nil {
+                    throw row.error("mode", "a power-mode change names the new mode")
+                }
                 drift.append(event)
                 try row.finish()
             }

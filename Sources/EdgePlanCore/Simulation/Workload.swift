@@ -10,7 +10,13 @@ public struct WorkloadTask: Sendable, Equatable {
     public var energyBudgetJ: Double?
     public var inputTokens: Int?
 
-    public init(arrivalS: Double, taskClass: String, deadlineS: Double? = nil, energyBudgetJ: Double? = nil, inputTokens: Int? = nil) {
+    public init(
+        arrivalS: Double,
+        taskClass: String,
+        deadlineS: Double? = nil,
+        energyBudgetJ: Double? = nil,
+        inputTokens: Int? = nil
+    ) {
         self.arrivalS = arrivalS
         self.taskClass = taskClass
         self.deadlineS = deadlineS
@@ -20,7 +26,9 @@ public struct WorkloadTask: Sendable, Equatable {
 
     /// The JSON-lines form: `{"at": "90s", "task": "grasp-plan", "deadline": "8s", "energy": "200J", "input_tokens": 400}`.
     public var jsonLine: String {
-        var fields: [(String, JSONValue)] = [("at", .string("\(arrivalS.significantDigits(9))s")), ("task", .string(taskClass))]
+        var fields: [(String, JSONValue)] = [
+            ("at", .string("\(arrivalS.significantDigits(9))s")), ("task", .string(taskClass)),
+        ]
         if let deadlineS { fields.append(("deadline", .string("\(deadlineS.significantDigits(9))s"))) }
         if let energyBudgetJ { fields.append(("energy", .string("\(energyBudgetJ.significantDigits(9))J"))) }
         if let inputTokens { fields.append(("input_tokens", .int(inputTokens))) }
@@ -48,26 +56,41 @@ public enum WorkloadDecoder {
         }
         func string(_ key: String) throws -> String? {
             guard let item = value[key], !item.isNull else { return nil }
-            guard let text = item.stringValue else { throw fail("'\(key)' must be a string with a unit, e.g. \"8s\"", key) }
+            guard let text = item.stringValue else {
+                throw fail("'\(key)' must be a string with a unit, e.g. \"8s\"", key)
+            }
             return text
         }
-        guard let at = try string("at") else { throw fail("missing 'at' (arrival time with a unit, e.g. \"90s\")", "at") }
-        guard let task = try string("task"), !task.isEmpty else { throw fail("missing 'task' (the task class)", "task") }
+        guard let at = try string("at") else {
+            throw fail("missing 'at' (arrival time with a unit, e.g. \"90s\")", "at")
+        }
+        guard let task = try string("task"), !task.isEmpty else {
+            throw fail("missing 'task' (the task class)", "task")
+        }
         do {
             let input: Int?
             if let raw = value["input_tokens"], !raw.isNull {
                 guard let tokens = raw.intValue, (1...PlanRequest.maxInputTokens).contains(tokens) else {
-                    throw fail("'input_tokens' must be a whole number of tokens in 1...\(PlanRequest.maxInputTokens)", "input_tokens")
+                    throw fail(
+                        "'input_tokens' must be a whole number of tokens in 1...\(PlanRequest.maxInputTokens)",
+                        "input_tokens"
+                    )
                 }
                 input = tokens
             } else {
                 input = nil
             }
             return WorkloadTask(
-                arrivalS: try QuantityParser.seconds(at, field: "at", requireUnit: true, allowZero: true), taskClass: task,
-                deadlineS: try string("deadline").map { try QuantityParser.seconds($0, field: "deadline", requireUnit: true) },
-                energyBudgetJ: try string("energy").map { try QuantityParser.joules($0, field: "energy", requireUnit: true) },
-                inputTokens: input)
+                arrivalS: try QuantityParser.seconds(at, field: "at", requireUnit: true, allowZero: true),
+                taskClass: task,
+                deadlineS: try string("deadline").map {
+                    try QuantityParser.seconds($0, field: "deadline", requireUnit: true)
+                },
+                energyBudgetJ: try string("energy").map {
+                    try QuantityParser.joules($0, field: "energy", requireUnit: true)
+                },
+                inputTokens: input
+            )
         } catch let error as EdgePlanError where error.line == nil {
             throw EdgePlanError(error.code, error.message, file: file, line: lineNumber, field: error.field)
         }
@@ -84,16 +107,32 @@ public enum WorkloadDecoder {
                 guard let raw = try row.optionalString(key) else { return nil }
                 do { return try parse(raw) } catch let error as EdgePlanError { throw row.error(key, error.message) }
             }
-            guard let at = try quantity("at", { try QuantityParser.seconds($0, field: "at", requireUnit: true, allowZero: true) }) else {
+            guard
+                let at = try quantity(
+                    "at",
+                    { try QuantityParser.seconds($0, field: "at", requireUnit: true, allowZero: true) }
+                )
+            else {
                 throw row.error("at", "missing 'at' (arrival time with a unit)")
             }
             let task = WorkloadTask(
-                arrivalS: at, taskClass: try row.string("task"),
-                deadlineS: try quantity("deadline", { try QuantityParser.seconds($0, field: "deadline", requireUnit: true) }),
-                energyBudgetJ: try quantity("energy", { try QuantityParser.joules($0, field: "energy", requireUnit: true) }),
-                inputTokens: try row.optionalInt("input_tokens", in: 1...PlanRequest.maxInputTokens))
+                arrivalS: at,
+                taskClass: try row.string("task"),
+                deadlineS: try quantity(
+                    "deadline",
+                    { try QuantityParser.seconds($0, field: "deadline", requireUnit: true) }
+                ),
+                energyBudgetJ: try quantity(
+                    "energy",
+                    { try QuantityParser.joules($0, field: "energy", requireUnit: true) }
+                ),
+                inputTokens: try row.optionalInt("input_tokens", in: 1...PlanRequest.maxInputTokens)
+            )
             if let previous = tasks.last, task.arrivalS < previous.arrivalS {
-                throw row.error("at", "arrival times must not go backwards (\(task.arrivalS) s after \(previous.arrivalS) s)")
+                throw row.error(
+                    "at",
+                    "arrival times must not go backwards (\(task.arrivalS) s after \(previous.arrivalS) s)"
+                )
             }
             tasks.append(task)
             try row.finish()

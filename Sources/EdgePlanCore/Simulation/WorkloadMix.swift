@@ -27,18 +27,22 @@ public struct WorkloadMix: Sendable, Equatable {
             let entry: Entry
             do {
                 entry = Entry(
-                    taskClass: try row.string("task"), weight: try row.double("weight", in: 0...1_000_000),
+                    taskClass: try row.string("task"),
+                    weight: try row.double("weight", in: 0...1_000_000),
                     deadlineS: try QuantityParser.seconds(deadline, field: "deadline", requireUnit: true),
                     deadlineJitter: try row.optionalDouble("deadline_jitter", in: 0...0.9) ?? 0,
                     energyBudgetJ: try energy.map { try QuantityParser.joules($0, field: "energy", requireUnit: true) },
-                    inputTokens: try row.int("input_tokens", in: 1...PlanRequest.maxInputTokens))
+                    inputTokens: try row.int("input_tokens", in: 1...PlanRequest.maxInputTokens)
+                )
             } catch let error as EdgePlanError where error.line == nil {
                 throw row.error(error.field ?? "classes", error.message)
             }
             entries.append(entry)
             try row.finish()
         }
-        guard entries.contains(where: { $0.weight > 0 }) else { throw root.error("classes", "needs at least one class with a positive weight") }
+        guard entries.contains(where: { $0.weight > 0 }) else {
+            throw root.error("classes", "needs at least one class with a positive weight")
+        }
         let mix = WorkloadMix(description: try root.optionalString("description") ?? "", entries: entries)
         try root.finish()
         return mix
@@ -46,7 +50,12 @@ public struct WorkloadMix: Sendable, Equatable {
 
     /// Poisson arrivals at `ratePerS` for `durationS` seconds, classes drawn by weight, deterministic in `seed`.
     /// Calls `emit` once per task, in arrival order, so a long workload is never held in memory.
-    public func generate(ratePerS: Double, durationS: Double, seed: UInt64, emit: (WorkloadTask) throws -> Void) rethrows {
+    public func generate(
+        ratePerS: Double,
+        durationS: Double,
+        seed: UInt64,
+        emit: (WorkloadTask) throws -> Void
+    ) rethrows {
         var random = SplitMix64(seed: seed)
         let total = entries.map(\.weight).reduce(0, +)
         var time = random.exponential(mean: 1 / ratePerS)
@@ -55,12 +64,21 @@ public struct WorkloadMix: Sendable, Equatable {
             var entry = entries.last!
             for candidate in entries {
                 pick -= candidate.weight
-                if pick < 0 { entry = candidate; break }
+                if pick < 0 {
+                    entry = candidate
+                    break
+                }
             }
             let jitter = 1 + entry.deadlineJitter * (2 * random.uniform() - 1)
-            try emit(WorkloadTask(arrivalS: (time * 1000).rounded() / 1000, taskClass: entry.taskClass,
-                                  deadlineS: (entry.deadlineS * jitter * 1000).rounded() / 1000,
-                                  energyBudgetJ: entry.energyBudgetJ, inputTokens: entry.inputTokens))
+            try emit(
+                WorkloadTask(
+                    arrivalS: (time * 1000).rounded() / 1000,
+                    taskClass: entry.taskClass,
+                    deadlineS: (entry.deadlineS * jitter * 1000).rounded() / 1000,
+                    energyBudgetJ: entry.energyBudgetJ,
+                    inputTokens: entry.inputTokens
+                )
+            )
             time += random.exponential(mean: 1 / ratePerS)
         }
     }

@@ -24,7 +24,8 @@ public struct BetaDistribution: Sendable, Equatable {
     public func cdf(_ x: Double) -> Double {
         if x <= 0 { return 0 }
         if x >= 1 { return 1 }
-        let logFront = Double.logGamma(alpha + beta) - Double.logGamma(alpha) - Double.logGamma(beta)
+        let logFront =
+            Double.logGamma(alpha + beta) - Double.logGamma(alpha) - Double.logGamma(beta)
             + alpha * log(x) + beta * log(1 - x)
         let front = exp(logFront)
         if x < (alpha + 1) / (alpha + beta + 2) {
@@ -40,8 +41,11 @@ public struct BetaDistribution: Sendable, Equatable {
         guard p > 0 else { return 0 }
         guard p < 1 else { return 1 }
         let logNormalizer = Double.logGamma(alpha + beta) - Double.logGamma(alpha) - Double.logGamma(beta)
-        var low = 0.0, high = 1.0, x = mean
-        var step = 1.0, stepBefore = 1.0
+        var low = 0.0
+        var high = 1.0
+        var x = mean
+        var step = 1.0
+        var stepBefore = 1.0
         for _ in 0..<200 {
             let f = cdf(x) - p
             if f < 0 { low = x } else { high = x }

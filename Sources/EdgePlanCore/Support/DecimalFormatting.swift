@@ -6,7 +6,9 @@ extension Double {
     public func significantDigits(_ digits: Int) -> String {
         switch decimalForm(digits) {
         case let .positional(scaled, decimals):
-            String(unsafeUninitializedCapacity: Self.positionalCapacity) { Self.writePositional(scaled, decimals: decimals, to: $0.baseAddress!) }
+            String(unsafeUninitializedCapacity: Self.positionalCapacity) {
+                Self.writePositional(scaled, decimals: decimals, to: $0.baseAddress!)
+            }
         case let .text(text): text
         }
     }
@@ -43,7 +45,9 @@ extension Double {
         let scaled = (self * powersOfTen[decimals]).rounded()
         // The decimal is the integer `scaled` with `decimals` digits after the point. Written directly where the
         // shortest round-trip form would be that same positional decimal (not exponential, at most 15 digits).
-        if decimals <= 15, Swift.abs(scaled) < 9e15, Swift.abs(self) >= 1e-4 { return .positional(Int64(scaled), decimals) }
+        if decimals <= 15, Swift.abs(scaled) < 9e15, Swift.abs(self) >= 1e-4 {
+            return .positional(Int64(scaled), decimals)
+        }
         // Dividing an integer by an exact power of ten is correctly rounded, so the shortest
         // round-trip form of the quotient is the intended decimal.
         let rounded = scaled / powersOfTen[decimals]
@@ -56,13 +60,15 @@ extension Double {
 
     /// Writes `scaled` × 10^-`decimals` without trailing zeros or a bare point; returns the bytes written.
     private static func writePositional(_ scaled: Int64, decimals: Int, to out: UnsafeMutablePointer<UInt8>) -> Int {
-        var magnitude = scaled.magnitude, fraction = decimals
+        var magnitude = scaled.magnitude
+        var fraction = decimals
         while fraction > 0 && magnitude % 10 == 0 {
             magnitude /= 10
             fraction -= 1
         }
         // Written from the right, then moved to the front.
-        var index = positionalCapacity, written = 0
+        var index = positionalCapacity
+        var written = 0
         repeat {
             index -= 1
             out[index] = UInt8(ascii: "0") + UInt8(magnitude % 10)

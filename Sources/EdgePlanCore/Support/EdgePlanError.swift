@@ -34,7 +34,12 @@ public struct EdgePlanError: Error, CustomStringConvertible, Equatable, Sendable
         EdgePlanError(.invalidInput, message, field: field)
     }
 
-    public static func invalidFile(_ message: String, file: String, line: Int? = nil, field: String? = nil) -> EdgePlanError {
+    public static func invalidFile(
+        _ message: String,
+        file: String,
+        line: Int? = nil,
+        field: String? = nil
+    ) -> EdgePlanError {
         EdgePlanError(.invalidFile, message, file: file, line: line, field: field)
     }
 

@@ -174,7 +174,8 @@ public struct JSONWriter: ~Copyable {
     /// Decimal digits, written from the right into a small buffer and appended at once.
     private mutating func writeInteger(_ value: Int) {
         reserve(20)
-        var magnitude = value.magnitude, digits = 0
+        var magnitude = value.magnitude
+        var digits = 0
         var scratch = magnitude
         repeat {
             digits += 1
@@ -198,9 +199,12 @@ public struct JSONWriter: ~Copyable {
             // The common case, nothing to escape, in one reservation.
             reserve(bytes.count + 2)
             put(UInt8(ascii: "\""))
-            var run = 0, index = 0
+            var run = 0
+            var index = 0
             while index < bytes.count {
-                if index + 8 <= bytes.count, !Self.needsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)) {
+                if index + 8 <= bytes.count,
+                    !Self.needsEscape(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
+                {
                     index += 8
                     continue
                 }
@@ -219,8 +223,11 @@ public struct JSONWriter: ~Copyable {
                 case UInt8(ascii: "\t"): put(UInt8(ascii: "t"))
                 default:
                     Self.hex.withUTF8Buffer { hex in
-                        put(UInt8(ascii: "u")); put(UInt8(ascii: "0")); put(UInt8(ascii: "0"))
-                        put(hex[Int(byte >> 4)]); put(hex[Int(byte & 0xF)])
+                        put(UInt8(ascii: "u"))
+                        put(UInt8(ascii: "0"))
+                        put(UInt8(ascii: "0"))
+                        put(hex[Int(byte >> 4)])
+                        put(hex[Int(byte & 0xF)])
                     }
                 }
                 index += 1
@@ -234,7 +241,8 @@ public struct JSONWriter: ~Copyable {
     /// Whether any of eight bytes is a control character, a quote or a backslash (bytes of 0x80 and above, parts
     /// of UTF-8 sequences, never are).
     private static func needsEscape(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
         func hasZero(_ x: UInt64) -> Bool { (x &- ones) & ~x & highs != 0 }
         let ascii = ~word & highs
         // A byte below 0x20: subtracting 0x20 borrows into its high bit, which was clear.

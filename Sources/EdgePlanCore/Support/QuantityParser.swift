@@ -4,24 +4,56 @@ import Foundation
 public enum QuantityParser {
     /// Seconds from a duration such as `250ms`, `5s`, `2m`, `1h`, `1d` or `1500us`. A bare number is an error naming
     /// the units (is `5000` seconds or milliseconds?), unless `requireUnit` is off.
-    public static func seconds(_ text: String, field: String = "duration", requireUnit: Bool = true, allowZero: Bool = false) throws -> Double {
-        try parse(text, field: field, units: durationUnits, what: "duration", example: "250ms, 5s or 2m", requireUnit: requireUnit, allowZero: allowZero)
+    public static func seconds(
+        _ text: String,
+        field: String = "duration",
+        requireUnit: Bool = true,
+        allowZero: Bool = false
+    ) throws -> Double {
+        try parse(
+            text,
+            field: field,
+            units: durationUnits,
+            what: "duration",
+            example: "250ms, 5s or 2m",
+            requireUnit: requireUnit,
+            allowZero: allowZero
+        )
     }
 
     /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is an error unless `requireUnit` is off.
     public static func joules(_ text: String, field: String = "energy", requireUnit: Bool = true) throws -> Double {
-        try parse(text, field: field, units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6], what: "energy", example: "200J or 1.5kJ", requireUnit: requireUnit)
+        try parse(
+            text,
+            field: field,
+            units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6],
+            what: "energy",
+            example: "200J or 1.5kJ",
+            requireUnit: requireUnit
+        )
     }
 
-    static let durationUnits: [String: Double] = ["us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400]
+    static let durationUnits: [String: Double] = [
+        "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400,
+    ]
 
-    private static func parse(_ text: String, field: String, units: [String: Double], what: String, example: String, requireUnit: Bool = false, allowZero: Bool = false) throws -> Double {
+    private static func parse(
+        _ text: String,
+        field: String,
+        units: [String: Double],
+        what: String,
+        example: String,
+        requireUnit: Bool = false,
+        allowZero: Bool = false
+    ) throws -> Double {
         let trimmed = text.trimmed
         // The number's characters are ASCII (digits, sign, point, exponent): scanned as bytes.
-        let numberEnd = trimmed.utf8.firstIndex { byte in
-            !((byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-")
-                || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"))
-        } ?? trimmed.endIndex
+        let numberEnd =
+            trimmed.utf8.firstIndex { byte in
+                !((byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: ".")
+                    || byte == UInt8(ascii: "-")
+                    || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"))
+            } ?? trimmed.endIndex
         // An 'e' may belong to a unit; back off characters until the number parses.
         var split = numberEnd
         var value: Double? = nil
@@ -33,14 +65,20 @@ public enum QuantityParser {
             split = trimmed.index(before: split)
         }
         guard let value else {
-            throw EdgePlanError.invalidInput("'\(text)' is not a \(what); use a number with a unit, e.g. \(example)", field: field)
+            throw EdgePlanError.invalidInput(
+                "'\(text)' is not a \(what); use a number with a unit, e.g. \(example)",
+                field: field
+            )
         }
         let unit = trimmed[split...].trimmed.lowercased()
         let scale: Double
         if unit.isEmpty {
             if requireUnit {
                 let names = what == "energy" ? "J, kJ, Wh, mWh" : "us, ms, s, m (or min), h, d"
-                throw EdgePlanError.invalidInput("'\(text)' has no unit; give the \(what) with one, e.g. \(example) (units: \(names))", field: field)
+                throw EdgePlanError.invalidInput(
+                    "'\(text)' has no unit; give the \(what) with one, e.g. \(example) (units: \(names))",
+                    field: field
+                )
             }
             scale = 1
         } else if let known = units[unit] {
@@ -50,7 +88,9 @@ public enum QuantityParser {
         }
         let result = value * scale
         guard result.isFinite else { throw EdgePlanError.invalidInput("'\(text)' is not finite", field: field) }
-        guard result > 0 || (allowZero && result == 0) else { throw EdgePlanError.invalidInput("\(what) must be positive, got '\(text)'", field: field) }
+        guard result > 0 || (allowZero && result == 0) else {
+            throw EdgePlanError.invalidInput("\(what) must be positive, got '\(text)'", field: field)
+        }
         return result
     }
 }

@@ -73,9 +73,16 @@ package struct YAMLObject {
         ask(key)
         guard let node = values[key], node.null == nil else {
             let stem = key.split(separator: "_").dropLast().joined(separator: "_")
-            let near = mapping.keys.compactMap(\.string).first { $0 != key && !stem.isEmpty && $0.hasPrefix(stem) && !seen.contains($0) }
+            let near = mapping.keys.compactMap(\.string).first {
+                $0 != key && !stem.isEmpty && $0.hasPrefix(stem) && !seen.contains($0)
+            }
             let hint = near.map { " (found '\($0)': field names carry their unit, e.g. '\(key)')" } ?? ""
-            throw EdgePlanError.invalidFile("missing required field\(hint)", file: file, line: line, field: fieldPath(key))
+            throw EdgePlanError.invalidFile(
+                "missing required field\(hint)",
+                file: file,
+                line: line,
+                field: fieldPath(key)
+            )
         }
         return node
     }
@@ -108,7 +115,9 @@ package struct YAMLObject {
     /// sexagesimal, `.inf`, quoted text) goes the library's way.
     private static func number(_ node: Node) -> Double? {
         guard let scalar = node.scalar else { return nil }
-        if scalar.style == .plain || scalar.style == .any, scalar.string.utf8.allSatisfy(isDecimalByte), let value = Double(scalar.string) {
+        if scalar.style == .plain || scalar.style == .any, scalar.string.utf8.allSatisfy(isDecimalByte),
+            let value = Double(scalar.string)
+        {
             return value
         }
         return node.float ?? node.int.map(Double.init)
@@ -120,7 +129,8 @@ package struct YAMLObject {
         guard let scalar = node.scalar else { return nil }
         let digits = scalar.string.utf8
         if scalar.style == .plain || scalar.style == .any, digits.first != UInt8(ascii: "0"),
-           digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let value = Int(scalar.string) {
+            digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let value = Int(scalar.string)
+        {
             return value
         }
         return node.int
@@ -128,7 +138,9 @@ package struct YAMLObject {
 
     private static func isDecimalByte(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"): true
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"),
+            UInt8(ascii: "+"), UInt8(ascii: "-"):
+            true
         default: false
         }
     }
@@ -140,7 +152,9 @@ package struct YAMLObject {
 
     package mutating func int(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int {
         let node = try node(key)
-        guard let value = Self.integer(node) else { throw error(key, "expected an integer, found '\(node.string ?? "a collection")'") }
+        guard let value = Self.integer(node) else {
+            throw error(key, "expected an integer, found '\(node.string ?? "a collection")'")
+        }
         if let range, !range.contains(value) {
             throw error(key, "\(value) is outside the allowed range \(range.lowerBound)...\(range.upperBound)")
         }
@@ -156,7 +170,9 @@ package struct YAMLObject {
         ask(key)
         guard has(key) else { return defaultValue }
         let node = try node(key)
-        guard node.scalar?.style == .plain, let text = node.scalar?.string, let value = ["true": true, "false": false][text.lowercased()] else {
+        guard node.scalar?.style == .plain, let text = node.scalar?.string,
+            let value = ["true": true, "false": false][text.lowercased()]
+        else {
             throw error(key, "expected true or false")
         }
         return value
@@ -180,7 +196,12 @@ package struct YAMLObject {
         return try mapping.map { entry in
             guard let name = entry.key.string else { throw error(key, "keys must be strings") }
             guard let value = entry.value.mapping else {
-                throw EdgePlanError.invalidFile("expected a mapping", file: file, line: entry.value.mark?.line, field: fieldPath("\(key).\(name)"))
+                throw EdgePlanError.invalidFile(
+                    "expected a mapping",
+                    file: file,
+                    line: entry.value.mark?.line,
+                    field: fieldPath("\(key).\(name)")
+                )
             }
             return (name, YAMLObject(mapping: value, file: file, path: fieldPath("\(key).\(name)")))
         }
@@ -191,7 +212,12 @@ package struct YAMLObject {
         guard let sequence = node.sequence else { throw error(key, "expected a list") }
         return try sequence.enumerated().map { index, element in
             guard let mapping = element.mapping else {
-                throw EdgePlanError.invalidFile("expected a mapping", file: file, line: element.mark?.line, field: fieldPath("\(key)[\(index)]"))
+                throw EdgePlanError.invalidFile(
+                    "expected a mapping",
+                    file: file,
+                    line: element.mark?.line,
+                    field: fieldPath("\(key)[\(index)]")
+                )
             }
             return YAMLObject(mapping: mapping, file: file, path: fieldPath("\(key)[\(index)]"))
         }

@@ -13,7 +13,9 @@ public enum AccuracyLeaveOneOut {
         public var predicted: AccuracyEstimate?
         public var errorPoints: Double? { predicted.map { abs($0.accuracy - record.accuracy) * 100 } }
         /// Whether the measurement fell inside the prediction's 80 % interval.
-        public var covered: Bool? { predicted.map { $0.low <= record.accuracy + 1e-12 && record.accuracy <= $0.high + 1e-12 } }
+        public var covered: Bool? {
+            predicted.map { $0.low <= record.accuracy + 1e-12 && record.accuracy <= $0.high + 1e-12 }
+        }
     }
 
     /// Mean absolute error per model and mode over the predicted cells.
@@ -38,7 +40,9 @@ public enum AccuracyLeaveOneOut {
                 let lengths = OutputLengthFits(profile: held)
                 let model = lengths.accuracyModel(reduced)
                 let group = AccuracyModel.Group(variant: record.variant, mode: record.mode, capped: record.capped)
-                cells.append(Cell(task: task, record: record, predicted: model.estimate(group, budget: record.budgetTokens)))
+                cells.append(
+                    Cell(task: task, record: record, predicted: model.estimate(group, budget: record.budgetTokens))
+                )
             }
             for record in table.records where record.budgetTokens == nil {
                 cells.append(Cell(task: task, record: record, predicted: nil))
@@ -52,9 +56,13 @@ public enum AccuracyLeaveOneOut {
         return groups.values.map { cells in
             let errors = cells.compactMap(\.errorPoints)
             return Summary(
-                model: cells[0].record.variant.model, mode: cells[0].record.mode, predicted: errors.count, notPredicted: cells.count - errors.count,
+                model: cells[0].record.variant.model,
+                mode: cells[0].record.mode,
+                predicted: errors.count,
+                notPredicted: cells.count - errors.count,
                 meanAbsoluteErrorPoints: errors.isEmpty ? nil : errors.reduce(0, +) / Double(errors.count),
-                covered: cells.compactMap(\.covered).filter { $0 }.count)
+                covered: cells.compactMap(\.covered).filter { $0 }.count
+            )
         }.sorted { ($0.model, $0.mode.rawValue) < ($1.model, $1.mode.rawValue) }
     }
 }

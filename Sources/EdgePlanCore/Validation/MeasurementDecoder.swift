@@ -23,19 +23,35 @@ public enum MeasurementDecoder {
             throw EdgePlanError.invalidFile(error.message, file: file)
         }
         if let data = root["data"], case .object = data { return try decodeOrinPrefill(data, file: file) }
-        if case let .object(pairs) = root, pairs.contains(where: { if case let .array(rows) = $0.1 { rows.first?["decode_time"] != nil } else { false } }) {
+        if case let .object(pairs) = root,
+            pairs.contains(where: {
+                if case let .array(rows) = $0.1 { rows.first?["decode_time"] != nil } else { false }
+            })
+        {
             return try decodeOrinDecode(pairs, file: file)
         }
         if root["tbt_s"] != nil {
-            throw EdgePlanError.invalidFile("per-token timing files are replayed by the watchdog, not validated; pass the traces-*.jsonl file", file: file)
+            throw EdgePlanError.invalidFile(
+                "per-token timing files are replayed by the watchdog, not validated; pass the traces-*.jsonl file",
+                file: file
+            )
         }
-        if case let .object(pairs) = root, let first = pairs.first?.1, first["avg_power_w"] != nil, first["ttft_ms"] == nil {
-            throw EdgePlanError.invalidFile("this file has power and energy but no latencies; use decode_parameters.json for decode runs", file: file)
+        if case let .object(pairs) = root, let first = pairs.first?.1, first["avg_power_w"] != nil,
+            first["ttft_ms"] == nil
+        {
+            throw EdgePlanError.invalidFile(
+                "this file has power and energy but no latencies; use decode_parameters.json for decode runs",
+                file: file
+            )
         }
-        throw EdgePlanError.invalidFile("unrecognised measurement format (expected the artifact's prefill.json, decode_parameters.json or JSON-lines traces)", file: file)
+        throw EdgePlanError.invalidFile(
+            "unrecognised measurement format (expected the artifact's prefill.json, decode_parameters.json or JSON-lines traces)",
+            file: file
+        )
     }
 
-    private static func number(_ value: JSONValue?, _ file: String, _ field: String, line: Int? = nil) throws -> Double {
+    private static func number(_ value: JSONValue?, _ file: String, _ field: String, line: Int? = nil) throws -> Double
+    {
         guard let number = value?.doubleValue, number.isFinite else {
             throw EdgePlanError.invalidFile("missing or non-numeric field", file: file, line: line, field: field)
         }
@@ -47,19 +63,34 @@ public enum MeasurementDecoder {
         var observations: [Observation] = []
         for (key, series) in models {
             guard case let .array(inputs)? = series["input_tokens"], case let .array(ttft)? = series["ttft_ms"] else {
-                throw EdgePlanError.invalidFile("needs input_tokens and ttft_ms arrays", file: file, field: "data.\(key)")
+                throw EdgePlanError.invalidFile(
+                    "needs input_tokens and ttft_ms arrays",
+                    file: file,
+                    field: "data.\(key)"
+                )
             }
             let energy: [JSONValue]
             if case let .array(values)? = series["total_energy_j"] { energy = values } else { energy = [] }
             guard inputs.count == ttft.count else {
-                throw EdgePlanError.invalidFile("input_tokens has \(inputs.count) entries but ttft_ms has \(ttft.count)", file: file, field: "data.\(key)")
+                throw EdgePlanError.invalidFile(
+                    "input_tokens has \(inputs.count) entries but ttft_ms has \(ttft.count)",
+                    file: file,
+                    field: "data.\(key)"
+                )
             }
             for index in inputs.indices {
                 let input = try number(inputs[index], file, "data.\(key).input_tokens[\(index)]")
                 let latency = try number(ttft[index], file, "data.\(key).ttft_ms[\(index)]") / 1000
-                observations.append(Observation(
-                    model: canonicalModelName(key), phase: .prefill, inputTokens: Int(input), outputTokens: 0,
-                    latencyS: latency, energyJ: index < energy.count ? energy[index].doubleValue : nil))
+                observations.append(
+                    Observation(
+                        model: canonicalModelName(key),
+                        phase: .prefill,
+                        inputTokens: Int(input),
+                        outputTokens: 0,
+                        latencyS: latency,
+                        energyJ: index < energy.count ? energy[index].doubleValue : nil
+                    )
+                )
             }
         }
         return observations
@@ -71,12 +102,16 @@ public enum MeasurementDecoder {
             guard case let .array(rows) = value else { continue }
             for (index, row) in rows.enumerated() {
                 let field = "\(key)[\(index)]"
-                observations.append(Observation(
-                    model: canonicalModelName(key), phase: .decode,
-                    inputTokens: Int(try number(row["input_tokens"], file, field + ".input_tokens")),
-                    outputTokens: Int(try number(row["output_tokens"], file, field + ".output_tokens")),
-                    latencyS: try number(row["decode_time"], file, field + ".decode_time"),
-                    energyJ: row["decode_energy"]?.doubleValue))
+                observations.append(
+                    Observation(
+                        model: canonicalModelName(key),
+                        phase: .decode,
+                        inputTokens: Int(try number(row["input_tokens"], file, field + ".input_tokens")),
+                        outputTokens: Int(try number(row["output_tokens"], file, field + ".output_tokens")),
+                        latencyS: try number(row["decode_time"], file, field + ".decode_time"),
+                        energyJ: row["decode_energy"]?.doubleValue
+                    )
+                )
             }
         }
         return observations
@@ -89,21 +124,40 @@ public enum MeasurementDecoder {
             do { row = try JSONValue.parse(Array(line.utf8)) } catch let error as EdgePlanError {
                 throw EdgePlanError.invalidFile(error.message, file: file, line: lineNumber)
             }
-            guard let model = row["model"]?.stringValue else { throw EdgePlanError.invalidFile("missing model", file: file, line: lineNumber, field: "model") }
+            guard let model = row["model"]?.stringValue else {
+                throw EdgePlanError.invalidFile("missing model", file: file, line: lineNumber, field: "model")
+            }
             // A collector's own records (the model it measured, the idle power) describe the run, not a measurement.
-            if let phaseName = row["phase"]?.stringValue, CollectedTrace.contextPhases.contains(phaseName) { return nil }
+            if let phaseName = row["phase"]?.stringValue, CollectedTrace.contextPhases.contains(phaseName) {
+                return nil
+            }
             guard let phaseName = row["phase"]?.stringValue, let phase = Observation.Phase(rawValue: phaseName) else {
-                throw EdgePlanError.invalidFile("phase must be prefill or decode", file: file, line: lineNumber, field: "phase")
+                throw EdgePlanError.invalidFile(
+                    "phase must be prefill or decode",
+                    file: file,
+                    line: lineNumber,
+                    field: "phase"
+                )
             }
             let input = try self.number(row["input_tokens"], file, "input_tokens", line: lineNumber)
             let output = try self.number(row["output_tokens"], file, "output_tokens", line: lineNumber)
             let latency = try self.number(row["latency_s"], file, "latency_s", line: lineNumber)
             guard input >= 0, output >= 0, latency >= 0 else {
-                throw EdgePlanError.invalidFile("token counts and latency must not be negative", file: file, line: lineNumber)
+                throw EdgePlanError.invalidFile(
+                    "token counts and latency must not be negative",
+                    file: file,
+                    line: lineNumber
+                )
             }
             return Observation(
-                model: canonicalModelName(model), phase: phase, inputTokens: Int(input), outputTokens: Int(output),
-                batch: row["batch"]?.intValue ?? 1, latencyS: latency, energyJ: row["energy_j"]?.doubleValue)
+                model: canonicalModelName(model),
+                phase: phase,
+                inputTokens: Int(input),
+                outputTokens: Int(output),
+                batch: row["batch"]?.intValue ?? 1,
+                latencyS: latency,
+                energyJ: row["energy_j"]?.doubleValue
+            )
         }
     }
 }

@@ -14,7 +14,16 @@ public struct Observation: Sendable, Equatable {
     public var latencyS: Double
     public var energyJ: Double?
 
-    public init(model: String, quantization: Quantization = .fp16, phase: Phase, inputTokens: Int, outputTokens: Int, batch: Int = 1, latencyS: Double, energyJ: Double?) {
+    public init(
+        model: String,
+        quantization: Quantization = .fp16,
+        phase: Phase,
+        inputTokens: Int,
+        outputTokens: Int,
+        batch: Int = 1,
+        latencyS: Double,
+        energyJ: Double?
+    ) {
         self.model = model
         self.quantization = quantization
         self.phase = phase

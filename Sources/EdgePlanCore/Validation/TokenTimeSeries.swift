@@ -18,18 +18,35 @@ public struct TokenTimeSeries: Sendable, Equatable {
         do { root = try JSONValue.parse(bytes) } catch let error as EdgePlanError {
             throw EdgePlanError.invalidFile(error.message, file: file)
         }
-        guard case let .array(steps)? = root["tbt_s"] else { throw EdgePlanError.invalidFile("missing tbt_s array", file: file, field: "tbt_s") }
-        guard let model = root["model"]?.stringValue else { throw EdgePlanError.invalidFile("missing model", file: file, field: "model") }
+        guard case let .array(steps)? = root["tbt_s"] else {
+            throw EdgePlanError.invalidFile("missing tbt_s array", file: file, field: "tbt_s")
+        }
+        guard let model = root["model"]?.stringValue else {
+            throw EdgePlanError.invalidFile("missing model", file: file, field: "model")
+        }
         guard let input = root["input_tokens"]?.doubleValue, input >= 1, input == input.rounded() else {
-            throw EdgePlanError.invalidFile("input_tokens must be a positive integer", file: file, field: "input_tokens")
+            throw EdgePlanError.invalidFile(
+                "input_tokens must be a positive integer",
+                file: file,
+                field: "input_tokens"
+            )
         }
         let seconds = try steps.enumerated().map { index, value -> Double in
             guard let step = value.doubleValue, step > 0, step.isFinite else {
-                throw EdgePlanError.invalidFile("step time must be a positive number", file: file, field: "tbt_s[\(index)]")
+                throw EdgePlanError.invalidFile(
+                    "step time must be a positive number",
+                    file: file,
+                    field: "tbt_s[\(index)]"
+                )
             }
             return step
         }
         guard !seconds.isEmpty else { throw EdgePlanError.invalidFile("tbt_s is empty", file: file, field: "tbt_s") }
-        return TokenTimeSeries(model: MeasurementDecoder.canonicalModelName(model), inputTokens: Int(input), batch: Int(root["batch"]?.doubleValue ?? 1), seconds: seconds)
+        return TokenTimeSeries(
+            model: MeasurementDecoder.canonicalModelName(model),
+            inputTokens: Int(input),
+            batch: Int(root["batch"]?.doubleValue ?? 1),
+            seconds: seconds
+        )
     }
 }

@@ -23,19 +23,29 @@ public struct Validator: Sendable {
     public func compare(_ observations: [Observation]) -> [Row] {
         let predictor = Predictor(device: profile.device)
         var rows: [Row] = []
-        let groups = Dictionary(grouping: observations) { "\($0.model)|\($0.quantization.rawValue)|\($0.phase.rawValue)" }
+        let groups = Dictionary(grouping: observations) {
+            "\($0.model)|\($0.quantization.rawValue)|\($0.phase.rawValue)"
+        }
         for key in groups.keys.sorted() {
             let group = groups[key]!
             let first = group[0]
-            guard let variant = profile.variants[VariantID(model: first.model, quantization: first.quantization)] else { continue }
-            let usable = group.filter { $0.latencyS > 0 && $0.batch == 1 && ($0.phase == .prefill || $0.outputTokens > 0) }
+            guard let variant = profile.variants[VariantID(model: first.model, quantization: first.quantization)] else {
+                continue
+            }
+            let usable = group.filter {
+                $0.latencyS > 0 && $0.batch == 1 && ($0.phase == .prefill || $0.outputTokens > 0)
+            }
             let skipped = group.count - usable.count
             guard !usable.isEmpty else { continue }
             var latencyErrors: [Double] = []
             var referenceErrors: [Double] = []
             var energyErrors: [Double] = []
             for observation in usable {
-                let prediction = predictor.predict(variant, input: observation.inputTokens, output: Double(observation.outputTokens))
+                let prediction = predictor.predict(
+                    variant,
+                    input: observation.inputTokens,
+                    output: Double(observation.outputTokens)
+                )
                 switch observation.phase {
                 case .prefill:
                     latencyErrors.append(abs(prediction.prefillS - observation.latencyS) / observation.latencyS)
@@ -54,10 +64,29 @@ public struct Validator: Sendable {
                 }
             }
             let name = first.quantization == .fp16 ? first.model : "\(first.model) \(first.quantization.rawValue)"
-            rows.append(Row(model: name, phase: first.phase.rawValue, metric: "latency", count: latencyErrors.count,
-                            mape: mean(latencyErrors), referenceMAPE: referenceErrors.isEmpty ? nil : mean(referenceErrors), skipped: skipped))
+            rows.append(
+                Row(
+                    model: name,
+                    phase: first.phase.rawValue,
+                    metric: "latency",
+                    count: latencyErrors.count,
+                    mape: mean(latencyErrors),
+                    referenceMAPE: referenceErrors.isEmpty ? nil : mean(referenceErrors),
+                    skipped: skipped
+                )
+            )
             if !energyErrors.isEmpty {
-                rows.append(Row(model: name, phase: first.phase.rawValue, metric: "energy", count: energyErrors.count, mape: mean(energyErrors), referenceMAPE: nil, skipped: skipped))
+                rows.append(
+                    Row(
+                        model: name,
+                        phase: first.phase.rawValue,
+                        metric: "energy",
+                        count: energyErrors.count,
+                        mape: mean(energyErrors),
+                        referenceMAPE: nil,
+                        skipped: skipped
+                    )
+                )
             }
         }
         return rows
@@ -80,13 +109,29 @@ public struct Validator: Sendable {
         for task in profile.tasks {
             let table = profile.accuracy[task]!
             for record in table.records {
-                guard let measured = record.meanLatencyS, let variant = profile.variants[record.variant] else { continue }
-                let prediction = predictor.predict(variant, input: table.typicalInputTokens, output: record.meanOutputTokens)
-                checks.append(TableCheck(task: task, record: record, inputTokens: table.typicalInputTokens, predictedS: prediction.latencyS, measuredS: measured))
+                guard let measured = record.meanLatencyS, let variant = profile.variants[record.variant] else {
+                    continue
+                }
+                let prediction = predictor.predict(
+                    variant,
+                    input: table.typicalInputTokens,
+                    output: record.meanOutputTokens
+                )
+                checks.append(
+                    TableCheck(
+                        task: task,
+                        record: record,
+                        inputTokens: table.typicalInputTokens,
+                        predictedS: prediction.latencyS,
+                        measuredS: measured
+                    )
+                )
             }
         }
         return checks
     }
 
-    private func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) * 100 }
+    private func mean(_ values: [Double]) -> Double {
+        values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) * 100
+    }
 }

@@ -28,7 +28,8 @@ struct JournalFields {
     /// Appends `name=value` for a name only known at run time.
     mutating func append(name: String, _ value: String) {
         let start = bytes.count
-        var name = name, value = value
+        var name = name
+        var value = value
         name.withUTF8 { bytes.append(contentsOf: $0) }
         bytes.append(UInt8(ascii: "="))
         value.withUTF8 { bytes.append(contentsOf: $0) }

@@ -29,8 +29,17 @@ public struct JournalLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         // Turning metadata into journal fields happens on the sink's thread, off the request path.
-        sink.submit(JournalSink.Entry(message: event.message.description, priority: Self.priority(event.level), logger: label, metadata: merged,
-                                      file: event.file, line: event.line, function: event.function))
+        sink.submit(
+            JournalSink.Entry(
+                message: event.message.description,
+                priority: Self.priority(event.level),
+                logger: label,
+                metadata: merged,
+                file: event.file,
+                line: event.line,
+                function: event.function
+            )
+        )
     }
 
     /// The journal fields of an entry: the standard ones, then a decision's own fields, then metadata sorted by key.
@@ -149,7 +158,9 @@ public final class JournalSink: Sendable {
     func admits(_ level: Logger.Level) -> Bool { level >= minimumLevel.withLock { $0 } }
 
     /// Entries written, dropped because the queue was full, and refused by the journal.
-    public var counters: (written: Int, dropped: Int, failed: Int) { state.withLock { ($0.written, $0.dropped, $0.failed) } }
+    public var counters: (written: Int, dropped: Int, failed: Int) {
+        state.withLock { ($0.written, $0.dropped, $0.failed) }
+    }
 
     func submit(_ entry: Entry) {
         let first = state.withLock { state -> Bool in
@@ -192,7 +203,8 @@ public final class JournalSink: Sendable {
             }
             // Lines go out in chunks of about 64 KiB: a whole batch as one string (4,096 decisions, several MB, and a
             // copy to write it) would leave the allocator holding that much after every burst.
-            var written = 0, failed = 0
+            var written = 0
+            var failed = 0
             // A writer that keeps up gives way to requests; one that falls behind (a long queue) does not, so that
             // under a flood it keeps its share of the cores and decisions are not dropped.
             let yielding = batch.count < capacity / 8
@@ -235,7 +247,8 @@ public final class JournalSink: Sendable {
 
     /// One stderr line: the message, then the EDGEPLAN_ fields.
     static func line(_ entry: Entry) -> String {
-        var fields = JournalFields(), line: [UInt8] = []
+        var fields = JournalFields()
+        var line: [UInt8] = []
         JournalLogHandler.fields(of: entry, into: &fields)
         fields.appendLine(message: entry.message, to: &line)
         return String(decoding: line, as: UTF8.self)
@@ -245,7 +258,10 @@ public final class JournalSink: Sendable {
         // sd_journal_sendv fails against a stale socket; that is counted, never passed to a request.
         fields.bytes.withUnsafeBufferPointer { bytes in
             var vectors = fields.items.map { item in
-                iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + item.lowerBound), iov_len: item.count)
+                iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + item.lowerBound),
+                    iov_len: item.count
+                )
             }
             return edgeplan_sd_journal_sendv(&vectors, Int32(vectors.count)) >= 0
         }

@@ -1,6 +1,6 @@
+import CoreMetrics
 import EdgePlanCore
 import Foundation
-import CoreMetrics
 import Metrics
 import Prometheus
 
@@ -30,7 +30,10 @@ public final class DaemonMetrics: Sendable {
         errors = CoreMetrics.Counter(label: "edgeplan_errors_total")
         reportsAccepted = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "accepted")])
         reportsRefused = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "refused")])
-        reportsRateLimited = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "rate_limited")])
+        reportsRateLimited = CoreMetrics.Counter(
+            label: "edgeplan_reports_total",
+            dimensions: [("outcome", "rate_limited")]
+        )
         planDuration = CoreMetrics.Timer(label: "edgeplan_plan_duration_seconds")
         decisionsSampledOut = CoreMetrics.Counter(label: "edgeplan_decisions_sampled_out_total")
     }
@@ -45,9 +48,15 @@ public final class DaemonMetrics: Sendable {
         guard let watchdog, case let .array(variants)? = watchdog.statusJSON["variants"] else { return }
         for variant in variants {
             let name = variant["variant"]?.stringValue ?? "?"
-            CoreMetrics.Gauge(label: "edgeplan_calibration_age_seconds", dimensions: [("variant", name)]).record(variant["calibrationAgeS"]?.doubleValue ?? 0)
-            CoreMetrics.Gauge(label: "edgeplan_prediction_error_ratio", dimensions: [("variant", name)]).record((variant["meanAbsErrorPct"]?.doubleValue ?? 0) / 100)
-            CoreMetrics.Gauge(label: "edgeplan_drifting", dimensions: [("variant", name)]).record(variant["state"]?.stringValue == "drifting" ? 1 : 0)
+            CoreMetrics.Gauge(label: "edgeplan_calibration_age_seconds", dimensions: [("variant", name)]).record(
+                variant["calibrationAgeS"]?.doubleValue ?? 0
+            )
+            CoreMetrics.Gauge(label: "edgeplan_prediction_error_ratio", dimensions: [("variant", name)]).record(
+                (variant["meanAbsErrorPct"]?.doubleValue ?? 0) / 100
+            )
+            CoreMetrics.Gauge(label: "edgeplan_drifting", dimensions: [("variant", name)]).record(
+                variant["state"]?.stringValue == "drifting" ? 1 : 0
+            )
         }
         if let watts = watchdog.statusJSON["rails"]?["totalW"]?.doubleValue {
             CoreMetrics.Gauge(label: "edgeplan_rail_power_watts").record(watts)

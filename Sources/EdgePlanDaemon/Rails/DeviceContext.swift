@@ -14,7 +14,9 @@ public struct DeviceContext: Sendable, Equatable {
     public static func read(_ root: SysfsRoot) -> DeviceContext {
         var context = DeviceContext()
         if let status = try? root.text("/var/lib/nvpmodel/status") {
-            context.powerMode = status.split(whereSeparator: \.isNewline).first.map { String($0).trimmingCharacters(in: .whitespaces) }.flatMap { $0.hasPrefix("pmode:") ? $0 : nil }
+            context.powerMode = status.split(whereSeparator: \.isNewline).first.map {
+                String($0).trimmingCharacters(in: .whitespaces)
+            }.flatMap { $0.hasPrefix("pmode:") ? $0 : nil }
         }
         for node in gpuDevfreqNodes where root.exists(node) {
             context.gpuFrequencyHz = try? root.number("\(node)/cur_freq")

@@ -30,12 +30,25 @@ public struct INA3221Source: PowerRailSource {
                 for k in 1...3 where root.exists("\(base)/in\(k)_input") {
                     let label = (try? root.text("\(base)/in\(k)_label")) ?? "\(device)/in\(k)"
                     guard label != "NC", !label.isEmpty else { continue }
-                    channels.append(Channel(name: label, power: nil, voltage: "\(base)/in\(k)_input", current: "\(base)/curr\(k)_input"))
+                    channels.append(
+                        Channel(
+                            name: label,
+                            power: nil,
+                            voltage: "\(base)/in\(k)_input",
+                            current: "\(base)/curr\(k)_input"
+                        )
+                    )
                 }
             }
         }
-        guard !channels.isEmpty else { throw EdgePlanError(.io, "no INA3221 hwmon channels", file: root.resolve(driver)) }
-        return INA3221Source(channels: channels, root: root, description: "ina3221 (hwmon, \(devices) devices, \(channels.count) rails)")
+        guard !channels.isEmpty else {
+            throw EdgePlanError(.io, "no INA3221 hwmon channels", file: root.resolve(driver))
+        }
+        return INA3221Source(
+            channels: channels,
+            root: root,
+            description: "ina3221 (hwmon, \(devices) devices, \(channels.count) rails)"
+        )
     }
 
     public static func iio(_ root: SysfsRoot) throws -> INA3221Source {
@@ -49,12 +62,23 @@ public struct INA3221Source: PowerRailSource {
                 for k in 0...2 where root.exists("\(base)/in_power\(k)_input") {
                     let label = (try? root.text("\(base)/rail_name_\(k)")) ?? "\(device)/\(k)"
                     guard label != "NC", !label.isEmpty else { continue }
-                    channels.append(Channel(name: label, power: "\(base)/in_power\(k)_input", voltage: "\(base)/in_voltage\(k)_input", current: "\(base)/in_current\(k)_input"))
+                    channels.append(
+                        Channel(
+                            name: label,
+                            power: "\(base)/in_power\(k)_input",
+                            voltage: "\(base)/in_voltage\(k)_input",
+                            current: "\(base)/in_current\(k)_input"
+                        )
+                    )
                 }
             }
         }
         guard !channels.isEmpty else { throw EdgePlanError(.io, "no INA3221 IIO channels", file: root.resolve(driver)) }
-        return INA3221Source(channels: channels, root: root, description: "ina3221 (iio, \(devices) devices, \(channels.count) rails)")
+        return INA3221Source(
+            channels: channels,
+            root: root,
+            description: "ina3221 (iio, \(devices) devices, \(channels.count) rails)"
+        )
     }
 
     public func read() throws -> RailReading {
@@ -66,18 +90,29 @@ public struct INA3221Source: PowerRailSource {
                     let milliwatts = try root.number(power)
                     let volts = (try? root.number(channel.voltage)).map { $0 / 1000 }
                     let amps = channel.current.flatMap { try? root.number($0) }.map { $0 / 1000 }
-                    rails.append(RailSample(name: channel.name, powerW: milliwatts / 1000, voltageV: volts, currentA: amps))
+                    rails.append(
+                        RailSample(name: channel.name, powerW: milliwatts / 1000, voltageV: volts, currentA: amps)
+                    )
                 } else {
                     let millivolts = try root.number(channel.voltage)
                     let milliamps = try root.number(channel.current!)
                     // mV x mA / 1000 = mW.
-                    rails.append(RailSample(name: channel.name, powerW: millivolts * milliamps / 1e6, voltageV: millivolts / 1000, currentA: milliamps / 1000))
+                    rails.append(
+                        RailSample(
+                            name: channel.name,
+                            powerW: millivolts * milliamps / 1e6,
+                            voltageV: millivolts / 1000,
+                            currentA: milliamps / 1000
+                        )
+                    )
                 }
             } catch {
                 problems.append("\(channel.name): \(error)")
             }
         }
-        guard !rails.isEmpty else { throw EdgePlanError(.io, "no INA3221 rail could be read: " + problems.joined(separator: "; ")) }
+        guard !rails.isEmpty else {
+            throw EdgePlanError(.io, "no INA3221 rail could be read: " + problems.joined(separator: "; "))
+        }
         return RailReading(rails: rails, energyCounterJ: nil, problems: problems)
     }
 }

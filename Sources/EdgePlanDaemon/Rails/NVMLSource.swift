@@ -25,9 +25,13 @@ public final class NVMLSource: PowerRailSource, @unchecked Sendable {
         guard let library = dlopen(libraryName, RTLD_NOW | RTLD_LOCAL) else {
             throw EdgePlanError(.io, "NVML is not available (\(libraryName): \(String(cString: dlerror())))")
         }
-        func symbol<T>(_ name: String, as type: T.Type) -> T? { dlsym(library, name).map { unsafeBitCast($0, to: type) } }
-        guard let initialize = symbol("nvmlInit_v2", as: InitFunction.self), let count = symbol("nvmlDeviceGetCount_v2", as: CountFunction.self),
-              let handle = symbol("nvmlDeviceGetHandleByIndex_v2", as: HandleFunction.self), let power = symbol("nvmlDeviceGetPowerUsage", as: PowerFunction.self)
+        func symbol<T>(_ name: String, as type: T.Type) -> T? {
+            dlsym(library, name).map { unsafeBitCast($0, to: type) }
+        }
+        guard let initialize = symbol("nvmlInit_v2", as: InitFunction.self),
+            let count = symbol("nvmlDeviceGetCount_v2", as: CountFunction.self),
+            let handle = symbol("nvmlDeviceGetHandleByIndex_v2", as: HandleFunction.self),
+            let power = symbol("nvmlDeviceGetPowerUsage", as: PowerFunction.self)
         else {
             dlclose(library)
             throw EdgePlanError(.io, "\(libraryName) lacks the NVML functions EdgePlan needs")
@@ -48,7 +52,9 @@ public final class NVMLSource: PowerRailSource, @unchecked Sendable {
             var device: OpaquePointer?
             guard handle(index, &device) == 0 else { continue }
             var buffer = [CChar](repeating: 0, count: 96)
-            let label = (name?(device, &buffer, 96) == 0) ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "GPU"
+            let label =
+                (name?(device, &buffer, 96) == 0)
+                ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "GPU"
             devices.append(("GPU\(index) \(label)", device))
         }
         self.library = library
@@ -66,14 +72,22 @@ public final class NVMLSource: PowerRailSource, @unchecked Sendable {
             var milliwatts: UInt32 = 0
             let status = power(device.handle, &milliwatts)
             if status == 0 {
-                rails.append(RailSample(name: device.name, powerW: Double(milliwatts) / 1000, voltageV: nil, currentA: nil))
+                rails.append(
+                    RailSample(name: device.name, powerW: Double(milliwatts) / 1000, voltageV: nil, currentA: nil)
+                )
             } else {
                 problems.append("\(device.name): nvmlDeviceGetPowerUsage error \(status)")
             }
             var millijoules: UInt64 = 0
-            if let energy, energy(device.handle, &millijoules) == 0 { total? += Double(millijoules) / 1000 } else { total = nil }
+            if let energy, energy(device.handle, &millijoules) == 0 {
+                total? += Double(millijoules) / 1000
+            } else {
+                total = nil
+            }
         }
-        guard !rails.isEmpty else { throw EdgePlanError(.io, "no GPU power could be read: " + problems.joined(separator: "; ")) }
+        guard !rails.isEmpty else {
+            throw EdgePlanError(.io, "no GPU power could be read: " + problems.joined(separator: "; "))
+        }
         return RailReading(rails: rails, energyCounterJ: total, problems: problems)
     }
 }

@@ -40,7 +40,11 @@ public enum PowerRailKind: String, Sendable, CaseIterable {
 public enum PowerRails {
     /// Opens the source `kind`, or the first that works (INA3221 hwmon, INA3221 IIO, NVML, RAPL) when nil.
     /// Every sysfs path is read below `sysfsRoot`, so tests and replays can root them elsewhere.
-    public static func open(_ kind: PowerRailKind?, sysfsRoot: String = "/", replayFile: String? = nil) throws -> any PowerRailSource {
+    public static func open(
+        _ kind: PowerRailKind?,
+        sysfsRoot: String = "/",
+        replayFile: String? = nil
+    ) throws -> any PowerRailSource {
         let root = SysfsRoot(sysfsRoot)
         switch kind {
         case .ina3221?: return try INA3221Source.hwmon(root)
@@ -48,11 +52,16 @@ public enum PowerRails {
         case .nvml?: return try NVMLSource()
         case .rapl?: return try RAPLSource(root)
         case .replay?:
-            guard let replayFile else { throw EdgePlanError.invalidInput("the replay source needs a trace file", field: "replay") }
+            guard let replayFile else {
+                throw EdgePlanError.invalidInput("the replay source needs a trace file", field: "replay")
+            }
             return try ReplaySource(path: replayFile)
         case nil:
             var reasons: [String] = []
-            for attempt: () throws -> any PowerRailSource in [{ try INA3221Source.hwmon(root) }, { try INA3221Source.iio(root) }, { try NVMLSource() }, { try RAPLSource(root) }] {
+            for attempt: () throws -> any PowerRailSource in [
+                { try INA3221Source.hwmon(root) }, { try INA3221Source.iio(root) }, { try NVMLSource() },
+                { try RAPLSource(root) },
+            ] {
                 do { return try attempt() } catch { reasons.append("\(error)") }
             }
             throw EdgePlanError(.io, "no power rails found: " + reasons.joined(separator: "; "))
@@ -70,7 +79,9 @@ public struct SysfsRoot: Sendable {
 
     /// Entries of `directory` (absolute, below the root) whose names start with `prefix`, sorted; none when absent.
     public func entries(_ directory: String, prefix: String = "") -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: resolve(directory))) ?? []).filter { $0.hasPrefix(prefix) }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: resolve(directory))) ?? []).filter {
+            $0.hasPrefix(prefix)
+        }.sorted()
     }
 
     /// The trimmed text of a file, or an error naming it.

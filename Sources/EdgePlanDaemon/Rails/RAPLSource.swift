@@ -38,7 +38,13 @@ public final class RAPLSource: PowerRailSource {
         self.zones = zones
         self.root = root
         self.clock = clock
-        self.state = Mutex(State(last: Array(repeating: nil, count: zones.count), lastTime: nil, totals: Array(repeating: 0, count: zones.count)))
+        self.state = Mutex(
+            State(
+                last: Array(repeating: nil, count: zones.count),
+                lastTime: nil,
+                totals: Array(repeating: 0, count: zones.count)
+            )
+        )
         self.description = "rapl (\(zones.map(\.name).joined(separator: ", ")))"
     }
 
@@ -57,7 +63,9 @@ public final class RAPLSource: PowerRailSource {
                 problems.append("\(zone.name): \(error)")
             }
         }
-        guard values.contains(where: { $0 != nil }) else { throw EdgePlanError(.io, "no RAPL zone could be read: " + problems.joined(separator: "; ")) }
+        guard values.contains(where: { $0 != nil }) else {
+            throw EdgePlanError(.io, "no RAPL zone could be read: " + problems.joined(separator: "; "))
+        }
         return state.withLock { state in
             var rails: [RailSample] = []
             let elapsed = state.lastTime.map { now - $0 } ?? 0

@@ -27,7 +27,12 @@ public final class RailSampler: Sendable {
     private let clock: @Sendable () -> Double
 
     /// `interval` seconds between samples (0.05 for 20 Hz); `capacity` samples kept (the oldest go first).
-    public init(source: any PowerRailSource, interval: Double = 0.05, capacity: Int = 12_000, clock: @escaping @Sendable () -> Double = RailSampler.monotonicSeconds) {
+    public init(
+        source: any PowerRailSource,
+        interval: Double = 0.05,
+        capacity: Int = 12_000,
+        clock: @escaping @Sendable () -> Double = RailSampler.monotonicSeconds
+    ) {
         self.source = source
         self.interval = interval
         self.capacity = max(capacity, 2)

@@ -15,18 +15,35 @@ public final class ReplaySource: PowerRailSource {
     public let description: String
 
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read power trace", file: path) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EdgePlanError(.io, "cannot read power trace", file: path)
+        }
         var samples: [Sample] = []
-        for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+        for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated()
+        where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             let value: JSONValue
             do { value = try JSONValue.parse(Array(line.utf8)) } catch let error as EdgePlanError {
                 throw EdgePlanError.invalidFile(error.message, file: path, line: index + 1)
             }
-            guard let time = value["time_s"]?.doubleValue, time.isFinite else { throw EdgePlanError.invalidFile("needs a number time_s", file: path, line: index + 1, field: "time_s") }
-            guard case let .object(pairs)? = value["rails"], !pairs.isEmpty else { throw EdgePlanError.invalidFile("needs a rails object of watts", file: path, line: index + 1, field: "rails") }
+            guard let time = value["time_s"]?.doubleValue, time.isFinite else {
+                throw EdgePlanError.invalidFile("needs a number time_s", file: path, line: index + 1, field: "time_s")
+            }
+            guard case let .object(pairs)? = value["rails"], !pairs.isEmpty else {
+                throw EdgePlanError.invalidFile(
+                    "needs a rails object of watts",
+                    file: path,
+                    line: index + 1,
+                    field: "rails"
+                )
+            }
             let rails = try pairs.map { name, watts -> RailSample in
                 guard let power = watts.doubleValue, power.isFinite, power >= 0 else {
-                    throw EdgePlanError.invalidFile("rail power must be a non-negative number", file: path, line: index + 1, field: "rails.\(name)")
+                    throw EdgePlanError.invalidFile(
+                        "rail power must be a non-negative number",
+                        file: path,
+                        line: index + 1,
+                        field: "rails.\(name)"
+                    )
                 }
                 return RailSample(name: name, powerW: power, voltageV: nil, currentA: nil)
             }

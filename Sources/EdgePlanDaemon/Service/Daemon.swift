@@ -2,8 +2,8 @@ import EdgePlanCore
 import Foundation
 import Logging
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
+import UnixSignals
 
 /// `edgeplan serve`: loads the snapshot, listens, talks to systemd, reloads on SIGHUP, drains on SIGTERM.
 public enum Daemon {
@@ -27,9 +27,20 @@ public enum Daemon {
         public var metricsTextfile: String?
         public var metricsInterval: Double = 15
 
-        public init(socketPath: String?, policyPath: String?, profileDirectory: String?, threads: Int, stateDirectory: String? = nil,
-                    railSource: String? = nil, sysfsRoot: String = "/", sampleInterval: Double = 0.05, refitInterval: Double = 600,
-                    limits: VarlinkServer.Limits = .init(), metricsTextfile: String? = nil, metricsInterval: Double = 15) {
+        public init(
+            socketPath: String?,
+            policyPath: String?,
+            profileDirectory: String?,
+            threads: Int,
+            stateDirectory: String? = nil,
+            railSource: String? = nil,
+            sysfsRoot: String = "/",
+            sampleInterval: Double = 0.05,
+            refitInterval: Double = 600,
+            limits: VarlinkServer.Limits = .init(),
+            metricsTextfile: String? = nil,
+            metricsInterval: Double = 15
+        ) {
             self.limits = limits
             self.metricsTextfile = metricsTextfile
             self.metricsInterval = metricsInterval
@@ -56,9 +67,12 @@ public enum Daemon {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let (store, failure) = try ObservationStore.openOrReplace(path: "\(directory)/observations.sqlite")
             if let failure, let aside = store.movedAside {
-                logger.error("observation store was unreadable; moved aside and started a new one", metadata: [
-                    "MESSAGE_ID": "\(Self.storeReplacedMessageID)", "moved_to": "\(aside)", "error": "\(failure)",
-                ])
+                logger.error(
+                    "observation store was unreadable; moved aside and started a new one",
+                    metadata: [
+                        "MESSAGE_ID": "\(Self.storeReplacedMessageID)", "moved_to": "\(aside)", "error": "\(failure)",
+                    ]
+                )
             }
             return store
         }
@@ -67,7 +81,10 @@ public enum Daemon {
         let base = Mutex("")
         let metrics = options.metricsTextfile.map { _ in DaemonMetrics() }
         let service = try PlannerService(logger: logger, journal: sink, metrics: metrics) {
-            let configured = try ProfileStore.loadPlanner(policyPath: options.policyPath, profileDirectory: options.profileDirectory)
+            let configured = try ProfileStore.loadPlanner(
+                policyPath: options.policyPath,
+                profileDirectory: options.profileDirectory
+            )
             base.withLock { $0 = configured.profile.version }
             if let recalibrated = try versions?.current(base: configured.profile.version) {
                 return try Planner(profile: recalibrated, policy: configured.policy)
@@ -78,26 +95,41 @@ public enum Daemon {
         if options.railSource != "none" {
             do {
                 let kind = try options.railSource.map { raw -> PowerRailKind in
-                    guard let kind = PowerRailKind(rawValue: raw) else { throw EdgePlanError.invalidInput("unknown rail source '\(raw)'", field: "rails") }
+                    guard let kind = PowerRailKind(rawValue: raw) else {
+                        throw EdgePlanError.invalidInput("unknown rail source '\(raw)'", field: "rails")
+                    }
                     return kind
                 }
-                sampler = RailSampler(source: try PowerRails.open(kind, sysfsRoot: options.sysfsRoot), interval: options.sampleInterval,
-                                      clock: { Date().timeIntervalSince1970 })
+                sampler = RailSampler(
+                    source: try PowerRails.open(kind, sysfsRoot: options.sysfsRoot),
+                    interval: options.sampleInterval,
+                    clock: { Date().timeIntervalSince1970 }
+                )
                 sampler?.start()
             } catch {
                 if options.railSource != nil { throw error }
                 logger.notice("no power rails: reported energies only (\(error))")
             }
         }
-        let watchdog = try Watchdog(service: service, base: base.withLock { $0 }, store: store, versions: versions, sampler: sampler,
-                                    options: .init(sysfsRoot: options.sysfsRoot, refitInterval: options.refitInterval), logger: logger)
+        let watchdog = try Watchdog(
+            service: service,
+            base: base.withLock { $0 },
+            store: store,
+            versions: versions,
+            sampler: sampler,
+            options: .init(sysfsRoot: options.sysfsRoot, refitInterval: options.refitInterval),
+            logger: logger
+        )
         let endpoint: VarlinkServer.Endpoint
         if let fd = SocketActivation.listeningDescriptor() {
             endpoint = .descriptor(fd)
         } else if let path = options.socketPath {
             endpoint = .path(path)
         } else {
-            throw EdgePlanError.invalidInput("no socket: start under systemd socket activation or pass --socket PATH", field: "socket")
+            throw EdgePlanError.invalidInput(
+                "no socket: start under systemd socket activation or pass --socket PATH",
+                field: "socket"
+            )
         }
         // One reload for SIGHUP and the Reload call: check and swap, re-baseline the watchdog, tell systemd.
         let reload: @Sendable () -> EdgePlanError? = {
@@ -107,9 +139,17 @@ public enum Daemon {
             notifier.notify("READY=1\nSTATUS=\(statusLine(service, watchdog: watchdog, failure: failure))")
             return failure
         }
-        let limits = connectionLimits(options.limits, descriptors: raiseDescriptorLimit(for: options.limits, logger: logger), logger: logger)
-        let server = try VarlinkServer(endpoint: endpoint, dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog, reload: reload),
-                                       threads: options.threads, limits: limits)
+        let limits = connectionLimits(
+            options.limits,
+            descriptors: raiseDescriptorLimit(for: options.limits, logger: logger),
+            logger: logger
+        )
+        let server = try VarlinkServer(
+            endpoint: endpoint,
+            dispatcher: VarlinkDispatcher(service: service, watchdog: watchdog, reload: reload),
+            threads: options.threads,
+            limits: limits
+        )
 
         signal(SIGPIPE, SIG_IGN)
         let writeMetrics: @Sendable () -> Void = {
@@ -120,12 +160,20 @@ public enum Daemon {
         }
         var periodic = [PeriodicTasks.Task(interval: .seconds(1)) { watchdog.tick() }]
         if options.metricsTextfile != nil {
-            periodic.append(.init(interval: .milliseconds(max(10, Int(options.metricsInterval * 1000))), body: writeMetrics))
+            periodic.append(
+                .init(interval: .milliseconds(max(10, Int(options.metricsInterval * 1000))), body: writeMetrics)
+            )
         }
         if let interval = notifier.watchdogInterval {
-            periodic.append(.init(interval: max(interval / 2, .milliseconds(1))) {
-                if healthy(service) { notifier.watchdog() } else { logger.critical("health check failed: the solver does not answer") }
-            })
+            periodic.append(
+                .init(interval: max(interval / 2, .milliseconds(1))) {
+                    if healthy(service) {
+                        notifier.watchdog()
+                    } else {
+                        logger.critical("health check failed: the solver does not answer")
+                    }
+                }
+            )
         }
         // Stopping (SIGTERM, SIGINT) runs the services' shutdown in reverse order: the listener quiesces, the
         // timers stop, then the queued reports are drained, all inside the unit's TimeoutStopSec (10 s).
@@ -139,9 +187,13 @@ public enum Daemon {
             HangupReload(hangups: await UnixSignalsSequence(trapping: .sighup)) { _ = reload() },
             VarlinkService(server: server, quiesceTimeout: .seconds(4)) {
                 let planner = service.planner
-                logger.notice("ready", metadata: [
-                    "profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)", "cached_fronts": "\(planner.cachedFronts)",
-                ])
+                logger.notice(
+                    "ready",
+                    metadata: [
+                        "profile_version": "\(planner.profile.version)", "policy_version": "\(planner.policy.version)",
+                        "cached_fronts": "\(planner.cachedFronts)",
+                    ]
+                )
                 notifier.ready(status: statusLine(service, watchdog: watchdog, failure: nil))
             } stopping: {
                 logger.notice("stopping: draining connections")
@@ -150,7 +202,9 @@ public enum Daemon {
         ]
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
         configuration.maximumGracefulShutdownDuration = .seconds(8)
 
         try await ServiceGroup(configuration: configuration).run()
@@ -176,15 +230,23 @@ public enum Daemon {
 
     /// The connection caps within the descriptor limit less the reserve: a full table then refuses or makes room
     /// (see ``ConnectionCount``) instead of accept() failing with EMFILE while clients wait in the backlog.
-    static func connectionLimits(_ limits: VarlinkServer.Limits, descriptors: Int?, logger: Logger) -> VarlinkServer.Limits {
+    static func connectionLimits(
+        _ limits: VarlinkServer.Limits,
+        descriptors: Int?,
+        logger: Logger
+    ) -> VarlinkServer.Limits {
         guard let descriptors, descriptors - reservedDescriptors < limits.maxConnections else { return limits }
         var capped = limits
         capped.maxConnections = max(1, descriptors - reservedDescriptors)
         capped.maxConnectionsPerUser = min(limits.maxConnectionsPerUser, capped.maxConnections)
-        logger.warning("the descriptor limit is below the connection cap; connections capped to fit it", metadata: [
-            "descriptor_limit": "\(descriptors)", "reserved": "\(reservedDescriptors)", "max_connections": "\(capped.maxConnections)",
-            "configured_max_connections": "\(limits.maxConnections)",
-        ])
+        logger.warning(
+            "the descriptor limit is below the connection cap; connections capped to fit it",
+            metadata: [
+                "descriptor_limit": "\(descriptors)", "reserved": "\(reservedDescriptors)",
+                "max_connections": "\(capped.maxConnections)",
+                "configured_max_connections": "\(limits.maxConnections)",
+            ]
+        )
         return capped
     }
 
@@ -198,9 +260,12 @@ public enum Daemon {
     static func statusLine(_ service: PlannerService, watchdog: Watchdog?, failure: EdgePlanError?) -> String {
         let planner = service.planner
         let counters = service.currentCounters
-        var line = "serving \(planner.profile.device.name) profile \(planner.profile.version), policy \(planner.policy.version); \(counters.plans) plans, \(counters.infeasible) infeasible"
+        var line =
+            "serving \(planner.profile.device.name) profile \(planner.profile.version), policy \(planner.policy.version); \(counters.plans) plans, \(counters.infeasible) infeasible"
         if let watchdog { line += "; " + watchdog.summary }
-        if let failure { line += "; last reload failed: \(failure.description.replacingOccurrences(of: "\n", with: " "))" }
+        if let failure {
+            line += "; last reload failed: \(failure.description.replacingOccurrences(of: "\n", with: " "))"
+        }
         return line
     }
 }

@@ -50,7 +50,9 @@ public final class EventStream: Sendable {
         guard isWatched else { return }
         let wanting = subscribers.withLock { $0.values.filter { $0.kinds.contains(kind) } }
         guard !wanting.isEmpty else { return }
-        let event = JSONValue.fields(["kind": .string(kind.rawValue), "time": .number(Date().timeIntervalSince1970), "event": fields()])
+        let event = JSONValue.fields([
+            "kind": .string(kind.rawValue), "time": .number(Date().timeIntervalSince1970), "event": fields(),
+        ])
         for subscriber in wanting { _ = subscriber.deliver(event) }
     }
 }

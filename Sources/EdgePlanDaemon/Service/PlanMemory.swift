@@ -70,8 +70,13 @@ public final class PlanMemory: Sendable {
         }
 
         func entry(_ slot: Slot) -> Entry {
-            Entry(taskClass: taskClasses[Int(slot.taskClass)], configuration: configurations[Int(slot.configuration)],
-                  inputTokens: Int(slot.inputTokens), plannedAtS: slot.plannedAtS, reported: slot.reported)
+            Entry(
+                taskClass: taskClasses[Int(slot.taskClass)],
+                configuration: configurations[Int(slot.configuration)],
+                inputTokens: Int(slot.inputTokens),
+                plannedAtS: slot.plannedAtS,
+                reported: slot.reported
+            )
         }
     }
 
@@ -93,8 +98,14 @@ public final class PlanMemory: Sendable {
         guard capacity > 0 else { return }
         let key = Self.key(requestID)
         state.withLock { state in
-            let slot = Slot(key: key, inputTokens: Int32(clamping: entry.inputTokens), plannedAtS: entry.plannedAtS,
-                            configuration: state.intern(entry.configuration), taskClass: state.intern(entry.taskClass), reported: entry.reported)
+            let slot = Slot(
+                key: key,
+                inputTokens: Int32(clamping: entry.inputTokens),
+                plannedAtS: entry.plannedAtS,
+                configuration: state.intern(entry.configuration),
+                taskClass: state.intern(entry.taskClass),
+                reported: entry.reported
+            )
             if let position = state.position(of: key) {
                 state.slots[Int(position)] = slot
                 return

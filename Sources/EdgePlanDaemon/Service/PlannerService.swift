@@ -59,7 +59,12 @@ public final class PlannerService: Sendable {
     public let startedAt = Date()
 
     /// Loads the first snapshot with `loader` (which a reload calls again) and warms its fronts.
-    public init(logger: Logger, journal: JournalSink? = nil, metrics: DaemonMetrics? = nil, loader: @escaping @Sendable () throws -> Planner) throws {
+    public init(
+        logger: Logger,
+        journal: JournalSink? = nil,
+        metrics: DaemonMetrics? = nil,
+        loader: @escaping @Sendable () throws -> Planner
+    ) throws {
         self.metrics = metrics
         let planner = try loader()
         Self.warm(planner)
@@ -85,7 +90,10 @@ public final class PlannerService: Sendable {
     static func warm(_ planner: Planner, only classes: Set<String>? = nil) {
         for task in planner.taskClasses where classes?.contains(task) ?? true {
             guard let table = try? planner.table(taskClass: task) else { continue }
-            _ = try? planner.front(task: task, inputTokens: planner.policy.task(task).defaultInputTokens ?? table.typicalInputTokens)
+            _ = try? planner.front(
+                task: task,
+                inputTokens: planner.policy.task(task).defaultInputTokens ?? table.typicalInputTokens
+            )
         }
     }
 
@@ -94,10 +102,12 @@ public final class PlannerService: Sendable {
     public func reload() -> EdgePlanError? {
         do {
             var fresh = try loader()
-            fresh = fresh.applying(learner.withLock { learner in
-                learner.rebuildAll(planner: fresh)
-                return learner.overlay
-            })
+            fresh = fresh.applying(
+                learner.withLock { learner in
+                    learner.rebuildAll(planner: fresh)
+                    return learner.overlay
+                }
+            )
             let reporters = try ReportAuthorizer.resolve(fresh.policy.reporting)
             Self.warm(fresh)
             snapshot.withLock { $0 = fresh }
@@ -106,19 +116,32 @@ public final class PlannerService: Sendable {
             journal?.setLevel(Self.level(fresh.policy.journal.level))
             reloadError.withLock { $0 = nil }
             counters.withLock { $0.reloads += 1 }
-            logger.notice("reloaded policy and profile", metadata: [
-                "MESSAGE_ID": "\(Self.reloadedMessageID)", "profile_version": "\(fresh.profile.version)", "policy_version": "\(fresh.policy.version)",
-            ])
+            logger.notice(
+                "reloaded policy and profile",
+                metadata: [
+                    "MESSAGE_ID": "\(Self.reloadedMessageID)", "profile_version": "\(fresh.profile.version)",
+                    "policy_version": "\(fresh.policy.version)",
+                ]
+            )
             events.publish(.reload) {
-                .fields(["ok": .bool(true), "profileVersion": .string(fresh.profile.version), "policyVersion": .string(fresh.policy.version)])
+                .fields([
+                    "ok": .bool(true), "profileVersion": .string(fresh.profile.version),
+                    "policyVersion": .string(fresh.policy.version),
+                ])
             }
             return nil
         } catch {
             let failure = (error as? EdgePlanError) ?? EdgePlanError(.io, "\(error)")
             reloadError.withLock { $0 = failure.description }
-            logger.error("reload failed, keeping the last good policy and profile: \(failure)", metadata: ["MESSAGE_ID": "\(Self.reloadFailedMessageID)"])
+            logger.error(
+                "reload failed, keeping the last good policy and profile: \(failure)",
+                metadata: ["MESSAGE_ID": "\(Self.reloadFailedMessageID)"]
+            )
             events.publish(.reload) {
-                .fields(["ok": .bool(false), "message": .string(failure.description), "policyVersion": .string(self.planner.policy.version)])
+                .fields([
+                    "ok": .bool(false), "message": .string(failure.description),
+                    "policyVersion": .string(self.planner.policy.version),
+                ])
             }
             return failure
         }
@@ -132,10 +155,12 @@ public final class PlannerService: Sendable {
             let current = planner
             let policy = current.policy
             let bare = try current.recalibrated(to: profile)
-            let fresh = bare.applying(learner.withLock { learner in
-                learner.rebuildAll(planner: bare)
-                return learner.overlay
-            })
+            let fresh = bare.applying(
+                learner.withLock { learner in
+                    learner.rebuildAll(planner: bare)
+                    return learner.overlay
+                }
+            )
             Self.warm(fresh)
             let swapped = snapshot.withLock { current -> Bool in
                 guard current.policy.version == policy.version else { return false }
@@ -152,7 +177,11 @@ public final class PlannerService: Sendable {
         let planner = self.planner
         var request = request
         if request.requestID == nil {
-            request.requestID = "ep-\(nextRequestID.withLock { id -> Int in id += 1; return id })"
+            let id = nextRequestID.withLock { id -> Int in
+                id += 1
+                return id
+            }
+            request.requestID = "ep-\(id)"
         }
         let outcome: PlanOutcome
         let started = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
@@ -180,22 +209,34 @@ public final class PlannerService: Sendable {
                 return true
             }
             if let id = plan.requestID {
-                memory.remember(id, .init(taskClass: plan.task, configuration: plan.configuration, inputTokens: plan.inputTokens,
-                                          plannedAtS: UInt32(clamping: Int(Date().timeIntervalSince1970))))
+                memory.remember(
+                    id,
+                    .init(
+                        taskClass: plan.task,
+                        configuration: plan.configuration,
+                        inputTokens: plan.inputTokens,
+                        plannedAtS: UInt32(clamping: Int(Date().timeIntervalSince1970))
+                    )
+                )
             }
             if journaled { journalDecision(plan) } else { metrics?.decisionsSampledOut.increment() }
             events.publish(.decision) { plan.json }
         case let .infeasible(reason):
             counters.withLock { $0.infeasible += 1 }
-            logger.warning("no feasible plan: \(reason.message)", metadata: [
-                "MESSAGE_ID": "\(Self.noFeasiblePlanMessageID)", "task": "\(reason.task)", "limit": "\(reason.limit.rawValue)",
-                "deadline_ms": "\(request.deadlineS.map { Self.decimal($0 * 1000) } ?? "default")",
-                "energy_budget_j": "\(request.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
-                "request_id": "\(request.requestID ?? "")",
-            ])
+            logger.warning(
+                "no feasible plan: \(reason.message)",
+                metadata: [
+                    "MESSAGE_ID": "\(Self.noFeasiblePlanMessageID)", "task": "\(reason.task)",
+                    "limit": "\(reason.limit.rawValue)",
+                    "deadline_ms": "\(request.deadlineS.map { Self.decimal($0 * 1000) } ?? "default")",
+                    "energy_budget_j": "\(request.energyBudgetJ.map { Self.decimal($0) } ?? "none")",
+                    "request_id": "\(request.requestID ?? "")",
+                ]
+            )
             events.publish(.infeasible) {
                 .fields([
-                    "requestId": .string(request.requestID ?? ""), "task": .string(reason.task), "limit": .string(reason.limit.rawValue),
+                    "requestId": .string(request.requestID ?? ""), "task": .string(reason.task),
+                    "limit": .string(reason.limit.rawValue),
                     "message": .string(reason.message), "missBy": reason.missBy.map(JSONValue.number) ?? .null,
                 ])
             }
@@ -208,11 +249,21 @@ public final class PlannerService: Sendable {
     public func report(_ report: OutcomeReport) throws -> (predictedS: Double, implausible: String?) {
         let planner = self.planner
         let variant = try planner.profile.variant(model: report.model, quantization: report.quantization)
-        let prediction = planner.predictor.predict(variant, input: report.inputTokens, output: Double(report.outputTokens), parallel: report.parallel)
+        let prediction = planner.predictor.predict(
+            variant,
+            input: report.inputTokens,
+            output: Double(report.outputTokens),
+            parallel: report.parallel
+        )
         counters.withLock { $0.reports += 1 }
         metrics?.reportsAccepted.increment()
-        let problem = plausibility.problem(variant, device: planner.profile.device, outputTokens: report.outputTokens,
-                                           latencyS: report.latencyS, predictedS: prediction.latencyS)
+        let problem = plausibility.problem(
+            variant,
+            device: planner.profile.device,
+            outputTokens: report.outputTokens,
+            latencyS: report.latencyS,
+            predictedS: prediction.latencyS
+        )
         return (prediction.latencyS, problem)
     }
 
@@ -264,7 +315,10 @@ public final class PlannerService: Sendable {
             counters.oversizeFrames += 1
             return counters.oversizeFrames
         }
-        logger.warning("connection closed: message over the frame limit", metadata: ["peer_uid": "\(peer)", "oversize_frames": "\(count)"])
+        logger.warning(
+            "connection closed: message over the frame limit",
+            metadata: ["peer_uid": "\(peer)", "oversize_frames": "\(count)"]
+        )
     }
 
     /// Who may report outcomes under the current policy.
@@ -277,22 +331,39 @@ public final class PlannerService: Sendable {
         let planner = self.planner
         let wasIgnored = learner.withLock { $0.peers[outcome.peer]?.ignored ?? false }
         let before = Self.probe(planner, outcome.taskClass)
-        let (refusals, overlay) = learner.withLock { learner in (learner.learn(outcome, planner: planner), learner.overlay) }
+        let (refusals, overlay) = learner.withLock { learner in
+            (learner.learn(outcome, planner: planner), learner.overlay)
+        }
         // Only this class's estimates moved, unless a peer was newly ignored (then every class is rebuilt).
-        let fresh = swapOverlay(overlay, basedOn: planner, changed: refusals.contains(.implausiblePeer) ? nil : [outcome.taskClass])
+        let fresh = swapOverlay(
+            overlay,
+            basedOn: planner,
+            changed: refusals.contains(.implausiblePeer) ? nil : [outcome.taskClass]
+        )
         let after = Self.probe(fresh, outcome.taskClass)
-        if let before, let after, before.configuration != after.configuration || abs(before.accuracy - after.accuracy) > 0.02 {
-            logger.notice("learned outcome changed a decision", metadata: [
-                "MESSAGE_ID": "\(Self.learnedShiftMessageID)", "task": "\(outcome.taskClass)",
-                "before": "\(before.configuration)", "before_accuracy": "\(Self.decimal(before.accuracy))", "before_source": "\(before.accuracySource.rawValue)",
-                "after": "\(after.configuration)", "after_accuracy": "\(Self.decimal(after.accuracy))", "after_source": "\(after.accuracySource.rawValue)",
-                "observations": "\(after.estimate.observations)",
-            ])
+        if let before, let after,
+            before.configuration != after.configuration || abs(before.accuracy - after.accuracy) > 0.02
+        {
+            logger.notice(
+                "learned outcome changed a decision",
+                metadata: [
+                    "MESSAGE_ID": "\(Self.learnedShiftMessageID)", "task": "\(outcome.taskClass)",
+                    "before": "\(before.configuration)", "before_accuracy": "\(Self.decimal(before.accuracy))",
+                    "before_source": "\(before.accuracySource.rawValue)",
+                    "after": "\(after.configuration)", "after_accuracy": "\(Self.decimal(after.accuracy))",
+                    "after_source": "\(after.accuracySource.rawValue)",
+                    "observations": "\(after.estimate.observations)",
+                ]
+            )
         }
         if !wasIgnored, refusals.contains(.implausiblePeer) {
-            logger.warning("reports refused: peer's outcomes are implausible", metadata: [
-                "MESSAGE_ID": "\(Self.reportsRefusedMessageID)", "peer_uid": "\(outcome.peer)", "task": "\(outcome.taskClass)",
-            ])
+            logger.warning(
+                "reports refused: peer's outcomes are implausible",
+                metadata: [
+                    "MESSAGE_ID": "\(Self.reportsRefusedMessageID)", "peer_uid": "\(outcome.peer)",
+                    "task": "\(outcome.taskClass)",
+                ]
+            )
         }
         return refusals
     }
@@ -311,7 +382,11 @@ public final class PlannerService: Sendable {
     public var learning: Learner { learner.withLock { $0 } }
 
     @discardableResult
-    private func swapOverlay(_ overlay: LearnedOverlay, basedOn planner: Planner, changed: Set<String>? = nil) -> Planner {
+    private func swapOverlay(
+        _ overlay: LearnedOverlay,
+        basedOn planner: Planner,
+        changed: Set<String>? = nil
+    ) -> Planner {
         let fresh = planner.applying(overlay, changed: changed)
         Self.warm(fresh, only: changed)
         return snapshot.withLock { current in
@@ -319,10 +394,12 @@ public final class PlannerService: Sendable {
             if current.profile.version == planner.profile.version && current.policy.version == planner.policy.version {
                 current = fresh
             } else {
-                current = current.applying(learner.withLock { learner in
-                    learner.rebuildAll(planner: current)
-                    return learner.overlay
-                })
+                current = current.applying(
+                    learner.withLock { learner in
+                        learner.rebuildAll(planner: current)
+                        return learner.overlay
+                    }
+                )
             }
             return current
         }
@@ -330,7 +407,11 @@ public final class PlannerService: Sendable {
 
     /// The decision for a task class's default request, if its policy gives one.
     static func probe(_ planner: Planner, _ taskClass: String) -> Plan? {
-        guard case let .plan(plan)? = try? planner.plan(PlanRequest(task: taskClass, deadlineS: planner.policy.task(taskClass).defaultDeadlineS ?? 60)) else { return nil }
+        guard
+            case let .plan(plan)? = try? planner.plan(
+                PlanRequest(task: taskClass, deadlineS: planner.policy.task(taskClass).defaultDeadlineS ?? 60)
+            )
+        else { return nil }
         return plan
     }
 
@@ -338,14 +419,25 @@ public final class PlannerService: Sendable {
 
     /// Journals a decision. With the daemon's journal sink the fields are formatted on its writer thread (the
     /// event loop only hands over the plan); otherwise through the logger.
-    private func journalDecision(_ plan: Plan, file: String = #fileID, line: UInt = #line, function: String = #function) {
+    private func journalDecision(_ plan: Plan, file: String = #fileID, line: UInt = #line, function: String = #function)
+    {
         guard logger.logLevel <= .info, journal?.admits(.info) ?? true else { return }
         guard let journal else {
             logger.info("plan decided", metadata: Self.decisionMetadata(plan))
             return
         }
-        journal.submit(JournalSink.Entry(message: "plan decided", priority: JournalLogHandler.priority(.info), logger: logger.label, metadata: logger.handler.metadata,
-                                         file: file, line: line, function: function, decision: DecisionRecord(plan)))
+        journal.submit(
+            JournalSink.Entry(
+                message: "plan decided",
+                priority: JournalLogHandler.priority(.info),
+                logger: logger.label,
+                metadata: logger.handler.metadata,
+                file: file,
+                line: line,
+                function: function,
+                decision: DecisionRecord(plan)
+            )
+        )
     }
 
     static func decisionMetadata(_ plan: Plan) -> Logger.Metadata { DecisionRecord(plan).metadata }

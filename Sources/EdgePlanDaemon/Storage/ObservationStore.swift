@@ -22,7 +22,11 @@ public final class ObservationStore: Sendable {
     /// Opens the store; a file that is not a database or fails SQLite's quick check is moved aside
     /// (`observations.sqlite.corrupt-<unix time>`, with its WAL and shared-memory files) and a new store is created,
     /// so a damaged file never stops the daemon. Returns the store and the error that made it move one aside.
-    public static func openOrReplace(path: String, capacity: Int = 100_000, now: Double = Date().timeIntervalSince1970) throws -> (ObservationStore, (any Error)?) {
+    public static func openOrReplace(
+        path: String,
+        capacity: Int = 100_000,
+        now: Double = Date().timeIntervalSince1970
+    ) throws -> (ObservationStore, (any Error)?) {
         do {
             let store = try ObservationStore(path: path, capacity: capacity)
             try store.checkIntegrity()
@@ -30,7 +34,9 @@ public final class ObservationStore: Sendable {
         } catch {
             let aside = "\(path).corrupt-\(Int(now))"
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
-                guard rename(path + suffix, aside + suffix) == 0 else { throw EdgePlanError(.io, "cannot move a corrupt store aside", file: path) }
+                guard rename(path + suffix, aside + suffix) == 0 else {
+                    throw EdgePlanError(.io, "cannot move a corrupt store aside", file: path)
+                }
             }
             return (try ObservationStore(path: path, capacity: capacity, movedAside: aside), error)
         }
@@ -39,7 +45,9 @@ public final class ObservationStore: Sendable {
     /// SQLite's quick check; throws unless it says "ok".
     public func checkIntegrity() throws {
         let result = try database.read { try String.fetchOne($0, sql: "PRAGMA quick_check") }
-        guard result == "ok" else { throw EdgePlanError(.io, "integrity check failed: \(result ?? "no answer")", file: path) }
+        guard result == "ok" else {
+            throw EdgePlanError(.io, "integrity check failed: \(result ?? "no answer")", file: path)
+        }
     }
 
     public init(path: String, capacity: Int = 100_000, movedAside: String? = nil) throws {
@@ -117,11 +125,18 @@ public final class ObservationStore: Sendable {
     public func append(_ stored: StoredRun) throws {
         try database.write { db in
             let run = stored.run
-            try db.execute(sql: """
-                INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource, peer)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [run.time, stored.requestID, run.variant.model, run.variant.quantization.rawValue, stored.mode, run.parallel,
-                                 run.inputTokens, run.outputTokens, run.latencyS, run.energyJ, stored.energySource, run.peer.map { Int64($0) }])
+            try db.execute(
+                sql: """
+                    INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource, peer)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    run.time, stored.requestID, run.variant.model, run.variant.quantization.rawValue, stored.mode,
+                    run.parallel,
+                    run.inputTokens, run.outputTokens, run.latencyS, run.energyJ, stored.energySource,
+                    run.peer.map { Int64($0) },
+                ]
+            )
             let id = db.lastInsertedRowID
             if id % 256 == 0 {
                 try db.execute(sql: "DELETE FROM run WHERE id <= ?", arguments: [id - Int64(capacity)])
@@ -135,10 +150,22 @@ public final class ObservationStore: Sendable {
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM run ORDER BY id DESC LIMIT ?", arguments: [limit])
             return rows.reversed().compactMap { row -> StoredRun? in
                 guard let quantization = Quantization(rawValue: row["quantization"]) else { return nil }
-                let run = RunReport(variant: VariantID(model: row["model"], quantization: quantization), inputTokens: row["inputTokens"],
-                                    outputTokens: row["outputTokens"], parallel: row["parallel"], latencyS: row["latencyS"], energyJ: row["energyJ"], time: row["time"],
-                                    peer: (row["peer"] as Int64?).map { UInt32(truncatingIfNeeded: $0) })
-                return StoredRun(run: run, requestID: row["requestId"], mode: row["mode"], energySource: row["energySource"])
+                let run = RunReport(
+                    variant: VariantID(model: row["model"], quantization: quantization),
+                    inputTokens: row["inputTokens"],
+                    outputTokens: row["outputTokens"],
+                    parallel: row["parallel"],
+                    latencyS: row["latencyS"],
+                    energyJ: row["energyJ"],
+                    time: row["time"],
+                    peer: (row["peer"] as Int64?).map { UInt32(truncatingIfNeeded: $0) }
+                )
+                return StoredRun(
+                    run: run,
+                    requestID: row["requestId"],
+                    mode: row["mode"],
+                    energySource: row["energySource"]
+                )
             }
         }
     }
@@ -147,13 +174,22 @@ public final class ObservationStore: Sendable {
     public func appendOutcome(_ outcome: LearningOutcome, at time: Double) throws {
         try database.write { db in
             let c = outcome.configuration
-            try db.execute(sql: """
-                INSERT INTO outcome (time, peer, taskClass, model, quantization, mode, budgetTokens, capped, parallel, correct, sampleOutputTokens)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [time, Int64(outcome.peer), outcome.taskClass, c.variant.model, c.variant.quantization.rawValue, c.mode.rawValue,
-                                 c.budgetTokens, c.capped, c.parallel, outcome.correct, outcome.sampleOutputTokens.map(String.init).joined(separator: ",")])
+            try db.execute(
+                sql: """
+                    INSERT INTO outcome (time, peer, taskClass, model, quantization, mode, budgetTokens, capped, parallel, correct, sampleOutputTokens)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    time, Int64(outcome.peer), outcome.taskClass, c.variant.model, c.variant.quantization.rawValue,
+                    c.mode.rawValue,
+                    c.budgetTokens, c.capped, c.parallel, outcome.correct,
+                    outcome.sampleOutputTokens.map(String.init).joined(separator: ","),
+                ]
+            )
             let id = db.lastInsertedRowID
-            if id % 256 == 0 { try db.execute(sql: "DELETE FROM outcome WHERE id <= ?", arguments: [id - Int64(capacity)]) }
+            if id % 256 == 0 {
+                try db.execute(sql: "DELETE FROM outcome WHERE id <= ?", arguments: [id - Int64(capacity)])
+            }
         }
     }
 
@@ -161,33 +197,61 @@ public final class ObservationStore: Sendable {
     public func outcomes() throws -> [LearningOutcome] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM outcome ORDER BY id").compactMap { row -> LearningOutcome? in
-                guard let quantization = Quantization(rawValue: row["quantization"]), let mode = LengthMode(rawValue: row["mode"]) else { return nil }
+                guard let quantization = Quantization(rawValue: row["quantization"]),
+                    let mode = LengthMode(rawValue: row["mode"])
+                else { return nil }
                 let tokens: String = row["sampleOutputTokens"]
-                let configuration = Configuration(variant: VariantID(model: row["model"], quantization: quantization), mode: mode,
-                                                  budgetTokens: row["budgetTokens"], capped: row["capped"], parallel: row["parallel"])
-                return LearningOutcome(taskClass: row["taskClass"], configuration: configuration, correct: row["correct"],
-                                       sampleOutputTokens: tokens.split(separator: ",").compactMap { Int($0) }, peer: UInt32(truncatingIfNeeded: row["peer"] as Int64))
+                let configuration = Configuration(
+                    variant: VariantID(model: row["model"], quantization: quantization),
+                    mode: mode,
+                    budgetTokens: row["budgetTokens"],
+                    capped: row["capped"],
+                    parallel: row["parallel"]
+                )
+                return LearningOutcome(
+                    taskClass: row["taskClass"],
+                    configuration: configuration,
+                    correct: row["correct"],
+                    sampleOutputTokens: tokens.split(separator: ",").compactMap { Int($0) },
+                    peer: UInt32(truncatingIfNeeded: row["peer"] as Int64)
+                )
             }
         }
     }
 
-    public func count() throws -> Int { try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM run") ?? 0 } }
+    public func count() throws -> Int {
+        try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM run") ?? 0 }
+    }
 
     /// Records a refit attempt and its outcome.
-    public func recordCalibration(_ outcome: Recalibrator.Outcome, old: ModelVariant, profileVersion: String, at time: Double) throws {
+    public func recordCalibration(
+        _ outcome: Recalibrator.Outcome,
+        old: ModelVariant,
+        profileVersion: String,
+        at time: Double
+    ) throws {
         try database.write { db in
-            try db.execute(sql: """
-                INSERT INTO calibration (time, model, quantization, reason, accepted, profileVersion, oldN, newN, oldM, newM, currentMape, candidateMape)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [time, old.id.model, old.id.quantization.rawValue, outcome.reason, outcome.accepted, profileVersion,
-                                 old.decodeLatency.nSPerToken, outcome.candidate.decodeLatency.nSPerToken,
-                                 old.decodeLatency.mSPerToken2, outcome.candidate.decodeLatency.mSPerToken2,
-                                 outcome.currentLatencyMAPE, outcome.candidateLatencyMAPE])
+            try db.execute(
+                sql: """
+                    INSERT INTO calibration (time, model, quantization, reason, accepted, profileVersion, oldN, newN, oldM, newM, currentMape, candidateMape)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    time, old.id.model, old.id.quantization.rawValue, outcome.reason, outcome.accepted, profileVersion,
+                    old.decodeLatency.nSPerToken, outcome.candidate.decodeLatency.nSPerToken,
+                    old.decodeLatency.mSPerToken2, outcome.candidate.decodeLatency.mSPerToken2,
+                    outcome.currentLatencyMAPE, outcome.candidateLatencyMAPE,
+                ]
+            )
         }
     }
 
-    public func calibrationCount() throws -> Int { try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM calibration") ?? 0 } }
+    public func calibrationCount() throws -> Int {
+        try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM calibration") ?? 0 }
+    }
 
     /// The journal mode SQLite reports ("wal").
-    public func journalMode() throws -> String { try database.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "" } }
+    public func journalMode() throws -> String {
+        try database.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "" }
+    }
 }

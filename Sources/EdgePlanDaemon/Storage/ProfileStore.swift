@@ -11,13 +11,19 @@ public enum ProfileStore {
             throw EdgePlanError(.io, "profile directory does not exist", file: directory)
         }
         var files: [ProfileDecoder.File] = []
-        for relative in ["device.yaml"] + (try yamlFiles(in: directory, sub: "models")) + (try yamlFiles(in: directory, sub: "accuracy")) {
+        for relative in ["device.yaml"] + (try yamlFiles(in: directory, sub: "models"))
+            + (try yamlFiles(in: directory, sub: "accuracy"))
+        {
             let path = "\(directory)/\(relative)"
             guard let data = manager.contents(atPath: path) else {
-                if relative == "device.yaml" { throw EdgePlanError.invalidFile("profile has no device.yaml", file: directory) }
+                if relative == "device.yaml" {
+                    throw EdgePlanError.invalidFile("profile has no device.yaml", file: directory)
+                }
                 throw EdgePlanError(.io, "cannot read file", file: path)
             }
-            guard let text = String(data: data, encoding: .utf8) else { throw EdgePlanError.invalidFile("not UTF-8 text", file: path) }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw EdgePlanError.invalidFile("not UTF-8 text", file: path)
+            }
             files.append(ProfileDecoder.File(path: relative, text: text))
         }
         return files
@@ -35,16 +41,30 @@ public enum ProfileStore {
         guard let directory else { return BundledResources.decodedProfile }
         do {
             return try ProfileDecoder.decode(files(in: directory), directoryName: directory)
-        } catch let error as EdgePlanError where error.file != nil && !(error.file!.hasPrefix("/")) && error.file != directory {
-            throw EdgePlanError(error.code, error.message, file: "\(directory)/\(error.file!)", line: error.line, field: error.field)
+        } catch let error as EdgePlanError
+            where error.file != nil && !(error.file!.hasPrefix("/")) && error.file != directory
+        {
+            throw EdgePlanError(
+                error.code,
+                error.message,
+                file: "\(directory)/\(error.file!)",
+                line: error.line,
+                field: error.field
+            )
         }
     }
 
     /// Reads and decodes a policy file, or the bundled default when `path` is nil.
     public static func loadPolicy(_ path: String?) throws -> Policy {
-        guard let path else { return try PolicyDecoder.decode(BundledResources.defaultPolicy, file: "default.yaml (bundled)") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read policy file", file: path) }
-        guard let text = String(data: data, encoding: .utf8) else { throw EdgePlanError.invalidFile("not UTF-8 text", file: path) }
+        guard let path else {
+            return try PolicyDecoder.decode(BundledResources.defaultPolicy, file: "default.yaml (bundled)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EdgePlanError(.io, "cannot read policy file", file: path)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw EdgePlanError.invalidFile("not UTF-8 text", file: path)
+        }
         return try PolicyDecoder.decode(text, file: path)
     }
 

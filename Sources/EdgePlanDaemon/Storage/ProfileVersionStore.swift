@@ -26,7 +26,8 @@ public struct ProfileVersionStore: Sendable {
     /// Temporary versions, versions half-way through pruning and temporary links left by a crash.
     func removeLeftovers() {
         for (folder, prefixes) in [("\(directory)/versions", [".tmp-", ".trash-"]), (directory, [".current-"])] {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where prefixes.contains(where: name.hasPrefix) {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+            where prefixes.contains(where: name.hasPrefix) {
                 try? FileManager.default.removeItem(atPath: "\(folder)/\(name)")
             }
         }
@@ -40,17 +41,27 @@ public struct ProfileVersionStore: Sendable {
             let temporary = "\(directory)/versions/.tmp-\(profile.version)-\(getpid())"
             try? FileManager.default.removeItem(atPath: temporary)
             for sub in ["models", "accuracy"] {
-                try FileManager.default.createDirectory(atPath: "\(temporary)/\(sub)", withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    atPath: "\(temporary)/\(sub)",
+                    withIntermediateDirectories: true
+                )
             }
             for file in profile.encodedFiles { try AtomicFile.write(file.text, to: "\(temporary)/\(file.path)") }
             try AtomicFile.write(base + "\n", to: "\(temporary)/base-version")
-            guard rename(temporary, final) == 0 else { throw EdgePlanError(.io, "rename failed: \(String(cString: strerror(errno)))", file: final) }
+            guard rename(temporary, final) == 0 else {
+                throw EdgePlanError(.io, "rename failed: \(String(cString: strerror(errno)))", file: final)
+            }
             Self.fsyncDirectory("\(directory)/versions")
         }
-        let link = "\(directory)/current", temporaryLink = "\(directory)/.current-\(getpid())"
+        let link = "\(directory)/current"
+        let temporaryLink = "\(directory)/.current-\(getpid())"
         unlink(temporaryLink)
         guard symlink("versions/\(profile.version)", temporaryLink) == 0, rename(temporaryLink, link) == 0 else {
-            throw EdgePlanError(.io, "cannot point current at \(profile.version): \(String(cString: strerror(errno)))", file: link)
+            throw EdgePlanError(
+                .io,
+                "cannot point current at \(profile.version): \(String(cString: strerror(errno)))",
+                file: link
+            )
         }
         Self.fsyncDirectory(directory)
         prune(except: profile.version)
@@ -67,7 +78,9 @@ public struct ProfileVersionStore: Sendable {
             guard let profile = load("\(directory)/versions/\(name)", base: base) else { continue }
             let temporaryLink = "\(directory)/.current-\(getpid())"
             unlink(temporaryLink)
-            if symlink("versions/\(name)", temporaryLink) == 0, rename(temporaryLink, link) == 0 { Self.fsyncDirectory(directory) }
+            if symlink("versions/\(name)", temporaryLink) == 0, rename(temporaryLink, link) == 0 {
+                Self.fsyncDirectory(directory)
+            }
             return profile
         }
         return nil
@@ -75,7 +88,11 @@ public struct ProfileVersionStore: Sendable {
 
     /// A version directory's profile if it derives from `base` and loads completely.
     private func load(_ path: String, base: String) -> ProfileSet? {
-        guard (try? String(contentsOfFile: "\(path)/base-version", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == base else { return nil }
+        guard
+            (try? String(contentsOfFile: "\(path)/base-version", encoding: .utf8))?.trimmingCharacters(
+                in: .whitespacesAndNewlines
+            ) == base
+        else { return nil }
         return try? ProfileStore.load(path)
     }
 
@@ -84,8 +101,12 @@ public struct ProfileVersionStore: Sendable {
         let base = "\(directory)/versions"
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).filter { !$0.hasPrefix(".") }
         return names.sorted {
-            let a = (try? FileManager.default.attributesOfItem(atPath: "\(base)/\($0)")[.modificationDate] as? Date) ?? .distantPast
-            let b = (try? FileManager.default.attributesOfItem(atPath: "\(base)/\($1)")[.modificationDate] as? Date) ?? .distantPast
+            let a =
+                (try? FileManager.default.attributesOfItem(atPath: "\(base)/\($0)")[.modificationDate] as? Date)
+                ?? .distantPast
+            let b =
+                (try? FileManager.default.attributesOfItem(atPath: "\(base)/\($1)")[.modificationDate] as? Date)
+                ?? .distantPast
             return a < b
         }
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import EdgePlanCore
 import Synchronization
 
@@ -64,14 +65,23 @@ public final class DeferredReply: Sendable {
 
     private func fireIfReady() {
         let ready = state.withLock { state -> (JSONValue, @Sendable (JSONValue) -> Void)? in
-            guard !state.delivered, state.outstanding == 0, let sealed = state.sealed, let deliver = state.deliver else { return nil }
+            guard !state.delivered, state.outstanding == 0, let sealed = state.sealed, let deliver = state.deliver
+            else { return nil }
             state.delivered = true
-            return (Self.reply(sealed, failure: state.failure, learning: state.learning, attributedJ: state.attributedJ), deliver)
+            return (
+                Self.reply(sealed, failure: state.failure, learning: state.learning, attributedJ: state.attributedJ),
+                deliver
+            )
         }
         if let (reply, deliver) = ready { deliver(reply) }
     }
 
-    static func reply(_ parameters: JSONValue, failure: String?, learning: String?, attributedJ: Double? = nil) -> JSONValue {
+    static func reply(
+        _ parameters: JSONValue,
+        failure: String?,
+        learning: String?,
+        attributedJ: Double? = nil
+    ) -> JSONValue {
         guard failure != nil || learning != nil || attributedJ != nil, case let .object(fields) = parameters else {
             return .object([("parameters", parameters)])
         }
@@ -85,8 +95,6 @@ public final class DeferredReply: Sendable {
         return .object([("parameters", .object(changed))])
     }
 }
-
-import Dispatch
 
 /// A semaphore that can be captured by a sendable closure.
 final class DispatchSemaphoreBox: Sendable {

@@ -31,14 +31,24 @@ public struct ReportAuthorizer: Sendable, Equatable {
         var users: Set<UInt32> = [0, geteuid()]
         var groups: Set<UInt32> = []
         for name in reporting.users {
-            if let id = UInt32(name) { users.insert(id); continue }
-            guard let entry = getpwnam(name) else { throw EdgePlanError.invalidInput("reporting: no user named '\(name)'", field: "reporting.users") }
+            if let id = UInt32(name) {
+                users.insert(id)
+                continue
+            }
+            guard let entry = getpwnam(name) else {
+                throw EdgePlanError.invalidInput("reporting: no user named '\(name)'", field: "reporting.users")
+            }
             users.insert(entry.pointee.pw_uid)
         }
         if let names = reporting.groups {
             for name in names {
-                if let id = UInt32(name) { groups.insert(id); continue }
-                guard let entry = getgrnam(name) else { throw EdgePlanError.invalidInput("reporting: no group named '\(name)'", field: "reporting.groups") }
+                if let id = UInt32(name) {
+                    groups.insert(id)
+                    continue
+                }
+                guard let entry = getgrnam(name) else {
+                    throw EdgePlanError.invalidInput("reporting: no group named '\(name)'", field: "reporting.groups")
+                }
                 groups.insert(entry.pointee.gr_gid)
             }
         } else {

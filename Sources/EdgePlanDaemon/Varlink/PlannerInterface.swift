@@ -3,187 +3,187 @@ public enum PlannerInterface {
     public static let name = "io.edgeplan.Planner"
 
     public static let description = """
-    # Deployment planner for reasoning LLMs on edge GPUs: which model, quantization,
-    # length-control mode, token budget and parallel factor meet a request's deadline
-    # and energy budget with the highest predicted accuracy.
-    interface io.edgeplan.Planner
+        # Deployment planner for reasoning LLMs on edge GPUs: which model, quantization,
+        # length-control mode, token budget and parallel factor meet a request's deadline
+        # and energy budget with the highest predicted accuracy.
+        interface io.edgeplan.Planner
 
-    # Predictions for a configuration. Energy is checked against the budget at the same percentile as
-    # latency, for all samples. accuracySource is measured, interpolated, modeled or learned;
-    # accuracyLow..accuracyHigh is its 80 % credible interval; observations counts the reports behind a
-    # learned figure. lengthSource is fitted, prior, learned or assumed.
-    type Prediction (
-      latencyMs: float,
-      latencyPercentileMs: float,
-      percentile: float,
-      energyJ: float,
-      energyPercentileJ: float,
-      accuracy: float,
-      accuracyLow: float,
-      accuracyHigh: float,
-      accuracySource: string,
-      observations: int,
-      costUsdPerMTok: float,
-      memoryGiB: float,
-      missProbability: float,
-      meanOutputTokens: float,
-      percentileOutputTokens: float,
-      capProbability: float,
-      lengthSource: string
-    )
+        # Predictions for a configuration. Energy is checked against the budget at the same percentile as
+        # latency, for all samples. accuracySource is measured, interpolated, modeled or learned;
+        # accuracyLow..accuracyHigh is its 80 % credible interval; observations counts the reports behind a
+        # learned figure. lengthSource is fitted, prior, learned or assumed.
+        type Prediction (
+          latencyMs: float,
+          latencyPercentileMs: float,
+          percentile: float,
+          energyJ: float,
+          energyPercentileJ: float,
+          accuracy: float,
+          accuracyLow: float,
+          accuracyHigh: float,
+          accuracySource: string,
+          observations: int,
+          costUsdPerMTok: float,
+          memoryGiB: float,
+          missProbability: float,
+          meanOutputTokens: float,
+          percentileOutputTokens: float,
+          capProbability: float,
+          lengthSource: string
+        )
 
-    # A chosen configuration (a plan); request holds the OpenAI-compatible body and its aggregation.
-    type Decision (
-      task: string,
-      requestId: ?string,
-      model: string,
-      quantization: string,
-      mode: string,
-      tokenBudget: ?int,
-      capped: bool,
-      parallel: int,
-      inputTokens: int,
-      deadlineMs: float,
-      energyBudgetJ: ?float,
-      predicted: Prediction,
-      objective: string,
-      explored: bool,
-      request: object,
-      profileVersion: string,
-      policyVersion: string
-    )
+        # A chosen configuration (a plan); request holds the OpenAI-compatible body and its aggregation.
+        type Decision (
+          task: string,
+          requestId: ?string,
+          model: string,
+          quantization: string,
+          mode: string,
+          tokenBudget: ?int,
+          capped: bool,
+          parallel: int,
+          inputTokens: int,
+          deadlineMs: float,
+          energyBudgetJ: ?float,
+          predicted: Prediction,
+          objective: string,
+          explored: bool,
+          request: object,
+          profileVersion: string,
+          policyVersion: string
+        )
 
-    # One point of a Pareto front.
-    type FrontPoint (
-      model: string,
-      quantization: string,
-      mode: string,
-      tokenBudget: ?int,
-      capped: bool,
-      parallel: int,
-      accuracy: float,
-      accuracyLow: float,
-      accuracyHigh: float,
-      accuracySource: string,
-      observations: int,
-      latencyMs: float,
-      latencyPercentileMs: float,
-      energyJ: float,
-      energyPercentileJ: float,
-      costUsdPerMTok: float,
-      memoryGiB: float,
-      meanOutputTokens: float
-    )
+        # One point of a Pareto front.
+        type FrontPoint (
+          model: string,
+          quantization: string,
+          mode: string,
+          tokenBudget: ?int,
+          capped: bool,
+          parallel: int,
+          accuracy: float,
+          accuracyLow: float,
+          accuracyHigh: float,
+          accuracySource: string,
+          observations: int,
+          latencyMs: float,
+          latencyPercentileMs: float,
+          energyJ: float,
+          energyPercentileJ: float,
+          costUsdPerMTok: float,
+          memoryGiB: float,
+          meanOutputTokens: float
+        )
 
-    # Chooses a configuration for one request. task is any task class of the policy; deadlineMs,
-    # energyBudgetJ, inputTokens, minAccuracy and objective default to the policy's values for it
-    # (minAccuracy can raise the policy's floor, never lower it). objective is max-accuracy,
-    # max-accuracy-lower-bound or min-energy. Without requestId the daemon assigns one; the plan is
-    # remembered under it so that Report can name only the id.
-    method Plan(
-      task: string,
-      deadlineMs: ?float,
-      energyBudgetJ: ?float,
-      inputTokens: ?int,
-      minAccuracy: ?float,
-      objective: ?string,
-      requestId: ?string
-    ) -> (plan: Decision)
+        # Chooses a configuration for one request. task is any task class of the policy; deadlineMs,
+        # energyBudgetJ, inputTokens, minAccuracy and objective default to the policy's values for it
+        # (minAccuracy can raise the policy's floor, never lower it). objective is max-accuracy,
+        # max-accuracy-lower-bound or min-energy. Without requestId the daemon assigns one; the plan is
+        # remembered under it so that Report can name only the id.
+        method Plan(
+          task: string,
+          deadlineMs: ?float,
+          energyBudgetJ: ?float,
+          inputTokens: ?int,
+          minAccuracy: ?float,
+          objective: ?string,
+          requestId: ?string
+        ) -> (plan: Decision)
 
-    # The accuracy / latency / energy Pareto front of a task at an input length.
-    method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)
+        # The accuracy / latency / energy Pareto front of a task at an input length.
+        method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)
 
-    # Reports the outcome of a plan that ran; only root, the daemon's user and the policy's reporters may
-    # (others get org.varlink.service.PermissionDenied). For a remembered plan, requestId and what happened suffice
-    # (latencyMs, and any of outputTokens, sampleOutputTokens, correct, energyJ; without output tokens the
-    # latency is not judged and predictedLatencyMs is null); other fields, when given,
-    # must match the plan. For an unknown id every field is needed and only latency and energy are
-    # judged: accuracy and output length are learned from remembered plans only, each once.
-    # outputTokens is the longest sample, sampleOutputTokens every sample's length. startedAt is Unix
-    # time in seconds; without energyJ the daemon attributes energy from its power rails over
-    # [startedAt, startedAt + latency]. accepted means stored: the reply goes out once the run (and, for a
-    # remembered plan, its outcome) is committed to the observation store, so a crash after it loses
-    # nothing; judging and refits follow off the request path. learning says what became of the outcome
-    # (learned, refused and why, nothing to learn). accepted is false when the queue is full (10,000
-    # reports), the peer reports faster than the policy's reporting.max_reports_per_second (dropped and
-    # counted; send it again later), or the store could not be written (reason says why). cut says the run
-    # was stopped at its deadline: its latency is judged at the lengths streamed by then, which only bound the
-    # true ones from below, so they teach no output length. A run that could not have happened (faster than
-    # the memory bandwidth allows or 4 times the prediction, or slower than 20 times it: lengths and latency
-    # disagree) is stored and counted but teaches nothing. warnings names what was set aside and why: such a
-    # latency, or a startedAt outside the plan's window or the last day (then no energy is attributed).
-    method Report(
-      requestId: string,
-      model: ?string,
-      quantization: ?string,
-      mode: ?string,
-      tokenBudget: ?int,
-      parallel: ?int,
-      inputTokens: ?int,
-      outputTokens: ?int,
-      sampleOutputTokens: ?[]int,
-      latencyMs: float,
-      energyJ: ?float,
-      startedAt: ?float,
-      correct: ?bool,
-      cut: ?bool
-    ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string,
-      warnings: ?[]string)
+        # Reports the outcome of a plan that ran; only root, the daemon's user and the policy's reporters may
+        # (others get org.varlink.service.PermissionDenied). For a remembered plan, requestId and what happened suffice
+        # (latencyMs, and any of outputTokens, sampleOutputTokens, correct, energyJ; without output tokens the
+        # latency is not judged and predictedLatencyMs is null); other fields, when given,
+        # must match the plan. For an unknown id every field is needed and only latency and energy are
+        # judged: accuracy and output length are learned from remembered plans only, each once.
+        # outputTokens is the longest sample, sampleOutputTokens every sample's length. startedAt is Unix
+        # time in seconds; without energyJ the daemon attributes energy from its power rails over
+        # [startedAt, startedAt + latency]. accepted means stored: the reply goes out once the run (and, for a
+        # remembered plan, its outcome) is committed to the observation store, so a crash after it loses
+        # nothing; judging and refits follow off the request path. learning says what became of the outcome
+        # (learned, refused and why, nothing to learn). accepted is false when the queue is full (10,000
+        # reports), the peer reports faster than the policy's reporting.max_reports_per_second (dropped and
+        # counted; send it again later), or the store could not be written (reason says why). cut says the run
+        # was stopped at its deadline: its latency is judged at the lengths streamed by then, which only bound the
+        # true ones from below, so they teach no output length. A run that could not have happened (faster than
+        # the memory bandwidth allows or 4 times the prediction, or slower than 20 times it: lengths and latency
+        # disagree) is stored and counted but teaches nothing. warnings names what was set aside and why: such a
+        # latency, or a startedAt outside the plan's window or the last day (then no energy is attributed).
+        method Report(
+          requestId: string,
+          model: ?string,
+          quantization: ?string,
+          mode: ?string,
+          tokenBudget: ?int,
+          parallel: ?int,
+          inputTokens: ?int,
+          outputTokens: ?int,
+          sampleOutputTokens: ?[]int,
+          latencyMs: float,
+          energyJ: ?float,
+          startedAt: ?float,
+          correct: ?bool,
+          cut: ?bool
+        ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string,
+          warnings: ?[]string)
 
-    # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;
-    # learning: posteriors per task class and model-and-mode group, refused outcomes, ignored peers.
-    method Status() -> (
-      version: string,
-      uptimeS: float,
-      device: string,
-      profileVersion: string,
-      policyVersion: string,
-      lastReloadError: ?string,
-      plans: int,
-      infeasible: int,
-      errors: int,
-      reports: int,
-      refusedReports: int,
-      rateLimitedReports: int,
-      oversizeFrames: int,
-      connections: int,
-      rejectedConnections: int,
-      idleClosed: int,
-      reloads: int,
-      cachedFronts: int,
-      journalDropped: int,
-      journalFailed: int,
-      calibration: ?object,
-      learning: object
-    )
+        # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;
+        # learning: posteriors per task class and model-and-mode group, refused outcomes, ignored peers.
+        method Status() -> (
+          version: string,
+          uptimeS: float,
+          device: string,
+          profileVersion: string,
+          policyVersion: string,
+          lastReloadError: ?string,
+          plans: int,
+          infeasible: int,
+          errors: int,
+          reports: int,
+          refusedReports: int,
+          rateLimitedReports: int,
+          oversizeFrames: int,
+          connections: int,
+          rejectedConnections: int,
+          idleClosed: int,
+          reloads: int,
+          cachedFronts: int,
+          journalDropped: int,
+          journalFailed: int,
+          calibration: ?object,
+          learning: object
+        )
 
-    # The effective policy (defaults filled in) with its version, a hash of its content.
-    method GetPolicy() -> (policy: object)
+        # The effective policy (defaults filled in) with its version, a hash of its content.
+        method GetPolicy() -> (policy: object)
 
-    # Re-reads policy and profile as SIGHUP does. The new policy is checked first: on any error the
-    # daemon keeps the last good one and answers ReloadFailed. For the peers that may Report.
-    method Reload() -> (profileVersion: string, policyVersion: string)
+        # Re-reads policy and profile as SIGHUP does. The new policy is checked first: on any error the
+        # daemon keeps the last good one and answers ReloadFailed. For the peers that may Report.
+        method Reload() -> (profileVersion: string, policyVersion: string)
 
-    # Streams what happens as it happens; call it with "more": true (else org.varlink.service.ExpectedMore). kinds
-    # picks among decision, infeasible, report, recalibration, rollback, drift and reload (default: all). The first
-    # reply, of kind watching, confirms the subscription. event holds the kind's fields (a decision is a Decision).
-    # A watcher that reads too slowly loses events instead of slowing the daemon; dropped counts those it lost
-    # since its previous reply, and once it reads again a reply of kind dropped says so at once.
-    method Watch(kinds: ?[]string) -> (kind: string, time: float, event: object, dropped: int)
+        # Streams what happens as it happens; call it with "more": true (else org.varlink.service.ExpectedMore). kinds
+        # picks among decision, infeasible, report, recalibration, rollback, drift and reload (default: all). The first
+        # reply, of kind watching, confirms the subscription. event holds the kind's fields (a decision is a Decision).
+        # A watcher that reads too slowly loses events instead of slowing the daemon; dropped counts those it lost
+        # since its previous reply, and once it reads again a reply of kind dropped says so at once.
+        method Watch(kinds: ?[]string) -> (kind: string, time: float, event: object, dropped: int)
 
-    # A reload found an error; policyVersion is the one still in force.
-    error ReloadFailed (message: string, policyVersion: string)
-    # No configuration meets the request's limits; limit names which one, closest the nearest miss.
-    error Infeasible (task: string, limit: string, message: string, missBy: ?float, closest: object)
-    # The task is no task class of the loaded policy and profile; known lists those there are.
-    error UnknownTask (task: string, known: []string, message: string)
-    # The daemon already serves its limit of connections, in all or for this user; try again later.
-    error TooManyConnections (limit: int)
-    # The model or quantization is not in the loaded profile.
-    error UnknownModel (model: string, message: string)
-    # A parameter of the right type whose value is wrong (out of range, inconsistent), or a message that is not
-    # Varlink at all (parameter is then empty); message says what is wrong. A missing, unknown or mistyped parameter
-    # is org.varlink.service.InvalidParameter.
-    error InvalidInput (parameter: string, message: string)
-    """
+        # A reload found an error; policyVersion is the one still in force.
+        error ReloadFailed (message: string, policyVersion: string)
+        # No configuration meets the request's limits; limit names which one, closest the nearest miss.
+        error Infeasible (task: string, limit: string, message: string, missBy: ?float, closest: object)
+        # The task is no task class of the loaded policy and profile; known lists those there are.
+        error UnknownTask (task: string, known: []string, message: string)
+        # The daemon already serves its limit of connections, in all or for this user; try again later.
+        error TooManyConnections (limit: int)
+        # The model or quantization is not in the loaded profile.
+        error UnknownModel (model: string, message: string)
+        # A parameter of the right type whose value is wrong (out of range, inconsistent), or a message that is not
+        # Varlink at all (parameter is then empty); message says what is wrong. A missing, unknown or mistyped parameter
+        # is org.varlink.service.InvalidParameter.
+        error InvalidInput (parameter: string, message: string)
+        """
 }

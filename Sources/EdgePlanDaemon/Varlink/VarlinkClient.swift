@@ -25,7 +25,9 @@ public final class VarlinkClient {
             raw[bytes.count] = 0
         }
         let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else {
             let message = String(cString: strerror(errno))
@@ -50,7 +52,9 @@ public final class VarlinkClient {
         message.append(0)
         var offset = 0
         while offset < message.count {
-            let sent = message[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = message[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 {
                 if errno == EINTR { continue }
                 throw EdgePlanError(.io, "send: \(String(cString: strerror(errno)))")
@@ -75,11 +79,18 @@ public final class VarlinkClient {
     }
 
     /// One call; its reply parameters, or the daemon's error as an EdgePlanError naming it.
-    public static func call(socketPath: String, _ method: String, _ parameters: JSONValue = .object([])) throws -> JSONValue {
+    public static func call(
+        socketPath: String,
+        _ method: String,
+        _ parameters: JSONValue = .object([])
+    ) throws -> JSONValue {
         let reply = try VarlinkClient(socketPath: socketPath).call(method, parameters)
         if let error = reply["error"]?.stringValue {
             let message = reply["parameters"]?["message"]?.stringValue ?? reply["parameters"]?.serialized() ?? ""
-            throw EdgePlanError(error.hasSuffix("ReloadFailed") ? .invalidFile : .invalidInput, "daemon answered \(error): \(message)")
+            throw EdgePlanError(
+                error.hasSuffix("ReloadFailed") ? .invalidFile : .invalidInput,
+                "daemon answered \(error): \(message)"
+            )
         }
         return reply["parameters"] ?? .object([])
     }
@@ -88,13 +99,16 @@ public final class VarlinkClient {
     public static func plan(socketPath: String, request: PlanRequest) throws -> JSONValue {
         let client = try VarlinkClient(socketPath: socketPath)
         // Exactly what the CLI was given: what it leaves out, the daemon's policy fills in, as it would locally.
-        let reply = try client.call("io.edgeplan.Planner.Plan", .fields([
-            "task": .string(request.task), "deadlineMs": request.deadlineS.map { .number($0 * 1000) } ?? .null,
-            "energyBudgetJ": request.energyBudgetJ.map(JSONValue.number) ?? .null,
-            "inputTokens": request.inputTokens.map(JSONValue.int) ?? .null,
-            "minAccuracy": request.minAccuracy.map(JSONValue.number) ?? .null,
-            "objective": request.objective.map { .string($0.rawValue) } ?? .null,
-        ]))
+        let reply = try client.call(
+            "io.edgeplan.Planner.Plan",
+            .fields([
+                "task": .string(request.task), "deadlineMs": request.deadlineS.map { .number($0 * 1000) } ?? .null,
+                "energyBudgetJ": request.energyBudgetJ.map(JSONValue.number) ?? .null,
+                "inputTokens": request.inputTokens.map(JSONValue.int) ?? .null,
+                "minAccuracy": request.minAccuracy.map(JSONValue.number) ?? .null,
+                "objective": request.objective.map { .string($0.rawValue) } ?? .null,
+            ])
+        )
         if let error = reply["error"]?.stringValue {
             if error == "io.edgeplan.Planner.Infeasible", case let .object(pairs)? = reply["parameters"] {
                 return .object([("error", .string("Infeasible"))] + pairs)

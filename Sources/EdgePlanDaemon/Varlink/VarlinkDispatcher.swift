@@ -42,7 +42,8 @@ public struct VarlinkDispatcher: Sendable {
         .fields([
             "parameters": .fields([
                 "kind": .string("watching"), "time": .number(Date().timeIntervalSince1970),
-                "event": .fields(["kinds": .array(kinds.map(\.rawValue).sorted().map(JSONValue.string))]), "dropped": .int(0),
+                "event": .fields(["kinds": .array(kinds.map(\.rawValue).sorted().map(JSONValue.string))]),
+                "dropped": .int(0),
             ]),
             "continues": .bool(true),
         ])
@@ -64,10 +65,14 @@ public struct VarlinkDispatcher: Sendable {
         do {
             guard case .object = parameters else { throw VarlinkError.invalidParameter("parameters") }
             // The interface description is the schema: unknown, missing and mistyped parameters stop here.
-            if let signature = Self.signature(of: method), let field = signature.schema.mismatch(parameters, signature.method.input) {
+            if let signature = Self.signature(of: method),
+                let field = signature.schema.mismatch(parameters, signature.method.input)
+            {
                 throw VarlinkError.invalidParameter(field)
             }
-            if method == "\(PlannerInterface.name).Watch" { return .watch(try watchKinds(parameters, more: call["more"]?.boolValue == true)) }
+            if method == "\(PlannerInterface.name).Watch" {
+                return .watch(try watchKinds(parameters, more: call["more"]?.boolValue == true))
+            }
             if method == "\(PlannerInterface.name).Plan" {
                 let plan = try self.plan(parameters)
                 return call["oneway"]?.boolValue == true ? .reply(nil) : .encoded(Self.reply(plan))
@@ -98,12 +103,17 @@ public struct VarlinkDispatcher: Sendable {
     private func watchKinds(_ parameters: JSONValue, more: Bool) throws -> Set<EventStream.Kind> {
         guard more else { throw VarlinkError("org.varlink.service.ExpectedMore") }
         guard case let .array(names)? = parameters["kinds"] else { return Set(EventStream.Kind.allCases) }
-        return Set(try names.map { name in
-            guard let kind = name.stringValue.flatMap(EventStream.Kind.init(rawValue:)) else {
-                throw VarlinkError.invalidInput("kinds", "unknown kind \(name.serialized()); kinds are \(EventStream.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+        return Set(
+            try names.map { name in
+                guard let kind = name.stringValue.flatMap(EventStream.Kind.init(rawValue:)) else {
+                    throw VarlinkError.invalidInput(
+                        "kinds",
+                        "unknown kind \(name.serialized()); kinds are \(EventStream.Kind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
+                }
+                return kind
             }
-            return kind
-        })
+        )
     }
 
     private func dispatch(_ method: String, _ parameters: JSONValue, peer: PeerIdentity) throws -> JSONValue {
@@ -119,10 +129,17 @@ public struct VarlinkDispatcher: Sendable {
             switch interface {
             case PlannerInterface.name: return .object([("description", .string(PlannerInterface.description))])
             case "org.varlink.service": return .object([("description", .string(Self.serviceDescription))])
-            default: throw VarlinkError("org.varlink.service.InterfaceNotFound", .object([("interface", .string(interface))]))
+            default:
+                throw VarlinkError(
+                    "org.varlink.service.InterfaceNotFound",
+                    .object([("interface", .string(interface))])
+                )
             }
         case "io.edgeplan.Planner.Frontier":
-            let front = try service.planner.front(task: try string(parameters, "task"), inputTokens: try int(parameters, "inputTokens"))
+            let front = try service.planner.front(
+                task: try string(parameters, "task"),
+                inputTokens: try int(parameters, "inputTokens")
+            )
             return front.json
         case "io.edgeplan.Planner.Status": return status()
         case "io.edgeplan.Planner.GetPolicy": return .object([("policy", service.planner.policy.json)])
@@ -130,16 +147,25 @@ public struct VarlinkDispatcher: Sendable {
             // Changing what the daemon believes is for the same peers that may teach it.
             guard service.reporters.allows(peer) else { throw VarlinkError("org.varlink.service.PermissionDenied") }
             if let failure = reload() {
-                throw VarlinkError("\(PlannerInterface.name).ReloadFailed", .fields([
-                    "message": .string(failure.description), "policyVersion": .string(service.planner.policy.version),
-                ]))
+                throw VarlinkError(
+                    "\(PlannerInterface.name).ReloadFailed",
+                    .fields([
+                        "message": .string(failure.description),
+                        "policyVersion": .string(service.planner.policy.version),
+                    ])
+                )
             }
             let planner = service.planner
-            return .fields(["profileVersion": .string(planner.profile.version), "policyVersion": .string(planner.policy.version)])
+            return .fields([
+                "profileVersion": .string(planner.profile.version), "policyVersion": .string(planner.policy.version),
+            ])
         default:
             let interface = method.split(separator: ".").dropLast().joined(separator: ".")
             if interface != PlannerInterface.name && interface != "org.varlink.service" {
-                throw VarlinkError("org.varlink.service.InterfaceNotFound", .object([("interface", .string(interface))]))
+                throw VarlinkError(
+                    "org.varlink.service.InterfaceNotFound",
+                    .object([("interface", .string(interface))])
+                )
             }
             throw VarlinkError("org.varlink.service.MethodNotFound", .object([("method", .string(method))]))
         }
@@ -170,21 +196,31 @@ public struct VarlinkDispatcher: Sendable {
             inputTokens: try optionalInt(parameters, "inputTokens"),
             minAccuracy: try optionalDouble(parameters, "minAccuracy"),
             objective: objective,
-            requestID: try optionalString(parameters, "requestId"))
+            requestID: try optionalString(parameters, "requestId")
+        )
         switch try service.plan(request) {
         case let .plan(plan):
             return plan
         case let .infeasible(reason):
-            throw VarlinkError("\(PlannerInterface.name).Infeasible", .fields([
-                "task": .string(reason.task), "limit": .string(reason.limit.rawValue), "message": .string(reason.message),
-                "missBy": reason.missBy.map(JSONValue.number) ?? .null, "closest": reason.closest?.json ?? .object([]),
-            ]))
+            throw VarlinkError(
+                "\(PlannerInterface.name).Infeasible",
+                .fields([
+                    "task": .string(reason.task), "limit": .string(reason.limit.rawValue),
+                    "message": .string(reason.message),
+                    "missBy": reason.missBy.map(JSONValue.number) ?? .null,
+                    "closest": reason.closest?.json ?? .object([]),
+                ])
+            )
         }
     }
 
     /// A report names a remembered plan by `requestId` (the plan fills in model, mode and the rest) or carries
     /// every field itself. Only remembered plans teach accuracy and length, each once.
-    private func report(_ parameters: JSONValue, peer identity: PeerIdentity, deferred: DeferredReply) throws -> JSONValue {
+    private func report(
+        _ parameters: JSONValue,
+        peer identity: PeerIdentity,
+        deferred: DeferredReply
+    ) throws -> JSONValue {
         // Who may teach the daemon: the policy's reporters only. Plan, Frontier and Status stay open to the socket's group.
         guard service.reporters.allows(identity) else {
             service.countRefusedReport()
@@ -194,8 +230,11 @@ public struct VarlinkDispatcher: Sendable {
         guard service.admitReport(from: peer) else {
             let rate = service.planner.policy.reporting.maxReportsPerSecond
             return .fields([
-                "accepted": .bool(false), "predictedLatencyMs": .null, "latencyErrorPct": .null, "attributedEnergyJ": .null,
-                "learning": .string("dropped: this peer reports faster than \(rate.significantDigits(6)) a second (reporting.max_reports_per_second)"),
+                "accepted": .bool(false), "predictedLatencyMs": .null, "latencyErrorPct": .null,
+                "attributedEnergyJ": .null,
+                "learning": .string(
+                    "dropped: this peer reports faster than \(rate.significantDigits(6)) a second (reporting.max_reports_per_second)"
+                ),
             ])
         }
         let requestID = try string(parameters, "requestId")
@@ -203,31 +242,43 @@ public struct VarlinkDispatcher: Sendable {
         let configuration = remembered?.configuration
         let model = try optionalString(parameters, "model") ?? configuration?.variant.model
         guard let model else { throw VarlinkError.invalidParameter("model") }
-        let quantization = try optionalString(parameters, "quantization").map { raw -> Quantization in
-            guard let value = Quantization(rawValue: raw) else { throw VarlinkError.invalidParameter("quantization") }
-            return value
-        } ?? configuration?.variant.quantization
+        let quantization =
+            try optionalString(parameters, "quantization").map { raw -> Quantization in
+                guard let value = Quantization(rawValue: raw) else {
+                    throw VarlinkError.invalidParameter("quantization")
+                }
+                return value
+            } ?? configuration?.variant.quantization
         guard let quantization else { throw VarlinkError.invalidParameter("quantization") }
-        let mode = try optionalString(parameters, "mode").map { raw -> LengthMode in
-            guard let value = LengthMode(rawValue: raw) else { throw VarlinkError.invalidParameter("mode") }
-            return value
-        } ?? configuration?.mode
+        let mode =
+            try optionalString(parameters, "mode").map { raw -> LengthMode in
+                guard let value = LengthMode(rawValue: raw) else { throw VarlinkError.invalidParameter("mode") }
+                return value
+            } ?? configuration?.mode
         guard let mode else { throw VarlinkError.invalidParameter("mode") }
         let parallel = try optionalInt(parameters, "parallel") ?? configuration?.parallel
         guard let parallel, (1...256).contains(parallel) else { throw VarlinkError.invalidParameter("parallel") }
         let input = try optionalInt(parameters, "inputTokens") ?? remembered?.inputTokens
-        guard let input, (1...PlanRequest.maxInputTokens).contains(input) else { throw VarlinkError.invalidParameter("inputTokens") }
+        guard let input, (1...PlanRequest.maxInputTokens).contains(input) else {
+            throw VarlinkError.invalidParameter("inputTokens")
+        }
         let budget = try optionalInt(parameters, "tokenBudget") ?? configuration?.budgetTokens
         if let budget, budget <= 0 { throw VarlinkError.invalidParameter("tokenBudget") }
-        if let configuration, configuration.variant != VariantID(model: model, quantization: quantization) || configuration.mode != mode
-            || configuration.parallel != parallel || configuration.budgetTokens != budget {
+        if let configuration,
+            configuration.variant != VariantID(model: model, quantization: quantization) || configuration.mode != mode
+                || configuration.parallel != parallel || configuration.budgetTokens != budget
+        {
             throw VarlinkError.invalidParameter("requestId")
         }
         var samples: [Int] = []
         if let value = parameters["sampleOutputTokens"], !value.isNull {
-            guard case let .array(items) = value, !items.isEmpty, items.count <= parallel else { throw VarlinkError.invalidParameter("sampleOutputTokens") }
+            guard case let .array(items) = value, !items.isEmpty, items.count <= parallel else {
+                throw VarlinkError.invalidParameter("sampleOutputTokens")
+            }
             samples = try items.map { item in
-                guard let tokens = item.intValue, (0...10_000_000).contains(tokens) else { throw VarlinkError.invalidParameter("sampleOutputTokens") }
+                guard let tokens = item.intValue, (0...10_000_000).contains(tokens) else {
+                    throw VarlinkError.invalidParameter("sampleOutputTokens")
+                }
                 return tokens
             }
         }
@@ -251,8 +302,13 @@ public struct VarlinkDispatcher: Sendable {
         var warnings: [String] = []
         var startedAt = try optionalDouble(parameters, "startedAt")
         if let started = startedAt,
-           let problem = Plausibility.startProblem(startedAt: started, latencyS: latencyMs / 1000, now: Date().timeIntervalSince1970,
-                                                   plannedAt: remembered.flatMap { $0.plannedAtS > 0 ? Double($0.plannedAtS) : nil }) {
+            let problem = Plausibility.startProblem(
+                startedAt: started,
+                latencyS: latencyMs / 1000,
+                now: Date().timeIntervalSince1970,
+                plannedAt: remembered.flatMap { $0.plannedAtS > 0 ? Double($0.plannedAtS) : nil }
+            )
+        {
             // Ignored rather than refused: the rest of the report still holds, the rails attribute nothing to it.
             warnings.append("startedAt ignored, no energy attributed: \(problem)")
             startedAt = nil
@@ -268,10 +324,21 @@ public struct VarlinkDispatcher: Sendable {
         var queued = true
         if let output {
             let outcome = OutcomeReport(
-                requestID: requestID, model: model, quantization: quantization,
-                mode: mode, tokenBudget: budget, parallel: parallel, inputTokens: input, outputTokens: output,
-                latencyS: latencyMs / 1000, energyJ: energy, startedAt: startedAt, correct: correct,
-                sampleOutputTokens: samples, peer: peer)
+                requestID: requestID,
+                model: model,
+                quantization: quantization,
+                mode: mode,
+                tokenBudget: budget,
+                parallel: parallel,
+                inputTokens: input,
+                outputTokens: output,
+                latencyS: latencyMs / 1000,
+                energyJ: energy,
+                startedAt: startedAt,
+                correct: correct,
+                sampleOutputTokens: samples,
+                peer: peer
+            )
             let judged = try service.report(outcome)
             predicted = judged.predictedS
             if let problem = judged.implausible {
@@ -302,13 +369,21 @@ public struct VarlinkDispatcher: Sendable {
         } else if let remembered {
             if service.memory.markReported(requestID) {
                 let tokens = samples.isEmpty ? (parallel == 1 && !cut ? output.map { [$0] } ?? [] : []) : samples
-                let learned = LearningOutcome(taskClass: remembered.taskClass, configuration: remembered.configuration, correct: correct,
-                                              sampleOutputTokens: tokens, peer: peer)
+                let learned = LearningOutcome(
+                    taskClass: remembered.taskClass,
+                    configuration: remembered.configuration,
+                    correct: correct,
+                    sampleOutputTokens: tokens,
+                    peer: peer
+                )
                 if let watchdog {
                     let stored = deferred.expect()
                     let teaches = watchdog.learn(learned) { failure, refusals in
                         // The reply goes out after this: it can say what the learner did with the outcome.
-                        deferred.setLearning(refusals.isEmpty ? "learned" : "refused: " + refusals.map(\.rawValue).joined(separator: ", "))
+                        deferred.setLearning(
+                            refusals.isEmpty
+                                ? "learned" : "refused: " + refusals.map(\.rawValue).joined(separator: ", ")
+                        )
                         stored(failure)
                     }
                     if teaches {
@@ -319,7 +394,8 @@ public struct VarlinkDispatcher: Sendable {
                     }
                 } else {
                     let refusals = service.learn(learned)
-                    learning = refusals.isEmpty ? "learned" : "refused: " + refusals.map(\.rawValue).joined(separator: ", ")
+                    learning =
+                        refusals.isEmpty ? "learned" : "refused: " + refusals.map(\.rawValue).joined(separator: ", ")
                 }
             } else {
                 learning = "already reported"
@@ -329,7 +405,8 @@ public struct VarlinkDispatcher: Sendable {
         }
         service.events.publish(.report) {
             .fields([
-                "requestId": .string(requestID), "peer": .int(Int(peer)), "model": .string(model), "quantization": .string(quantization.rawValue),
+                "requestId": .string(requestID), "peer": .int(Int(peer)), "model": .string(model),
+                "quantization": .string(quantization.rawValue),
                 "latencyMs": .number(latencyMs), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
                 "outputTokens": output.map(JSONValue.int) ?? .null, "correct": correct.map(JSONValue.bool) ?? .null,
                 "accepted": .bool(queued), "learning": .string(learning),
@@ -339,7 +416,8 @@ public struct VarlinkDispatcher: Sendable {
             "accepted": .bool(queued), "predictedLatencyMs": predicted.map { .number($0 * 1000) } ?? .null,
             "latencyErrorPct": predicted.map { .number((latencyMs / 1000 - $0) / $0 * 100) } ?? .null,
             "attributedEnergyJ": attributed.map(JSONValue.number) ?? .null,
-            "learning": .string(learning), "warnings": warnings.isEmpty ? .null : .array(warnings.map(JSONValue.string)),
+            "learning": .string(learning),
+            "warnings": warnings.isEmpty ? .null : .array(warnings.map(JSONValue.string)),
         ])
     }
 
@@ -349,10 +427,14 @@ public struct VarlinkDispatcher: Sendable {
         return .fields([
             "version": .string(Self.version), "uptimeS": .number(Date().timeIntervalSince(service.startedAt)),
             "device": .string(planner.profile.device.name), "profileVersion": .string(planner.profile.version),
-            "policyVersion": .string(planner.policy.version), "lastReloadError": service.lastReloadError.map(JSONValue.string) ?? .null,
+            "policyVersion": .string(planner.policy.version),
+            "lastReloadError": service.lastReloadError.map(JSONValue.string) ?? .null,
             "plans": .int(counters.plans), "infeasible": .int(counters.infeasible), "errors": .int(counters.errors),
-            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports), "rateLimitedReports": .int(counters.rateLimitedReports), "oversizeFrames": .int(counters.oversizeFrames),
-            "connections": .int(service.connections.current), "rejectedConnections": .int(counters.rejectedConnections), "idleClosed": .int(counters.idleClosed), "reloads": .int(counters.reloads), "cachedFronts": .int(planner.cachedFronts),
+            "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports),
+            "rateLimitedReports": .int(counters.rateLimitedReports), "oversizeFrames": .int(counters.oversizeFrames),
+            "connections": .int(service.connections.current), "rejectedConnections": .int(counters.rejectedConnections),
+            "idleClosed": .int(counters.idleClosed), "reloads": .int(counters.reloads),
+            "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
             "calibration": watchdog?.statusJSON ?? .null,
@@ -367,25 +449,33 @@ public struct VarlinkDispatcher: Sendable {
         /// The learned single-sample estimate of a group at its smallest budget.
         func learned(_ key: Learner.GroupKey) -> AccuracyEstimate? {
             planner.overlay.accuracy
-                .filter { $0.key.taskClass == key.taskClass && $0.key.configuration.parallel == 1 && $0.key.configuration.variant == key.group.variant
-                    && $0.key.configuration.mode == key.group.mode && $0.key.configuration.capped == key.group.capped }
+                .filter {
+                    $0.key.taskClass == key.taskClass && $0.key.configuration.parallel == 1
+                        && $0.key.configuration.variant == key.group.variant
+                        && $0.key.configuration.mode == key.group.mode
+                        && $0.key.configuration.capped == key.group.capped
+                }
                 .min { ($0.key.configuration.budgetTokens ?? 0) < ($1.key.configuration.budgetTokens ?? 0) }?.value
         }
         return .fields([
             "rememberedPlans": .int(service.memory.count),
-            "groups": .array(learner.accuracy.keys.sorted().map { key in
-                let posterior = learner.accuracy[key]!
-                return .fields([
-                    "task": .string(key.taskClass), "model": .string(key.group.variant.model),
-                    "quantization": .string(key.group.variant.quantization.rawValue), "mode": .string(key.group.mode.rawValue),
-                    "observations": .int(posterior.observations), "successes": .int(posterior.successes),
-                    "logitShift": .number(posterior.quantile(0.5)),
-                    "logitShiftLow": .number(posterior.quantile(0.1)), "logitShiftHigh": .number(posterior.quantile(0.9)),
-                    "singleSampleAccuracy": learned(key).map { .number($0.accuracy) } ?? .null,
-                    "singleSampleLow": learned(key).map { .number($0.low) } ?? .null,
-                    "singleSampleHigh": learned(key).map { .number($0.high) } ?? .null,
-                ])
-            }),
+            "groups": .array(
+                learner.accuracy.keys.sorted().map { key in
+                    let posterior = learner.accuracy[key]!
+                    return .fields([
+                        "task": .string(key.taskClass), "model": .string(key.group.variant.model),
+                        "quantization": .string(key.group.variant.quantization.rawValue),
+                        "mode": .string(key.group.mode.rawValue),
+                        "observations": .int(posterior.observations), "successes": .int(posterior.successes),
+                        "logitShift": .number(posterior.quantile(0.5)),
+                        "logitShiftLow": .number(posterior.quantile(0.1)),
+                        "logitShiftHigh": .number(posterior.quantile(0.9)),
+                        "singleSampleAccuracy": learned(key).map { .number($0.accuracy) } ?? .null,
+                        "singleSampleLow": learned(key).map { .number($0.low) } ?? .null,
+                        "singleSampleHigh": learned(key).map { .number($0.high) } ?? .null,
+                    ])
+                }
+            ),
             "lengthGroups": .int(learner.lengths.count),
             "refused": .object(Learner.Refusal.allCases.map { ($0.rawValue, .int(learner.refused[$0] ?? 0)) }),
             "ignoredPeers": .array(learner.peers.filter(\.value.ignored).keys.sorted().map { .int(Int($0)) }),
@@ -428,29 +518,34 @@ public struct VarlinkDispatcher: Sendable {
     }
 
     /// The schemas of the interfaces served, parsed from their descriptions.
-    static let schemas = [try! VarlinkSchema(parsing: PlannerInterface.description), try! VarlinkSchema(parsing: serviceDescription)]
+    static let schemas = [
+        try! VarlinkSchema(parsing: PlannerInterface.description), try! VarlinkSchema(parsing: serviceDescription),
+    ]
 
     /// The schema and method a fully qualified method name refers to.
     static func signature(of method: String) -> (schema: VarlinkSchema, method: VarlinkSchema.Method)? {
         guard let dot = method.lastIndex(of: ".") else { return nil }
-        let interface = method[..<dot], name = String(method[method.index(after: dot)...])
-        guard let schema = schemas.first(where: { $0.name == interface }), let found = schema.methods[name] else { return nil }
+        let interface = method[..<dot]
+        let name = String(method[method.index(after: dot)...])
+        guard let schema = schemas.first(where: { $0.name == interface }), let found = schema.methods[name] else {
+            return nil
+        }
         return (schema, found)
     }
 
     static let serviceDescription = """
-    # The Varlink Service Interface is provided by every varlink service.
-    interface org.varlink.service
+        # The Varlink Service Interface is provided by every varlink service.
+        interface org.varlink.service
 
-    method GetInfo() -> (vendor: string, product: string, version: string, url: string, interfaces: []string)
+        method GetInfo() -> (vendor: string, product: string, version: string, url: string, interfaces: []string)
 
-    method GetInterfaceDescription(interface: string) -> (description: string)
+        method GetInterfaceDescription(interface: string) -> (description: string)
 
-    error InterfaceNotFound (interface: string)
-    error MethodNotFound (method: string)
-    error MethodNotImplemented (method: string)
-    error InvalidParameter (parameter: string)
-    error PermissionDenied ()
-    error ExpectedMore ()
-    """
+        error InterfaceNotFound (interface: string)
+        error MethodNotFound (method: string)
+        error MethodNotImplemented (method: string)
+        error InvalidParameter (parameter: string)
+        error PermissionDenied ()
+        error ExpectedMore ()
+        """
 }

@@ -16,7 +16,10 @@ public struct VarlinkError: Error, Sendable {
 
     /// A value of the right type that is still wrong (out of range, malformed), with a message saying why.
     public static func invalidInput(_ parameter: String, _ message: String) -> VarlinkError {
-        VarlinkError("\(PlannerInterface.name).InvalidInput", .fields(["parameter": .string(parameter), "message": .string(message)]))
+        VarlinkError(
+            "\(PlannerInterface.name).InvalidInput",
+            .fields(["parameter": .string(parameter), "message": .string(message)])
+        )
     }
 
     /// The one place EdgePlan error codes become Varlink error names; `parameters` are the call's, so the error can
@@ -25,9 +28,18 @@ public struct VarlinkError: Error, Sendable {
         let task = parameters["task"]?.stringValue ?? ""
         return switch error.code {
         case .unknownTask:
-            VarlinkError("\(PlannerInterface.name).UnknownTask", .fields(["task": .string(task), "known": .array(knownTasks.map(JSONValue.string)), "message": .string(error.message)]))
+            VarlinkError(
+                "\(PlannerInterface.name).UnknownTask",
+                .fields([
+                    "task": .string(task), "known": .array(knownTasks.map(JSONValue.string)),
+                    "message": .string(error.message),
+                ])
+            )
         case .unknownModel, .unknownMode:
-            VarlinkError("\(PlannerInterface.name).UnknownModel", .fields(["model": .string(parameters["model"]?.stringValue ?? ""), "message": .string(error.message)]))
+            VarlinkError(
+                "\(PlannerInterface.name).UnknownModel",
+                .fields(["model": .string(parameters["model"]?.stringValue ?? ""), "message": .string(error.message)])
+            )
         case .invalidInput, .invalidFile, .infeasible, .io:
             invalidInput(error.field ?? "", error.message)
         }

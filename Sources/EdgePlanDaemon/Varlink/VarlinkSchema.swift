@@ -42,13 +42,19 @@ public struct VarlinkSchema: Sendable {
                 types[type] = try parser.type()
             } else if parser.keyword("method") {
                 let method = try parser.identifier()
-                guard case let .structure(input) = try parser.type() else { throw parser.failure("method \(method) needs a parameter list") }
+                guard case let .structure(input) = try parser.type() else {
+                    throw parser.failure("method \(method) needs a parameter list")
+                }
                 guard parser.symbol("->") else { throw parser.failure("expected '->' after \(method)'s parameters") }
-                guard case let .structure(output) = try parser.type() else { throw parser.failure("method \(method) needs a result list") }
+                guard case let .structure(output) = try parser.type() else {
+                    throw parser.failure("method \(method) needs a result list")
+                }
                 methods[method] = Method(input: input, output: output)
             } else if parser.keyword("error") {
                 let error = try parser.identifier()
-                guard case let .structure(fields) = try parser.type() else { throw parser.failure("error \(error) needs a field list") }
+                guard case let .structure(fields) = try parser.type() else {
+                    throw parser.failure("error \(error) needs a field list")
+                }
                 errors[error] = fields
             } else {
                 throw parser.failure("expected type, method or error")
@@ -79,7 +85,9 @@ public struct VarlinkSchema: Sendable {
             return nil
         case let .map(element):
             guard case let .object(pairs) = value else { return path }
-            for (key, item) in pairs { if let failed = mismatch(item, element, path: join(path, key)) { return failed } }
+            for (key, item) in pairs {
+                if let failed = mismatch(item, element, path: join(path, key)) { return failed }
+            }
             return nil
         case let .structure(fields):
             guard case let .object(pairs) = value else { return path }
@@ -117,7 +125,9 @@ private struct Parser {
             let byte = bytes[index]
             if byte == UInt8(ascii: "#") {
                 while index < bytes.count && bytes[index] != UInt8(ascii: "\n") { index += 1 }
-            } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+            } else if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\t")
+                || byte == UInt8(ascii: "\r")
+            {
                 index += 1
             } else {
                 return
@@ -126,8 +136,10 @@ private struct Parser {
     }
 
     private func isNameByte(_ byte: UInt8) -> Bool {
-        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+            || byte == UInt8(ascii: ".")
     }
 
     private func peekName() -> (String, Int)? {
@@ -152,7 +164,9 @@ private struct Parser {
 
     mutating func symbol(_ text: String) -> Bool {
         let expected = Array(text.utf8)
-        guard index + expected.count <= bytes.count, Array(bytes[index..<index + expected.count]) == expected else { return false }
+        guard index + expected.count <= bytes.count, Array(bytes[index..<index + expected.count]) == expected else {
+            return false
+        }
         index += expected.count
         skipSpace()
         return true

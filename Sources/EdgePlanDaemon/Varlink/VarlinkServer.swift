@@ -1,6 +1,6 @@
 import CSystemd
-import Foundation
 import EdgePlanCore
+import Foundation
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -62,7 +62,8 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         dispatcher.service.connections.called(connection)
-        let response = frame.readableBytesView.withContiguousStorageIfAvailable { dispatcher.respond($0, peer: peer) }
+        let response =
+            frame.readableBytesView.withContiguousStorageIfAvailable { dispatcher.respond($0, peer: peer) }
             ?? dispatcher.respond(Array(frame.readableBytesView), peer: peer)
         switch response {
         case .reply(nil): return
@@ -129,7 +130,9 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
             guard backlog.admit(writable: channel.isWritable) else { return false }
             channel.eventLoop.execute {
                 guard case let .object(pairs) = event else { return }
-                let reply = JSONValue.object([("parameters", .object(pairs + [("dropped", .int(backlog.written()))])), ("continues", .bool(true))])
+                let reply = JSONValue.object([
+                    ("parameters", .object(pairs + [("dropped", .int(backlog.written()))])), ("continues", .bool(true)),
+                ])
                 channel.writeAndFlush(Self.frame(reply, allocator: channel.allocator), promise: nil)
             }
             return true
@@ -137,23 +140,36 @@ final class VarlinkConnectionHandler: ChannelInboundHandler, Sendable {
         let events = dispatcher.service.events
         events.subscribe(subscriber)
         channel.closeFuture.whenComplete { _ in events.unsubscribe(subscriber) }
-        context.write(wrapOutboundOut(Self.frame(VarlinkDispatcher.watching(kinds), allocator: channel.allocator)), promise: nil)
+        context.write(
+            wrapOutboundOut(Self.frame(VarlinkDispatcher.watching(kinds), allocator: channel.allocator)),
+            promise: nil
+        )
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
         // Backpressure: a client that does not read its replies stops being read, so they cannot pile up here.
-        if !context.channel.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
+        if !context.channel.isWritable {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // A watcher that can take replies again hears at once how many events it lost meanwhile.
-        if context.channel.isWritable, watching.load(ordering: .relaxed), case let lost = backlog.takeDropped(), lost > 0 {
+        if context.channel.isWritable, watching.load(ordering: .relaxed), case let lost = backlog.takeDropped(),
+            lost > 0
+        {
             let reply = JSONValue.fields([
-                "parameters": .fields(["kind": .string("dropped"), "time": .number(Date().timeIntervalSince1970), "event": .object([]), "dropped": .int(lost)]),
+                "parameters": .fields([
+                    "kind": .string("dropped"), "time": .number(Date().timeIntervalSince1970), "event": .object([]),
+                    "dropped": .int(lost),
+                ]),
                 "continues": .bool(true),
             ])
-            context.writeAndFlush(wrapOutboundOut(Self.frame(reply, allocator: context.channel.allocator)), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(Self.frame(reply, allocator: context.channel.allocator)),
+                promise: nil
+            )
         }
         if context.channel.isWritable {
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
@@ -242,9 +258,10 @@ final class TooManyConnectionsHandler: ChannelInboundHandler, Sendable {
     private func refuse(_ context: ChannelHandlerContext) {
         let reply = VarlinkError("\(PlannerInterface.name).TooManyConnections", .fields(["limit": .int(limit)])).json
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(VarlinkConnectionHandler.frame(reply, allocator: channel.allocator))).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        context.writeAndFlush(wrapOutboundOut(VarlinkConnectionHandler.frame(reply, allocator: channel.allocator)))
+            .whenComplete { _ in
+                channel.close(promise: nil)
+            }
     }
 }
 
@@ -262,7 +279,12 @@ public final class VarlinkServer: Sendable {
         /// Replies waiting for a slow reader past this many bytes stop the daemon reading from it.
         public var writeHighWaterBytes: Int
 
-        public init(maxConnections: Int = 4096, maxConnectionsPerUser: Int = 1024, idleTimeoutS: Double = 300, writeHighWaterBytes: Int = 256 << 10) {
+        public init(
+            maxConnections: Int = 4096,
+            maxConnectionsPerUser: Int = 1024,
+            idleTimeoutS: Double = 300,
+            writeHighWaterBytes: Int = 256 << 10
+        ) {
             self.maxConnections = maxConnections
             self.maxConnectionsPerUser = maxConnectionsPerUser
             self.idleTimeoutS = idleTimeoutS
@@ -283,14 +305,23 @@ public final class VarlinkServer: Sendable {
     /// The socket file this server bound (path and inode), removed when it stops; a socket-activated one is systemd's.
     private let ownSocket: (path: String, inode: UInt)?
 
-    public init(endpoint: Endpoint, dispatcher: VarlinkDispatcher, threads: Int = System.coreCount, limits: Limits = Limits()) throws {
+    public init(
+        endpoint: Endpoint,
+        dispatcher: VarlinkDispatcher,
+        threads: Int = System.coreCount,
+        limits: Limits = Limits()
+    ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         do {
             let (channel, helper) = try Self.listen(endpoint, group: group, dispatcher: dispatcher, limits: limits)
             self.channel = channel
             quiescing = Mutex(helper)
             var status = stat()
-            if case let .path(path) = endpoint, lstat(path, &status) == 0 { ownSocket = (path, UInt(status.st_ino)) } else { ownSocket = nil }
+            if case let .path(path) = endpoint, lstat(path, &status) == 0 {
+                ownSocket = (path, UInt(status.st_ino))
+            } else {
+                ownSocket = nil
+            }
         } catch {
             // The quiescing helper of a failed listen is gone by now; it needed the event loops to go.
             try? group.syncShutdownGracefully()
@@ -299,8 +330,12 @@ public final class VarlinkServer: Sendable {
         self.group = group
     }
 
-    private static func listen(_ endpoint: Endpoint, group: MultiThreadedEventLoopGroup, dispatcher: VarlinkDispatcher,
-                               limits: Limits) throws -> (any Channel, ServerQuiescingHelper) {
+    private static func listen(
+        _ endpoint: Endpoint,
+        group: MultiThreadedEventLoopGroup,
+        dispatcher: VarlinkDispatcher,
+        limits: Limits
+    ) throws -> (any Channel, ServerQuiescingHelper) {
         if case let .path(path) = endpoint { try claim(path) }
         let open = dispatcher.service.connections
         let quiescing = ServerQuiescingHelper(group: group)
@@ -311,14 +346,23 @@ public final class VarlinkServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                     // Out of descriptors (EMFILE, ENFILE), accept waits a moment instead of failing again at once.
-                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(100) })
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(100) }
+                    )
                 }
             }
             .childChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: limits.writeHighWaterBytes / 4, high: limits.writeHighWaterBytes))
+            .childChannelOption(
+                ChannelOptions.writeBufferWaterMark,
+                value: .init(low: limits.writeHighWaterBytes / 4, high: limits.writeHighWaterBytes)
+            )
             .childChannelInitializer { channel in
                 peerIdentity(channel).flatMapThrowing { peer in
-                    let admission = open.enter(user: peer.uid, limit: limits.maxConnections, perUser: limits.maxConnectionsPerUser) {
+                    let admission = open.enter(
+                        user: peer.uid,
+                        limit: limits.maxConnections,
+                        perUser: limits.maxConnectionsPerUser
+                    ) {
                         channel.close(promise: nil)
                     }
                     switch admission {
@@ -328,9 +372,13 @@ public final class VarlinkServer: Sendable {
                     case let .admitted(id, evicted):
                         if evicted { dispatcher.service.countIdleClose() }
                         channel.closeFuture.whenComplete { _ in open.leave(id) }
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000))))
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(readTimeout: .milliseconds(Int64(limits.idleTimeoutS * 1000)))
+                        )
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(NULFrameDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer, connection: id))
+                        try channel.pipeline.syncOperations.addHandler(
+                            VarlinkConnectionHandler(dispatcher: dispatcher, peer: peer, connection: id)
+                        )
                     }
                 }
             }
@@ -343,7 +391,11 @@ public final class VarlinkServer: Sendable {
             let staging = path + suffix
             let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
             guard staging.utf8.count < capacity else {
-                throw EdgePlanError(.io, "socket path too long (at most \(capacity - 1 - suffix.utf8.count) bytes)", file: path)
+                throw EdgePlanError(
+                    .io,
+                    "socket path too long (at most \(capacity - 1 - suffix.utf8.count) bytes)",
+                    file: path
+                )
             }
             let channel = try bootstrap.bind(unixDomainSocketPath: staging, cleanupExistingSocketFile: true).wait()
             guard chmod(staging, 0o660) == 0, rename(staging, path) == 0 else {
@@ -362,7 +414,9 @@ public final class VarlinkServer: Sendable {
             return channel.eventLoop.makeFailedFuture(EdgePlanError(.io, "no socket credentials on this channel"))
         }
         let credentials: EventLoopFuture<edgeplan_peer_credentials> = provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+            level: SocketOptionLevel(SOL_SOCKET),
+            name: SocketOptionName(SO_PEERCRED)
+        )
         return credentials.map { PeerIdentity(uid: $0.uid, gid: $0.gid) }
     }
 
@@ -379,15 +433,23 @@ public final class VarlinkServer: Sendable {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw EdgePlanError(.io, "socket path too long", file: path) }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw EdgePlanError(.io, "socket path too long", file: path)
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
             for (index, byte) in bytes.enumerated() { buffer[index] = byte }
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         if connected == 0 {
-            throw EdgePlanError(.io, "another daemon answers on this socket; stop it first or choose another path", file: path)
+            throw EdgePlanError(
+                .io,
+                "another daemon answers on this socket; stop it first or choose another path",
+                file: path
+            )
         }
     }
 
@@ -400,7 +462,11 @@ public final class VarlinkServer: Sendable {
             return promise
         }
         if let promise {
-            if let helper = quiescing.withLock({ $0 }) { helper.initiateShutdown(promise: promise) } else { promise.succeed() }
+            if let helper = quiescing.withLock({ $0 }) {
+                helper.initiateShutdown(promise: promise)
+            } else {
+                promise.succeed()
+            }
         }
     }
 
@@ -420,7 +486,9 @@ public final class VarlinkServer: Sendable {
         try? await group.shutdownGracefully()
         // Only if it is still ours: a daemon started on the same path since then keeps its socket.
         var status = stat()
-        if let ownSocket, lstat(ownSocket.path, &status) == 0, UInt(status.st_ino) == ownSocket.inode { unlink(ownSocket.path) }
+        if let ownSocket, lstat(ownSocket.path, &status) == 0, UInt(status.st_ino) == ownSocket.inode {
+            unlink(ownSocket.path)
+        }
     }
 
     /// Returns when the listener closes, by quiescing or because it failed.

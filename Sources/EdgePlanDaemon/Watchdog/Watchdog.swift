@@ -62,15 +62,26 @@ public final class Watchdog: Sendable {
             failures.last = "\(what): \(error)"
             return failures.count
         }
-        logger.error("cannot \(what): \(error)", metadata: ["MESSAGE_ID": "\(Self.storageFailedMessageID)", "storage_failures": "\(count)"])
+        logger.error(
+            "cannot \(what): \(error)",
+            metadata: ["MESSAGE_ID": "\(Self.storageFailedMessageID)", "storage_failures": "\(count)"]
+        )
     }
 
     /// Most reports allowed to wait: a flood of reports costs the flood, never the daemon's memory.
     public static let maximumBacklog = 10_000
 
     /// `base` is the version of the configured (not recalibrated) profile the service started from.
-    public init(service: PlannerService, base: String, store: ObservationStore?, versions: ProfileVersionStore?, sampler: RailSampler?,
-                options: Options = Options(), logger: Logger, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) throws {
+    public init(
+        service: PlannerService,
+        base: String,
+        store: ObservationStore?,
+        versions: ProfileVersionStore?,
+        sampler: RailSampler?,
+        options: Options = Options(),
+        logger: Logger,
+        clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) throws {
         self.service = service
         self.options = options
         self.store = store
@@ -94,13 +105,19 @@ public final class Watchdog: Sendable {
     ///
     /// `done` is called on the watchdog's queue once the outcome is committed to the store (or refused, and then
     /// neither stored nor learned), with the storage error if any and what the learner refused.
-    public func learn(_ outcome: LearningOutcome, done: (@Sendable (_ storageError: String?, _ refusals: [Learner.Refusal]) -> Void)? = nil) -> Bool {
+    public func learn(
+        _ outcome: LearningOutcome,
+        done: (@Sendable (_ storageError: String?, _ refusals: [Learner.Refusal]) -> Void)? = nil
+    ) -> Bool {
         guard admit() else { return false }
         queue.async { [self] in
             defer { backlog.withLock { $0.waiting -= 1 } }
             let refusals = service.learn(outcome)
             // Refused evidence is not stored: a replay would refuse it again anyway.
-            guard !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap) && !refusals.contains(.unknownConfiguration) else {
+            guard
+                !refusals.contains(.implausiblePeer) && !refusals.contains(.peerEvidenceCap)
+                    && !refusals.contains(.unknownConfiguration)
+            else {
                 done?(nil, refusals)
                 return
             }
@@ -121,8 +138,11 @@ public final class Watchdog: Sendable {
     /// `done` is called on the watchdog's queue once the run is committed to the store (WAL: a SIGKILL after it
     /// loses nothing), with the error when it could not be.
     @discardableResult
-    public func record(_ report: OutcomeReport, done: (@Sendable (_ storageError: String?) -> Void)? = nil,
-                       attributed onAttributed: (@Sendable (Double) -> Void)? = nil) -> (queued: Bool, attributedJ: Double?) {
+    public func record(
+        _ report: OutcomeReport,
+        done: (@Sendable (_ storageError: String?) -> Void)? = nil,
+        attributed onAttributed: (@Sendable (Double) -> Void)? = nil
+    ) -> (queued: Bool, attributedJ: Double?) {
         var energy = report.energyJ
         var energySource: String? = energy == nil ? nil : "reported"
         var attributed: Double?
@@ -132,7 +152,8 @@ public final class Watchdog: Sendable {
             if attributed != nil {
                 energy = attributed
                 energySource = "rails"
-            } else if started + report.latencyS <= clock() + sampler.interval, started + report.latencyS > clock() - 60 {
+            } else if started + report.latencyS <= clock() + sampler.interval, started + report.latencyS > clock() - 60
+            {
                 // A report sent as its run ends arrives before the rails' next sample covers the run's window:
                 // attribute once two more samples are in (the reply waits for the store anyway).
                 settle = 2 * sampler.interval + 0.005
@@ -144,16 +165,27 @@ public final class Watchdog: Sendable {
             defer { backlog.withLock { $0.waiting -= 1 } }
             var energy = energy
             var energySource = energySource
-            if settle != nil, let started = report.startedAt, let joules = sampler?.energy(from: started, to: started + report.latencyS) {
+            if settle != nil, let started = report.startedAt,
+                let joules = sampler?.energy(from: started, to: started + report.latencyS)
+            {
                 energy = joules
                 energySource = "rails"
                 onAttributed?(joules)
             }
-            let run = RunReport(variant: VariantID(model: report.model, quantization: report.quantization), inputTokens: report.inputTokens,
-                                outputTokens: report.outputTokens, parallel: report.parallel, latencyS: report.latencyS, energyJ: energy, time: now,
-                                peer: report.peer)
+            let run = RunReport(
+                variant: VariantID(model: report.model, quantization: report.quantization),
+                inputTokens: report.inputTokens,
+                outputTokens: report.outputTokens,
+                parallel: report.parallel,
+                latencyS: report.latencyS,
+                energyJ: energy,
+                time: now,
+                peer: report.peer
+            )
             do {
-                try store?.append(.init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource))
+                try store?.append(
+                    .init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource)
+                )
                 done?(nil)
             } catch {
                 storageFailed("store a report", error)
@@ -230,59 +262,99 @@ public final class Watchdog: Sendable {
             case let .recalibrated(id, outcome, profile):
                 let old = service.planner.profile.variants[id]
                 guard install(profile, "install the recalibration of \(id)") else { continue }
-                if let old { try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now) }
+                if let old {
+                    try? store?.recordCalibration(outcome, old: old, profileVersion: profile.version, at: now)
+                }
                 state.withLock { $0.installed += 1 }
                 service.events.publish(.recalibration) {
                     .fields([
-                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue), "reason": .string(outcome.reason),
+                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue),
+                        "reason": .string(outcome.reason),
                         "oldNsPerToken": old.map { .number($0.decodeLatency.nSPerToken) } ?? .null,
                         "newNsPerToken": .number(outcome.candidate.decodeLatency.nSPerToken),
-                        "oldMapePct": .number(outcome.currentLatencyMAPE), "newMapePct": .number(outcome.candidateLatencyMAPE),
+                        "oldMapePct": .number(outcome.currentLatencyMAPE),
+                        "newMapePct": .number(outcome.candidateLatencyMAPE),
                         "profileVersion": .string(profile.version),
                     ])
                 }
                 note("recalibrated \(id): \(outcome.reason)")
-                logger.notice("profile recalibrated", metadata: [
-                    "MESSAGE_ID": "\(Self.recalibratedMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
-                    "old_n_s_per_token": "\(old?.decodeLatency.nSPerToken.significantDigits(6) ?? "")",
-                    "new_n_s_per_token": "\(outcome.candidate.decodeLatency.nSPerToken.significantDigits(6))",
-                    "old_m_s_per_token2": "\(old?.decodeLatency.mSPerToken2.significantDigits(6) ?? "")",
-                    "new_m_s_per_token2": "\(outcome.candidate.decodeLatency.mSPerToken2.significantDigits(6))",
-                    "old_mape_pct": "\(outcome.currentLatencyMAPE.significantDigits(4))", "new_mape_pct": "\(outcome.candidateLatencyMAPE.significantDigits(4))",
-                    "profile_version": "\(profile.version)",
-                ])
+                logger.notice(
+                    "profile recalibrated",
+                    metadata: [
+                        "MESSAGE_ID": "\(Self.recalibratedMessageID)", "model": "\(id.model)",
+                        "quant": "\(id.quantization.rawValue)",
+                        "old_n_s_per_token": "\(old?.decodeLatency.nSPerToken.significantDigits(6) ?? "")",
+                        "new_n_s_per_token": "\(outcome.candidate.decodeLatency.nSPerToken.significantDigits(6))",
+                        "old_m_s_per_token2": "\(old?.decodeLatency.mSPerToken2.significantDigits(6) ?? "")",
+                        "new_m_s_per_token2": "\(outcome.candidate.decodeLatency.mSPerToken2.significantDigits(6))",
+                        "old_mape_pct": "\(outcome.currentLatencyMAPE.significantDigits(4))",
+                        "new_mape_pct": "\(outcome.candidateLatencyMAPE.significantDigits(4))",
+                        "profile_version": "\(profile.version)",
+                    ]
+                )
             case let .rolledBack(id, peer, reason, profile):
                 guard install(profile, "roll back the recalibration of \(id)") else { continue }
                 state.withLock { $0.rolledBack += 1 }
                 service.events.publish(.rollback) {
                     .fields([
-                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue), "peer": peer.map { .int(Int($0)) } ?? .null,
+                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue),
+                        "peer": peer.map { .int(Int($0)) } ?? .null,
                         "reason": .string(reason), "profileVersion": .string(profile.version),
                     ])
                 }
                 note("rolled back \(id): \(reason)")
-                logger.warning("recalibration rolled back: other peers' runs disagree", metadata: [
-                    "MESSAGE_ID": "\(Self.rolledBackMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
-                    "peer_uid": "\(peer.map(String.init) ?? "")", "reason": "\(reason)", "profile_version": "\(profile.version)",
-                ])
+                logger.warning(
+                    "recalibration rolled back: other peers' runs disagree",
+                    metadata: [
+                        "MESSAGE_ID": "\(Self.rolledBackMessageID)", "model": "\(id.model)",
+                        "quant": "\(id.quantization.rawValue)",
+                        "peer_uid": "\(peer.map(String.init) ?? "")", "reason": "\(reason)",
+                        "profile_version": "\(profile.version)",
+                    ]
+                )
             case let .refitRejected(id, outcome):
-                if let old = service.planner.profile.variants[id] { try? store?.recordCalibration(outcome, old: old, profileVersion: service.planner.profile.version, at: now) }
+                if let old = service.planner.profile.variants[id] {
+                    try? store?.recordCalibration(
+                        outcome,
+                        old: old,
+                        profileVersion: service.planner.profile.version,
+                        at: now
+                    )
+                }
                 note("kept \(id): \(outcome.reason)")
-                logger.info("refit not accepted", metadata: ["model": "\(id.model)", "quant": "\(id.quantization.rawValue)", "reason": "\(outcome.reason)"])
+                logger.info(
+                    "refit not accepted",
+                    metadata: [
+                        "model": "\(id.model)", "quant": "\(id.quantization.rawValue)", "reason": "\(outcome.reason)",
+                    ]
+                )
             case let .drift(id, ratio, after):
                 note("drift on \(id): x\(ratio.significantDigits(3)) after \(after) reports")
                 service.events.publish(.drift) {
-                    .fields(["model": .string(id.model), "quantization": .string(id.quantization.rawValue), "ratio": .number(ratio), "detectedAfterReports": .int(after)])
+                    .fields([
+                        "model": .string(id.model), "quantization": .string(id.quantization.rawValue),
+                        "ratio": .number(ratio), "detectedAfterReports": .int(after),
+                    ])
                 }
-                logger.warning("drift detected", metadata: [
-                    "MESSAGE_ID": "\(Self.driftMessageID)", "model": "\(id.model)", "quant": "\(id.quantization.rawValue)",
-                    "ratio": "\(ratio.significantDigits(4))", "detected_after_reports": "\(after)",
-                ])
+                logger.warning(
+                    "drift detected",
+                    metadata: [
+                        "MESSAGE_ID": "\(Self.driftMessageID)", "model": "\(id.model)",
+                        "quant": "\(id.quantization.rawValue)",
+                        "ratio": "\(ratio.significantDigits(4))", "detected_after_reports": "\(after)",
+                    ]
+                )
             case let .contextChanged(from, to):
                 note("power mode \(from ?? "?") -> \(to): new baseline")
-                logger.notice("power mode changed, calibration starts a new baseline", metadata: ["from": "\(from ?? "")", "to": "\(to)"])
+                logger.notice(
+                    "power mode changed, calibration starts a new baseline",
+                    metadata: ["from": "\(from ?? "")", "to": "\(to)"]
+                )
             case let .baselineComplete(id):
-                logger.info("baseline complete", metadata: ["model": "\(id.model)", "quant": "\(id.quantization.rawValue)"])
+                logger.info(
+                    "baseline complete",
+                    metadata: ["model": "\(id.model)", "quant": "\(id.quantization.rawValue)"]
+                )
             }
         }
     }
@@ -315,20 +387,34 @@ public final class Watchdog: Sendable {
                 ("powerMode", state.context.powerMode.map(JSONValue.string) ?? .null),
                 ("context", .string(state.context.summary)),
                 ("lastEvent", state.lastEvent.map(JSONValue.string) ?? .null),
-                ("variants", .array(state.loop.monitors.sorted { $0.key < $1.key }.map { id, monitor in
-                    .fields([
-                        "variant": .string(id.description), "state": .string(monitor.state.rawValue),
-                        "calibrationAgeS": .number(monitor.calibrationAge(at: now)), "meanAbsErrorPct": .number(monitor.meanAbsoluteError * 100),
-                        "biasPct": .number(monitor.bias * 100), "reports": .int(monitor.reports), "implausibleReports": .int(monitor.implausible),
-                    ])
-                })),
+                (
+                    "variants",
+                    .array(
+                        state.loop.monitors.sorted { $0.key < $1.key }.map { id, monitor in
+                            .fields([
+                                "variant": .string(id.description), "state": .string(monitor.state.rawValue),
+                                "calibrationAgeS": .number(monitor.calibrationAge(at: now)),
+                                "meanAbsErrorPct": .number(monitor.meanAbsoluteError * 100),
+                                "biasPct": .number(monitor.bias * 100), "reports": .int(monitor.reports),
+                                "implausibleReports": .int(monitor.implausible),
+                            ])
+                        }
+                    )
+                ),
             ]
             if let sampler {
                 let status = sampler.status
-                fields.append(("rails", .fields([
-                    "source": .string(sampler.source.description), "samples": .int(status.samples), "failures": .int(status.failures),
-                    "totalW": status.latest.map { .number($0.totalW) } ?? .null, "lastError": status.lastError.map(JSONValue.string) ?? .null,
-                ])))
+                fields.append(
+                    (
+                        "rails",
+                        .fields([
+                            "source": .string(sampler.source.description), "samples": .int(status.samples),
+                            "failures": .int(status.failures),
+                            "totalW": status.latest.map { .number($0.totalW) } ?? .null,
+                            "lastError": status.lastError.map(JSONValue.string) ?? .null,
+                        ])
+                    )
+                )
             }
             if let stored { fields.append(("storedReports", .int(stored))) }
             if let aside = store?.movedAside { fields.append(("storeMovedAside", .string(aside))) }

@@ -9,28 +9,32 @@ import Foundation
 struct Ask: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ask",
-        abstract: "Plan on the daemon, run the plan on the engine, vote over the samples, report, and print the answer.",
+        abstract:
+            "Plan on the daemon, run the plan on the engine, vote over the samples, report, and print the answer.",
         discussion: """
-        One request (--task with --prompt or --prompt-file), or many (--requests FILE: JSON lines with task, prompt,
-        and optionally answer, deadline, energy, options), over one daemon connection and one pool of engine
-        connections. Outcomes:
-          answered    the plan ran; its samples' majority answer is printed and the run reported;
-          infeasible  nothing fits the limits: nothing runs and nothing is reported (exit 2 for one request);
-          cut         the deadline passed mid-run: the engine's requests are closed (llama-server stops), the
-                      samples that answered are voted, and the run is reported as cut: its latency is judged at
-                      the lengths streamed by then, which only bound the true ones from below and teach no length;
-          engine-error the engine failed: nothing is reported, since the failure says nothing about the plan
-                      (exit 74 for one request).
-        Without --rails the daemon attributes the run's energy from its own rails over [start, start + latency].
-        """)
+            One request (--task with --prompt or --prompt-file), or many (--requests FILE: JSON lines with task, prompt,
+            and optionally answer, deadline, energy, options), over one daemon connection and one pool of engine
+            connections. Outcomes:
+              answered    the plan ran; its samples' majority answer is printed and the run reported;
+              infeasible  nothing fits the limits: nothing runs and nothing is reported (exit 2 for one request);
+              cut         the deadline passed mid-run: the engine's requests are closed (llama-server stops), the
+                          samples that answered are voted, and the run is reported as cut: its latency is judged at
+                          the lengths streamed by then, which only bound the true ones from below and teach no length;
+              engine-error the engine failed: nothing is reported, since the failure says nothing about the plan
+                          (exit 74 for one request).
+            Without --rails the daemon attributes the run's energy from its own rails over [start, start + latency].
+            """
+    )
 
     @Option(help: "Task class.") var task: String?
     @Option(help: "The prompt.") var prompt: String?
     @Option(help: "A file holding the prompt.") var promptFile: String?
     @Option(help: "The gold answer: the run is reported correct or not.") var answer: String?
     @Option(help: "Options of a multiple-choice prompt, separated by '|' (letters A, B, ...).") var options: String?
-    @Option(help: "JSON lines of requests: task, prompt, and optionally answer, options, deadline, energy.") var requests: String?
-    @Option(help: "Grader: choice, exact, numeric[:TOL[%]], regex:PATTERN or command:CMD.") var grader: String = "choice"
+    @Option(help: "JSON lines of requests: task, prompt, and optionally answer, options, deadline, energy.")
+    var requests: String?
+    @Option(help: "Grader: choice, exact, numeric[:TOL[%]], regex:PATTERN or command:CMD.") var grader: String =
+        "choice"
     @Option(parsing: .unconditional, help: "Deadline with a unit (default: the policy's).") var deadline: String?
     @Option(parsing: .unconditional, help: "Energy budget with a unit.") var energy: String?
     @Option(help: "Prompt tokens to plan for (default: the prompt's bytes / 4).") var input: Int?
@@ -51,8 +55,12 @@ struct Ask: AsyncParsableCommand {
 
     func validate() throws {
         if requests == nil {
-            guard task != nil else { throw ValidationError("give --task with --prompt or --prompt-file, or --requests") }
-            guard (prompt == nil) != (promptFile == nil) else { throw ValidationError("give one of --prompt and --prompt-file") }
+            guard task != nil else {
+                throw ValidationError("give --task with --prompt or --prompt-file, or --requests")
+            }
+            guard (prompt == nil) != (promptFile == nil) else {
+                throw ValidationError("give one of --prompt and --prompt-file")
+            }
         }
         if let deadline { _ = try parseSeconds(deadline, "deadline") }
         if let energy { _ = try parseJoules(energy, "energy") }
@@ -72,15 +80,24 @@ struct Ask: AsyncParsableCommand {
                     throw EdgePlanError(.io, "cannot read the prompt: \(error.localizedDescription)", file: promptFile)
                 }
             }
-            return [Item(task: task!, prompt: text, answer: answer, options: options.map { $0.split(separator: "|").map { String($0).trimmed } } ?? [],
-                         deadlineS: try deadline.map { try parseSeconds($0, "deadline") }, energyJ: try energy.map { try parseJoules($0, "energy") })]
+            return [
+                Item(
+                    task: task!,
+                    prompt: text,
+                    answer: answer,
+                    options: options.map { $0.split(separator: "|").map { String($0).trimmed } } ?? [],
+                    deadlineS: try deadline.map { try parseSeconds($0, "deadline") },
+                    energyJ: try energy.map { try parseJoules($0, "energy") }
+                )
+            ]
         }
         let text: String
         do { text = try String(contentsOfFile: requests, encoding: .utf8) } catch {
             throw EdgePlanError(.io, "cannot read the requests: \(error.localizedDescription)", file: requests)
         }
         var items: [Item] = []
-        for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmed.isEmpty {
+        for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+        where !line.trimmed.isEmpty {
             let row: JSONValue
             do { row = try JSONValue.parse(Array(line.utf8)) } catch {
                 throw EdgePlanError.invalidFile("not a JSON object: \(error)", file: requests, line: offset + 1)
@@ -96,10 +113,18 @@ struct Ask: AsyncParsableCommand {
                     throw EdgePlanError.invalidFile("\(error)", file: requests, line: offset + 1, field: key)
                 }
             }
-            items.append(Item(
-                task: task, prompt: prompt, answer: row["answer"]?.stringValue ?? row["answer"]?.intValue.map(String.init), options: options,
-                deadlineS: try quantity("deadline") { try parseSeconds($0, "deadline") } ?? (try deadline.map { try parseSeconds($0, "deadline") }),
-                energyJ: try quantity("energy") { try parseJoules($0, "energy") } ?? (try energy.map { try parseJoules($0, "energy") })))
+            items.append(
+                Item(
+                    task: task,
+                    prompt: prompt,
+                    answer: row["answer"]?.stringValue ?? row["answer"]?.intValue.map(String.init),
+                    options: options,
+                    deadlineS: try quantity("deadline") { try parseSeconds($0, "deadline") }
+                        ?? (try deadline.map { try parseSeconds($0, "deadline") }),
+                    energyJ: try quantity("energy") { try parseJoules($0, "energy") }
+                        ?? (try energy.map { try parseJoules($0, "energy") })
+                )
+            )
         }
         return items
     }
@@ -114,17 +139,28 @@ struct Ask: AsyncParsableCommand {
             var lastOutcome = "answered"
             // One check that the engine answers: a request to an engine that is down would wait out its deadline.
             var unreachable: EngineError?
-            do { try await EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: "").checkReachable() } catch let error as EngineError {
+            do {
+                try await EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: "").checkReachable()
+            } catch let error as EngineError {
                 unreachable = error
             }
             for item in items {
-                let result = try await ask(item, planner: planner, endpoint: endpoint, grader: answerGrader, unreachable: unreachable)
+                let result = try await ask(
+                    item,
+                    planner: planner,
+                    endpoint: endpoint,
+                    grader: answerGrader,
+                    unreachable: unreachable
+                )
                 lastOutcome = result["outcome"]?.stringValue ?? "?"
                 tally[lastOutcome, default: 0] += 1
                 if json { printJSON(result) } else { show(result) }
             }
             if items.count > 1 && !json {
-                print("\(items.count) requests: " + tally.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+                print(
+                    "\(items.count) requests: "
+                        + tally.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                )
             }
             if items.count == 1 {
                 if lastOutcome == "infeasible" { throw ExitStatus.infeasible }
@@ -134,44 +170,81 @@ struct Ask: AsyncParsableCommand {
     }
 
     /// One request through the whole loop; the result as the JSON that --json prints.
-    func ask(_ item: Item, planner: VarlinkClient, endpoint: EngineEndpoint, grader: AnswerGrader, unreachable: EngineError? = nil) async throws -> JSONValue {
+    func ask(
+        _ item: Item,
+        planner: VarlinkClient,
+        endpoint: EngineEndpoint,
+        grader: AnswerGrader,
+        unreachable: EngineError? = nil
+    ) async throws -> JSONValue {
         let clock = ContinuousClock()
         let began = clock.now
-        func ms(_ duration: Duration) -> Double { Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) * 1e-15 }
+        func ms(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) * 1e-15
+        }
         let requestID = UUID().uuidString.lowercased()
-        let question = TaskQuestion(id: requestID, prompt: item.prompt, answer: item.answer ?? "", options: item.options)
+        let question = TaskQuestion(
+            id: requestID,
+            prompt: item.prompt,
+            answer: item.answer ?? "",
+            options: item.options
+        )
         let inputTokens = input ?? max(1, (question.renderedPrompt.utf8.count + 3) / 4)
-        let reply = try planner.call("io.edgeplan.Planner.Plan", .fields([
-            "task": .string(item.task), "deadlineMs": item.deadlineS.map { .number($0 * 1000) } ?? .null,
-            "energyBudgetJ": item.energyJ.map(JSONValue.number) ?? .null, "inputTokens": .int(inputTokens),
-            "requestId": .string(requestID),
-        ]))
+        let reply = try planner.call(
+            "io.edgeplan.Planner.Plan",
+            .fields([
+                "task": .string(item.task), "deadlineMs": item.deadlineS.map { .number($0 * 1000) } ?? .null,
+                "energyBudgetJ": item.energyJ.map(JSONValue.number) ?? .null, "inputTokens": .int(inputTokens),
+                "requestId": .string(requestID),
+            ])
+        )
         let planned = clock.now
         var result: [(String, JSONValue)] = [("requestId", .string(requestID)), ("task", .string(item.task))]
         if let error = reply["error"]?.stringValue {
             guard error == "io.edgeplan.Planner.Infeasible" else {
                 throw EdgePlanError.invalidInput("daemon answered \(error): \(reply["parameters"]?.serialized() ?? "")")
             }
-            return .object(result + [("outcome", .string("infeasible")), ("reason", reply["parameters"] ?? .null), ("planMs", .number(ms(planned - began)))])
+            return .object(
+                result + [
+                    ("outcome", .string("infeasible")), ("reason", reply["parameters"] ?? .null),
+                    ("planMs", .number(ms(planned - began))),
+                ]
+            )
         }
         guard let plan = reply["parameters"]?["plan"], let request = plan["request"], var body = request["body"] else {
             throw EdgePlanError.invalidInput("the daemon's plan has no request body")
         }
         body = Self.filling(body, prompt: question.renderedPrompt)
-        if let engineModel, case let .object(pairs) = body { body = .object(pairs.map { $0.0 == "model" ? ($0.0, .string(engineModel)) : $0 }) }
+        if let engineModel, case let .object(pairs) = body {
+            body = .object(pairs.map { $0.0 == "model" ? ($0.0, .string(engineModel)) : $0 })
+        }
         let kind = try EngineKind.named(request["engine"]?.stringValue ?? EngineKind.vllm.rawValue)
         let client = EngineClient(endpoint: endpoint, capabilities: .of(kind), model: body["model"]?.stringValue ?? "")
         let deadlineMs = plan["deadlineMs"]?.doubleValue ?? 0
         let remaining = max(0.001, deadlineMs / 1000 - (planned - began).seconds)
         let startedAt = Date().timeIntervalSince1970
         if let unreachable {
-            return .object(result + [("outcome", .string("engine-error")), ("error", .string(unreachable.description)), ("plan", Self.summary(plan))])
+            return .object(
+                result + [
+                    ("outcome", .string("engine-error")), ("error", .string(unreachable.description)),
+                    ("plan", Self.summary(plan)),
+                ]
+            )
         }
         let completion: EngineClient.Completion
         do {
-            completion = try await client.chat(body, requests: request["requests"]?.intValue ?? 1, deadline: .milliseconds(Int(remaining * 1000)))
+            completion = try await client.chat(
+                body,
+                requests: request["requests"]?.intValue ?? 1,
+                deadline: .milliseconds(Int(remaining * 1000))
+            )
         } catch let error as EngineError {
-            return .object(result + [("outcome", .string("engine-error")), ("error", .string(error.description)), ("plan", Self.summary(plan))])
+            return .object(
+                result + [
+                    ("outcome", .string("engine-error")), ("error", .string(error.description)),
+                    ("plan", Self.summary(plan)),
+                ]
+            )
         }
         let ran = clock.now
         var graded: [GradedAnswer] = []
@@ -184,7 +257,9 @@ struct Ask: AsyncParsableCommand {
             }
         }
         let voted = Self.plurality(graded)
-        let correct: Bool? = item.answer == nil ? nil : (voted.map { answer in graded.first { $0.answer == answer }?.correct ?? false } ?? false)
+        let correct: Bool? =
+            item.answer == nil
+            ? nil : (voted.map { answer in graded.first { $0.answer == answer }?.correct ?? false } ?? false)
         let tokens = completion.samples.map(\.outputTokens)
         let latencyMs = ms(ran - planned)
         var report: JSONValue = .null
@@ -215,11 +290,14 @@ struct Ask: AsyncParsableCommand {
             ("predictedMeanOutputTokens", plan["predicted"]?["meanOutputTokens"] ?? .null),
             ("energyJ", report["attributedEnergyJ"] ?? .null),
             ("sampleOutputTokens", .array(tokens.map(JSONValue.int))), ("startedAt", .number(startedAt)),
-            ("timing", .fields([
-                "planMs": .number(ms(planned - began)), "engineMs": .number(latencyMs),
-                "engineOwnMs": engineOwnMs.map(JSONValue.number) ?? .null, "reportMs": .number(ms(reported - ran)),
-                "totalMs": .number(ms(reported - began)),
-            ])),
+            (
+                "timing",
+                .fields([
+                    "planMs": .number(ms(planned - began)), "engineMs": .number(latencyMs),
+                    "engineOwnMs": engineOwnMs.map(JSONValue.number) ?? .null, "reportMs": .number(ms(reported - ran)),
+                    "totalMs": .number(ms(reported - began)),
+                ])
+            ),
             ("report", report),
         ]
         return .object(result)
@@ -242,32 +320,43 @@ struct Ask: AsyncParsableCommand {
             guard let answer = grade.answer else { continue }
             counts[answer] = ((counts[answer]?.count ?? 0) + 1, counts[answer]?.first ?? index)
         }
-        return counts.max { a, b in a.value.count != b.value.count ? a.value.count < b.value.count : a.value.first > b.value.first }?.key
+        return counts.max { a, b in
+            a.value.count != b.value.count ? a.value.count < b.value.count : a.value.first > b.value.first
+        }?.key
     }
 
     static func summary(_ plan: JSONValue) -> JSONValue {
         .fields([
-            "model": plan["model"] ?? .null, "quantization": plan["quantization"] ?? .null, "mode": plan["mode"] ?? .null,
-            "tokenBudget": plan["tokenBudget"] ?? .null, "parallel": plan["parallel"] ?? .null, "explored": plan["explored"] ?? .null,
+            "model": plan["model"] ?? .null, "quantization": plan["quantization"] ?? .null,
+            "mode": plan["mode"] ?? .null,
+            "tokenBudget": plan["tokenBudget"] ?? .null, "parallel": plan["parallel"] ?? .null,
+            "explored": plan["explored"] ?? .null,
         ])
     }
 
     func show(_ result: JSONValue) {
         let outcome = result["outcome"]?.stringValue ?? "?"
         let plan = result["plan"] ?? .null
-        let configuration = "\(plan["model"]?.stringValue ?? "?") \(plan["mode"]?.stringValue ?? "")\(plan["tokenBudget"]?.intValue.map { " \($0)" } ?? "") x\(plan["parallel"]?.intValue ?? 1)"
+        let configuration =
+            "\(plan["model"]?.stringValue ?? "?") \(plan["mode"]?.stringValue ?? "")\(plan["tokenBudget"]?.intValue.map { " \($0)" } ?? "") x\(plan["parallel"]?.intValue ?? 1)"
         switch outcome {
         case "infeasible":
-            print("\(result["task"]?.stringValue ?? ""): infeasible: \(result["reason"]?["message"]?.stringValue ?? "")")
+            print(
+                "\(result["task"]?.stringValue ?? ""): infeasible: \(result["reason"]?["message"]?.stringValue ?? "")"
+            )
         case "engine-error":
-            print("\(result["task"]?.stringValue ?? ""): \(configuration): engine error: \(result["error"]?.stringValue ?? "")")
+            print(
+                "\(result["task"]?.stringValue ?? ""): \(configuration): engine error: \(result["error"]?.stringValue ?? "")"
+            )
         default:
             let answer = result["answer"]?.stringValue ?? "(no answer)"
             let correct = result["correct"]?.boolValue.map { $0 ? " (right)" : " (wrong)" } ?? ""
             let energy = result["energyJ"]?.doubleValue.map { ", \(format($0, 1)) J" } ?? ""
-            print("\(result["task"]?.stringValue ?? ""): \(answer)\(correct) from \(configuration)\(outcome == "cut" ? ", cut at the deadline" : ""): "
-                  + "\(format((result["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s of \(format((result["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s"
-                  + " (predicted \(format((result["predictedLatencyMs"]?.doubleValue ?? 0) / 1000, 2)) s)\(energy); report: \(result["report"]?["learning"]?.stringValue ?? "not sent")")
+            print(
+                "\(result["task"]?.stringValue ?? ""): \(answer)\(correct) from \(configuration)\(outcome == "cut" ? ", cut at the deadline" : ""): "
+                    + "\(format((result["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s of \(format((result["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s"
+                    + " (predicted \(format((result["predictedLatencyMs"]?.doubleValue ?? 0) / 1000, 2)) s)\(energy); report: \(result["report"]?["learning"]?.stringValue ?? "not sent")"
+            )
         }
     }
 }

@@ -6,21 +6,28 @@ import Foundation
 struct Calibrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate",
-        abstract: "Fit a model's latency, power and parallel scaling from measured traces; print hold-out MAPE; write a profile.",
+        abstract:
+            "Fit a model's latency, power and parallel scaling from measured traces; print hold-out MAPE; write a profile.",
         discussion: """
-        Accepts JSON-lines traces (prefill and decode records), per-token traces (tbt_s) and the Orin artifact's
-        prefill.json / decode_parameters.json. With -o DIR it writes DIR/models/<model>.<quant>.yaml, a device.yaml
-        from the datasheet of --device when DIR has none, and the bundled accuracy tables cut to the models in DIR.
-        """)
+            Accepts JSON-lines traces (prefill and decode records), per-token traces (tbt_s) and the Orin artifact's
+            prefill.json / decode_parameters.json. With -o DIR it writes DIR/models/<model>.<quant>.yaml, a device.yaml
+            from the datasheet of --device when DIR has none, and the bundled accuracy tables cut to the models in DIR.
+            """
+    )
 
     @Option(name: .customLong("traces"), parsing: .upToNextOption, help: "Measurement files.") var traces: [String]
     @Option(help: "Model to fit, e.g. DSR1-Llama-8B.") var model: String
     @Option(help: "Quantization of the measured model.") var quant: String = "fp16"
-    @Option(help: "Device the traces come from (names the datasheet for a new profile), e.g. nvidia-h100-80gb.") var device: String?
+    @Option(help: "Device the traces come from (names the datasheet for a new profile), e.g. nvidia-h100-80gb.")
+    var device: String?
     @Option(name: .shortAndLong, help: "Profile directory to write into.") var output: String?
     @Option(help: "Hold out every n-th measurement for testing.") var holdoutEvery: Int = 5
-    @Option(help: "Family of a model the profile has never seen: reasoning, budget-aware or direct.") var family: String = "reasoning"
-    @Option(help: "For a model with no accuracy tables yet: borrow this model's rows as its prior (marked borrowed) until `accuracy collect` measures its own.") var accuracyLike: String?
+    @Option(help: "Family of a model the profile has never seen: reasoning, budget-aware or direct.") var family:
+        String = "reasoning"
+    @Option(
+        help:
+            "For a model with no accuracy tables yet: borrow this model's rows as its prior (marked borrowed) until `accuracy collect` measures its own."
+    ) var accuracyLike: String?
     @OptionGroup var snapshot: SnapshotOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -36,24 +43,35 @@ struct Calibrate: AsyncParsableCommand {
             var observations: [Observation] = []
             var series: [TokenTimeSeries] = []
             let sizes = traces.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
-            var progress = ProgressBar(total: sizes.reduce(0, +) + 1, enabled: isatty(STDERR_FILENO) == 1 && (sizes.reduce(0, +) > 256 * 1024 || traces.count > 4))
+            var progress = ProgressBar(
+                total: sizes.reduce(0, +) + 1,
+                enabled: isatty(STDERR_FILENO) == 1 && (sizes.reduce(0, +) > 256 * 1024 || traces.count > 4)
+            )
             for (path, size) in zip(traces, sizes) {
-                guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read file", file: path) }
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw EdgePlanError(.io, "cannot read file", file: path)
+                }
                 let bytes = Array(data)
                 // Per-token traces name their step times near the top.
                 if String(decoding: bytes.prefix(4096), as: UTF8.self).contains("\"tbt_s\"") {
                     let run = try TokenTimeSeries.decode(bytes, file: path)
                     if run.model.lowercased() == model.lowercased() { series.append(run) }
                 } else {
-                    observations += try MeasurementDecoder.decode(bytes, file: path).filter { $0.model.lowercased() == model.lowercased() && $0.quantization == quantization }
+                    observations += try MeasurementDecoder.decode(bytes, file: path).filter {
+                        $0.model.lowercased() == model.lowercased() && $0.quantization == quantization
+                    }
                 }
                 progress.advance((path as NSString).lastPathComponent, by: size)
             }
-            guard !observations.isEmpty || !series.isEmpty else { throw EdgePlanError(.unknownModel, "no measurements of model '\(model)' (\(quant)) in the given traces") }
+            guard !observations.isEmpty || !series.isEmpty else {
+                throw EdgePlanError(.unknownModel, "no measurements of model '\(model)' (\(quant)) in the given traces")
+            }
             let reference = try snapshot.profileSet()
             let targetDevice: DeviceProfile
             if let output, FileManager.default.fileExists(atPath: "\(output)/device.yaml") {
-                targetDevice = try ProfileDecoder.decodeDevice(.init(path: "device.yaml", text: String(contentsOfFile: "\(output)/device.yaml", encoding: .utf8)))
+                targetDevice = try ProfileDecoder.decodeDevice(
+                    .init(path: "device.yaml", text: String(contentsOfFile: "\(output)/device.yaml", encoding: .utf8))
+                )
             } else if let device {
                 targetDevice = try DeviceCatalog.device(named: device)
             } else {
@@ -62,8 +80,10 @@ struct Calibrate: AsyncParsableCommand {
             // A model the profile has never seen starts from its shape (the collector's `model` record) and the
             // roofline; the fits below replace every latency and power figure they have measurements for.
             let collected = try traces.compactMap { path -> CollectedTrace.Progress? in
-                guard let data = FileManager.default.contents(atPath: path), String(decoding: data.prefix(8192), as: UTF8.self).contains("\"phase\": \"model\"")
-                    || String(decoding: data.prefix(8192), as: UTF8.self).contains("\"phase\":\"model\"") else { return nil }
+                guard let data = FileManager.default.contents(atPath: path),
+                    String(decoding: data.prefix(8192), as: UTF8.self).contains("\"phase\": \"model\"")
+                        || String(decoding: data.prefix(8192), as: UTF8.self).contains("\"phase\":\"model\"")
+                else { return nil }
                 return try CollectedTrace.progress(Array(data), file: path)
             }.first { $0.model?.lowercased() == model.lowercased() }
             let base: ModelVariant
@@ -71,26 +91,50 @@ struct Calibrate: AsyncParsableCommand {
                 base = known
             } else {
                 guard let architecture = collected?.architecture else {
-                    throw EdgePlanError(.unknownModel, "unknown model '\(model)'; known models: \(Set(reference.variants.keys.map(\.model)).sorted().joined(separator: ", ")). A trace from `edgeplan profile collect` records a new model's shape, and calibrate then adds it")
+                    throw EdgePlanError(
+                        .unknownModel,
+                        "unknown model '\(model)'; known models: \(Set(reference.variants.keys.map(\.model)).sorted().joined(separator: ", ")). A trace from `edgeplan profile collect` records a new model's shape, and calibrate then adds it"
+                    )
                 }
                 guard let family = ModelFamily(rawValue: family) else {
-                    throw ValidationError("--family takes \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ValidationError(
+                        "--family takes \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 let templates = reference.variants.values.filter { $0.family == family }.sorted { $0.id < $1.id }
-                guard let template = templates.first(where: { $0.id.quantization == quantization }) ?? templates.first else {
-                    throw EdgePlanError(.unknownModel, "the reference profile has no \(family.rawValue) model to take the vote model and length spread from")
+                guard let template = templates.first(where: { $0.id.quantization == quantization }) ?? templates.first
+                else {
+                    throw EdgePlanError(
+                        .unknownModel,
+                        "the reference profile has no \(family.rawValue) model to take the vote model and length spread from"
+                    )
                 }
                 base = Roofline.derive(
-                    model: model, quantization: quantization, family: family, parametersBillion: architecture.parameters / 1e9,
-                    bytesPerWeight: architecture.bytesPerWeight, kvCacheBytesPerToken: architecture.kvCacheBytesPerToken,
-                    contextTokens: architecture.contextTokens, device: targetDevice, like: template)
+                    model: model,
+                    quantization: quantization,
+                    family: family,
+                    parametersBillion: architecture.parameters / 1e9,
+                    bytesPerWeight: architecture.bytesPerWeight,
+                    kvCacheBytesPerToken: architecture.kvCacheBytesPerToken,
+                    contextTokens: architecture.contextTokens,
+                    device: targetDevice,
+                    like: template
+                )
             }
             var calibrator = ProfileCalibrator()
             calibrator.holdOutEvery = holdoutEvery
             // A collected trace's prompts are exact token counts that llama.cpp-style engines do not pad.
             if collected != nil { calibrator.prefillPaddingTokens = 1 }
-            let label = collected.map { "\($0.provenance) on \(targetDevice.name)" } ?? device.map { "on \($0)" } ?? "from \(traces.count) trace files"
-            let report = try calibrator.calibrate(base: base, device: targetDevice, observations: observations, series: series, label: label)
+            let label =
+                collected.map { "\($0.provenance) on \(targetDevice.name)" } ?? device.map { "on \($0)" }
+                ?? "from \(traces.count) trace files"
+            let report = try calibrator.calibrate(
+                base: base,
+                device: targetDevice,
+                observations: observations,
+                series: series,
+                label: label
+            )
             progress.advance("fitted")
             if json { printJSON(Self.json(report)) } else { Self.print(report) }
             if let output { try write(report.variant, to: output) }
@@ -103,15 +147,23 @@ struct Calibrate: AsyncParsableCommand {
         try manager.createDirectory(atPath: "\(directory)/accuracy", withIntermediateDirectories: true)
         let devicePath = "\(directory)/device.yaml"
         if !manager.fileExists(atPath: devicePath) {
-            guard let device else { throw ValidationError("\(directory) has no device.yaml: name the device with --device") }
+            guard let device else {
+                throw ValidationError("\(directory) has no device.yaml: name the device with --device")
+            }
             try AtomicFile.write(ProfileEncoder.device(DeviceCatalog.device(named: device)), to: devicePath)
         } else if let device {
-            let existing = try ProfileDecoder.decodeDevice(.init(path: devicePath, text: String(contentsOfFile: devicePath, encoding: .utf8)))
-            guard existing.name == device.lowercased() else { throw ValidationError("\(devicePath) describes \(existing.name), not --device \(device)") }
+            let existing = try ProfileDecoder.decodeDevice(
+                .init(path: devicePath, text: String(contentsOfFile: devicePath, encoding: .utf8))
+            )
+            guard existing.name == device.lowercased() else {
+                throw ValidationError("\(devicePath) describes \(existing.name), not --device \(device)")
+            }
         }
         try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
         // Accuracy belongs to the model, not the device: carry the bundled tables over, cut to the models present.
-        let present = try ProfileStore.files(in: directory).filter { $0.path.hasPrefix("models/") }.map { try ProfileDecoder.decodeVariant($0).id }
+        let present = try ProfileStore.files(in: directory).filter { $0.path.hasPrefix("models/") }.map {
+            try ProfileDecoder.decodeVariant($0).id
+        }
         for bundled in try ProfileStore.load(nil).accuracy.values {
             // Tables a profile already holds (collected, or borrowed before) are its own: only add to them. The rows
             // to borrow come from the bundled table, which a profile's copy may have cut to its own models.
@@ -121,11 +173,16 @@ struct Calibrate: AsyncParsableCommand {
                 table = try ProfileDecoder.decodeAccuracy(.init(path: "accuracy/\(table.task).yaml", text: text))
             }
             if let lender = accuracyLike, !table.records.contains(where: { $0.variant == variant.id }) {
-                let borrowed = bundled.records.filter { $0.variant.model.lowercased() == lender.lowercased() && $0.variant.quantization == variant.id.quantization }
+                let borrowed = bundled.records.filter {
+                    $0.variant.model.lowercased() == lender.lowercased()
+                        && $0.variant.quantization == variant.id.quantization
+                }
                 table.records += borrowed.map { record in
                     var record = record
                     record.variant = variant.id
-                    record.source = "borrowed from \(lender) as a prior until accuracy collect measures \(variant.id.model): " + record.source
+                    record.source =
+                        "borrowed from \(lender) as a prior until accuracy collect measures \(variant.id.model): "
+                        + record.source
                     return record
                 }
             }
@@ -135,45 +192,109 @@ struct Calibrate: AsyncParsableCommand {
         }
         let problems = ProfileChecker.check(try ProfileStore.files(in: directory))
         for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
-        if problems.contains(where: { $0.severity == .error }) { throw EdgePlanError.invalidFile("the written profile does not pass profile check", file: directory) }
-        Swift.print("wrote \(directory)/models/\(variant.id.fileStem).yaml; profile check: \(problems.isEmpty ? "ok" : "\(problems.count) warnings")")
+        if problems.contains(where: { $0.severity == .error }) {
+            throw EdgePlanError.invalidFile("the written profile does not pass profile check", file: directory)
+        }
+        Swift.print(
+            "wrote \(directory)/models/\(variant.id.fileStem).yaml; profile check: \(problems.isEmpty ? "ok" : "\(problems.count) warnings")"
+        )
     }
 
     static func print(_ report: ProfileCalibrator.Report) {
         Swift.print("\(report.variant.id)")
         Swift.print("phase".padded(26) + "fitted  held-out  fit MAPE  hold-out MAPE  outliers")
         for phase in report.phases {
-            Swift.print(phase.phase.padded(26) + String(format: "%6d  %8d  %7.2f%%  %12.2f%%  %8d", phase.fitted, phase.heldOut, phase.fitMAPE, phase.heldOutMAPE, phase.rejectedOutliers))
+            Swift.print(
+                phase.phase.padded(26)
+                    + String(
+                        format: "%6d  %8d  %7.2f%%  %12.2f%%  %8d",
+                        phase.fitted,
+                        phase.heldOut,
+                        phase.fitMAPE,
+                        phase.heldOutMAPE,
+                        phase.rejectedOutliers
+                    )
+            )
             Swift.print("  " + phase.coefficients.map { "\($0.0)=\($0.1.significantDigits(6))" }.joined(separator: " "))
         }
         if let regimes = report.regimes {
             let delays = regimes.changes.map(\.change.delay).sorted()
-            Swift.print("per-token traces: \(regimes.changes.count) regime changes flagged; detection delay median \(delays.isEmpty ? 0 : delays[delays.count / 2]) tokens, max \(delays.last ?? 0) tokens")
+            Swift.print(
+                "per-token traces: \(regimes.changes.count) regime changes flagged; detection delay median \(delays.isEmpty ? 0 : delays[delays.count / 2]) tokens, max \(delays.last ?? 0) tokens"
+            )
             Swift.print("regime".padded(10) + "n (ms/token)  segments  tokens  hold-out MAPE  one-fit MAPE")
             for (index, regime) in regimes.regimes.enumerated() {
-                Swift.print("\(index + 1)".padded(10) + String(format: "%12.2f  %8d  %6d  %12.2f%%  %11.2f%%", regime.nSPerToken * 1000, regime.segments, regime.tokens, regime.heldOutMAPE, regime.naiveMAPE)
-                    + (regime.heldOutCheckpoints == 0 ? "  (too short to hold out)" : ""))
+                Swift.print(
+                    "\(index + 1)".padded(10)
+                        + String(
+                            format: "%12.2f  %8d  %6d  %12.2f%%  %11.2f%%",
+                            regime.nSPerToken * 1000,
+                            regime.segments,
+                            regime.tokens,
+                            regime.heldOutMAPE,
+                            regime.naiveMAPE
+                        )
+                        + (regime.heldOutCheckpoints == 0 ? "  (too short to hold out)" : "")
+                )
             }
-            Swift.print(String(format: "decode per regime: hold-out MAPE %.2f%%; one fit for all regimes: %.2f%% (m = %@ s/token^2 shared)", regimes.heldOutMAPE, regimes.naiveHeldOutMAPE, regimes.mSPerToken2.significantDigits(4)))
+            Swift.print(
+                String(
+                    format:
+                        "decode per regime: hold-out MAPE %.2f%%; one fit for all regimes: %.2f%% (m = %@ s/token^2 shared)",
+                    regimes.heldOutMAPE,
+                    regimes.naiveHeldOutMAPE,
+                    regimes.mSPerToken2.significantDigits(4)
+                )
+            )
         }
     }
 
     static func json(_ report: ProfileCalibrator.Report) -> JSONValue {
         var fields: [(String, JSONValue)] = [
             ("variant", .string(report.variant.id.description)),
-            ("phases", .array(report.phases.map { phase in
-                .fields(["phase": .string(phase.phase), "fitted": .int(phase.fitted), "heldOut": .int(phase.heldOut),
-                         "fitMapePct": .number(phase.fitMAPE), "holdoutMapePct": .number(phase.heldOutMAPE), "rejectedOutliers": .int(phase.rejectedOutliers),
-                         "coefficients": .object(phase.coefficients.map { ($0.0, JSONValue.number($0.1)) })])
-            })),
+            (
+                "phases",
+                .array(
+                    report.phases.map { phase in
+                        .fields([
+                            "phase": .string(phase.phase), "fitted": .int(phase.fitted), "heldOut": .int(phase.heldOut),
+                            "fitMapePct": .number(phase.fitMAPE), "holdoutMapePct": .number(phase.heldOutMAPE),
+                            "rejectedOutliers": .int(phase.rejectedOutliers),
+                            "coefficients": .object(phase.coefficients.map { ($0.0, JSONValue.number($0.1)) }),
+                        ])
+                    }
+                )
+            ),
         ]
         if let regimes = report.regimes {
-            fields.append(("regimes", .fields([
-                "mSPerToken2": .number(regimes.mSPerToken2),
-                "heldOutMapePct": .number(regimes.heldOutMAPE), "singleFitHeldOutMapePct": .number(regimes.naiveHeldOutMAPE),
-                "changes": .array(regimes.changes.map { .fields(["run": .int($0.run), "onset": .int($0.change.onset), "alarm": .int($0.change.alarm), "delayTokens": .int($0.change.delay), "ratio": .number($0.change.ratio)]) }),
-                "levels": .array(regimes.regimes.map { .fields(["nSPerToken": .number($0.nSPerToken), "segments": .int($0.segments), "tokens": .int($0.tokens), "heldOutMapePct": .number($0.heldOutMAPE), "heldOutCheckpoints": .int($0.heldOutCheckpoints), "singleFitMapePct": .number($0.naiveMAPE)]) }),
-            ])))
+            fields.append(
+                (
+                    "regimes",
+                    .fields([
+                        "mSPerToken2": .number(regimes.mSPerToken2),
+                        "heldOutMapePct": .number(regimes.heldOutMAPE),
+                        "singleFitHeldOutMapePct": .number(regimes.naiveHeldOutMAPE),
+                        "changes": .array(
+                            regimes.changes.map {
+                                .fields([
+                                    "run": .int($0.run), "onset": .int($0.change.onset), "alarm": .int($0.change.alarm),
+                                    "delayTokens": .int($0.change.delay), "ratio": .number($0.change.ratio),
+                                ])
+                            }
+                        ),
+                        "levels": .array(
+                            regimes.regimes.map {
+                                .fields([
+                                    "nSPerToken": .number($0.nSPerToken), "segments": .int($0.segments),
+                                    "tokens": .int($0.tokens), "heldOutMapePct": .number($0.heldOutMAPE),
+                                    "heldOutCheckpoints": .int($0.heldOutCheckpoints),
+                                    "singleFitMapePct": .number($0.naiveMAPE),
+                                ])
+                            }
+                        ),
+                    ])
+                )
+            )
         }
         return .object(fields)
     }

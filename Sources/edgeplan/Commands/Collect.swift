@@ -10,21 +10,25 @@ struct Collect: AsyncParsableCommand {
         commandName: "collect",
         abstract: "Measure a model on a running engine: idle power, prefill, decode per token, parallel scaling.",
         discussion: """
-        Writes a JSON-lines trace (-o) that `edgeplan calibrate` reads. Each measured point is appended and made
-        durable before the next starts: a collection stopped by Ctrl-C, SIGKILL or --time-budget resumes where it
-        stopped when run again with the same -o, and no point is lost or measured twice. The power rails (INA3221,
-        NVML, RAPL) are sampled throughout and each phase's energy is attributed from them.
-        """)
+            Writes a JSON-lines trace (-o) that `edgeplan calibrate` reads. Each measured point is appended and made
+            durable before the next starts: a collection stopped by Ctrl-C, SIGKILL or --time-budget resumes where it
+            stopped when run again with the same -o, and no point is lost or measured twice. The power rails (INA3221,
+            NVML, RAPL) are sampled throughout and each phase's energy is attributed from them.
+            """
+    )
 
     @Option(help: "The engine: http://HOST:PORT or unix:/PATH.") var engine: String = "http://127.0.0.1:8080"
-    @Option(help: "Engine kind: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", ")).") var engineKind: String = "llama-server"
-    @Option(help: "The engine's version, when it does not report one (a build from source says `unknown`).") var engineVersion: String?
+    @Option(help: "Engine kind: \(EngineKind.allCases.map(\.rawValue).joined(separator: ", ")).") var engineKind:
+        String = "llama-server"
+    @Option(help: "The engine's version, when it does not report one (a build from source says `unknown`).")
+    var engineVersion: String?
     @Option(help: "Model name for the profile.") var model: String
     @Option(help: "Model name the engine serves (default: --model).") var engineModel: String?
     @Option(name: .shortAndLong, help: "Trace file to write, or to resume.") var output: String
     @Option(help: "Context to sweep up to, tokens (default: the engine's context per slot).") var context: Int?
     @Option(help: "Tokens of each decode run.") var decodeTokens: Int = 2048
-    @Option(help: "Input lengths of the decode runs, comma-separated (two suffice: `profile design` replays why).") var decodeInputs: String = "128,1024"
+    @Option(help: "Input lengths of the decode runs, comma-separated (two suffice: `profile design` replays why).")
+    var decodeInputs: String = "128,1024"
     @Option(help: "Parallel sampling factors, comma-separated.") var parallel: String = "1,2,4,8,16,32"
     @Option(help: "Output tokens of each parallel run.") var parallelTokens: Int = 128
     @Option(help: "Repeats of each prefill length.") var repeats: Int = 3
@@ -32,7 +36,8 @@ struct Collect: AsyncParsableCommand {
     @Option(help: "Longest prefill to measure, tokens (default: the context).") var maxPrefill: Int?
     @Option(help: "Stop starting new points after this long (e.g. 10min); run again to go on.") var timeBudget: String?
     @Option(help: "Idle power sampling before the sweep (with rails).") var idle: String = "5s"
-    @Option(help: "Power rails: auto, none, or \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")).") var rails: String = "auto"
+    @Option(help: "Power rails: auto, none, or \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var rails: String = "auto"
     @Option(help: "Root for sysfs paths (rails, power mode).") var sysfsRoot: String = "/"
     @Option(help: "Transformer layers, when the engine does not say.") var layers: Int?
     @Option(help: "Key/value heads per layer, when the engine does not say.") var kvHeads: Int?
@@ -66,28 +71,54 @@ struct Collect: AsyncParsableCommand {
         try await reportingErrors {
             let kind = try EngineKind.named(engineKind)
             let capabilities = EngineCapabilities.of(kind)
-            let client = EngineClient(endpoint: try EngineEndpoint(engine), capabilities: capabilities, model: engineModel ?? model)
+            let client = EngineClient(
+                endpoint: try EngineEndpoint(engine),
+                capabilities: capabilities,
+                model: engineModel ?? model
+            )
             let described = try await client.describe()
             let engineInfo = EngineInfo(described, kind: kind)
             let contextTokens = context ?? engineInfo.contextPerSlot ?? 4096
             let design = try SweepDesign.standard(
-                contextTokens: contextTokens, decodeInputs: try Self.integers(decodeInputs, "--decode-inputs"), decodeTokens: decodeTokens,
-                parallelFactors: try Self.integers(parallel, "--parallel"), parallelOutputTokens: parallelTokens, repeats: repeats,
-                warmups: warmups, maxPrefillTokens: maxPrefill)
-            let architecture = try engineInfo.architecture(contextTokens: contextTokens, layers: layers, kvHeads: kvHeads, headDimension: headDim)
+                contextTokens: contextTokens,
+                decodeInputs: try Self.integers(decodeInputs, "--decode-inputs"),
+                decodeTokens: decodeTokens,
+                parallelFactors: try Self.integers(parallel, "--parallel"),
+                parallelOutputTokens: parallelTokens,
+                repeats: repeats,
+                warmups: warmups,
+                maxPrefillTokens: maxPrefill
+            )
+            let architecture = try engineInfo.architecture(
+                contextTokens: contextTokens,
+                layers: layers,
+                kvHeads: kvHeads,
+                headDimension: headDim
+            )
             let device = DeviceContext.read(SysfsRoot(sysfsRoot))
             var source: (any PowerRailSource)?
             if rails != "none" {
                 let railKind: PowerRailKind? = rails == "auto" ? nil : PowerRailKind(rawValue: rails)
-                if rails != "auto" && railKind == nil { throw ValidationError("--rails takes auto, none, or \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", "))") }
-                do { source = try PowerRails.open(railKind, sysfsRoot: sysfsRoot) } catch where rails == "auto" {
+                if rails != "auto" && railKind == nil {
+                    throw ValidationError(
+                        "--rails takes auto, none, or \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
+                }
+                do { source = try PowerRails.open(railKind, sysfsRoot: sysfsRoot) } catch  where rails == "auto" {
                     FileHandle.standardError.write(Data("no power rails: energies are not recorded (\(error))\n".utf8))
                 }
             }
             let context = CollectedTrace.Context(
-                engine: kind, engineVersion: engineVersion ?? engineInfo.version, model: model, powerMode: device.powerMode,
-                gpuClockMHz: device.gpuFrequencyHz.map { $0 / 1e6 }, rails: source?.description)
-            print("collecting \(model) on \(client.endpoint) (\(kind.rawValue) \(engineInfo.version)); \(design.points.count) points, context \(contextTokens)")
+                engine: kind,
+                engineVersion: engineVersion ?? engineInfo.version,
+                model: model,
+                powerMode: device.powerMode,
+                gpuClockMHz: device.gpuFrequencyHz.map { $0 / 1e6 },
+                rails: source?.description
+            )
+            print(
+                "collecting \(model) on \(client.endpoint) (\(kind.rawValue) \(engineInfo.version)); \(design.points.count) points, context \(contextTokens)"
+            )
             print("  " + architecture.summary + "; rails: \(source?.description ?? "none"); \(device.summary)")
             if dryRun {
                 for point in design.points { print("  \(point.key)") }
@@ -97,17 +128,26 @@ struct Collect: AsyncParsableCommand {
             sampler?.start()
             defer { sampler?.stop() }
             var collector = ProfileCollector(
-                client: client, design: design, context: context, architecture: architecture, tracePath: output,
-                promptTokenRange: engineInfo.promptTokenRange, energy: { start, end in sampler?.energy(from: start, to: end) },
-                now: RailSampler.monotonicSeconds)
+                client: client,
+                design: design,
+                context: context,
+                architecture: architecture,
+                tracePath: output,
+                promptTokenRange: engineInfo.promptTokenRange,
+                energy: { start, end in sampler?.energy(from: start, to: end) },
+                now: RailSampler.monotonicSeconds
+            )
             collector.timeBudgetS = try timeBudget.map { try QuantityParser.seconds($0, field: "--time-budget") }
             collector.idleS = sampler == nil ? 0 : try QuantityParser.seconds(idle, field: "--idle", allowZero: true)
             collector.energySettleS = sampler == nil ? 0 : 0.08
             let bar = LockedProgress(total: design.points.count)
             let summary = try await collector.run { done, total, key in bar.update(done: done, label: key) }
             for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-            print("measured \(summary.measured) points in \(String(format: "%.1f", summary.deviceTimeS)) s of engine time; \(summary.skipped) already in \(output)"
-                  + (summary.stoppedByBudget ? "; stopped by --time-budget with \(summary.remaining) to go: run again to resume" : ""))
+            print(
+                "measured \(summary.measured) points in \(String(format: "%.1f", summary.deviceTimeS)) s of engine time; \(summary.skipped) already in \(output)"
+                    + (summary.stoppedByBudget
+                        ? "; stopped by --time-budget with \(summary.remaining) to go: run again to resume" : "")
+            )
         }
     }
 }
@@ -139,9 +179,17 @@ struct EngineInfo {
         return size > 600 ? 300..<size : 0..<size
     }
 
-    func architecture(contextTokens: Int, layers: Int?, kvHeads: Int?, headDimension: Int?) throws -> CollectedTrace.Architecture {
+    func architecture(
+        contextTokens: Int,
+        layers: Int?,
+        kvHeads: Int?,
+        headDimension: Int?
+    ) throws -> CollectedTrace.Architecture {
         guard let parameters, let sizeBytes else {
-            throw EdgePlanError.invalidInput("the engine does not report the model's parameters and size (/v1/models meta): give them with a profile written by hand", field: "engine")
+            throw EdgePlanError.invalidInput(
+                "the engine does not report the model's parameters and size (/v1/models meta): give them with a profile written by hand",
+                field: "engine"
+            )
         }
         let embedding = embedding ?? 4096
         // Without the engine's word on layers and heads, the usual transformer (12 x embedding^2 parameters a layer,
@@ -150,14 +198,26 @@ struct EngineInfo {
         let headDimension = headDimension ?? 128
         let kvHeads = kvHeads ?? max(1, embedding / headDimension)
         return CollectedTrace.Architecture(
-            parameters: parameters, layers: layers, embedding: embedding, kvHeads: kvHeads, headDimension: headDimension,
-            contextTokens: contextTokens, weightBytes: sizeBytes)
+            parameters: parameters,
+            layers: layers,
+            embedding: embedding,
+            kvHeads: kvHeads,
+            headDimension: headDimension,
+            contextTokens: contextTokens,
+            weightBytes: sizeBytes
+        )
     }
 }
 
 extension CollectedTrace.Architecture {
     var summary: String {
-        String(format: "%.1f M parameters, %.0f MB of weights, %d layers, KV %.0f KiB/token", parameters / 1e6, weightBytes / 1e6, layers, kvCacheBytesPerToken / 1024)
+        String(
+            format: "%.1f M parameters, %.0f MB of weights, %d layers, KV %.0f KiB/token",
+            parameters / 1e6,
+            weightBytes / 1e6,
+            layers,
+            kvCacheBytesPerToken / 1024
+        )
     }
 }
 

@@ -4,7 +4,10 @@ import EdgePlanDaemon
 import Foundation
 
 struct Frontier: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "frontier", abstract: "The accuracy / latency / energy Pareto front of a task.")
+    static let configuration = CommandConfiguration(
+        commandName: "frontier",
+        abstract: "The accuracy / latency / energy Pareto front of a task."
+    )
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, csv, svg }
 
@@ -16,7 +19,9 @@ struct Frontier: AsyncParsableCommand {
     @OptionGroup var snapshot: SnapshotOptions
 
     func validate() throws {
-        if let input, !(1...PlanRequest.maxInputTokens).contains(input) { throw ValidationError("--input must be within 1...\(PlanRequest.maxInputTokens), got \(input)") }
+        if let input, !(1...PlanRequest.maxInputTokens).contains(input) {
+            throw ValidationError("--input must be within 1...\(PlanRequest.maxInputTokens), got \(input)")
+        }
         if let deadline { _ = try parseSeconds(deadline, "deadline") }
     }
 
@@ -30,7 +35,8 @@ struct Frontier: AsyncParsableCommand {
             switch format {
             case .json: text = front.json.serialized(pretty: true) + "\n"
             case .csv: text = FrontierRenderer.csv(front)
-            case .svg: text = FrontierRenderer.svg(front, latencyLimitS: limit, percentile: planner.policy.latencyPercentile)
+            case .svg:
+                text = FrontierRenderer.svg(front, latencyLimitS: limit, percentile: planner.policy.latencyPercentile)
             case .table: text = FrontierRenderer.table(front, latencyLimitS: limit)
             }
             if let output {

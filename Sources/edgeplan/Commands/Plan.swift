@@ -4,10 +4,14 @@ import EdgePlanDaemon
 import Foundation
 
 struct Plan: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "plan", abstract: "Choose model, quantization, mode, token budget and parallel factor for one request.")
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Choose model, quantization, mode, token budget and parallel factor for one request."
+    )
 
     @Option(help: "Task class, e.g. mmlu-redux, natural-plan-trip.") var task: String
-    @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline: String?
+    @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline:
+        String?
     @Option(parsing: .unconditional, help: "Energy budget: 200J, 1.5kJ.") var energy: String?
     @Option(help: "Prompt tokens (default: the task's typical length).") var input: Int?
     @Option(name: .customLong("min-accuracy"), help: "Minimum accuracy, 0...1.") var minAccuracy: Double?
@@ -19,15 +23,26 @@ struct Plan: AsyncParsableCommand {
     func validate() throws {
         if let deadline { _ = try parseSeconds(deadline, "deadline") }
         if let energy { _ = try parseJoules(energy, "energy") }
-        if let input, !(1...PlanRequest.maxInputTokens).contains(input) { throw ValidationError("--input must be within 1...\(PlanRequest.maxInputTokens), got \(input)") }
-        if let minAccuracy, !(minAccuracy.isFinite && (0...1).contains(minAccuracy)) { throw ValidationError("--min-accuracy must be within 0...1, got \(minAccuracy)") }
-        if let objective, Objective(rawValue: objective) == nil { throw ValidationError("--objective must be max-accuracy or min-energy") }
+        if let input, !(1...PlanRequest.maxInputTokens).contains(input) {
+            throw ValidationError("--input must be within 1...\(PlanRequest.maxInputTokens), got \(input)")
+        }
+        if let minAccuracy, !(minAccuracy.isFinite && (0...1).contains(minAccuracy)) {
+            throw ValidationError("--min-accuracy must be within 0...1, got \(minAccuracy)")
+        }
+        if let objective, Objective(rawValue: objective) == nil {
+            throw ValidationError("--objective must be max-accuracy or min-energy")
+        }
     }
 
     func request() throws -> PlanRequest {
         PlanRequest(
-            task: task, deadlineS: try deadline.map { try parseSeconds($0, "deadline") }, energyBudgetJ: try energy.map { try parseJoules($0, "energy") },
-            inputTokens: input, minAccuracy: minAccuracy, objective: objective.flatMap(Objective.init(rawValue:)))
+            task: task,
+            deadlineS: try deadline.map { try parseSeconds($0, "deadline") },
+            energyBudgetJ: try energy.map { try parseJoules($0, "energy") },
+            inputTokens: input,
+            minAccuracy: minAccuracy,
+            objective: objective.flatMap(Objective.init(rawValue:))
+        )
     }
 
     func run() async throws {
@@ -59,18 +74,29 @@ struct Plan: AsyncParsableCommand {
         }
         let predicted = plan["predicted"] ?? .null
         print("task \(task): \(describe(plan))")
-        print("  latency   \(format((predicted["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s mean, \(format((predicted["latencyPercentileMs"]?.doubleValue ?? 0) / 1000, 2)) s at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) (deadline \(format((plan["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s)")
-        print("  miss      \(format((predicted["missProbability"]?.doubleValue ?? 0) * 100, 2)) % chance of missing the deadline")
-        print("  energy    \(format(predicted["energyJ"]?.doubleValue ?? 0, 1)) J mean, \(format(predicted["energyPercentileJ"]?.doubleValue ?? 0, 1)) J at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0))")
+        print(
+            "  latency   \(format((predicted["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s mean, \(format((predicted["latencyPercentileMs"]?.doubleValue ?? 0) / 1000, 2)) s at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) (deadline \(format((plan["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s)"
+        )
+        print(
+            "  miss      \(format((predicted["missProbability"]?.doubleValue ?? 0) * 100, 2)) % chance of missing the deadline"
+        )
+        print(
+            "  energy    \(format(predicted["energyJ"]?.doubleValue ?? 0, 1)) J mean, \(format(predicted["energyPercentileJ"]?.doubleValue ?? 0, 1)) J at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0))"
+        )
         let observations = predicted["observations"]?.intValue ?? 0
-        print("  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (80 % interval \(format((predicted["accuracyLow"]?.doubleValue ?? 0) * 100, 1))–\(format((predicted["accuracyHigh"]?.doubleValue ?? 0) * 100, 1)) %, \(predicted["accuracySource"]?.stringValue ?? "")\(observations > 0 ? ", \(observations) reports" : ""))")
-        print("  length    \(format(predicted["meanOutputTokens"]?.doubleValue ?? 0, 0)) tokens mean, \(format(predicted["percentileOutputTokens"]?.doubleValue ?? 0, 0)) at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) of the longest sample, \(format((predicted["capProbability"]?.doubleValue ?? 0) * 100, 1)) % of samples hit the cap (\(predicted["lengthSource"]?.stringValue ?? ""))")
+        print(
+            "  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (80 % interval \(format((predicted["accuracyLow"]?.doubleValue ?? 0) * 100, 1))–\(format((predicted["accuracyHigh"]?.doubleValue ?? 0) * 100, 1)) %, \(predicted["accuracySource"]?.stringValue ?? "")\(observations > 0 ? ", \(observations) reports" : ""))"
+        )
+        print(
+            "  length    \(format(predicted["meanOutputTokens"]?.doubleValue ?? 0, 0)) tokens mean, \(format(predicted["percentileOutputTokens"]?.doubleValue ?? 0, 0)) at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) of the longest sample, \(format((predicted["capProbability"]?.doubleValue ?? 0) * 100, 1)) % of samples hit the cap (\(predicted["lengthSource"]?.stringValue ?? ""))"
+        )
         print("  cost      $\(format(predicted["costUsdPerMTok"]?.doubleValue ?? 0, 4)) per million tokens")
         if let body = plan["request"]?["body"] { print("  request   \(body.serialized())") }
     }
 
     private func describe(_ point: JSONValue) -> String {
         let budget = point["tokenBudget"]?.intValue.map { " \($0) tokens" } ?? ""
-        return "\(point["model"]?.stringValue ?? "?") \(point["quantization"]?.stringValue ?? "") \(point["mode"]?.stringValue ?? "")\(budget) x\(point["parallel"]?.intValue ?? 1)"
+        return
+            "\(point["model"]?.stringValue ?? "?") \(point["quantization"]?.stringValue ?? "") \(point["mode"]?.stringValue ?? "")\(budget) x\(point["parallel"]?.intValue ?? 1)"
     }
 }

@@ -4,28 +4,61 @@ import EdgePlanDaemon
 import Foundation
 
 struct ProfileCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "profile", abstract: "Show, check, scaffold or measure a device profile.", subcommands: [Show.self, Check.self, FitVotes.self, Collect.self, New.self, Design.self])
+    static let configuration = CommandConfiguration(
+        commandName: "profile",
+        abstract: "Show, check, scaffold or measure a device profile.",
+        subcommands: [Show.self, Check.self, FitVotes.self, Collect.self, New.self, Design.self]
+    )
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Summarize a profile (default: the bundled one).")
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Summarize a profile (default: the bundled one)."
+        )
         @Argument(help: "Profile directory.") var directory: String?
-        @Flag(help: "Show the output-length fits: soft/hard pairs, family spreads, and each configuration's distribution.") var lengths = false
-        @Flag(help: "Show the vote model's fit to the published parallel-scaling results, with the error per point.") var votes = false
+        @Flag(
+            help: "Show the output-length fits: soft/hard pairs, family spreads, and each configuration's distribution."
+        ) var lengths = false
+        @Flag(help: "Show the vote model's fit to the published parallel-scaling results, with the error per point.")
+        var votes = false
         @Option(help: "Task class whose lengths to list (default: every benchmark).") var task: String?
 
         func run() async throws {
             try await reportingErrors {
                 let profile = try ProfileStore.load(directory)
                 if lengths { return try printLengths(profile, task: task) }
-                if votes { return try printVoteFit(VoteFitter.fit(try VoteTargets.decode(BundledResources.voteTargets, file: "vote-targets.yaml (bundled)"), profile: profile)) }
+                if votes {
+                    return try printVoteFit(
+                        VoteFitter.fit(
+                            try VoteTargets.decode(BundledResources.voteTargets, file: "vote-targets.yaml (bundled)"),
+                            profile: profile
+                        )
+                    )
+                }
                 let device = profile.device
                 print("\(device.displayName) (\(device.name)), profile version \(profile.version)")
-                print("  memory \(device.memoryGiB) GiB (\(device.usableMemoryGiB) usable), \(device.memoryBandwidthGBps) GB/s, \(device.peakFP16TFLOPS) FP16 TFLOPS, calibrated in \(device.calibratedPowerMode)")
+                print(
+                    "  memory \(device.memoryGiB) GiB (\(device.usableMemoryGiB) usable), \(device.memoryBandwidthGBps) GB/s, \(device.peakFP16TFLOPS) FP16 TFLOPS, calibrated in \(device.calibratedPowerMode)"
+                )
                 print("  variants:")
                 for variant in profile.variants.values.sorted(by: { $0.id < $1.id }) {
-                    print("    " + variant.id.description.padded(29) + variant.family.rawValue.padded(13) + variant.calibration.rawValue.padded(10) + String(format: "n=%.4f s/tok  prefill(512)=%.3f s  floor=%.4f s/tok", variant.decodeLatency.nSPerToken, variant.prefillLatency.seconds(input: 512), Roofline.decodeFloorSPerToken(variant, device: device)))
+                    print(
+                        "    " + variant.id.description.padded(29) + variant.family.rawValue.padded(13)
+                            + variant.calibration.rawValue.padded(10)
+                            + String(
+                                format: "n=%.4f s/tok  prefill(512)=%.3f s  floor=%.4f s/tok",
+                                variant.decodeLatency.nSPerToken,
+                                variant.prefillLatency.seconds(input: 512),
+                                Roofline.decodeFloorSPerToken(variant, device: device)
+                            )
+                    )
                 }
-                print("  tasks: " + profile.tasks.map { "\($0) (\(profile.accuracy[$0]!.records.count) rows)" }.joined(separator: ", "))
+                print(
+                    "  tasks: "
+                        + profile.tasks.map { "\($0) (\(profile.accuracy[$0]!.records.count) rows)" }.joined(
+                            separator: ", "
+                        )
+                )
             }
         }
     }
@@ -33,14 +66,17 @@ struct ProfileCommand: AsyncParsableCommand {
     struct FitVotes: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "fit-votes",
-            abstract: "Fit the majority-vote model to published parallel-scaling results and print the error per point.")
-        @Argument(help: "Profile directory whose model files get the fitted parameters (with --write).") var directory: String
+            abstract: "Fit the majority-vote model to published parallel-scaling results and print the error per point."
+        )
+        @Argument(help: "Profile directory whose model files get the fitted parameters (with --write).") var directory:
+            String
         @Option(help: "Vote targets file (default: the bundled data/paper/vote-targets.yaml).") var targets: String?
         @Flag(help: "Write the fitted parameters into the profile's model files.") var write = false
 
         func run() async throws {
             try await reportingErrors {
-                let parsed = try targets.map { try VoteTargets.decode(try readText($0), file: $0) }
+                let parsed =
+                    try targets.map { try VoteTargets.decode(try readText($0), file: $0) }
                     ?? VoteTargets.decode(BundledResources.voteTargets, file: "vote-targets.yaml (bundled)")
                 let profile = try ProfileStore.load(directory)
                 let results = try VoteFitter.fit(parsed, profile: profile)
@@ -48,7 +84,10 @@ struct ProfileCommand: AsyncParsableCommand {
                 guard write else { return }
                 let fitted = VoteFitter.apply(results, to: profile, source: parsed.source)
                 for variant in fitted.variants.values.sorted(by: { $0.id < $1.id }) {
-                    try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
+                    try AtomicFile.write(
+                        ProfileEncoder.variant(variant),
+                        to: "\(directory)/models/\(variant.id.fileStem).yaml"
+                    )
                 }
                 print("wrote \(fitted.variants.count) model files under \(directory)/models")
             }
@@ -56,7 +95,10 @@ struct ProfileCommand: AsyncParsableCommand {
     }
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate every file: schema, units, ranges and physical bounds.")
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Validate every file: schema, units, ranges and physical bounds."
+        )
         @Argument(help: "Profile directory (default: the bundled one).") var directory: String?
 
         func run() async throws {
@@ -73,17 +115,26 @@ struct ProfileCommand: AsyncParsableCommand {
 }
 
 struct PolicyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "policy", abstract: "Check or show an operator policy.", subcommands: [Check.self, Show.self])
+    static let configuration = CommandConfiguration(
+        commandName: "policy",
+        abstract: "Check or show an operator policy.",
+        subcommands: [Check.self, Show.self]
+    )
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the effective policy (defaults filled in) of a file, or of a running daemon with --socket.")
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Print the effective policy (defaults filled in) of a file, or of a running daemon with --socket."
+        )
         @Argument(help: "Policy file (default: the bundled one).") var file: String?
         @Option(help: "Ask a running daemon for its policy instead.") var socket: String?
 
         func run() async throws {
             try await reportingErrors {
                 if let socket {
-                    printJSON(try VarlinkClient.call(socketPath: socket, "io.edgeplan.Planner.GetPolicy")["policy"] ?? .null)
+                    printJSON(
+                        try VarlinkClient.call(socketPath: socket, "io.edgeplan.Planner.GetPolicy")["policy"] ?? .null
+                    )
                 } else {
                     printJSON(try ProfileStore.loadPolicy(file).json)
                 }
@@ -92,14 +143,19 @@ struct PolicyCommand: AsyncParsableCommand {
     }
 
     struct Check: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "check", abstract: "Parse a policy and check it against its profile.")
+        static let configuration = CommandConfiguration(
+            commandName: "check",
+            abstract: "Parse a policy and check it against its profile."
+        )
         @Argument(help: "Policy file.") var file: String
         @Option(help: "Profile directory (default: the policy's, else the bundled one).") var profile: String?
 
         func run() async throws {
             try await reportingErrors {
                 let planner = try ProfileStore.loadPlanner(policyPath: file, profileDirectory: profile)
-                print("\(file): ok (version \(planner.policy.version), \(planner.policy.tasks.count) task sections, profile \(planner.profile.device.name))")
+                print(
+                    "\(file): ok (version \(planner.policy.version), \(planner.policy.tasks.count) task sections, profile \(planner.profile.device.name))"
+                )
             }
         }
     }
@@ -108,15 +164,25 @@ struct PolicyCommand: AsyncParsableCommand {
 /// The vote fit, one line per published point: single-sample accuracy, cap chance, lift wanted and fitted, error.
 func printVoteFit(_ results: [VoteFitter.Result]) {
     for result in results {
-        let anchors = result.anchors.map { "\(Int($0.budgetTokens)) tokens: concentration \($0.concentration.significantDigits(3)), unanswered at cap \($0.unansweredAtCap.significantDigits(3))" }
-        print("\(result.family.rawValue): \(anchors.joined(separator: "; ")); RMS error \(format(result.rmsePoints, 2)) points")
-        print("  " + "model".padded(16) + "budget".padded(8) + "k/ref".padded(8) + "single".padded(9) + "P(cap)".padded(8) + "lift wanted".padded(13) + "fitted".padded(9) + "accuracy wanted/fitted".padded(24) + "error")
+        let anchors = result.anchors.map {
+            "\(Int($0.budgetTokens)) tokens: concentration \($0.concentration.significantDigits(3)), unanswered at cap \($0.unansweredAtCap.significantDigits(3))"
+        }
+        print(
+            "\(result.family.rawValue): \(anchors.joined(separator: "; ")); RMS error \(format(result.rmsePoints, 2)) points"
+        )
+        print(
+            "  " + "model".padded(16) + "budget".padded(8) + "k/ref".padded(8) + "single".padded(9) + "P(cap)".padded(8)
+                + "lift wanted".padded(13) + "fitted".padded(9) + "accuracy wanted/fitted".padded(24) + "error"
+        )
         for row in result.rows {
             let t = row.target
-            print("  " + t.model.padded(16) + "\(t.budgetTokens)".padded(8) + "\(t.samples)/\(t.relativeTo)".padded(8)
-                  + "\(format(row.singleAccuracy * 100, 1)) %".padded(9) + format(row.capProbability, 2).padded(8)
-                  + format(t.lift, 2).padded(13) + format(row.predictedLift, 2).padded(9)
-                  + "\(format(row.targetAccuracy * 100, 1)) / \(format(row.fittedAccuracy * 100, 1)) %".padded(24) + "\(format(row.errorPoints, 2)) points")
+            print(
+                "  " + t.model.padded(16) + "\(t.budgetTokens)".padded(8) + "\(t.samples)/\(t.relativeTo)".padded(8)
+                    + "\(format(row.singleAccuracy * 100, 1)) %".padded(9) + format(row.capProbability, 2).padded(8)
+                    + format(t.lift, 2).padded(13) + format(row.predictedLift, 2).padded(9)
+                    + "\(format(row.targetAccuracy * 100, 1)) / \(format(row.fittedAccuracy * 100, 1)) %".padded(24)
+                    + "\(format(row.errorPoints, 2)) points"
+            )
         }
     }
 }
@@ -125,22 +191,42 @@ func printVoteFit(_ results: [VoteFitter.Result]) {
 func printLengths(_ profile: ProfileSet, task: String? = nil) throws {
     let fits = OutputLengthFits(profile: profile)
     print("soft/hard pairs (the cap censors the soft distribution): log-normal spread that matches both means")
-    print("  " + "task".padded(16) + "variant".padded(24) + "budget".padded(8) + "soft mean".padded(11) + "hard mean".padded(11) + "sigma".padded(8) + "CV".padded(7) + "P(cap)")
+    print(
+        "  " + "task".padded(16) + "variant".padded(24) + "budget".padded(8) + "soft mean".padded(11)
+            + "hard mean".padded(11) + "sigma".padded(8) + "CV".padded(7) + "P(cap)"
+    )
     for pair in fits.pairs {
-        print("  " + pair.task.padded(16) + pair.variant.description.padded(24) + "\(pair.budgetTokens)".padded(8) + format(pair.softMeanTokens, 1).padded(11)
-              + format(pair.hardMeanTokens, 1).padded(11) + format(pair.sigma, 3).padded(8) + format(pair.coefficientOfVariation, 2).padded(7) + format(pair.capProbability, 3))
+        print(
+            "  " + pair.task.padded(16) + pair.variant.description.padded(24) + "\(pair.budgetTokens)".padded(8)
+                + format(pair.softMeanTokens, 1).padded(11)
+                + format(pair.hardMeanTokens, 1).padded(11) + format(pair.sigma, 3).padded(8)
+                + format(pair.coefficientOfVariation, 2).padded(7) + format(pair.capProbability, 3)
+        )
     }
-    print("family spreads (median sigma of the pairs): " + fits.familySigma.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \(format($0.value, 3)) (CV \(format((exp($0.value * $0.value) - 1).squareRoot(), 2)))" }.joined(separator: ", "))
+    print(
+        "family spreads (median sigma of the pairs): "
+            + fits.familySigma.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+                "\($0.key.rawValue) \(format($0.value, 3)) (CV \(format((exp($0.value * $0.value) - 1).squareRoot(), 2)))"
+            }.joined(separator: ", ")
+    )
     let planner = try Planner(profile: profile, policy: Policy())
     for name in task.map({ [$0] }) ?? profile.tasks {
-        guard let space = planner.space(name) else { throw EdgePlanError(.unknownTask, "unknown task class '\(name)'", field: "task") }
+        guard let space = planner.space(name) else {
+            throw EdgePlanError(.unknownTask, "unknown task class '\(name)'", field: "task")
+        }
         print("\n\(name): per configuration (one sample)")
-        print("  " + "configuration".padded(40) + "source".padded(9) + "mean".padded(9) + "p50".padded(9) + "p95".padded(9) + "P(cap)")
+        print(
+            "  " + "configuration".padded(40) + "source".padded(9) + "mean".padded(9) + "p50".padded(9)
+                + "p95".padded(9) + "P(cap)"
+        )
         for candidate in space.candidates where candidate.configuration.parallel == 1 {
             let length = candidate.outputLength
             let name = "\(candidate.group)\(candidate.configuration.budgetTokens.map { " \($0)" } ?? "")"
-            print("  " + name.padded(40) + length.source.rawValue.padded(9) + format(length.meanTokens, 0).padded(9) + format(length.quantile(0.5), 0).padded(9)
-                  + format(length.quantile(0.95), 0).padded(9) + format(length.capProbability, 3))
+            print(
+                "  " + name.padded(40) + length.source.rawValue.padded(9) + format(length.meanTokens, 0).padded(9)
+                    + format(length.quantile(0.5), 0).padded(9)
+                    + format(length.quantile(0.95), 0).padded(9) + format(length.capProbability, 3)
+            )
         }
     }
 }

@@ -4,9 +4,15 @@ import EdgePlanDaemon
 import Foundation
 
 struct Rails: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rails", abstract: "Show live power-rail readings (INA3221, NVML, RAPL or a replayed trace), like a small tegrastats for power.")
+    static let configuration = CommandConfiguration(
+        commandName: "rails",
+        abstract:
+            "Show live power-rail readings (INA3221, NVML, RAPL or a replayed trace), like a small tegrastats for power."
+    )
 
-    @Option(help: "Source: \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: the first found).") var source: String?
+    @Option(
+        help: "Source: \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: the first found)."
+    ) var source: String?
     @Option(help: "Time between readings, e.g. 100ms or 1s.") var interval: String = "100ms"
     @Option(help: "Stop after this many readings (default: until interrupted).") var count: Int?
     @Option(help: "Read sysfs and procfs below this directory instead of /.") var sysfsRoot: String = "/"
@@ -15,7 +21,9 @@ struct Rails: AsyncParsableCommand {
 
     func validate() throws {
         if let source, PowerRailKind(rawValue: source) == nil {
-            throw ValidationError("unknown --source '\(source)'; use \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown --source '\(source)'; use \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         let seconds = try parseSeconds(interval, "interval")
         guard seconds >= 0.001, seconds <= 3600 else { throw ValidationError("--interval must be within 1ms...1h") }
@@ -43,19 +51,41 @@ struct Rails: AsyncParsableCommand {
                 // power is the average since the first reading, which settles as the run goes on.
                 var counterPower: Double?
                 if let counter = reading.energyCounterJ {
-                    if let (time, joules) = firstCounter, now > time { counterPower = (counter - joules) / (now - time) } else { firstCounter = (now, counter) }
+                    if let (time, joules) = firstCounter, now > time {
+                        counterPower = (counter - joules) / (now - time)
+                    } else {
+                        firstCounter = (now, counter)
+                    }
                 }
                 if json {
                     var fields: [(String, JSONValue)] = [
-                        ("rails", .object(reading.rails.map { ($0.name, .fields(["powerW": .number($0.powerW), "voltageV": $0.voltageV.map(JSONValue.number) ?? .null, "currentA": $0.currentA.map(JSONValue.number) ?? .null])) })),
+                        (
+                            "rails",
+                            .object(
+                                reading.rails.map {
+                                    (
+                                        $0.name,
+                                        .fields([
+                                            "powerW": .number($0.powerW),
+                                            "voltageV": $0.voltageV.map(JSONValue.number) ?? .null,
+                                            "currentA": $0.currentA.map(JSONValue.number) ?? .null,
+                                        ])
+                                    )
+                                }
+                            )
+                        ),
                         ("totalW", .number(reading.totalW)),
                     ]
                     if let counter = reading.energyCounterJ { fields.append(("energyCounterJ", .number(counter))) }
                     if let counterPower { fields.append(("counterPowerW", .number(counterPower))) }
-                    if !reading.problems.isEmpty { fields.append(("problems", .array(reading.problems.map(JSONValue.string)))) }
+                    if !reading.problems.isEmpty {
+                        fields.append(("problems", .array(reading.problems.map(JSONValue.string))))
+                    }
                     print(JSONValue.object(fields).serialized())
                 } else {
-                    var line = reading.rails.map { "\($0.name) \(format($0.powerW, 2)) W" }.joined(separator: "  ") + "  | total \(format(reading.totalW, 2)) W"
+                    var line =
+                        reading.rails.map { "\($0.name) \(format($0.powerW, 2)) W" }.joined(separator: "  ")
+                        + "  | total \(format(reading.totalW, 2)) W"
                     if let counterPower { line += "  (energy counter, average so far: \(format(counterPower, 2)) W)" }
                     if !reading.problems.isEmpty { line += "  [\(reading.problems.joined(separator: "; "))]" }
                     print(line)

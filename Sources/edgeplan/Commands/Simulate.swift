@@ -8,18 +8,28 @@ struct Simulate: AsyncParsableCommand {
         commandName: "simulate",
         abstract: "Simulate a workload of robot tasks against a ground truth and compare policies.",
         discussion: """
-        Each policy plans, recalibrates and learns with the daemon's own code; outcomes come from the truth
-        (--truth, default: the bundled workloads/truth-default.yaml) on a device that runs one request at a
-        time. Baselines: static (no recalibration, no learning), mean-latency (plans on mean latency, as the
-        paper does), no-learning, fixed:MODEL/QUANT/MODE[/BUDGET]xK.
-        """)
+            Each policy plans, recalibrates and learns with the daemon's own code; outcomes come from the truth
+            (--truth, default: the bundled workloads/truth-default.yaml) on a device that runs one request at a
+            time. Baselines: static (no recalibration, no learning), mean-latency (plans on mean latency, as the
+            paper does), no-learning, fixed:MODEL/QUANT/MODE[/BUDGET]xK.
+            """
+    )
 
     @Option(help: "Workload: JSON lines (.jsonl, streamed) or YAML (kind: workload).") var workload: String
     @Option(help: "Ground truth file (kind: truth).") var truth: String?
-    @Option(name: .customLong("policy"), help: "Policy file to simulate (repeatable); the first also defines the task classes.") var policies: [String] = []
-    @Option(name: .customLong("baseline"), help: "Built-in baseline on the first policy (repeatable; default: static and mean-latency; 'none' for none).") var baselines: [String] = []
+    @Option(
+        name: .customLong("policy"),
+        help: "Policy file to simulate (repeatable); the first also defines the task classes."
+    ) var policies: [String] = []
+    @Option(
+        name: .customLong("baseline"),
+        help: "Built-in baseline on the first policy (repeatable; default: static and mean-latency; 'none' for none)."
+    ) var baselines: [String] = []
     @Option(help: "Random seed: the same seed, workload and truth give the same result.") var seed: UInt64 = 7
-    @Option(name: .customLong("apply-every"), help: "Apply learned outcomes to the planner every N reports (the daemon: every report).") var applyEvery = 20
+    @Option(
+        name: .customLong("apply-every"),
+        help: "Apply learned outcomes to the planner every N reports (the daemon: every report)."
+    ) var applyEvery = 20
     @Option(help: "Time window for the plots over time, with a unit.") var window = "1h"
     @Option(help: "Profile directory (default: the first policy's, else the bundled one).") var profile: String?
     @Option(help: "Write SVG plots into this directory.") var plot: String?
@@ -47,14 +57,20 @@ struct Simulate: AsyncParsableCommand {
                 var name = path.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? "default"
                 names[name, default: 0] += 1
                 if names[name]! > 1 { name += "-\(names[name]!)" }
-                specs.append(SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: true, learn: true)))
+                specs.append(
+                    SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: true, learn: true))
+                )
             }
             for baseline in baselines.isEmpty ? ["static", "mean-latency"] : baselines where baseline != "none" {
                 specs.append(try SimulatedPolicy.baseline(baseline, on: specs[0].policy))
             }
             let profileSet = try ProfileStore.load(profile ?? specs[0].policy.profileDirectory)
-            var simulator = try Simulator(profile: profileSet, truth: world, policies: specs,
-                                          options: .init(seed: seed, applyEvery: applyEvery, windowS: try parseSeconds(window, "window")))
+            var simulator = try Simulator(
+                profile: profileSet,
+                truth: world,
+                policies: specs,
+                options: .init(seed: seed, applyEvery: applyEvery, windowS: try parseSeconds(window, "window"))
+            )
             try WorkloadFile.read(workload) { task in try simulator.process(task) }
             simulator.finish()
             if json {
@@ -83,7 +99,10 @@ enum WorkloadFile {
         guard let file = fopen(path, "r") else { throw EdgePlanError(.io, "cannot read workload", file: path) }
         defer { fclose(file) }
         var size = 0
-        if fseek(file, 0, SEEK_END) == 0 { size = ftell(file); rewind(file) }
+        if fseek(file, 0, SEEK_END) == 0 {
+            size = ftell(file)
+            rewind(file)
+        }
         var progress = ProgressBar(total: max(size, 1))
         var buffer: UnsafeMutablePointer<CChar>?
         var capacity = 0
@@ -97,7 +116,13 @@ enum WorkloadFile {
             let line = String(cString: buffer!)
             guard let task = try WorkloadDecoder.decodeLine(line, file: path, lineNumber: number) else { continue }
             if task.arrivalS < lastArrival {
-                throw EdgePlanError(.invalidInput, "arrival times must not go backwards (\(task.arrivalS) s after \(lastArrival) s)", file: path, line: number, field: "at")
+                throw EdgePlanError(
+                    .invalidInput,
+                    "arrival times must not go backwards (\(task.arrivalS) s after \(lastArrival) s)",
+                    file: path,
+                    line: number,
+                    field: "at"
+                )
             }
             lastArrival = task.arrivalS
             do { try body(task) } catch let error as EdgePlanError where error.line == nil {
@@ -110,16 +135,27 @@ enum WorkloadFile {
 }
 
 func readText(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else { throw EdgePlanError(.io, "cannot read file", file: path) }
-    guard let text = String(data: data, encoding: .utf8) else { throw EdgePlanError.invalidFile("not UTF-8 text", file: path) }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw EdgePlanError(.io, "cannot read file", file: path)
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+        throw EdgePlanError.invalidFile("not UTF-8 text", file: path)
+    }
     return text
 }
 
 struct WorkloadCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "workload", abstract: "Generate workloads of robot tasks.", subcommands: [Generate.self])
+    static let configuration = CommandConfiguration(
+        commandName: "workload",
+        abstract: "Generate workloads of robot tasks.",
+        subcommands: [Generate.self]
+    )
 
     struct Generate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "generate", abstract: "Poisson arrivals from a mix of task classes, as JSON lines.")
+        static let configuration = CommandConfiguration(
+            commandName: "generate",
+            abstract: "Poisson arrivals from a mix of task classes, as JSON lines."
+        )
         @Option(help: "Mix file (kind: workload-mix).") var mix: String
         @Option(help: "Arrival rate with a unit: 2/min, 30/h, 0.5/s.") var rate: String
         @Option(help: "How long, with a unit: 24h, 90m.") var duration: String
@@ -131,14 +167,17 @@ struct WorkloadCommand: AsyncParsableCommand {
                 let parsedMix = try WorkloadMix.decode(try readText(mix), file: mix)
                 let perSecond = try Self.rate(rate)
                 let seconds: Double
-                do { seconds = try QuantityParser.seconds(duration, field: "duration", requireUnit: true) } catch let error as EdgePlanError {
+                do { seconds = try QuantityParser.seconds(duration, field: "duration", requireUnit: true) } catch let
+                    error as EdgePlanError
+                {
                     throw ValidationError("--duration: \(error.message)")
                 }
                 // Streamed in chunks, so a long workload never sits in memory; a file is written beside its final
                 // name and renamed into place when complete.
                 let temporary = output.map { "\($0).tmp-\(getpid())" }
                 if let temporary { _ = FileManager.default.createFile(atPath: temporary, contents: nil) }
-                guard let handle = temporary.map({ FileHandle(forWritingAtPath: $0) }) ?? FileHandle.standardOutput else {
+                guard let handle = temporary.map({ FileHandle(forWritingAtPath: $0) }) ?? FileHandle.standardOutput
+                else {
                     throw EdgePlanError(.io, "cannot write workload", file: output)
                 }
                 var chunk = ""
@@ -155,7 +194,9 @@ struct WorkloadCommand: AsyncParsableCommand {
                 if let output, let temporary {
                     try handle.synchronize()
                     try handle.close()
-                    guard rename(temporary, output) == 0 else { throw EdgePlanError(.io, "cannot move the workload into place", file: output) }
+                    guard rename(temporary, output) == 0 else {
+                        throw EdgePlanError(.io, "cannot move the workload into place", file: output)
+                    }
                     FileHandle.standardError.write(Data("wrote \(count) tasks to \(output)\n".utf8))
                 }
             }
