@@ -1,16 +1,23 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("MemberImportVisibility"),
-]
+/// The test script builds with EDGEPLAN_WARNINGS_AS_ERRORS=1: a warning in the project's own targets (never in a
+/// dependency's) fails the build.
+let warningsAsErrors: [SwiftSetting] =
+    Context.environment["EDGEPLAN_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : []
+
+let swiftSettings: [SwiftSetting] =
+    [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ] + warningsAsErrors
 
 /// The executables stay position-independent, but their 106,000 relative relocations are packed (DT_RELR): at every
 /// start the loader reads a 20 KB bitmap instead of a 2.5 MB table, and the table's pages no longer count in the
 /// daemon's memory. lld writes them; glibc applies them from 2.36 on and refuses such a binary before that, so an
 /// older C library (Ubuntu 22.04, JetPack 6) gets the plain table.
-let compactRelocations: [LinkerSetting] = libcAppliesPackedRelocations
+let compactRelocations: [LinkerSetting] =
+    libcAppliesPackedRelocations
     ? [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux]))]
     : []
 
@@ -57,7 +64,9 @@ let package = Package(
         ),
         .target(
             name: "EdgePlanCore",
-            dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: [
+                .product(name: "Yams", package: "Yams"), .product(name: "RealModule", package: "swift-numerics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -4,15 +4,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --tests
 python3 scripts/embed-resources.py --check || { echo "bundled resources are stale: run scripts/embed-resources.py"; exit 1; }
-swift build --build-tests
-swift test --skip-build
+# One format, checked: any swift-format finding fails the run (scripts/format.sh formats).
+./scripts/format.sh lint
+# The project's own targets build without a warning.
+EDGEPLAN_WARNINGS_AS_ERRORS=1 swift build --build-tests
+EDGEPLAN_WARNINGS_AS_ERRORS=1 swift test --skip-build
 EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/integration
 # Bring-up on a real engine: llama.cpp's llama-server (built once, then kept by version) serving a random-weight model.
 EDGEPLAN_LLAMA_SERVER=$(./scripts/llama-server.sh) EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/engine
 # `make install` into a staging root; the installed units must pass systemd-analyze verify there.
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-make -s install DESTDIR="$root" CONFIGURATION=debug
+# The same flags as the build above, so that nothing is compiled again.
+EDGEPLAN_WARNINGS_AS_ERRORS=1 make -s install DESTDIR="$root" CONFIGURATION=debug
 test -x "$root/usr/local/bin/edgeplan" && test -f "$root/etc/edgeplan/policy.yaml"
 test -f "$root/usr/local/lib/systemd/catalog/edgeplan.catalog"
 # Completions know the subcommands (simulate is one of the newest).
