@@ -70,16 +70,38 @@ import Testing
         }
     }
 
-    @Test func aRecalibrationOtherPeersDisagreeWithIsRolledBack() throws {
+    @Test func aLoneOptimisticReporterCannotMakeTheDeviceFasterThanMeasured() {
         var loop = CalibrationLoop(profile: profile, at: 0)
         var noise = SeededRandom(state: 5)
-        let original = profile.variants[id]!
-        // The liar alone reports for a while, 60 % of the true latency (a third would already fail the roofline): a lone reporter is the whole evidence.
-        var recalibrated = false
+        // A lone reporter says every run took 60 % of its time (a third would already fail the roofline): its fits
+        // are tried, and held to the configured profile, since no second peer corroborates them.
+        var heldBack = 0
+        var recalibrated = 0
         for index in 0..<400 {
             let now = Double(index)
             for event in loop.report(
                 run(0.6, output: 100 + (index * 37) % 1500, peer: liar, at: now, noise: &noise),
+                at: now
+            ) + loop.periodicRefit(at: now) {
+                if case .recalibrated = event { recalibrated += 1 }
+                if case let .refitRejected(_, outcome) = event, outcome.reason.hasPrefix("held back") { heldBack += 1 }
+            }
+        }
+        #expect(recalibrated == 0 && heldBack >= 1)
+        #expect(loop.profile.variants[id] == profile.variants[id])
+    }
+
+    @Test func aRecalibrationOtherPeersDisagreeWithIsRolledBack() throws {
+        var loop = CalibrationLoop(profile: profile, at: 0)
+        var noise = SeededRandom(state: 5)
+        let original = profile.variants[id]!
+        // The liar alone reports for a while, 160 % of the true latency: a slower device is believed at once, and a
+        // lone reporter is the whole evidence.
+        var recalibrated = false
+        for index in 0..<400 {
+            let now = Double(index)
+            for event in loop.report(
+                run(1.6, output: 100 + (index * 37) % 1500, peer: liar, at: now, noise: &noise),
                 at: now
             ) + loop.periodicRefit(at: now) {
                 if case .recalibrated = event { recalibrated = true }
@@ -87,7 +109,7 @@ import Testing
         }
         #expect(recalibrated)
         #expect(
-            predictedS(loop, output: 400) < 0.8
+            predictedS(loop, output: 400) > 1.3
                 * Predictor(device: profile.device).predict(original, input: 256, output: 400).latencyS
         )
         // Then the genuine peer's runs arrive and disagree.

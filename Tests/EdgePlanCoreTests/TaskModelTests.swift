@@ -382,3 +382,123 @@ struct OverlayCacheTests {
         #expect(planner.applying(learner.overlay).cachedFronts == 0)
     }
 }
+
+/// Caution applies at once, optimism from one peer slowly and not far (issue: fail-safe learning).
+struct AsymmetricTrustTests {
+    static func candidate(_ planner: Planner) throws -> ConfigurationSpace.Candidate {
+        let space = try #require(planner.space("mmlu-redux"))
+        return try #require(
+            space.candidates.first {
+                $0.configuration.variant.model == "DSR1-Qwen-14B" && $0.configuration.mode == .base
+                    && $0.configuration.parallel == 1 && $0.configuration.variant.quantization == .fp16
+            }
+        )
+    }
+
+    /// `count` outcomes, all right, from `peers` (in turn), `spacing` seconds apart.
+    static func successes(
+        _ learner: inout Learner,
+        _ planner: Planner,
+        count: Int,
+        peers: [UInt32],
+        spacing: Double
+    ) throws {
+        let candidate = try candidate(planner)
+        for index in 0..<count {
+            learner.learn(
+                LearningOutcome(
+                    taskClass: "mmlu-redux",
+                    configuration: candidate.configuration,
+                    correct: true,
+                    sampleOutputTokens: [max(1, Int(candidate.outputLength.meanTokens / 4))],
+                    peer: peers[index % peers.count],
+                    time: Double(index) * spacing
+                ),
+                planner: planner
+            )
+        }
+    }
+
+    @Test func aLoneOptimistMovesAccuracyAtTheBoundedRateAndLengthsNotAtAll() throws {
+        let planner = Fixtures.planner
+        let candidate = try Self.candidate(planner)
+        let key = LearnedOverlay.Key(taskClass: "mmlu-redux", configuration: candidate.configuration)
+        var learner = Learner()
+        // 100 right answers, each a quarter of the prior's mean length, within one hour.
+        try Self.successes(&learner, planner, count: 100, peers: [7], spacing: 36)
+        let hour = try #require(learner.overlay.accuracy[key])
+        let allowed = learner.policy.optimismPointsPerHour * 99 * 36 / 3600
+        #expect(
+            hour.accuracy <= candidate.accuracy.accuracy + allowed + 1e-9,
+            "\(hour.accuracy) vs prior \(candidate.accuracy.accuracy)"
+        )
+        #expect(learner.overlay.lengths[key] == nil, "shorter outputs from one peer are not believed")
+        #expect(learner.heldBack.contains("mmlu-redux: \(candidate.configuration) (accuracy)"))
+        #expect(
+            learner.heldBack.contains("mmlu-redux: \(candidate.configuration) (lengths)") && learner.heldBackCount > 0
+        )
+        // A day later the rise is still capped.
+        try Self.successes(&learner, planner, count: 100, peers: [7], spacing: 900)
+        let day = try #require(learner.overlay.accuracy[key])
+        #expect(day.accuracy <= candidate.accuracy.accuracy + learner.policy.maxOptimismPoints + 1e-9)
+    }
+
+    @Test func cautionAppliesAtOnceAndASecondPeerCorroboratesOptimism() throws {
+        let planner = Fixtures.planner
+        let candidate = try Self.candidate(planner)
+        let key = LearnedOverlay.Key(taskClass: "mmlu-redux", configuration: candidate.configuration)
+        // One right answer in three from one peer, in one minute (not so few that the peer is ignored): the
+        // estimate falls as far as the evidence says.
+        var cautious = Learner()
+        for index in 0..<60 {
+            cautious.learn(
+                LearningOutcome(
+                    taskClass: "mmlu-redux",
+                    configuration: candidate.configuration,
+                    correct: index % 3 == 0,
+                    sampleOutputTokens: [],
+                    peer: 7,
+                    time: Double(index)
+                ),
+                planner: planner
+            )
+        }
+        let fallen = try #require(cautious.overlay.accuracy[key])
+        #expect(fallen.accuracy < candidate.accuracy.accuracy - 0.2 && cautious.heldBack.isEmpty)
+        // The same successes as the lone optimist, from two peers, in one minute: believed in full.
+        var corroborated = Learner()
+        try Self.successes(&corroborated, planner, count: 100, peers: [7, 8], spacing: 0.6)
+        let risen = try #require(corroborated.overlay.accuracy[key])
+        #expect(risen.accuracy > candidate.accuracy.accuracy + corroborated.policy.maxOptimismPoints)
+        #expect(corroborated.overlay.lengths[key] != nil && corroborated.heldBack.isEmpty)
+    }
+
+    @Test func aLyingReporterCostsNoDeadlinesOnTheShippedDay() throws {
+        // The home robot's day on the default truth without its mid-day slowdown: one peer reports every run half as
+        // long in 40 % of the time, and always right. Its deadline hits stay within a point of the honest reporter's.
+        var truth = try Truth.decode(BundledResources.defaultTruth, file: "truth-default.yaml")
+        truth.drift = []
+        let tasks = try SimulationTests.workload()
+        func hits(_ reporter: Simulator.Reporter) throws -> Double {
+            let policy = try PolicyDecoder.decode(
+                try SimulationTests.text("workloads/home-robot-policy.yaml"),
+                file: "home-robot-policy.yaml"
+            )
+            var simulator = try Simulator(
+                profile: Fixtures.profile,
+                truth: truth,
+                policies: [
+                    SimulatedPolicy(name: "learning", policy: policy, kind: .planner(recalibrate: true, learn: true))
+                ],
+                options: .init(reporter: reporter)
+            )
+            for task in tasks { try simulator.process(task) }
+            simulator.finish()
+            return simulator.runs[0].overall.deadlineHitRate
+        }
+        let honest = try hits(.honest)
+        let lying = try hits(.optimisticLiar)
+        print("deadline hits on the shipped day without drift: honest reporter \(honest), optimistic liar \(lying)")
+        #expect(abs(honest - lying) <= 0.01, "\(honest) vs \(lying)")
+    }
+}

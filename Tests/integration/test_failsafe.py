@@ -97,6 +97,37 @@ def test_impossible_reports_teach_nothing(daemon):
         assert after[key] == before[key], (key, before, after)
 
 
+def test_a_lone_optimist_moves_the_plan_at_most_by_the_bounded_rate(daemon):
+    """One peer reports 300 plans as always right, with outputs a quarter of the predicted length in the time the
+    profile gives for that length (each report plausible on its own). Shorter outputs from one peer are not
+    believed, and its accuracy moves at most 2 points an hour, 5 in all: the plan stays, its predicted accuracy
+    rises by no more than the allowance, and the journal says what was held back."""
+    with varlink.Client(address="unix:" + daemon.socket).open("io.edgeplan.Planner") as planner:
+        before = planner.Plan(task="grasp-plan")["plan"]
+        short = max(1, int(before["predicted"]["meanOutputTokens"] / 4))
+        latency = predicted_ms(before["model"], short, parallel=before["parallel"])
+        started = time.time()
+        for _ in range(300):
+            plan = planner.Plan(task="grasp-plan")["plan"]
+            reply = planner.Report(requestId=plan["requestId"], sampleOutputTokens=[short] * plan["parallel"], latencyMs=latency, correct=True)
+            assert reply["learning"] == "learned", reply
+        hours = (time.time() - started) / 3600
+        after = planner.Plan(task="grasp-plan")["plan"]
+        status = planner.Status()
+    rise = after["predicted"]["accuracy"] - before["predicted"]["accuracy"]
+    print(f"lone optimist, 300 reports in {hours * 3600:.1f} s: plan {before['model']} x{before['parallel']} -> {after['model']} x{after['parallel']}; "
+          f"accuracy {before['predicted']['accuracy']:.3f} -> {after['predicted']['accuracy']:.3f}; mean output "
+          f"{before['predicted']['meanOutputTokens']:.1f} -> {after['predicted']['meanOutputTokens']:.1f} tokens; held back: {len(status['learning']['heldBack'])}")
+    for key in ("model", "mode", "tokenBudget", "parallel"):
+        assert after.get(key) == before.get(key), (key, before, after)
+    assert rise <= 0.02 * hours + 1e-6, rise
+    assert after["predicted"]["meanOutputTokens"] == before["predicted"]["meanOutputTokens"]
+    assert after["predicted"]["latencyPercentileMs"] == before["predicted"]["latencyPercentileMs"]
+    assert status["learning"]["heldBack"]
+    log = daemon.stop()
+    assert "optimistic evidence held back until corroborated" in log
+
+
 def test_lengths_that_contradict_the_latency_are_refused(daemon):
     """No output token at all, yet 4.2 s: over 20 times what the profile gives for the prefill alone."""
     with varlink.Client(address="unix:" + daemon.socket).open("io.edgeplan.Planner") as planner:

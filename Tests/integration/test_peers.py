@@ -204,8 +204,9 @@ def wait_for_queue(planner):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 def test_a_lying_peer_is_refused_outvoted_and_rolled_back(directory):
     """1,000 hostile reports: refused from an unauthorized peer; from an authorized one that reports 60 % of the
-    true latency they move no prediction by more than 10 %, genuine reports are still accepted, and a
-    recalibration the liar's runs carried alone is rolled back once genuine runs disagree."""
+    true latency they move no prediction by more than 10 %, genuine reports are still accepted; alone, its faster
+    runs move nothing (faster than measured needs a second peer), and a slower recalibration its runs carried alone
+    is rolled back once genuine runs disagree."""
     path = os.path.join(directory, "planner.sock")
     state = os.path.join(directory, "state")
     policy = os.path.join(directory, "policy.yaml")
@@ -234,9 +235,9 @@ def test_a_lying_peer_is_refused_outvoted_and_rolled_back(directory):
                     reply = planner.Report(requestId=f"{tag}-{index}", outputTokens=output, latencyMs=truth[output] * (1 + 0.01 * ((index % 5) - 2)), **shape)
                     assert reply["accepted"], reply
 
-            def lies(tag, count):
+            def lies(tag, count, factor=0.6):
                 return [dict(requestId=f"{tag}-{index}", outputTokens=outputs[index % len(outputs)],
-                             latencyMs=0.6 * truth[outputs[index % len(outputs)]], **shape) for index in range(count)]
+                             latencyMs=factor * truth[outputs[index % len(outputs)]], **shape) for index in range(count)]
 
             def predictions(tag):
                 return {output: planner.Report(requestId=f"{tag}-{output}", outputTokens=output, latencyMs=truth[output], **shape)["predictedLatencyMs"]
@@ -262,14 +263,25 @@ def test_a_lying_peer_is_refused_outvoted_and_rolled_back(directory):
             print("authorized liar, 1,000 reports at 60 %: predictions moved by " + ", ".join(f"{100 * value:+.1f} %" for value in moved.values()))
             assert all(abs(value) <= 0.10 for value in moved.values()), moved
 
-            # 3. A recalibration the liar's runs carried alone is rolled back once genuine runs disagree.
-            rolled_back_before = planner.Status()["calibration"]["rolledBack"]
+            # 3. Alone, the liar's faster runs move nothing: a device faster than measured needs a second peer.
             planner.Reload()  # a fresh calibration baseline
+            recalibrations = planner.Status()["calibration"]["recalibrations"]
             calls_as_nobody(path, "io.edgeplan.Planner.Report", lies("alone", 60))
+            wait_for_queue(planner)
+            held = predictions("held")
+            print(f"liar alone, 60 runs at 60 %: {held[600]:.0f} ms predicted for {truth[600]:.0f} ms")
+            assert planner.Status()["calibration"]["recalibrations"] == recalibrations
+            assert all(abs(held[output] / truth[output] - 1) <= 0.02 for output in outputs), held
+
+            # 4. A slower recalibration the liar's runs carried alone (caution is believed at once) is rolled back once
+            # genuine runs disagree.
+            rolled_back_before = planner.Status()["calibration"]["rolledBack"]
+            planner.Reload()
+            calls_as_nobody(path, "io.edgeplan.Planner.Report", lies("slower", 60, factor=1.6))
             wait_for_queue(planner)
             fooled = predictions("fooled")
             assert planner.Status()["calibration"]["recalibrations"] >= 1
-            assert fooled[600] < 0.8 * truth[600], fooled
+            assert fooled[600] > 1.3 * truth[600], fooled
             genuine("after", 12)
             wait_for_queue(planner)
             calibration = planner.Status()["calibration"]

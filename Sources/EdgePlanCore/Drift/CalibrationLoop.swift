@@ -69,9 +69,16 @@ public struct CalibrationLoop: Sendable {
 
     public init(profile: ProfileSet, at now: Double, window: Int = 2000) {
         self.profile = profile
+        self.baseline = profile
         self.window = window
         self.startedAt = now
     }
+
+    /// The profile as configured (measured at bring-up): a refit that only returns toward it applies at once.
+    public let baseline: ProfileSet
+    /// Peers, each with this many runs in a fit, that corroborate a faster device.
+    public var corroboratingPeers = 2
+    public var corroboratingRuns = 3
 
     /// Each variant's drift monitor.
     public var monitors: [VariantID: DriftMonitor] { variants.compactMapValues(\.monitor) }
@@ -182,6 +189,39 @@ public struct CalibrationLoop: Sendable {
         return [.contextChanged(from: previous, to: value)]
     }
 
+    /// Believes a faster device only within what was measured: a candidate faster than the configured profile (the
+    /// bring-up measurement), fitted to runs that fewer than `corroboratingPeers` peers reported, is held to it. A
+    /// device returning from a slowdown gets back to the configured profile at once; one faster than ever measured
+    /// waits for a second peer's runs or a new bring-up. A slower device is believed at once.
+    private func boundOptimism(
+        _ id: VariantID,
+        _ outcome: inout Recalibrator.Outcome,
+        current: ModelVariant,
+        runs: ArraySlice<RunReport>
+    ) {
+        let configured = baseline.variants[id]?.decodeLatency.nSPerToken ?? current.decodeLatency.nSPerToken
+        let wanted = outcome.candidate.decodeLatency.nSPerToken
+        guard wanted < configured else { return }
+        var byPeer: [UInt32?: Int] = [:]
+        for run in runs { byPeer[run.peer, default: 0] += 1 }
+        if byPeer.filter({ $0.key != nil && $0.value >= corroboratingRuns }).count >= corroboratingPeers { return }
+        let claim =
+            "the runs say \(((1 - wanted / configured) * 100).significantDigits(3)) % faster than the configured profile, from one peer"
+        guard current.decodeLatency.nSPerToken > configured else {
+            outcome.accepted = false
+            outcome.reason =
+                "held back: \(claim); a faster device than measured needs a second peer's runs or a new bring-up"
+            return
+        }
+        let scale = configured / wanted
+        outcome.candidate.decodeLatency = DecodeLatencyModel(
+            mSPerToken2: outcome.candidate.decodeLatency.mSPerToken2 * scale,
+            nSPerToken: configured,
+            source: outcome.candidate.decodeLatency.source + " (held to the configured decode time: one peer's runs)"
+        )
+        outcome.reason += "; held back to the configured profile: \(claim)"
+    }
+
     /// Adds a run from another peer to a recalibration's probation; rolls the recalibration back when those
     /// peers' runs fit the previous variant markedly better.
     private mutating func judgeProbation(
@@ -250,6 +290,7 @@ public struct CalibrationLoop: Sendable {
             outcome.accepted = false
             outcome.reason = "kept: \(disagreement)"
         }
+        if outcome.accepted { boundOptimism(id, &outcome, current: variant, runs: runs) }
         let afterDrift = state.pendingFrom != nil
         state.pendingFrom = nil
         guard outcome.accepted else {

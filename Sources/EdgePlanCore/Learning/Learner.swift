@@ -9,19 +9,23 @@ public struct LearningOutcome: Sendable, Equatable {
     public var sampleOutputTokens: [Int]
     /// Who reported it (the peer's user id).
     public var peer: UInt32
+    /// When it was reported, in seconds (Unix time in the daemon, simulated time in a simulation): the learner's clock.
+    public var time: Double
 
     public init(
         taskClass: String,
         configuration: Configuration,
         correct: Bool?,
         sampleOutputTokens: [Int],
-        peer: UInt32
+        peer: UInt32,
+        time: Double = 0
     ) {
         self.taskClass = taskClass
         self.configuration = configuration
         self.correct = correct
         self.sampleOutputTokens = sampleOutputTokens
         self.peer = peer
+        self.time = time
     }
 }
 
@@ -83,6 +87,14 @@ public struct Learner: Sendable {
     public private(set) var lengths: [LengthKey: LengthPosterior] = [:]
     public private(set) var peers: [UInt32: PeerRecord] = [:]
     public private(set) var refused: [Refusal: Int] = [:]
+    /// The latest report time seen: the clock against which optimism is rate-bounded.
+    public private(set) var clock = 0.0
+    /// Each group's first report time and its outcomes by peer (who could corroborate it).
+    private var evidence: [GroupKey: (since: Double, byPeer: [UInt32: Int])] = [:]
+    /// Learned estimates currently held back toward their prior, as `class: configuration (what)`.
+    public private(set) var heldBack: Set<String> = []
+    /// Times a rebuild held an optimistic estimate back (the same estimate counts at every rebuild that holds it).
+    public private(set) var heldBackCount = 0
     public private(set) var overlay = LearnedOverlay()
     /// Groups learned from but not yet rebuilt into the overlay (see ``learn(_:planner:deferRebuild:)``).
     private var dirty: Set<GroupKey> = []
@@ -196,6 +208,10 @@ public struct Learner: Sendable {
         let configuration = space.candidates[position].configuration
         var refusals: [Refusal] = []
         let groupKey = GroupKey(taskClass: outcome.taskClass, group: group)
+        clock = max(clock, outcome.time)
+        if !(peers[outcome.peer]?.ignored ?? false) {
+            evidence[groupKey, default: (outcome.time, [:])].byPeer[outcome.peer, default: 0] += 1
+        }
         if let correct = outcome.correct {
             var record = peers[outcome.peer] ?? PeerRecord()
             record.reports += 1
@@ -319,6 +335,7 @@ public struct Learner: Sendable {
         }
         builtFrom[key] = (indices, samples)
         var change = 0.0
+        let allowance = optimismAllowance(key)
         var fitted: [Int?: OutputLengthModel] = [:]
         for (budget, posterior) in posteriors where posterior.observations > 0 {
             fitted[budget] = fittedLength(
@@ -330,7 +347,9 @@ public struct Learner: Sendable {
             var effective = space.candidates[position]
             let overlayKey = LearnedOverlay.Key(taskClass: key.taskClass, configuration: effective.configuration)
             let budget = effective.configuration.budgetTokens
-            if let model = fitted[budget] {
+            if let model = fitted[budget],
+                !holdsBack(model, prior: effective.outputLength, allowance, key, effective.configuration)
+            {
                 effective.abstention =
                     model.capProbability
                     * effective.variant.voting.parameters(atTokens: effective.voteTokens).unansweredAtCap
@@ -338,12 +357,19 @@ public struct Learner: Sendable {
                 let old = overlay.lengths.updateValue(model, forKey: overlayKey)
                 change = max(change, old.map { abs($0.meanTokens - model.meanTokens) / max($0.meanTokens, 1) } ?? 1)
             }
+            let prior = space.candidates[position].accuracy.accuracy
             let estimate = summary.map { summary in
-                estimateOnGrid(
-                    summary,
-                    overlayKey,
-                    p0: effective.single.accuracy,
-                    vote: planner.voteContext(effective, options: space.answerOptions)
+                capped(
+                    estimateOnGrid(
+                        summary,
+                        overlayKey,
+                        p0: effective.single.accuracy,
+                        vote: planner.voteContext(effective, options: space.answerOptions)
+                    ),
+                    prior: prior,
+                    allowance,
+                    key,
+                    effective.configuration
                 )
             }
             let old =
@@ -357,6 +383,61 @@ public struct Learner: Sendable {
         }
         overlay.revision += 1
         return change
+    }
+
+    /// How far a group's learned accuracy may be above its prior now: nil when peers corroborate it (then as far
+    /// as the evidence goes), otherwise points that grow with the hours since the group's first report, up to the
+    /// policy's cap. Learned lengths are then not believed below the prior's.
+    private func optimismAllowance(_ key: GroupKey) -> Double? {
+        guard let evidence = evidence[key] else { return 0 }
+        let corroborating = evidence.byPeer.values.filter { $0 >= policy.corroboratingOutcomes }.count
+        if corroborating >= policy.corroboratingPeers { return nil }
+        let hours = max(0, clock - evidence.since) / 3600
+        return min(policy.maxOptimismPoints, policy.optimismPointsPerHour * hours)
+    }
+
+    /// Whether a learned length model is shorter than its prior (mean or p95) without corroboration: then the
+    /// prior stands.
+    private mutating func holdsBack(
+        _ model: OutputLengthModel,
+        prior: OutputLengthModel,
+        _ allowance: Double?,
+        _ key: GroupKey,
+        _ configuration: Configuration
+    ) -> Bool {
+        let label = "\(key.taskClass): \(configuration) (lengths)"
+        guard allowance != nil, model.meanTokens < prior.meanTokens || model.quantile(0.95) < prior.quantile(0.95)
+        else {
+            heldBack.remove(label)
+            return false
+        }
+        heldBack.insert(label)
+        heldBackCount += 1
+        return true
+    }
+
+    /// A learned accuracy estimate no higher than its prior plus the allowance: shifted down (interval with it)
+    /// when it is.
+    private mutating func capped(
+        _ estimate: AccuracyEstimate,
+        prior: Double,
+        _ allowance: Double?,
+        _ key: GroupKey,
+        _ configuration: Configuration
+    ) -> AccuracyEstimate {
+        let label = "\(key.taskClass): \(configuration) (accuracy)"
+        guard let allowance, estimate.accuracy > prior + allowance else {
+            heldBack.remove(label)
+            return estimate
+        }
+        heldBack.insert(label)
+        heldBackCount += 1
+        let excess = estimate.accuracy - (prior + allowance)
+        var held = estimate
+        held.accuracy -= excess
+        held.low = max(0, held.low - excess)
+        held.high = max(held.accuracy, held.high - excess)
+        return held
     }
 
     private mutating func applyIgnoredPeers() {

@@ -98,10 +98,32 @@ public struct LearningPolicy: Sendable, Equatable, Hashable {
     /// reports) is ignored: reporting only failures cannot steer the robot onto a useless model.
     public var minPlausibleSuccessRatio: Double
 
-    public init(rememberedPlans: Int = 65_536, maxEvidencePerPeer: Int = 400, minPlausibleSuccessRatio: Double = 0.25) {
+    /// Optimism moves slowly and not far unless corroborated: a group's learned accuracy may rise above its prior by
+    /// at most `optimismPointsPerHour` (a fraction) per hour since its first report and `maxOptimismPoints` in all,
+    /// and its learned output lengths (mean and p95) are not believed below the prior's, until `corroboratingPeers`
+    /// peers have each reported `corroboratingOutcomes` outcomes of it. Caution (lower accuracy, longer outputs)
+    /// applies at once.
+    public var optimismPointsPerHour: Double
+    public var maxOptimismPoints: Double
+    public var corroboratingPeers: Int
+    public var corroboratingOutcomes: Int
+
+    public init(
+        rememberedPlans: Int = 65_536,
+        maxEvidencePerPeer: Int = 400,
+        minPlausibleSuccessRatio: Double = 0.25,
+        optimismPointsPerHour: Double = 0.02,
+        maxOptimismPoints: Double = 0.05,
+        corroboratingPeers: Int = 2,
+        corroboratingOutcomes: Int = 5
+    ) {
         self.rememberedPlans = rememberedPlans
         self.maxEvidencePerPeer = maxEvidencePerPeer
         self.minPlausibleSuccessRatio = minPlausibleSuccessRatio
+        self.optimismPointsPerHour = optimismPointsPerHour
+        self.maxOptimismPoints = maxOptimismPoints
+        self.corroboratingPeers = corroboratingPeers
+        self.corroboratingOutcomes = corroboratingOutcomes
     }
 }
 

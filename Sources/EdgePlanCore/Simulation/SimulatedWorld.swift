@@ -192,23 +192,27 @@ struct SimulatedWorld {
         outcome.tokens = Double(limits.inputTokens + samples.reduce(0, +))
         outcome.costUSD =
             energy / 3.6e6 * profile.device.electricityUSDPerKWh + latency / 3600 * profile.device.hardwareUSDPerHour
+        // What the reporter says happened (the world above is what did).
+        let lying = options.reporter == .optimisticLiar
+        let reported = lying ? samples.map { max(1, $0 / 2) } : samples
         try report(
             &run,
             RunReport(
                 variant: configuration.variant,
                 inputTokens: limits.inputTokens,
-                outputTokens: longest,
+                outputTokens: lying ? max(1, longest / 2) : longest,
                 parallel: k,
-                latencyS: latency,
-                energyJ: energy,
+                latencyS: lying ? latency * 0.4 : latency,
+                energyJ: lying ? energy * 0.4 : energy,
                 time: finish
             ),
             LearningOutcome(
                 taskClass: task.taskClass,
                 configuration: configuration,
-                correct: correct,
-                sampleOutputTokens: samples,
-                peer: 0
+                correct: lying ? !cut : correct,
+                sampleOutputTokens: reported,
+                peer: 0,
+                time: finish
             )
         )
     }

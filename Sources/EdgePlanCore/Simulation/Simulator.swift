@@ -18,13 +18,31 @@ public struct Simulator {
         /// Learned estimates are handed to the planner when one moved by more than this (accuracy fraction or
         /// relative mean length): 0.2 points of accuracy or 0.2 % of length.
         public var materialChange = 0.002
+        /// Who reports the runs back: the truth, or a liar.
+        public var reporter: Reporter
 
-        public init(seed: UInt64 = 7, applyEvery: Int = 20, windowS: Double = 900, refitIntervalS: Double = 600) {
+        public init(
+            seed: UInt64 = 7,
+            applyEvery: Int = 20,
+            windowS: Double = 900,
+            refitIntervalS: Double = 600,
+            reporter: Reporter = .honest
+        ) {
             self.seed = seed
             self.applyEvery = max(applyEvery, 1)
             self.windowS = windowS
             self.refitIntervalS = refitIntervalS
+            self.reporter = reporter
         }
+    }
+
+    /// The one peer that reports every run.
+    public enum Reporter: String, Sendable, CaseIterable {
+        case honest
+        /// Reports every run's outputs half as long as they were, in 40 % of the time and energy (each token 20 %
+        /// faster, within the plausibility bounds), and every answer that came in time right: what makes the
+        /// planner most optimistic, as a liar who knows the filters would.
+        case optimisticLiar = "optimistic-liar"
     }
 
     /// One policy's run and what it measured.

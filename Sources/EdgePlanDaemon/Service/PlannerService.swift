@@ -18,6 +18,8 @@ public final class PlannerService: Sendable {
     public static let reloadFailedMessageID = "d3c2b1a0f9e84d7c6b5a4f3e2d1c0b9a"
     /// MESSAGE_ID of "learned outcome changed a decision" journal entries.
     public static let learnedShiftMessageID = "5d2e8f1a3b6c4d7e9f0a1b2c3d4e5f60"
+    /// MESSAGE_ID of "optimistic evidence held back" journal entries.
+    public static let optimismHeldBackMessageID = "5b0f3c0e9d6a4e1f8a7c2b9d4e6f1a3c"
     /// MESSAGE_ID of "reports refused" journal entries (a peer found implausible).
     public static let reportsRefusedMessageID = "e1f2a3b4c5d64e7f8091a2b3c4d5e6f7"
 
@@ -331,8 +333,20 @@ public final class PlannerService: Sendable {
         let planner = self.planner
         let wasIgnored = learner.withLock { $0.peers[outcome.peer]?.ignored ?? false }
         let before = Self.probe(planner, outcome.taskClass)
-        let (refusals, overlay) = learner.withLock { learner in
-            (learner.learn(outcome, planner: planner), learner.overlay)
+        let (refusals, overlay, heldBefore, heldAfter) = learner.withLock { learner in
+            let before = learner.heldBack
+            return (learner.learn(outcome, planner: planner), learner.overlay, before, learner.heldBack)
+        }
+        // Optimism from too few peers moves beliefs only at a bounded rate: say what is held back, once.
+        for entry in heldAfter.subtracting(heldBefore).sorted() {
+            logger.notice(
+                "optimistic evidence held back until corroborated",
+                metadata: [
+                    "MESSAGE_ID": "\(Self.optimismHeldBackMessageID)", "estimate": "\(entry)",
+                    "peer_uid": "\(outcome.peer)",
+                    "points_per_hour": "\(Self.decimal(learner.withLock { $0.policy.optimismPointsPerHour } * 100))",
+                ]
+            )
         }
         // Only this class's estimates moved, unless a peer was newly ignored (then every class is rebuilt).
         let fresh = swapOverlay(

@@ -213,7 +213,8 @@ public final class ObservationStore: Sendable {
                     configuration: configuration,
                     correct: row["correct"],
                     sampleOutputTokens: tokens.split(separator: ",").compactMap { Int($0) },
-                    peer: UInt32(truncatingIfNeeded: row["peer"] as Int64)
+                    peer: UInt32(truncatingIfNeeded: row["peer"] as Int64),
+                    time: row["time"]
                 )
             }
         }

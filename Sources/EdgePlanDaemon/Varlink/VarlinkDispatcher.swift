@@ -374,7 +374,8 @@ public struct VarlinkDispatcher: Sendable {
                     configuration: remembered.configuration,
                     correct: correct,
                     sampleOutputTokens: tokens,
-                    peer: peer
+                    peer: peer,
+                    time: Date().timeIntervalSince1970
                 )
                 if let watchdog {
                     let stored = deferred.expect()
@@ -477,6 +478,7 @@ public struct VarlinkDispatcher: Sendable {
                 }
             ),
             "lengthGroups": .int(learner.lengths.count),
+            "heldBack": .array(learner.heldBack.sorted().map(JSONValue.string)),
             "refused": .object(Learner.Refusal.allCases.map { ($0.rawValue, .int(learner.refused[$0] ?? 0)) }),
             "ignoredPeers": .array(learner.peers.filter(\.value.ignored).keys.sorted().map { .int(Int($0)) }),
         ])

@@ -289,7 +289,7 @@ public final class Watchdog: Sendable {
                         "new_m_s_per_token2": "\(outcome.candidate.decodeLatency.mSPerToken2.significantDigits(6))",
                         "old_mape_pct": "\(outcome.currentLatencyMAPE.significantDigits(4))",
                         "new_mape_pct": "\(outcome.candidateLatencyMAPE.significantDigits(4))",
-                        "profile_version": "\(profile.version)",
+                        "profile_version": "\(profile.version)", "reason": "\(outcome.reason)",
                     ]
                 )
             case let .rolledBack(id, peer, reason, profile):

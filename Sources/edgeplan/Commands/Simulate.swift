@@ -33,10 +33,19 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Time window for the plots over time, with a unit.") var window = "1h"
     @Option(help: "Profile directory (default: the first policy's, else the bundled one).") var profile: String?
     @Option(help: "Write SVG plots into this directory.") var plot: String?
+    @Option(
+        help:
+            "Who reports the runs back: honest, or optimistic-liar (half the output in 40 % of the time, always right)."
+    ) var reporter = "honest"
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
         _ = try parseSeconds(window, "window")
+        if Simulator.Reporter(rawValue: reporter) == nil {
+            throw ValidationError(
+                "--reporter: unknown reporter '\(reporter)'; use \(Simulator.Reporter.allCases.map(\.rawValue).joined(separator: " or "))"
+            )
+        }
         if applyEvery < 1 { throw ValidationError("--apply-every must be at least 1") }
     }
 
@@ -69,7 +78,12 @@ struct Simulate: AsyncParsableCommand {
                 profile: profileSet,
                 truth: world,
                 policies: specs,
-                options: .init(seed: seed, applyEvery: applyEvery, windowS: try parseSeconds(window, "window"))
+                options: .init(
+                    seed: seed,
+                    applyEvery: applyEvery,
+                    windowS: try parseSeconds(window, "window"),
+                    reporter: Simulator.Reporter(rawValue: reporter)!
+                )
             )
             try WorkloadFile.read(workload) { task in try simulator.process(task) }
             simulator.finish()
