@@ -122,6 +122,18 @@ struct QuantityTests {
         for bad in ["-3s", "0s", "5 parsecs", "s", ""] {
             #expect(throws: EdgePlanError.self, "\(bad)") { try QuantityParser.seconds(bad) }
         }
+        // Case carries meaning: mWh is not MWh, and Ms (a megasecond) is no millisecond.
+        #expect(try QuantityParser.joules("1mWh") == 3.6)
+        #expect(try QuantityParser.joules("1MWh") == 3.6e9)
+        #expect(try QuantityParser.joules("2kWh") == 7.2e6)
+        for (bad, parse) in [
+            ("5Ms", { try QuantityParser.seconds("5Ms") }), ("200j", { try QuantityParser.joules("200j") }),
+        ] {
+            #expect("\(bad)") { _ = try parse() } throws: {
+                let message = ($0 as? EdgePlanError)?.message ?? ""
+                return message.contains("case-sensitive") && (message.contains("ms, s") || message.contains("J, kJ"))
+            }
+        }
         #expect { try PolicyDecoder.decode("kind: policy\ndefaults:\n  deadline: 30\n", file: "p.yaml") } throws: {
             ($0 as? EdgePlanError)?.line == 3 && ($0 as? EdgePlanError)?.field == "defaults.deadline"
         }

@@ -22,20 +22,28 @@ public enum QuantityParser {
     }
 
     /// Joules from an energy such as `200J`, `1.5kJ` or `0.1Wh`; a bare number is an error unless `requireUnit` is off.
+    /// Units are case-sensitive (see ``energySpellings``).
     public static func joules(_ text: String, field: String = "energy", requireUnit: Bool = true) throws -> Double {
         try parse(
             text,
             field: field,
-            units: ["j": 1, "kj": 1000, "wh": 3600, "mwh": 3.6],
+            units: energyUnits,
             what: "energy",
             example: "200J or 1.5kJ",
             requireUnit: requireUnit
         )
     }
 
-    static let durationUnits: [String: Double] = [
-        "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400,
+    /// Units are case-sensitive, since case carries meaning in them: `ms` is a millisecond, `Ms` would be a
+    /// megasecond; `mWh` a milliwatt-hour, `MWh` a megawatt-hour. Each table lists its spellings in order.
+    static let durationSpellings: [(String, Double)] = [
+        ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("min", 60), ("h", 3600), ("d", 86_400),
     ]
+    static let energySpellings: [(String, Double)] = [
+        ("J", 1), ("kJ", 1000), ("MJ", 1e6), ("mWh", 3.6), ("Wh", 3600), ("kWh", 3.6e6), ("MWh", 3.6e9),
+    ]
+    static let durationUnits = Dictionary(uniqueKeysWithValues: durationSpellings)
+    static let energyUnits = Dictionary(uniqueKeysWithValues: energySpellings)
 
     private static func parse(
         _ text: String,
@@ -70,11 +78,12 @@ public enum QuantityParser {
                 field: field
             )
         }
-        let unit = trimmed[split...].trimmed.lowercased()
+        let unit = trimmed[split...].trimmed
+        let spellings = (what == "energy" ? energySpellings : durationSpellings).map(\.0).joined(separator: ", ")
         let scale: Double
         if unit.isEmpty {
             if requireUnit {
-                let names = what == "energy" ? "J, kJ, Wh, mWh" : "us, ms, s, m (or min), h, d"
+                let names = spellings
                 throw EdgePlanError.invalidInput(
                     "'\(text)' has no unit; give the \(what) with one, e.g. \(example) (units: \(names))",
                     field: field
@@ -84,7 +93,10 @@ public enum QuantityParser {
         } else if let known = units[unit] {
             scale = known
         } else {
-            throw EdgePlanError.invalidInput("unknown unit '\(unit)' in '\(text)'; use e.g. \(example)", field: field)
+            throw EdgePlanError.invalidInput(
+                "unknown unit '\(unit)' in '\(text)'; units are case-sensitive: \(spellings) (e.g. \(example))",
+                field: field
+            )
         }
         let result = value * scale
         guard result.isFinite else { throw EdgePlanError.invalidInput("'\(text)' is not finite", field: field) }
