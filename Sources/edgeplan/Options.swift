@@ -49,11 +49,13 @@ let jsonSchemaVersion = 1
 
 /// Prints JSON; an object carries `schemaVersion` first, so scripts can tell the shape they get.
 func printJSON(_ value: JSONValue) {
-    if case let .object(pairs) = value, !pairs.contains(where: { $0.0 == "schemaVersion" }) {
-        print(JSONValue.object([("schemaVersion", .int(jsonSchemaVersion))] + pairs).serialized(pretty: true))
-    } else {
-        print(value.serialized(pretty: true))
-    }
+    print(versioned(value).serialized(pretty: true))
+}
+
+/// The value with `schemaVersion` first, if it is an object that lacks one.
+func versioned(_ value: JSONValue) -> JSONValue {
+    guard case let .object(pairs) = value, !pairs.contains(where: { $0.0 == "schemaVersion" }) else { return value }
+    return .object([("schemaVersion", .int(jsonSchemaVersion))] + pairs)
 }
 
 func parseQuantization(_ raw: String) throws -> Quantization {

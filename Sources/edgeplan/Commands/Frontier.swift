@@ -33,7 +33,7 @@ struct Frontier: AsyncParsableCommand {
             let limit = try deadline.map { try parseSeconds($0, "deadline") * (1 - planner.policy.safetyMargin) }
             let text: String
             switch format {
-            case .json: text = front.json.serialized(pretty: true) + "\n"
+            case .json: text = versioned(front.json).serialized(pretty: true) + "\n"
             case .csv: text = FrontierRenderer.csv(front)
             case .svg:
                 text = FrontierRenderer.svg(front, latencyLimitS: limit, percentile: planner.policy.latencyPercentile)

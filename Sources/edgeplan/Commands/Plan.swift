@@ -15,7 +15,8 @@ struct Plan: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Energy budget: 200J, 1.5kJ.") var energy: String?
     @Option(help: "Prompt tokens (default: the task's typical length).") var input: Int?
     @Option(name: .customLong("min-accuracy"), help: "Minimum accuracy, 0...1.") var minAccuracy: Double?
-    @Option(help: "max-accuracy or min-energy (default: the policy's).") var objective: String?
+    @Option(help: "\(Objective.allCases.map(\.rawValue).joined(separator: ", ")) (default: the policy's).")
+    var objective: String?
     @Option(help: "Ask a running daemon on this Unix socket instead of solving here.") var socket: String?
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var snapshot: SnapshotOptions
@@ -30,7 +31,9 @@ struct Plan: AsyncParsableCommand {
             throw ValidationError("--min-accuracy must be within 0...1, got \(minAccuracy)")
         }
         if let objective, Objective(rawValue: objective) == nil {
-            throw ValidationError("--objective must be max-accuracy or min-energy")
+            throw ValidationError(
+                "--objective must be one of \(Objective.allCases.map(\.rawValue).joined(separator: ", ")), got '\(objective)'"
+            )
         }
     }
 
