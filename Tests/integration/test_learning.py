@@ -149,7 +149,9 @@ def test_reports_teach_only_remembered_plans_once(daemon):
         assert stranger["learning"].startswith("unknown request id")
         with pytest.raises(varlink.VarlinkError) as error:
             planner.Report(requestId="never-planned-either", latencyMs=1000.0, correct=False)
-        assert error.value.error() == "org.varlink.service.InvalidParameter"
+        # The cause is named: an unknown request id, not a missing model.
+        assert error.value.error() == "io.edgeplan.Planner.InvalidInput"
+        assert error.value.parameters()["parameter"] == "requestId" and "unknown request id 'never-planned-either'" in error.value.parameters()["message"]
         # Fields that contradict the remembered plan are refused.
         other = planner.Plan(task="grasp-plan")["plan"]
         with pytest.raises(varlink.VarlinkError):

@@ -240,6 +240,15 @@ public struct VarlinkDispatcher: Sendable {
         let requestID = try string(parameters, "requestId")
         let remembered = service.memory.entry(requestID)
         let configuration = remembered?.configuration
+        // A report that names only a request id must name one this daemon planned (and still remembers).
+        if remembered == nil, parameters["model"]?.stringValue == nil {
+            throw VarlinkError.invalidInput(
+                "requestId",
+                "unknown request id '\(requestID)': not planned by this daemon, or forgotten since "
+                    + "(it remembers the last \(service.memory.capacity) plans); a report of an unknown plan gives "
+                    + "model, quantization, mode, parallel, inputTokens and outputTokens itself"
+            )
+        }
         let model = try optionalString(parameters, "model") ?? configuration?.variant.model
         guard let model else { throw VarlinkError.invalidParameter("model") }
         let quantization =
