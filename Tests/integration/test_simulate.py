@@ -47,3 +47,15 @@ def test_bad_workloads_name_file_and_line_and_simulate_nothing(tmp_path):
         assert result.returncode != 0
         assert f"bad.jsonl{where}" in result.stderr, result.stderr
         assert result.stdout == ""
+
+
+def test_an_empty_workload_or_a_directory_is_an_error_not_a_table_of_zeros(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    comments = tmp_path / "blank.jsonl"
+    comments.write_text("\n\n")
+    for path, message, code in [(empty, "has no tasks", 65), (comments, "has no tasks", 65), (tmp_path, "is a directory", 74),
+                                (tmp_path / "missing.jsonl", "cannot read workload: No such file or directory", 74)]:
+        result = run("simulate", "--workload", str(path), "--policy", POLICY, "--json")
+        assert result.returncode == code and f"{path}: {message}" in result.stderr, (path, result.returncode, result.stderr)
+        assert result.stdout == ""

@@ -105,12 +105,31 @@ struct Simulate: AsyncParsableCommand {
 
 /// Streams a workload file: JSON lines one line at a time (memory stays flat), YAML whole. Errors name the line.
 enum WorkloadFile {
+    /// Reads every task of a workload; a directory, an unreadable file or one without a task is an error naming it.
     static func read(_ path: String, _ body: (WorkloadTask) throws -> Void) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw EdgePlanError(.io, "is a directory; give a workload file (.jsonl or .yaml)", file: path)
+        }
+        var tasks = 0
+        let count: (WorkloadTask) throws -> Void = { task in
+            tasks += 1
+            try body(task)
+        }
+        try readTasks(path, count)
+        guard tasks > 0 else {
+            throw EdgePlanError(.invalidFile, "has no tasks: nothing to simulate", file: path)
+        }
+    }
+
+    private static func readTasks(_ path: String, _ body: (WorkloadTask) throws -> Void) throws {
         if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
             for task in try WorkloadDecoder.decodeYAML(try readText(path), file: path) { try body(task) }
             return
         }
-        guard let file = fopen(path, "r") else { throw EdgePlanError(.io, "cannot read workload", file: path) }
+        guard let file = fopen(path, "r") else {
+            throw EdgePlanError(.io, "cannot read workload: \(String(cString: strerror(errno)))", file: path)
+        }
         defer { fclose(file) }
         var size = 0
         if fseek(file, 0, SEEK_END) == 0 {
