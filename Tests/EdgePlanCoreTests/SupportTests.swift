@@ -108,6 +108,23 @@ struct StrictJSONTests {
     }
 }
 
+struct UnknownFieldTests {
+    @Test func anUnknownPolicyFieldSuggestsTheNearestKnownOne() throws {
+        for (key, suggestion) in [
+            ("energy", "did you mean 'energy_budget'?"), ("dedline", "did you mean 'deadline'?"),
+            ("zzzz", "the fields here are allowed_models"),
+        ] {
+            let text = "kind: policy\ntasks:\n  grasp:\n    like: mmlu-redux\n    \(key): 2s\n"
+            #expect("\(key)") { try PolicyDecoder.decode(text, file: "p.yaml") } throws: {
+                let error = $0 as? EdgePlanError
+                return error?.line == 5 && error?.field == "tasks.grasp.\(key)"
+                    && error?.message.contains("unknown field '\(key)'; \(suggestion)") == true
+            }
+        }
+        #expect(YAMLObject.editDistance("kitten", "sitting") == 3 && YAMLObject.editDistance("", "abc") == 3)
+    }
+}
+
 struct QuantityTests {
     @Test func quantitiesNeedUnits() throws {
         #expect(try QuantityParser.seconds("250ms") == 0.25)

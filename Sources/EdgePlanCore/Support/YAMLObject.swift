@@ -242,8 +242,11 @@ package struct YAMLObject {
         for entry in mapping {
             guard let key = entry.key.string else { continue }
             if !seen.contains(key) {
+                let hint =
+                    Self.nearest(key, among: seen).map { "; did you mean '\($0)'?" }
+                    ?? "; the fields here are \(seen.sorted().joined(separator: ", "))"
                 throw EdgePlanError.invalidFile(
-                    "unknown field (check the spelling and the unit suffix)",
+                    "unknown field '\(key)'\(hint)",
                     file: file,
                     line: entry.key.mark?.line,
                     field: fieldPath(key)
@@ -251,4 +254,35 @@ package struct YAMLObject {
             }
         }
     }
+
+    /// The known field an unknown one most likely meant: one that extends it (`energy` → `energy_budget`), or one
+    /// within a few edits of it (a typo), nearest first; nil when none is close.
+    static func nearest(_ key: String, among known: Set<String>) -> String? {
+        let lowered = key.lowercased()
+        if let extended = known.filter({ $0.hasPrefix(lowered + "_") || lowered.hasPrefix($0 + "_") }).min(by: {
+            $0.count < $1.count
+        }) {
+            return extended
+        }
+        let limit = max(1, lowered.count / 3)
+        let scored = known.map { ($0, editDistance(lowered, $0)) }.filter { $0.1 <= limit }
+        return scored.min { ($0.1, $0.0) < ($1.1, $1.0) }?.0
+    }
+
+    /// Levenshtein distance between two short strings.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
 }
