@@ -1,6 +1,7 @@
 """The H200 closed loop (data/h200/closed-loop), replayed through the daemon's calibration loop: every run the adaptive
 daemon was told about is reported again, in order, to a daemon on the same profile and policy, and its calibration
 reaches the conclusions the GPU run shows (figures in data/h200/closed-loop/README.md)."""
+import contextlib
 import json
 import os
 import subprocess
@@ -15,19 +16,28 @@ EDGEPLAN = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", 
 DATA = os.path.join(ROOT, "data", "h200", "closed-loop")
 
 
+@contextlib.contextmanager
+def served(tmp_path, profile):
+    """A daemon on the GPU run's policy and `profile` (a directory under DATA), its journal in tmp_path/daemon.log."""
+    socket = str(tmp_path / "planner.sock")
+    with open(tmp_path / "daemon.log", "w") as sink:
+        process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", os.path.join(DATA, profile),
+                                    "--policy", os.path.join(DATA, "policy.yaml"), "--rails", "none"], stdout=sink, stderr=sink)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(socket):
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        yield socket
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 @pytest.fixture
 def daemon(tmp_path):
-    socket = str(tmp_path / "planner.sock")
-    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", os.path.join(DATA, "profile"),
-                                "--policy", os.path.join(DATA, "policy.yaml"), "--rails", "none"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while not os.path.exists(socket):
-        assert process.poll() is None and time.time() < deadline
-        time.sleep(0.05)
-    yield socket
-    process.terminate()
-    process.wait(10)
+    with served(tmp_path, "profile") as socket:
+        yield socket
 
 
 def replay(socket, rows, cut_aware):
@@ -84,24 +94,13 @@ def test_replayed_as_run_recalibrates_in_the_slowdown_and_misses_the_naive_load(
 def test_with_measured_parallel_factors_and_cut_runs_the_loop_measures_the_slowdown_the_probe_measured(tmp_path):
     """The same runs, cut runs reported as cut (what ask and run() now send), to a daemon on the profile that
     calibrate now writes (parallel factors as measured): the 1.5B model is recalibrated in the slowdown to the decode
-    time that the loader probe measured under the same load (3.48 ms a token against 2.72 unloaded), and the 8B model
-    is recalibrated later too."""
-    socket = str(tmp_path / "planner.sock")
+    time that the loader probe measured under the same load (3.48 ms a token against 2.72 unloaded), and the 8B model's
+    drift under the naive load is seen."""
     log = tmp_path / "daemon.log"
-    with open(log, "w") as sink:
-        process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", os.path.join(DATA, "profile-recalibrated"),
-                                    "--policy", os.path.join(DATA, "policy.yaml"), "--rails", "none"], stdout=sink, stderr=sink)
-    try:
-        deadline = time.time() + 30
-        while not os.path.exists(socket):
-            assert process.poll() is None and time.time() < deadline
-            time.sleep(0.05)
+    with served(tmp_path, "profile-recalibrated") as socket:
         rows = [json.loads(line) for line in open(os.path.join(DATA, "run-2.jsonl")) if '"adaptive"' in line]
         starts = phase_starts(rows)
         events = recalibrated_at(replay(socket, rows, cut_aware=True))
-    finally:
-        process.terminate()
-        process.wait(10)
     print(f"cut-aware, measured parallel factors: recalibrations at requests {events}; phases start at {starts}")
     assert any(starts["slowdown"] <= index < starts["after"] for index in events), (events, starts)
     probe = dict(line.split() for line in open(os.path.join(DATA, "loader-probe.txt")).read().splitlines()[1:])
@@ -121,21 +120,10 @@ def test_a_sevenfold_slowdown_reaches_the_drift_monitors(tmp_path):
     4 times the prediction), so they reached no monitor and no fit. A slower run is physically possible; only one
     slower than 20 times its prediction is refused now. Replayed, none is. (The replay sends a 6-minute run in about
     a second, so the refit's rate limit holds back the refits that the run's own pace would allow.)"""
-    socket = str(tmp_path / "planner.sock")
-    with open(tmp_path / "daemon.log", "w") as sink:
-        process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", os.path.join(DATA, "profile-recalibrated"),
-                                    "--policy", os.path.join(DATA, "policy.yaml"), "--rails", "none"], stdout=sink, stderr=sink)
-    try:
-        deadline = time.time() + 30
-        while not os.path.exists(socket):
-            assert process.poll() is None and time.time() < deadline
-            time.sleep(0.05)
+    with served(tmp_path, "profile-recalibrated") as socket:
         rows = [json.loads(line) for line in open(os.path.join(DATA, "run-3.jsonl")) if '"adaptive"' in line]
         replay(socket, rows, cut_aware=True)
         status = varlink.Client(address="unix:" + socket).open("io.edgeplan.Planner").Status()
-    finally:
-        process.terminate()
-        process.wait(10)
     on_gpu = json.load(open(os.path.join(DATA, "run-3-status.json")))["calibration"]
     implausible = {v["variant"]: v["implausibleReports"] for v in status["calibration"]["variants"]}
     gpu = {v["variant"]: v["implausibleReports"] for v in on_gpu["variants"]}
