@@ -194,8 +194,9 @@ struct PlannerTests {
     }
 
     @Test func hardCapIsAGuaranteeAndSoftModesCarryMissRisk() throws {
-        guard case let .plan(fast) = try plan(deadline: 5) else {
-            Issue.record("5 s should be feasible")
+        // 7 s: the shortest deadline on four-option MMLU-Redux whose best plan clears chance plus the margin.
+        guard case let .plan(fast) = try plan(deadline: 7) else {
+            Issue.record("7 s should be feasible")
             return
         }
         #expect(fast.configuration.capped)
@@ -206,7 +207,7 @@ struct PlannerTests {
             output: Double(fast.configuration.budgetTokens!),
             parallel: fast.configuration.parallel
         )
-        if atCap.latencyS <= 5 {
+        if atCap.latencyS <= 7 {
             #expect(fast.missProbability == 0)
         } else {
             #expect(fast.missProbability <= 1 - Fixtures.policy.latencyPercentile + 1e-9)

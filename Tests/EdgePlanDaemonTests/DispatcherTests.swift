@@ -15,10 +15,10 @@ struct DispatcherTests {
 
     @Test func planReturnsThePlan() {
         let reply = call(
-            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":5000,"inputTokens":256,"requestId":"r1"}}"#
+            #"{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":8000,"inputTokens":256,"requestId":"r1"}}"#
         )
         #expect(reply?["parameters"]?["plan"]?["requestId"]?.stringValue == "r1")
-        #expect(reply?["parameters"]?["plan"]?["predicted"]?["latencyPercentileMs"]?.doubleValue ?? .infinity <= 5000)
+        #expect(reply?["parameters"]?["plan"]?["predicted"]?["latencyPercentileMs"]?.doubleValue ?? .infinity <= 8000)
     }
 
     @Test func errorsAreVarlinkErrorNames() {
@@ -98,7 +98,7 @@ struct DispatcherTests {
         let planner = try ProfileStore.loadPlanner(policyPath: nil, profileDirectory: nil)
         guard
             case let .plan(plan) = try planner.plan(
-                PlanRequest(task: "mmlu-redux", deadlineS: 5, energyBudgetJ: 200, inputTokens: 256, requestID: "j1")
+                PlanRequest(task: "mmlu-redux", deadlineS: 8, energyBudgetJ: 200, inputTokens: 256, requestID: "j1")
             )
         else {
             Issue.record("no plan")
@@ -117,7 +117,7 @@ struct DispatcherTests {
         #expect(values["MESSAGE_ID"] == PlannerService.planDecidedMessageID)
         #expect(values["EDGEPLAN_MODEL"] == plan.configuration.variant.model)
         #expect(values["EDGEPLAN_REQUEST_ID"] == "j1")
-        #expect(values["EDGEPLAN_ENERGY_BUDGET_J"] == "200" && values["EDGEPLAN_DEADLINE_MS"] == "5000")
+        #expect(values["EDGEPLAN_ENERGY_BUDGET_J"] == "200" && values["EDGEPLAN_DEADLINE_MS"] == "8000")
         #expect(values["EDGEPLAN_PRED_LATENCY_MS"] == (plan.latencyS * 1000).significantDigits(4))
         #expect(values["EDGEPLAN_PARALLEL"] == String(plan.configuration.parallel))
         let own = fields.map(\.0).drop { !$0.hasPrefix("MESSAGE_ID") }

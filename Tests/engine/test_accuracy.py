@@ -67,9 +67,11 @@ def test_hard_capped_plans_on_the_collected_table_finish_within_their_deadlines(
     edgeplan("accuracy", "collect", "--engine", engine.url, *ENGINE_ARGS, "--tasks", str(tasks), "--budgets", "32,64,128",
              "--samples", "1", "--modes", "hard", "--task", "sorting", "-o", str(tmp_path / "s.jsonl"), "--profile", str(profile))
     policy = tmp_path / "policy.yaml"
-    # The random model is never right in hard mode, so the floor is lifted: the plans test time, not accuracy.
+    # The random model is never right in hard mode, so the floor and the chance margin are lifted: the plans test
+    # time, not accuracy.
     policy.write_text("kind: policy\nglobal:\n  engine: llama-server\n  parallel_factors: [1, 2, 4]\n"
                       "tasks:\n  sorting:\n    allowed_models: [TinyRandom-30M]\n    allowed_modes: [hard]\n    min_accuracy: 0\n"
+                      "    chance_margin: off\n"
                       "    objective: min-energy\n")
     within_deadline, within_p95, runs = 0, 0, 0
     for deadline in ["0.4s", "0.8s", "1.5s", "3s"] * 5:
@@ -96,6 +98,7 @@ def test_hard_capped_plans_on_the_collected_table_finish_within_their_deadlines(
 def test_a_thinking_budget_plan_makes_the_engine_close_the_thinking_at_its_budget(engine, profile, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text("kind: policy\nglobal:\n  engine: llama-server\n  parallel_factors: [1]\n"
+                      "defaults:\n  chance_margin: off\n"
                       "tasks:\n  pick:\n    like: mmlu-redux\n    allowed_models: [TinyRandom-30M]\n"
                       "    allowed_modes: [thinking-budget]\n")
     plan = json.loads(edgeplan("plan", "--profile", str(profile), "--policy", str(policy), "--task", "pick",

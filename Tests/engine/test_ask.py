@@ -20,6 +20,9 @@ POLICY = """kind: policy
 global:
   engine: llama-server
   parallel_factors: [1, 2, 4]
+# The random test model answers at chance.
+defaults:
+  chance_margin: off
 tasks:
   shelf:
     allowed_models: [TinyRandom-30M]

@@ -77,6 +77,7 @@ def test_new_model_from_engine_to_checked_profile(engine, tmp_path):
     # test_accuracy.py holds them to their deadlines.
     policy = tmp_path / "policy.yaml"
     policy.write_text("kind: policy\nglobal:\n  engine: llama-server\n  parallel_factors: [1, 2, 4]\n"
+                      "defaults:\n  chance_margin: off\n"
                       "tasks:\n  pick:\n    like: mmlu-redux\n    allowed_models: [TinyRandom-30M]\n    allowed_modes: [hard]\n")
     within, runs = 0, 0
     for deadline in ["4s", "8s", "30s"]:

@@ -10,7 +10,7 @@ exec > "$out/guest.log" 2>&1
 checks=$out/checks.txt
 : > "$checks"
 socket=/run/edgeplan/io.edgeplan.Planner
-plan_args=(plan --task mmlu-redux --deadline 5s --energy 200J --input 512 --json --socket "$socket")
+plan_args=(plan --task mmlu-redux --deadline 8s --energy 200J --input 512 --json --socket "$socket")
 
 pass() { echo "PASS $1: $2" >> "$checks"; echo "PASS $1: $2"; }
 fail() { echo "FAIL $1: $2" | tr '\n' ' ' >> "$checks"; echo >> "$checks"; echo "FAIL $1: $2"; }

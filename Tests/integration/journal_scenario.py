@@ -35,7 +35,7 @@ daemon = subprocess.Popen([binary, "serve", "--socket", socket_path], stderr=sub
 wait_for_path(socket_path)
 result = {}
 with varlink.Client(address="unix:" + socket_path).open("io.edgeplan.Planner") as planner:
-    plan = planner.Plan(task="mmlu-redux", deadlineMs=5000.0, energyBudgetJ=200.0, inputTokens=256, requestId="journal-1")["plan"]
+    plan = planner.Plan(task="mmlu-redux", deadlineMs=8000.0, energyBudgetJ=200.0, inputTokens=256, requestId="journal-1")["plan"]
     result["plan"] = plan
     try:
         planner.Plan(task="mmlu-redux", deadlineMs=10.0, inputTokens=256, requestId="journal-2")
@@ -54,7 +54,7 @@ result["infeasible"] = [json.loads(line) for line in entries.splitlines() if lin
 journald.send_signal(signal.SIGKILL)
 journald.wait()
 with varlink.Client(address="unix:" + socket_path).open("io.edgeplan.Planner") as planner:
-    result["after_journal_died"] = planner.Plan(task="mmlu-redux", deadlineMs=5000.0, inputTokens=256, requestId="journal-3")["plan"]["model"]
+    result["after_journal_died"] = planner.Plan(task="mmlu-redux", deadlineMs=8000.0, inputTokens=256, requestId="journal-3")["plan"]["model"]
     time.sleep(0.5)
     result["status_after"] = planner.Status()
 daemon.send_signal(signal.SIGTERM)

@@ -80,9 +80,9 @@ def test_socket_activation_ready_status_and_watchdog(daemon):
 
 def test_plan_frontier_status_report(daemon):
     with client(daemon).open("io.edgeplan.Planner") as planner:
-        plan = planner.Plan(task="mmlu-redux", deadlineMs=5000.0, inputTokens=256, requestId="abc")["plan"]
+        plan = planner.Plan(task="mmlu-redux", deadlineMs=8000.0, inputTokens=256, requestId="abc")["plan"]
         assert plan["requestId"] == "abc"
-        assert plan["predicted"]["latencyPercentileMs"] <= 5000
+        assert plan["predicted"]["latencyPercentileMs"] <= 8000
         assert plan["request"]["body"]["n"] == plan["parallel"]
         front = planner.Frontier(task="mmlu-redux", inputTokens=256)
         assert len(front["points"]) > 3
@@ -153,7 +153,7 @@ def test_sighup_with_broken_policy_keeps_serving_the_last_good_one(daemon):
     with client(daemon).open("io.edgeplan.Planner") as planner:
         status = planner.Status()
         assert "bogus_key" in status["lastReloadError"]
-        assert planner.Plan(task="mmlu-redux", deadlineMs=5000.0, inputTokens=256)["plan"]["model"]
+        assert planner.Plan(task="mmlu-redux", deadlineMs=8000.0, inputTokens=256)["plan"]["model"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="starting a private systemd-journald needs root")
@@ -172,7 +172,7 @@ def test_decisions_are_structured_journal_entries(tmp_path):
     assert decided["EDGEPLAN_QUANT"] == plan["quantization"]
     assert decided["EDGEPLAN_MODE"] == plan["mode"]
     assert decided["EDGEPLAN_PARALLEL"] == str(plan["parallel"])
-    assert decided["EDGEPLAN_DEADLINE_MS"] == "5000" and decided["EDGEPLAN_ENERGY_BUDGET_J"] == "200"
+    assert decided["EDGEPLAN_DEADLINE_MS"] == "8000" and decided["EDGEPLAN_ENERGY_BUDGET_J"] == "200"
     assert abs(float(decided["EDGEPLAN_PRED_LATENCY_MS"]) - plan["predicted"]["latencyMs"]) <= 0.001 * plan["predicted"]["latencyMs"]
     assert abs(float(decided["EDGEPLAN_PRED_ACCURACY"]) - plan["predicted"]["accuracy"]) < 1e-3
     for field in ["EDGEPLAN_TOKEN_BUDGET", "EDGEPLAN_PRED_ENERGY_J", "EDGEPLAN_MISS_PROB"]:

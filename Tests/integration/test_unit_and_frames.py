@@ -39,7 +39,7 @@ def test_the_units_reload_fails_on_a_broken_policy(tmp_path):
 
 
 def malformed(rng):
-    valid = {"method": "io.edgeplan.Planner.Plan", "parameters": {"task": "mmlu-redux", "deadlineMs": 5000}}
+    valid = {"method": "io.edgeplan.Planner.Plan", "parameters": {"task": "mmlu-redux", "deadlineMs": 8000}}
     kind = rng.randrange(8)
     if kind == 0:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))).replace(b"\0", b"") + b"\0"
@@ -55,7 +55,7 @@ def malformed(rng):
     if kind == 4:
         return b"[" * rng.randrange(50, 5000) + b"\0"  # deep nesting
     if kind == 5:
-        return b'{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":+5000}}\0'
+        return b'{"method":"io.edgeplan.Planner.Plan","parameters":{"task":"mmlu-redux","deadlineMs":+8000}}\0'
     if kind == 6:
         return json.dumps({"method": "io.edgeplan.Planner.Report", "parameters": {"requestId": "x" * rng.randrange(1, 500), "latencyMs": rng.choice([-1, 0, 1e12, "fast"])}}).encode() + b"\0"
     return b"\xff\xfe\xfd" * rng.randrange(1, 100) + b"\0"

@@ -28,13 +28,15 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
     /// The accuracy floor: no plan predicted below it is returned. Requests may raise it, never lower it.
     public var minAccuracy: Double
     /// Where set and the task has answer options, the floor is at least chance (one in the options) plus this
-    /// margin: a plan no better than guessing is no plan. Off (nil) by default for now.
+    /// margin: a plan no better than guessing is no plan. On by default (two points); nil turns it off.
     public var chanceMargin: Double?
     public var objective: Objective
 
     /// Default floor: a plan that is right less than one time in twenty is no plan.
     public static let defaultMinAccuracy = 0.05
     public static let defaultPriorWeight = 20.0
+    /// Default margin over chance: a four-option task needs a predicted 27 % before a plan is returned.
+    public static let defaultChanceMargin = 0.02
 
     public init(
         like: String? = nil,
@@ -47,7 +49,7 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
         allowedModes: Set<LengthMode>? = nil,
         maxParallel: Int = 64,
         minAccuracy: Double = TaskPolicy.defaultMinAccuracy,
-        chanceMargin: Double? = nil,
+        chanceMargin: Double? = TaskPolicy.defaultChanceMargin,
         objective: Objective = .maxAccuracy
     ) {
         self.like = like

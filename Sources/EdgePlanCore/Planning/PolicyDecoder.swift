@@ -155,7 +155,11 @@ public enum PolicyDecoder {
         }
         task.maxParallel = try object.optionalInt("max_parallel", in: 1...256) ?? task.maxParallel
         task.minAccuracy = try object.optionalDouble("min_accuracy", in: 0...1) ?? task.minAccuracy
-        task.chanceMargin = try object.optionalDouble("chance_margin", in: -1...1) ?? task.chanceMargin
+        if object.holds("chance_margin", word: "off") {
+            task.chanceMargin = nil
+        } else {
+            task.chanceMargin = try object.optionalDouble("chance_margin", in: -1...1) ?? task.chanceMargin
+        }
         if let objective = try object.optionalString("objective") {
             guard let value = Objective(rawValue: objective) else {
                 throw object.error(

@@ -821,6 +821,9 @@ defaults:
   objective: max-accuracy
   # No plan below this predicted accuracy is returned.
   min_accuracy: 0.05
+  # Nor one within two points of guessing, where the task's benchmark has answer options (27 % on a
+  # four-option task). `off` turns this floor off.
+  chance_margin: 0.02
 tasks:
   # A robot's own task class borrows a benchmark's tables as its prior, e.g.:
   # grasp-plan:

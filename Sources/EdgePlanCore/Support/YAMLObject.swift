@@ -145,6 +145,13 @@ package struct YAMLObject {
         }
     }
 
+    /// Whether the key holds exactly this word (a number field that also takes `off`, say).
+    package mutating func holds(_ key: String, word: String) -> Bool {
+        ask(key)
+        guard let node = values[key], node.null == nil, node.scalar != nil else { return false }
+        return node.string == word
+    }
+
     package mutating func optionalDouble(_ key: String, in range: ClosedRange<Double>? = nil) throws -> Double? {
         ask(key)
         return has(key) ? try double(key, in: range) : nil
