@@ -80,3 +80,6 @@ func parseJoules(_ raw: String, _ name: String) throws -> Double {
 }
 
 func format(_ value: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", value) }
+
+/// "1 report", "4 reports".
+func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }

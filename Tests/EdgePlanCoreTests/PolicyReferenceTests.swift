@@ -18,7 +18,7 @@ import Testing
         let policy = try YAMLObject.$keyLog.withValue(log) { try PolicyDecoder.decode(example, file: "docs/policy.md") }
         #expect(policy.tasks["grasp-plan"]?.like == "mmlu-redux")
         #expect(policy.tasks["grasp-plan"]?.defaultDeadlineS == 8)
-        #expect(policy.explore == .thompson(maxLoss: 0.05))
+        #expect(policy.explore == .thompson(maxLoss: 0.05, rate: 0.1))
         // What the decoder asked for, with task class names generalized.
         let read = Set(
             log.keys.map { path -> String in

@@ -1,5 +1,6 @@
 """Metrics: the daemon writes Prometheus text to a node_exporter textfile, atomically, with the counts it served."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,6 +37,11 @@ def test_metrics_textfile_counts_plans_infeasible_and_reports():
                 planner.Plan(task="mmlu-redux", deadlineMs=1.0)
             except varlink.VarlinkError:
                 pass
+            for _ in range(2):
+                try:
+                    planner.Plan(task="no-such-task")
+                except varlink.VarlinkError:
+                    pass
             planner.Report(requestId=plan["requestId"], latencyMs=plan["predicted"]["latencyMs"], correct=True)
         # The file is rewritten every 200 ms; wait for one written after the calls (a busy machine may be slow).
         text = ""
@@ -50,9 +56,16 @@ def test_metrics_textfile_counts_plans_infeasible_and_reports():
         assert 'edgeplan_reports_total{outcome="accepted"} 1' in text
         assert sample(text, "edgeplan_plan_duration_seconds_count") == 6
         assert "# TYPE edgeplan_plan_duration_seconds histogram" in text
+        # Errors by kind; Infeasible is counted apart, an unknown task once per request.
+        assert 'edgeplan_errors_total{kind="UnknownTask"} 2' in text
+        # The buckets resolve a plan's tens of microseconds: they start at 10 µs, and the plans are not all in one.
+        buckets = sorted((float(le), float(count)) for le, count in
+                         re.findall(r'^edgeplan_plan_duration_seconds_bucket\{le="([^"+]+)"\} (\S+)', text, re.M))
+        assert buckets[0][0] == 1e-05 and any(le == 0.01 for le, _ in buckets), buckets
+        # Half the plans or more within 2.5 ms: with the old buckets (5 ms first) this told nothing.
+        assert dict(buckets)[0.0025] >= 3, buckets
         assert not [name for name in os.listdir(directory) if name.startswith(".edgeplan.prom") or name.endswith(".tmp")]
         # docs/metrics.md lists exactly the metrics the code defines, and every one the file holds.
-        import re
         documented = set(re.findall(r"^\| `(edgeplan_[a-z_]+)` \|", open(os.path.join(ROOT, "docs", "metrics.md")).read(), re.M))
         defined = set(re.findall(r'label: "(edgeplan_[a-z_]+)"', open(os.path.join(ROOT, "Sources", "EdgePlanDaemon", "Observability", "DaemonMetrics.swift")).read()))
         written = set(re.findall(r"^# TYPE (edgeplan_[a-z_]+) ", text, re.M))

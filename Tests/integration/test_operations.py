@@ -59,8 +59,30 @@ def test_reload_refuses_a_broken_policy_and_takes_a_good_one(daemon):
     assert ok.returncode == 0 and "reloaded" in ok.stdout
     shown = cli("status", "--socket", daemon["socket"])
     assert shown.returncode == 0 and "reloads 2" in shown.stdout
+    # The errors are broken down by the error answered: the two failed reloads, nothing else.
+    assert "errors 2: ReloadFailed 2" in shown.stdout, shown.stdout
     policy = cli("policy", "show", "--socket", daemon["socket"])
     assert policy.returncode == 0 and '"grasp-plan"' in policy.stdout
+
+
+def test_status_says_what_its_numbers_count(daemon):
+    """errors by kind (an unknown task, a bad parameter) in text and JSON; a learned accuracy labeled as one
+    sample's, with its report count in words (1 report, not 1 reports); Infeasible is no error."""
+    with varlink.Client(address="unix:" + daemon["socket"]).open("io.edgeplan.Planner") as planner:
+        for call in [lambda: planner.Plan(task="juggling"), lambda: planner.Plan(task="mmlu-redux", deadlineMs=-1.0),
+                     lambda: planner.Plan(task="mmlu-redux", deadlineMs=1.0)]:
+            with pytest.raises(varlink.VarlinkError):
+                call()
+        plan = planner.Plan(task="mmlu-redux", deadlineMs=60000.0, requestId="one-report")["plan"]
+        assert planner.Report(requestId="one-report", latencyMs=plan["predicted"]["latencyMs"], correct=True)["learning"] == "learned"
+        status = planner.Status()
+    assert status["errors"] == 2 and status["infeasible"] == 1
+    assert status["errorsByKind"] == {"InvalidInput": 1, "UnknownTask": 1}, status["errorsByKind"]
+    shown = cli("status", "--socket", daemon["socket"]).stdout
+    assert "errors 2: InvalidInput 1, UnknownTask 1" in shown, shown
+    assert "single-sample, from 1 report\n" in shown and "1 reports" not in shown, shown
+    assert "one sample's accuracy" in shown
+    assert "no exploration" in shown
 
 
 def test_plan_over_the_socket_takes_the_same_defaults_as_locally(daemon):

@@ -20,8 +20,9 @@ public struct Plan: Sendable, Equatable {
     public var outputLength: OutputLengthModel
     public var percentileOutputTokens: Double
     public var objective: Objective
-    /// Whether exploration picked this instead of the greedy best.
+    /// Whether exploration picked this instead of the greedy best, and the expected accuracy it gave up for it.
     public var explored = false
+    public var explorationLoss = 0.0
     public var engineRequest: EngineRequest
     public var profileVersion: String
     public var policyVersion: String

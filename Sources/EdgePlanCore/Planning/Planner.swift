@@ -321,16 +321,18 @@ public final class Planner: Sendable {
         }
         var plan = makePlan(choice.point, request: request, limits: limits)
         plan.explored = choice.explored
+        plan.explorationLoss = choice.loss
         return .plan(plan)
     }
 
-    /// The decision alone, on resolved limits: the chosen front point and whether exploration picked it, or nil
-    /// when no point is feasible. ``plan(_:random:)`` builds its answer around this; a simulation needs no more.
+    /// The decision alone, on resolved limits: the chosen front point, whether exploration picked it and the expected
+    /// accuracy that gave up against the greedy best, or nil when no point is feasible. ``plan(_:random:)`` builds its
+    /// answer around this; a simulation needs no more.
     public func choose<R: RandomNumberGenerator>(
         task: String,
         limits: Limits,
         random: inout R?
-    ) throws -> (point: EvaluatedConfiguration, explored: Bool)? {
+    ) throws -> (point: EvaluatedConfiguration, explored: Bool, loss: Double)? {
         let ranking = limits.objective.ranking
         let front = try self.front(task: task, inputTokens: limits.inputTokens, ranking: ranking)
         let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
@@ -351,13 +353,18 @@ public final class Planner: Sendable {
             }
         }
         guard let greedy = best else { return nil }
-        if case let .thompson(maxLoss) = policy.explore, limits.objective != .minEnergy, random != nil {
+        // A share `rate` of the plans draw among the near-best; the rest take the greedy best. Without the gate, a
+        // dozen contenders within maxLoss would make nearly every plan an exploration.
+        if case let .thompson(maxLoss, rate) = policy.explore, limits.objective != .minEnergy, random != nil,
+            Double.random(in: 0..<1, using: &random!) < rate
+        {
             let contenders = Array(feasible.prefix { ranking.score($0) >= ranking.score(greedy) - maxLoss }.prefix(16))
             if contenders.count > 1, let draw = Self.thompsonDraw(contenders, random: &random!) {
-                return (draw, draw.configuration != greedy.configuration)
+                let explored = draw.configuration != greedy.configuration
+                return (draw, explored, explored ? max(0, ranking.score(greedy) - ranking.score(draw)) : 0)
             }
         }
-        return (greedy, false)
+        return (greedy, false, 0)
     }
 
     /// The engine's `max_tokens` for a configuration: its budget under a hard cap, otherwise what fits in the

@@ -4,7 +4,11 @@ extension Policy {
         let explore: JSONValue
         switch self.explore {
         case .off: explore = .fields(["mode": .string("off")])
-        case let .thompson(maxLoss): explore = .fields(["mode": .string("thompson"), "maxLoss": .number(maxLoss)])
+        case let .thompson(maxLoss, rate):
+            explore = .fields([
+                "mode": .string("thompson"), "maxLoss": .number(maxLoss), "rate": .number(rate),
+                "expectedLossCap": .number(maxLoss * rate),
+            ])
         }
         return .fields([
             "version": .string(version),

@@ -86,8 +86,17 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
 /// Whether the planner sometimes tries a configuration other than the greedy best, to learn about it.
 public enum Exploration: Sendable, Equatable, Hashable {
     case off
-    /// Thompson sampling among front points whose expected accuracy is within `maxLoss` of the best.
-    case thompson(maxLoss: Double)
+    /// Thompson sampling among front points whose expected accuracy is within `maxLoss` of the best, on a share
+    /// `rate` of the plans (the rest are greedy): a plan gives up at most `maxLoss`, and `rate × maxLoss` on average.
+    case thompson(maxLoss: Double, rate: Double)
+
+    /// The expected accuracy given up per plan, at most.
+    public var expectedLossCap: Double {
+        switch self {
+        case .off: 0
+        case let .thompson(maxLoss, rate): maxLoss * rate
+        }
+    }
 }
 
 /// How reports teach the planner.

@@ -38,12 +38,13 @@ public enum PolicyDecoder {
                 }
                 policy.engine = kind
             }
-            // explore_max_loss may stay in the file while exploration is off.
+            // explore_max_loss and explore_rate may stay in the file while exploration is off.
             let maxLoss = try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05
+            let rate = try global.optionalDouble("explore_rate", in: 0...1) ?? 0.1
             if let explore = try global.optionalString("explore") {
                 switch explore {
                 case "off": policy.explore = .off
-                case "thompson": policy.explore = .thompson(maxLoss: maxLoss)
+                case "thompson": policy.explore = .thompson(maxLoss: maxLoss, rate: rate)
                 default: throw global.error("explore", "unknown exploration '\(explore)'; use off or thompson")
                 }
             }

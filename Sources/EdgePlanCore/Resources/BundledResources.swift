@@ -804,7 +804,8 @@ global:
   parallel_factors: [1, 2, 4, 8, 16, 32, 64]
   # Opt-in exploration so configurations the greedy planner never picks can still be learned:
   # explore: thompson
-  # explore_max_loss: 0.05
+  # explore_max_loss: 0.05   # an explored plan gives up at most 5 points of expected accuracy
+  # explore_rate: 0.1        # and at most one plan in ten explores
 # Who may Report (teach the daemon): root and the daemon's own user always; these users and groups besides
 # (names or numeric ids). Without `groups`, the daemon's own group may.
 # reporting:

@@ -13,7 +13,6 @@ public final class DaemonMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let plans: CoreMetrics.Counter
     let infeasible: CoreMetrics.Counter
-    let errors: CoreMetrics.Counter
     let reportsAccepted: CoreMetrics.Counter
     let reportsRefused: CoreMetrics.Counter
     let reportsRateLimited: CoreMetrics.Counter
@@ -23,11 +22,13 @@ public final class DaemonMetrics: Sendable {
     /// Bootstraps swift-metrics with a Prometheus factory (once per process) and creates the daemon's metrics.
     public init() {
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // A plan takes tens of microseconds: the default buckets start at 5 ms and would put every plan in the first.
+        factory.durationHistogramBuckets["edgeplan_plan_duration_seconds"] = Self.planDurationBuckets
+        MetricsSystem.bootstrap(factory)
         self.registry = registry
         plans = CoreMetrics.Counter(label: "edgeplan_plans_total")
         infeasible = CoreMetrics.Counter(label: "edgeplan_infeasible_total")
-        errors = CoreMetrics.Counter(label: "edgeplan_errors_total")
         reportsAccepted = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "accepted")])
         reportsRefused = CoreMetrics.Counter(label: "edgeplan_reports_total", dimensions: [("outcome", "refused")])
         reportsRateLimited = CoreMetrics.Counter(
@@ -36,6 +37,15 @@ public final class DaemonMetrics: Sendable {
         )
         planDuration = CoreMetrics.Timer(label: "edgeplan_plan_duration_seconds")
         decisionsSampledOut = CoreMetrics.Counter(label: "edgeplan_decisions_sampled_out_total")
+    }
+
+    /// 10 µs to 10 ms, three buckets a decade (1, 2.5, 5), and 25 and 100 ms for the rare slow plan.
+    static let planDurationBuckets: [Duration] =
+        [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 100_000].map { .microseconds($0) }
+
+    /// Counts a request answered with an error, by the error's name (`InvalidParameter`, `UnknownTask`, ...).
+    func countError(kind: String) {
+        CoreMetrics.Counter(label: "edgeplan_errors_total", dimensions: [("kind", kind)]).increment()
     }
 
     /// Sets the gauges from the service's and the watchdog's state (called before each write).

@@ -27,6 +27,8 @@ public final class PlannerService: Sendable {
         public var plans = 0
         public var infeasible = 0
         public var errors = 0
+        /// The errors by the name of the error answered (`InvalidParameter`, `UnknownTask`, `ReloadFailed`, ...).
+        public var errorsByKind: [String: Int] = [:]
         public var reports = 0
         /// Reports refused because the peer may not teach the daemon.
         public var refusedReports = 0
@@ -38,6 +40,9 @@ public final class PlannerService: Sendable {
         public var rejectedConnections = 0
         public var idleClosed = 0
         public var reloads = 0
+        /// Plans that exploration picked, and the expected accuracy they gave up in all (a fraction summed).
+        public var exploredPlans = 0
+        public var explorationLoss = 0.0
         /// Decisions not journaled because of the policy's `journal.decisions_every`.
         public var decisionsSampledOut = 0
     }
@@ -187,14 +192,9 @@ public final class PlannerService: Sendable {
         }
         let outcome: PlanOutcome
         let started = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
-        do {
-            var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
-            outcome = try planner.plan(request, random: &random)
-        } catch {
-            counters.withLock { $0.errors += 1 }
-            metrics?.errors.increment()
-            throw error
-        }
+        // An error is counted where it is answered (countError), once.
+        var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
+        outcome = try planner.plan(request, random: &random)
         if let metrics {
             metrics.planDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
             if case .plan = outcome { metrics.plans.increment() } else { metrics.infeasible.increment() }
@@ -204,6 +204,10 @@ public final class PlannerService: Sendable {
             let every = planner.policy.journal.decisionsEvery
             let journaled = counters.withLock { counters -> Bool in
                 counters.plans += 1
+                if plan.explored {
+                    counters.exploredPlans += 1
+                    counters.explorationLoss += plan.explorationLoss
+                }
                 guard every == 1 || counters.plans % every == 0 else {
                     counters.decisionsSampledOut += 1
                     return false
@@ -277,9 +281,14 @@ public final class PlannerService: Sendable {
         learner.withLock { $0.countRefused(refusal) }
     }
 
-    public func countError() {
-        counters.withLock { $0.errors += 1 }
-        metrics?.errors.increment()
+    /// Counts a request answered with an error; `name` is the error's, with or without its interface.
+    public func countError(_ name: String) {
+        let kind = name.split(separator: ".").last.map(String.init) ?? name
+        counters.withLock {
+            $0.errors += 1
+            $0.errorsByKind[kind, default: 0] += 1
+        }
+        metrics?.countError(kind: kind)
     }
 
     /// Whether `peer` may send one more report now (the policy's per-peer rate); counts those it may not.

@@ -130,8 +130,12 @@ public enum PlannerInterface {
         ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string,
           warnings: ?[]string)
 
-        # Version, uptime, loaded profile and policy, counters; calibration state, age and error per model;
-        # learning: posteriors per task class and model-and-mode group, refused outcomes, ignored peers.
+        # Version, uptime, loaded profile and policy, counters (errorsByKind: errors by the error's name);
+        # exploration: the policy's (mode, maxLoss, rate, expectedLossCap) and what it did (explored plans,
+        # exploredShare of all plans, meanLossPerPlan: expected accuracy given up, a fraction); calibration
+        # state, age and error per model; learning: posteriors per task class and model-and-mode group (each
+        # group's singleSampleAccuracy is one sample's, at its smallest budget; a plan's accuracy is after
+        # its vote), refused outcomes, ignored peers.
         method Status() -> (
           version: string,
           uptimeS: float,
@@ -142,6 +146,7 @@ public enum PlannerInterface {
           plans: int,
           infeasible: int,
           errors: int,
+          errorsByKind: object,
           reports: int,
           refusedReports: int,
           rateLimitedReports: int,
@@ -153,6 +158,7 @@ public enum PlannerInterface {
           cachedFronts: int,
           journalDropped: int,
           journalFailed: int,
+          exploration: object,
           calibration: ?object,
           learning: object
         )

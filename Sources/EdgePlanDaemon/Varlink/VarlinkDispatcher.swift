@@ -53,12 +53,14 @@ public struct VarlinkDispatcher: Sendable {
     public func respond(_ frame: some Collection<UInt8>, peer: PeerIdentity = .current) -> Response {
         let call: JSONValue
         do { call = try JSONValue.parse(frame) } catch {
-            service.countError()
-            return .reply(VarlinkError.invalidInput("", "not a Varlink message: \(error)").json)
+            let reply = VarlinkError.invalidInput("", "not a Varlink message: \(error)")
+            service.countError(reply.name)
+            return .reply(reply.json)
         }
         guard let method = call["method"]?.stringValue else {
-            service.countError()
-            return .reply(VarlinkError.invalidParameter("method").json)
+            let reply = VarlinkError.invalidParameter("method")
+            service.countError(reply.name)
+            return .reply(reply.json)
         }
         let parameters = call["parameters"] ?? .object([])
         let reply: JSONValue
@@ -86,14 +88,16 @@ public struct VarlinkDispatcher: Sendable {
             }
             reply = .object([("parameters", try dispatch(method, parameters, peer: peer))])
         } catch let error as VarlinkError {
-            if !error.name.hasSuffix(".Infeasible") { service.countError() }
+            if !error.name.hasSuffix(".Infeasible") { service.countError(error.name) }
             reply = error.json
         } catch let error as EdgePlanError {
-            service.countError()
-            reply = VarlinkError.from(error, parameters: parameters, knownTasks: service.planner.taskClasses).json
+            let answer = VarlinkError.from(error, parameters: parameters, knownTasks: service.planner.taskClasses)
+            service.countError(answer.name)
+            reply = answer.json
         } catch {
-            service.countError()
-            reply = VarlinkError.invalidInput("", "\(error)").json
+            let answer = VarlinkError.invalidInput("", "\(error)")
+            service.countError(answer.name)
+            reply = answer.json
         }
         if call["oneway"]?.boolValue == true { return .reply(nil) }
         return .reply(reply)
@@ -440,6 +444,7 @@ public struct VarlinkDispatcher: Sendable {
             "policyVersion": .string(planner.policy.version),
             "lastReloadError": service.lastReloadError.map(JSONValue.string) ?? .null,
             "plans": .int(counters.plans), "infeasible": .int(counters.infeasible), "errors": .int(counters.errors),
+            "errorsByKind": .object(counters.errorsByKind.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }),
             "reports": .int(counters.reports), "refusedReports": .int(counters.refusedReports),
             "rateLimitedReports": .int(counters.rateLimitedReports), "oversizeFrames": .int(counters.oversizeFrames),
             "connections": .int(service.connections.current), "rejectedConnections": .int(counters.rejectedConnections),
@@ -447,9 +452,29 @@ public struct VarlinkDispatcher: Sendable {
             "cachedFronts": .int(planner.cachedFronts),
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
+            "exploration": exploration(planner.policy.explore, counters),
             "calibration": watchdog?.statusJSON ?? .null,
             "learning": learningStatus(),
         ])
+    }
+
+    /// The policy's exploration and what it did: the share of plans explored and the accuracy they gave up.
+    private func exploration(_ explore: Exploration, _ counters: PlannerService.Counters) -> JSONValue {
+        var fields: [(String, JSONValue)] = []
+        switch explore {
+        case .off: fields.append(("mode", .string("off")))
+        case let .thompson(maxLoss, rate):
+            fields += [("mode", .string("thompson")), ("maxLoss", .number(maxLoss)), ("rate", .number(rate))]
+        }
+        let plans = max(counters.plans, 1)
+        return .object(
+            fields + [
+                ("expectedLossCap", .number(explore.expectedLossCap)),
+                ("explored", .int(counters.exploredPlans)),
+                ("exploredShare", .number(Double(counters.exploredPlans) / Double(plans))),
+                ("meanLossPerPlan", .number(counters.explorationLoss / Double(plans))),
+            ]
+        )
     }
 
     /// Posteriors per task class and group, refusals, and peers whose reports are ignored.

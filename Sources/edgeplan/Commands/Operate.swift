@@ -28,22 +28,46 @@ struct Status: AsyncParsableCommand {
                 "  profile \(status["profileVersion"]?.stringValue ?? "?"), policy \(status["policyVersion"]?.stringValue ?? "?")"
             )
             print(
-                "  plans \(int("plans")), infeasible \(int("infeasible")), errors \(int("errors")), reports \(int("reports")) (refused \(int("refusedReports"))), reloads \(int("reloads"))"
+                "  plans \(int("plans")) (\(Self.exploration(status["exploration"] ?? .null))), infeasible \(int("infeasible")), reloads \(int("reloads"))"
+            )
+            print("  errors \(int("errors"))\(Self.breakdown(status["errorsByKind"]))")
+            print(
+                "  reports \(int("reports")) (not allowed \(int("refusedReports")), over the rate \(int("rateLimitedReports"))); outcomes refused\(Self.breakdown(status["learning"]?["refused"], zero: " none"))"
             )
             print(
                 "  connections \(int("connections")) (turned away \(int("rejectedConnections")), idle-closed \(int("idleClosed")), oversize \(int("oversizeFrames")))"
             )
             if let failure = status["lastReloadError"]?.stringValue { print("  last reload failed: \(failure)") }
             if case let .array(groups)? = status["learning"]?["groups"], !groups.isEmpty {
-                print("  learned:")
+                // One sample's accuracy, where a plan's accuracy is after its vote over k samples: the two differ.
+                print(
+                    "  learned (one sample's accuracy, at the group's smallest budget; plans show theirs after the vote):"
+                )
                 for group in groups {
                     let accuracy = group["singleSampleAccuracy"]?.doubleValue.map { format($0 * 100, 1) + " %" } ?? "-"
                     print(
-                        "    \(group["task"]?.stringValue ?? "") \(group["model"]?.stringValue ?? "") \(group["mode"]?.stringValue ?? ""): \(accuracy) from \(group["observations"]?.intValue ?? 0) reports"
+                        "    \(group["task"]?.stringValue ?? "") \(group["model"]?.stringValue ?? "") \(group["mode"]?.stringValue ?? ""): \(accuracy) single-sample, from \(counted(group["observations"]?.intValue ?? 0, "report"))"
                     )
                 }
             }
         }
+    }
+
+    /// "InvalidParameter 5, UnknownTask 3" from an object of counts, nonzero ones only, after a colon.
+    static func breakdown(_ counts: JSONValue?, zero: String = "") -> String {
+        guard case let .object(pairs)? = counts else { return zero }
+        let nonzero = pairs.compactMap { key, value in (value.intValue ?? 0) > 0 ? "\(key) \(value.intValue!)" : nil }
+        return nonzero.isEmpty ? zero : ": " + nonzero.joined(separator: ", ")
+    }
+
+    /// "explored 3 = 7.5 %, 0.12 points given up a plan, cap 0.50" or "no exploration".
+    static func exploration(_ exploration: JSONValue) -> String {
+        guard exploration["mode"]?.stringValue == "thompson" else { return "no exploration" }
+        let share = (exploration["exploredShare"]?.doubleValue ?? 0) * 100
+        let loss = (exploration["meanLossPerPlan"]?.doubleValue ?? 0) * 100
+        let cap = (exploration["expectedLossCap"]?.doubleValue ?? 0) * 100
+        return
+            "explored \(exploration["explored"]?.intValue ?? 0) = \(format(share, 1)) %, \(format(loss, 2)) accuracy points given up a plan, cap \(format(cap, 2))"
     }
 }
 

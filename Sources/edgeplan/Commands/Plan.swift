@@ -76,7 +76,10 @@ struct Plan: AsyncParsableCommand {
             return
         }
         let predicted = plan["predicted"] ?? .null
-        print("task \(task): \(describe(plan))")
+        let explored = plan["explored"]?.boolValue == true
+        print(
+            "task \(task): \(describe(plan))\(explored ? " (explored: a near-best configuration, tried to learn it)" : "")"
+        )
         print(
             "  latency   \(format((predicted["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s mean, \(format((predicted["latencyPercentileMs"]?.doubleValue ?? 0) / 1000, 2)) s at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) (deadline \(format((plan["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s)"
         )
@@ -87,8 +90,13 @@ struct Plan: AsyncParsableCommand {
             "  energy    \(format(predicted["energyJ"]?.doubleValue ?? 0, 1)) J mean, \(format(predicted["energyPercentileJ"]?.doubleValue ?? 0, 1)) J at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0))"
         )
         let observations = predicted["observations"]?.intValue ?? 0
+        let parallel = plan["parallel"]?.intValue ?? 1
+        // A learned figure comes from single-sample reports; with k samples the plan's is after the vote.
+        let evidence =
+            (observations > 0 ? " from \(counted(observations, "report"))" : "")
+            + (parallel > 1 ? ", majority of \(parallel) samples" : "")
         print(
-            "  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (80 % interval \(format((predicted["accuracyLow"]?.doubleValue ?? 0) * 100, 1))–\(format((predicted["accuracyHigh"]?.doubleValue ?? 0) * 100, 1)) %, \(predicted["accuracySource"]?.stringValue ?? "")\(observations > 0 ? ", \(observations) reports" : ""))"
+            "  accuracy  \(format((predicted["accuracy"]?.doubleValue ?? 0) * 100, 1)) % (80 % interval \(format((predicted["accuracyLow"]?.doubleValue ?? 0) * 100, 1))–\(format((predicted["accuracyHigh"]?.doubleValue ?? 0) * 100, 1)) %, \(predicted["accuracySource"]?.stringValue ?? "")\(evidence))"
         )
         print(
             "  length    \(format(predicted["meanOutputTokens"]?.doubleValue ?? 0, 0)) tokens mean, \(format(predicted["percentileOutputTokens"]?.doubleValue ?? 0, 0)) at p\(format((predicted["percentile"]?.doubleValue ?? 0) * 100, 0)) of the longest sample, \(format((predicted["capProbability"]?.doubleValue ?? 0) * 100, 1)) % of samples hit the cap (\(predicted["lengthSource"]?.stringValue ?? ""))"

@@ -83,6 +83,7 @@ struct Watch: AsyncParsableCommand {
                 " parallel \(text("parallel")), p\(number(predicted?["percentile"], scale: 100)) \(number(predicted?["latencyPercentileMs"])) ms"
             line +=
                 ", accuracy \(number(predicted?["accuracy"], 1, scale: 100)) % (\(predicted?["accuracySource"]?.stringValue ?? "-"))"
+            if fields["explored"]?.boolValue == true { line += ", explored" }
         case "infeasible": line += " \(text("requestId")) \(text("task")): \(text("message"))"
         case "report":
             line +=

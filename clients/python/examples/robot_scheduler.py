@@ -13,17 +13,21 @@ from edgeplan import Infeasible, Planner
 
 def run_on_engine(decision, rng, time_scale):
     """Stand-in for the engine: returns (latency_ms, correct, sample_output_tokens)."""
-    latency_ms = decision.predicted.latency_ms * rng.uniform(0.9, 1.1)
+    mean_tokens = max(1.0, decision.predicted.mean_output_tokens)
+    tokens = [max(1, int(rng.expovariate(1 / mean_tokens))) for _ in range(decision.parallel)]
+    # An engine stops every sample at the request's max_tokens, in any mode: a capped plan's budget, or what fits.
+    max_tokens = decision.request.get("body", {}).get("max_tokens")
+    if max_tokens:
+        tokens = [min(t, max_tokens) for t in tokens]
+    # Decoding dominates: the run lasts about as long as its longest sample takes, near the prediction at the mean.
+    latency_ms = decision.predicted.latency_ms * max(max(tokens) / mean_tokens, 0.3) * rng.uniform(0.95, 1.05)
     time.sleep(latency_ms / 1000 * time_scale)
-    tokens = [max(1, int(rng.expovariate(1 / decision.predicted.mean_output_tokens))) for _ in range(decision.parallel)]
-    if decision.token_budget and decision.mode == "hard":
-        tokens = [min(t, decision.token_budget) for t in tokens]
     return latency_ms, rng.random() < decision.predicted.accuracy, tokens
 
 
 def main(socket_path, tasks=20, time_scale=0.0):
     rng = random.Random(3)
-    done = infeasible = 0
+    done = infeasible = refused = 0
     with Planner(socket_path) as planner:
         for index in range(tasks):
             task, deadline_ms = rng.choice([("mmlu-redux", 10_000), ("mmlu-redux", 60_000), ("natural-plan-meeting", 300_000)])
@@ -37,9 +41,11 @@ def main(socket_path, tasks=20, time_scale=0.0):
             result = planner.report(decision.request_id, latency_ms=latency_ms, correct=correct, sample_output_tokens=tokens,
                                     output_tokens=max(tokens))
             done += 1
-            print(f"{task}: {decision.model} {decision.mode} x{decision.parallel} -> {latency_ms:.0f} ms, "
+            refused += result.refused
+            print(f"{task}: {decision.model} {decision.mode}{' capped' if decision.capped else ''} x{decision.parallel}"
+                  f"{' (explored)' if decision.explored else ''} -> {latency_ms:.0f} ms, "
                   f"{'correct' if correct else 'wrong'}; {result.learning}")
-    print(f"{done} tasks run, {infeasible} infeasible")
+    print(f"{done} tasks run, {infeasible} infeasible, {refused} reports refused as teaching")
     return done, infeasible
 
 
