@@ -166,4 +166,10 @@ struct PolicyVersionTests {
         #expect(a.version == b.version)
         #expect(a.version != c.version)
     }
+
+    /// A hash below 2^60 keeps its leading zeros: every version has 16 hex digits (one had 15).
+    @Test func everyVersionHasSixteenDigits() throws {
+        let policy = try PolicyDecoder.decode("kind: policy\n# 2000\n", file: "policy.yaml")
+        #expect(policy.version == "007124dd5c4b45f5")
+    }
 }

@@ -125,3 +125,10 @@ def test_watch_yields_events_as_they_happen(socket_path):
         second = next(events)
         assert second["kind"] == "reload" and second["event"]["ok"] is True
         events.close()
+
+
+def test_what_installing_the_client_writes_is_ignored():
+    """`pip install ./clients/python` writes build/ and edgeplan.egg-info/ beside the package; the clone ignores them."""
+    for written in ["clients/python/build/lib/edgeplan/client.py", "clients/python/edgeplan.egg-info/PKG-INFO"]:
+        checked = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", written])
+        assert checked.returncode == 0, f"{written} is not ignored"

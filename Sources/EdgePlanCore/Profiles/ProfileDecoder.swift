@@ -50,14 +50,15 @@ public enum ProfileDecoder {
         return ProfileSet(device: device, variants: variants, accuracy: tables, version: contentHash(files))
     }
 
-    /// A short, stable hash of the files' paths and contents (FNV-1a, 64 bits).
+    /// A short, stable hash of the files' paths and contents (FNV-1a, 64 bits), always 16 hex digits.
     public static func contentHash(_ files: [File]) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for file in files.sorted(by: { $0.path < $1.path }) {
             for byte in file.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
             for byte in file.text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
-        return String(hash, radix: 16)
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// Decodes a `device.yaml` file.
