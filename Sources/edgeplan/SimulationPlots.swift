@@ -28,7 +28,10 @@ enum SimulationPlots {
                     yLabel: "realized accuracy (correct and on time)",
                     series: deadlineSeries,
                     logX: true,
-                    yRange: 0...1
+                    yRange: 0...1,
+                    // Bins are powers of two: a line joins neighbouring bins only, never across a range with no data.
+                    maxGap: log10(2) * 1.5,
+                    markPoints: true
                 ).svg
             )
         )
@@ -126,6 +129,11 @@ struct LineChart {
     var markers: [(Double, String)] = []
     var band: [(Double, Double, Double)] = []
     var yRange: ClosedRange<Double> = 0...1
+    /// Where neighbouring points are farther apart than this on the x axis (in its own scale, log10 for a log
+    /// axis), the line breaks: no line is drawn across a range without data.
+    var maxGap: Double? = nil
+    /// Whether each data point gets a marker, so that a lone point or a short segment is seen.
+    var markPoints = false
 
     var svg: String {
         let (width, height, left, right, top, bottom) = (760.0, 440.0, 70.0, 200.0, 40.0, 55.0)
@@ -189,10 +197,28 @@ struct LineChart {
         }
         for (index, (name, points)) in series.enumerated() where !points.isEmpty {
             let colour = Self.colour(index)
-            let path = points.map { "\(f(x($0.0))),\(f(y($0.1)))" }.joined(separator: " ")
             let dash =
                 name == "truth" ? " stroke-dasharray=\"8,4\"" : name == "table prior" ? " stroke-dasharray=\"2,3\"" : ""
-            svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"\(dash)/>\n"
+            // Segments of points no farther apart than maxGap.
+            var segments: [[(Double, Double)]] = []
+            for point in points {
+                if let last = segments.last?.last, let maxGap, tx(point.0) - tx(last.0) > maxGap {
+                    segments.append([point])
+                } else if segments.isEmpty {
+                    segments.append([point])
+                } else {
+                    segments[segments.count - 1].append(point)
+                }
+            }
+            for segment in segments where segment.count > 1 {
+                let path = segment.map { "\(f(x($0.0))),\(f(y($0.1)))" }.joined(separator: " ")
+                svg += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"\(dash)/>\n"
+            }
+            if markPoints {
+                for point in points {
+                    svg += "<circle cx=\"\(f(x(point.0)))\" cy=\"\(f(y(point.1)))\" r=\"3.5\" fill=\"\(colour)\"/>\n"
+                }
+            }
             let legendY = top + 16 + Double(index) * 20
             svg +=
                 "<line x1=\"\(f(left + plotW + 14))\" y1=\"\(f(legendY - 4))\" x2=\"\(f(left + plotW + 38))\" y2=\"\(f(legendY - 4))\" stroke=\"\(colour)\" stroke-width=\"2\"\(dash)/>\n"

@@ -59,3 +59,30 @@ def test_an_empty_workload_or_a_directory_is_an_error_not_a_table_of_zeros(tmp_p
         result = run("simulate", "--workload", str(path), "--policy", POLICY, "--json")
         assert result.returncode == code and f"{path}: {message}" in result.stderr, (path, result.returncode, result.stderr)
         assert result.stdout == ""
+
+
+def test_the_table_and_plots_read_cleanly(tmp_path):
+    """Percentages always with one decimal, no -0.00, columns aligned even with a long fixed: baseline, the plot
+    directory named once with one slash; accuracy against deadline marks each point and draws no line across
+    deadlines without data."""
+    import re
+    plots = tmp_path / "plots"
+    result = run("simulate", "--workload", "workloads/home-robot-day.jsonl", "--policy", POLICY, "--baseline", "static",
+                 "--baseline", "fixed:DSR1-Qwen-14B/fp16/hard/1024x16", "--plot", str(plots) + "/")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table = [line for line in lines if line.startswith("  ")]
+    assert table and len({len(line) for line in table}) == 1, {len(line) for line in table}
+    assert not re.search(r"-0\.0+\b", result.stdout)
+    percents = re.findall(r"(\S+) %", "\n".join(table))
+    assert percents and all(re.fullmatch(r"\d+\.\d", value) for value in percents), set(percents)
+    assert lines[-1] == f"plots written to {plots}/"
+    svg = (plots / "accuracy-vs-deadline.svg").read_text()
+    circles = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', svg)]
+    xs = sorted(set(circles))
+    bin_width = min(b - a for a, b in zip(xs, xs[1:]))
+    for points in re.findall(r'<polyline points="([^"]+)"', svg):
+        px = [float(point.split(",")[0]) for point in points.split()]
+        assert all(b - a <= bin_width * 1.05 for a, b in zip(px, px[1:])), (px, bin_width)
+    # Every point of every line is marked.
+    assert len(circles) >= sum(len(points.split()) for points in re.findall(r'<polyline points="([^"]+)"', svg))

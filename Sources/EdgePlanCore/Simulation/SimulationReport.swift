@@ -50,20 +50,22 @@ public enum SimulationReport {
             "\(simulator.processed) requests on \(simulator.profile.device.name), seed \(simulator.options.seed)"
         ]
         let classes = Set(simulator.runs.flatMap { $0.classes.keys }).sorted()
+        // The name column fits the longest name (a fixed: baseline's can be long), so the columns stay aligned.
+        let width = max(34, (simulator.runs.map(\.spec.name.count).max() ?? 0) + 2)
         let header =
-            "  " + "policy".padded(34) + "on time".leftPadded(9) + "accuracy".leftPadded(10) + "expected".leftPadded(10)
-            + "regret pts".leftPadded(11)
+            "  " + "policy".padded(width) + "on time".leftPadded(9) + "accuracy".leftPadded(10)
+            + "expected".leftPadded(10) + "regret pts".leftPadded(11)
             + "infeasible".leftPadded(11) + "J/request".leftPadded(11) + "$/Mtok".leftPadded(9)
             + "wait p95 s".leftPadded(12)
         func row(_ name: String, _ tally: SimulationTally) -> String {
-            "  " + name.padded(34) + percent(tally.deadlineHitRate).leftPadded(9)
+            "  " + name.padded(width) + percent(tally.deadlineHitRate).leftPadded(9)
                 + percent(tally.realizedAccuracy).leftPadded(10)
                 + percent(tally.meanExpectedAccuracy).leftPadded(10)
-                + String(format: "%.2f", tally.meanRegret * 100).leftPadded(11)
+                + fixed(tally.meanRegret * 100, 2).leftPadded(11)
                 + "\(tally.infeasible + tally.expiredInQueue)".leftPadded(11)
-                + (tally.requests > 0 ? tally.energyJ / Double(tally.requests) : 0).significantDigits(4).leftPadded(11)
-                + tally.costUSDPerMTok.significantDigits(3).leftPadded(9)
-                + tally.waitPercentile(0.95).significantDigits(3).leftPadded(12)
+                + fixed(tally.requests > 0 ? tally.energyJ / Double(tally.requests) : 0, 1).leftPadded(11)
+                + fixed(tally.costUSDPerMTok, 3).leftPadded(9)
+                + fixed(tally.waitPercentile(0.95), 1).leftPadded(12)
         }
         for name in classes + ["overall"] {
             lines.append("\n\(name):")
@@ -85,5 +87,13 @@ public enum SimulationReport {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    static func percent(_ value: Double) -> String { "\((value * 100).significantDigits(3)) %" }
+    /// One decimal always (65.0 %, not 65 % beside 65.4 %).
+    static func percent(_ value: Double) -> String { "\(fixed(value * 100, 1)) %" }
+
+    /// A fixed number of decimals, with no negative zero (-0.00 is 0.00).
+    static func fixed(_ value: Double, _ decimals: Int) -> String {
+        let text = String(format: "%.\(decimals)f", value)
+        return text.hasPrefix("-") && text.dropFirst().allSatisfy({ $0 == "0" || $0 == "." })
+            ? String(text.dropFirst()) : text
+    }
 }

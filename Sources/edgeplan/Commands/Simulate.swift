@@ -94,10 +94,11 @@ struct Simulate: AsyncParsableCommand {
             }
             if let plot {
                 try FileManager.default.createDirectory(atPath: plot, withIntermediateDirectories: true)
+                let directory = URL(fileURLWithPath: plot, isDirectory: true)
                 for (name, svg) in try SimulationPlots.all(simulator) {
-                    try AtomicFile.write(svg, to: "\(plot)/\(name)")
+                    try AtomicFile.write(svg, to: directory.appendingPathComponent(name).path)
                 }
-                if !json { print("plots written to \(plot)/") }
+                if !json { print("plots written to \(directory.standardizedFileURL.path)/") }
             }
         }
     }
