@@ -158,7 +158,12 @@ struct SchemaTests {
     @Test func bothDescriptionsParse() {
         #expect(planner.name == "io.edgeplan.Planner")
         #expect(Set(planner.methods.keys) == ["Plan", "Frontier", "Report", "Status", "GetPolicy", "Reload", "Watch"])
-        #expect(planner.errors["Infeasible"]?.map(\.name) == ["task", "limit", "message", "missBy", "closest"])
+        #expect(
+            planner.errors["Infeasible"]?.map(\.name) == [
+                "task", "limit", "message", "missByMs", "requestedMs", "missByJ", "requestedJ", "missByAccuracy",
+                "requestedAccuracy", "closest",
+            ]
+        )
         #expect(
             service.methods["GetInfo"]?.output.map(\.name) == ["vendor", "product", "version", "url", "interfaces"]
         )

@@ -46,7 +46,7 @@ def test_typed_results_and_errors(socket_path):
         assert points and all(isinstance(point, edgeplan.FrontPoint) for point in points)
         with pytest.raises(edgeplan.Infeasible) as infeasible:
             planner.plan("mmlu-redux", deadline_ms=1)
-        assert infeasible.value.limit == "deadline" and infeasible.value.miss_by > 0
+        assert infeasible.value.limit == "deadline" and infeasible.value.miss_by_ms > 0 and infeasible.value.miss_by_j is None
         with pytest.raises(edgeplan.UnknownTask) as unknown:
             planner.plan("juggling", deadline_ms=1000)
         assert "mmlu-redux" in unknown.value.known

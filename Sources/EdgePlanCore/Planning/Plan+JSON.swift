@@ -166,11 +166,32 @@ extension ParetoFront {
 
 extension Infeasibility {
     public var json: JSONValue {
-        .fields([
-            "error": .string("Infeasible"), "task": .string(task), "limit": .string(limit.rawValue),
-            "message": .string(message), "missBy": missBy.json, "requested": requested.json,
-            "closest": closest?.json ?? .null,
-        ])
+        .object(
+            [
+                ("error", .string("Infeasible")), ("task", .string(task)), ("limit", .string(limit.rawValue)),
+                ("message", .string(message)),
+            ] + measuredFields + [("closest", closest?.json ?? .null)]
+        )
+    }
+
+    /// The unit a limit's figures are given in, as a field-name suffix, and the factor from the planner's units.
+    public var unit: (suffix: String, scale: Double)? {
+        switch limit {
+        case .deadline: ("Ms", 1000)
+        case .energyBudget: ("J", 1)
+        case .minAccuracy: ("Accuracy", 1)
+        case .memory, .policy: nil
+        }
+    }
+
+    /// `missBy` and `requested` with the limit's unit in their names: missByMs and requestedMs for a deadline,
+    /// missByJ and requestedJ for an energy budget, missByAccuracy and requestedAccuracy (fractions) for the floor.
+    public var measuredFields: [(String, JSONValue)] {
+        guard let unit else { return [] }
+        return [
+            ("missBy\(unit.suffix)", missBy.map { .number($0 * unit.scale) } ?? .null),
+            ("requested\(unit.suffix)", requested.map { .number($0 * unit.scale) } ?? .null),
+        ]
     }
 }
 

@@ -240,11 +240,12 @@ public final class PlannerService: Sendable {
                 ]
             )
             events.publish(.infeasible) {
-                .fields([
-                    "requestId": .string(request.requestID ?? ""), "task": .string(reason.task),
-                    "limit": .string(reason.limit.rawValue),
-                    "message": .string(reason.message), "missBy": reason.missBy.map(JSONValue.number) ?? .null,
-                ])
+                .object(
+                    [
+                        ("requestId", .string(request.requestID ?? "")), ("task", .string(reason.task)),
+                        ("limit", .string(reason.limit.rawValue)), ("message", .string(reason.message)),
+                    ] + reason.measuredFields
+                )
             }
         }
         return outcome

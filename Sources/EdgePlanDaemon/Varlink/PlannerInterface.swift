@@ -179,8 +179,12 @@ public enum PlannerInterface {
 
         # A reload found an error; policyVersion is the one still in force.
         error ReloadFailed (message: string, policyVersion: string)
-        # No configuration meets the request's limits; limit names which one, closest the nearest miss.
-        error Infeasible (task: string, limit: string, message: string, missBy: ?float, closest: object)
+        # No configuration meets the request's limits; limit names which one (deadline, energyBudget, minAccuracy,
+        # memory or policy), closest the nearest miss. How far it misses and what was asked are given in the
+        # limit's unit: missByMs and requestedMs (the deadline less the safety margin), missByJ and requestedJ,
+        # or missByAccuracy and requestedAccuracy (fractions); the others are absent.
+        error Infeasible (task: string, limit: string, message: string, missByMs: ?float, requestedMs: ?float, missByJ: ?float,
+          requestedJ: ?float, missByAccuracy: ?float, requestedAccuracy: ?float, closest: object)
         # The task is no task class of the loaded policy and profile; known lists those there are.
         error UnknownTask (task: string, known: []string, message: string)
         # The daemon already serves its limit of connections, in all or for this user; try again later.

@@ -208,12 +208,12 @@ public struct VarlinkDispatcher: Sendable {
         case let .infeasible(reason):
             throw VarlinkError(
                 "\(PlannerInterface.name).Infeasible",
-                .fields([
-                    "task": .string(reason.task), "limit": .string(reason.limit.rawValue),
-                    "message": .string(reason.message),
-                    "missBy": reason.missBy.map(JSONValue.number) ?? .null,
-                    "closest": reason.closest?.json ?? .object([]),
-                ])
+                .object(
+                    [
+                        ("task", .string(reason.task)), ("limit", .string(reason.limit.rawValue)),
+                        ("message", .string(reason.message)),
+                    ] + reason.measuredFields + [("closest", reason.closest?.json ?? .object([]))]
+                )
             )
         }
     }

@@ -72,7 +72,10 @@ struct Plan: AsyncParsableCommand {
     private func printHuman(_ plan: JSONValue) {
         if plan["error"] != nil {
             print("no feasible plan: \(plan["message"]?.stringValue ?? "")")
-            if let closest = plan["closest"], !closest.isNull { print("closest: \(describe(closest))") }
+            if let closest = plan["closest"], !closest.isNull, closest["model"] != nil {
+                print("closest: \(describe(closest)): \(Self.figures(closest))")
+            }
+            if let miss = Self.miss(plan) { print("misses by \(miss)") }
             return
         }
         let predicted = plan["predicted"] ?? .null
@@ -103,6 +106,27 @@ struct Plan: AsyncParsableCommand {
         )
         print("  cost      $\(format(predicted["costUsdPerMTok"]?.doubleValue ?? 0, 4)) per million tokens")
         if let body = plan["request"]?["body"] { print("  request   \(body.serialized())") }
+    }
+
+    /// A front point's figures: latency and energy at the percentile, accuracy.
+    static func figures(_ point: JSONValue) -> String {
+        "\(format((point["latencyPercentileMs"]?.doubleValue ?? 0) / 1000, 2)) s and \(format(point["energyPercentileJ"]?.doubleValue ?? 0, 1)) J at the percentile, accuracy \(format((point["accuracy"]?.doubleValue ?? 0) * 100, 1)) %"
+    }
+
+    /// How far the closest configuration misses, in the limit's unit, against what was asked.
+    static func miss(_ infeasible: JSONValue) -> String? {
+        if let miss = infeasible["missByMs"]?.doubleValue, let asked = infeasible["requestedMs"]?.doubleValue {
+            return "\(format(miss / 1000, 2)) s (\(format(asked / 1000, 2)) s available after the safety margin)"
+        }
+        if let miss = infeasible["missByJ"]?.doubleValue, let asked = infeasible["requestedJ"]?.doubleValue {
+            return "\(format(miss, 1)) J (budget \(format(asked, 1)) J)"
+        }
+        if let miss = infeasible["missByAccuracy"]?.doubleValue,
+            let asked = infeasible["requestedAccuracy"]?.doubleValue
+        {
+            return "\(format(miss * 100, 1)) accuracy points (floor \(format(asked * 100, 1)) %)"
+        }
+        return nil
     }
 
     private func describe(_ point: JSONValue) -> String {

@@ -6,7 +6,7 @@
         try:
             decision = planner.plan("grasp-plan", deadline_ms=8000)
         except Infeasible as reason:
-            ...  # reason.limit, reason.miss_by, reason.closest
+            ...  # reason.limit, reason.miss_by_ms, reason.closest
         # run decision.request["body"] on the engine, then:
         planner.report(decision.request_id, latency_ms=812.0, correct=True, sample_output_tokens=[96, 128])
 

@@ -19,8 +19,19 @@ class Infeasible(EdgePlanError):
         return self.parameters.get("limit", "")
 
     @property
-    def miss_by(self) -> Optional[float]:
-        return self.parameters.get("missBy")
+    def miss_by_ms(self) -> Optional[float]:
+        """How far the closest configuration misses the deadline, when that is the limit."""
+        return self.parameters.get("missByMs")
+
+    @property
+    def miss_by_j(self) -> Optional[float]:
+        """How far the closest configuration exceeds the energy budget, when that is the limit."""
+        return self.parameters.get("missByJ")
+
+    @property
+    def miss_by_accuracy(self) -> Optional[float]:
+        """How far (a fraction) the best configuration falls short of the accuracy floor, when that is the limit."""
+        return self.parameters.get("missByAccuracy")
 
     @property
     def closest(self) -> Dict[str, Any]:

@@ -35,7 +35,9 @@ def main(socket_path, tasks=20, time_scale=0.0):
                 decision = planner.plan(task, deadline_ms=deadline_ms)
             except Infeasible as reason:
                 infeasible += 1
-                print(f"{task}: infeasible ({reason.limit}, missing by {reason.miss_by})")
+                misses = {"deadline": f"{reason.miss_by_ms} ms", "energyBudget": f"{reason.miss_by_j} J",
+                          "minAccuracy": f"{reason.miss_by_accuracy}"}.get(reason.limit, "-")
+                print(f"{task}: infeasible ({reason.limit}, missing by {misses})")
                 continue
             latency_ms, correct, tokens = run_on_engine(decision, rng, time_scale)
             result = planner.report(decision.request_id, latency_ms=latency_ms, correct=correct, sample_output_tokens=tokens,
