@@ -27,3 +27,43 @@ def test_infeasible_figures_carry_their_units_and_the_text_names_the_closest_wit
         assert text[2].startswith("misses by "), text
     assert cli("plan", "--task", "mmlu-redux", "--deadline", "1s").stdout.splitlines()[2] == \
         "misses by 2.18 s (0.95 s available after the safety margin)"
+
+
+def test_argument_errors_name_the_cause(tmp_path):
+    """A negative number is read as the value it is, and refused for its range, not as a missing value; a policy
+    path that is a directory or missing says which; a file given as a profile says it is no directory; a flag
+    error in a nested command shows that command's usage."""
+    for args, message in [
+        (["plan", "--task", "mmlu-redux", "--input", "-5"], "--input must be within 1...1000000, got -5"),
+        (["frontier", "--task", "mmlu-redux", "--input", "-5"], "--input must be within 1...1000000, got -5"),
+        (["budget", "--model", "DSR1-Qwen-1.5B", "--input", "64", "--deadline", "1s", "--parallel", "-2"],
+         "--parallel must be within 1...256, got -2"),
+        (["plan", "--task", "mmlu-redux", "--min-accuracy", "-0.5"], "--min-accuracy must be within 0...1, got -0.5"),
+        (["workload", "generate", "--mix", "workloads/home-robot-mix.yaml", "--rate", "3/h", "--duration", "-1h"],
+         "duration must be positive"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 64 and message in result.stderr and "Missing value" not in result.stderr, (args, result.stderr)
+    rate = cli("workload", "generate", "--mix", "workloads/home-robot-mix.yaml", "--rate", "x", "--duration", "1h")
+    assert rate.returncode == 64 and "Usage: edgeplan workload generate --mix" in rate.stderr, rate.stderr
+    for path, reason in [(str(tmp_path), "it is a directory; give a file"), (str(tmp_path / "none.yaml"), "No such file or directory")]:
+        result = cli("policy", "check", path)
+        assert result.returncode == 74 and f"{path}: cannot read policy file: {reason}" in result.stderr, result.stderr
+    profile = cli("plan", "--task", "mmlu-redux", "--profile", "README.md")
+    assert profile.returncode == 74 and "is a file, not a profile directory" in profile.stderr, profile.stderr
+    mix = cli("workload", "generate", "--mix", str(tmp_path / "none.yaml"), "--rate", "3/h", "--duration", "1h")
+    assert "cannot read file: No such file or directory" in mix.stderr, mix.stderr
+
+
+def test_profile_show_checks_before_printing_and_keeps_its_columns_apart():
+    unknown = cli("profile", "show", "--lengths", "--task", "grasp-plan")
+    assert unknown.returncode == 65 and unknown.stdout == "", unknown.stdout[:200]
+    assert "known: mmlu, mmlu-redux" in unknown.stderr and "--policy" in unknown.stderr
+    own = cli("profile", "show", "--lengths", "--task", "obstacle-reaction", "--policy", "workloads/home-robot-policy.yaml")
+    assert own.returncode == 0 and "obstacle-reaction: per configuration" in own.stdout
+    both = cli("profile", "show", "--votes", "--lengths")
+    assert both.returncode == 0 and "per configuration (one sample)" in both.stdout and "RMS error" in both.stdout
+    lengths = cli("profile", "show", "--lengths").stdout
+    rows = [line for line in lengths.splitlines() if line.rstrip().endswith(tuple("0123456789")) and "capped" in line]
+    assert rows and all(" prior " in line or " fitted " in line or " measured " in line for line in rows), rows[:3]
+    assert not any("capped 512prior" in line for line in lengths.splitlines())

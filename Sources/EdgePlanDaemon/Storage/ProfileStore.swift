@@ -7,8 +7,15 @@ public enum ProfileStore {
     public static func files(in directory: String) throws -> [ProfileDecoder.File] {
         let manager = FileManager.default
         var isDirectory: ObjCBool = false
-        guard manager.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard manager.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw EdgePlanError(.io, "profile directory does not exist", file: directory)
+        }
+        guard isDirectory.boolValue else {
+            throw EdgePlanError(
+                .io,
+                "is a file, not a profile directory: a profile is a directory with device.yaml, models/ and accuracy/",
+                file: directory
+            )
         }
         var files: [ProfileDecoder.File] = []
         for relative in ["device.yaml"] + (try yamlFiles(in: directory, sub: "models"))
@@ -59,13 +66,7 @@ public enum ProfileStore {
         guard let path else {
             return try PolicyDecoder.decode(BundledResources.defaultPolicy, file: "default.yaml (bundled)")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EdgePlanError(.io, "cannot read policy file", file: path)
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw EdgePlanError.invalidFile("not UTF-8 text", file: path)
-        }
-        return try PolicyDecoder.decode(text, file: path)
+        return try PolicyDecoder.decode(try FileText.text(path, what: "policy file"), file: path)
     }
 
     /// Loads policy and profile (the policy may name the profile directory) and builds a planner on them.

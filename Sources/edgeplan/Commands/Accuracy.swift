@@ -48,7 +48,8 @@ struct AccuracyCollect: AsyncParsableCommand {
     @Option(help: "Token budgets, comma-separated; the largest caps every run.") var budgets: String = "256,512,1024"
     @Option(help: "Length modes, comma-separated: hard, thinking-budget, no-reasoning, base.") var modes: String =
         "hard,thinking-budget,no-reasoning"
-    @Option(help: "Samples per question (K): majority vote is measured at every k up to it.") var samples: Int = 4
+    @Option(parsing: .unconditional, help: "Samples per question (K): majority vote is measured at every k up to it.")
+    var samples: Int = 4
     @Flag(
         help: "Restrict a forced answer to the options' letters (multiple choice; the engine's grammar or choice list)."
     )
@@ -59,10 +60,11 @@ struct AccuracyCollect: AsyncParsableCommand {
     )
     var template: String?
     @Option(help: "The tag that ends the model's thinking.") var thinkEnd: String = "</think>"
-    @Option(help: "Sampling temperature of every sample.") var temperature: Double = 0.6
-    @Option(help: "Stop once every cell's 80 % interval is within this many points.") var precision: Double = 5
+    @Option(parsing: .unconditional, help: "Sampling temperature of every sample.") var temperature: Double = 0.6
+    @Option(parsing: .unconditional, help: "Stop once every cell's 80 % interval is within this many points.")
+    var precision: Double = 5
     @Option(help: "Stop asking new questions after this long (e.g. 30min); run again to go on.") var timeBudget: String?
-    @Option(help: "Ask at most this many questions of the set.") var maxQuestions: Int?
+    @Option(parsing: .unconditional, help: "Ask at most this many questions of the set.") var maxQuestions: Int?
     @Option(name: .shortAndLong, help: "Samples file to write, or to resume.") var output: String
     @Option(help: "Profile directory whose accuracy/<task>.yaml receives the table.") var profile: String?
 

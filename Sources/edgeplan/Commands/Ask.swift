@@ -37,7 +37,8 @@ struct Ask: AsyncParsableCommand {
         "choice"
     @Option(parsing: .unconditional, help: "Deadline with a unit (default: the policy's).") var deadline: String?
     @Option(parsing: .unconditional, help: "Energy budget with a unit.") var energy: String?
-    @Option(help: "Prompt tokens to plan for (default: the prompt's bytes / 4).") var input: Int?
+    @Option(parsing: .unconditional, help: "Prompt tokens to plan for (default: the prompt's bytes / 4).") var input:
+        Int?
     @Option(help: "The engine: http://HOST:PORT or unix:/PATH.") var engine: String = "http://127.0.0.1:8080"
     @Option(help: "Model name the engine serves, replacing the plan's.") var engineModel: String?
     @OptionGroup var daemon: DaemonSocket

@@ -9,9 +9,9 @@ struct Budget: AsyncParsableCommand {
 
     @Option(help: "Model name.") var model: String
     @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"
-    @Option(help: "Prompt tokens.") var input: Int
+    @Option(parsing: .unconditional, help: "Prompt tokens.") var input: Int
     @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m.") var deadline: String
-    @Option(help: "Parallel samples.") var parallel: Int = 1
+    @Option(parsing: .unconditional, help: "Parallel samples.") var parallel: Int = 1
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var snapshot: SnapshotOptions
 

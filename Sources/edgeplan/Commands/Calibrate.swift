@@ -21,7 +21,7 @@ struct Calibrate: AsyncParsableCommand {
     @Option(help: "Device the traces come from (names the datasheet for a new profile), e.g. nvidia-h100-80gb.")
     var device: String?
     @Option(name: .shortAndLong, help: "Profile directory to write into.") var output: String?
-    @Option(help: "Hold out every n-th measurement for testing.") var holdoutEvery: Int = 5
+    @Option(parsing: .unconditional, help: "Hold out every n-th measurement for testing.") var holdoutEvery: Int = 5
     @Option(help: "Family of a model the profile has never seen: reasoning, budget-aware or direct.") var family:
         String = "reasoning"
     @Option(
@@ -48,10 +48,7 @@ struct Calibrate: AsyncParsableCommand {
                 enabled: isatty(STDERR_FILENO) == 1 && (sizes.reduce(0, +) > 256 * 1024 || traces.count > 4)
             )
             for (path, size) in zip(traces, sizes) {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw EdgePlanError(.io, "cannot read file", file: path)
-                }
-                let bytes = Array(data)
+                let bytes = Array(try FileText.data(path, what: "trace"))
                 // Per-token traces name their step times near the top.
                 if String(decoding: bytes.prefix(4096), as: UTF8.self).contains("\"tbt_s\"") {
                     let run = try TokenTimeSeries.decode(bytes, file: path)

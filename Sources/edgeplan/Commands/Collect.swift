@@ -25,23 +25,26 @@ struct Collect: AsyncParsableCommand {
     @Option(help: "Model name for the profile.") var model: String
     @Option(help: "Model name the engine serves (default: --model).") var engineModel: String?
     @Option(name: .shortAndLong, help: "Trace file to write, or to resume.") var output: String
-    @Option(help: "Context to sweep up to, tokens (default: the engine's context per slot).") var context: Int?
-    @Option(help: "Tokens of each decode run.") var decodeTokens: Int = 2048
+    @Option(parsing: .unconditional, help: "Context to sweep up to, tokens (default: the engine's context per slot).")
+    var context: Int?
+    @Option(parsing: .unconditional, help: "Tokens of each decode run.") var decodeTokens: Int = 2048
     @Option(help: "Input lengths of the decode runs, comma-separated (two suffice: `profile design` replays why).")
     var decodeInputs: String = "128,1024"
     @Option(help: "Parallel sampling factors, comma-separated.") var parallel: String = "1,2,4,8,16,32"
-    @Option(help: "Output tokens of each parallel run.") var parallelTokens: Int = 128
-    @Option(help: "Repeats of each prefill length.") var repeats: Int = 3
-    @Option(help: "Warm-up runs, not recorded.") var warmups: Int = 2
-    @Option(help: "Longest prefill to measure, tokens (default: the context).") var maxPrefill: Int?
+    @Option(parsing: .unconditional, help: "Output tokens of each parallel run.") var parallelTokens: Int = 128
+    @Option(parsing: .unconditional, help: "Repeats of each prefill length.") var repeats: Int = 3
+    @Option(parsing: .unconditional, help: "Warm-up runs, not recorded.") var warmups: Int = 2
+    @Option(parsing: .unconditional, help: "Longest prefill to measure, tokens (default: the context).") var maxPrefill:
+        Int?
     @Option(help: "Stop starting new points after this long (e.g. 10min); run again to go on.") var timeBudget: String?
     @Option(help: "Idle power sampling before the sweep (with rails).") var idle: String = "5s"
     @Option(help: "Power rails: auto, none, or \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var rails: String = "auto"
     @Option(help: "Root for sysfs paths (rails, power mode).") var sysfsRoot: String = "/"
-    @Option(help: "Transformer layers, when the engine does not say.") var layers: Int?
-    @Option(help: "Key/value heads per layer, when the engine does not say.") var kvHeads: Int?
-    @Option(help: "Dimension of one attention head, when the engine does not say.") var headDim: Int?
+    @Option(parsing: .unconditional, help: "Transformer layers, when the engine does not say.") var layers: Int?
+    @Option(parsing: .unconditional, help: "Key/value heads per layer, when the engine does not say.") var kvHeads: Int?
+    @Option(parsing: .unconditional, help: "Dimension of one attention head, when the engine does not say.")
+    var headDim: Int?
     @Flag(help: "Print the design and its expected device time, measure nothing.") var dryRun = false
 
     func validate() throws {

@@ -12,7 +12,7 @@ struct Frontier: AsyncParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, json, csv, svg }
 
     @Option(help: "Task class.") var task: String
-    @Option(help: "Prompt tokens (default: the task's typical length).") var input: Int?
+    @Option(parsing: .unconditional, help: "Prompt tokens (default: the task's typical length).") var input: Int?
     @Option(help: "table, json, csv or svg.") var format: Format = .table
     @Option(parsing: .unconditional, help: "Mark the points this deadline allows (svg, table).") var deadline: String?
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?

@@ -17,12 +17,14 @@ extension ProfileCommand {
         @Argument(help: "Profile directory to create.") var directory: String
         @Option(help: "A catalog device to start from.") var device: String?
         @Option(help: "Device name (lower case, with dashes), for a device not in the catalog.") var name: String?
-        @Option(help: "Memory, GiB.") var memoryGib: Double?
-        @Option(help: "Memory an engine can use, GiB (default: 85 % of --memory-gib).") var usableMemoryGib: Double?
-        @Option(help: "Memory bandwidth, GB/s.") var bandwidthGbps: Double?
-        @Option(help: "Dense FP16 tensor peak, TFLOPS.") var fp16Tflops: Double?
-        @Option(help: "Dense INT8 tensor peak, TOPS (default: twice --fp16-tflops).") var int8Tops: Double?
-        @Option(help: "Idle power, watts (profile collect measures it).") var idleW: Double?
+        @Option(parsing: .unconditional, help: "Memory, GiB.") var memoryGib: Double?
+        @Option(parsing: .unconditional, help: "Memory an engine can use, GiB (default: 85 % of --memory-gib).")
+        var usableMemoryGib: Double?
+        @Option(parsing: .unconditional, help: "Memory bandwidth, GB/s.") var bandwidthGbps: Double?
+        @Option(parsing: .unconditional, help: "Dense FP16 tensor peak, TFLOPS.") var fp16Tflops: Double?
+        @Option(parsing: .unconditional, help: "Dense INT8 tensor peak, TOPS (default: twice --fp16-tflops).")
+        var int8Tops: Double?
+        @Option(parsing: .unconditional, help: "Idle power, watts (profile collect measures it).") var idleW: Double?
         @Option(help: "The power mode the profile is calibrated in.") var powerMode: String?
         @Option(help: "Where the figures come from (a data sheet).") var source: String?
 
@@ -102,7 +104,8 @@ extension ProfileCommand {
 
         @Option(help: "The sweep to replay (the Orin artifact's decode_parameters.json).") var replay: String =
             "data/orin/decode_parameters.json"
-        @Option(help: "Largest share of the sweep's device time the design may take.") var budgetShare: Double = 0.03
+        @Option(parsing: .unconditional, help: "Largest share of the sweep's device time the design may take.")
+        var budgetShare: Double = 0.03
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {

@@ -13,8 +13,9 @@ struct Plan: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m (default: the policy's).") var deadline:
         String?
     @Option(parsing: .unconditional, help: "Energy budget: 200J, 1.5kJ.") var energy: String?
-    @Option(help: "Prompt tokens (default: the task's typical length).") var input: Int?
-    @Option(name: .customLong("min-accuracy"), help: "Minimum accuracy, 0...1.") var minAccuracy: Double?
+    @Option(parsing: .unconditional, help: "Prompt tokens (default: the task's typical length).") var input: Int?
+    @Option(name: .customLong("min-accuracy"), parsing: .unconditional, help: "Minimum accuracy, 0...1.")
+    var minAccuracy: Double?
     @Option(help: "\(Objective.allCases.map(\.rawValue).joined(separator: ", ")) (default: the policy's).")
     var objective: String?
     @Option(help: "Ask a running daemon on this Unix socket instead of solving here.") var socket: String?

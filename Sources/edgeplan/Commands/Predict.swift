@@ -9,9 +9,9 @@ struct Predict: AsyncParsableCommand {
 
     @Option(help: "Model name, e.g. DSR1-Llama-8B.") var model: String
     @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"
-    @Option(help: "Prompt tokens.") var input: Int
-    @Option(help: "Output tokens per sample.") var output: Int
-    @Option(help: "Parallel samples (majority vote).") var parallel: Int = 1
+    @Option(parsing: .unconditional, help: "Prompt tokens.") var input: Int
+    @Option(parsing: .unconditional, help: "Output tokens per sample.") var output: Int
+    @Option(parsing: .unconditional, help: "Parallel samples (majority vote).") var parallel: Int = 1
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var snapshot: SnapshotOptions
 

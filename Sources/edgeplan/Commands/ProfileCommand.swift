@@ -21,20 +21,27 @@ struct ProfileCommand: AsyncParsableCommand {
         ) var lengths = false
         @Flag(help: "Show the vote model's fit to the published parallel-scaling results, with the error per point.")
         var votes = false
-        @Option(help: "Task class whose lengths to list (default: every benchmark).") var task: String?
+        @Option(help: "Task class whose lengths to list (default: every benchmark, and the policy's classes).")
+        var task: String?
+        @Option(help: "Policy whose task classes --lengths may list (default: the bundled one).") var policy: String?
 
         func run() async throws {
             try await reportingErrors {
                 let profile = try ProfileStore.load(directory)
-                if lengths { return try printLengths(profile, task: task) }
+                // --lengths and --votes together print both.
+                if lengths {
+                    try printLengths(profile, policy: try ProfileStore.loadPolicy(policy), task: task)
+                }
                 if votes {
-                    return try printVoteFit(
+                    if lengths { print("") }
+                    try printVoteFit(
                         VoteFitter.fit(
                             try VoteTargets.decode(BundledResources.voteTargets, file: "vote-targets.yaml (bundled)"),
                             profile: profile
                         )
                     )
                 }
+                if lengths || votes { return }
                 let device = profile.device
                 print("\(device.displayName) (\(device.name)), profile version \(profile.version)")
                 print(
@@ -188,7 +195,17 @@ func printVoteFit(_ results: [VoteFitter.Result]) {
 }
 
 /// Output-length fits: the soft/hard pairs, each family's spread, and per configuration mean, p50, p95 and P(cap).
-func printLengths(_ profile: ProfileSet, task: String? = nil) throws {
+func printLengths(_ profile: ProfileSet, policy: Policy = Policy(), task: String? = nil) throws {
+    let planner = try Planner(profile: profile, policy: policy)
+    // The class is checked before anything is printed: an error never follows half a listing.
+    let classes = task.map { [$0] } ?? planner.taskClasses
+    if let task, planner.space(task) == nil {
+        throw EdgePlanError(
+            .unknownTask,
+            "unknown task class '\(task)'; known: \(planner.taskClasses.joined(separator: ", ")) (a class of your own policy needs --policy)",
+            field: "task"
+        )
+    }
     let fits = OutputLengthFits(profile: profile)
     print("soft/hard pairs (the cap censors the soft distribution): log-normal spread that matches both means")
     print(
@@ -209,21 +226,21 @@ func printLengths(_ profile: ProfileSet, task: String? = nil) throws {
                 "\($0.key.rawValue) \(format($0.value, 3)) (CV \(format((exp($0.value * $0.value) - 1).squareRoot(), 2)))"
             }.joined(separator: ", ")
     )
-    let planner = try Planner(profile: profile, policy: Policy())
-    for name in task.map({ [$0] }) ?? profile.tasks {
-        guard let space = planner.space(name) else {
-            throw EdgePlanError(.unknownTask, "unknown task class '\(name)'", field: "task")
+    for name in classes {
+        guard let space = planner.space(name) else { continue }
+        let rows = space.candidates.filter { $0.configuration.parallel == 1 }.map { candidate in
+            ("\(candidate.group)\(candidate.configuration.budgetTokens.map { " \($0)" } ?? "")", candidate.outputLength)
         }
+        // The name column fits the longest name with two spaces to spare: columns never run together.
+        let width = max(40, (rows.map(\.0.count).max() ?? 0) + 2)
         print("\n\(name): per configuration (one sample)")
         print(
-            "  " + "configuration".padded(40) + "source".padded(9) + "mean".padded(9) + "p50".padded(9)
+            "  " + "configuration".padded(width) + "source".padded(9) + "mean".padded(9) + "p50".padded(9)
                 + "p95".padded(9) + "P(cap)"
         )
-        for candidate in space.candidates where candidate.configuration.parallel == 1 {
-            let length = candidate.outputLength
-            let name = "\(candidate.group)\(candidate.configuration.budgetTokens.map { " \($0)" } ?? "")"
+        for (name, length) in rows {
             print(
-                "  " + name.padded(40) + length.source.rawValue.padded(9) + format(length.meanTokens, 0).padded(9)
+                "  " + name.padded(width) + length.source.rawValue.padded(9) + format(length.meanTokens, 0).padded(9)
                     + format(length.quantile(0.5), 0).padded(9)
                     + format(length.quantile(0.95), 0).padded(9) + format(length.capProbability, 3)
             )

@@ -14,7 +14,8 @@ struct Rails: AsyncParsableCommand {
         help: "Source: \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: the first found)."
     ) var source: String?
     @Option(help: "Time between readings, e.g. 100ms or 1s.") var interval: String = "100ms"
-    @Option(help: "Stop after this many readings (default: until interrupted).") var count: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many readings (default: until interrupted).") var count:
+        Int?
     @Option(help: "Read sysfs and procfs below this directory instead of /.") var sysfsRoot: String = "/"
     @Option(help: "Power trace to replay (JSON lines with time_s and rails).") var replay: String?
     @Flag(help: "One JSON object per reading.") var json = false

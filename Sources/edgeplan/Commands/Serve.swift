@@ -11,7 +11,7 @@ struct Serve: AsyncParsableCommand {
     )
 
     @Option(help: "Unix socket to bind when not socket-activated.") var socket: String?
-    @Option(help: "Event-loop threads.") var threads: Int = System.coreCount
+    @Option(parsing: .unconditional, help: "Event-loop threads.") var threads: Int = System.coreCount
     @Option(
         help:
             "State directory for reports and recalibrated profiles (default: $STATE_DIRECTORY; without one, nothing is kept)."
@@ -25,7 +25,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Read sysfs and procfs below this directory instead of /.") var sysfsRoot: String = "/"
     @Option(help: "Time between power-rail samples.") var sampleInterval: String = "50ms"
     @Option(help: "Time between periodic refits.") var refitInterval: String = "10m"
-    @Option(help: "Connections open at once; more get TooManyConnections.") var maxConnections: Int = 4096
+    @Option(parsing: .unconditional, help: "Connections open at once; more get TooManyConnections.") var maxConnections:
+        Int = 4096
     @Option(
         help:
             "Connections one user may hold open; more get TooManyConnections (default: 1024, at most --max-connections)."

@@ -168,15 +168,7 @@ enum WorkloadFile {
     }
 }
 
-func readText(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw EdgePlanError(.io, "cannot read file", file: path)
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-        throw EdgePlanError.invalidFile("not UTF-8 text", file: path)
-    }
-    return text
-}
+func readText(_ path: String) throws -> String { try FileText.text(path) }
 
 struct WorkloadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -191,21 +183,30 @@ struct WorkloadCommand: AsyncParsableCommand {
             abstract: "Poisson arrivals from a mix of task classes, as JSON lines."
         )
         @Option(help: "Mix file (kind: workload-mix).") var mix: String
-        @Option(help: "Arrival rate with a unit: 2/min, 30/h, 0.5/s.") var rate: String
-        @Option(help: "How long, with a unit: 24h, 90m.") var duration: String
+        @Option(parsing: .unconditional, help: "Arrival rate with a unit: 2/min, 30/h, 0.5/s.") var rate: String
+        @Option(parsing: .unconditional, help: "How long, with a unit: 24h, 90m.") var duration: String
         @Option(help: "Random seed.") var seed: UInt64 = 7
         @Option(name: .shortAndLong, help: "Write to this file (default: standard output).") var output: String?
+
+        /// Flags are checked while parsing, so that an error shows this command's usage.
+        func validate() throws {
+            _ = try Self.rate(rate)
+            _ = try Self.seconds(duration)
+        }
+
+        static func seconds(_ duration: String) throws -> Double {
+            do { return try QuantityParser.seconds(duration, field: "duration", requireUnit: true) } catch let
+                error as EdgePlanError
+            {
+                throw ValidationError("--duration: \(error.message)")
+            }
+        }
 
         func run() async throws {
             try await reportingErrors {
                 let parsedMix = try WorkloadMix.decode(try readText(mix), file: mix)
                 let perSecond = try Self.rate(rate)
-                let seconds: Double
-                do { seconds = try QuantityParser.seconds(duration, field: "duration", requireUnit: true) } catch let
-                    error as EdgePlanError
-                {
-                    throw ValidationError("--duration: \(error.message)")
-                }
+                let seconds = try Self.seconds(duration)
                 // Streamed in chunks, so a long workload never sits in memory; a file is written beside its final
                 // name and renamed into place when complete.
                 let temporary = output.map { "\($0).tmp-\(getpid())" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgePlanCore
+import EdgePlanDaemon
 import Foundation
 
 struct Validate: AsyncParsableCommand {
@@ -35,10 +36,7 @@ struct Validate: AsyncParsableCommand {
             if measurements.isEmpty && !tables { return }
             var observations: [Observation] = []
             for path in measurements {
-                guard let data = FileManager.default.contents(atPath: path) else {
-                    throw EdgePlanError(.io, "cannot read file", file: path)
-                }
-                observations += try MeasurementDecoder.decode(Array(data), file: path)
+                observations += try MeasurementDecoder.decode(Array(try FileText.data(path)), file: path)
             }
             let validator = Validator(profile: profile)
             let rows = validator.compare(observations)

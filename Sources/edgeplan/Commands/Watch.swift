@@ -15,7 +15,7 @@ struct Watch: AsyncParsableCommand {
             "Comma-separated kinds: \(EventStream.Kind.allCases.map(\.rawValue).joined(separator: ", ")) (default: all)."
     )
     var kinds: String?
-    @Option(help: "Stop after this many events.") var count: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many events.") var count: Int?
     @Flag(help: "Print one JSON object per line.") var json = false
 
     func validate() throws {
