@@ -67,3 +67,32 @@ def test_profile_show_checks_before_printing_and_keeps_its_columns_apart():
     rows = [line for line in lengths.splitlines() if line.rstrip().endswith(tuple("0123456789")) and "capped" in line]
     assert rows and all(" prior " in line or " fitted " in line or " measured " in line for line in rows), rows[:3]
     assert not any("capped 512prior" in line for line in lengths.splitlines())
+
+
+def test_frontier_is_planned_at_the_input_given_and_agrees_with_plan():
+    """frontier --input 150 was the front at 256 (the bucket's edge) while plan used 150: the same configuration
+    showed different figures. Now the front is at 150 and the plan's configuration has the plan's figures."""
+    front = json.loads(cli("frontier", "--task", "mmlu-redux", "--input", "150", "--format", "json").stdout)
+    assert front["inputTokens"] == 150
+    assert "at 150 input tokens" in cli("frontier", "--task", "mmlu-redux", "--input", "150").stdout.splitlines()[0]
+    plan = json.loads(cli("plan", "--task", "mmlu-redux", "--input", "150", "--deadline", "8s", "--json").stdout)
+    same = [point for point in front["points"] if (point["model"], point["mode"], point.get("tokenBudget"), point["parallel"])
+            == (plan["model"], plan["mode"], plan.get("tokenBudget"), plan["parallel"])]
+    assert len(same) == 1, same
+    assert abs(same[0]["latencyPercentileMs"] - plan["predicted"]["latencyPercentileMs"]) < 0.01
+    assert abs(same[0]["energyPercentileJ"] - plan["predicted"]["energyPercentileJ"]) < 0.01
+
+
+def test_budget_keeps_plans_margin_and_says_which_bound_it_gives():
+    """budget gave 39 tokens for 1 s on the mean-free full deadline while plan kept a 5 % safety margin; it now
+    keeps the same margin, and says that a cap bounds every percentile."""
+    answer = json.loads(cli("budget", "--model", "DSR1-Qwen-1.5B", "--input", "256", "--deadline", "1s", "--json").stdout)
+    assert answer["safetyMargin"] == 0.05 and answer["latencyLimitMs"] == 950
+    tokens = answer["maxOutputTokens"]
+    assert answer["latencyAtCapMs"] <= 950
+    def predicted(output):
+        return json.loads(cli("predict", "--model", "DSR1-Qwen-1.5B", "--input", "256", "--output", str(output),
+                              "--json").stdout)["latencyMs"]
+    assert predicted(tokens) <= 950 < predicted(tokens + 1)
+    text = cli("budget", "--model", "DSR1-Qwen-1.5B", "--input", "256", "--deadline", "1s").stdout
+    assert f"at most {tokens} output tokens" in text and "safety margin" in text and "every percentile" in text

@@ -153,6 +153,19 @@ public final class Planner: Sendable {
         return front
     }
 
+    /// The front at exactly `inputTokens`, as `plan` figures a configuration at that input (``front(task:inputTokens:ranking:)``
+    /// plans on the input's bucket, whose upper edge is conservative but differs from the request's own figures).
+    /// Not cached: for `Frontier` and the CLI, off the planning path.
+    public func exactFront(task: String, inputTokens: Int, ranking: AccuracyRanking = .expected) throws -> ParetoFront {
+        guard inputTokens > 0, inputTokens <= PlanRequest.maxInputTokens else {
+            throw EdgePlanError.invalidInput(
+                "input tokens must be within 1...\(PlanRequest.maxInputTokens) (got \(inputTokens))",
+                field: "inputTokens"
+            )
+        }
+        return try buildFront(task: task, inputTokens: inputTokens, ranking: ranking)
+    }
+
     /// Builds a front without the cache (what a cold request pays).
     ///
     /// Two passes: each allowed candidate is first judged only on what the front compares (accuracy, latency and

@@ -2,7 +2,7 @@ import EdgePlanCore
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Reads an input file whole, or says why it cannot: no such file, a directory where a file belongs, no permission.

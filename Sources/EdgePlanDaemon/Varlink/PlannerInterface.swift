@@ -90,7 +90,8 @@ public enum PlannerInterface {
           requestId: ?string
         ) -> (plan: Decision)
 
-        # The accuracy / latency / energy Pareto front of a task at an input length.
+        # The accuracy / latency / energy Pareto front of a task at exactly this input length, each point's
+        # figures as Plan gives them for a request of that input.
         method Frontier(task: string, inputTokens: int) -> (task: string, inputTokens: int, points: []FrontPoint)
 
         # Reports the outcome of a plan that ran; only root, the daemon's user and the policy's reporters may

@@ -140,7 +140,7 @@ public struct VarlinkDispatcher: Sendable {
                 )
             }
         case "io.edgeplan.Planner.Frontier":
-            let front = try service.planner.front(
+            let front = try service.planner.exactFront(
                 task: try string(parameters, "task"),
                 inputTokens: try int(parameters, "inputTokens")
             )

@@ -29,7 +29,7 @@ struct Frontier: AsyncParsableCommand {
         try await reportingErrors {
             let planner = try snapshot.planner()
             let inputTokens = try input ?? planner.limits(PlanRequest(task: task, deadlineS: 3600)).inputTokens
-            let front = try planner.front(task: task, inputTokens: inputTokens)
+            let front = try planner.exactFront(task: task, inputTokens: inputTokens)
             let limit = try deadline.map { try parseSeconds($0, "deadline") * (1 - planner.policy.safetyMargin) }
             let text: String
             switch format {
