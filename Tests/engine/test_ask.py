@@ -161,3 +161,15 @@ def test_python_run_does_the_whole_loop_and_reuses_connections(daemon, engine):
             planner.run("shelf", "Which?", engine=engine.url, deadline_ms=1)
         with pytest.raises(client.EngineFailure, match="127.0.0.1:9"):
             planner.run("shelf", "Which?", engine="http://127.0.0.1:9", deadline_ms=5000)
+
+
+def test_the_readme_run_example_runs_on_the_engine(daemon, engine):
+    """docs/examples/run_loop.py, shown in the README, runs as written against the daemon and the engine."""
+    before = status(daemon)["reports"]
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "clients", "python"))
+    ran = subprocess.run([sys.executable, os.path.join(ROOT, "docs", "examples", "run_loop.py"), daemon, engine.url, "shelf"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    outcome, answer, correct = ran.stdout.split()[:3]
+    assert outcome in ("answered", "cut") and correct in ("True", "False"), ran.stdout
+    assert status(daemon)["reports"] == before + 1

@@ -96,3 +96,13 @@ def test_budget_keeps_plans_margin_and_says_which_bound_it_gives():
     assert predicted(tokens) <= 950 < predicted(tokens + 1)
     text = cli("budget", "--model", "DSR1-Qwen-1.5B", "--input", "256", "--deadline", "1s").stdout
     assert f"at most {tokens} output tokens" in text and "safety margin" in text and "every percentile" in text
+
+
+def test_a_policy_without_its_kind_is_told_the_line_to_write(tmp_path):
+    snippet = tmp_path / "policy.yaml"
+    snippet.write_text("tasks:\n  grasp-plan:\n    like: mmlu-redux\n")
+    missing = cli("policy", "check", str(snippet))
+    assert missing.returncode == 65 and "a policy file starts with the line 'kind: policy'" in missing.stderr, missing.stderr
+    snippet.write_text("kind: polcy\ntasks:\n  grasp-plan:\n    like: mmlu-redux\n")
+    wrong = cli("policy", "check", str(snippet))
+    assert wrong.returncode == 65 and "expected 'kind: policy', found 'polcy'" in wrong.stderr, wrong.stderr

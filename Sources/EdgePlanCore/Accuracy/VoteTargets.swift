@@ -18,8 +18,7 @@ public struct VoteTargets: Sendable, Equatable {
     /// Reads a `kind: vote-targets` YAML file; bad values are errors naming file, line and field.
     public static func decode(_ text: String, file: String) throws -> VoteTargets {
         var root = try YAMLObject.parse(text, file: file)
-        let kind = try root.string("kind")
-        guard kind == "vote-targets" else { throw root.error("kind", "expected kind 'vote-targets', found '\(kind)'") }
+        try root.expectKind("vote-targets")
         var targets: [Target] = []
         for var row in try root.objects("targets") {
             let rawFamily = try row.string("family")

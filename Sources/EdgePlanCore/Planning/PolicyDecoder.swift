@@ -2,8 +2,7 @@
 public enum PolicyDecoder {
     public static func decode(_ text: String, file: String) throws -> Policy {
         var root = try YAMLObject.parse(text, file: file)
-        let kind = try root.string("kind")
-        guard kind == "policy" else { throw root.error("kind", "expected kind 'policy', found '\(kind)'") }
+        try root.expectKind("policy")
         // The version is the content alone: the same policy has the same version wherever it lies (and bundled).
         var policy = Policy(version: ProfileDecoder.contentHash([.init(path: "policy.yaml", text: text)]))
         if var global = try root.optionalObject("global") {

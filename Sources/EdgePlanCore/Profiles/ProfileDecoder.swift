@@ -298,8 +298,7 @@ public enum ProfileDecoder {
     }
 
     private static func expectKind(_ object: inout YAMLObject, _ kind: String) throws {
-        let found = try object.string("kind")
-        guard found == kind else { throw object.error("kind", "expected kind '\(kind)', found '\(found)'") }
+        try object.expectKind(kind)
     }
 
     private static func enumValue<E: RawRepresentable & CaseIterable>(

@@ -90,8 +90,7 @@ public struct Truth: Sendable, Equatable {
     /// Reads a `kind: truth` YAML file.
     public static func decode(_ text: String, file: String) throws -> Truth {
         var root = try YAMLObject.parse(text, file: file)
-        let kind = try root.string("kind")
-        guard kind == "truth" else { throw root.error("kind", "expected kind 'truth', found '\(kind)'") }
+        try root.expectKind("truth")
         var truth = Truth()
         truth.lengthScale = try root.optionalDouble("length_scale", in: 0.01...100) ?? 1
         truth.timingNoise = try root.optionalDouble("timing_noise", in: 0...1) ?? 0.03

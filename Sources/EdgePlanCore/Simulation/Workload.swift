@@ -99,8 +99,7 @@ public enum WorkloadDecoder {
     /// A YAML workload.
     public static func decodeYAML(_ text: String, file: String) throws -> [WorkloadTask] {
         var root = try YAMLObject.parse(text, file: file)
-        let kind = try root.string("kind")
-        guard kind == "workload" else { throw root.error("kind", "expected kind 'workload', found '\(kind)'") }
+        try root.expectKind("workload")
         var tasks: [WorkloadTask] = []
         for var row in try root.objects("tasks") {
             func quantity(_ key: String, _ parse: (String) throws -> Double) throws -> Double? {

@@ -18,8 +18,7 @@ public struct WorkloadMix: Sendable, Equatable {
     /// Reads a `kind: workload-mix` YAML file.
     public static func decode(_ text: String, file: String) throws -> WorkloadMix {
         var root = try YAMLObject.parse(text, file: file)
-        let kind = try root.string("kind")
-        guard kind == "workload-mix" else { throw root.error("kind", "expected kind 'workload-mix', found '\(kind)'") }
+        try root.expectKind("workload-mix")
         var entries: [Entry] = []
         for var row in try root.objects("classes") {
             let deadline = try row.string("deadline")

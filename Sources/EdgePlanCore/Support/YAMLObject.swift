@@ -145,6 +145,18 @@ package struct YAMLObject {
         }
     }
 
+    /// Checks the file's `kind`; a missing or wrong one names the line to write (`kind: policy`).
+    package mutating func expectKind(_ expected: String) throws {
+        guard has("kind") else {
+            ask("kind")
+            throw error("kind", "missing; a \(expected) file starts with the line 'kind: \(expected)'")
+        }
+        let found = try string("kind")
+        guard found == expected else {
+            throw error("kind", "expected 'kind: \(expected)', found '\(found)'")
+        }
+    }
+
     /// Whether the key holds exactly this word (a number field that also takes `off`, say).
     package mutating func holds(_ key: String, word: String) -> Bool {
         ask(key)
