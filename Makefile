@@ -33,6 +33,9 @@ install: build
 	sed 's|/usr/local/bin/edgeplan|$(BINDIR)/edgeplan|g' systemd/edgeplan.service > edgeplan.service.tmp
 	install -Dm644 edgeplan.service.tmp $(DESTDIR)$(UNITDIR)/edgeplan.service
 	rm -f edgeplan.service.tmp
+	sed 's|/usr/local/bin/edgeplan|$(BINDIR)/edgeplan|g' systemd/edgeplan-fleet.service > edgeplan-fleet.service.tmp
+	install -Dm644 edgeplan-fleet.service.tmp $(DESTDIR)$(UNITDIR)/edgeplan-fleet.service
+	rm -f edgeplan-fleet.service.tmp
 	install -Dm644 systemd/edgeplan.socket $(DESTDIR)$(UNITDIR)/edgeplan.socket
 	install -Dm644 systemd/edgeplan.sysusers $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf
 	install -Dm644 systemd/edgeplan.catalog $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
@@ -58,7 +61,7 @@ bench:
 	.build/release/PlannerBenchmark
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
+	rm -f $(DESTDIR)$(BINDIR)/edgeplan $(DESTDIR)$(UNITDIR)/edgeplan.service $(DESTDIR)$(UNITDIR)/edgeplan.socket $(DESTDIR)$(UNITDIR)/edgeplan-fleet.service $(DESTDIR)$(SYSUSERSDIR)/edgeplan.conf $(DESTDIR)$(CATALOGDIR)/edgeplan.catalog
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/edgeplan $(DESTDIR)$(ZSHCOMPDIR)/_edgeplan $(DESTDIR)$(FISHCOMPDIR)/edgeplan.fish
 	rm -f $(DESTDIR)$(MANDIR)/man1/edgeplan.1
 	rm -rf $(DESTDIR)$(DATADIR)

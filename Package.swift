@@ -55,6 +55,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -99,12 +100,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The fleet edge: robots' runs and outcomes uploaded to PostgreSQL, pooled there, versions pulled back. A
+        // separate process (`edgeplan fleet sync`) uses it; the daemon does not (it stays off IP).
+        .target(
+            name: "EdgePlanFleet",
+            dependencies: [
+                "EdgePlanCore",
+                "EdgePlanDaemon",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "edgeplan",
             dependencies: [
                 "EdgePlanCore",
                 "EdgePlanDaemon",
                 "EdgePlanEngine",
+                "EdgePlanFleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

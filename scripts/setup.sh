@@ -20,6 +20,9 @@ tests=${1:-}
 if [ "$tests" = --tests ]; then
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
   command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+  # The fleet tests start a PostgreSQL server of their own (initdb, pg_ctl) and use psql.
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 fi
 # The test suite renders the installed man page.
 command -v man >/dev/null 2>&1 || need+=(man-db)

@@ -10,6 +10,8 @@ python3 scripts/embed-resources.py --check || { echo "bundled resources are stal
 EDGEPLAN_WARNINGS_AS_ERRORS=1 swift build --build-tests
 EDGEPLAN_WARNINGS_AS_ERRORS=1 swift test --skip-build
 EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/integration
+# The fleet on a real PostgreSQL, started by the tests (EDGEPLAN_FLEET_CUTS sets the link cuts; 20 here).
+EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q -rA Tests/fleet
 # Bring-up on a real engine: llama.cpp's llama-server (built once, then kept by version) serving a random-weight model.
 EDGEPLAN_LLAMA_SERVER=$(./scripts/llama-server.sh) EDGEPLAN_BIN="$PWD/.build/debug/edgeplan" python3 -m pytest -q Tests/engine
 # `make install` into a staging root; the installed units must pass systemd-analyze verify there.
@@ -31,7 +33,7 @@ mkdir -p "$root/usr/lib/systemd" "$root/bin"
 cp /usr/bin/kill "$root/bin/kill"
 cp -r /lib/systemd/system "$root/usr/lib/systemd/system"
 units="$root/usr/local/lib/systemd/system"
-systemd-analyze verify --root="$root" "$units/edgeplan.socket" "$units/edgeplan.service"
+systemd-analyze verify --root="$root" "$units/edgeplan.socket" "$units/edgeplan.service" "$units/edgeplan-fleet.service"
 systemd-analyze security --offline=true --root="$root" "$units/edgeplan.service" | tail -1
 echo "installed tree and unit files verified"
 # The Debian package, built as it ships (release, the Swift runtime linked in): unpacked into a scratch root, its file

@@ -11,7 +11,7 @@ struct EdgePlanCommand: AsyncParsableCommand {
             Serve.self, Plan.self, Ask.self, Frontier.self, Predict.self, Budget.self, Validate.self, Rails.self,
             Calibrate.self,
             ProfileCommand.self, AccuracyCommand.self, PolicyCommand.self, Simulate.self, WorkloadCommand.self,
-            Status.self, Reload.self, Watch.self,
+            Status.self, Reload.self, Watch.self, FleetCommand.self,
         ]
     )
 }

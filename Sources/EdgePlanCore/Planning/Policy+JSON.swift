@@ -22,6 +22,15 @@ extension Policy {
                 "maxEvidencePerPeer": .int(learning.maxEvidencePerPeer),
                 "minPlausibleSuccessRatio": .number(learning.minPlausibleSuccessRatio),
             ]),
+            "fleet": fleet.map { fleet in
+                .fields([
+                    "host": .string(fleet.host), "port": .int(fleet.port), "database": .string(fleet.database),
+                    "user": .string(fleet.user), "passwordFile": fleet.passwordFile.map(JSONValue.string) ?? .null,
+                    "robotId": fleet.robotID.map(JSONValue.string) ?? .null,
+                    "deviceClass": fleet.deviceClass.map(JSONValue.string) ?? .null, "tls": .string(fleet.tls),
+                    "batchSize": .int(fleet.batchSize),
+                ])
+            } ?? .null,
             "reporting": .fields([
                 "users": .array(reporting.users.map(JSONValue.string)),
                 "groups": reporting.groups.map { .array($0.map(JSONValue.string)) } ?? .null,

@@ -181,6 +181,48 @@ public struct ReportingPolicy: Sendable, Equatable, Hashable {
     }
 }
 
+/// Where this robot's fleet store is and who the robot is there. Absent: the robot learns alone.
+/// The password is never in the policy: it is read from `passwordFile`, or from the `fleet-password` credential
+/// that systemd's `LoadCredential=` puts in `$CREDENTIALS_DIRECTORY`.
+public struct FleetPolicy: Sendable, Equatable, Hashable {
+    /// A host name or address, or a directory holding PostgreSQL's Unix socket (a path starting with `/`).
+    public var host: String
+    public var port: Int
+    public var database: String
+    /// The robot's database role; also its id in the fleet unless `robotID` says otherwise.
+    public var user: String
+    public var passwordFile: String?
+    /// This robot's id (default: the machine id) and its device class (default: the profile's device).
+    public var robotID: String?
+    public var deviceClass: String?
+    /// TLS: `prefer` (use it where the server offers it), `require`, or `disable`. A Unix socket never uses it.
+    public var tls: String
+    /// Runs and outcomes sent in one transaction.
+    public var batchSize: Int
+
+    public init(
+        host: String,
+        port: Int = 5432,
+        database: String = "edgeplan_fleet",
+        user: String,
+        passwordFile: String? = nil,
+        robotID: String? = nil,
+        deviceClass: String? = nil,
+        tls: String = "prefer",
+        batchSize: Int = 500
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.passwordFile = passwordFile
+        self.robotID = robotID
+        self.deviceClass = deviceClass
+        self.tls = tls
+        self.batchSize = batchSize
+    }
+}
+
 /// The operator's policy: global settings and per-task-class constraints.
 public struct Policy: Sendable, Equatable {
     /// Profile directory to load; nil means the bundled profile.
@@ -204,6 +246,8 @@ public struct Policy: Sendable, Equatable {
     public var learning: LearningPolicy
     public var journal = JournalPolicy()
     public var reporting = ReportingPolicy()
+    /// The fleet this robot belongs to, if any.
+    public var fleet: FleetPolicy?
     public var defaultTask: TaskPolicy
     public var tasks: [String: TaskPolicy]
     public var version: String

@@ -82,6 +82,30 @@ public enum PolicyDecoder {
             )
             try reporting.finish()
         }
+        if var fleet = try root.optionalObject("fleet") {
+            let tls = try fleet.optionalString("tls") ?? "prefer"
+            guard ["prefer", "require", "disable"].contains(tls) else {
+                throw fleet.error("tls", "unknown TLS mode '\(tls)'; use prefer, require or disable")
+            }
+            if fleet.has("password") {
+                throw fleet.error(
+                    "password",
+                    "a password never goes in the policy; give password_file, or the fleet-password credential"
+                )
+            }
+            policy.fleet = FleetPolicy(
+                host: try fleet.string("host"),
+                port: try fleet.optionalInt("port", in: 1...65535) ?? 5432,
+                database: try fleet.optionalString("database") ?? "edgeplan_fleet",
+                user: try fleet.string("user"),
+                passwordFile: try fleet.optionalString("password_file"),
+                robotID: try fleet.optionalString("robot_id"),
+                deviceClass: try fleet.optionalString("device_class"),
+                tls: tls,
+                batchSize: try fleet.optionalInt("batch_size", in: 1...10_000) ?? 500
+            )
+            try fleet.finish()
+        }
         if var defaults = try root.optionalObject("defaults") {
             policy.defaultTask = try decodeTask(&defaults, allowsClassKeys: false)
         }

@@ -45,6 +45,7 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
     public var boolValue: Bool? { if case let .bool(value) = self { value } else { nil } }
+    public var arrayValue: [JSONValue]? { if case let .array(value) = self { value } else { nil } }
     public var isNull: Bool { if case .null = self { true } else { false } }
 
     /// Compact JSON text.

@@ -220,6 +220,46 @@ public final class ObservationStore: Sendable {
         }
     }
 
+    /// A stored run or outcome as the fleet receives it: its row id (the robot's sequence number) and its fields.
+    public struct UploadRow: Sendable, Equatable {
+        public var seq: Int64
+        public var values: [String: StoredValue]
+    }
+
+    /// Runs with an id above `after`, oldest first, at most `limit`: what the fleet has not received yet.
+    public func runs(after: Int64, limit: Int) throws -> [UploadRow] {
+        try rows(table: "run", after: after, limit: limit)
+    }
+
+    /// Outcomes with an id above `after`, oldest first, at most `limit`.
+    public func outcomeRows(after: Int64, limit: Int) throws -> [UploadRow] {
+        try rows(table: "outcome", after: after, limit: limit)
+    }
+
+    /// The highest row id of a table (0 when empty): the robot's newest sequence number.
+    public func lastSequence(of table: String) throws -> Int64 {
+        precondition(["run", "outcome"].contains(table))
+        return try database.read { try Int64.fetchOne($0, sql: "SELECT COALESCE(MAX(id), 0) FROM \(table)") ?? 0 }
+    }
+
+    private func rows(table: String, after: Int64, limit: Int) throws -> [UploadRow] {
+        precondition(["run", "outcome"].contains(table))
+        return try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM \(table) WHERE id > ? ORDER BY id LIMIT ?",
+                arguments: [after, limit]
+            )
+            .map { row in
+                var values: [String: StoredValue] = [:]
+                for column in row.columnNames where column != "id" {
+                    values[column] = StoredValue(row[column] as DatabaseValue)
+                }
+                return UploadRow(seq: row["id"], values: values)
+            }
+        }
+    }
+
     public func count() throws -> Int {
         try database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM run") ?? 0 }
     }
@@ -254,5 +294,43 @@ public final class ObservationStore: Sendable {
     /// The journal mode SQLite reports ("wal").
     public func journalMode() throws -> String {
         try database.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") ?? "" }
+    }
+}
+
+/// A column's value, typed as SQLite stored it: what an upload needs, without GRDB in its signature.
+public enum StoredValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+
+    init(_ value: DatabaseValue) {
+        switch value.storage {
+        case .null, .blob: self = .null
+        case let .int64(number): self = .integer(number)
+        case let .double(number): self = .real(number)
+        case let .string(text): self = .text(text)
+        }
+    }
+
+    public var int: Int64? {
+        switch self {
+        case let .integer(value): value
+        case let .real(value): Int64(value)
+        default: nil
+        }
+    }
+
+    public var double: Double? {
+        switch self {
+        case let .integer(value): Double(value)
+        case let .real(value): value
+        default: nil
+        }
+    }
+
+    public var string: String? {
+        if case let .text(value) = self { return value }
+        return nil
     }
 }

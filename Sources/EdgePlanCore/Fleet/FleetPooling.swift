@@ -1,0 +1,262 @@
+import Foundation
+
+/// What a fleet learns from its robots, pooled robustly and bounded per robot.
+///
+/// - Calibrations: per device class and model variant, each robot's median ratio of measured to predicted latency
+///   (its robot effect); a robot whose effect differs from the class median by more than a threshold is flagged and
+///   left out; the pooled ratio is the median of the others.
+/// - Accuracy: per task class and model-and-mode group, single-sample successes and trials, each robot's evidence
+///   capped; no one robot moves a pooled accuracy by more than `maxInfluence` (the bound a lone peer has on a
+///   robot's own learner), whichever way.
+public enum FleetPooling {
+    public struct Run: Sendable, Equatable {
+        public var robot: String
+        public var deviceClass: String
+        public var model: String
+        public var quantization: String
+        public var parallel: Int
+        public var inputTokens: Int
+        public var outputTokens: Int
+        public var latencyS: Double
+
+        public init(
+            robot: String,
+            deviceClass: String,
+            model: String,
+            quantization: String,
+            parallel: Int,
+            inputTokens: Int,
+            outputTokens: Int,
+            latencyS: Double
+        ) {
+            self.robot = robot
+            self.deviceClass = deviceClass
+            self.model = model
+            self.quantization = quantization
+            self.parallel = parallel
+            self.inputTokens = inputTokens
+            self.outputTokens = outputTokens
+            self.latencyS = latencyS
+        }
+    }
+
+    public struct Tally: Sendable, Equatable {
+        public var robot: String
+        public var taskClass: String
+        public var model: String
+        public var quantization: String
+        public var mode: String
+        public var parallel: Int
+        public var successes: Int
+        public var trials: Int
+
+        public init(
+            robot: String,
+            taskClass: String,
+            model: String,
+            quantization: String,
+            mode: String,
+            parallel: Int = 1,
+            successes: Int,
+            trials: Int
+        ) {
+            self.robot = robot
+            self.taskClass = taskClass
+            self.model = model
+            self.quantization = quantization
+            self.mode = mode
+            self.parallel = parallel
+            self.successes = successes
+            self.trials = trials
+        }
+    }
+
+    public struct Options: Sendable, Equatable {
+        /// A robot whose latency ratio differs from its class's median by more than this share is flagged.
+        public var flagThreshold = 0.10
+        /// Runs a robot needs in a variant before its effect counts.
+        public var minRuns = 5
+        /// Outcomes one robot contributes per group at most (as a peer on one robot: `max_evidence_per_peer`).
+        public var maxEvidencePerRobot = 400
+        /// The most one robot moves a pooled accuracy, either way (a lone peer's optimism bound on one robot).
+        public var maxInfluence = 0.05
+
+        public init() {}
+    }
+
+    public struct Calibration: Sendable, Equatable {
+        public var deviceClass: String
+        public var model: String
+        public var quantization: String
+        /// Measured over predicted latency, pooled over the robots that agree.
+        public var ratio: Double
+        public var pooledRobots: Int
+        public var runs: Int
+        /// Each robot's own ratio over the pooled one.
+        public var effects: [String: Double]
+        public var flagged: [String]
+    }
+
+    public struct Accuracy: Sendable, Equatable {
+        public var taskClass: String
+        public var model: String
+        public var quantization: String
+        public var mode: String
+        public var parallel: Int
+        public var accuracy: Double
+        /// The evidence behind it, after each robot's cap.
+        public var trials: Double
+        public var robots: Int
+        /// Robots whose influence was bounded, with how far they would have moved the figure.
+        public var bounded: [String: Double]
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Pools latency ratios; `predictedS` gives a run's predicted latency on its class's profile (nil: no prediction,
+    /// the run is skipped).
+    public static func calibrations(
+        _ runs: [Run],
+        options: Options = Options(),
+        predictedS: (Run) -> Double?
+    ) -> [Calibration] {
+        struct Key: Hashable, Comparable {
+            var deviceClass: String
+            var model: String
+            var quantization: String
+            static func < (a: Key, b: Key) -> Bool {
+                (a.deviceClass, a.model, a.quantization) < (b.deviceClass, b.model, b.quantization)
+            }
+        }
+        var ratios: [Key: [String: [Double]]] = [:]
+        for run in runs {
+            guard let predicted = predictedS(run), predicted > 0, run.latencyS > 0 else { continue }
+            ratios[Key(deviceClass: run.deviceClass, model: run.model, quantization: run.quantization), default: [:]][
+                run.robot,
+                default: []
+            ].append(run.latencyS / predicted)
+        }
+        return ratios.keys.sorted().compactMap { key in
+            let byRobot = ratios[key]!.filter { $0.value.count >= options.minRuns }
+            guard !byRobot.isEmpty else { return nil }
+            let own = byRobot.mapValues(median)
+            let center = median(Array(own.values))
+            let flagged = own.filter { abs($0.value / center - 1) > options.flagThreshold }.keys.sorted()
+            let agreeing = own.filter { !flagged.contains($0.key) }
+            let pooled = agreeing.isEmpty ? center : median(Array(agreeing.values))
+            return Calibration(
+                deviceClass: key.deviceClass,
+                model: key.model,
+                quantization: key.quantization,
+                ratio: pooled,
+                pooledRobots: agreeing.count,
+                runs: agreeing.keys.reduce(0) { $0 + byRobot[$1]!.count },
+                effects: own.mapValues { $0 / pooled },
+                flagged: flagged
+            )
+        }
+    }
+
+    /// Pools accuracy evidence; `excluded` robots (flagged ones) are left out.
+    public static func accuracy(
+        _ tallies: [Tally],
+        options: Options = Options(),
+        excluded: Set<String> = []
+    ) -> [Accuracy] {
+        struct Key: Hashable, Comparable {
+            var task: String
+            var model: String
+            var quantization: String
+            var mode: String
+            var parallel: Int
+            static func < (a: Key, b: Key) -> Bool {
+                (a.task, a.model, a.quantization, a.mode, a.parallel)
+                    < (b.task, b.model, b.quantization, b.mode, b.parallel)
+            }
+        }
+        var groups: [Key: [String: (Double, Double)]] = [:]
+        for tally in tallies where !excluded.contains(tally.robot) && tally.trials > 0 {
+            // A robot's evidence counts up to the cap: a busy or lying robot cannot outweigh the rest by volume.
+            let scale = min(1, Double(options.maxEvidencePerRobot) / Double(tally.trials))
+            let key = Key(
+                task: tally.taskClass,
+                model: tally.model,
+                quantization: tally.quantization,
+                mode: tally.mode,
+                parallel: tally.parallel
+            )
+            let current = groups[key, default: [:]][tally.robot] ?? (0, 0)
+            groups[key, default: [:]][tally.robot] = (
+                current.0 + Double(tally.successes) * scale, current.1 + Double(tally.trials) * scale
+            )
+        }
+        return groups.keys.sorted().map { key in
+            let robots = groups[key]!
+            let successes = robots.values.reduce(0) { $0 + $1.0 }
+            let trials = robots.values.reduce(0) { $0 + $1.1 }
+            var accuracy = successes / trials
+            var bounded: [String: Double] = [:]
+            // No one robot moves the figure by more than maxInfluence: the others' figure, plus at most that.
+            if robots.count > 1 {
+                for (robot, own) in robots.sorted(by: { $0.key < $1.key }) {
+                    let without = (successes - own.0) / (trials - own.1)
+                    let influence = accuracy - without
+                    if abs(influence) > options.maxInfluence {
+                        bounded[robot] = influence
+                        accuracy = without + (influence > 0 ? options.maxInfluence : -options.maxInfluence)
+                    }
+                }
+            }
+            return Accuracy(
+                taskClass: key.task,
+                model: key.model,
+                quantization: key.quantization,
+                mode: key.mode,
+                parallel: key.parallel,
+                accuracy: accuracy,
+                trials: trials,
+                robots: robots.count,
+                bounded: bounded
+            )
+        }
+    }
+
+    /// The version's body as JSON: calibrations, accuracy and the flagged robots.
+    public static func body(calibrations: [Calibration], accuracy: [Accuracy]) -> JSONValue {
+        .fields([
+            "calibrations": .array(
+                calibrations.map { calibration in
+                    .fields([
+                        "deviceClass": .string(calibration.deviceClass), "model": .string(calibration.model),
+                        "quantization": .string(calibration.quantization), "latencyRatio": .number(calibration.ratio),
+                        "robots": .int(calibration.pooledRobots), "runs": .int(calibration.runs),
+                        "effects": .object(
+                            calibration.effects.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+                        ),
+                        "flagged": .array(calibration.flagged.map(JSONValue.string)),
+                    ])
+                }
+            ),
+            "accuracy": .array(
+                accuracy.map { group in
+                    .fields([
+                        "task": .string(group.taskClass), "model": .string(group.model),
+                        "quantization": .string(group.quantization), "mode": .string(group.mode),
+                        "parallel": .int(group.parallel), "accuracy": .number(group.accuracy),
+                        "trials": .number(group.trials),
+                        "robots": .int(group.robots),
+                        "bounded": .object(
+                            group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+                        ),
+                    ])
+                }
+            ),
+            "flagged": .array(Set(calibrations.flatMap(\.flagged)).sorted().map(JSONValue.string)),
+        ])
+    }
+}

@@ -1,0 +1,493 @@
+import EdgePlanCore
+import EdgePlanDaemon
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Where the fleet store is and as whom to connect.
+public struct FleetConnection: Sendable {
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var user: String
+    public var password: String?
+    public var tls: String
+
+    public init(
+        host: String,
+        port: Int = 5432,
+        database: String,
+        user: String,
+        password: String?,
+        tls: String = "prefer"
+    ) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.password = password
+        self.tls = tls
+    }
+
+    /// A robot's connection from its policy's `fleet:` section; the password from its file, or from the
+    /// `fleet-password` credential systemd passes in `$CREDENTIALS_DIRECTORY`.
+    public init(_ fleet: FleetPolicy, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let file =
+            fleet.passwordFile ?? environment["CREDENTIALS_DIRECTORY"].map { "\($0)/fleet-password" }
+        let password = try file.map { path in
+            try FileText.text(path, what: "fleet password file").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        self.init(
+            host: fleet.host,
+            port: fleet.port,
+            database: fleet.database,
+            user: fleet.user,
+            password: password,
+            tls: fleet.tls
+        )
+    }
+
+    /// A host starting with `/` is a directory holding the server's socket (`.s.PGSQL.<port>`), as libpq reads it.
+    var configuration: PostgresConnection.Configuration {
+        if host.hasPrefix("/") {
+            return .init(
+                unixSocketPath: "\(host)/.s.PGSQL.\(port)",
+                username: user,
+                password: password,
+                database: database
+            )
+        }
+        let mode: PostgresConnection.Configuration.TLS =
+            switch tls {
+            case "disable": .disable
+            case "require": .require(try! .init(configuration: .makeClientConfiguration()))
+            default: .prefer(try! .init(configuration: .makeClientConfiguration()))
+            }
+        return .init(host: host, port: port, username: user, password: password, database: database, tls: mode)
+    }
+}
+
+/// The fleet's tables in PostgreSQL: each robot's runs and outcomes, keyed by (robot, sequence) so that a batch sent
+/// twice is stored once, and the fleet's versions. Robots are database roles in `edgeplan_robot`; row-level security
+/// lets each insert and read only its own rows and read the versions.
+public struct FleetStore: Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    /// Connects, runs `body`, and closes the connection whatever happens.
+    public static func with<R: Sendable>(
+        _ target: FleetConnection,
+        logger: Logger,
+        _ body: (FleetStore) async throws -> R
+    ) async throws -> R {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(
+                configuration: target.configuration,
+                id: 1,
+                logger: logger
+            )
+        } catch {
+            throw FleetError("cannot connect to the fleet store at \(target.host):\(target.port): \(describe(error))")
+        }
+        do {
+            let result = try await body(FleetStore(connection: connection, logger: logger))
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// PostgreSQL's own message where there is one.
+    static func describe(_ error: any Error) -> String {
+        if let psql = error as? PSQLError {
+            if let message = psql.serverInfo?[.message] { return message }
+            return "\(psql.code)"
+        }
+        return "\(error)"
+    }
+
+    func run(_ sql: String) async throws {
+        do { try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) } catch {
+            throw FleetError(Self.describe(error))
+        }
+    }
+
+    // MARK: Schema
+
+    /// Numbered migrations, each applied once, in a transaction.
+    static let migrations: [[String]] = [
+        [
+            """
+            DO $$ BEGIN CREATE ROLE edgeplan_robot NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$
+            """,
+            """
+            CREATE TABLE robots (robot text PRIMARY KEY DEFAULT current_user, device_class text NOT NULL,
+              label text, last_upload timestamptz, local_runs bigint NOT NULL DEFAULT 0,
+              local_outcomes bigint NOT NULL DEFAULT 0, last_error text)
+            """,
+            """
+            CREATE TABLE runs (robot text NOT NULL DEFAULT current_user, seq bigint NOT NULL,
+              time double precision NOT NULL, request_id text, model text NOT NULL, quantization text NOT NULL,
+              mode text NOT NULL, parallel int NOT NULL, input_tokens int NOT NULL, output_tokens int NOT NULL,
+              latency_s double precision NOT NULL, energy_j double precision, energy_source text, peer bigint,
+              profile_version text, power_mode text, device_class text NOT NULL,
+              received timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (robot, seq))
+            """,
+            "CREATE INDEX runs_by_variant ON runs (device_class, model, quantization)",
+            """
+            CREATE TABLE outcomes (robot text NOT NULL DEFAULT current_user, seq bigint NOT NULL,
+              time double precision NOT NULL, peer bigint, task_class text NOT NULL, model text NOT NULL,
+              quantization text NOT NULL, mode text NOT NULL, budget_tokens int, capped boolean NOT NULL,
+              parallel int NOT NULL, correct boolean, sample_output_tokens text NOT NULL, profile_version text,
+              received timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (robot, seq))
+            """,
+            "CREATE INDEX outcomes_by_group ON outcomes (task_class, model, quantization, mode)",
+            """
+            CREATE TABLE fleet_versions (version bigserial PRIMARY KEY, created timestamptz NOT NULL DEFAULT now(),
+              body jsonb NOT NULL, changes jsonb NOT NULL)
+            """,
+            "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE outcomes ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE robots ENABLE ROW LEVEL SECURITY",
+            """
+            CREATE POLICY own_runs ON runs TO edgeplan_robot
+              USING (robot = current_user) WITH CHECK (robot = current_user)
+            """,
+            """
+            CREATE POLICY own_outcomes ON outcomes TO edgeplan_robot
+              USING (robot = current_user) WITH CHECK (robot = current_user)
+            """,
+            """
+            CREATE POLICY own_robot ON robots TO edgeplan_robot
+              USING (robot = current_user) WITH CHECK (robot = current_user)
+            """,
+            "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
+            "GRANT SELECT, UPDATE (last_upload, local_runs, local_outcomes, last_error) ON robots TO edgeplan_robot",
+            "GRANT SELECT ON fleet_versions TO edgeplan_robot",
+        ]
+    ]
+
+    /// Brings the schema to the newest migration (the database owner runs this: `edgeplan fleet init`).
+    public func migrate() async throws -> Int {
+        try await run(
+            "CREATE TABLE IF NOT EXISTS fleet_migrations (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())"
+        )
+        var applied = 0
+        for (index, statements) in Self.migrations.enumerated() {
+            let version = index + 1
+            let done = try await connection.query(
+                "SELECT count(*)::int FROM fleet_migrations WHERE version = \(version)",
+                logger: logger
+            )
+            var count = 0
+            for try await value in done.decode(Int.self) { count = value }
+            if count > 0 { continue }
+            try await connection.withTransaction(logger: logger) { connection in
+                for statement in statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO fleet_migrations (version) VALUES (\(version))",
+                    logger: logger
+                )
+            }
+            applied += 1
+        }
+        return applied
+    }
+
+    /// Creates a robot's role (it logs in with `password`, may insert only its own rows) and its row.
+    public func addRobot(_ robot: String, password: String, deviceClass: String, label: String?) async throws {
+        guard robot.range(of: #"^[a-z][a-z0-9_-]{0,62}$"#, options: .regularExpression) != nil else {
+            throw FleetError(
+                "robot id '\(robot)' must be 1–63 lowercase letters, digits, '_' or '-', starting with a letter"
+            )
+        }
+        // Identifiers and passwords cannot be bound: the server quotes them (format %I and %L).
+        let statement = try await connection.query(
+            "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L IN ROLE edgeplan_robot', \(robot)::text, \(password)::text)",
+            logger: logger
+        )
+        var sql = ""
+        for try await text in statement.decode(String.self) { sql = text }
+        do {
+            try await connection.withTransaction(logger: logger) { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+                try await connection.query(
+                    "INSERT INTO robots (robot, device_class, label) VALUES (\(robot), \(deviceClass), \(label))",
+                    logger: logger
+                )
+            }
+        } catch let error as PostgresTransactionError {
+            throw FleetError(Self.describe(error.closureError ?? error.beginError ?? error))
+        }
+    }
+
+    // MARK: A robot's upload
+
+    /// The newest sequence numbers the fleet holds for this robot (runs, outcomes): where an upload resumes.
+    public func received() async throws -> (runs: Int64, outcomes: Int64) {
+        let rows = try await connection.query(
+            """
+            SELECT (SELECT coalesce(max(seq), 0) FROM runs WHERE robot = current_user)::bigint,
+                   (SELECT coalesce(max(seq), 0) FROM outcomes WHERE robot = current_user)::bigint
+            """,
+            logger: logger
+        )
+        var result: (Int64, Int64) = (0, 0)
+        for try await row in rows.decode((Int64, Int64).self) { result = row }
+        return result
+    }
+
+    /// Sends runs in one transaction; a row the fleet already has is skipped (its key is (robot, sequence)).
+    /// Returns the rows newly stored.
+    public func upload(
+        runs: [ObservationStore.UploadRow],
+        deviceClass: String,
+        profileVersion: String,
+        powerMode: String
+    ) async throws -> Int {
+        guard !runs.isEmpty else { return 0 }
+        func text(_ row: ObservationStore.UploadRow, _ key: String) -> String { row.values[key]?.string ?? "" }
+        func int(_ row: ObservationStore.UploadRow, _ key: String) -> Int64 { row.values[key]?.int ?? -1 }
+        func real(_ row: ObservationStore.UploadRow, _ key: String) -> Double { row.values[key]?.double ?? .nan }
+        let seqs = runs.map(\.seq)
+        let times = runs.map { real($0, "time") }
+        let requests = runs.map { text($0, "requestId") }
+        let models = runs.map { text($0, "model") }
+        let quantizations = runs.map { text($0, "quantization") }
+        let modes = runs.map { text($0, "mode") }
+        let parallels = runs.map { int($0, "parallel") }
+        let inputs = runs.map { int($0, "inputTokens") }
+        let outputs = runs.map { int($0, "outputTokens") }
+        let latencies = runs.map { real($0, "latencyS") }
+        let energies = runs.map { real($0, "energyJ") }
+        let sources = runs.map { text($0, "energySource") }
+        let peers = runs.map { int($0, "peer") }
+        let stored = try await connection.query(
+            """
+            WITH inserted AS (
+              INSERT INTO runs (seq, time, request_id, model, quantization, mode, parallel, input_tokens,
+                output_tokens, latency_s, energy_j, energy_source, peer, profile_version, power_mode, device_class)
+              SELECT s, t, nullif(r, ''), m, q, mo, p, i, o, l, nullif(e, 'NaN'::float8), nullif(so, ''),
+                nullif(pe, -1), \(profileVersion), \(powerMode), \(deviceClass)
+              FROM unnest(\(seqs)::bigint[], \(times)::float8[], \(requests)::text[], \(models)::text[],
+                \(quantizations)::text[], \(modes)::text[], \(parallels)::bigint[], \(inputs)::bigint[],
+                \(outputs)::bigint[], \(latencies)::float8[], \(energies)::float8[], \(sources)::text[],
+                \(peers)::bigint[]) AS u(s, t, r, m, q, mo, p, i, o, l, e, so, pe)
+              ON CONFLICT (robot, seq) DO NOTHING RETURNING 1)
+            SELECT count(*)::int FROM inserted
+            """,
+            logger: logger
+        )
+        var count = 0
+        for try await value in stored.decode(Int.self) { count = value }
+        return count
+    }
+
+    /// Sends outcomes in one transaction, as ``upload(runs:deviceClass:profileVersion:powerMode:)`` does runs.
+    public func upload(outcomes: [ObservationStore.UploadRow], profileVersion: String) async throws -> Int {
+        guard !outcomes.isEmpty else { return 0 }
+        func text(_ row: ObservationStore.UploadRow, _ key: String) -> String { row.values[key]?.string ?? "" }
+        func int(_ row: ObservationStore.UploadRow, _ key: String) -> Int64 { row.values[key]?.int ?? -1 }
+        let seqs = outcomes.map(\.seq)
+        let times = outcomes.map { $0.values["time"]?.double ?? 0 }
+        let peers = outcomes.map { int($0, "peer") }
+        let tasks = outcomes.map { text($0, "taskClass") }
+        let models = outcomes.map { text($0, "model") }
+        let quantizations = outcomes.map { text($0, "quantization") }
+        let modes = outcomes.map { text($0, "mode") }
+        let budgets = outcomes.map { int($0, "budgetTokens") }
+        let capped = outcomes.map { int($0, "capped") == 1 }
+        let parallels = outcomes.map { int($0, "parallel") }
+        let correct = outcomes.map { int($0, "correct") }
+        let samples = outcomes.map { text($0, "sampleOutputTokens") }
+        let stored = try await connection.query(
+            """
+            WITH inserted AS (
+              INSERT INTO outcomes (seq, time, peer, task_class, model, quantization, mode, budget_tokens, capped,
+                parallel, correct, sample_output_tokens, profile_version)
+              SELECT s, t, nullif(pe, -1), tc, m, q, mo, nullif(b, -1), c, p,
+                CASE co WHEN 1 THEN true WHEN 0 THEN false END, so, \(profileVersion)
+              FROM unnest(\(seqs)::bigint[], \(times)::float8[], \(peers)::bigint[], \(tasks)::text[],
+                \(models)::text[], \(quantizations)::text[], \(modes)::text[], \(budgets)::bigint[],
+                \(capped)::bool[], \(parallels)::bigint[], \(correct)::bigint[], \(samples)::text[])
+                AS u(s, t, pe, tc, m, q, mo, b, c, p, co, so)
+              ON CONFLICT (robot, seq) DO NOTHING RETURNING 1)
+            SELECT count(*)::int FROM inserted
+            """,
+            logger: logger
+        )
+        var count = 0
+        for try await value in stored.decode(Int.self) { count = value }
+        return count
+    }
+
+    /// Records how far the robot's own store reaches, so the fleet can show its upload lag, and the last error.
+    public func recordProgress(localRuns: Int64, localOutcomes: Int64, lastError: String?) async throws {
+        try await connection.query(
+            """
+            UPDATE robots SET last_upload = now(), local_runs = \(localRuns), local_outcomes = \(localOutcomes),
+              last_error = \(lastError) WHERE robot = current_user
+            """,
+            logger: logger
+        )
+    }
+
+    /// The newest fleet version and its body (JSON), if any.
+    public func latestVersion() async throws -> (version: Int64, body: String)? {
+        let rows = try await connection.query(
+            "SELECT version, body::text FROM fleet_versions ORDER BY version DESC LIMIT 1",
+            logger: logger
+        )
+        var result: (Int64, String)?
+        for try await row in rows.decode((Int64, String).self) { result = row }
+        return result
+    }
+
+    // MARK: The aggregate's reads and writes
+
+    /// Every robot's runs, for pooling calibrations: robot, class, model, quantization, parallel, input, output,
+    /// latency.
+    public func runsForPooling() async throws -> [FleetPooling.Run] {
+        let rows = try await connection.query(
+            """
+            SELECT robot, device_class, model, quantization, parallel, input_tokens, output_tokens, latency_s
+            FROM runs ORDER BY robot, seq
+            """,
+            logger: logger
+        )
+        var runs: [FleetPooling.Run] = []
+        for try await (robot, deviceClass, model, quantization, parallel, input, output, latency) in rows.decode(
+            (String, String, String, String, Int, Int, Int, Double).self
+        ) {
+            runs.append(
+                FleetPooling.Run(
+                    robot: robot,
+                    deviceClass: deviceClass,
+                    model: model,
+                    quantization: quantization,
+                    parallel: parallel,
+                    inputTokens: input,
+                    outputTokens: output,
+                    latencyS: latency
+                )
+            )
+        }
+        return runs
+    }
+
+    /// Successes and trials per robot, task class, model, mode and parallel factor (outcomes with a verdict: a k-sample
+    /// outcome is the vote's).
+    public func outcomesForPooling() async throws -> [FleetPooling.Tally] {
+        let rows = try await connection.query(
+            """
+            SELECT robot, task_class, model, quantization, mode, parallel,
+              count(*) FILTER (WHERE correct)::int, count(*)::int
+            FROM outcomes WHERE correct IS NOT NULL
+            GROUP BY robot, task_class, model, quantization, mode, parallel ORDER BY 1, 2, 3, 4, 5, 6
+            """,
+            logger: logger
+        )
+        var tallies: [FleetPooling.Tally] = []
+        for try await (robot, task, model, quantization, mode, parallel, successes, trials) in rows.decode(
+            (String, String, String, String, String, Int, Int, Int).self
+        ) {
+            tallies.append(
+                FleetPooling.Tally(
+                    robot: robot,
+                    taskClass: task,
+                    model: model,
+                    quantization: quantization,
+                    mode: mode,
+                    parallel: parallel,
+                    successes: successes,
+                    trials: trials
+                )
+            )
+        }
+        return tallies
+    }
+
+    /// Writes a new version (one INSERT: it is visible whole or not at all) and returns its number.
+    public func writeVersion(body: String, changes: String) async throws -> Int64 {
+        let rows = try await connection.query(
+            "INSERT INTO fleet_versions (body, changes) VALUES (\(body)::jsonb, \(changes)::jsonb) RETURNING version",
+            logger: logger
+        )
+        var version: Int64 = 0
+        for try await value in rows.decode(Int64.self) { version = value }
+        return version
+    }
+
+    /// One line per robot for `fleet status`.
+    public struct RobotStatus: Sendable {
+        public var robot: String
+        public var deviceClass: String
+        public var label: String?
+        public var runs: Int64
+        public var localRuns: Int64
+        public var outcomes: Int64
+        public var localOutcomes: Int64
+        public var lastUploadAgoS: Double?
+        public var lastError: String?
+    }
+
+    public func robots() async throws -> [RobotStatus] {
+        let rows = try await connection.query(
+            """
+            SELECT r.robot, r.device_class, r.label,
+              (SELECT count(*) FROM runs WHERE runs.robot = r.robot)::bigint,
+              r.local_runs,
+              (SELECT count(*) FROM outcomes WHERE outcomes.robot = r.robot)::bigint,
+              r.local_outcomes,
+              extract(epoch FROM now() - r.last_upload)::float8, r.last_error
+            FROM robots r ORDER BY r.robot
+            """,
+            logger: logger
+        )
+        var result: [RobotStatus] = []
+        for try await (robot, deviceClass, label, runs, localRuns, outcomes, localOutcomes, ago, error) in rows.decode(
+            (String, String, String?, Int64, Int64, Int64, Int64, Double?, String?).self
+        ) {
+            result.append(
+                RobotStatus(
+                    robot: robot,
+                    deviceClass: deviceClass,
+                    label: label,
+                    runs: runs,
+                    localRuns: localRuns,
+                    outcomes: outcomes,
+                    localOutcomes: localOutcomes,
+                    lastUploadAgoS: ago,
+                    lastError: error
+                )
+            )
+        }
+        return result
+    }
+
+    /// The newest versions: number, age and what each changed.
+    public func versions(limit: Int) async throws -> [(version: Int64, createdAgoS: Double, changes: String)] {
+        let rows = try await connection.query(
+            """
+            SELECT version, extract(epoch FROM now() - created)::float8, changes::text
+            FROM fleet_versions ORDER BY version DESC LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        var result: [(Int64, Double, String)] = []
+        for try await row in rows.decode((Int64, Double, String).self) { result.append(row) }
+        return result
+    }
+}
+
+/// A fleet-store failure, in words.
+public struct FleetError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

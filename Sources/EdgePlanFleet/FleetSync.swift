@@ -1,0 +1,112 @@
+import EdgePlanCore
+import EdgePlanDaemon
+import Foundation
+import Logging
+
+/// One robot's side of the fleet: uploads what its own store holds and the fleet lacks, then pulls the newest
+/// version. The robot's SQLite store stays its source of truth: the fleet's newest sequence numbers say where an
+/// upload resumes, so a link that was down for hours delays rows but loses none, and a batch sent twice (a reply
+/// lost with the link) is stored once.
+public struct FleetSync: Sendable {
+    public var connection: FleetConnection
+    public var store: ObservationStore
+    public var deviceClass: String
+    public var profileVersion: String
+    public var powerMode: String
+    public var batchSize: Int
+    /// Where the pulled version and the sync's own state are written (the service's state directory).
+    public var stateDirectory: String
+
+    public init(
+        connection: FleetConnection,
+        store: ObservationStore,
+        deviceClass: String,
+        profileVersion: String,
+        powerMode: String,
+        batchSize: Int,
+        stateDirectory: String
+    ) {
+        self.connection = connection
+        self.store = store
+        self.deviceClass = deviceClass
+        self.profileVersion = profileVersion
+        self.powerMode = powerMode
+        self.batchSize = batchSize
+        self.stateDirectory = stateDirectory
+    }
+
+    public struct Round: Sendable {
+        public var runsSent = 0
+        public var outcomesSent = 0
+        /// Rows of the robot's store the fleet did not have yet before this round.
+        public var runsLag: Int64 = 0
+        public var outcomesLag: Int64 = 0
+        public var version: Int64?
+    }
+
+    /// Catches up once: every run and outcome the fleet lacks, in batches, then the newest version.
+    public func round(logger: Logger) async throws -> Round {
+        try await FleetStore.with(connection, logger: logger) { fleet in
+            var round = Round()
+            var (runsAt, outcomesAt) = try await fleet.received()
+            let localRuns = try store.lastSequence(of: "run")
+            let localOutcomes = try store.lastSequence(of: "outcome")
+            round.runsLag = max(0, localRuns - runsAt)
+            round.outcomesLag = max(0, localOutcomes - outcomesAt)
+            while true {
+                let batch = try store.runs(after: runsAt, limit: batchSize)
+                guard let last = batch.last else { break }
+                round.runsSent += try await fleet.upload(
+                    runs: batch,
+                    deviceClass: deviceClass,
+                    profileVersion: profileVersion,
+                    powerMode: powerMode
+                )
+                runsAt = last.seq
+            }
+            while true {
+                let batch = try store.outcomeRows(after: outcomesAt, limit: batchSize)
+                guard let last = batch.last else { break }
+                round.outcomesSent += try await fleet.upload(outcomes: batch, profileVersion: profileVersion)
+                outcomesAt = last.seq
+            }
+            try await fleet.recordProgress(localRuns: localRuns, localOutcomes: localOutcomes, lastError: nil)
+            if let (version, body) = try await fleet.latestVersion() {
+                round.version = version
+                let path = "\(stateDirectory)/fleet-version.json"
+                let current = try? JSONValue.parse(Array(FileText.data(path)))
+                if current?["version"]?.intValue != Int(version) {
+                    let parsed = try JSONValue.parse(Array(body.utf8))
+                    try AtomicFile.write(
+                        JSONValue.fields(["version": .int(Int(version)), "body": parsed]).serialized(pretty: true)
+                            + "\n",
+                        to: path
+                    )
+                }
+            }
+            return round
+        }
+    }
+
+    /// The sync's state for operators: lag, last success and last error (`fleet-sync.json` in the state directory).
+    public func writeState(round: Round?, error: String?, now: Double = Date().timeIntervalSince1970) throws {
+        let path = "\(stateDirectory)/fleet-sync.json"
+        let previous = try? JSONValue.parse(Array(FileText.data(path)))
+        var fields: [(String, JSONValue)] = [
+            ("time", .number(now)),
+            ("lastSuccess", round != nil ? .number(now) : previous?["lastSuccess"] ?? .null),
+            ("lastError", error.map(JSONValue.string) ?? .null),
+        ]
+        if let round {
+            fields += [
+                ("runsSent", .int(round.runsSent)), ("outcomesSent", .int(round.outcomesSent)),
+                ("runsLagBefore", .int(Int(round.runsLag))), ("outcomesLagBefore", .int(Int(round.outcomesLag))),
+                ("fleetVersion", round.version.map { .int(Int($0)) } ?? .null),
+            ]
+        } else {
+            let pending = try? store.lastSequence(of: "run")
+            fields.append(("localRuns", pending.map { .int(Int($0)) } ?? .null))
+        }
+        try AtomicFile.write(JSONValue.object(fields).serialized(pretty: true) + "\n", to: path)
+    }
+}

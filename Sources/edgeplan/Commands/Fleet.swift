@@ -1,0 +1,305 @@
+import ArgumentParser
+import EdgePlanCore
+import EdgePlanDaemon
+import EdgePlanFleet
+import Foundation
+import Logging
+
+struct FleetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "Share runs and what was learned across robots, through PostgreSQL.",
+        subcommands: [Init.self, AddRobot.self, Sync.self, Aggregate.self, FleetStatus.self]
+    )
+
+    /// How an operator reaches the fleet store (init, add-robot, aggregate, status).
+    struct Connection: ParsableArguments {
+        @Option(help: "Host, or the directory holding PostgreSQL's Unix socket.") var host: String = "/run/postgresql"
+        @Option(help: "Port.") var port: Int = 5432
+        @Option(help: "Database.") var database: String = "edgeplan_fleet"
+        @Option(help: "Role to connect as (the fleet's owner for init, add-robot and aggregate).") var user: String
+        @Option(help: "File holding the role's password (none: the server's local trust or peer rule).")
+        var passwordFile: String?
+        @Option(help: "TLS on TCP: prefer, require or disable.") var tls: String = "prefer"
+
+        func connection() throws -> FleetConnection {
+            FleetConnection(
+                host: host,
+                port: port,
+                database: database,
+                user: user,
+                password: try passwordFile.map {
+                    try FileText.text($0, what: "password file").trimmingCharacters(in: .whitespacesAndNewlines)
+                },
+                tls: tls
+            )
+        }
+    }
+
+    static var logger: Logger {
+        var logger = Logger(label: "edgeplan.fleet")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// Runs a fleet command, printing a fleet error plainly (exit 74: the store could not be used as asked).
+    static func reporting(_ body: () async throws -> Void) async throws {
+        try await reportingErrors {
+            do { try await body() } catch let error as FleetError {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitStatus.ioError
+            }
+        }
+    }
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or upgrade the fleet's tables, roles and row-level security (as the database's owner)."
+        )
+        @OptionGroup var store: Connection
+
+        func run() async throws {
+            try await FleetCommand.reporting {
+                let applied = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) {
+                    try await $0.migrate()
+                }
+                print(applied == 0 ? "fleet schema up to date" : "fleet schema: \(applied) migration(s) applied")
+            }
+        }
+    }
+
+    struct AddRobot: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-robot",
+            abstract: "Give a robot its own role: it may insert only its own rows and read the fleet's versions."
+        )
+        @OptionGroup var store: Connection
+        @Argument(help: "The robot's id, which is its role.") var robot: String
+        @Option(help: "File holding the robot's new password (its fleet-password credential).") var robotPasswordFile:
+            String
+        @Option(help: "Its device class (the profile's device name).") var deviceClass: String
+        @Option(help: "A label for fleet status.") var label: String?
+
+        func run() async throws {
+            try await FleetCommand.reporting {
+                let password = try FileText.text(robotPasswordFile, what: "password file")
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) {
+                    try await $0.addRobot(robot, password: password, deviceClass: deviceClass, label: label)
+                }
+                print("robot \(robot) added (\(deviceClass))")
+            }
+        }
+    }
+
+    struct Sync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Upload this robot's runs and outcomes and pull the fleet's newest version (the edgeplan-fleet service)."
+        )
+        @Option(help: "Policy file with a fleet: section.") var policy: String = "/etc/edgeplan/policy.yaml"
+        @Option(help: "The daemon's state directory (default: $STATE_DIRECTORY).") var stateDir: String?
+        @Option(help: "Time between rounds, with a unit.") var interval: String = "30s"
+        @Flag(help: "One round, then exit (74 when the fleet could not be reached).") var once = false
+
+        func run() async throws {
+            try await FleetCommand.reporting {
+                let parsed = try ProfileStore.loadPolicy(policy)
+                guard let fleet = parsed.fleet else {
+                    throw EdgePlanError.invalidFile("the policy has no fleet: section", file: policy)
+                }
+                guard let directory = stateDir ?? ProcessInfo.processInfo.environment["STATE_DIRECTORY"] else {
+                    throw ValidationError("give --state-dir, or run as the service (STATE_DIRECTORY)")
+                }
+                let seconds = try parseSeconds(interval, "interval")
+                let profile = try ProfileStore.load(parsed.profileDirectory)
+                let (store, _) = try ObservationStore.openOrReplace(path: "\(directory)/observations.sqlite")
+                let sync = FleetSync(
+                    connection: try FleetConnection(fleet),
+                    store: store,
+                    deviceClass: fleet.deviceClass ?? profile.device.name,
+                    profileVersion: profile.version,
+                    powerMode: profile.device.calibratedPowerMode,
+                    batchSize: fleet.batchSize,
+                    stateDirectory: directory
+                )
+                var backoff = seconds
+                while true {
+                    do {
+                        let round = try await sync.round(logger: FleetCommand.logger)
+                        try sync.writeState(round: round, error: nil)
+                        print(
+                            "sent \(round.runsSent) runs and \(round.outcomesSent) outcomes; fleet version \(round.version.map(String.init) ?? "none")"
+                        )
+                        backoff = seconds
+                        if once { return }
+                    } catch {
+                        // The store keeps everything: the next round sends what this one could not.
+                        let message = (error as? FleetError)?.description ?? "\(error)"
+                        try? sync.writeState(round: nil, error: message)
+                        FileHandle.standardError.write(Data("fleet sync: \(message)\n".utf8))
+                        if once { throw FleetError(message) }
+                        backoff = min(backoff * 2, max(seconds, 300))
+                    }
+                    try await Task.sleep(for: .seconds(once ? 0 : backoff))
+                }
+            }
+        }
+    }
+
+    struct Aggregate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Pool every robot's runs and outcomes into a new fleet version: calibrations per device class and variant, accuracy per task class and group, robots that differ."
+        )
+        @OptionGroup var store: Connection
+        @Option(help: "Profile whose predictions the runs are compared with (default: the bundled one).")
+        var profile: String?
+        @Option(help: "A robot whose latency differs from its class by more than this share is flagged.")
+        var flagThreshold: Double = 0.10
+        @Option(help: "The most one robot may move a pooled accuracy, a fraction.") var maxInfluence: Double = 0.05
+        @Flag(help: "Print the version's JSON.") var json = false
+
+        func run() async throws {
+            try await FleetCommand.reporting {
+                let profileSet = try ProfileStore.load(profile)
+                let predictor = Predictor(device: profileSet.device)
+                var options = FleetPooling.Options()
+                options.flagThreshold = flagThreshold
+                options.maxInfluence = maxInfluence
+                let result = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) { fleet in
+                    let runs = try await fleet.runsForPooling()
+                    let calibrations = FleetPooling.calibrations(runs, options: options) { run in
+                        guard
+                            let quantization = Quantization(rawValue: run.quantization),
+                            let variant = try? profileSet.variant(model: run.model, quantization: quantization)
+                        else { return nil }
+                        return predictor.predict(
+                            variant,
+                            input: run.inputTokens,
+                            output: Double(run.outputTokens),
+                            parallel: run.parallel
+                        ).latencyS
+                    }
+                    let flagged = Set(calibrations.flatMap(\.flagged))
+                    let accuracy = FleetPooling.accuracy(
+                        try await fleet.outcomesForPooling(),
+                        options: options,
+                        excluded: flagged
+                    )
+                    let body = FleetPooling.body(calibrations: calibrations, accuracy: accuracy)
+                    let previous = try await fleet.latestVersion().flatMap { try? JSONValue.parse(Array($0.body.utf8)) }
+                    let changes = Self.changes(from: previous, to: body)
+                    let version = try await fleet.writeVersion(
+                        body: body.serialized(),
+                        changes: changes.serialized()
+                    )
+                    return (version, body, changes, runs.count)
+                }
+                if json { return printJSON(.fields(["version": .int(Int(result.0)), "body": result.1])) }
+                print("fleet version \(result.0) from \(result.3) runs")
+                if case let .array(items)? = result.2["changed"] {
+                    for item in items { print("  \(item.stringValue ?? "")") }
+                }
+                if case let .array(flagged)? = result.1["flagged"], !flagged.isEmpty {
+                    print("  flagged: \(flagged.compactMap(\.stringValue).joined(separator: ", "))")
+                }
+            }
+        }
+
+        /// What a version changed against the one before: latency ratios by more than 1 %, accuracy by more than a
+        /// point, robots flagged or cleared.
+        static func changes(from previous: JSONValue?, to next: JSONValue) -> JSONValue {
+            var changed: [String] = []
+            func index(_ body: JSONValue?, _ key: String, _ id: (JSONValue) -> String) -> [String: JSONValue] {
+                guard case let .array(items)? = body?[key] else { return [:] }
+                return Dictionary(items.map { (id($0), $0) }, uniquingKeysWith: { first, _ in first })
+            }
+            let calibrationID: (JSONValue) -> String = {
+                "\($0["deviceClass"]?.stringValue ?? "") \($0["model"]?.stringValue ?? "")/\($0["quantization"]?.stringValue ?? "")"
+            }
+            let old = index(previous?["body"] ?? previous, "calibrations", calibrationID)
+            for (id, item) in index(next, "calibrations", calibrationID).sorted(by: { $0.key < $1.key }) {
+                let ratio = item["latencyRatio"]?.doubleValue ?? 1
+                let before = old[id]?["latencyRatio"]?.doubleValue
+                if before == nil || abs(ratio / before! - 1) > 0.01 {
+                    changed.append(
+                        "\(id): latency \(String(format: "%.3f", ratio))x predicted\(before.map { String(format: " (was %.3fx)", $0) } ?? " (new)")"
+                    )
+                }
+            }
+            let accuracyID: (JSONValue) -> String = {
+                "\($0["task"]?.stringValue ?? "") \($0["model"]?.stringValue ?? "")/\($0["quantization"]?.stringValue ?? "") \($0["mode"]?.stringValue ?? "") x\($0["parallel"]?.intValue ?? 1)"
+            }
+            let oldAccuracy = index(previous?["body"] ?? previous, "accuracy", accuracyID)
+            for (id, item) in index(next, "accuracy", accuracyID).sorted(by: { $0.key < $1.key }) {
+                let value = item["accuracy"]?.doubleValue ?? 0
+                let before = oldAccuracy[id]?["accuracy"]?.doubleValue
+                if before == nil || abs(value - before!) > 0.01 {
+                    changed.append(
+                        "\(id): accuracy \(String(format: "%.1f", value * 100)) %\(before.map { String(format: " (was %.1f %%)", $0 * 100) } ?? " (new)")"
+                    )
+                }
+            }
+            let flaggedBefore = Set(
+                ((previous?["body"] ?? previous)?["flagged"]?.arrayValue ?? []).compactMap(\.stringValue)
+            )
+            let flaggedNow = Set((next["flagged"]?.arrayValue ?? []).compactMap(\.stringValue))
+            for robot in flaggedNow.subtracting(flaggedBefore).sorted() { changed.append("\(robot) flagged") }
+            for robot in flaggedBefore.subtracting(flaggedNow).sorted() { changed.append("\(robot) agrees again") }
+            return .fields(["changed": .array(changed.map(JSONValue.string))])
+        }
+    }
+
+    struct FleetStatus: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Robots, their upload lag and last error, the flagged ones, and the fleet's versions."
+        )
+        @OptionGroup var store: Connection
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await FleetCommand.reporting {
+                let (robots, versions, latest) = try await FleetStore.with(
+                    try store.connection(),
+                    logger: FleetCommand.logger
+                ) { fleet in
+                    (try await fleet.robots(), try await fleet.versions(limit: 5), try await fleet.latestVersion())
+                }
+                let body = latest.flatMap { try? JSONValue.parse(Array($0.body.utf8)) }
+                let flagged = Set((body?["flagged"]?.arrayValue ?? []).compactMap(\.stringValue))
+                let robotsJSON: [JSONValue] = robots.map { robot in
+                    .fields([
+                        "robot": .string(robot.robot), "deviceClass": .string(robot.deviceClass),
+                        "label": robot.label.map(JSONValue.string) ?? .null,
+                        "runs": .int(Int(robot.runs)), "runsLag": .int(Int(max(0, robot.localRuns - robot.runs))),
+                        "outcomes": .int(Int(robot.outcomes)),
+                        "outcomesLag": .int(Int(max(0, robot.localOutcomes - robot.outcomes))),
+                        "lastUploadAgoS": robot.lastUploadAgoS.map(JSONValue.number) ?? .null,
+                        "lastError": robot.lastError.map(JSONValue.string) ?? .null,
+                        "flagged": .bool(flagged.contains(robot.robot)),
+                    ])
+                }
+                let versionsJSON: [JSONValue] = versions.map { version in
+                    .fields([
+                        "version": .int(Int(version.version)), "ageS": .number(version.createdAgoS),
+                        "changes": (try? JSONValue.parse(Array(version.changes.utf8))) ?? .null,
+                    ])
+                }
+                if json { return printJSON(.fields(["robots": .array(robotsJSON), "versions": .array(versionsJSON)])) }
+                print("\(robots.count) robots, \(flagged.count) flagged")
+                for robot in robots {
+                    let ago = robot.lastUploadAgoS.map { "\(Int($0)) s ago" } ?? "never"
+                    print(
+                        "  \(robot.robot.padded(20)) \(robot.deviceClass.padded(24)) runs \(robot.runs) (lag \(max(0, robot.localRuns - robot.runs))), outcomes \(robot.outcomes) (lag \(max(0, robot.localOutcomes - robot.outcomes))), uploaded \(ago)\(flagged.contains(robot.robot) ? ", FLAGGED" : "")\(robot.lastError.map { ", last error: \($0)" } ?? "")"
+                    )
+                }
+                for version in versions {
+                    let changes = (try? JSONValue.parse(Array(version.changes.utf8)))?["changed"]?.arrayValue ?? []
+                    print("  version \(version.version), \(Int(version.createdAgoS)) s ago: \(changes.count) changes")
+                }
+            }
+        }
+    }
+}

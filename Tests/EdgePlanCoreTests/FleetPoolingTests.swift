@@ -1,0 +1,86 @@
+import Testing
+
+@testable import EdgePlanCore
+
+/// The fleet's pooling: robust calibration with robot effects and flags, accuracy evidence bounded per robot.
+struct FleetPoolingTests {
+    static func runs(_ robot: String, ratio: Double, count: Int = 10) -> [FleetPooling.Run] {
+        (0..<count).map { index in
+            FleetPooling.Run(
+                robot: robot,
+                deviceClass: "orin",
+                model: "m",
+                quantization: "fp16",
+                parallel: 1,
+                inputTokens: 100,
+                outputTokens: 100 + index,
+                latencyS: ratio * Double(100 + index)
+            )
+        }
+    }
+
+    @Test func aRobotFifteenPercentSlowIsFlaggedAndLeftOut() throws {
+        let all =
+            Self.runs("a", ratio: 1.0) + Self.runs("b", ratio: 1.02) + Self.runs("c", ratio: 0.99)
+            + Self.runs("slow", ratio: 1.15)
+        let pooled = try #require(FleetPooling.calibrations(all) { Double($0.outputTokens) }.first)
+        #expect(pooled.flagged == ["slow"])
+        #expect(pooled.pooledRobots == 3 && pooled.runs == 30)
+        #expect(abs(pooled.ratio - 1.0) < 1e-9)
+        #expect(abs(pooled.effects["slow"]! - 1.15) < 1e-9)
+        // Without the slow robot the pooled ratio is the same: it moved the others by nothing.
+        let honest = try #require(
+            FleetPooling.calibrations(all.filter { $0.robot != "slow" }) { Double($0.outputTokens) }.first
+        )
+        #expect(honest.ratio == pooled.ratio)
+    }
+
+    @Test func tooFewRunsDoNotCount() {
+        let pooled = FleetPooling.calibrations(Self.runs("a", ratio: 1.0, count: 4)) { Double($0.outputTokens) }
+        #expect(pooled.isEmpty)
+    }
+
+    static func tally(_ robot: String, _ successes: Int, _ trials: Int) -> FleetPooling.Tally {
+        FleetPooling.Tally(
+            robot: robot,
+            taskClass: "t",
+            model: "m",
+            quantization: "fp16",
+            mode: "direct",
+            successes: successes,
+            trials: trials
+        )
+    }
+
+    @Test func noRobotMovesAPooledAccuracyByMoreThanTheBound() throws {
+        let honest = [Self.tally("a", 180, 300), Self.tally("b", 180, 300), Self.tally("c", 180, 300)]
+        let optimist = try #require(FleetPooling.accuracy(honest + [Self.tally("liar", 4000, 4000)]).first)
+        #expect(abs(optimist.accuracy - 0.65) < 1e-9 && optimist.bounded["liar"]! > 0.05)
+        // Its volume is capped at 400 outcomes first.
+        #expect(abs(optimist.trials - 1300) < 1e-9)
+        let pessimist = try #require(FleetPooling.accuracy(honest + [Self.tally("liar", 0, 400)]).first)
+        #expect(abs(pessimist.accuracy - 0.55) < 1e-9)
+        let agreeing = try #require(FleetPooling.accuracy(honest + [Self.tally("d", 120, 200)]).first)
+        #expect(agreeing.bounded.isEmpty && abs(agreeing.accuracy - 0.6) < 1e-9)
+        // A flagged robot is left out altogether.
+        let excluded = try #require(
+            FleetPooling.accuracy(honest + [Self.tally("liar", 400, 400)], excluded: ["liar"]).first
+        )
+        #expect(excluded.robots == 3 && abs(excluded.accuracy - 0.6) < 1e-9)
+    }
+
+    @Test func theFleetSectionOfAPolicyNeverHoldsAPassword() throws {
+        let policy = try PolicyDecoder.decode(
+            "kind: policy\nfleet:\n  host: fleet.example\n  user: r1\n  password_file: /etc/edgeplan/pw\n",
+            file: "p.yaml"
+        )
+        #expect(policy.fleet == FleetPolicy(host: "fleet.example", user: "r1", passwordFile: "/etc/edgeplan/pw"))
+        #expect(throws: EdgePlanError.self) {
+            try PolicyDecoder.decode("kind: policy\nfleet:\n  host: h\n  user: r1\n  password: x\n", file: "p.yaml")
+        }
+        #expect(throws: EdgePlanError.self) {
+            try PolicyDecoder.decode("kind: policy\nfleet:\n  host: h\n  user: r1\n  tls: sometimes\n", file: "p.yaml")
+        }
+        #expect(try PolicyDecoder.decode("kind: policy\n", file: "p.yaml").fleet == nil)
+    }
+}

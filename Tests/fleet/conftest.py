@@ -1,0 +1,86 @@
+"""A real PostgreSQL for the fleet tests: Debian's server, initialized in a temporary directory with initdb and
+started with pg_ctl on a Unix socket only (no TCP), password authentication (scram-sha-256) for every role."""
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EDGEPLAN = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
+OWNER = "fleet_owner"
+
+
+def server_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(path.split("/")[4]))
+    assert found, "PostgreSQL's server is not installed (scripts/setup.sh --tests installs Debian's postgresql)"
+    return os.path.dirname(found[-1])
+
+
+class Postgres:
+    """A PostgreSQL cluster of the test's own; as root, its processes run as the postgres user (initdb refuses root)."""
+
+    def __init__(self, directory, port):
+        self.directory = directory
+        self.port = port
+        self.bin = server_bin()
+        self.socket_dir = os.path.join(directory, "sock")
+        self.data = os.path.join(directory, "data")
+        self.owner_password_file = os.path.join(directory, "owner-password")
+        os.makedirs(self.socket_dir)
+        with open(self.owner_password_file, "w") as handle:
+            handle.write("owner-secret\n")
+        if os.geteuid() == 0:
+            shutil.chown(directory, "postgres", "postgres")
+            shutil.chown(self.socket_dir, "postgres", "postgres")
+            shutil.chown(self.owner_password_file, "postgres", "postgres")
+        self.as_server([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", OWNER, "--auth-local=scram-sha-256",
+                        "--auth-host=scram-sha-256", f"--pwfile={self.owner_password_file}"])
+        self.start()
+        self.psql("CREATE DATABASE edgeplan_fleet", database="postgres")
+
+    def as_server(self, command):
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--"] + command
+        subprocess.run(command, check=True, capture_output=True, text=True)
+
+    def start(self):
+        self.as_server([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.directory, "log"),
+                        "-o", f"-k {self.socket_dir} -c listen_addresses='' -p {self.port}", "-w", "start"])
+
+    def stop(self, mode="fast"):
+        self.as_server([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "stop"])
+
+    def psql(self, sql, user=OWNER, password="owner-secret", database="edgeplan_fleet", check=True):
+        """Runs SQL as a role; returns psql's result (unaligned, tuples only)."""
+        env = dict(os.environ, PGPASSWORD=password)
+        result = subprocess.run(["psql", "-h", self.socket_dir, "-p", str(self.port), "-U", user, "-d", database,
+                                 "-v", "ON_ERROR_STOP=1", "-At", "-c", sql], capture_output=True, text=True, env=env)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    def admin_args(self):
+        return ["--host", self.socket_dir, "--port", str(self.port), "--user", OWNER, "--password-file",
+                self.owner_password_file]
+
+
+@pytest.fixture
+def postgres():
+    directory = tempfile.mkdtemp(prefix="ep-fleet-", dir="/tmp")
+    server = Postgres(directory, 54000 + os.getpid() % 1000)
+    yield server
+    try:
+        server.stop("immediate")
+    except subprocess.CalledProcessError:
+        pass
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def edgeplan(*args, check=True, timeout=120):
+    result = subprocess.run([EDGEPLAN, *args], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result

@@ -1,0 +1,254 @@
+"""The fleet on a real PostgreSQL: robots (real daemons) upload their runs and outcomes with `edgeplan fleet sync`,
+`fleet aggregate` pools them and flags the robot that differs, each robot's role sees and writes only its own rows,
+and link cuts in the middle of uploads lose and duplicate nothing."""
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+import varlink
+
+from conftest import EDGEPLAN, edgeplan
+
+CUTS = int(os.environ.get("EDGEPLAN_FLEET_CUTS", "20"))
+CLASS = "jetson-agx-orin-64gb"
+_predicted = {}
+
+
+def predicted_ms(model, quantization, parallel, tokens, input_tokens=256):
+    """The bundled profile's latency for a run, as the aggregate predicts it."""
+    key = (model, quantization, parallel, tokens, input_tokens)
+    if key not in _predicted:
+        _predicted[key] = json.loads(edgeplan("predict", "--model", model, "--quant", quantization, "--input", str(input_tokens),
+                                              "--output", str(tokens), "--parallel", str(parallel), "--json").stdout)["latencyMs"]
+    return _predicted[key]
+
+
+class Robot:
+    """A robot: its role in the fleet, a real daemon with a state directory, and a policy with a fleet: section."""
+
+    def __init__(self, postgres, root, name):
+        self.name = name
+        self.directory = os.path.join(root, name)
+        os.makedirs(self.directory)
+        self.state = os.path.join(self.directory, "state")
+        self.socket = os.path.join(self.directory, "planner.sock")
+        self.password_file = os.path.join(self.directory, "fleet-password")
+        with open(self.password_file, "w") as handle:
+            handle.write(f"{name}-secret\n")
+        self.policy = os.path.join(self.directory, "policy.yaml")
+        with open(self.policy, "w") as handle:
+            handle.write(f"kind: policy\nfleet:\n  host: {postgres.socket_dir}\n  port: {postgres.port}\n  user: {name}\n"
+                         f"  password_file: {self.password_file}\n  batch_size: 16\n")
+        edgeplan("fleet", "add-robot", name, "--robot-password-file", self.password_file, "--device-class", CLASS,
+                 *postgres.admin_args())
+        self.process = subprocess.Popen([EDGEPLAN, "serve", "--socket", self.socket, "--policy", self.policy, "--state-dir",
+                                         self.state, "--rails", "none"], stderr=subprocess.DEVNULL)
+        for _ in range(400):
+            if os.path.exists(self.socket):
+                break
+            time.sleep(0.05)
+
+    def report(self, count, slow=1.0, accuracy=0.6, seed=1):
+        """Plans and reports `count` runs, `slow` times the bundled profile's latency, right with chance `accuracy`."""
+        rng = random.Random(seed)
+        with varlink.Client(address="unix:" + self.socket).open("io.edgeplan.Planner") as planner:
+            for _ in range(count):
+                plan = planner.Plan(task="mmlu-redux", deadlineMs=8000.0, inputTokens=256)["plan"]
+                tokens = 100
+                latency = predicted_ms(plan["model"], plan["quantization"], plan["parallel"], tokens) * slow
+                reply = planner.Report(requestId=plan["requestId"], latencyMs=latency, correct=rng.random() < accuracy,
+                                       sampleOutputTokens=[tokens] * plan["parallel"])
+                assert reply["accepted"], reply
+
+    def local_counts(self):
+        with sqlite3.connect(os.path.join(self.state, "observations.sqlite")) as db:
+            return db.execute("SELECT count(*), coalesce(max(id), 0) FROM run").fetchone(), \
+                db.execute("SELECT count(*) FROM outcome").fetchone()[0]
+
+    def sync(self, check=True):
+        return edgeplan("fleet", "sync", "--once", "--policy", self.policy, "--state-dir", self.state, check=check)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def robots(postgres, tmp_path):
+    edgeplan("fleet", "init", *postgres.admin_args())
+    made = []
+
+    def make(name):
+        robot = Robot(postgres, str(tmp_path), name)
+        made.append(robot)
+        return robot
+    yield make
+    for robot in made:
+        robot.stop()
+
+
+def aggregate(postgres):
+    return json.loads(edgeplan("fleet", "aggregate", *postgres.admin_args(), "--json").stdout)
+
+
+def calibration(body, model="DSR1-Qwen-1.5B"):
+    return next(item for item in body["calibrations"] if item["model"] == model and item["deviceClass"] == CLASS)
+
+
+def test_robots_upload_and_the_one_that_differs_is_flagged(postgres, robots):
+    """Three daemons report; the third runs 15 % slower (a blocked fan). After sync the fleet holds exactly each
+    robot's rows; the aggregate flags the slow one, and the pooled calibration of the others moves by under 2 %."""
+    fleet = [robots("r1"), robots("r2"), robots("r3")]
+    fleet[0].report(40, seed=1)
+    fleet[1].report(40, seed=2)
+    for robot in fleet[:2]:
+        robot.sync()
+    before = calibration(aggregate(postgres)["body"])
+    fleet[2].report(40, slow=1.15, seed=3)
+    fleet[2].sync()
+    body = aggregate(postgres)["body"]
+    after = calibration(body)
+    for robot in fleet:
+        (runs, _), outcomes = robot.local_counts()
+        stored = postgres.psql(f"SELECT count(*), count(DISTINCT seq) FROM runs WHERE robot = '{robot.name}'").stdout.split("|")
+        assert [int(value) for value in stored] == [runs, runs], (robot.name, stored, runs)
+        assert int(postgres.psql(f"SELECT count(*) FROM outcomes WHERE robot = '{robot.name}'").stdout) == outcomes
+    moved = abs(after["latencyRatio"] / before["latencyRatio"] - 1)
+    print(f"pooled latency ratio {before['latencyRatio']:.4f} before r3, {after['latencyRatio']:.4f} after "
+          f"({moved * 100:.2f} % moved); r3's effect {after['effects']['r3']:.3f}; flagged {body['flagged']}")
+    assert after["flagged"] == ["r3"] and body["flagged"] == ["r3"]
+    assert moved < 0.02 and abs(after["effects"]["r3"] - 1.15) < 0.03
+    assert not any(group["bounded"].get("r3") for group in body["accuracy"])
+    status = json.loads(edgeplan("fleet", "status", *postgres.admin_args(), "--json").stdout)
+    rows = {robot["robot"]: robot for robot in status["robots"]}
+    assert rows["r3"]["flagged"] and not rows["r1"]["flagged"]
+    assert all(robot["runsLag"] == 0 and robot["outcomesLag"] == 0 and robot["lastError"] is None for robot in rows.values())
+    assert "r3 flagged" in status["versions"][0]["changes"]["changed"]
+    text = edgeplan("fleet", "status", *postgres.admin_args()).stdout
+    assert "3 robots, 1 flagged" in text and "FLAGGED" in text
+    # The robots pull the version: it lands in their state directory.
+    fleet[0].sync()
+    pulled = json.load(open(os.path.join(fleet[0].state, "fleet-version.json")))
+    assert pulled["version"] == status["versions"][0]["version"] and pulled["body"]["flagged"] == ["r3"]
+
+
+def test_each_robot_writes_and_reads_only_its_own_rows(postgres, robots):
+    r1, r2 = robots("r1"), robots("r2")
+    r1.report(3)
+    r2.report(3)
+    r1.sync()
+    r2.sync()
+    as_r1 = dict(user="r1", password="r1-secret", check=False)
+    own = r1.local_counts()[0][0]
+    assert postgres.psql("SELECT count(*) FROM runs", **as_r1).stdout.strip() == str(own)
+    assert postgres.psql("SELECT robot FROM robots", **as_r1).stdout.strip() == "r1"
+    forged = postgres.psql("INSERT INTO runs (robot, seq, time, model, quantization, mode, parallel, input_tokens, "
+                           "output_tokens, latency_s, device_class) VALUES ('r2', 999, 0, 'm', 'fp16', 'direct', 1, 1, 1, 1, 'x')",
+                           **as_r1)
+    assert forged.returncode != 0 and "row-level security" in forged.stderr, forged.stderr
+    for sql in ["INSERT INTO fleet_versions (body, changes) VALUES ('{}', '{}')", "UPDATE runs SET latency_s = 0",
+                "DELETE FROM runs", "UPDATE robots SET device_class = 'other'"]:
+        refused = postgres.psql(sql, **as_r1)
+        assert refused.returncode != 0 and "permission denied" in refused.stderr, (sql, refused.stderr)
+    # Nothing of r2's changed.
+    assert int(postgres.psql("SELECT count(*) FROM runs WHERE robot = 'r2'").stdout) == r2.local_counts()[0][0]
+
+
+def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):
+    """PostgreSQL is stopped (immediately, as a crash or a cut cable would) and restarted while the robot keeps
+    reporting and the sync service keeps uploading in batches of 16; afterwards the fleet holds every row once."""
+    robot = robots("r1")
+    stop = threading.Event()
+
+    def keep_reporting():
+        seed = 0
+        while not stop.is_set():
+            seed += 1
+            robot.report(5, seed=seed)
+    reporter = threading.Thread(target=keep_reporting)
+    reporter.start()
+    service = subprocess.Popen([EDGEPLAN, "fleet", "sync", "--policy", robot.policy, "--state-dir", robot.state,
+                                "--interval", "100ms"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rng = random.Random(5)
+    errors_seen = 0
+    try:
+        for _ in range(CUTS):
+            time.sleep(rng.uniform(0.2, 0.6))
+            postgres.stop("immediate")
+            time.sleep(rng.uniform(0.1, 0.4))
+            state = json.load(open(os.path.join(robot.state, "fleet-sync.json")))
+            errors_seen += state["lastError"] is not None
+            postgres.start()
+    finally:
+        stop.set()
+        reporter.join(60)
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=20)
+    robot.sync()
+    (runs, last), outcomes = robot.local_counts()
+    count, distinct, top = [int(value) for value in
+                            postgres.psql("SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0) FROM runs").stdout.split("|")]
+    stored_outcomes = int(postgres.psql("SELECT count(*) FROM outcomes").stdout)
+    print(f"{CUTS} cuts, {runs} runs and {outcomes} outcomes on the robot: fleet holds {count} runs ({count - distinct} "
+          f"duplicated, {runs - count} lost) and {stored_outcomes} outcomes; the service met the cut "
+          f"{stderr.count('fleet sync:')} times ({errors_seen} seen in its state file)")
+    assert runs > 50 and count == distinct == runs and top == last and stored_outcomes == outcomes
+
+
+def insert_as(postgres, robot, sql):
+    result = postgres.psql(sql, user=robot, password=f"{robot}-secret")
+    return result
+
+
+def test_a_lying_robot_moves_the_fleet_no_more_than_the_bound(postgres, robots):
+    """Three honest robots are right 60 % of the time; a fourth claims it is always right (or never), 400 times. No
+    one robot moves the pooled accuracy by more than 5 points. One that reports a third of its true latencies is
+    flagged, and the others' calibration holds."""
+    names = ["r1", "r2", "r3", "r4"]
+    for name in names:
+        robots(name)
+    latency = predicted_ms("DSR1-Qwen-1.5B", "fp16", 4, 100) / 1000
+
+    def upload(name, successes, trials, ratio):
+        insert_as(postgres, name, f"""
+            INSERT INTO outcomes (seq, time, task_class, model, quantization, mode, budget_tokens, capped, parallel,
+              correct, sample_output_tokens)
+            SELECT g, g, 'mmlu-redux', 'DSR1-Qwen-1.5B', 'fp16', 'hard', 256, true, 4, g <= {successes}, '100,100,100,100'
+            FROM generate_series(1, {trials}) g""")
+        insert_as(postgres, name, f"""
+            INSERT INTO runs (seq, time, model, quantization, mode, parallel, input_tokens, output_tokens, latency_s,
+              device_class)
+            SELECT g, g, 'DSR1-Qwen-1.5B', 'fp16', 'hard', 4, 256, 100, {latency * ratio} * (1 + 0.01 * (g % 3)), '{CLASS}'
+            FROM generate_series(1, 30) g""")
+    for name in names[:3]:
+        upload(name, 180, 300, 1.0)
+    honest = 0.6
+    upload("r4", 400, 400, 1 / 3)
+    body = aggregate(postgres)["body"]
+    group = next(item for item in body["accuracy"] if item["model"] == "DSR1-Qwen-1.5B")
+    runs = calibration(body)
+    print(f"optimistic liar: pooled {group['accuracy']:.3f} against honest {honest:.3f} (bounded {group['bounded']}); "
+          f"its latencies at a third: flagged {runs['flagged']}, pooled ratio {runs['latencyRatio']:.4f}")
+    # Flagged for its latencies, r4 is left out of the accuracy too; unflagged, its influence is bounded.
+    assert runs["flagged"] == ["r4"] and abs(runs["latencyRatio"] / 1.01 - 1) < 0.02
+    assert abs(group["accuracy"] - honest) <= 0.05 + 1e-9
+    postgres.psql("TRUNCATE runs, outcomes")
+    for name in names[:3]:
+        upload(name, 180, 300, 1.0)
+    upload("r4", 400, 400, 1.0)
+    group = next(item for item in aggregate(postgres)["body"]["accuracy"] if item["model"] == "DSR1-Qwen-1.5B")
+    assert group["bounded"].get("r4", 0) > 0.05 and abs(group["accuracy"] - (honest + 0.05)) < 1e-6, group
+    postgres.psql("TRUNCATE runs, outcomes")
+    for name in names[:3]:
+        upload(name, 180, 300, 1.0)
+    upload("r4", 0, 400, 1.0)
+    group = next(item for item in aggregate(postgres)["body"]["accuracy"] if item["model"] == "DSR1-Qwen-1.5B")
+    print(f"pessimistic liar: pooled {group['accuracy']:.3f} against honest {honest:.3f}")
+    assert group["bounded"].get("r4", 0) < -0.05 and abs(group["accuracy"] - (honest - 0.05)) < 1e-6, group
