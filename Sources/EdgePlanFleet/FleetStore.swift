@@ -386,17 +386,18 @@ public struct FleetStore: Sendable {
     public func outcomesForPooling() async throws -> [FleetPooling.Tally] {
         let rows = try await connection.query(
             """
-            SELECT robot, task_class, model, quantization, mode, parallel,
+            SELECT robot, task_class, model, quantization, mode, coalesce(budget_tokens, -1), capped, parallel,
               count(*) FILTER (WHERE correct)::int, count(*)::int
             FROM outcomes WHERE correct IS NOT NULL
-            GROUP BY robot, task_class, model, quantization, mode, parallel ORDER BY 1, 2, 3, 4, 5, 6
+            GROUP BY robot, task_class, model, quantization, mode, budget_tokens, capped, parallel
+            ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
             """,
             logger: logger
         )
         var tallies: [FleetPooling.Tally] = []
-        for try await (robot, task, model, quantization, mode, parallel, successes, trials) in rows.decode(
-            (String, String, String, String, String, Int, Int, Int).self
-        ) {
+        for try await (robot, task, model, quantization, mode, budget, capped, parallel, successes, trials)
+            in rows.decode((String, String, String, String, String, Int, Bool, Int, Int, Int).self)
+        {
             tallies.append(
                 FleetPooling.Tally(
                     robot: robot,
@@ -404,6 +405,8 @@ public struct FleetStore: Sendable {
                     model: model,
                     quantization: quantization,
                     mode: mode,
+                    budgetTokens: budget < 0 ? nil : budget,
+                    capped: capped,
                     parallel: parallel,
                     successes: successes,
                     trials: trials

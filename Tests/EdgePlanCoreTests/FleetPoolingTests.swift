@@ -84,3 +84,24 @@ struct FleetPoolingTests {
         #expect(try PolicyDecoder.decode("kind: policy\n", file: "p.yaml").fleet == nil)
     }
 }
+
+/// A fleet version as a robot's prior: bounded pseudo-outcomes from one reserved peer.
+struct FleetPriorTests {
+    @Test func aVersionBecomesBoundedPseudoOutcomes() throws {
+        let body = try JSONValue.parse(
+            Array(
+                #"{"accuracy": [{"task": "grasp-plan", "model": "Qwen2.5-7B-it", "quantization": "fp16", "mode": "direct", "budgetTokens": null, "capped": false, "parallel": 1, "accuracy": 0.3, "trials": 900, "robots": 3, "bounded": {}}, {"task": "t", "model": "m", "quantization": "fp16", "mode": "direct", "parallel": 1, "accuracy": 0.5, "trials": 10}, {"task": "t", "model": "m", "quantization": "nope", "mode": "direct", "accuracy": 0.5, "trials": 10}]}"#
+                    .utf8
+            )
+        )
+        let outcomes = FleetPrior.outcomes(body)
+        let grasp = outcomes.filter { $0.taskClass == "grasp-plan" }
+        #expect(grasp.count == FleetPrior.maxWeight)
+        #expect(grasp.filter { $0.correct == true }.count == 60)
+        #expect(grasp.allSatisfy { $0.peer == FleetPrior.peer && $0.sampleOutputTokens.isEmpty })
+        // Interleaved: the first half says what the whole says.
+        #expect(grasp.prefix(100).filter { $0.correct == true }.count == 30)
+        // A small group counts its own trials; an unknown quantization is skipped.
+        #expect(outcomes.count == FleetPrior.maxWeight + 10)
+    }
+}

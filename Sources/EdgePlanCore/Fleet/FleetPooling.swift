@@ -46,6 +46,8 @@ public enum FleetPooling {
         public var model: String
         public var quantization: String
         public var mode: String
+        public var budgetTokens: Int?
+        public var capped: Bool
         public var parallel: Int
         public var successes: Int
         public var trials: Int
@@ -56,6 +58,8 @@ public enum FleetPooling {
             model: String,
             quantization: String,
             mode: String,
+            budgetTokens: Int? = nil,
+            capped: Bool = false,
             parallel: Int = 1,
             successes: Int,
             trials: Int
@@ -65,6 +69,8 @@ public enum FleetPooling {
             self.model = model
             self.quantization = quantization
             self.mode = mode
+            self.budgetTokens = budgetTokens
+            self.capped = capped
             self.parallel = parallel
             self.successes = successes
             self.trials = trials
@@ -102,6 +108,8 @@ public enum FleetPooling {
         public var model: String
         public var quantization: String
         public var mode: String
+        public var budgetTokens: Int?
+        public var capped: Bool
         public var parallel: Int
         public var accuracy: Double
         /// The evidence behind it, after each robot's cap.
@@ -173,10 +181,14 @@ public enum FleetPooling {
             var model: String
             var quantization: String
             var mode: String
+            var budget: Int
+            var capped: Bool
             var parallel: Int
             static func < (a: Key, b: Key) -> Bool {
-                (a.task, a.model, a.quantization, a.mode, a.parallel)
-                    < (b.task, b.model, b.quantization, b.mode, b.parallel)
+                if (a.task, a.model, a.quantization, a.mode) != (b.task, b.model, b.quantization, b.mode) {
+                    return (a.task, a.model, a.quantization, a.mode) < (b.task, b.model, b.quantization, b.mode)
+                }
+                return (a.budget, a.capped ? 1 : 0, a.parallel) < (b.budget, b.capped ? 1 : 0, b.parallel)
             }
         }
         var groups: [Key: [String: (Double, Double)]] = [:]
@@ -188,6 +200,8 @@ public enum FleetPooling {
                 model: tally.model,
                 quantization: tally.quantization,
                 mode: tally.mode,
+                budget: tally.budgetTokens ?? -1,
+                capped: tally.capped,
                 parallel: tally.parallel
             )
             let current = groups[key, default: [:]][tally.robot] ?? (0, 0)
@@ -217,6 +231,8 @@ public enum FleetPooling {
                 model: key.model,
                 quantization: key.quantization,
                 mode: key.mode,
+                budgetTokens: key.budget < 0 ? nil : key.budget,
+                capped: key.capped,
                 parallel: key.parallel,
                 accuracy: accuracy,
                 trials: trials,
@@ -247,6 +263,7 @@ public enum FleetPooling {
                     .fields([
                         "task": .string(group.taskClass), "model": .string(group.model),
                         "quantization": .string(group.quantization), "mode": .string(group.mode),
+                        "budgetTokens": group.budgetTokens.map(JSONValue.int) ?? .null, "capped": .bool(group.capped),
                         "parallel": .int(group.parallel), "accuracy": .number(group.accuracy),
                         "trials": .number(group.trials),
                         "robots": .int(group.robots),

@@ -18,6 +18,8 @@ public final class PlannerService: Sendable {
     public static let reloadFailedMessageID = "d3c2b1a0f9e84d7c6b5a4f3e2d1c0b9a"
     /// MESSAGE_ID of "learned outcome changed a decision" journal entries.
     public static let learnedShiftMessageID = "5d2e8f1a3b6c4d7e9f0a1b2c3d4e5f60"
+    /// MESSAGE_ID of "fleet version changed a decision" journal entries.
+    public static let fleetShiftMessageID = "7c1d2e3f4a5b4c6d8e9f0a1b2c3d4e5f"
     /// MESSAGE_ID of "optimistic evidence held back" journal entries.
     public static let optimismHeldBackMessageID = "5b0f3c0e9d6a4e1f8a7c2b9d4e6f1a3c"
     /// MESSAGE_ID of "reports refused" journal entries (a peer found implausible).
@@ -400,6 +402,33 @@ public final class PlannerService: Sendable {
             return learner.overlay
         }
         swapOverlay(overlay, basedOn: planner)
+    }
+
+    /// Learns everything again from `outcomes` (a new fleet version first, then the robot's own), and journals each
+    /// task class whose decision changed.
+    public func relearn(_ outcomes: [LearningOutcome], fleetVersion: Int) {
+        let planner = self.planner
+        let before = planner.taskClasses.map { ($0, Self.probe(planner, $0)) }
+        let overlay = learner.withLock { learner in
+            learner = Learner(policy: planner.policy.learning)
+            for outcome in outcomes { learner.learn(outcome, planner: planner) }
+            return learner.overlay
+        }
+        let fresh = swapOverlay(overlay, basedOn: planner)
+        for (task, old) in before {
+            guard let old, let new = Self.probe(fresh, task),
+                old.configuration != new.configuration || abs(old.accuracy - new.accuracy) > 0.02
+            else { continue }
+            logger.notice(
+                "fleet version changed a decision",
+                metadata: [
+                    "MESSAGE_ID": "\(Self.fleetShiftMessageID)", "task": "\(task)",
+                    "before": "\(old.configuration)", "before_accuracy": "\(Self.decimal(old.accuracy))",
+                    "after": "\(new.configuration)", "after_accuracy": "\(Self.decimal(new.accuracy))",
+                    "fleet_version": "\(fleetVersion)",
+                ]
+            )
+        }
     }
 
     /// The learner's state, for `Status`.

@@ -132,6 +132,8 @@ public enum PlannerInterface {
           warnings: ?[]string)
 
         # Version, uptime, loaded profile and policy, counters (errorsByKind: errors by the error's name);
+        # fleet: the fleet version learned as the prior (version, priorOutcomes) and what `edgeplan fleet sync`
+        # last wrote (sync: lastSuccess, lastError, what it sent and the lag before); absent without a fleet.
         # exploration: the policy's (mode, maxLoss, rate, expectedLossCap) and what it did (explored plans,
         # exploredShare of all plans, meanLossPerPlan: expected accuracy given up, a fraction); calibration
         # state, age and error per model; learning: posteriors per task class and model-and-mode group (each
@@ -160,6 +162,7 @@ public enum PlannerInterface {
           journalDropped: int,
           journalFailed: int,
           exploration: object,
+          fleet: ?object,
           calibration: ?object,
           learning: object
         )

@@ -453,6 +453,7 @@ public struct VarlinkDispatcher: Sendable {
             "journalDropped": .int(service.journal?.counters.dropped ?? 0),
             "journalFailed": .int(service.journal?.counters.failed ?? 0),
             "exploration": exploration(planner.policy.explore, counters),
+            "fleet": watchdog?.fleetJSON ?? .null,
             "calibration": watchdog?.statusJSON ?? .null,
             "learning": learningStatus(),
         ])

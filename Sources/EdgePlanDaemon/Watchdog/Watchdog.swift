@@ -38,6 +38,30 @@ public final class Watchdog: Sendable {
         var installed = 0
         /// Recalibrations rolled back because other peers' runs disagreed.
         var rolledBack = 0
+        /// The fleet version learned from (written by `edgeplan fleet sync`), its pseudo-outcomes, and when the
+        /// file was last looked at.
+        var fleetVersion: Int?
+        var fleetOutcomes = 0
+        var fleetChecked = 0.0
+    }
+
+    /// How often the fleet version file is looked at, in seconds.
+    public static let fleetCheckInterval = 30.0
+
+    /// The fleet version `fleet sync` left in the state directory, and its pseudo-outcomes.
+    static func fleetPrior(_ path: String?) -> (version: Int, outcomes: [LearningOutcome])? {
+        guard let path, let data = FileManager.default.contents(atPath: path),
+            let file = try? JSONValue.parse(Array(data)), let version = file["version"]?.intValue,
+            let body = file["body"]
+        else { return nil }
+        return (version, FleetPrior.outcomes(body))
+    }
+
+    /// `fleet-version.json` beside the store.
+    var fleetFile: String? {
+        store.map {
+            URL(fileURLWithPath: $0.path).deletingLastPathComponent().appendingPathComponent("fleet-version.json").path
+        }
     }
 
     let service: PlannerService
@@ -93,9 +117,26 @@ public final class Watchdog: Sendable {
         var loop = CalibrationLoop(profile: service.planner.profile, at: now)
         if let earlier = try store?.recent(limit: loop.window * 4) { loop.seed(earlier.map(\.run)) }
         state = Mutex(State(loop: loop, base: base, lastRefit: now))
-        if let outcomes = try store?.outcomes(), !outcomes.isEmpty {
+        // The fleet's version first, as the prior; then the robot's own outcomes, which dominate once they are many.
+        let prior = Self.fleetPrior(
+            store.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().path + "/fleet-version.json" }
+        )
+        let own = try store?.outcomes() ?? []
+        if let prior {
+            state.withLock {
+                $0.fleetVersion = prior.version
+                $0.fleetOutcomes = prior.outcomes.count
+                $0.fleetChecked = now
+            }
+            logger.notice(
+                "fleet version learned as the prior",
+                metadata: ["fleet_version": "\(prior.version)", "outcomes": "\(prior.outcomes.count)"]
+            )
+        }
+        let outcomes = (prior?.outcomes ?? []) + own
+        if !outcomes.isEmpty {
             service.replay(outcomes)
-            logger.notice("learned posteriors restored", metadata: ["outcomes": "\(outcomes.count)"])
+            logger.notice("learned posteriors restored", metadata: ["outcomes": "\(own.count)"])
         }
     }
 
@@ -232,7 +273,52 @@ public final class Watchdog: Sendable {
                 return events
             }
             handle(events, at: now)
+            followFleet(at: now)
         }
+    }
+
+    /// Learns a newer fleet version when `fleet sync` has pulled one: the learner starts again from it and the
+    /// robot's own stored outcomes (on the watchdog's queue).
+    private func followFleet(at now: Double) {
+        let due = state.withLock { state -> Bool in
+            guard now - state.fleetChecked >= Self.fleetCheckInterval else { return false }
+            state.fleetChecked = now
+            return true
+        }
+        guard due, let prior = Self.fleetPrior(fleetFile),
+            prior.version != state.withLock({ $0.fleetVersion })
+        else { return }
+        let own: [LearningOutcome]
+        do { own = try store?.outcomes() ?? [] } catch {
+            storageFailed("read the stored outcomes for the fleet version", error)
+            return
+        }
+        service.relearn(prior.outcomes + own, fleetVersion: prior.version)
+        state.withLock {
+            $0.fleetVersion = prior.version
+            $0.fleetOutcomes = prior.outcomes.count
+        }
+        note("fleet version \(prior.version) learned")
+        logger.notice(
+            "fleet version learned as the prior",
+            metadata: ["fleet_version": "\(prior.version)", "outcomes": "\(prior.outcomes.count)"]
+        )
+    }
+
+    /// The fleet as the daemon sees it: the version learned and what `fleet sync` last said (its state file).
+    public var fleetJSON: JSONValue {
+        let (version, outcomes) = state.withLock { ($0.fleetVersion, $0.fleetOutcomes) }
+        let syncPath = fleetFile.map {
+            URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("fleet-sync.json").path
+        }
+        let sync = syncPath.flatMap { FileManager.default.contents(atPath: $0) }.flatMap {
+            try? JSONValue.parse(Array($0))
+        }
+        guard version != nil || sync != nil else { return .null }
+        return .fields([
+            "version": version.map(JSONValue.int) ?? .null, "priorOutcomes": .int(outcomes),
+            "sync": sync ?? .null,
+        ])
     }
 
     /// After an operator reload: judge against the freshly loaded profile.

@@ -113,6 +113,7 @@ struct FleetCommand: AsyncParsableCommand {
                 }
                 let seconds = try parseSeconds(interval, "interval")
                 let profile = try ProfileStore.load(parsed.profileDirectory)
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 let (store, _) = try ObservationStore.openOrReplace(path: "\(directory)/observations.sqlite")
                 let sync = FleetSync(
                     connection: try FleetConnection(fleet),
