@@ -168,7 +168,13 @@ public struct FleetStore: Sendable {
             "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
             "GRANT SELECT, UPDATE (last_upload, local_runs, local_outcomes, last_error) ON robots TO edgeplan_robot",
             "GRANT SELECT ON fleet_versions TO edgeplan_robot",
-        ]
+        ],
+        [
+            // The robot's own prediction of each run (its class's profile), so that per-robot medians of measured
+            // over predicted are computed in PostgreSQL and no run has to leave the server to be pooled.
+            "ALTER TABLE runs ADD COLUMN predicted_s double precision",
+            "CREATE INDEX runs_by_robot_variant ON runs (device_class, model, quantization, robot)",
+        ],
     ]
 
     /// Brings the schema to the newest migration (the database owner runs this: `edgeplan fleet init`).
@@ -249,7 +255,8 @@ public struct FleetStore: Sendable {
         runs: [ObservationStore.UploadRow],
         deviceClass: String,
         profileVersion: String,
-        powerMode: String
+        powerMode: String,
+        predictedS: (ObservationStore.UploadRow) -> Double? = { _ in nil }
     ) async throws -> Int {
         guard !runs.isEmpty else { return 0 }
         func text(_ row: ObservationStore.UploadRow, _ key: String) -> String { row.values[key]?.string ?? "" }
@@ -268,17 +275,19 @@ public struct FleetStore: Sendable {
         let energies = runs.map { real($0, "energyJ") }
         let sources = runs.map { text($0, "energySource") }
         let peers = runs.map { int($0, "peer") }
+        let predictions = runs.map { predictedS($0) ?? .nan }
         let stored = try await connection.query(
             """
             WITH inserted AS (
               INSERT INTO runs (seq, time, request_id, model, quantization, mode, parallel, input_tokens,
-                output_tokens, latency_s, energy_j, energy_source, peer, profile_version, power_mode, device_class)
+                output_tokens, latency_s, energy_j, energy_source, peer, profile_version, power_mode, device_class,
+                predicted_s)
               SELECT s, t, nullif(r, ''), m, q, mo, p, i, o, l, nullif(e, 'NaN'::float8), nullif(so, ''),
-                nullif(pe, -1), \(profileVersion), \(powerMode), \(deviceClass)
+                nullif(pe, -1), \(profileVersion), \(powerMode), \(deviceClass), nullif(pr, 'NaN'::float8)
               FROM unnest(\(seqs)::bigint[], \(times)::float8[], \(requests)::text[], \(models)::text[],
                 \(quantizations)::text[], \(modes)::text[], \(parallels)::bigint[], \(inputs)::bigint[],
                 \(outputs)::bigint[], \(latencies)::float8[], \(energies)::float8[], \(sources)::text[],
-                \(peers)::bigint[]) AS u(s, t, r, m, q, mo, p, i, o, l, e, so, pe)
+                \(peers)::bigint[], \(predictions)::float8[]) AS u(s, t, r, m, q, mo, p, i, o, l, e, so, pe, pr)
               ON CONFLICT (robot, seq) DO NOTHING RETURNING 1)
             SELECT count(*)::int FROM inserted
             """,
@@ -351,34 +360,42 @@ public struct FleetStore: Sendable {
 
     // MARK: The aggregate's reads and writes
 
-    /// Every robot's runs, for pooling calibrations: robot, class, model, quantization, parallel, input, output,
-    /// latency.
-    public func runsForPooling() async throws -> [FleetPooling.Run] {
+    /// Per robot and variant, the median of measured over predicted latency and the run count, computed by
+    /// PostgreSQL over the runs that carry the robot's prediction.
+    public func robotRatios() async throws -> [FleetPooling.RobotRatio] {
         let rows = try await connection.query(
             """
-            SELECT robot, device_class, model, quantization, parallel, input_tokens, output_tokens, latency_s
-            FROM runs ORDER BY robot, seq
+            SELECT robot, device_class, model, quantization,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s / predicted_s)::float8, count(*)::int
+            FROM runs WHERE predicted_s > 0
+            GROUP BY device_class, model, quantization, robot ORDER BY 2, 3, 4, 1
             """,
             logger: logger
         )
-        var runs: [FleetPooling.Run] = []
-        for try await (robot, deviceClass, model, quantization, parallel, input, output, latency) in rows.decode(
-            (String, String, String, String, Int, Int, Int, Double).self
+        var result: [FleetPooling.RobotRatio] = []
+        for try await (robot, deviceClass, model, quantization, ratio, runs) in rows.decode(
+            (String, String, String, String, Double, Int).self
         ) {
-            runs.append(
-                FleetPooling.Run(
+            result.append(
+                FleetPooling.RobotRatio(
                     robot: robot,
                     deviceClass: deviceClass,
                     model: model,
                     quantization: quantization,
-                    parallel: parallel,
-                    inputTokens: input,
-                    outputTokens: output,
-                    latencyS: latency
+                    medianRatio: ratio,
+                    runs: runs
                 )
             )
         }
-        return runs
+        return result
+    }
+
+    /// The number of runs the fleet holds.
+    public func runCount() async throws -> Int {
+        let rows = try await connection.query("SELECT count(*)::int FROM runs", logger: logger)
+        var count = 0
+        for try await value in rows.decode(Int.self) { count = value }
+        return count
     }
 
     /// Successes and trials per robot, task class, model, mode and parallel factor (outcomes with a verdict: a k-sample

@@ -16,6 +16,8 @@ public struct FleetSync: Sendable {
     public var batchSize: Int
     /// Where the pulled version and the sync's own state are written (the service's state directory).
     public var stateDirectory: String
+    /// The robot's prediction of a stored run on its class's profile (uploaded with it, so the fleet pools ratios).
+    public var predictedS: @Sendable (ObservationStore.UploadRow) -> Double?
 
     public init(
         connection: FleetConnection,
@@ -24,8 +26,10 @@ public struct FleetSync: Sendable {
         profileVersion: String,
         powerMode: String,
         batchSize: Int,
-        stateDirectory: String
+        stateDirectory: String,
+        predictedS: @escaping @Sendable (ObservationStore.UploadRow) -> Double? = { _ in nil }
     ) {
+        self.predictedS = predictedS
         self.connection = connection
         self.store = store
         self.deviceClass = deviceClass
@@ -60,7 +64,8 @@ public struct FleetSync: Sendable {
                     runs: batch,
                     deviceClass: deviceClass,
                     profileVersion: profileVersion,
-                    powerMode: powerMode
+                    powerMode: powerMode,
+                    predictedS: predictedS
                 )
                 runsAt = last.seq
             }

@@ -247,8 +247,9 @@ def test_a_lying_robot_moves_the_fleet_no_more_than_the_bound(postgres, robots):
             FROM generate_series(1, {trials}) g""")
         insert_as(postgres, name, f"""
             INSERT INTO runs (seq, time, model, quantization, mode, parallel, input_tokens, output_tokens, latency_s,
-              device_class)
-            SELECT g, g, 'DSR1-Qwen-1.5B', 'fp16', 'hard', 4, 256, 100, {latency * ratio} * (1 + 0.01 * (g % 3)), '{CLASS}'
+              device_class, predicted_s)
+            SELECT g, g, 'DSR1-Qwen-1.5B', 'fp16', 'hard', 4, 256, 100, {latency * ratio} * (1 + 0.01 * (g % 3)), '{CLASS}',
+              {latency}
             FROM generate_series(1, 30) g""")
     for name in names[:3]:
         upload(name, 180, 300, 1.0)

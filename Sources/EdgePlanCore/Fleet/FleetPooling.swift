@@ -126,6 +126,32 @@ public enum FleetPooling {
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
+    /// One robot's summary of one variant: the median of its runs' measured over predicted latency.
+    public struct RobotRatio: Sendable, Equatable {
+        public var robot: String
+        public var deviceClass: String
+        public var model: String
+        public var quantization: String
+        public var medianRatio: Double
+        public var runs: Int
+
+        public init(
+            robot: String,
+            deviceClass: String,
+            model: String,
+            quantization: String,
+            medianRatio: Double,
+            runs: Int
+        ) {
+            self.robot = robot
+            self.deviceClass = deviceClass
+            self.model = model
+            self.quantization = quantization
+            self.medianRatio = medianRatio
+            self.runs = runs
+        }
+    }
+
     /// Pools latency ratios; `predictedS` gives a run's predicted latency on its class's profile (nil: no prediction,
     /// the run is skipped).
     public static func calibrations(
@@ -133,6 +159,40 @@ public enum FleetPooling {
         options: Options = Options(),
         predictedS: (Run) -> Double?
     ) -> [Calibration] {
+        struct Key: Hashable {
+            var robot: String
+            var deviceClass: String
+            var model: String
+            var quantization: String
+        }
+        var ratios: [Key: [Double]] = [:]
+        for run in runs {
+            guard let predicted = predictedS(run), predicted > 0, run.latencyS > 0 else { continue }
+            let key = Key(
+                robot: run.robot,
+                deviceClass: run.deviceClass,
+                model: run.model,
+                quantization: run.quantization
+            )
+            ratios[key, default: []].append(run.latencyS / predicted)
+        }
+        return calibrations(
+            ratios.map { key, values in
+                RobotRatio(
+                    robot: key.robot,
+                    deviceClass: key.deviceClass,
+                    model: key.model,
+                    quantization: key.quantization,
+                    medianRatio: median(values),
+                    runs: values.count
+                )
+            },
+            options: options
+        )
+    }
+
+    /// Pools per-robot medians (what PostgreSQL computes for a large fleet, so that no run leaves the server).
+    public static func calibrations(_ robots: [RobotRatio], options: Options = Options()) -> [Calibration] {
         struct Key: Hashable, Comparable {
             var deviceClass: String
             var model: String
@@ -141,29 +201,28 @@ public enum FleetPooling {
                 (a.deviceClass, a.model, a.quantization) < (b.deviceClass, b.model, b.quantization)
             }
         }
-        var ratios: [Key: [String: [Double]]] = [:]
-        for run in runs {
-            guard let predicted = predictedS(run), predicted > 0, run.latencyS > 0 else { continue }
-            ratios[Key(deviceClass: run.deviceClass, model: run.model, quantization: run.quantization), default: [:]][
-                run.robot,
+        var byVariant: [Key: [RobotRatio]] = [:]
+        for robot in robots where robot.runs >= options.minRuns && robot.medianRatio.isFinite && robot.medianRatio > 0 {
+            byVariant[
+                Key(deviceClass: robot.deviceClass, model: robot.model, quantization: robot.quantization),
                 default: []
-            ].append(run.latencyS / predicted)
+            ]
+            .append(robot)
         }
-        return ratios.keys.sorted().compactMap { key in
-            let byRobot = ratios[key]!.filter { $0.value.count >= options.minRuns }
-            guard !byRobot.isEmpty else { return nil }
-            let own = byRobot.mapValues(median)
+        return byVariant.keys.sorted().map { key in
+            let members = byVariant[key]!
+            let own = Dictionary(members.map { ($0.robot, $0.medianRatio) }, uniquingKeysWith: { first, _ in first })
             let center = median(Array(own.values))
             let flagged = own.filter { abs($0.value / center - 1) > options.flagThreshold }.keys.sorted()
-            let agreeing = own.filter { !flagged.contains($0.key) }
-            let pooled = agreeing.isEmpty ? center : median(Array(agreeing.values))
+            let agreeing = members.filter { !flagged.contains($0.robot) }
+            let pooled = agreeing.isEmpty ? center : median(agreeing.map(\.medianRatio))
             return Calibration(
                 deviceClass: key.deviceClass,
                 model: key.model,
                 quantization: key.quantization,
                 ratio: pooled,
                 pooledRobots: agreeing.count,
-                runs: agreeing.keys.reduce(0) { $0 + byRobot[$1]!.count },
+                runs: agreeing.reduce(0) { $0 + $1.runs },
                 effects: own.mapValues { $0 / pooled },
                 flagged: flagged
             )

@@ -102,6 +102,21 @@ struct FleetCommand: AsyncParsableCommand {
         @Option(help: "Time between rounds, with a unit.") var interval: String = "30s"
         @Flag(help: "One round, then exit (74 when the fleet could not be reached).") var once = false
 
+        /// A stored run's latency as the robot's profile predicts it, for the fleet's ratios.
+        static func predictor(_ profile: ProfileSet) -> @Sendable (ObservationStore.UploadRow) -> Double? {
+            let predictor = Predictor(device: profile.device)
+            return { row in
+                guard let model = row.values["model"]?.string,
+                    let quantization = row.values["quantization"]?.string.flatMap(Quantization.init(rawValue:)),
+                    let variant = try? profile.variant(model: model, quantization: quantization),
+                    let input = row.values["inputTokens"]?.int, let output = row.values["outputTokens"]?.int,
+                    let parallel = row.values["parallel"]?.int
+                else { return nil }
+                return predictor.predict(variant, input: Int(input), output: Double(output), parallel: Int(parallel))
+                    .latencyS
+            }
+        }
+
         func run() async throws {
             try await FleetCommand.reporting {
                 let parsed = try ProfileStore.loadPolicy(policy)
@@ -122,7 +137,8 @@ struct FleetCommand: AsyncParsableCommand {
                     profileVersion: profile.version,
                     powerMode: profile.device.calibratedPowerMode,
                     batchSize: fleet.batchSize,
-                    stateDirectory: directory
+                    stateDirectory: directory,
+                    predictedS: Self.predictor(profile)
                 )
                 var backoff = seconds
                 while true {
@@ -154,8 +170,6 @@ struct FleetCommand: AsyncParsableCommand {
                 "Pool every robot's runs and outcomes into a new fleet version: calibrations per device class and variant, accuracy per task class and group, robots that differ."
         )
         @OptionGroup var store: Connection
-        @Option(help: "Profile whose predictions the runs are compared with (default: the bundled one).")
-        var profile: String?
         @Option(help: "A robot whose latency differs from its class by more than this share is flagged.")
         var flagThreshold: Double = 0.10
         @Option(help: "The most one robot may move a pooled accuracy, a fraction.") var maxInfluence: Double = 0.05
@@ -163,25 +177,13 @@ struct FleetCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await FleetCommand.reporting {
-                let profileSet = try ProfileStore.load(profile)
-                let predictor = Predictor(device: profileSet.device)
                 var options = FleetPooling.Options()
                 options.flagThreshold = flagThreshold
                 options.maxInfluence = maxInfluence
                 let result = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) { fleet in
-                    let runs = try await fleet.runsForPooling()
-                    let calibrations = FleetPooling.calibrations(runs, options: options) { run in
-                        guard
-                            let quantization = Quantization(rawValue: run.quantization),
-                            let variant = try? profileSet.variant(model: run.model, quantization: quantization)
-                        else { return nil }
-                        return predictor.predict(
-                            variant,
-                            input: run.inputTokens,
-                            output: Double(run.outputTokens),
-                            parallel: run.parallel
-                        ).latencyS
-                    }
+                    // Per-robot medians come from PostgreSQL: no run leaves the server.
+                    let calibrations = FleetPooling.calibrations(try await fleet.robotRatios(), options: options)
+                    let runs = try await fleet.runCount()
                     let flagged = Set(calibrations.flatMap(\.flagged))
                     let accuracy = FleetPooling.accuracy(
                         try await fleet.outcomesForPooling(),
@@ -195,7 +197,7 @@ struct FleetCommand: AsyncParsableCommand {
                         body: body.serialized(),
                         changes: changes.serialized()
                     )
-                    return (version, body, changes, runs.count)
+                    return (version, body, changes, runs)
                 }
                 if json { return printJSON(.fields(["version": .int(Int(result.0)), "body": result.1])) }
                 print("fleet version \(result.0) from \(result.3) runs")
