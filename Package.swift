@@ -133,6 +133,14 @@ let package = Package(
             swiftSettings: swiftSettings,
             linkerSettings: compactRelocations
         ),
+        .executableTarget(
+            name: "FleetBenchmark",
+            dependencies: [
+                "EdgePlanCore", "EdgePlanDaemon", "EdgePlanFleet", .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/FleetBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EdgePlanCoreTests",
             dependencies: ["EdgePlanCore"],

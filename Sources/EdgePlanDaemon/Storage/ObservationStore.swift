@@ -224,6 +224,11 @@ public final class ObservationStore: Sendable {
     public struct UploadRow: Sendable, Equatable {
         public var seq: Int64
         public var values: [String: StoredValue]
+
+        public init(seq: Int64, values: [String: StoredValue]) {
+            self.seq = seq
+            self.values = values
+        }
     }
 
     /// Runs with an id above `after`, oldest first, at most `limit`: what the fleet has not received yet.
