@@ -317,3 +317,32 @@ def test_a_new_robot_starts_from_what_the_fleet_learned(postgres, robots):
           f"alone after {needed} reports")
     assert with_fleet is not None and abs(with_fleet - truth) <= 0.05
     assert needed is None or needed >= 10
+
+
+def test_the_daemon_shows_the_fleet_in_status_and_metrics(postgres, robots, tmp_path):
+    """Status and the metrics file carry the fleet version learned and the sync's lag and failure; the sync's own
+    output says what it sent and what the fleet lacked."""
+    robot = robots("r1", start=False)
+    robot.process = subprocess.Popen([EDGEPLAN, "serve", "--socket", robot.socket, "--policy", robot.policy, "--state-dir",
+                                      robot.state, "--rails", "none", "--metrics-textfile", str(tmp_path / "m.prom"),
+                                      "--metrics-interval", "200ms"], stderr=subprocess.DEVNULL)
+    for _ in range(400):
+        if os.path.exists(robot.socket):
+            break
+        time.sleep(0.05)
+    robot.report(5)
+    sent = robot.sync().stdout
+    assert "sent 5 runs and 5 outcomes (the fleet lacked 5 and 5)" in sent, sent
+    postgres.stop("immediate")
+    failed = robot.sync(check=False)
+    assert failed.returncode == 74 and "cannot connect to the fleet store" in failed.stderr, failed.stderr
+    with varlink.Client(address="unix:" + robot.socket).open("io.edgeplan.Planner") as planner:
+        fleet = planner.Status()["fleet"]
+    assert fleet["sync"]["lastError"].startswith("cannot connect") and fleet["sync"]["lastSuccess"] is not None
+    text = ""
+    for _ in range(100):
+        text = open(tmp_path / "m.prom").read() if os.path.exists(tmp_path / "m.prom") else ""
+        if "edgeplan_fleet_sync_failing 1" in text:
+            break
+        time.sleep(0.1)
+    assert "edgeplan_fleet_sync_failing 1" in text, text

@@ -55,6 +55,14 @@ public final class DaemonMetrics: Sendable {
         CoreMetrics.Gauge(label: "edgeplan_journal_dropped").record(service.journal?.counters.dropped ?? 0)
         CoreMetrics.Gauge(label: "edgeplan_oversize_frames").record(counters.oversizeFrames)
         CoreMetrics.Gauge(label: "edgeplan_rejected_connections").record(counters.rejectedConnections)
+        // The fleet: the version learned, and what the sync service last found (its lag, and whether it is failing).
+        if let fleet = watchdog?.fleetJSON, !fleet.isNull {
+            CoreMetrics.Gauge(label: "edgeplan_fleet_version").record(fleet["version"]?.intValue ?? 0)
+            CoreMetrics.Gauge(label: "edgeplan_fleet_runs_lag").record(fleet["sync"]?["runsLagBefore"]?.intValue ?? 0)
+            CoreMetrics.Gauge(label: "edgeplan_fleet_sync_failing").record(
+                fleet["sync"]?["lastError"].map { $0.isNull ? 0 : 1 } ?? 0
+            )
+        }
         guard let watchdog, case let .array(variants)? = watchdog.statusJSON["variants"] else { return }
         for variant in variants {
             let name = variant["variant"]?.stringValue ?? "?"

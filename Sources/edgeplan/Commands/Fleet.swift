@@ -146,7 +146,7 @@ struct FleetCommand: AsyncParsableCommand {
                         let round = try await sync.round(logger: FleetCommand.logger)
                         try sync.writeState(round: round, error: nil)
                         print(
-                            "sent \(round.runsSent) runs and \(round.outcomesSent) outcomes; fleet version \(round.version.map(String.init) ?? "none")"
+                            "sent \(round.runsSent) runs and \(round.outcomesSent) outcomes (the fleet lacked \(round.runsLag) and \(round.outcomesLag)); fleet version \(round.version.map(String.init) ?? "none")"
                         )
                         backoff = seconds
                         if once { return }
