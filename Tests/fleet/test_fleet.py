@@ -346,3 +346,15 @@ def test_the_daemon_shows_the_fleet_in_status_and_metrics(postgres, robots, tmp_
             break
         time.sleep(0.1)
     assert "edgeplan_fleet_sync_failing 1" in text, text
+
+
+def test_the_scale_benchmark_runs_in_its_short_setting(postgres):
+    """Benchmarks/FleetBenchmark at a CI size (20 robots x 500 runs); Benchmarks/fleet-scale.sh runs it at
+    1,000 robots x 10,000 runs."""
+    benchmark = os.path.join(os.path.dirname(EDGEPLAN), "FleetBenchmark")
+    result = subprocess.run([benchmark, postgres.socket_dir, str(postgres.port), "fleet_owner", postgres.owner_password_file,
+                             "20", "500", "4", "ci"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    print(result.stdout)
+    assert "20 robots x 500 runs = 10000 rows (fleet holds 10000)" in result.stdout
+    assert int(postgres.psql("SELECT count(DISTINCT robot) FROM runs").stdout) == 20
