@@ -259,22 +259,19 @@ public struct FleetStore: Sendable {
         predictedS: (ObservationStore.UploadRow) -> Double? = { _ in nil }
     ) async throws -> Int {
         guard !runs.isEmpty else { return 0 }
-        func text(_ row: ObservationStore.UploadRow, _ key: String) -> String { row.values[key]?.string ?? "" }
-        func int(_ row: ObservationStore.UploadRow, _ key: String) -> Int64 { row.values[key]?.int ?? -1 }
-        func real(_ row: ObservationStore.UploadRow, _ key: String) -> Double { row.values[key]?.double ?? .nan }
         let seqs = runs.map(\.seq)
-        let times = runs.map { real($0, "time") }
-        let requests = runs.map { text($0, "requestId") }
-        let models = runs.map { text($0, "model") }
-        let quantizations = runs.map { text($0, "quantization") }
-        let modes = runs.map { text($0, "mode") }
-        let parallels = runs.map { int($0, "parallel") }
-        let inputs = runs.map { int($0, "inputTokens") }
-        let outputs = runs.map { int($0, "outputTokens") }
-        let latencies = runs.map { real($0, "latencyS") }
-        let energies = runs.map { real($0, "energyJ") }
-        let sources = runs.map { text($0, "energySource") }
-        let peers = runs.map { int($0, "peer") }
+        let times = runs.map { $0.real("time") }
+        let requests = runs.map { $0.text("requestId") }
+        let models = runs.map { $0.text("model") }
+        let quantizations = runs.map { $0.text("quantization") }
+        let modes = runs.map { $0.text("mode") }
+        let parallels = runs.map { $0.int("parallel") }
+        let inputs = runs.map { $0.int("inputTokens") }
+        let outputs = runs.map { $0.int("outputTokens") }
+        let latencies = runs.map { $0.real("latencyS") }
+        let energies = runs.map { $0.real("energyJ") }
+        let sources = runs.map { $0.text("energySource") }
+        let peers = runs.map { $0.int("peer") }
         let predictions = runs.map { predictedS($0) ?? .nan }
         let stored = try await connection.query(
             """
@@ -293,28 +290,24 @@ public struct FleetStore: Sendable {
             """,
             logger: logger
         )
-        var count = 0
-        for try await value in stored.decode(Int.self) { count = value }
-        return count
+        return try await stored.single(Int.self, fallback: 0)
     }
 
     /// Sends outcomes in one transaction, as ``upload(runs:deviceClass:profileVersion:powerMode:)`` does runs.
     public func upload(outcomes: [ObservationStore.UploadRow], profileVersion: String) async throws -> Int {
         guard !outcomes.isEmpty else { return 0 }
-        func text(_ row: ObservationStore.UploadRow, _ key: String) -> String { row.values[key]?.string ?? "" }
-        func int(_ row: ObservationStore.UploadRow, _ key: String) -> Int64 { row.values[key]?.int ?? -1 }
         let seqs = outcomes.map(\.seq)
         let times = outcomes.map { $0.values["time"]?.double ?? 0 }
-        let peers = outcomes.map { int($0, "peer") }
-        let tasks = outcomes.map { text($0, "taskClass") }
-        let models = outcomes.map { text($0, "model") }
-        let quantizations = outcomes.map { text($0, "quantization") }
-        let modes = outcomes.map { text($0, "mode") }
-        let budgets = outcomes.map { int($0, "budgetTokens") }
-        let capped = outcomes.map { int($0, "capped") == 1 }
-        let parallels = outcomes.map { int($0, "parallel") }
-        let correct = outcomes.map { int($0, "correct") }
-        let samples = outcomes.map { text($0, "sampleOutputTokens") }
+        let peers = outcomes.map { $0.int("peer") }
+        let tasks = outcomes.map { $0.text("taskClass") }
+        let models = outcomes.map { $0.text("model") }
+        let quantizations = outcomes.map { $0.text("quantization") }
+        let modes = outcomes.map { $0.text("mode") }
+        let budgets = outcomes.map { $0.int("budgetTokens") }
+        let capped = outcomes.map { $0.int("capped") == 1 }
+        let parallels = outcomes.map { $0.int("parallel") }
+        let correct = outcomes.map { $0.int("correct") }
+        let samples = outcomes.map { $0.text("sampleOutputTokens") }
         let stored = try await connection.query(
             """
             WITH inserted AS (
@@ -331,9 +324,7 @@ public struct FleetStore: Sendable {
             """,
             logger: logger
         )
-        var count = 0
-        for try await value in stored.decode(Int.self) { count = value }
-        return count
+        return try await stored.single(Int.self, fallback: 0)
     }
 
     /// Records how far the robot's own store reaches, so the fleet can show its upload lag, and the last error.
@@ -502,6 +493,23 @@ public struct FleetStore: Sendable {
         )
         var result: [(Int64, Double, String)] = []
         for try await row in rows.decode((Int64, Double, String).self) { result.append(row) }
+        return result
+    }
+}
+
+extension ObservationStore.UploadRow {
+    /// A column as the upload binds it: text ("" for none), an integer (-1 for none), a real (NaN for none); the
+    /// statement turns the stand-ins back into NULL.
+    func text(_ key: String) -> String { values[key]?.string ?? "" }
+    func int(_ key: String) -> Int64 { values[key]?.int ?? -1 }
+    func real(_ key: String) -> Double { values[key]?.double ?? .nan }
+}
+
+extension PostgresRowSequence {
+    /// The one value a statement returns (the last, if several; `fallback` if none).
+    func single<T: PostgresDecodable>(_ type: T.Type, fallback: T) async throws -> T {
+        var result = fallback
+        for try await value in decode(T.self) { result = value }
         return result
     }
 }

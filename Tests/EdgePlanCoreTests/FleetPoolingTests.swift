@@ -4,40 +4,31 @@ import Testing
 
 /// The fleet's pooling: robust calibration with robot effects and flags, accuracy evidence bounded per robot.
 struct FleetPoolingTests {
-    static func runs(_ robot: String, ratio: Double, count: Int = 10) -> [FleetPooling.Run] {
-        (0..<count).map { index in
-            FleetPooling.Run(
-                robot: robot,
-                deviceClass: "orin",
-                model: "m",
-                quantization: "fp16",
-                parallel: 1,
-                inputTokens: 100,
-                outputTokens: 100 + index,
-                latencyS: ratio * Double(100 + index)
-            )
-        }
+    static func ratio(_ robot: String, _ value: Double, runs: Int = 10) -> FleetPooling.RobotRatio {
+        FleetPooling.RobotRatio(
+            robot: robot,
+            deviceClass: "orin",
+            model: "m",
+            quantization: "fp16",
+            medianRatio: value,
+            runs: runs
+        )
     }
 
     @Test func aRobotFifteenPercentSlowIsFlaggedAndLeftOut() throws {
-        let all =
-            Self.runs("a", ratio: 1.0) + Self.runs("b", ratio: 1.02) + Self.runs("c", ratio: 0.99)
-            + Self.runs("slow", ratio: 1.15)
-        let pooled = try #require(FleetPooling.calibrations(all) { Double($0.outputTokens) }.first)
+        let all = [Self.ratio("a", 1.0), Self.ratio("b", 1.02), Self.ratio("c", 0.99), Self.ratio("slow", 1.15)]
+        let pooled = try #require(FleetPooling.calibrations(all).first)
         #expect(pooled.flagged == ["slow"])
         #expect(pooled.pooledRobots == 3 && pooled.runs == 30)
         #expect(abs(pooled.ratio - 1.0) < 1e-9)
         #expect(abs(pooled.effects["slow"]! - 1.15) < 1e-9)
         // Without the slow robot the pooled ratio is the same: it moved the others by nothing.
-        let honest = try #require(
-            FleetPooling.calibrations(all.filter { $0.robot != "slow" }) { Double($0.outputTokens) }.first
-        )
+        let honest = try #require(FleetPooling.calibrations(all.filter { $0.robot != "slow" }).first)
         #expect(honest.ratio == pooled.ratio)
     }
 
     @Test func tooFewRunsDoNotCount() {
-        let pooled = FleetPooling.calibrations(Self.runs("a", ratio: 1.0, count: 4)) { Double($0.outputTokens) }
-        #expect(pooled.isEmpty)
+        #expect(FleetPooling.calibrations([Self.ratio("a", 1.0, runs: 4)]).isEmpty)
     }
 
     static func tally(_ robot: String, _ successes: Int, _ trials: Int) -> FleetPooling.Tally {

@@ -9,37 +9,6 @@ import Foundation
 ///   capped; no one robot moves a pooled accuracy by more than `maxInfluence` (the bound a lone peer has on a
 ///   robot's own learner), whichever way.
 public enum FleetPooling {
-    public struct Run: Sendable, Equatable {
-        public var robot: String
-        public var deviceClass: String
-        public var model: String
-        public var quantization: String
-        public var parallel: Int
-        public var inputTokens: Int
-        public var outputTokens: Int
-        public var latencyS: Double
-
-        public init(
-            robot: String,
-            deviceClass: String,
-            model: String,
-            quantization: String,
-            parallel: Int,
-            inputTokens: Int,
-            outputTokens: Int,
-            latencyS: Double
-        ) {
-            self.robot = robot
-            self.deviceClass = deviceClass
-            self.model = model
-            self.quantization = quantization
-            self.parallel = parallel
-            self.inputTokens = inputTokens
-            self.outputTokens = outputTokens
-            self.latencyS = latencyS
-        }
-    }
-
     public struct Tally: Sendable, Equatable {
         public var robot: String
         public var taskClass: String
@@ -150,45 +119,6 @@ public enum FleetPooling {
             self.medianRatio = medianRatio
             self.runs = runs
         }
-    }
-
-    /// Pools latency ratios; `predictedS` gives a run's predicted latency on its class's profile (nil: no prediction,
-    /// the run is skipped).
-    public static func calibrations(
-        _ runs: [Run],
-        options: Options = Options(),
-        predictedS: (Run) -> Double?
-    ) -> [Calibration] {
-        struct Key: Hashable {
-            var robot: String
-            var deviceClass: String
-            var model: String
-            var quantization: String
-        }
-        var ratios: [Key: [Double]] = [:]
-        for run in runs {
-            guard let predicted = predictedS(run), predicted > 0, run.latencyS > 0 else { continue }
-            let key = Key(
-                robot: run.robot,
-                deviceClass: run.deviceClass,
-                model: run.model,
-                quantization: run.quantization
-            )
-            ratios[key, default: []].append(run.latencyS / predicted)
-        }
-        return calibrations(
-            ratios.map { key, values in
-                RobotRatio(
-                    robot: key.robot,
-                    deviceClass: key.deviceClass,
-                    model: key.model,
-                    quantization: key.quantization,
-                    medianRatio: median(values),
-                    runs: values.count
-                )
-            },
-            options: options
-        )
     }
 
     /// Pools per-robot medians (what PostgreSQL computes for a large fleet, so that no run leaves the server).
