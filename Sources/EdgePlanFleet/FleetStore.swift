@@ -75,29 +75,97 @@ public struct FleetStore: Sendable {
     let connection: PostgresConnection
     let logger: Logger
 
-    /// Connects, runs `body`, and closes the connection whatever happens.
+    /// Connects, runs `body`, and closes the connection whatever happens. Neither may take longer than `timeout`: a
+    /// link that dies without a word (a server killed mid-handshake, a cable cut) would otherwise leave a query
+    /// waiting for ever; at the deadline the connection is closed, which fails whatever waits on it.
     public static func with<R: Sendable>(
         _ target: FleetConnection,
         logger: Logger,
-        _ body: (FleetStore) async throws -> R
+        timeout: Duration = .seconds(60),
+        _ body: @escaping @Sendable (FleetStore) async throws -> R
     ) async throws -> R {
         let connection: PostgresConnection
         do {
-            connection = try await PostgresConnection.connect(
-                configuration: target.configuration,
-                id: 1,
-                logger: logger
-            )
+            connection = try await Self.connect(target, logger: logger, timeout: timeout)
         } catch {
             throw FleetError("cannot connect to the fleet store at \(target.host):\(target.port): \(describe(error))")
         }
-        do {
-            let result = try await body(FleetStore(connection: connection, logger: logger))
-            try? await connection.close()
-            return result
-        } catch {
-            try? await connection.close()
-            throw error
+        // The body and the clock race, and the loser is not waited for: a query on a link that died without a
+        // word may never return, even once its connection is closed. A body that finishes late has its result
+        // dropped (its writes are idempotent).
+        let store = FleetStore(connection: connection, logger: logger)
+        let settled = Expiry()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, any Error>) in
+            let work = Task {
+                do {
+                    let result = try await body(store)
+                    try? await connection.close()
+                    if settled.claim() { continuation.resume(returning: result) }
+                } catch {
+                    try? await connection.close()
+                    if settled.claim() { continuation.resume(throwing: error) }
+                }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if settled.claim() {
+                    work.cancel()
+                    try? await connection.close()
+                    continuation.resume(
+                        throwing: FleetError(
+                            "the fleet store did not answer within \(timeout); the connection was closed"
+                        )
+                    )
+                }
+            }
+        }
+    }
+
+    /// Connects within `timeout`. The attempt and the clock race, and the loser is not waited for: a connection
+    /// attempt that ignores cancellation (a server killed mid-handshake) cannot hold the caller. A connection that
+    /// arrives after the deadline is closed.
+    static func connect(_ target: FleetConnection, logger: Logger, timeout: Duration) async throws -> PostgresConnection
+    {
+        let settled = Expiry()
+        return try await withCheckedThrowingContinuation { continuation in
+            let attempt = Task {
+                do {
+                    let connection = try await PostgresConnection.connect(
+                        configuration: target.configuration,
+                        id: 1,
+                        logger: logger
+                    )
+                    if settled.claim() {
+                        continuation.resume(returning: connection)
+                    } else {
+                        try? await connection.close()
+                    }
+                } catch {
+                    if settled.claim() { continuation.resume(throwing: error) }
+                }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                if settled.claim() {
+                    attempt.cancel()
+                    continuation.resume(throwing: FleetError("no answer within \(timeout)"))
+                }
+            }
+        }
+    }
+
+    /// Whether a deadline has fired.
+    private final class Expiry: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        var fired: Bool { lock.withLock { value } }
+        func fire() { lock.withLock { value = true } }
+        /// True for the first caller only.
+        func claim() -> Bool {
+            lock.withLock {
+                defer { value = true }
+                return !value
+            }
         }
     }
 
@@ -507,7 +575,7 @@ extension ObservationStore.UploadRow {
 
 extension PostgresRowSequence {
     /// The one value a statement returns (the last, if several; `fallback` if none).
-    func single<T: PostgresDecodable>(_ type: T.Type, fallback: T) async throws -> T {
+    func single<T: PostgresDecodable & Sendable>(_ type: T.Type, fallback: T) async throws -> T {
         var result = fallback
         for try await value in decode(T.self) { result = value }
         return result

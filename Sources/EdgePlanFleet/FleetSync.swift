@@ -46,20 +46,30 @@ public struct FleetSync: Sendable {
         public var runsLag: Int64 = 0
         public var outcomesLag: Int64 = 0
         public var version: Int64?
+        /// Whether the round sent everything the robot's store held when it looked (false: it stopped at its cap).
+        public var complete = true
     }
 
-    /// Catches up once: every run and outcome the fleet lacks, in batches, then the newest version.
-    public func round(logger: Logger) async throws -> Round {
-        try await FleetStore.with(connection, logger: logger) { fleet in
+    /// Batches of each kind one round sends at most: a round ends, and says so, even while new rows keep coming.
+    public static let maxBatchesPerRound = 100
+
+    /// Catches up once (up to ``maxBatchesPerRound`` batches of runs and of outcomes), then pulls the newest version.
+    /// A round that takes longer than `timeout` is cut off, its connection closed: the next one resumes.
+    public func round(logger: Logger, timeout: Duration = .seconds(60)) async throws -> Round {
+        try await FleetStore.with(connection, logger: logger, timeout: timeout) { fleet in
             var round = Round()
             var (runsAt, outcomesAt) = try await fleet.received()
             let localRuns = try store.lastSequence(of: "run")
             let localOutcomes = try store.lastSequence(of: "outcome")
             round.runsLag = max(0, localRuns - runsAt)
             round.outcomesLag = max(0, localOutcomes - outcomesAt)
-            while true {
+            round.complete = false
+            for _ in 0..<Self.maxBatchesPerRound {
                 let batch = try store.runs(after: runsAt, limit: batchSize)
-                guard let last = batch.last else { break }
+                guard let last = batch.last else {
+                    round.complete = true
+                    break
+                }
                 round.runsSent += try await fleet.upload(
                     runs: batch,
                     deviceClass: deviceClass,
@@ -69,12 +79,17 @@ public struct FleetSync: Sendable {
                 )
                 runsAt = last.seq
             }
-            while true {
+            var outcomesComplete = false
+            for _ in 0..<Self.maxBatchesPerRound {
                 let batch = try store.outcomeRows(after: outcomesAt, limit: batchSize)
-                guard let last = batch.last else { break }
+                guard let last = batch.last else {
+                    outcomesComplete = true
+                    break
+                }
                 round.outcomesSent += try await fleet.upload(outcomes: batch, profileVersion: profileVersion)
                 outcomesAt = last.seq
             }
+            round.complete = round.complete && outcomesComplete
             try await fleet.recordProgress(localRuns: localRuns, localOutcomes: localOutcomes, lastError: nil)
             if let (version, body) = try await fleet.latestVersion() {
                 round.version = version

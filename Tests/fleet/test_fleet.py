@@ -196,7 +196,8 @@ def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):
     reporter = threading.Thread(target=keep_reporting)
     reporter.start()
     service = subprocess.Popen([EDGEPLAN, "fleet", "sync", "--policy", robot.policy, "--state-dir", robot.state,
-                                "--interval", "100ms"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                "--interval", "100ms", "--timeout", "3s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     rng = random.Random(5)
     errors_seen = 0
     try:
@@ -211,7 +212,7 @@ def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):
         stop.set()
         reporter.join(60)
         service.send_signal(signal.SIGTERM)
-        _, stderr = service.communicate(timeout=20)
+        stdout, stderr = service.communicate(timeout=20)
     robot.sync()
     (runs, last), outcomes = robot.local_counts()
     count, distinct, top = [int(value) for value in
@@ -219,7 +220,7 @@ def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):
     stored_outcomes = int(postgres.psql("SELECT count(*) FROM outcomes").stdout)
     print(f"{CUTS} cuts, {runs} runs and {outcomes} outcomes on the robot: fleet holds {count} runs ({count - distinct} "
           f"duplicated, {runs - count} lost) and {stored_outcomes} outcomes; the service met the cut "
-          f"{stderr.count('fleet sync:')} times ({errors_seen} seen in its state file)")
+          f"{stderr.count('fleet sync:')} times ({errors_seen} seen in its state file) in {stdout.count('sent ')} good rounds")
     assert runs > 50 and count == distinct == runs and top == last and stored_outcomes == outcomes
     # The cuts met the service: it said so, and kept going.
     assert stderr.count("fleet sync:") >= 1 and errors_seen >= CUTS // 4, (errors_seen, stderr[-2000:])

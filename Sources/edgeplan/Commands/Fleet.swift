@@ -100,7 +100,9 @@ struct FleetCommand: AsyncParsableCommand {
         @Option(help: "Policy file with a fleet: section.") var policy: String = "/etc/edgeplan/policy.yaml"
         @Option(help: "The daemon's state directory (default: $STATE_DIRECTORY).") var stateDir: String?
         @Option(help: "Time between rounds, with a unit.") var interval: String = "30s"
-        @Flag(help: "One round, then exit (74 when the fleet could not be reached).") var once = false
+        @Option(help: "The longest a round may take before its connection is closed and the next round resumes.")
+        var timeout: String = "60s"
+        @Flag(help: "Catch up, then exit (74 when the fleet could not be reached).") var once = false
 
         /// A stored run's latency as the robot's profile predicts it, for the fleet's ratios.
         static func predictor(_ profile: ProfileSet) -> @Sendable (ObservationStore.UploadRow) -> Double? {
@@ -127,6 +129,7 @@ struct FleetCommand: AsyncParsableCommand {
                     throw ValidationError("give --state-dir, or run as the service (STATE_DIRECTORY)")
                 }
                 let seconds = try parseSeconds(interval, "interval")
+                let limit = try parseSeconds(timeout, "timeout")
                 let profile = try ProfileStore.load(parsed.profileDirectory)
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 let (store, _) = try ObservationStore.openOrReplace(path: "\(directory)/observations.sqlite")
@@ -143,20 +146,27 @@ struct FleetCommand: AsyncParsableCommand {
                 var backoff = seconds
                 while true {
                     do {
-                        let round = try await sync.round(logger: FleetCommand.logger)
+                        let round = try await sync.round(logger: FleetCommand.logger, timeout: .seconds(limit))
                         try sync.writeState(round: round, error: nil)
-                        print(
-                            "sent \(round.runsSent) runs and \(round.outcomesSent) outcomes (the fleet lacked \(round.runsLag) and \(round.outcomesLag)); fleet version \(round.version.map(String.init) ?? "none")"
+                        // Written at once, not buffered: the journal gets one line a round as it happens.
+                        FileHandle.standardOutput.write(
+                            Data(
+                                ("sent \(round.runsSent) runs and \(round.outcomesSent) outcomes (the fleet lacked \(round.runsLag) and \(round.outcomesLag)); fleet version \(round.version.map(String.init) ?? "none")\n")
+                                    .utf8
+                            )
                         )
                         backoff = seconds
-                        if once { return }
+                        // Once: rounds until one finds nothing left (a round stops at its cap of batches).
+                        if once && round.complete { return }
+                        if once { continue }
                     } catch {
                         // The store keeps everything: the next round sends what this one could not.
                         let message = (error as? FleetError)?.description ?? "\(error)"
                         try? sync.writeState(round: nil, error: message)
                         FileHandle.standardError.write(Data("fleet sync: \(message)\n".utf8))
                         if once { throw FleetError(message) }
-                        backoff = min(backoff * 2, max(seconds, 300))
+                        // Doubling, up to 32 intervals (at most 5 min): a long outage is not hammered.
+                        backoff = min(backoff * 2, max(seconds, min(300, seconds * 32)))
                     }
                     try await Task.sleep(for: .seconds(once ? 0 : backoff))
                 }
@@ -177,9 +187,10 @@ struct FleetCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await FleetCommand.reporting {
-                var options = FleetPooling.Options()
-                options.flagThreshold = flagThreshold
-                options.maxInfluence = maxInfluence
+                var chosen = FleetPooling.Options()
+                chosen.flagThreshold = flagThreshold
+                chosen.maxInfluence = maxInfluence
+                let options = chosen
                 let result = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) { fleet in
                     // Per-robot medians come from PostgreSQL: no run leaves the server.
                     let calibrations = FleetPooling.calibrations(try await fleet.robotRatios(), options: options)
