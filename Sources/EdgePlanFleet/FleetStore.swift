@@ -154,12 +154,10 @@ public struct FleetStore: Sendable {
         }
     }
 
-    /// Whether a deadline has fired.
+    /// Which of two racers settled first: only the first `claim` wins.
     private final class Expiry: @unchecked Sendable {
         private let lock = NSLock()
         private var value = false
-        var fired: Bool { lock.withLock { value } }
-        func fire() { lock.withLock { value = true } }
         /// True for the first caller only.
         func claim() -> Bool {
             lock.withLock {

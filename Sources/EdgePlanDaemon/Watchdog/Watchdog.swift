@@ -57,11 +57,9 @@ public final class Watchdog: Sendable {
         return (version, FleetPrior.outcomes(body))
     }
 
-    /// `fleet-version.json` beside the store.
-    var fleetFile: String? {
-        store.map {
-            URL(fileURLWithPath: $0.path).deletingLastPathComponent().appendingPathComponent("fleet-version.json").path
-        }
+    /// A file `fleet sync` writes beside the store (`fleet-version.json`, `fleet-sync.json`).
+    static func fleetFile(_ name: String, beside store: ObservationStore?) -> String? {
+        store.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().appendingPathComponent(name).path }
     }
 
     let service: PlannerService
@@ -118,9 +116,7 @@ public final class Watchdog: Sendable {
         if let earlier = try store?.recent(limit: loop.window * 4) { loop.seed(earlier.map(\.run)) }
         state = Mutex(State(loop: loop, base: base, lastRefit: now))
         // The fleet's version first, as the prior; then the robot's own outcomes, which dominate once they are many.
-        let prior = Self.fleetPrior(
-            store.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().path + "/fleet-version.json" }
-        )
+        let prior = Self.fleetPrior(Self.fleetFile("fleet-version.json", beside: store))
         let own = try store?.outcomes() ?? []
         if let prior {
             state.withLock {
@@ -285,7 +281,7 @@ public final class Watchdog: Sendable {
             state.fleetChecked = now
             return true
         }
-        guard due, let prior = Self.fleetPrior(fleetFile),
+        guard due, let prior = Self.fleetPrior(Self.fleetFile("fleet-version.json", beside: store)),
             prior.version != state.withLock({ $0.fleetVersion })
         else { return }
         let own: [LearningOutcome]
@@ -308,9 +304,7 @@ public final class Watchdog: Sendable {
     /// The fleet as the daemon sees it: the version learned and what `fleet sync` last said (its state file).
     public var fleetJSON: JSONValue {
         let (version, outcomes) = state.withLock { ($0.fleetVersion, $0.fleetOutcomes) }
-        let syncPath = fleetFile.map {
-            URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("fleet-sync.json").path
-        }
+        let syncPath = Self.fleetFile("fleet-sync.json", beside: store)
         let sync = syncPath.flatMap { FileManager.default.contents(atPath: $0) }.flatMap {
             try? JSONValue.parse(Array($0))
         }
