@@ -8,9 +8,10 @@ import Logging
 import Glibc
 #endif
 
-/// Generated load on one PostgreSQL: `robots` robots (each its own role) upload `runs` runs each, through the upload
-/// the sync service uses, over `connections` connections at once; then the aggregate pools them. Prints the upload
-/// rate, the aggregate's time and this process's peak memory.
+/// Generated load on one PostgreSQL: `robots` robots (each its own role) upload `runs` runs each, and an outcome for
+/// every tenth run (four samples each), through the upload the sync service uses, over `connections` connections at
+/// once; then `fleet aggregate`'s pooling runs on them all. Prints the upload rate, the aggregate's time and this
+/// process's peak memory.
 ///
 /// Usage: FleetBenchmark HOST PORT OWNER OWNER_PASSWORD_FILE ROBOTS RUNS [CONNECTIONS] [PREFIX]
 @main
@@ -77,6 +78,26 @@ struct FleetBenchmark {
                 )
             }
         }
+        // Outcomes, one for every tenth run: four task classes, the three models, right about 60 % of the time.
+        @Sendable func outcomes(robot: Int, from: Int, count: Int) -> [ObservationStore.UploadRow] {
+            let models = ["DSR1-Qwen-1.5B", "DSR1-Llama-8B", "Qwen2.5-7B-it"]
+            let tasks = ["mmlu-redux", "natural-plan", "math500", "grasp-plan"]
+            return (from..<(from + count)).map { seq in
+                let samples = (0..<4).map { 64 + (seq * 53 + robot * 7 + $0 * 131) % 400 }
+                return ObservationStore.UploadRow(
+                    seq: Int64(seq + 1),
+                    values: [
+                        "time": .real(1_796_000_000 + Double(seq) * 10), "peer": .integer(1000),
+                        "taskClass": .text(tasks[seq % tasks.count]), "model": .text(models[seq / 4 % models.count]),
+                        "quantization": .text("fp16"), "mode": .text("hard"), "budgetTokens": .integer(512),
+                        "capped": .integer(1), "parallel": .integer(4),
+                        "correct": .integer((seq * 7 + robot) % 10 < 6 ? 1 : 0),
+                        "sampleOutputTokens": .text(samples.map(String.init).joined(separator: ",")),
+                    ]
+                )
+            }
+        }
+        let outcomesEach = runs / 10
         let batch = 500
         let uploadStart = ContinuousClock.now
         @Sendable func upload(_ index: Int) async throws -> Int {
@@ -95,6 +116,14 @@ struct FleetBenchmark {
                         profileVersion: "bench",
                         powerMode: "MAXN",
                         predictedS: { $0.values["predictedS"]?.double }
+                    )
+                    from += batch
+                }
+                from = 0
+                while from < outcomesEach {
+                    sent += try await fleet.upload(
+                        outcomes: outcomes(robot: index, from: from, count: min(batch, outcomesEach - from)),
+                        profileVersion: "bench"
                     )
                     from += batch
                 }
@@ -119,26 +148,26 @@ struct FleetBenchmark {
             }
             return total
         }
-        precondition(total == robots * runs, "stored \(total) of \(robots * runs)")
+        precondition(total == robots * (runs + outcomesEach), "stored \(total) of \(robots * (runs + outcomesEach))")
         let uploadSeconds = seconds(ContinuousClock.now - uploadStart)
 
         let aggregateStart = ContinuousClock.now
-        let (ratios, calibrations, held) = try await FleetStore.with(owner, logger: logger) { fleet in
-            let ratios = try await fleet.robotRatios()
-            let calibrations = FleetPooling.calibrations(ratios)
-            let body = FleetPooling.body(calibrations: calibrations, accuracy: [])
-            _ = try await fleet.writeVersion(body: body.serialized(), changes: #"{"changed": []}"#)
-            return (ratios.count, calibrations.count, try await fleet.runCount())
-        }
+        let aggregate = try await FleetStore.with(owner, logger: logger) { try await $0.aggregate() }
         let aggregateSeconds = seconds(ContinuousClock.now - aggregateStart)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let rows = robots * runs
+        let rows = robots * (runs + outcomesEach)
+        let calibrations = aggregate.body["calibrations"]?.arrayValue?.count ?? 0
+        let groups = (
+            aggregate.body["accuracy"]?.arrayValue?.count ?? 0, aggregate.body["lengths"]?.arrayValue?.count ?? 0
+        )
         print(
-            "\(robots) robots x \(runs) runs = \(rows) rows (fleet holds \(held)): roles added in \(format(addSeconds)) s; "
+            "\(robots) robots x (\(runs) runs + \(outcomesEach) outcomes) = \(rows) rows (fleet holds \(aggregate.runs) runs): "
+                + "roles added in \(format(addSeconds)) s; "
                 + "upload \(format(uploadSeconds)) s = \(Int(Double(rows) / uploadSeconds)) rows/s over \(connections) connections; "
-                + "aggregate \(format(aggregateSeconds)) s (\(ratios) robot medians, \(calibrations) calibrations); "
-                + "peak memory of this process \(usage.ru_maxrss / 1024) MiB"
+                + "aggregate \(format(aggregateSeconds)) s (\(aggregate.robotMedians) robot medians, \(aggregate.tallies) tallies, "
+                + "\(aggregate.lengthSummaries) length summaries -> \(calibrations) calibrations, \(groups.0) accuracy and "
+                + "\(groups.1) length groups); peak memory of this process \(usage.ru_maxrss / 1024) MiB"
         )
     }
 

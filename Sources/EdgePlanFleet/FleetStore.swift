@@ -490,6 +490,85 @@ public struct FleetStore: Sendable {
         return tallies
     }
 
+    /// Each robot's sample output lengths per task class, model, mode and budget: how many, and their quantiles at
+    /// ``FleetPooling/lengthLevels`` (computed here, so no sample leaves the server). A sample list that is not
+    /// comma-separated counts, or a sample past a hard cap, is left out.
+    public func lengthsForPooling() async throws -> [FleetPooling.LengthSummary] {
+        let levels = FleetPooling.lengthLevels
+        let rows = try await connection.query(
+            """
+            SELECT robot, task_class, model, quantization, mode, coalesce(budget_tokens, -1), capped, count(*)::int,
+              percentile_cont(\(levels)::float8[]) WITHIN GROUP (ORDER BY tokens)
+            FROM outcomes, unnest(string_to_array(sample_output_tokens, ',')::int[]) AS tokens
+            WHERE sample_output_tokens ~ '^[0-9]{1,7}(,[0-9]{1,7})*$' AND (NOT capped OR tokens <= budget_tokens)
+            GROUP BY robot, task_class, model, quantization, mode, budget_tokens, capped
+            ORDER BY 1, 2, 3, 4, 5, 6, 7
+            """,
+            logger: logger
+        )
+        var summaries: [FleetPooling.LengthSummary] = []
+        for try await (robot, task, model, quantization, mode, budget, capped, samples, quantiles)
+            in rows.decode((String, String, String, String, String, Int, Bool, Int, [Double]).self)
+        {
+            summaries.append(
+                FleetPooling.LengthSummary(
+                    robot: robot,
+                    taskClass: task,
+                    model: model,
+                    quantization: quantization,
+                    mode: mode,
+                    budgetTokens: budget < 0 ? nil : budget,
+                    capped: capped,
+                    samples: samples,
+                    quantiles: quantiles
+                )
+            )
+        }
+        return summaries
+    }
+
+    /// What one aggregate wrote, and what it pooled.
+    public struct Aggregate: Sendable {
+        public var version: Int64
+        public var body: JSONValue
+        public var changes: JSONValue
+        /// Runs the fleet holds.
+        public var runs: Int
+        /// Per-robot summaries pooled: latency medians, accuracy tallies, length summaries.
+        public var robotMedians: Int
+        public var tallies: Int
+        public var lengthSummaries: Int
+    }
+
+    /// Pools every robot's runs and outcomes into a new version: calibrations first, so that the robots they flag are
+    /// left out of accuracy and lengths. Per-robot medians, tallies and length quantiles are computed in PostgreSQL:
+    /// no run or sample leaves the server.
+    public func aggregate(options: FleetPooling.Options = FleetPooling.Options()) async throws -> Aggregate {
+        let ratios = try await robotRatios()
+        let calibrations = FleetPooling.calibrations(ratios, options: options)
+        let runs = try await runCount()
+        let flagged = Set(calibrations.flatMap(\.flagged))
+        let tallies = try await outcomesForPooling()
+        let summaries = try await lengthsForPooling()
+        let body = FleetPooling.body(
+            calibrations: calibrations,
+            accuracy: FleetPooling.accuracy(tallies, options: options, excluded: flagged),
+            lengths: FleetPooling.lengths(summaries, options: options, excluded: flagged)
+        )
+        let previous = try await latestVersion().flatMap { try? JSONValue.parse(Array($0.body.utf8)) }
+        let changes = FleetPooling.changes(from: previous, to: body)
+        let version = try await writeVersion(body: body.serialized(), changes: changes.serialized())
+        return Aggregate(
+            version: version,
+            body: body,
+            changes: changes,
+            runs: runs,
+            robotMedians: ratios.count,
+            tallies: tallies.count,
+            lengthSummaries: summaries.count
+        )
+    }
+
     /// Writes a new version (one INSERT: it is visible whole or not at all) and returns its number.
     public func writeVersion(body: String, changes: String) async throws -> Int64 {
         let rows = try await connection.query(

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import EdgePlanCore
@@ -47,8 +48,29 @@ struct FleetPoolingTests {
         let honest = [Self.tally("a", 180, 300), Self.tally("b", 180, 300), Self.tally("c", 180, 300)]
         let optimist = try #require(FleetPooling.accuracy(honest + [Self.tally("liar", 4000, 4000)]).first)
         #expect(abs(optimist.accuracy - 0.65) < 1e-9 && optimist.bounded["liar"]! > 0.05)
-        // Its volume is capped at 400 outcomes first.
-        #expect(abs(optimist.trials - 1300) < 1e-9)
+        // Its volume is capped at 400 outcomes first, then cut to the weight that moves the figure by the bound.
+        #expect(abs(optimist.trials - (900 + 0.05 * 900 / 0.35)) < 1e-6)
+        #expect(optimist.bounded.keys.sorted() == ["liar"], "the honest robots are not bounded for the liar's pull")
+        // The same whatever the liar's name: the most influential robot is bounded first, whatever the order.
+        for name in ["0-liar", "b2", "zz-liar"] {
+            let renamed = try #require(FleetPooling.accuracy(honest + [Self.tally(name, 0, 400)]).first)
+            #expect(abs(renamed.accuracy - 0.55) < 1e-9 && renamed.bounded.keys.sorted() == [name], "\(name)")
+        }
+        // Two liars pulling the same way are each bounded: with the weights it settles on, no robot moves the figure
+        // by more than the bound against the rest (which, for each liar, holds the other).
+        let two = try #require(
+            FleetPooling.accuracy(honest + [Self.tally("liar1", 400, 400), Self.tally("liar2", 400, 400)]).first
+        )
+        #expect(Set(two.bounded.keys) == ["liar1", "liar2"], "\(two)")
+        let values = [0.6, 0.6, 0.6, 1, 1]
+        let (weights, _) = FleetPooling.bounded(weights: [300, 300, 300, 400, 400], values: values, bound: 0.05)
+        let total = weights.reduce(0, +)
+        let mean = zip(weights, values).reduce(0) { $0 + $1.0 * $1.1 } / total
+        #expect(abs(mean - two.accuracy) < 1e-9)
+        for index in values.indices {
+            let without = (mean * total - weights[index] * values[index]) / (total - weights[index])
+            #expect(abs(mean - without) <= 0.05 + 1e-9, "robot \(index) moves it \(mean - without)")
+        }
         let pessimist = try #require(FleetPooling.accuracy(honest + [Self.tally("liar", 0, 400)]).first)
         #expect(abs(pessimist.accuracy - 0.55) < 1e-9)
         let agreeing = try #require(FleetPooling.accuracy(honest + [Self.tally("d", 120, 200)]).first)
@@ -58,6 +80,58 @@ struct FleetPoolingTests {
             FleetPooling.accuracy(honest + [Self.tally("liar", 400, 400)], excluded: ["liar"]).first
         )
         #expect(excluded.robots == 3 && abs(excluded.accuracy - 0.6) < 1e-9)
+    }
+
+    /// A robot's lengths: a log-normal's quantiles at the pooling levels around `median` tokens.
+    static func lengths(_ robot: String, median: Double, samples: Int) -> FleetPooling.LengthSummary {
+        FleetPooling.LengthSummary(
+            robot: robot,
+            taskClass: "t",
+            model: "m",
+            quantization: "fp16",
+            mode: "hard",
+            budgetTokens: 512,
+            samples: samples,
+            quantiles: FleetPooling.lengthLevels.map { median * exp(0.5 * Normal.quantile($0)) }
+        )
+    }
+
+    static func geometricMean(_ quantiles: [Int]) -> Double {
+        exp(quantiles.reduce(0) { $0 + log(Double($1)) } / Double(quantiles.count))
+    }
+
+    @Test func noRobotMovesAPooledLengthByMoreThanTheBound() throws {
+        let honest = [
+            Self.lengths("a", median: 300, samples: 300), Self.lengths("b", median: 300, samples: 500),
+            Self.lengths("c", median: 300, samples: 200),
+        ]
+        let agreeing = try #require(FleetPooling.lengths(honest).first)
+        // Robots that agree pool to their own distribution, each counted up to the cap.
+        #expect(agreeing.quantiles == honest[0].quantiles.map { Int($0.rounded()) })
+        #expect(agreeing.samples == 900 && agreeing.robots == 3 && agreeing.bounded.isEmpty)
+        #expect(abs(agreeing.medianTokens - 300) <= 1)
+        // A robot reporting a tenth of the lengths, ten thousand times, moves the centre by the bound and no more.
+        let short = try #require(
+            FleetPooling.lengths(honest + [Self.lengths("liar", median: 30, samples: 10_000)]).first
+        )
+        let moved = Self.geometricMean(short.quantiles) / Self.geometricMean(agreeing.quantiles) - 1
+        #expect(abs(moved + 0.10) < 0.01, "moved \(moved)")
+        #expect(short.bounded["liar"]! < -0.10)
+        // And one reporting ten times the lengths, the other way.
+        let long = try #require(FleetPooling.lengths(honest + [Self.lengths("liar", median: 3000, samples: 400)]).first)
+        let grew = Self.geometricMean(long.quantiles) / Self.geometricMean(agreeing.quantiles) - 1
+        #expect(abs(grew - 0.10) < 0.01, "grew \(grew)")
+        // A flagged robot is left out, and malformed summaries are skipped.
+        var malformed = Self.lengths("bad", median: 300, samples: 50)
+        malformed.quantiles.removeLast()
+        let excluded = try #require(
+            FleetPooling.lengths(
+                honest + [Self.lengths("liar", median: 30, samples: 100), malformed],
+                excluded: ["liar"]
+            )
+            .first
+        )
+        #expect(excluded.robots == 3 && excluded.quantiles == agreeing.quantiles)
     }
 
     @Test func theFleetSectionOfAPolicyNeverHoldsAPassword() throws {
@@ -94,5 +168,82 @@ struct FleetPriorTests {
         #expect(grasp.prefix(100).filter { $0.correct == true }.count == 30)
         // A small group counts its own trials; an unknown quantization is skipped.
         #expect(outcomes.count == FleetPrior.maxWeight + 10)
+    }
+
+    @Test func aVersionsLengthsBecomeSingleSamplesSpanningItsQuantiles() throws {
+        let quantiles = (1...20).map { $0 * 10 }
+        let body = JSONValue.fields([
+            "lengths": .array([
+                .fields([
+                    "task": .string("t"), "model": .string("m"), "quantization": .string("fp16"),
+                    "mode": .string("hard"), "budgetTokens": .int(256), "capped": .bool(true),
+                    "quantileTokens": .array(quantiles.map(JSONValue.int)), "samples": .number(1200),
+                ]),
+                .fields([
+                    "task": .string("t"), "model": .string("m"), "quantization": .string("fp16"),
+                    "mode": .string("base"), "quantileTokens": .array([.string("x")]), "samples": .number(10),
+                ]),
+            ])
+        ])
+        let outcomes = FleetPrior.outcomes(body)
+        #expect(outcomes.count == FleetPrior.maxWeight, "capped at the prior's weight; a malformed group is skipped")
+        #expect(
+            outcomes.allSatisfy {
+                $0.correct == nil && $0.peer == FleetPrior.peer && $0.configuration.parallel == 1
+                    && $0.configuration.budgetTokens == 256 && $0.configuration.capped
+                    && $0.sampleOutputTokens.count == 1
+            }
+        )
+        // Every twenty visit each quantile once, and any prefix spreads over the distribution.
+        #expect(Set(outcomes.prefix(20).map { $0.sampleOutputTokens[0] }) == Set(quantiles))
+        #expect(Set(outcomes.prefix(3).map { $0.sampleOutputTokens[0] }) == [10, 80, 150])
+    }
+
+    @Test func aFleetThatSaysLongerIsBelievedAtOnceAndNeverShorterThanThePrior() throws {
+        let planner = Fixtures.planner
+        let space = try #require(planner.space("mmlu-redux"))
+        let candidate = try #require(
+            space.candidates.first {
+                $0.configuration.variant.model == "DSR1-Qwen-14B" && $0.configuration.mode == .base
+                    && $0.configuration.parallel == 1 && $0.configuration.variant.quantization == .fp16
+            }
+        )
+        func body(scale: Double) -> JSONValue {
+            let prior = candidate.outputLength
+            let quantiles = FleetPooling.lengthLevels.map {
+                Int(
+                    min(
+                        exp(prior.mu + prior.sigma * Normal.quantile($0)) * scale,
+                        Double(candidate.variant.contextTokens)
+                    )
+                )
+            }
+            return .fields([
+                "lengths": .array([
+                    .fields([
+                        "task": .string("mmlu-redux"), "model": .string("DSR1-Qwen-14B"),
+                        "quantization": .string("fp16"), "mode": .string("base"), "capped": .bool(false),
+                        "quantileTokens": .array(quantiles.map(JSONValue.int)), "samples": .number(1000),
+                    ])
+                ])
+            ])
+        }
+        let key = LearnedOverlay.Key(taskClass: "mmlu-redux", configuration: candidate.configuration)
+        var longer = Learner()
+        for outcome in FleetPrior.outcomes(body(scale: 1.5)) { longer.learn(outcome, planner: planner) }
+        let learned = try #require(longer.overlay.lengths[key])
+        #expect(
+            learned.meanTokens > candidate.outputLength.meanTokens * 1.2,
+            "\(learned.meanTokens) vs prior \(candidate.outputLength.meanTokens)"
+        )
+        var shorter = Learner()
+        for outcome in FleetPrior.outcomes(body(scale: 0.25)) { shorter.learn(outcome, planner: planner) }
+        // The fleet is one peer: no learned length shorter than the prior (mean or p95) is believed from it alone.
+        let prior = candidate.outputLength
+        let believed = shorter.overlay.lengths[key]
+        #expect(
+            believed.map { $0.meanTokens >= prior.meanTokens && $0.quantile(0.95) >= prior.quantile(0.95) } ?? true,
+            "\(String(describing: believed)) vs prior \(prior)"
+        )
     }
 }

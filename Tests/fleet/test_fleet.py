@@ -2,6 +2,7 @@
 `fleet aggregate` pools them and flags the robot that differs, each robot's role sees and writes only its own rows,
 and link cuts in the middle of uploads lose and duplicate nothing."""
 import json
+import math
 import os
 import random
 import signal
@@ -61,17 +62,23 @@ class Robot:
                 break
             time.sleep(0.05)
 
-    def report(self, count, slow=1.0, accuracy=0.6, seed=1, task="mmlu-redux", deadline_ms=8000.0):
-        """Plans and reports `count` runs, `slow` times the bundled profile's latency, right with chance `accuracy`."""
+    def report(self, count, slow=1.0, accuracy=0.6, seed=1, task="mmlu-redux", deadline_ms=8000.0, median_tokens=None):
+        """Plans and reports `count` runs, `slow` times the bundled profile's latency, right with chance `accuracy`;
+        each sample 100 tokens long, or drawn from a log-normal around `median_tokens` (sigma 0.4)."""
         rng = random.Random(seed)
         with varlink.Client(address="unix:" + self.socket).open("io.edgeplan.Planner") as planner:
             for _ in range(count):
                 plan = planner.Plan(task=task, deadlineMs=deadline_ms, inputTokens=256)["plan"]
-                tokens = 100
-                latency = predicted_ms(plan["model"], plan["quantization"], plan["parallel"], tokens) * slow
+                samples = [100 if median_tokens is None else max(1, round(rng.lognormvariate(0, 0.4) * median_tokens))
+                           for _ in range(plan["parallel"])]
+                latency = predicted_ms(plan["model"], plan["quantization"], plan["parallel"], max(samples)) * slow
                 reply = planner.Report(requestId=plan["requestId"], latencyMs=latency, correct=rng.random() < accuracy,
-                                       sampleOutputTokens=[tokens] * plan["parallel"])
+                                       sampleOutputTokens=samples)
                 assert reply["accepted"], reply
+
+    def plan(self, task, deadline_ms):
+        with varlink.Client(address="unix:" + self.socket).open("io.edgeplan.Planner") as planner:
+            return planner.Plan(task=task, deadlineMs=deadline_ms, inputTokens=256)["plan"]
 
     def local_counts(self):
         with sqlite3.connect(os.path.join(self.state, "observations.sqlite")) as db:
@@ -240,11 +247,12 @@ def test_a_lying_robot_moves_the_fleet_no_more_than_the_bound(postgres, robots):
         robots(name)
     latency = predicted_ms("DSR1-Qwen-1.5B", "fp16", 4, 100) / 1000
 
-    def upload(name, successes, trials, ratio):
+    def upload(name, successes, trials, ratio, tokens=100):
         insert_as(postgres, name, f"""
             INSERT INTO outcomes (seq, time, task_class, model, quantization, mode, budget_tokens, capped, parallel,
               correct, sample_output_tokens)
-            SELECT g, g, 'mmlu-redux', 'DSR1-Qwen-1.5B', 'fp16', 'hard', 256, true, 4, g <= {successes}, '100,100,100,100'
+            SELECT g, g, 'mmlu-redux', 'DSR1-Qwen-1.5B', 'fp16', 'hard', 256, true, 4, g <= {successes},
+              '{tokens},{tokens},{tokens + 10},{tokens + 20}'
             FROM generate_series(1, {trials}) g""")
         insert_as(postgres, name, f"""
             INSERT INTO runs (seq, time, model, quantization, mode, parallel, input_tokens, output_tokens, latency_s,
@@ -273,10 +281,22 @@ def test_a_lying_robot_moves_the_fleet_no_more_than_the_bound(postgres, robots):
     postgres.psql("TRUNCATE runs, outcomes")
     for name in names[:3]:
         upload(name, 180, 300, 1.0)
-    upload("r4", 0, 400, 1.0)
-    group = next(item for item in aggregate(postgres)["body"]["accuracy"] if item["model"] == "DSR1-Qwen-1.5B")
+    upload("r4", 0, 400, 1.0, tokens=10)
+    body = aggregate(postgres)["body"]
+    group = next(item for item in body["accuracy"] if item["model"] == "DSR1-Qwen-1.5B")
     print(f"pessimistic liar: pooled {group['accuracy']:.3f} against honest {honest:.3f}")
     assert group["bounded"].get("r4", 0) < -0.05 and abs(group["accuracy"] - (honest - 0.05)) < 1e-6, group
+    assert list(group["bounded"]) == ["r4"], "the honest robots are not bounded for the liar's pull"
+    # It also reported a tenth of its lengths: the pooled geometric-mean length moves by the bound (10 %), which the
+    # version's twenty quantiles show to within a point, and the median not at all.
+    lengths = next(item for item in body["lengths"] if item["model"] == "DSR1-Qwen-1.5B")
+    honest_mean = math.exp((2 * math.log(100) + math.log(110) + math.log(120)) / 4)
+    pooled_mean = math.exp(sum(math.log(q) for q in lengths["quantileTokens"]) / len(lengths["quantileTokens"]))
+    moved = pooled_mean / honest_mean - 1
+    print(f"liar at a tenth of the lengths: pooled geometric-mean length moved {moved:+.1%} "
+          f"(bounded {lengths['bounded']}), median {lengths['quantileTokens'][9]}-{lengths['quantileTokens'][10]} tokens")
+    assert list(lengths["bounded"]) == ["r4"] and lengths["bounded"]["r4"] < -0.10 and -0.11 <= moved < 0, lengths
+    assert 100 <= lengths["quantileTokens"][9] <= lengths["quantileTokens"][10] <= 110, lengths
 
 
 GRASP = """tasks:
@@ -292,32 +312,49 @@ GRASP = """tasks:
 
 
 def test_a_new_robot_starts_from_what_the_fleet_learned(postgres, robots):
-    """grasp-plan borrows MMLU-Redux's table (Qwen2.5-7B-it direct: 60.9 %), but on this fleet's prompts the model is
-    right 30 % of the time. One robot learns that from 300 reports; a new robot that pulls the fleet's version
-    starts near the truth, where a robot alone needs its own reports to get there."""
-    truth = 0.30
+    """grasp-plan borrows MMLU-Redux's table (Qwen2.5-7B-it direct: 60.9 %, 40 tokens assumed), but on this fleet's
+    prompts the model is right 30 % of the time and answers in about 130 tokens. One robot learns that from 300
+    reports; a new robot that pulls the fleet's version starts near the truth, where a robot alone needs its own
+    reports to get there."""
+    truth, median_tokens = 0.30, 120
+    truth_tokens = median_tokens * math.exp(0.4 ** 2 / 2)
     veteran = robots("r1", extra_policy=GRASP)
-    veteran.report(300, accuracy=truth, seed=11, task="grasp-plan", deadline_ms=60000.0)
+    prior_tokens = veteran.plan("grasp-plan", 60000.0)["predicted"]["meanOutputTokens"]
+    veteran.report(300, accuracy=truth, seed=11, task="grasp-plan", deadline_ms=60000.0, median_tokens=median_tokens)
     veteran.sync()
-    aggregate(postgres)
+    version = aggregate(postgres)
+    pooled = next(item for item in version["body"]["lengths"] if item["task"] == "grasp-plan")
+    assert pooled["robots"] == 1 and pooled["samples"] == 300
     newcomer = robots("r2", extra_policy=GRASP, start=False)
     newcomer.sync()
     newcomer.start()
     with_fleet, status = newcomer.learned("grasp-plan", "Qwen2.5-7B-it")
-    assert status["fleet"]["version"] >= 1 and status["fleet"]["priorOutcomes"] == 200
+    assert status["fleet"]["version"] >= 1 and status["fleet"]["priorOutcomes"] == 400, status["fleet"]
     assert status["fleet"]["sync"]["lastError"] is None
+    fleet_plan = newcomer.plan("grasp-plan", 60000.0)["predicted"]
     alone = robots("r3", extra_policy=GRASP, fleet=False)
-    needed = None
+    needed = needed_tokens = None
     for count in range(1, 201):
-        alone.report(1, accuracy=truth, seed=100 + count, task="grasp-plan", deadline_ms=60000.0)
+        alone.report(1, accuracy=truth, seed=100 + count, task="grasp-plan", deadline_ms=60000.0,
+                     median_tokens=median_tokens)
         learned, _ = alone.learned("grasp-plan", "Qwen2.5-7B-it")
-        if learned is not None and abs(learned - truth) <= 0.05:
+        if needed is None and learned is not None and abs(learned - truth) <= 0.05:
             needed = count
+        mean_tokens = alone.plan("grasp-plan", 60000.0)["predicted"]["meanOutputTokens"]
+        if needed_tokens is None and abs(mean_tokens / truth_tokens - 1) <= 0.2:
+            needed_tokens = count
+        if needed and needed_tokens:
             break
     print(f"within 5 points of the truth ({truth:.0%}): with the fleet after 0 reports ({with_fleet:.3f}), "
           f"alone after {needed} reports")
+    print(f"mean output length within 20 % of the truth ({truth_tokens:.0f} tokens; table {prior_tokens:.0f}): with the "
+          f"fleet after 0 reports ({fleet_plan['meanOutputTokens']:.0f}, {fleet_plan['lengthSource']}), "
+          f"alone after {needed_tokens} reports")
     assert with_fleet is not None and abs(with_fleet - truth) <= 0.05
     assert needed is None or needed >= 10
+    assert fleet_plan["lengthSource"] == "learned"
+    assert abs(fleet_plan["meanOutputTokens"] / truth_tokens - 1) <= 0.2, fleet_plan
+    assert needed_tokens is None or needed_tokens >= 10
 
 
 def test_the_daemon_shows_the_fleet_in_status_and_metrics(postgres, robots, tmp_path):
@@ -350,12 +387,15 @@ def test_the_daemon_shows_the_fleet_in_status_and_metrics(postgres, robots, tmp_
 
 
 def test_the_scale_benchmark_runs_in_its_short_setting(postgres):
-    """Benchmarks/FleetBenchmark at a CI size (20 robots x 500 runs); Benchmarks/fleet-scale.sh runs it at
-    1,000 robots x 10,000 runs."""
+    """Benchmarks/FleetBenchmark at a CI size (20 robots x 500 runs and 50 outcomes); Benchmarks/fleet-scale.sh runs
+    it at 1,000 robots x 10,000 runs and 1,000 outcomes."""
     benchmark = os.path.join(os.path.dirname(EDGEPLAN), "FleetBenchmark")
     result = subprocess.run([benchmark, postgres.socket_dir, str(postgres.port), "fleet_owner", postgres.owner_password_file,
                              "20", "500", "4", "ci"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     print(result.stdout)
-    assert "20 robots x 500 runs = 10000 rows (fleet holds 10000)" in result.stdout
+    assert "20 robots x (500 runs + 50 outcomes) = 11000 rows (fleet holds 10000 runs)" in result.stdout
+    # Three variants calibrated; four task classes x three models, pooled for accuracy and for lengths.
+    assert "-> 3 calibrations, 12 accuracy and 12 length groups" in result.stdout, result.stdout
     assert int(postgres.psql("SELECT count(DISTINCT robot) FROM runs").stdout) == 20
+    assert int(postgres.psql("SELECT count(*) FROM outcomes").stdout) == 1000

@@ -8,6 +8,9 @@ import Foundation
 /// - Accuracy: per task class and model-and-mode group, single-sample successes and trials, each robot's evidence
 ///   capped; no one robot moves a pooled accuracy by more than `maxInfluence` (the bound a lone peer has on a
 ///   robot's own learner), whichever way.
+/// - Output lengths: per task class, model-and-mode group and budget, each robot's sample lengths summarised by
+///   quantiles, pooled as a mixture with each robot's weight capped; no one robot moves the pooled geometric-mean
+///   length by more than `maxLengthInfluence`, whichever way.
 public enum FleetPooling {
     public struct Tally: Sendable, Equatable {
         public var robot: String
@@ -55,6 +58,8 @@ public enum FleetPooling {
         public var maxEvidencePerRobot = 400
         /// The most one robot moves a pooled accuracy, either way (a lone peer's optimism bound on one robot).
         public var maxInfluence = 0.05
+        /// The most one robot moves a pooled geometric-mean output length, as a share, either way.
+        public var maxLengthInfluence = 0.10
 
         public init() {}
     }
@@ -159,6 +164,36 @@ public enum FleetPooling {
         }
     }
 
+    /// Weights under which no member moves the weighted mean of `values` by more than `bound` against the mean of the
+    /// others, whichever way, and the influence each bounded member had when it was first bounded. The most
+    /// influential member is bounded first, to exactly the bound, and the rest are judged again against it: the
+    /// result does not depend on the members' order, and an honest member is not bounded for a liar's pull.
+    public static func bounded(weights: [Double], values: [Double], bound: Double) -> ([Double], [Int: Double]) {
+        var weights = weights
+        var influences: [Int: Double] = [:]
+        guard weights.count > 1 else { return (weights, influences) }
+        // Each round bounds one member; a handful of rounds per member is far more than any real group needs.
+        for _ in 0..<(4 * weights.count) {
+            let total = weights.reduce(0, +)
+            let sum = zip(weights, values).reduce(0) { $0 + $1.0 * $1.1 }
+            var worst: (index: Int, influence: Double, others: Double, without: Double)?
+            for index in weights.indices {
+                let others = total - weights[index]
+                guard others > 0 else { continue }
+                let without = (sum - weights[index] * values[index]) / others
+                let influence = sum / total - without
+                if abs(influence) > bound * (1 + 1e-9), abs(influence) > abs(worst?.influence ?? 0) {
+                    worst = (index, influence, others, without)
+                }
+            }
+            guard let worst else { break }
+            if influences[worst.index] == nil { influences[worst.index] = worst.influence }
+            // The weight at which it moves the mean by exactly the bound.
+            weights[worst.index] = bound * worst.others / (abs(values[worst.index] - worst.without) - bound)
+        }
+        return (weights, influences)
+    }
+
     /// Pools accuracy evidence; `excluded` robots (flagged ones) are left out.
     public static func accuracy(
         _ tallies: [Tally],
@@ -199,22 +234,15 @@ public enum FleetPooling {
             )
         }
         return groups.keys.sorted().map { key in
-            let robots = groups[key]!
-            let successes = robots.values.reduce(0) { $0 + $1.0 }
-            let trials = robots.values.reduce(0) { $0 + $1.1 }
-            var accuracy = successes / trials
-            var bounded: [String: Double] = [:]
-            // No one robot moves the figure by more than maxInfluence: the others' figure, plus at most that.
-            if robots.count > 1 {
-                for (robot, own) in robots.sorted(by: { $0.key < $1.key }) {
-                    let without = (successes - own.0) / (trials - own.1)
-                    let influence = accuracy - without
-                    if abs(influence) > options.maxInfluence {
-                        bounded[robot] = influence
-                        accuracy = without + (influence > 0 ? options.maxInfluence : -options.maxInfluence)
-                    }
-                }
-            }
+            let robots = groups[key]!.sorted { $0.key < $1.key }
+            let (weights, influences) = bounded(
+                weights: robots.map(\.value.1),
+                values: robots.map { $0.value.0 / $0.value.1 },
+                bound: options.maxInfluence
+            )
+            let trials = weights.reduce(0, +)
+            let accuracy = zip(weights, robots).reduce(0) { $0 + $1.0 * $1.1.value.0 / $1.1.value.1 } / trials
+            let bounded = Dictionary(uniqueKeysWithValues: influences.map { (robots[$0.key].key, $0.value) })
             return Accuracy(
                 taskClass: key.task,
                 model: key.model,
@@ -231,8 +259,156 @@ public enum FleetPooling {
         }
     }
 
-    /// The version's body as JSON: calibrations, accuracy and the flagged robots.
-    public static func body(calibrations: [Calibration], accuracy: [Accuracy]) -> JSONValue {
+    /// The probability levels at which lengths are summarised: the midpoints of twenty equally likely bins.
+    public static let lengthLevels = (0..<20).map { (Double($0) + 0.5) / 20 }
+
+    /// One robot's sample output lengths in one group and budget: how many, and their quantiles at ``lengthLevels``.
+    public struct LengthSummary: Sendable, Equatable {
+        public var robot: String
+        public var taskClass: String
+        public var model: String
+        public var quantization: String
+        public var mode: String
+        public var budgetTokens: Int?
+        public var capped: Bool
+        public var samples: Int
+        public var quantiles: [Double]
+
+        public init(
+            robot: String,
+            taskClass: String,
+            model: String,
+            quantization: String,
+            mode: String,
+            budgetTokens: Int? = nil,
+            capped: Bool = false,
+            samples: Int,
+            quantiles: [Double]
+        ) {
+            self.robot = robot
+            self.taskClass = taskClass
+            self.model = model
+            self.quantization = quantization
+            self.mode = mode
+            self.budgetTokens = budgetTokens
+            self.capped = capped
+            self.samples = samples
+            self.quantiles = quantiles
+        }
+    }
+
+    /// A pooled output-length distribution: its quantiles at ``lengthLevels``, in tokens.
+    public struct Lengths: Sendable, Equatable {
+        public var taskClass: String
+        public var model: String
+        public var quantization: String
+        public var mode: String
+        public var budgetTokens: Int?
+        public var capped: Bool
+        public var quantiles: [Int]
+        /// The samples behind it, after each robot's cap and bound.
+        public var samples: Double
+        public var robots: Int
+        /// Robots whose influence was bounded, with how far (a share of the geometric-mean length) they would have
+        /// moved it.
+        public var bounded: [String: Double]
+
+        /// The pooled median, in tokens.
+        public var medianTokens: Double {
+            Double(quantiles[quantiles.count / 2 - 1] + quantiles[quantiles.count / 2]) / 2
+        }
+    }
+
+    /// Pools length summaries; `excluded` robots (flagged ones) are left out.
+    public static func lengths(
+        _ summaries: [LengthSummary],
+        options: Options = Options(),
+        excluded: Set<String> = []
+    ) -> [Lengths] {
+        struct Key: Hashable, Comparable {
+            var task: String
+            var model: String
+            var quantization: String
+            var mode: String
+            var budget: Int
+            var capped: Bool
+            static func < (a: Key, b: Key) -> Bool {
+                if (a.task, a.model, a.quantization, a.mode) != (b.task, b.model, b.quantization, b.mode) {
+                    return (a.task, a.model, a.quantization, a.mode) < (b.task, b.model, b.quantization, b.mode)
+                }
+                return (a.budget, a.capped ? 1 : 0) < (b.budget, b.capped ? 1 : 0)
+            }
+        }
+        var groups: [Key: [String: LengthSummary]] = [:]
+        for summary in summaries
+        where !excluded.contains(summary.robot) && summary.samples > 0
+            && summary.quantiles.count == lengthLevels.count
+            && summary.quantiles.allSatisfy({ $0.isFinite && $0 >= 0 })
+        {
+            let key = Key(
+                task: summary.taskClass,
+                model: summary.model,
+                quantization: summary.quantization,
+                mode: summary.mode,
+                budget: summary.budgetTokens ?? -1,
+                capped: summary.capped
+            )
+            groups[key, default: [:]][summary.robot] = summary
+        }
+        return groups.keys.sorted().map { key in
+            let members = groups[key]!.sorted { $0.key < $1.key }.map(\.value)
+            // Each robot counts up to the evidence cap; its centre is the mean of its log quantiles.
+            let centres = members.map { member in
+                member.quantiles.reduce(0) { $0 + log(max($1, 1)) } / Double(member.quantiles.count)
+            }
+            let (weights, influences) = bounded(
+                weights: members.map { Double(min($0.samples, options.maxEvidencePerRobot)) },
+                values: centres,
+                bound: log(1 + options.maxLengthInfluence)
+            )
+            let bounded = Dictionary(
+                uniqueKeysWithValues: influences.map { (members[$0.key].robot, exp($0.value) - 1) }
+            )
+            // The mixture of the robots' distributions, each quantile carrying an equal share of its robot's weight.
+            var points: [(value: Double, weight: Double)] = []
+            for (member, weight) in zip(members, weights) {
+                for value in member.quantiles { points.append((value, weight / Double(member.quantiles.count))) }
+            }
+            points.sort { $0.value < $1.value }
+            let total = points.reduce(0) { $0 + $1.weight }
+            var positions: [Double] = []
+            var cumulative = 0.0
+            for point in points {
+                positions.append((cumulative + point.weight / 2) / total)
+                cumulative += point.weight
+            }
+            let quantiles = lengthLevels.map { level -> Int in
+                guard let upper = positions.firstIndex(where: { $0 >= level }) else {
+                    return Int(points.last!.value.rounded())
+                }
+                guard upper > 0 else { return Int(points[0].value.rounded()) }
+                let lower = upper - 1
+                let span = positions[upper] - positions[lower]
+                let fraction = span > 0 ? (level - positions[lower]) / span : 0
+                return Int((points[lower].value + fraction * (points[upper].value - points[lower].value)).rounded())
+            }
+            return Lengths(
+                taskClass: key.task,
+                model: key.model,
+                quantization: key.quantization,
+                mode: key.mode,
+                budgetTokens: key.budget < 0 ? nil : key.budget,
+                capped: key.capped,
+                quantiles: quantiles,
+                samples: weights.reduce(0, +),
+                robots: members.count,
+                bounded: bounded
+            )
+        }
+    }
+
+    /// The version's body as JSON: calibrations, accuracy, lengths and the flagged robots.
+    public static func body(calibrations: [Calibration], accuracy: [Accuracy], lengths: [Lengths] = []) -> JSONValue {
         .fields([
             "calibrations": .array(
                 calibrations.map { calibration in
@@ -256,6 +432,20 @@ public enum FleetPooling {
                         "parallel": .int(group.parallel), "accuracy": .number(group.accuracy),
                         "trials": .number(group.trials),
                         "robots": .int(group.robots),
+                        "bounded": .object(
+                            group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+                        ),
+                    ])
+                }
+            ),
+            "lengths": .array(
+                lengths.map { group in
+                    .fields([
+                        "task": .string(group.taskClass), "model": .string(group.model),
+                        "quantization": .string(group.quantization), "mode": .string(group.mode),
+                        "budgetTokens": group.budgetTokens.map(JSONValue.int) ?? .null, "capped": .bool(group.capped),
+                        "quantileTokens": .array(group.quantiles.map(JSONValue.int)),
+                        "samples": .number(group.samples), "robots": .int(group.robots),
                         "bounded": .object(
                             group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
                         ),

@@ -367,9 +367,7 @@ public final class PlannerService: Sendable {
             changed: refusals.contains(.implausiblePeer) ? nil : [outcome.taskClass]
         )
         let after = Self.probe(fresh, outcome.taskClass)
-        if let before, let after,
-            before.configuration != after.configuration || abs(before.accuracy - after.accuracy) > 0.02
-        {
+        if let before, let after, Self.decisionChanged(before, after) {
             logger.notice(
                 "learned outcome changed a decision",
                 metadata: [
@@ -398,7 +396,9 @@ public final class PlannerService: Sendable {
     public func replay(_ outcomes: [LearningOutcome]) {
         let planner = self.planner
         let overlay = learner.withLock { learner in
-            for outcome in outcomes { learner.learn(outcome, planner: planner) }
+            // Rebuilt once at the end: the fleet's pseudo-outcomes come in hundreds per group.
+            for outcome in outcomes { learner.learn(outcome, planner: planner, deferRebuild: true) }
+            learner.rebuildAll(planner: planner)
             return learner.overlay
         }
         swapOverlay(overlay, basedOn: planner)
@@ -411,14 +411,14 @@ public final class PlannerService: Sendable {
         let before = planner.taskClasses.map { ($0, Self.probe(planner, $0)) }
         let overlay = learner.withLock { learner in
             learner = Learner(policy: planner.policy.learning)
-            for outcome in outcomes { learner.learn(outcome, planner: planner) }
+            // Rebuilt once at the end: the fleet's pseudo-outcomes come in hundreds per group.
+            for outcome in outcomes { learner.learn(outcome, planner: planner, deferRebuild: true) }
+            learner.rebuildAll(planner: planner)
             return learner.overlay
         }
         let fresh = swapOverlay(overlay, basedOn: planner)
         for (task, old) in before {
-            guard let old, let new = Self.probe(fresh, task),
-                old.configuration != new.configuration || abs(old.accuracy - new.accuracy) > 0.02
-            else { continue }
+            guard let old, let new = Self.probe(fresh, task), Self.decisionChanged(old, new) else { continue }
             logger.notice(
                 "fleet version changed a decision",
                 metadata: [
@@ -456,6 +456,11 @@ public final class PlannerService: Sendable {
             }
             return current
         }
+    }
+
+    /// Whether a decision changed enough to journal: another configuration, or accuracy moved by more than 2 points.
+    static func decisionChanged(_ before: Plan, _ after: Plan) -> Bool {
+        before.configuration != after.configuration || abs(before.accuracy - after.accuracy) > 0.02
     }
 
     /// The decision for a task class's default request, if its policy gives one.

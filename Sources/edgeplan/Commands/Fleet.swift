@@ -177,12 +177,14 @@ struct FleetCommand: AsyncParsableCommand {
     struct Aggregate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Pool every robot's runs and outcomes into a new fleet version: calibrations per device class and variant, accuracy per task class and group, robots that differ."
+                "Pool every robot's runs and outcomes into a new fleet version: calibrations per device class and variant, accuracy and output lengths per task class and group, robots that differ."
         )
         @OptionGroup var store: Connection
         @Option(help: "A robot whose latency differs from its class by more than this share is flagged.")
         var flagThreshold: Double = 0.10
         @Option(help: "The most one robot may move a pooled accuracy, a fraction.") var maxInfluence: Double = 0.05
+        @Option(help: "The most one robot may move a pooled output length (its geometric mean), a share.")
+        var maxLengthInfluence: Double = 0.10
         @Flag(help: "Print the version's JSON.") var json = false
 
         func run() async throws {
@@ -190,78 +192,20 @@ struct FleetCommand: AsyncParsableCommand {
                 var chosen = FleetPooling.Options()
                 chosen.flagThreshold = flagThreshold
                 chosen.maxInfluence = maxInfluence
+                chosen.maxLengthInfluence = maxLengthInfluence
                 let options = chosen
-                let result = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) { fleet in
-                    // Per-robot medians come from PostgreSQL: no run leaves the server.
-                    let calibrations = FleetPooling.calibrations(try await fleet.robotRatios(), options: options)
-                    let runs = try await fleet.runCount()
-                    let flagged = Set(calibrations.flatMap(\.flagged))
-                    let accuracy = FleetPooling.accuracy(
-                        try await fleet.outcomesForPooling(),
-                        options: options,
-                        excluded: flagged
-                    )
-                    let body = FleetPooling.body(calibrations: calibrations, accuracy: accuracy)
-                    let previous = try await fleet.latestVersion().flatMap { try? JSONValue.parse(Array($0.body.utf8)) }
-                    let changes = Self.changes(from: previous, to: body)
-                    let version = try await fleet.writeVersion(
-                        body: body.serialized(),
-                        changes: changes.serialized()
-                    )
-                    return (version, body, changes, runs)
+                let result = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) {
+                    try await $0.aggregate(options: options)
                 }
-                if json { return printJSON(.fields(["version": .int(Int(result.0)), "body": result.1])) }
-                print("fleet version \(result.0) from \(result.3) runs")
-                if case let .array(items)? = result.2["changed"] {
+                if json { return printJSON(.fields(["version": .int(Int(result.version)), "body": result.body])) }
+                print("fleet version \(result.version) from \(result.runs) runs")
+                if case let .array(items)? = result.changes["changed"] {
                     for item in items { print("  \(item.stringValue ?? "")") }
                 }
-                if case let .array(flagged)? = result.1["flagged"], !flagged.isEmpty {
+                if case let .array(flagged)? = result.body["flagged"], !flagged.isEmpty {
                     print("  flagged: \(flagged.compactMap(\.stringValue).joined(separator: ", "))")
                 }
             }
-        }
-
-        /// What a version changed against the one before: latency ratios by more than 1 %, accuracy by more than a
-        /// point, robots flagged or cleared.
-        static func changes(from previous: JSONValue?, to next: JSONValue) -> JSONValue {
-            var changed: [String] = []
-            func index(_ body: JSONValue?, _ key: String, _ id: (JSONValue) -> String) -> [String: JSONValue] {
-                guard case let .array(items)? = body?[key] else { return [:] }
-                return Dictionary(items.map { (id($0), $0) }, uniquingKeysWith: { first, _ in first })
-            }
-            let calibrationID: (JSONValue) -> String = {
-                "\($0["deviceClass"]?.stringValue ?? "") \($0["model"]?.stringValue ?? "")/\($0["quantization"]?.stringValue ?? "")"
-            }
-            let old = index(previous?["body"] ?? previous, "calibrations", calibrationID)
-            for (id, item) in index(next, "calibrations", calibrationID).sorted(by: { $0.key < $1.key }) {
-                let ratio = item["latencyRatio"]?.doubleValue ?? 1
-                let before = old[id]?["latencyRatio"]?.doubleValue
-                if before == nil || abs(ratio / before! - 1) > 0.01 {
-                    changed.append(
-                        "\(id): latency \(String(format: "%.3f", ratio))x predicted\(before.map { String(format: " (was %.3fx)", $0) } ?? " (new)")"
-                    )
-                }
-            }
-            let accuracyID: (JSONValue) -> String = {
-                "\($0["task"]?.stringValue ?? "") \($0["model"]?.stringValue ?? "")/\($0["quantization"]?.stringValue ?? "") \($0["mode"]?.stringValue ?? "") x\($0["parallel"]?.intValue ?? 1)"
-            }
-            let oldAccuracy = index(previous?["body"] ?? previous, "accuracy", accuracyID)
-            for (id, item) in index(next, "accuracy", accuracyID).sorted(by: { $0.key < $1.key }) {
-                let value = item["accuracy"]?.doubleValue ?? 0
-                let before = oldAccuracy[id]?["accuracy"]?.doubleValue
-                if before == nil || abs(value - before!) > 0.01 {
-                    changed.append(
-                        "\(id): accuracy \(String(format: "%.1f", value * 100)) %\(before.map { String(format: " (was %.1f %%)", $0 * 100) } ?? " (new)")"
-                    )
-                }
-            }
-            let flaggedBefore = Set(
-                ((previous?["body"] ?? previous)?["flagged"]?.arrayValue ?? []).compactMap(\.stringValue)
-            )
-            let flaggedNow = Set((next["flagged"]?.arrayValue ?? []).compactMap(\.stringValue))
-            for robot in flaggedNow.subtracting(flaggedBefore).sorted() { changed.append("\(robot) flagged") }
-            for robot in flaggedBefore.subtracting(flaggedNow).sorted() { changed.append("\(robot) agrees again") }
-            return .fields(["changed": .array(changed.map(JSONValue.string))])
         }
     }
 
