@@ -23,6 +23,8 @@ if [ "$tests" = --tests ]; then
   # The fleet tests start a PostgreSQL server of their own (initdb, pg_ctl) and use psql.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+  # The fleet's TLS test makes a certificate authority and a server certificate of its own.
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
 fi
 # The test suite renders the installed man page.
 command -v man >/dev/null 2>&1 || need+=(man-db)

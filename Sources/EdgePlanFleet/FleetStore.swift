@@ -13,6 +13,8 @@ public struct FleetConnection: Sendable {
     public var user: String
     public var password: String?
     public var tls: String
+    /// PEM file of the authorities the server's certificate must chain to; nil: the system's.
+    public var tlsCAFile: String?
 
     public init(
         host: String,
@@ -20,7 +22,8 @@ public struct FleetConnection: Sendable {
         database: String,
         user: String,
         password: String?,
-        tls: String = "prefer"
+        tls: String = "prefer",
+        tlsCAFile: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -28,6 +31,7 @@ public struct FleetConnection: Sendable {
         self.user = user
         self.password = password
         self.tls = tls
+        self.tlsCAFile = tlsCAFile
     }
 
     /// A robot's connection from its policy's `fleet:` section; the password from its file, or from the
@@ -44,12 +48,13 @@ public struct FleetConnection: Sendable {
             database: fleet.database,
             user: fleet.user,
             password: password,
-            tls: fleet.tls
+            tls: fleet.tls,
+            tlsCAFile: fleet.tlsCAFile
         )
     }
 
     /// A host starting with `/` is a directory holding the server's socket (`.s.PGSQL.<port>`), as libpq reads it.
-    var configuration: PostgresConnection.Configuration {
+    func configuration() throws -> PostgresConnection.Configuration {
         if host.hasPrefix("/") {
             return .init(
                 unixSocketPath: "\(host)/.s.PGSQL.\(port)",
@@ -58,12 +63,25 @@ public struct FleetConnection: Sendable {
                 database: database
             )
         }
-        let mode: PostgresConnection.Configuration.TLS =
-            switch tls {
-            case "disable": .disable
-            case "require": .require(try! .init(configuration: .makeClientConfiguration()))
-            default: .prefer(try! .init(configuration: .makeClientConfiguration()))
+        // The certificate and the host name are verified, against the fleet's own authorities where given: a robot
+        // learns its priors from this server, so a man in the middle must not be able to pose as it.
+        var client = TLSConfiguration.makeClientConfiguration()
+        if let tlsCAFile {
+            guard FileManager.default.isReadableFile(atPath: tlsCAFile) else {
+                throw FleetError("cannot read the fleet's CA file \(tlsCAFile)")
             }
+            client.trustRoots = .file(tlsCAFile)
+        }
+        let mode: PostgresConnection.Configuration.TLS
+        do {
+            switch tls {
+            case "disable": mode = .disable
+            case "require": mode = .require(try NIOSSLContext(configuration: client))
+            default: mode = .prefer(try NIOSSLContext(configuration: client))
+            }
+        } catch {
+            throw FleetError("cannot use the fleet's CA file \(tlsCAFile ?? "(system)"): \(error)")
+        }
         return .init(host: host, port: port, username: user, password: password, database: database, tls: mode)
     }
 }
@@ -131,7 +149,7 @@ public struct FleetStore: Sendable {
             let attempt = Task {
                 do {
                     let connection = try await PostgresConnection.connect(
-                        configuration: target.configuration,
+                        configuration: try target.configuration(),
                         id: 1,
                         logger: logger
                     )
@@ -171,7 +189,17 @@ public struct FleetStore: Sendable {
     static func describe(_ error: any Error) -> String {
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
+            // What lies under a connection error: a certificate that did not verify, a refused connection.
+            if let underlying = psql.underlying {
+                return underlying is NIOSSLError ? describe(underlying) : "\(psql.code): \(describe(underlying))"
+            }
+            if psql.code == .sslUnsupported { return "the server does not offer TLS, and the policy requires it" }
             return "\(psql.code)"
+        }
+        if let tls = error as? NIOSSLError, case let .handshakeFailed(reason) = tls {
+            return "\(reason)".contains("CERTIFICATE_VERIFY_FAILED")
+                ? "the server's TLS certificate did not verify (its authority, or the host name it names)"
+                : "the TLS handshake failed"
         }
         return "\(error)"
     }

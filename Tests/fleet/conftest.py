@@ -1,5 +1,6 @@
 """A real PostgreSQL for the fleet tests: Debian's server, initialized in a temporary directory with initdb and
-started with pg_ctl on a Unix socket only (no TCP), password authentication (scram-sha-256) for every role."""
+started with pg_ctl on a Unix socket (and, for the TLS test, on 127.0.0.1 with a certificate of its own CA),
+password authentication (scram-sha-256) for every role."""
 import glob
 import os
 import shutil
@@ -22,8 +23,11 @@ def server_bin():
 class Postgres:
     """A PostgreSQL cluster of the test's own; as root, its processes run as the postgres user (initdb refuses root)."""
 
-    def __init__(self, directory, port):
+    def __init__(self, directory, port, tls=False):
         self.directory = directory
+        self.tls = tls
+        # With tls, whether the server offers it (a test turns it off and restarts).
+        self.ssl = tls
         self.port = port
         self.bin = server_bin()
         self.socket_dir = os.path.join(directory, "sock")
@@ -36,6 +40,8 @@ class Postgres:
             shutil.chown(directory, "postgres", "postgres")
             shutil.chown(self.socket_dir, "postgres", "postgres")
             shutil.chown(self.owner_password_file, "postgres", "postgres")
+        if tls:
+            self.make_certificates()
         self.as_server([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", OWNER, "--auth-local=scram-sha-256",
                         "--auth-host=scram-sha-256", f"--pwfile={self.owner_password_file}"])
         self.start()
@@ -46,9 +52,39 @@ class Postgres:
             command = ["runuser", "-u", "postgres", "--"] + command
         subprocess.run(command, check=True, capture_output=True, text=True)
 
+    def make_certificates(self):
+        """A fleet CA of the test's own, a server certificate it signed for localhost and 127.0.0.1, and a second CA
+        that signed nothing here (an impostor's)."""
+        tls = os.path.join(self.directory, "tls")
+        os.makedirs(tls)
+        run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tls)
+        for name in ["ca", "impostor-ca"]:
+            run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
+                "-days", "2", "-subj", f"/CN=EdgePlan test {name}")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+        with open(os.path.join(tls, "san.ext"), "w") as handle:
+            handle.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.pem", "-days", "2", "-extfile", "san.ext")
+        os.chmod(os.path.join(tls, "server.key"), 0o600)
+        if os.geteuid() == 0:
+            for name in os.listdir(tls):
+                shutil.chown(os.path.join(tls, name), "postgres", "postgres")
+        self.ca_file = os.path.join(tls, "ca.pem")
+        self.impostor_ca_file = os.path.join(tls, "impostor-ca.pem")
+
     def start(self):
+        options = f"-k {self.socket_dir} -c listen_addresses='' -p {self.port}"
+        if self.tls:
+            tls = os.path.join(self.directory, "tls")
+            options = (f"-k {self.socket_dir} -c listen_addresses=127.0.0.1 -p {self.port} -c ssl={'on' if self.ssl else 'off'} "
+                       f"-c ssl_cert_file={tls}/server.pem -c ssl_key_file={tls}/server.key -c log_connections=on")
         self.as_server([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.directory, "log"),
-                        "-o", f"-k {self.socket_dir} -c listen_addresses='' -p {self.port}", "-w", "start"])
+                        "-o", options, "-w", "start"])
+
+    def log(self):
+        with open(os.path.join(self.directory, "log")) as handle:
+            return handle.read()
 
     def stop(self, mode="fast"):
         self.as_server([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "stop"])
@@ -68,9 +104,11 @@ class Postgres:
 
 
 @pytest.fixture
-def postgres():
+def postgres(request):
+    """The server; a test marked `tls` gets one that also listens on 127.0.0.1 with TLS, its certificate signed by
+    a CA of the test's own."""
     directory = tempfile.mkdtemp(prefix="ep-fleet-", dir="/tmp")
-    server = Postgres(directory, 54000 + os.getpid() % 1000)
+    server = Postgres(directory, 54000 + os.getpid() % 1000, tls=request.node.get_closest_marker("tls") is not None)
     yield server
     try:
         server.stop("immediate")
@@ -84,3 +122,7 @@ def edgeplan(*args, check=True, timeout=120):
     if check:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "tls: the server also listens on 127.0.0.1 with TLS")

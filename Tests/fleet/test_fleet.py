@@ -399,3 +399,46 @@ def test_the_scale_benchmark_runs_in_its_short_setting(postgres):
     assert "-> 3 calibrations, 12 accuracy and 12 length groups" in result.stdout, result.stdout
     assert int(postgres.psql("SELECT count(DISTINCT robot) FROM runs").stdout) == 20
     assert int(postgres.psql("SELECT count(*) FROM outcomes").stdout) == 1000
+
+
+@pytest.mark.tls
+def test_tls_is_verified_against_the_fleets_own_ca(postgres, robots):
+    """Over TCP the robot speaks TLS, verifies the server's certificate against the fleet's CA (`tls_ca_file`) and
+    the host name, refuses a server its CA did not sign rather than fall back to plaintext, and with `require` refuses
+    a server that offers no TLS."""
+    robot = robots("r1")
+    robot.report(3)
+
+    def sync_with(tls, ca_file=None, host="127.0.0.1"):
+        with open(robot.policy, "w") as handle:
+            handle.write(f"kind: policy\nfleet:\n  host: {host}\n  port: {postgres.port}\n  user: r1\n"
+                         f"  password_file: {robot.password_file}\n  tls: {tls}\n"
+                         + (f"  tls_ca_file: {ca_file}\n" if ca_file else ""))
+        return edgeplan("fleet", "sync", "--once", "--timeout", "10s", "--policy", robot.policy, "--state-dir",
+                        robot.state, check=False)
+
+    verified = sync_with("require", postgres.ca_file)
+    assert verified.returncode == 0 and "sent 3 runs and 3 outcomes" in verified.stdout, verified.stderr
+    authorized = [line for line in postgres.log().splitlines() if "connection authorized: user=r1" in line]
+    assert authorized and all("SSL enabled" in line for line in authorized), authorized
+    assert sync_with("require", postgres.ca_file, host="localhost").returncode == 0
+    for tls, ca_file in [("require", postgres.impostor_ca_file), ("prefer", postgres.impostor_ca_file),
+                         ("prefer", None)]:
+        refused = sync_with(tls, ca_file)
+        print(f"tls {tls}, CA {os.path.basename(ca_file or 'system')}: exit {refused.returncode}: "
+              f"{refused.stderr.strip().splitlines()[-1] if refused.stderr.strip() else ''}")
+        assert refused.returncode == 74 and "certificate" in refused.stderr.lower(), refused.stderr
+    missing = sync_with("require", "/nonexistent/ca.pem")
+    assert missing.returncode != 0 and "cannot read the fleet's CA file /nonexistent/ca.pem" in missing.stderr
+    # The server stops offering TLS: require refuses it, prefer goes on in plaintext.
+    postgres.stop()
+    postgres.ssl = False
+    postgres.start()
+    plain_refused = sync_with("require", postgres.ca_file)
+    print(f"tls require, server without TLS: exit {plain_refused.returncode}: {plain_refused.stderr.strip()[-200:]}")
+    assert plain_refused.returncode == 74 and "tls" in plain_refused.stderr.lower(), plain_refused.stderr
+    robot.report(2, seed=2)
+    plain = sync_with("prefer", postgres.ca_file)
+    assert plain.returncode == 0 and "sent 2 runs and 2 outcomes" in plain.stdout, plain.stderr
+    assert any("connection authorized: user=r1" in line and "SSL enabled" not in line
+               for line in postgres.log().splitlines())

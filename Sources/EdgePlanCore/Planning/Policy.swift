@@ -197,6 +197,9 @@ public struct FleetPolicy: Sendable, Equatable, Hashable {
     public var deviceClass: String?
     /// TLS: `prefer` (use it where the server offers it), `require`, or `disable`. A Unix socket never uses it.
     public var tls: String
+    /// PEM file of the certificate authorities the server's certificate must chain to (a fleet's own CA); nil: the
+    /// system's. The certificate and the host name are always verified.
+    public var tlsCAFile: String?
     /// Runs and outcomes sent in one transaction.
     public var batchSize: Int
 
@@ -209,6 +212,7 @@ public struct FleetPolicy: Sendable, Equatable, Hashable {
         robotID: String? = nil,
         deviceClass: String? = nil,
         tls: String = "prefer",
+        tlsCAFile: String? = nil,
         batchSize: Int = 500
     ) {
         self.host = host
@@ -219,6 +223,7 @@ public struct FleetPolicy: Sendable, Equatable, Hashable {
         self.robotID = robotID
         self.deviceClass = deviceClass
         self.tls = tls
+        self.tlsCAFile = tlsCAFile
         self.batchSize = batchSize
     }
 }

@@ -102,6 +102,7 @@ public enum PolicyDecoder {
                 robotID: try fleet.optionalString("robot_id"),
                 deviceClass: try fleet.optionalString("device_class"),
                 tls: tls,
+                tlsCAFile: try fleet.optionalString("tls_ca_file"),
                 batchSize: try fleet.optionalInt("batch_size", in: 1...10_000) ?? 500
             )
             try fleet.finish()

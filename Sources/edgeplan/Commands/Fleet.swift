@@ -21,6 +21,14 @@ struct FleetCommand: AsyncParsableCommand {
         @Option(help: "File holding the role's password (none: the server's local trust or peer rule).")
         var passwordFile: String?
         @Option(help: "TLS on TCP: prefer, require or disable.") var tls: String = "prefer"
+        @Option(help: "PEM file of the authorities the server's certificate must chain to (default: the system's).")
+        var tlsCaFile: String?
+
+        func validate() throws {
+            guard ["prefer", "require", "disable"].contains(tls) else {
+                throw ValidationError("unknown TLS mode '\(tls)' for --tls; use prefer, require or disable")
+            }
+        }
 
         func connection() throws -> FleetConnection {
             FleetConnection(
@@ -31,7 +39,8 @@ struct FleetCommand: AsyncParsableCommand {
                 password: try passwordFile.map {
                     try FileText.text($0, what: "password file").trimmingCharacters(in: .whitespacesAndNewlines)
                 },
-                tls: tls
+                tls: tls,
+                tlsCAFile: tlsCaFile
             )
         }
     }
