@@ -11,9 +11,10 @@ import Glibc
 /// Generated load on one PostgreSQL: `robots` robots (each its own role) upload `runs` runs each, and an outcome for
 /// every tenth run (four samples each), through the upload the sync service uses, over `connections` connections at
 /// once; then `fleet aggregate`'s pooling runs on them all. Prints the upload rate, the aggregate's time and this
-/// process's peak memory.
+/// process's peak memory. With MONTHS, each robot's rows are spread over that many months up to now, and the
+/// aggregate runs twice: over everything, and over the last 30 days (the months it spans only).
 ///
-/// Usage: FleetBenchmark HOST PORT OWNER OWNER_PASSWORD_FILE ROBOTS RUNS [CONNECTIONS] [PREFIX]
+/// Usage: FleetBenchmark HOST PORT OWNER OWNER_PASSWORD_FILE ROBOTS RUNS [CONNECTIONS] [PREFIX] [MONTHS]
 @main
 struct FleetBenchmark {
     static func main() async throws { try await run() }
@@ -25,7 +26,7 @@ struct FleetBenchmark {
         else {
             FileHandle.standardError.write(
                 Data(
-                    "usage: FleetBenchmark HOST PORT OWNER OWNER_PASSWORD_FILE ROBOTS RUNS [CONNECTIONS] [PREFIX]\n"
+                    "usage: FleetBenchmark HOST PORT OWNER OWNER_PASSWORD_FILE ROBOTS RUNS [CONNECTIONS] [PREFIX] [MONTHS]\n"
                         .utf8
                 )
             )
@@ -33,6 +34,13 @@ struct FleetBenchmark {
         }
         let connections = arguments.count > 7 ? Int(arguments[7]) ?? 8 : 8
         let prefix = arguments.count > 8 ? arguments[8] : "bench"
+        let months = arguments.count > 9 ? max(1, Int(arguments[9]) ?? 1) : 1
+        // Row i of n is at start + i/n of the span, which ends now.
+        let span = Double(months) * 30 * 86_400
+        let start = Date().timeIntervalSince1970 - span
+        @Sendable func time(_ index: Int, of count: Int) -> Double {
+            start + span * Double(index) / Double(max(count, 1))
+        }
         let logger = {
             var logger = Logger(label: "fleet-benchmark")
             logger.logLevel = .error
@@ -47,7 +55,10 @@ struct FleetBenchmark {
             password: ownerPassword,
             tls: "disable"
         )
-        _ = try await FleetStore.with(owner, logger: logger) { try await $0.migrate() }
+        _ = try await FleetStore.with(owner, logger: logger) { fleet in
+            _ = try await fleet.migrate()
+            return try await fleet.ensurePartitions(monthsBack: months + 1)
+        }
         let names = (0..<robots).map { "\(prefix)-\($0)" }
         let addStart = ContinuousClock.now
         try await FleetStore.with(owner, logger: logger) { fleet in
@@ -67,7 +78,7 @@ struct FleetBenchmark {
                 return ObservationStore.UploadRow(
                     seq: Int64(seq + 1),
                     values: [
-                        "time": .real(1_796_000_000 + Double(seq)), "requestId": .text("ep-\(seq)"),
+                        "time": .real(time(seq, of: runs)), "requestId": .text("ep-\(seq)"),
                         "model": .text(models[seq % models.count]), "quantization": .text("fp16"),
                         "mode": .text("hard"), "parallel": .integer(4), "inputTokens": .integer(256),
                         "outputTokens": .integer(Int64(output)),
@@ -87,7 +98,7 @@ struct FleetBenchmark {
                 return ObservationStore.UploadRow(
                     seq: Int64(seq + 1),
                     values: [
-                        "time": .real(1_796_000_000 + Double(seq) * 10), "peer": .integer(1000),
+                        "time": .real(time(seq, of: runs / 10)), "peer": .integer(1000),
                         "taskClass": .text(tasks[seq % tasks.count]), "model": .text(models[seq / 4 % models.count]),
                         "quantization": .text("fp16"), "mode": .text("hard"), "budgetTokens": .integer(512),
                         "capped": .integer(1), "parallel": .integer(4),
@@ -154,6 +165,13 @@ struct FleetBenchmark {
         let aggregateStart = ContinuousClock.now
         let aggregate = try await FleetStore.with(owner, logger: logger) { try await $0.aggregate() }
         let aggregateSeconds = seconds(ContinuousClock.now - aggregateStart)
+        let windowStart = ContinuousClock.now
+        let window =
+            months > 1
+            ? try await FleetStore.with(owner, logger: logger) {
+                try await $0.aggregate(since: Date().timeIntervalSince1970 - 30 * 86_400)
+            } : nil
+        let windowSeconds = seconds(ContinuousClock.now - windowStart)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let rows = robots * (runs + outcomesEach)
@@ -169,6 +187,12 @@ struct FleetBenchmark {
                 + "\(aggregate.lengthSummaries) length summaries -> \(calibrations) calibrations, \(groups.0) accuracy and "
                 + "\(groups.1) length groups); peak memory of this process \(usage.ru_maxrss / 1024) MiB"
         )
+        if let window {
+            print(
+                "rows over \(months) months; aggregate of the last 30 days: \(format(windowSeconds)) s for \(window.runs) runs "
+                    + "(all \(months) months: \(format(aggregateSeconds)) s for \(aggregate.runs))"
+            )
+        }
     }
 
     static func seconds(_ duration: Duration) -> Double {

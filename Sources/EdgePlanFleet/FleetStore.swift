@@ -121,7 +121,9 @@ public struct FleetStore: Sendable {
                     if settled.claim() { continuation.resume(returning: result) }
                 } catch {
                     try? await connection.close()
-                    if settled.claim() { continuation.resume(throwing: error) }
+                    // The server's own words (PostgresNIO hides them from a plain description).
+                    let reported = error is PSQLError ? FleetError("the fleet store failed: \(describe(error))") : error
+                    if settled.claim() { continuation.resume(throwing: reported) }
                 }
             }
             Task {
@@ -269,15 +271,92 @@ public struct FleetStore: Sendable {
             "ALTER TABLE runs ADD COLUMN predicted_s double precision",
             "CREATE INDEX runs_by_robot_variant ON runs (device_class, model, quantization, robot)",
         ],
+        [
+            // Runs and outcomes partitioned by month of their time (Unix seconds), so that an aggregate over a window
+            // reads only its months and old months can be dropped whole. A partitioned table's key must hold the
+            // partition's column: (robot, seq, time); a resent row repeats its time, so it still conflicts.
+            // Rows outside every month (a clock far off) land in a default partition.
+            """
+            CREATE FUNCTION fleet_ensure_partitions(first timestamptz, last timestamptz) RETURNS int
+            LANGUAGE plpgsql AS $$
+            DECLARE
+              month timestamptz := date_trunc('month', first);
+              made int := 0;
+              tab text;
+            BEGIN
+              WHILE month <= last LOOP
+                FOREACH tab IN ARRAY ARRAY['runs', 'outcomes'] LOOP
+                  IF to_regclass(format('%s_%s', tab, to_char(month, 'YYYY_MM'))) IS NULL THEN
+                    BEGIN
+                      EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%s) TO (%s)',
+                        format('%s_%s', tab, to_char(month, 'YYYY_MM')), tab,
+                        extract(epoch FROM month), extract(epoch FROM month + interval '1 month'));
+                      made := made + 1;
+                    EXCEPTION WHEN check_violation THEN
+                      -- The default partition already holds rows of this month: they stay there.
+                      RAISE NOTICE 'month % of % stays in the default partition', to_char(month, 'YYYY-MM'), tab;
+                    END;
+                  END IF;
+                END LOOP;
+                month := month + interval '1 month';
+              END LOOP;
+              RETURN made;
+            END $$
+            """,
+            "ALTER TABLE runs RENAME TO runs_unpartitioned",
+            "ALTER TABLE outcomes RENAME TO outcomes_unpartitioned",
+            "CREATE TABLE runs (LIKE runs_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (time)",
+            "CREATE TABLE outcomes (LIKE outcomes_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (time)",
+            "CREATE TABLE runs_default PARTITION OF runs DEFAULT",
+            "CREATE TABLE outcomes_default PARTITION OF outcomes DEFAULT",
+            // Months that hold rows already (within two years) and the next three.
+            """
+            SELECT fleet_ensure_partitions(
+              greatest(least(coalesce((SELECT to_timestamp(min(time)) FROM runs_unpartitioned WHERE time > 0), now()),
+                             coalesce((SELECT to_timestamp(min(time)) FROM outcomes_unpartitioned WHERE time > 0), now())),
+                       now() - interval '2 years'),
+              now() + interval '3 months')
+            """,
+            "INSERT INTO runs SELECT * FROM runs_unpartitioned",
+            "INSERT INTO outcomes SELECT * FROM outcomes_unpartitioned",
+            "DROP TABLE runs_unpartitioned",
+            "DROP TABLE outcomes_unpartitioned",
+            "ALTER TABLE runs ADD PRIMARY KEY (robot, seq, time)",
+            "ALTER TABLE outcomes ADD PRIMARY KEY (robot, seq, time)",
+            "CREATE INDEX runs_by_variant ON runs (device_class, model, quantization)",
+            "CREATE INDEX runs_by_robot_variant ON runs (device_class, model, quantization, robot)",
+            "CREATE INDEX outcomes_by_group ON outcomes (task_class, model, quantization, mode)",
+            "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE outcomes ENABLE ROW LEVEL SECURITY",
+            """
+            CREATE POLICY own_runs ON runs TO edgeplan_robot
+              USING (robot = current_user) WITH CHECK (robot = current_user)
+            """,
+            """
+            CREATE POLICY own_outcomes ON outcomes TO edgeplan_robot
+              USING (robot = current_user) WITH CHECK (robot = current_user)
+            """,
+            "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
+        ],
     ]
 
-    /// Brings the schema to the newest migration (the database owner runs this: `edgeplan fleet init`).
-    public func migrate() async throws -> Int {
+    /// Creates the monthly partitions from `monthsBack` months ago to three months ahead (`fleet init` and every
+    /// aggregate), so that rows arrive in their month rather than in the default partition; returns how many it made.
+    public func ensurePartitions(monthsBack: Int = 1) async throws -> Int {
+        let rows = try await connection.query(
+            "SELECT fleet_ensure_partitions(now() - make_interval(months => \(monthsBack)::int), now() + interval '3 months')",
+            logger: logger
+        )
+        return try await rows.single(Int.self, fallback: 0)
+    }
+
+    /// Brings the schema to the newest migration, or to `upTo` (the database owner runs this: `edgeplan fleet init`).
+    public func migrate(upTo: Int? = nil) async throws -> Int {
         try await run(
             "CREATE TABLE IF NOT EXISTS fleet_migrations (version int PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())"
         )
         var applied = 0
-        for (index, statements) in Self.migrations.enumerated() {
+        for (index, statements) in Self.migrations.enumerated() where index < (upTo ?? Self.migrations.count) {
             let version = index + 1
             let done = try await connection.query(
                 "SELECT count(*)::int FROM fleet_migrations WHERE version = \(version)",
@@ -379,7 +458,7 @@ public struct FleetStore: Sendable {
                 \(quantizations)::text[], \(modes)::text[], \(parallels)::bigint[], \(inputs)::bigint[],
                 \(outputs)::bigint[], \(latencies)::float8[], \(energies)::float8[], \(sources)::text[],
                 \(peers)::bigint[], \(predictions)::float8[]) AS u(s, t, r, m, q, mo, p, i, o, l, e, so, pe, pr)
-              ON CONFLICT (robot, seq) DO NOTHING RETURNING 1)
+              ON CONFLICT DO NOTHING RETURNING 1)
             SELECT count(*)::int FROM inserted
             """,
             logger: logger
@@ -413,7 +492,7 @@ public struct FleetStore: Sendable {
                 \(models)::text[], \(quantizations)::text[], \(modes)::text[], \(budgets)::bigint[],
                 \(capped)::bool[], \(parallels)::bigint[], \(correct)::bigint[], \(samples)::text[])
                 AS u(s, t, pe, tc, m, q, mo, b, c, p, co, so)
-              ON CONFLICT (robot, seq) DO NOTHING RETURNING 1)
+              ON CONFLICT DO NOTHING RETURNING 1)
             SELECT count(*)::int FROM inserted
             """,
             logger: logger
@@ -447,12 +526,15 @@ public struct FleetStore: Sendable {
 
     /// Per robot and variant, the median of measured over predicted latency and the run count, computed by
     /// PostgreSQL over the runs that carry the robot's prediction.
-    public func robotRatios() async throws -> [FleetPooling.RobotRatio] {
+    /// No window: every row's time is after this.
+    public static let always = -Double.greatestFiniteMagnitude
+
+    public func robotRatios(since: Double = FleetStore.always) async throws -> [FleetPooling.RobotRatio] {
         let rows = try await connection.query(
             """
             SELECT robot, device_class, model, quantization,
               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s / predicted_s)::float8, count(*)::int
-            FROM runs WHERE predicted_s > 0
+            FROM runs WHERE predicted_s > 0 AND time >= \(since)
             GROUP BY device_class, model, quantization, robot ORDER BY 2, 3, 4, 1
             """,
             logger: logger
@@ -476,8 +558,8 @@ public struct FleetStore: Sendable {
     }
 
     /// The number of runs the fleet holds.
-    public func runCount() async throws -> Int {
-        let rows = try await connection.query("SELECT count(*)::int FROM runs", logger: logger)
+    public func runCount(since: Double = FleetStore.always) async throws -> Int {
+        let rows = try await connection.query("SELECT count(*)::int FROM runs WHERE time >= \(since)", logger: logger)
         var count = 0
         for try await value in rows.decode(Int.self) { count = value }
         return count
@@ -485,12 +567,12 @@ public struct FleetStore: Sendable {
 
     /// Successes and trials per robot, task class, model, mode and parallel factor (outcomes with a verdict: a k-sample
     /// outcome is the vote's).
-    public func outcomesForPooling() async throws -> [FleetPooling.Tally] {
+    public func outcomesForPooling(since: Double = FleetStore.always) async throws -> [FleetPooling.Tally] {
         let rows = try await connection.query(
             """
             SELECT robot, task_class, model, quantization, mode, coalesce(budget_tokens, -1), capped, parallel,
               count(*) FILTER (WHERE correct)::int, count(*)::int
-            FROM outcomes WHERE correct IS NOT NULL
+            FROM outcomes WHERE correct IS NOT NULL AND time >= \(since)
             GROUP BY robot, task_class, model, quantization, mode, budget_tokens, capped, parallel
             ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
             """,
@@ -521,7 +603,7 @@ public struct FleetStore: Sendable {
     /// Each robot's sample output lengths per task class, model, mode and budget: how many, and their quantiles at
     /// ``FleetPooling/lengthLevels`` (computed here, so no sample leaves the server). A sample list that is not
     /// comma-separated counts, or a sample past a hard cap, is left out.
-    public func lengthsForPooling() async throws -> [FleetPooling.LengthSummary] {
+    public func lengthsForPooling(since: Double = FleetStore.always) async throws -> [FleetPooling.LengthSummary] {
         let levels = FleetPooling.lengthLevels
         let rows = try await connection.query(
             """
@@ -529,6 +611,7 @@ public struct FleetStore: Sendable {
               percentile_cont(\(levels)::float8[]) WITHIN GROUP (ORDER BY tokens)
             FROM outcomes, unnest(string_to_array(sample_output_tokens, ',')::int[]) AS tokens
             WHERE sample_output_tokens ~ '^[0-9]{1,7}(,[0-9]{1,7})*$' AND (NOT capped OR tokens <= budget_tokens)
+              AND time >= \(since)
             GROUP BY robot, task_class, model, quantization, mode, budget_tokens, capped
             ORDER BY 1, 2, 3, 4, 5, 6, 7
             """,
@@ -560,7 +643,7 @@ public struct FleetStore: Sendable {
         public var version: Int64
         public var body: JSONValue
         public var changes: JSONValue
-        /// Runs the fleet holds.
+        /// Runs the fleet holds (in the window, if one was given).
         public var runs: Int
         /// Per-robot summaries pooled: latency medians, accuracy tallies, length summaries.
         public var robotMedians: Int
@@ -571,13 +654,18 @@ public struct FleetStore: Sendable {
     /// Pools every robot's runs and outcomes into a new version: calibrations first, so that the robots they flag are
     /// left out of accuracy and lengths. Per-robot medians, tallies and length quantiles are computed in PostgreSQL:
     /// no run or sample leaves the server.
-    public func aggregate(options: FleetPooling.Options = FleetPooling.Options()) async throws -> Aggregate {
-        let ratios = try await robotRatios()
+    /// With `since` (Unix seconds), only rows from then on count: PostgreSQL reads only the months it spans.
+    public func aggregate(
+        options: FleetPooling.Options = FleetPooling.Options(),
+        since: Double = FleetStore.always
+    ) async throws -> Aggregate {
+        _ = try await ensurePartitions()
+        let ratios = try await robotRatios(since: since)
         let calibrations = FleetPooling.calibrations(ratios, options: options)
-        let runs = try await runCount()
+        let runs = try await runCount(since: since)
         let flagged = Set(calibrations.flatMap(\.flagged))
-        let tallies = try await outcomesForPooling()
-        let summaries = try await lengthsForPooling()
+        let tallies = try await outcomesForPooling(since: since)
+        let summaries = try await lengthsForPooling(since: since)
         let body = FleetPooling.body(
             calibrations: calibrations,
             accuracy: FleetPooling.accuracy(tallies, options: options, excluded: flagged),

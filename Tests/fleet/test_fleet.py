@@ -186,6 +186,11 @@ def test_each_robot_writes_and_reads_only_its_own_rows(postgres, robots):
         assert refused.returncode != 0 and "permission denied" in refused.stderr, (sql, refused.stderr)
     # Nothing of r2's changed.
     assert int(postgres.psql("SELECT count(*) FROM runs WHERE robot = 'r2'").stdout) == r2.local_counts()[0][0]
+    # A month's partition is not a way around the policy: a robot may not read it directly.
+    month = postgres.psql("SELECT DISTINCT tableoid::regclass FROM runs").stdout.split()
+    assert month and all(name.startswith("runs_") for name in month), month
+    direct = postgres.psql(f"SELECT count(*) FROM {month[0]}", **as_r1)
+    assert direct.returncode != 0 and "permission denied" in direct.stderr, direct.stderr
 
 
 def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):
@@ -442,3 +447,50 @@ def test_tls_is_verified_against_the_fleets_own_ca(postgres, robots):
     assert plain.returncode == 0 and "sent 2 runs and 2 outcomes" in plain.stdout, plain.stderr
     assert any("connection authorized: user=r1" in line and "SSL enabled" not in line
                for line in postgres.log().splitlines())
+
+
+def test_an_older_fleet_is_upgraded_to_monthly_partitions_keeping_every_row(postgres, tmp_path):
+    """A fleet at the schema before partitioning, with rows from a robot's daemon and older rows, is upgraded by
+    `fleet init`: every row is kept, each in its month (or in the default partition when far outside), the robots'
+    uploads go on, and an aggregate over a window reads only the rows in it."""
+    edgeplan("fleet", "init", "--up-to", "2", *postgres.admin_args())
+    robot = Robot(postgres, str(tmp_path), "r1")
+    Robot(postgres, str(tmp_path), "r0", start=False)
+    try:
+        robot.report(5)
+        assert "sent 5 runs and 5 outcomes" in robot.sync().stdout
+        # Another robot's older rows: some from forty days ago, some with a clock at 1970.
+        forty_days_ago = time.time() - 40 * 86400
+        insert_as(postgres, "r0", f"""
+            INSERT INTO runs (seq, time, model, quantization, mode, parallel, input_tokens, output_tokens, latency_s,
+              device_class, predicted_s)
+            SELECT 1000 + g, CASE WHEN g <= 10 THEN g ELSE {forty_days_ago} + g END, 'DSR1-Qwen-1.5B', 'fp16', 'hard',
+              4, 256, 100, 1.0, '{CLASS}', 1.0
+            FROM generate_series(1, 30) g""")
+        before = postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout
+        upgraded = edgeplan("fleet", "init", *postgres.admin_args()).stdout
+        assert "1 migration(s) applied" in upgraded, upgraded
+        assert postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout == before
+        where = dict(line.split("|") for line in postgres.psql(
+            "SELECT tableoid::regclass, count(*) FROM runs GROUP BY 1").stdout.split())
+        now_month = time.strftime("runs_%Y_%m", time.gmtime())
+        old_month = time.strftime("runs_%Y_%m", time.gmtime(forty_days_ago + 10))
+        print(f"after the upgrade: {where}")
+        assert where.get("runs_default") == "10" and int(where.get(now_month, 0)) >= 5, where
+        assert sum(int(count) for count in where.values()) == 35
+        assert int(where.get(old_month, 0)) >= 20 - (5 if old_month == now_month else 0), where
+        # The robot goes on uploading to the new tables, and an upload resent stores nothing twice.
+        robot.report(3, seed=5)
+        assert "sent 3 runs and 3 outcomes" in robot.sync().stdout
+        assert "the fleet lacked 0 and 0" in robot.sync().stdout
+        assert int(postgres.psql("SELECT count(*) FROM runs").stdout) == 38
+        # A window of 30 days pools the robot's 8 runs, not the older 30.
+        windowed = edgeplan("fleet", "aggregate", "--window", "30d", *postgres.admin_args()).stdout
+        assert "from 8 runs of the last 30d" in windowed, windowed
+        # A window's query reads its months only (and the default partition, which may hold any time).
+        plan = postgres.psql(f"EXPLAIN SELECT count(*) FROM runs WHERE time >= {time.time() - 86400}").stdout
+        assert now_month in plan and (old_month == now_month or old_month not in plan), plan
+        bad = edgeplan("fleet", "aggregate", "--window", "soon", *postgres.admin_args(), check=False)
+        assert bad.returncode == 64 and "--window" in bad.stderr, bad.stderr
+    finally:
+        robot.stop()

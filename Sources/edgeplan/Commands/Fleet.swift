@@ -66,13 +66,26 @@ struct FleetCommand: AsyncParsableCommand {
             abstract: "Create or upgrade the fleet's tables, roles and row-level security (as the database's owner)."
         )
         @OptionGroup var store: Connection
+        @Option(help: "Months of past partitions to make, for robots that will upload a backlog.")
+        var monthsBack: Int = 1
+        /// Stops at an older schema: how the upgrade from it is tested.
+        @Option(help: .hidden) var upTo: Int?
+
+        func validate() throws {
+            guard (0...120).contains(monthsBack) else { throw ValidationError("--months-back must be 0–120") }
+        }
 
         func run() async throws {
             try await FleetCommand.reporting {
-                let applied = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) {
-                    try await $0.migrate()
+                let (applied, partitions) = try await FleetStore.with(
+                    try store.connection(),
+                    logger: FleetCommand.logger
+                ) { fleet in
+                    let applied = try await fleet.migrate(upTo: upTo)
+                    return (applied, upTo == nil ? try await fleet.ensurePartitions(monthsBack: monthsBack) : 0)
                 }
                 print(applied == 0 ? "fleet schema up to date" : "fleet schema: \(applied) migration(s) applied")
+                if partitions > 0 { print("\(partitions) monthly partitions made") }
             }
         }
     }
@@ -194,20 +207,29 @@ struct FleetCommand: AsyncParsableCommand {
         @Option(help: "The most one robot may move a pooled accuracy, a fraction.") var maxInfluence: Double = 0.05
         @Option(help: "The most one robot may move a pooled output length (its geometric mean), a share.")
         var maxLengthInfluence: Double = 0.10
+        @Option(help: "Pool only runs and outcomes of this last stretch (30d, 12h; default: all of them).")
+        var window: String?
         @Flag(help: "Print the version's JSON.") var json = false
+
+        func validate() throws { if let window { _ = try parseSeconds(window, "window") } }
 
         func run() async throws {
             try await FleetCommand.reporting {
+                let since =
+                    try window.map { Date().timeIntervalSince1970 - (try parseSeconds($0, "window")) }
+                    ?? FleetStore.always
                 var chosen = FleetPooling.Options()
                 chosen.flagThreshold = flagThreshold
                 chosen.maxInfluence = maxInfluence
                 chosen.maxLengthInfluence = maxLengthInfluence
                 let options = chosen
                 let result = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) {
-                    try await $0.aggregate(options: options)
+                    try await $0.aggregate(options: options, since: since)
                 }
                 if json { return printJSON(.fields(["version": .int(Int(result.version)), "body": result.body])) }
-                print("fleet version \(result.version) from \(result.runs) runs")
+                print(
+                    "fleet version \(result.version) from \(result.runs) runs\(window.map { " of the last \($0)" } ?? "")"
+                )
                 if case let .array(items)? = result.changes["changed"] {
                     for item in items { print("  \(item.stringValue ?? "")") }
                 }
