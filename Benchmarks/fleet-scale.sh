@@ -2,6 +2,8 @@
 # The fleet at scale: a PostgreSQL of its own (initdb, pg_ctl, a Unix socket) in a temporary directory, then
 # FleetBenchmark at growing sizes: robots x runs each, uploaded through the sync service's upload, then aggregated.
 # Usage: Benchmarks/fleet-scale.sh [SIZES...]   (each ROBOTSxRUNS; default: 100x10000 1000x1000 1000x10000)
+# Each robot's rows are spread over MONTHS months up to now (default 12), and the aggregate is timed over all of
+# them and over the last 30 days.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -26,7 +28,7 @@ for size in "${sizes[@]}"; do
   runs=${size#*x}
   PGPASSWORD=owner-secret psql -h "$dir/sock" -p "$port" -U fleet_owner -d edgeplan_fleet -qc \
     "DO \$\$ BEGIN IF to_regclass('runs') IS NOT NULL THEN TRUNCATE runs, outcomes, robots, fleet_versions; END IF; END \$\$" 2>/dev/null || true
-  "$bench" "$dir/sock" "$port" fleet_owner "$dir/owner-password" "$robots" "$runs" 8 "r$robots-$runs"
+  "$bench" "$dir/sock" "$port" fleet_owner "$dir/owner-password" "$robots" "$runs" 8 "r$robots-$runs" "${MONTHS:-12}"
   PGPASSWORD=owner-secret psql -h "$dir/sock" -p "$port" -U fleet_owner -d edgeplan_fleet -Atc \
-    "SELECT 'database size ' || pg_size_pretty(pg_database_size('edgeplan_fleet')) || ', runs table with indexes ' || pg_size_pretty(pg_total_relation_size('runs'))"
+    "SELECT 'database size ' || pg_size_pretty(pg_database_size('edgeplan_fleet')) || ', runs with indexes ' || pg_size_pretty(sum(pg_total_relation_size(inhrelid))) || ' in ' || count(*) || ' partitions' FROM pg_inherits WHERE inhparent = 'runs'::regclass"
 done

@@ -14,7 +14,7 @@ import time
 import pytest
 import varlink
 
-from conftest import EDGEPLAN, edgeplan
+from conftest import EDGEPLAN, ROOT, edgeplan
 
 CUTS = int(os.environ.get("EDGEPLAN_FLEET_CUTS", "20"))
 CLASS = "jetson-agx-orin-64gb"
@@ -494,3 +494,36 @@ def test_an_older_fleet_is_upgraded_to_monthly_partitions_keeping_every_row(post
         assert bad.returncode == 64 and "--window" in bad.stderr, bad.stderr
     finally:
         robot.stop()
+
+
+def test_the_readmes_fleet_commands_run_as_written(postgres, tmp_path):
+    """The README's fleet block, line by line, against the test's PostgreSQL: its database, owner and robot files
+    stand in for db.example's, and the robot is a real daemon that has reported."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = next(part.split("```")[0] for part in readme.split("```sh\n") if part.startswith("edgeplan fleet init"))
+    lines = [line.split("#")[0].strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+    robot_password = tmp_path / "robot-0042.pw"
+    robot_password.write_text("robot-0042-secret\n")
+    robot = None
+    try:
+        for line in lines:
+            args = line.split()[1:]
+            args = " ".join(args).replace("--host db.example --user fleet_owner --password-file owner-password",
+                                          " ".join(postgres.admin_args())).replace("robot-0042.pw", str(robot_password))
+            if args.startswith("fleet sync"):
+                # The robot: a daemon with the policy's fleet section, some reports, then the line as written.
+                robot = Robot(postgres, str(tmp_path), "robot-0042", fleet=False, extra_policy=(
+                    f"fleet:\n  host: {postgres.socket_dir}\n  port: {postgres.port}\n  user: robot-0042\n"
+                    f"  password_file: {robot_password}\n"))
+                robot.report(4)
+                args = args.replace("/etc/edgeplan/policy.yaml", robot.policy).replace("/var/lib/edgeplan", robot.state)
+            result = edgeplan(*args.split())
+            print(f"$ edgeplan {line.split(' ', 1)[1][:60]}...\n{result.stdout.strip()}")
+            if args.startswith("fleet sync"):
+                assert "sent 4 runs and 4 outcomes" in result.stdout, result.stdout
+            if args.startswith("fleet status"):
+                assert "robot-0042" in result.stdout and "lag 0" in result.stdout, result.stdout
+        assert [line.split()[2] for line in lines] == ["init", "add-robot", "sync", "aggregate", "status"]
+    finally:
+        if robot:
+            robot.stop()
