@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// Where the fleet store is and as whom to connect.
 public struct FleetConnection: Sendable {
@@ -93,6 +94,11 @@ public struct FleetStore: Sendable {
     let connection: PostgresConnection
     let logger: Logger
 
+    /// Connection attempts and bodies given up at their deadline and still running (each holds a task and a closed connection until it
+    /// returns, which a query on a dead link may never do). A long-running caller restarts when too many pile up.
+    static let abandoned = Atomic<Int>(0)
+    public static var abandonedBodies: Int { abandoned.load(ordering: .relaxed) }
+
     /// Connects, runs `body`, and closes the connection whatever happens. Neither may take longer than `timeout`: a
     /// link that dies without a word (a server killed mid-handshake, a cable cut) would otherwise leave a query
     /// waiting for ever; at the deadline the connection is closed, which fails whatever waits on it.
@@ -118,17 +124,26 @@ public struct FleetStore: Sendable {
                 do {
                     let result = try await body(store)
                     try? await connection.close()
-                    if settled.claim() { continuation.resume(returning: result) }
+                    if settled.claim() {
+                        continuation.resume(returning: result)
+                    } else {
+                        Self.abandoned.subtract(1, ordering: .relaxed)
+                    }
                 } catch {
                     try? await connection.close()
                     // The server's own words (PostgresNIO hides them from a plain description).
                     let reported = error is PSQLError ? FleetError("the fleet store failed: \(describe(error))") : error
-                    if settled.claim() { continuation.resume(throwing: reported) }
+                    if settled.claim() {
+                        continuation.resume(throwing: reported)
+                    } else {
+                        Self.abandoned.subtract(1, ordering: .relaxed)
+                    }
                 }
             }
             Task {
                 try? await Task.sleep(for: timeout)
                 if settled.claim() {
+                    Self.abandoned.add(1, ordering: .relaxed)
                     work.cancel()
                     try? await connection.close()
                     continuation.resume(
@@ -158,15 +173,21 @@ public struct FleetStore: Sendable {
                     if settled.claim() {
                         continuation.resume(returning: connection)
                     } else {
+                        Self.abandoned.subtract(1, ordering: .relaxed)
                         try? await connection.close()
                     }
                 } catch {
-                    if settled.claim() { continuation.resume(throwing: error) }
+                    if settled.claim() {
+                        continuation.resume(throwing: error)
+                    } else {
+                        Self.abandoned.subtract(1, ordering: .relaxed)
+                    }
                 }
             }
             Task {
                 try? await Task.sleep(for: timeout)
                 if settled.claim() {
+                    Self.abandoned.add(1, ordering: .relaxed)
                     attempt.cancel()
                     continuation.resume(throwing: FleetError("no answer within \(timeout)"))
                 }

@@ -6,7 +6,9 @@ import math
 import os
 import random
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
@@ -527,3 +529,76 @@ def test_the_readmes_fleet_commands_run_as_written(postgres, tmp_path):
     finally:
         if robot:
             robot.stop()
+
+
+class MuteServer:
+    """Fault injection: a scripted server that answers PostgreSQL's startup (no TLS, no password) and then never
+    answers a query, as a server whose link died mid-round looks to its client."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.startups = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(client,), daemon=True).start()
+
+    def serve(self, client):
+        def read(count):
+            data = b""
+            while len(data) < count:
+                chunk = client.recv(count - len(data))
+                if not chunk:
+                    raise EOFError
+                data += chunk
+            return data
+
+        def message(kind, body):
+            return kind + struct.pack("!I", len(body) + 4) + body
+        try:
+            length, code = struct.unpack("!II", read(8))
+            read(length - 8)
+            self.startups += 1
+            client.sendall(message(b"R", struct.pack("!I", 0)) + message(b"S", b"server_version\x0016.0\x00")
+                           + message(b"K", struct.pack("!II", 1, 2)) + message(b"Z", b"I"))
+            while client.recv(65536):
+                pass
+        except (EOFError, OSError):
+            pass
+        finally:
+            client.close()
+
+
+def test_a_server_that_stops_answering_mid_round_costs_a_deadline_not_the_service(tmp_path):
+    """Every round against a server that never answers a query is given up at its deadline (--timeout), reported
+    as such, and the service goes on to the next: it neither waits for ever nor piles up given-up rounds until it
+    must restart."""
+    server = MuteServer()
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"kind: policy\nfleet:\n  host: 127.0.0.1\n  port: {server.port}\n  user: r1\n"
+                      f"  password_file: {password}\n  tls: disable\n")
+    service = subprocess.Popen([EDGEPLAN, "fleet", "sync", "--policy", str(policy), "--state-dir", str(tmp_path / "state"),
+                                "--interval", "10ms", "--timeout", "1s"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(14)
+        assert service.poll() is None, service.communicate()
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, errors = service.communicate(timeout=20)
+    given_up = [line for line in errors.splitlines() if "did not answer within 1.0 seconds; the connection was closed" in line]
+    print(f"{len(given_up)} rounds given up at the deadline in 14 s over {server.startups} connections; the service still running")
+    # At most 8 given up before a restart would be due: more than that, and the service was still running.
+    assert len(given_up) > 8 and "never returned" not in errors, errors
+    state = json.load(open(tmp_path / "state" / "fleet-sync.json"))
+    assert "did not answer within" in state["lastError"], state

@@ -141,6 +141,9 @@ struct FleetCommand: AsyncParsableCommand {
             }
         }
 
+        /// Abandoned rounds (see ``FleetStore/abandonedBodies``) after which the service exits to be restarted.
+        static let maxAbandoned = 8
+
         func run() async throws {
             try await FleetCommand.reporting {
                 let parsed = try ProfileStore.loadPolicy(policy)
@@ -187,6 +190,12 @@ struct FleetCommand: AsyncParsableCommand {
                         try? sync.writeState(round: nil, error: message)
                         FileHandle.standardError.write(Data("fleet sync: \(message)\n".utf8))
                         if once { throw FleetError(message) }
+                        // Rounds given up at their deadline that never returned: past a few, start afresh (the
+                        // service restarts on failure) rather than keep a task and a connection for each.
+                        let stuck = FleetStore.abandonedBodies
+                        if stuck >= Self.maxAbandoned {
+                            throw FleetError("\(stuck) rounds given up at their deadline never returned; restarting")
+                        }
                         // Doubling, up to 32 intervals (at most 5 min): a long outage is not hammered.
                         backoff = min(backoff * 2, max(seconds, min(300, seconds * 32)))
                     }
