@@ -16,6 +16,9 @@ public struct FleetConnection: Sendable {
     public var tls: String
     /// PEM file of the authorities the server's certificate must chain to; nil: the system's.
     public var tlsCAFile: String?
+    /// A client certificate (PEM) and its key, for a server that authenticates robots by certificate.
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
 
     public init(
         host: String,
@@ -24,7 +27,9 @@ public struct FleetConnection: Sendable {
         user: String,
         password: String?,
         tls: String = "prefer",
-        tlsCAFile: String? = nil
+        tlsCAFile: String? = nil,
+        tlsCertFile: String? = nil,
+        tlsKeyFile: String? = nil
     ) {
         self.host = host
         self.port = port
@@ -33,15 +38,22 @@ public struct FleetConnection: Sendable {
         self.password = password
         self.tls = tls
         self.tlsCAFile = tlsCAFile
+        self.tlsCertFile = tlsCertFile
+        self.tlsKeyFile = tlsKeyFile
     }
 
     /// A robot's connection from its policy's `fleet:` section; the password from its file, or from the
-    /// `fleet-password` credential systemd passes in `$CREDENTIALS_DIRECTORY`.
+    /// `fleet-password` credential systemd passes in `$CREDENTIALS_DIRECTORY`; a client certificate's key likewise
+    /// (`fleet-key`). A robot that logs in by certificate needs no password.
     public init(_ fleet: FleetPolicy, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        let file =
-            fleet.passwordFile ?? environment["CREDENTIALS_DIRECTORY"].map { "\($0)/fleet-password" }
-        let password = try file.map { path in
-            try FileText.text(path, what: "fleet password file").trimmingCharacters(in: .whitespacesAndNewlines)
+        let credentials = environment["CREDENTIALS_DIRECTORY"]
+        let file = fleet.passwordFile ?? credentials.map { "\($0)/fleet-password" }
+        let password = try file.flatMap { path -> String? in
+            // By certificate, a missing password credential is no error.
+            if fleet.tlsCertFile != nil, fleet.passwordFile == nil, !FileManager.default.fileExists(atPath: path) {
+                return nil
+            }
+            return try FileText.text(path, what: "fleet password file").trimmingCharacters(in: .whitespacesAndNewlines)
         }
         self.init(
             host: fleet.host,
@@ -50,7 +62,9 @@ public struct FleetConnection: Sendable {
             user: fleet.user,
             password: password,
             tls: fleet.tls,
-            tlsCAFile: fleet.tlsCAFile
+            tlsCAFile: fleet.tlsCAFile,
+            tlsCertFile: fleet.tlsCertFile,
+            tlsKeyFile: fleet.tlsCertFile == nil ? nil : fleet.tlsKeyFile ?? credentials.map { "\($0)/fleet-key" }
         )
     }
 
@@ -72,6 +86,23 @@ public struct FleetConnection: Sendable {
                 throw FleetError("cannot read the fleet's CA file \(tlsCAFile)")
             }
             client.trustRoots = .file(tlsCAFile)
+        }
+        if let tlsCertFile {
+            guard let tlsKeyFile else {
+                throw FleetError(
+                    "the client certificate \(tlsCertFile) has no key: give tls_key_file, or the fleet-key credential"
+                )
+            }
+            for (path, what) in [(tlsCertFile, "client certificate"), (tlsKeyFile, "client key")]
+            where !FileManager.default.isReadableFile(atPath: path) {
+                throw FleetError("cannot read the fleet's \(what) file \(path)")
+            }
+            do {
+                client.certificateChain = try NIOSSLCertificate.fromPEMFile(tlsCertFile).map { .certificate($0) }
+                client.privateKey = .privateKey(try NIOSSLPrivateKey(file: tlsKeyFile, format: .pem))
+            } catch {
+                throw FleetError("cannot use the client certificate \(tlsCertFile) and key \(tlsKeyFile): \(error)")
+            }
         }
         let mode: PostgresConnection.Configuration.TLS
         do {

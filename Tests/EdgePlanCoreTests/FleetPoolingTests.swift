@@ -147,6 +147,23 @@ struct FleetPoolingTests {
             try PolicyDecoder.decode("kind: policy\nfleet:\n  host: h\n  user: r1\n  tls: sometimes\n", file: "p.yaml")
         }
         #expect(try PolicyDecoder.decode("kind: policy\n", file: "p.yaml").fleet == nil)
+        // A client certificate and its key go together, and need TLS.
+        let byCertificate = try PolicyDecoder.decode(
+            "kind: policy\nfleet:\n  host: h\n  user: r1\n  tls_cert_file: /c.pem\n  tls_key_file: /k.pem\n",
+            file: "p.yaml"
+        )
+        #expect(byCertificate.fleet?.tlsCertFile == "/c.pem" && byCertificate.fleet?.tlsKeyFile == "/k.pem")
+        for (text, key) in [
+            ("  tls_key_file: /k.pem\n", "tls_key_file"),
+            ("  tls: disable\n  tls_cert_file: /c.pem\n", "tls_cert_file"),
+        ] {
+            do {
+                _ = try PolicyDecoder.decode("kind: policy\nfleet:\n  host: h\n  user: r1\n" + text, file: "p.yaml")
+                Issue.record("accepted \(text)")
+            } catch let error as EdgePlanError {
+                #expect("\(error)".contains(key), "\(error)")
+            }
+        }
     }
 }
 

@@ -66,21 +66,36 @@ class Postgres:
             handle.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
         run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
             "server.pem", "-days", "2", "-extfile", "san.ext")
+        # A robot's client certificate: its common name is its role.
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "r2.key", "-out", "r2.csr", "-subj", "/CN=r2")
+        run("x509", "-req", "-in", "r2.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "r2.pem",
+            "-days", "2")
         os.chmod(os.path.join(tls, "server.key"), 0o600)
         if os.geteuid() == 0:
             for name in os.listdir(tls):
                 shutil.chown(os.path.join(tls, name), "postgres", "postgres")
         self.ca_file = os.path.join(tls, "ca.pem")
         self.impostor_ca_file = os.path.join(tls, "impostor-ca.pem")
+        self.client_cert_file = os.path.join(tls, "r2.pem")
+        self.client_key_file = os.path.join(tls, "r2.key")
 
     def start(self):
         options = f"-k {self.socket_dir} -c listen_addresses='' -p {self.port}"
         if self.tls:
             tls = os.path.join(self.directory, "tls")
             options = (f"-k {self.socket_dir} -c listen_addresses=127.0.0.1 -p {self.port} -c ssl={'on' if self.ssl else 'off'} "
-                       f"-c ssl_cert_file={tls}/server.pem -c ssl_key_file={tls}/server.key -c log_connections=on")
+                       f"-c ssl_cert_file={tls}/server.pem -c ssl_key_file={tls}/server.key -c ssl_ca_file={tls}/ca.pem "
+                       "-c log_connections=on")
         self.as_server([os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", os.path.join(self.directory, "log"),
                         "-o", options, "-w", "start"])
+
+    def authenticate_by_certificate(self, role):
+        """Puts a rule first in pg_hba.conf: `role` logs in over TLS by a certificate of the CA, and no other way."""
+        path = os.path.join(self.data, "pg_hba.conf")
+        rules = open(path).read()
+        with open(path, "w") as handle:
+            handle.write(f"hostssl edgeplan_fleet {role} 127.0.0.1/32 cert\nhost all {role} 0.0.0.0/0 reject\n" + rules)
+        self.psql("SELECT pg_reload_conf()")
 
     def log(self):
         with open(os.path.join(self.directory, "log")) as handle:

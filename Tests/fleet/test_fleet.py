@@ -435,6 +435,24 @@ def test_tls_is_verified_against_the_fleets_own_ca(postgres, robots):
         print(f"tls {tls}, CA {os.path.basename(ca_file or 'system')}: exit {refused.returncode}: "
               f"{refused.stderr.strip().splitlines()[-1] if refused.stderr.strip() else ''}")
         assert refused.returncode == 74 and "certificate" in refused.stderr.lower(), refused.stderr
+    # A robot that logs in by certificate (the server accepts nothing else for it), with no password at all.
+    postgres.authenticate_by_certificate("r2")
+    r2 = robots("r2")
+    r2.report(2, seed=3)
+    with open(r2.policy, "w") as handle:
+        handle.write(f"kind: policy\nfleet:\n  host: localhost\n  port: {postgres.port}\n  user: r2\n  tls: require\n"
+                     f"  tls_ca_file: {postgres.ca_file}\n  tls_cert_file: {postgres.client_cert_file}\n"
+                     f"  tls_key_file: {postgres.client_key_file}\n")
+    time.sleep(0.5)
+    by_certificate = r2.sync(check=False)
+    assert by_certificate.returncode == 0 and "sent 2 runs and 2 outcomes" in by_certificate.stdout, by_certificate.stderr
+    assert any("connection authorized: user=r2" in line and "SSL enabled" in line for line in postgres.log().splitlines())
+    with open(r2.policy, "w") as handle:
+        handle.write(f"kind: policy\nfleet:\n  host: localhost\n  port: {postgres.port}\n  user: r2\n  tls: require\n"
+                     f"  tls_ca_file: {postgres.ca_file}\n  password_file: {r2.password_file}\n")
+    by_password = r2.sync(check=False)
+    print(f"r2 by password where its rule says certificate: {by_password.stderr.strip().splitlines()[-1]}")
+    assert by_password.returncode == 74 and "certificate" in by_password.stderr, by_password.stderr
     missing = sync_with("require", "/nonexistent/ca.pem")
     assert missing.returncode != 0 and "cannot read the fleet's CA file /nonexistent/ca.pem" in missing.stderr
     # The server stops offering TLS: require refuses it, prefer goes on in plaintext.

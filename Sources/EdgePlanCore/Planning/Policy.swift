@@ -200,6 +200,10 @@ public struct FleetPolicy: Sendable, Equatable, Hashable {
     /// PEM file of the certificate authorities the server's certificate must chain to (a fleet's own CA); nil: the
     /// system's. The certificate and the host name are always verified.
     public var tlsCAFile: String?
+    /// A client certificate (PEM) to log in with, where the server authenticates robots by certificate; its key
+    /// from `tlsKeyFile`, or from the `fleet-key` credential in `$CREDENTIALS_DIRECTORY`.
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
     /// Runs and outcomes sent in one transaction.
     public var batchSize: Int
 
@@ -213,6 +217,8 @@ public struct FleetPolicy: Sendable, Equatable, Hashable {
         deviceClass: String? = nil,
         tls: String = "prefer",
         tlsCAFile: String? = nil,
+        tlsCertFile: String? = nil,
+        tlsKeyFile: String? = nil,
         batchSize: Int = 500
     ) {
         self.host = host
@@ -224,6 +230,8 @@ public struct FleetPolicy: Sendable, Equatable, Hashable {
         self.deviceClass = deviceClass
         self.tls = tls
         self.tlsCAFile = tlsCAFile
+        self.tlsCertFile = tlsCertFile
+        self.tlsKeyFile = tlsKeyFile
         self.batchSize = batchSize
     }
 }

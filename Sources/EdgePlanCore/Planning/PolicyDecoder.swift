@@ -87,6 +87,14 @@ public enum PolicyDecoder {
             guard ["prefer", "require", "disable"].contains(tls) else {
                 throw fleet.error("tls", "unknown TLS mode '\(tls)'; use prefer, require or disable")
             }
+            let certificate = try fleet.optionalString("tls_cert_file")
+            let key = try fleet.optionalString("tls_key_file")
+            if key != nil, certificate == nil {
+                throw fleet.error("tls_key_file", "a key without its certificate; give tls_cert_file too")
+            }
+            if certificate != nil, tls == "disable" {
+                throw fleet.error("tls_cert_file", "a client certificate needs TLS; tls is disable")
+            }
             if fleet.has("password") {
                 throw fleet.error(
                     "password",
@@ -103,6 +111,8 @@ public enum PolicyDecoder {
                 deviceClass: try fleet.optionalString("device_class"),
                 tls: tls,
                 tlsCAFile: try fleet.optionalString("tls_ca_file"),
+                tlsCertFile: certificate,
+                tlsKeyFile: key,
                 batchSize: try fleet.optionalInt("batch_size", in: 1...10_000) ?? 500
             )
             try fleet.finish()
