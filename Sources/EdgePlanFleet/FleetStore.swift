@@ -390,6 +390,12 @@ public struct FleetStore: Sendable {
             """,
             "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
         ],
+        [
+            // The robot's own id (its machine id unless its policy names one), recorded with each upload: a role's
+            // credentials used from two machines show as two ids.
+            "ALTER TABLE robots ADD COLUMN robot_id text",
+            "GRANT UPDATE (robot_id) ON robots TO edgeplan_robot",
+        ],
     ]
 
     /// Creates the monthly partitions from `monthsBack` months ago to three months ahead (`fleet init` and every
@@ -553,11 +559,16 @@ public struct FleetStore: Sendable {
     }
 
     /// Records how far the robot's own store reaches, so the fleet can show its upload lag, and the last error.
-    public func recordProgress(localRuns: Int64, localOutcomes: Int64, lastError: String?) async throws {
+    public func recordProgress(
+        localRuns: Int64,
+        localOutcomes: Int64,
+        lastError: String?,
+        robotID: String? = nil
+    ) async throws {
         try await connection.query(
             """
             UPDATE robots SET last_upload = now(), local_runs = \(localRuns), local_outcomes = \(localOutcomes),
-              last_error = \(lastError) WHERE robot = current_user
+              last_error = \(lastError), robot_id = coalesce(\(robotID), robot_id) WHERE robot = current_user
             """,
             logger: logger
         )
@@ -759,6 +770,8 @@ public struct FleetStore: Sendable {
         public var localOutcomes: Int64
         public var lastUploadAgoS: Double?
         public var lastError: String?
+        /// The id the robot last reported (its machine id unless its policy names one).
+        public var robotID: String?
     }
 
     public func robots() async throws -> [RobotStatus] {
@@ -769,15 +782,15 @@ public struct FleetStore: Sendable {
               r.local_runs,
               (SELECT count(*) FROM outcomes WHERE outcomes.robot = r.robot)::bigint,
               r.local_outcomes,
-              extract(epoch FROM now() - r.last_upload)::float8, r.last_error
+              extract(epoch FROM now() - r.last_upload)::float8, r.last_error, r.robot_id
             FROM robots r ORDER BY r.robot
             """,
             logger: logger
         )
         var result: [RobotStatus] = []
-        for try await (robot, deviceClass, label, runs, localRuns, outcomes, localOutcomes, ago, error) in rows.decode(
-            (String, String, String?, Int64, Int64, Int64, Int64, Double?, String?).self
-        ) {
+        for try await (robot, deviceClass, label, runs, localRuns, outcomes, localOutcomes, ago, error, robotID)
+            in rows.decode((String, String, String?, Int64, Int64, Int64, Int64, Double?, String?, String?).self)
+        {
             result.append(
                 RobotStatus(
                     robot: robot,
@@ -788,7 +801,8 @@ public struct FleetStore: Sendable {
                     outcomes: outcomes,
                     localOutcomes: localOutcomes,
                     lastUploadAgoS: ago,
-                    lastError: error
+                    lastError: error,
+                    robotID: robotID
                 )
             )
         }

@@ -13,6 +13,8 @@ public struct FleetSync: Sendable {
     public var deviceClass: String
     public var profileVersion: String
     public var powerMode: String
+    /// This robot's own id, recorded with each upload.
+    public var robotID: String?
     public var batchSize: Int
     /// Where the pulled version and the sync's own state are written (the service's state directory).
     public var stateDirectory: String
@@ -25,6 +27,7 @@ public struct FleetSync: Sendable {
         deviceClass: String,
         profileVersion: String,
         powerMode: String,
+        robotID: String? = nil,
         batchSize: Int,
         stateDirectory: String,
         predictedS: @escaping @Sendable (ObservationStore.UploadRow) -> Double? = { _ in nil }
@@ -35,6 +38,7 @@ public struct FleetSync: Sendable {
         self.deviceClass = deviceClass
         self.profileVersion = profileVersion
         self.powerMode = powerMode
+        self.robotID = robotID
         self.batchSize = batchSize
         self.stateDirectory = stateDirectory
     }
@@ -90,7 +94,12 @@ public struct FleetSync: Sendable {
                 outcomesAt = last.seq
             }
             round.complete = round.complete && outcomesComplete
-            try await fleet.recordProgress(localRuns: localRuns, localOutcomes: localOutcomes, lastError: nil)
+            try await fleet.recordProgress(
+                localRuns: localRuns,
+                localOutcomes: localOutcomes,
+                lastError: nil,
+                robotID: robotID
+            )
             if let (version, body) = try await fleet.latestVersion() {
                 round.version = version
                 let path = "\(stateDirectory)/fleet-version.json"

@@ -35,7 +35,7 @@ def predicted_ms(model, quantization, parallel, tokens, input_tokens=256):
 class Robot:
     """A robot: its role in the fleet, a real daemon with a state directory, and a policy with a fleet: section."""
 
-    def __init__(self, postgres, root, name, extra_policy="", start=True, fleet=True, batch_size=16):
+    def __init__(self, postgres, root, name, extra_policy="", start=True, fleet=True, batch_size=16, robot_id=None):
         self.name = name
         self.directory = os.path.join(root, name)
         os.makedirs(self.directory)
@@ -46,7 +46,8 @@ class Robot:
             handle.write(f"{name}-secret\n")
         self.policy = os.path.join(self.directory, "policy.yaml")
         section = (f"fleet:\n  host: {postgres.socket_dir}\n  port: {postgres.port}\n  user: {name}\n"
-                   f"  password_file: {self.password_file}\n  batch_size: {batch_size}\n") if fleet else ""
+                   f"  password_file: {self.password_file}\n  batch_size: {batch_size}\n"
+                   + (f"  robot_id: {robot_id}\n" if robot_id else "")) if fleet else ""
         with open(self.policy, "w") as handle:
             handle.write("kind: policy\n" + section + extra_policy)
         if fleet:
@@ -193,6 +194,23 @@ def test_each_robot_writes_and_reads_only_its_own_rows(postgres, robots):
     assert month and all(name.startswith("runs_") for name in month), month
     direct = postgres.psql(f"SELECT count(*) FROM {month[0]}", **as_r1)
     assert direct.returncode != 0 and "permission denied" in direct.stderr, direct.stderr
+
+
+def test_fleet_status_shows_each_robots_id_and_roles_that_share_one(postgres, robots):
+    """Each upload records the robot's own id: its policy's robot_id, or the machine id. Two roles reporting one id
+    (one robot's credentials copied to another, say) are shown as such."""
+    arm1, arm2, other = robots("r1", robot_id="arm-7"), robots("r2", robot_id="arm-7"), robots("r3")
+    for robot in (arm1, arm2, other):
+        robot.report(1)
+        robot.sync()
+    status = json.loads(edgeplan("fleet", "status", *postgres.admin_args(), "--json").stdout)
+    by_role = {robot["robot"]: robot for robot in status["robots"]}
+    assert by_role["r1"]["robotId"] == "arm-7" and by_role["r1"]["sharesIdWith"] == ["r2"]
+    assert by_role["r2"]["sharesIdWith"] == ["r1"]
+    machine = open("/etc/machine-id").read().strip() if os.path.exists("/etc/machine-id") else ""
+    assert by_role["r3"]["robotId"] == (machine or None) and by_role["r3"]["sharesIdWith"] == []
+    text = edgeplan("fleet", "status", *postgres.admin_args()).stdout
+    assert "3 robots, 0 flagged, 1 id(s) reported by more than one role" in text and "SAME ID AS r2" in text, text
 
 
 def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):

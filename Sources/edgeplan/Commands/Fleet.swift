@@ -141,6 +141,15 @@ struct FleetCommand: AsyncParsableCommand {
             }
         }
 
+        /// The machine's id (systemd's `/etc/machine-id`), the robot's id unless its policy names one.
+        static func machineID(_ path: String = "/etc/machine-id") -> String? {
+            guard let data = FileManager.default.contents(atPath: path),
+                let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+                !text.isEmpty
+            else { return nil }
+            return text
+        }
+
         /// Abandoned rounds (see ``FleetStore/abandonedBodies``) after which the service exits to be restarted.
         static let maxAbandoned = 8
 
@@ -164,6 +173,7 @@ struct FleetCommand: AsyncParsableCommand {
                     deviceClass: fleet.deviceClass ?? profile.device.name,
                     profileVersion: profile.version,
                     powerMode: profile.device.calibratedPowerMode,
+                    robotID: fleet.robotID ?? Self.machineID(),
                     batchSize: fleet.batchSize,
                     stateDirectory: directory,
                     predictedS: Self.predictor(profile)
@@ -267,6 +277,9 @@ struct FleetCommand: AsyncParsableCommand {
                 }
                 let body = latest.flatMap { try? JSONValue.parse(Array($0.body.utf8)) }
                 let flagged = Set((body?["flagged"]?.arrayValue ?? []).compactMap(\.stringValue))
+                // Roles that report one robot id: one machine's credentials copied, or one robot given two roles.
+                let shared = Dictionary(grouping: robots.filter { $0.robotID != nil }, by: { $0.robotID! })
+                    .mapValues { $0.map(\.robot) }.filter { $0.value.count > 1 }
                 let robotsJSON: [JSONValue] = robots.map { robot in
                     .fields([
                         "robot": .string(robot.robot), "deviceClass": .string(robot.deviceClass),
@@ -277,6 +290,10 @@ struct FleetCommand: AsyncParsableCommand {
                         "lastUploadAgoS": robot.lastUploadAgoS.map(JSONValue.number) ?? .null,
                         "lastError": robot.lastError.map(JSONValue.string) ?? .null,
                         "flagged": .bool(flagged.contains(robot.robot)),
+                        "robotId": robot.robotID.map(JSONValue.string) ?? .null,
+                        "sharesIdWith": .array(
+                            (shared[robot.robotID ?? ""] ?? []).filter { $0 != robot.robot }.map(JSONValue.string)
+                        ),
                     ])
                 }
                 let versionsJSON: [JSONValue] = versions.map { version in
@@ -286,11 +303,13 @@ struct FleetCommand: AsyncParsableCommand {
                     ])
                 }
                 if json { return printJSON(.fields(["robots": .array(robotsJSON), "versions": .array(versionsJSON)])) }
-                print("\(robots.count) robots, \(flagged.count) flagged")
+                print(
+                    "\(robots.count) robots, \(flagged.count) flagged\(shared.isEmpty ? "" : ", \(shared.count) id(s) reported by more than one role")"
+                )
                 for robot in robots {
                     let ago = robot.lastUploadAgoS.map { "\(Int($0)) s ago" } ?? "never"
                     print(
-                        "  \(robot.robot.padded(20)) \(robot.deviceClass.padded(24)) runs \(robot.runs) (lag \(max(0, robot.localRuns - robot.runs))), outcomes \(robot.outcomes) (lag \(max(0, robot.localOutcomes - robot.outcomes))), uploaded \(ago)\(flagged.contains(robot.robot) ? ", FLAGGED" : "")\(robot.lastError.map { ", last error: \($0)" } ?? "")"
+                        "  \(robot.robot.padded(20)) \(robot.deviceClass.padded(24)) runs \(robot.runs) (lag \(max(0, robot.localRuns - robot.runs))), outcomes \(robot.outcomes) (lag \(max(0, robot.localOutcomes - robot.outcomes))), uploaded \(ago)\(flagged.contains(robot.robot) ? ", FLAGGED" : "")\(robot.lastError.map { ", last error: \($0)" } ?? "")\(robot.robotID.map { ", id \($0.prefix(16))" } ?? "")\(shared[robot.robotID ?? ""].map { ", SAME ID AS \($0.filter { $0 != robot.robot }.joined(separator: ", "))" } ?? "")"
                     )
                 }
                 for version in versions {
