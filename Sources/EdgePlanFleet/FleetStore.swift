@@ -392,9 +392,12 @@ public struct FleetStore: Sendable {
         ],
         [
             // The robot's own id (its machine id unless its policy names one), recorded with each upload: a role's
-            // credentials used from two machines show as two ids.
+            // credentials used from two machines show as two ids. Calibrations pooled per power mode too.
             "ALTER TABLE robots ADD COLUMN robot_id text",
             "GRANT UPDATE (robot_id) ON robots TO edgeplan_robot",
+            // Calibrations are pooled per device class, power mode and variant.
+            "DROP INDEX runs_by_robot_variant",
+            "CREATE INDEX runs_by_robot_variant ON runs (device_class, power_mode, model, quantization, robot)",
         ],
     ]
 
@@ -504,6 +507,8 @@ public struct FleetStore: Sendable {
         let sources = runs.map { $0.text("energySource") }
         let peers = runs.map { $0.int("peer") }
         let predictions = runs.map { predictedS($0) ?? .nan }
+        // The mode the run was in (nvpmodel's `pmode:0000`), where the robot saw one; otherwise its profile's.
+        let powerModes = runs.map { $0.values["powerMode"]?.string ?? powerMode }
         let stored = try await connection.query(
             """
             WITH inserted AS (
@@ -511,11 +516,12 @@ public struct FleetStore: Sendable {
                 output_tokens, latency_s, energy_j, energy_source, peer, profile_version, power_mode, device_class,
                 predicted_s)
               SELECT s, t, nullif(r, ''), m, q, mo, p, i, o, l, nullif(e, 'NaN'::float8), nullif(so, ''),
-                nullif(pe, -1), \(profileVersion), \(powerMode), \(deviceClass), nullif(pr, 'NaN'::float8)
+                nullif(pe, -1), \(profileVersion), pm, \(deviceClass), nullif(pr, 'NaN'::float8)
               FROM unnest(\(seqs)::bigint[], \(times)::float8[], \(requests)::text[], \(models)::text[],
                 \(quantizations)::text[], \(modes)::text[], \(parallels)::bigint[], \(inputs)::bigint[],
                 \(outputs)::bigint[], \(latencies)::float8[], \(energies)::float8[], \(sources)::text[],
-                \(peers)::bigint[], \(predictions)::float8[]) AS u(s, t, r, m, q, mo, p, i, o, l, e, so, pe, pr)
+                \(peers)::bigint[], \(predictions)::float8[], \(powerModes)::text[])
+                AS u(s, t, r, m, q, mo, p, i, o, l, e, so, pe, pr, pm)
               ON CONFLICT DO NOTHING RETURNING 1)
             SELECT count(*)::int FROM inserted
             """,
@@ -565,13 +571,24 @@ public struct FleetStore: Sendable {
         lastError: String?,
         robotID: String? = nil
     ) async throws {
-        try await connection.query(
-            """
-            UPDATE robots SET last_upload = now(), local_runs = \(localRuns), local_outcomes = \(localOutcomes),
-              last_error = \(lastError), robot_id = coalesce(\(robotID), robot_id) WHERE robot = current_user
-            """,
-            logger: logger
-        )
+        do {
+            try await connection.query(
+                """
+                UPDATE robots SET last_upload = now(), local_runs = \(localRuns), local_outcomes = \(localOutcomes),
+                  last_error = \(lastError), robot_id = coalesce(\(robotID), robot_id) WHERE robot = current_user
+                """,
+                logger: logger
+            )
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42703" {
+            // A fleet whose schema predates robot ids (migration 4): the rest is recorded all the same.
+            try await connection.query(
+                """
+                UPDATE robots SET last_upload = now(), local_runs = \(localRuns), local_outcomes = \(localOutcomes),
+                  last_error = \(lastError) WHERE robot = current_user
+                """,
+                logger: logger
+            )
+        }
     }
 
     /// The newest fleet version and its body (JSON), if any.
@@ -595,21 +612,22 @@ public struct FleetStore: Sendable {
     public func robotRatios(since: Double = FleetStore.always) async throws -> [FleetPooling.RobotRatio] {
         let rows = try await connection.query(
             """
-            SELECT robot, device_class, model, quantization,
+            SELECT robot, device_class, coalesce(power_mode, ''), model, quantization,
               percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s / predicted_s)::float8, count(*)::int
             FROM runs WHERE predicted_s > 0 AND time >= \(since)
-            GROUP BY device_class, model, quantization, robot ORDER BY 2, 3, 4, 1
+            GROUP BY device_class, power_mode, model, quantization, robot ORDER BY 2, 3, 4, 5, 1
             """,
             logger: logger
         )
         var result: [FleetPooling.RobotRatio] = []
-        for try await (robot, deviceClass, model, quantization, ratio, runs) in rows.decode(
-            (String, String, String, String, Double, Int).self
+        for try await (robot, deviceClass, powerMode, model, quantization, ratio, runs) in rows.decode(
+            (String, String, String, String, String, Double, Int).self
         ) {
             result.append(
                 FleetPooling.RobotRatio(
                     robot: robot,
                     deviceClass: deviceClass,
+                    powerMode: powerMode,
                     model: model,
                     quantization: quantization,
                     medianRatio: ratio,

@@ -28,6 +28,16 @@ struct FleetPoolingTests {
         #expect(honest.ratio == pooled.ratio)
     }
 
+    @Test func eachPowerModeIsPooledOnItsOwn() throws {
+        var slowMode = [Self.ratio("a", 1.6), Self.ratio("b", 1.62)]
+        for index in slowMode.indices { slowMode[index].powerMode = "pmode:0002" }
+        let pooled = FleetPooling.calibrations(
+            [Self.ratio("a", 1.0), Self.ratio("b", 1.01), Self.ratio("c", 0.99)] + slowMode
+        )
+        #expect(pooled.map(\.powerMode) == ["", "pmode:0002"] && pooled.allSatisfy { $0.flagged.isEmpty })
+        #expect(abs(pooled[1].ratio - 1.61) < 1e-9)
+    }
+
     @Test func tooFewRunsDoNotCount() {
         #expect(FleetPooling.calibrations([Self.ratio("a", 1.0, runs: 4)]).isEmpty)
     }

@@ -57,9 +57,10 @@ class Robot:
         if start:
             self.start()
 
-    def start(self):
+    def start(self, sysfs_root=None):
         self.process = subprocess.Popen([EDGEPLAN, "serve", "--socket", self.socket, "--policy", self.policy, "--state-dir",
-                                         self.state, "--rails", "none"], stderr=subprocess.DEVNULL)
+                                         self.state, "--rails", "none"]
+                                        + (["--sysfs-root", sysfs_root] if sysfs_root else []), stderr=subprocess.DEVNULL)
         for _ in range(400):
             if os.path.exists(self.socket):
                 break
@@ -211,6 +212,36 @@ def test_fleet_status_shows_each_robots_id_and_roles_that_share_one(postgres, ro
     assert by_role["r3"]["robotId"] == (machine or None) and by_role["r3"]["sharesIdWith"] == []
     text = edgeplan("fleet", "status", *postgres.admin_args()).stdout
     assert "3 robots, 0 flagged, 1 id(s) reported by more than one role" in text and "SAME ID AS r2" in text, text
+
+
+def test_calibrations_are_pooled_per_power_mode(postgres, robots, tmp_path):
+    """A daemon records the power mode each run ran in (nvpmodel's status) and the sync uploads it; robots in a
+    slower mode are pooled on their own, not flagged against the others."""
+    root = tmp_path / "sysfs"
+    (root / "var" / "lib" / "nvpmodel").mkdir(parents=True)
+    (root / "var" / "lib" / "nvpmodel" / "status").write_text("pmode:0002\n")
+    robot = robots("r1", start=False)
+    robot.start(sysfs_root=str(root))
+    time.sleep(1.5)
+    robot.report(3)
+    robot.sync()
+    assert postgres.psql("SELECT DISTINCT power_mode FROM runs WHERE robot = 'r1'").stdout.strip() == "pmode:0002"
+    for name in ["r2", "r3", "r4"]:
+        robots(name, start=False)
+    latency = predicted_ms("DSR1-Qwen-1.5B", "fp16", 4, 100) / 1000
+    for name, mode, ratio in [("r2", "pmode:0000", 1.0), ("r3", "pmode:0000", 1.01), ("r4", "pmode:0002", 1.6),
+                              ("r1", "pmode:0002", 1.62)]:
+        insert_as(postgres, name, f"""
+            INSERT INTO runs (seq, time, model, quantization, mode, parallel, input_tokens, output_tokens, latency_s,
+              device_class, predicted_s, power_mode)
+            SELECT 100 + g, g, 'DSR1-Qwen-1.5B', 'fp16', 'hard', 4, 256, 100, {latency * ratio}, '{CLASS}', {latency},
+              '{mode}'
+            FROM generate_series(1, 10) g""")
+    body = aggregate(postgres)["body"]
+    modes = {item["powerMode"]: item for item in body["calibrations"] if item["model"] == "DSR1-Qwen-1.5B"}
+    print({mode: (round(item["latencyRatio"], 3), item["robots"], item["flagged"]) for mode, item in modes.items()})
+    assert set(modes) == {"pmode:0000", "pmode:0002"} and body["flagged"] == []
+    assert abs(modes["pmode:0000"]["latencyRatio"] - 1.005) < 0.01 and abs(modes["pmode:0002"]["latencyRatio"] - 1.61) < 0.02
 
 
 def test_link_cuts_mid_upload_lose_and_duplicate_nothing(postgres, robots):
@@ -507,7 +538,7 @@ def test_an_older_fleet_is_upgraded_to_monthly_partitions_keeping_every_row(post
             FROM generate_series(1, 30) g""")
         before = postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout
         upgraded = edgeplan("fleet", "init", *postgres.admin_args()).stdout
-        assert "1 migration(s) applied" in upgraded, upgraded
+        assert "2 migration(s) applied" in upgraded, upgraded
         assert postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout == before
         where = dict(line.split("|") for line in postgres.psql(
             "SELECT tableoid::regclass, count(*) FROM runs GROUP BY 1").stdout.split())

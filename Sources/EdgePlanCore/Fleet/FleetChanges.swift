@@ -10,7 +10,9 @@ extension FleetPooling {
             return Dictionary(items.map { (id($0), $0) }, uniquingKeysWith: { first, _ in first })
         }
         let calibrationID: (JSONValue) -> String = {
-            "\($0["deviceClass"]?.stringValue ?? "") \($0["model"]?.stringValue ?? "")/\($0["quantization"]?.stringValue ?? "")"
+            let mode = $0["powerMode"]?.stringValue ?? ""
+            return
+                "\($0["deviceClass"]?.stringValue ?? "")\(mode.isEmpty ? "" : " (\(mode))") \($0["model"]?.stringValue ?? "")/\($0["quantization"]?.stringValue ?? "")"
         }
         let old = index(previous?["body"] ?? previous, "calibrations", calibrationID)
         for (id, item) in index(next, "calibrations", calibrationID).sorted(by: { $0.key < $1.key }) {

@@ -2,7 +2,7 @@ import Foundation
 
 /// What a fleet learns from its robots, pooled robustly and bounded per robot.
 ///
-/// - Calibrations: per device class and model variant, each robot's median ratio of measured to predicted latency
+/// - Calibrations: per device class, power mode and model variant, each robot's median ratio of measured to predicted latency
 ///   (its robot effect); a robot whose effect differs from the class median by more than a threshold is flagged and
 ///   left out; the pooled ratio is the median of the others.
 /// - Accuracy: per task class and model-and-mode group, single-sample successes and trials, each robot's evidence
@@ -66,6 +66,8 @@ public enum FleetPooling {
 
     public struct Calibration: Sendable, Equatable {
         public var deviceClass: String
+        /// The power mode the runs ran in (nvpmodel's `pmode:0000`, or the profile's calibrated mode).
+        public var powerMode: String
         public var model: String
         public var quantization: String
         /// Measured over predicted latency, pooled over the robots that agree.
@@ -104,6 +106,7 @@ public enum FleetPooling {
     public struct RobotRatio: Sendable, Equatable {
         public var robot: String
         public var deviceClass: String
+        public var powerMode: String
         public var model: String
         public var quantization: String
         public var medianRatio: Double
@@ -112,6 +115,7 @@ public enum FleetPooling {
         public init(
             robot: String,
             deviceClass: String,
+            powerMode: String = "",
             model: String,
             quantization: String,
             medianRatio: Double,
@@ -119,6 +123,7 @@ public enum FleetPooling {
         ) {
             self.robot = robot
             self.deviceClass = deviceClass
+            self.powerMode = powerMode
             self.model = model
             self.quantization = quantization
             self.medianRatio = medianRatio
@@ -130,16 +135,23 @@ public enum FleetPooling {
     public static func calibrations(_ robots: [RobotRatio], options: Options = Options()) -> [Calibration] {
         struct Key: Hashable, Comparable {
             var deviceClass: String
+            var powerMode: String
             var model: String
             var quantization: String
             static func < (a: Key, b: Key) -> Bool {
-                (a.deviceClass, a.model, a.quantization) < (b.deviceClass, b.model, b.quantization)
+                (a.deviceClass, a.powerMode, a.model, a.quantization)
+                    < (b.deviceClass, b.powerMode, b.model, b.quantization)
             }
         }
         var byVariant: [Key: [RobotRatio]] = [:]
         for robot in robots where robot.runs >= options.minRuns && robot.medianRatio.isFinite && robot.medianRatio > 0 {
             byVariant[
-                Key(deviceClass: robot.deviceClass, model: robot.model, quantization: robot.quantization),
+                Key(
+                    deviceClass: robot.deviceClass,
+                    powerMode: robot.powerMode,
+                    model: robot.model,
+                    quantization: robot.quantization
+                ),
                 default: []
             ]
             .append(robot)
@@ -153,6 +165,7 @@ public enum FleetPooling {
             let pooled = agreeing.isEmpty ? center : median(agreeing.map(\.medianRatio))
             return Calibration(
                 deviceClass: key.deviceClass,
+                powerMode: key.powerMode,
                 model: key.model,
                 quantization: key.quantization,
                 ratio: pooled,
@@ -413,7 +426,8 @@ public enum FleetPooling {
             "calibrations": .array(
                 calibrations.map { calibration in
                     .fields([
-                        "deviceClass": .string(calibration.deviceClass), "model": .string(calibration.model),
+                        "deviceClass": .string(calibration.deviceClass), "powerMode": .string(calibration.powerMode),
+                        "model": .string(calibration.model),
                         "quantization": .string(calibration.quantization), "latencyRatio": .number(calibration.ratio),
                         "robots": .int(calibration.pooledRobots), "runs": .int(calibration.runs),
                         "effects": .object(

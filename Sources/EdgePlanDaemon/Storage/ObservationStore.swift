@@ -11,6 +11,16 @@ public final class ObservationStore: Sendable {
         public var requestID: String
         public var mode: String
         public var energySource: String?
+        /// The power mode the device was in (`pmode:0000`), where it has one.
+        public var powerMode: String?
+
+        public init(run: RunReport, requestID: String, mode: String, energySource: String?, powerMode: String? = nil) {
+            self.run = run
+            self.requestID = requestID
+            self.mode = mode
+            self.energySource = energySource
+            self.powerMode = powerMode
+        }
     }
 
     private let database: DatabasePool
@@ -116,6 +126,10 @@ public final class ObservationStore: Sendable {
             // Who reported each run, so refits can bound any one peer's share after a restart too.
             try db.alter(table: "run") { table in table.add(column: "peer", .integer) }
         }
+        migrator.registerMigration("v4-run-power-mode") { db in
+            // The power mode each run ran in, so that the fleet pools calibrations per power mode.
+            try db.alter(table: "run") { table in table.add(column: "powerMode", .text) }
+        }
         do { try migrator.migrate(database) } catch {
             throw EdgePlanError(.io, "cannot prepare the observation store: \(error)", file: path)
         }
@@ -127,14 +141,14 @@ public final class ObservationStore: Sendable {
             let run = stored.run
             try db.execute(
                 sql: """
-                    INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource, peer)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO run (time, requestId, model, quantization, mode, parallel, inputTokens, outputTokens, latencyS, energyJ, energySource, peer, powerMode)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     run.time, stored.requestID, run.variant.model, run.variant.quantization.rawValue, stored.mode,
                     run.parallel,
                     run.inputTokens, run.outputTokens, run.latencyS, run.energyJ, stored.energySource,
-                    run.peer.map { Int64($0) },
+                    run.peer.map { Int64($0) }, stored.powerMode,
                 ]
             )
             let id = db.lastInsertedRowID
@@ -164,7 +178,8 @@ public final class ObservationStore: Sendable {
                     run: run,
                     requestID: row["requestId"],
                     mode: row["mode"],
-                    energySource: row["energySource"]
+                    energySource: row["energySource"],
+                    powerMode: row["powerMode"]
                 )
             }
         }

@@ -221,7 +221,13 @@ public final class Watchdog: Sendable {
             )
             do {
                 try store?.append(
-                    .init(run: run, requestID: report.requestID, mode: report.mode.rawValue, energySource: energySource)
+                    .init(
+                        run: run,
+                        requestID: report.requestID,
+                        mode: report.mode.rawValue,
+                        energySource: energySource,
+                        powerMode: state.withLock { $0.context.powerMode }
+                    )
                 )
                 done?(nil)
             } catch {
