@@ -399,6 +399,12 @@ public struct FleetStore: Sendable {
             "DROP INDEX runs_by_robot_variant",
             "CREATE INDEX runs_by_robot_variant ON runs (device_class, power_mode, model, quantization, robot)",
         ],
+        [
+            // The newest sequence numbers pruned away (`fleet prune`): an upload resumes after them even when none
+            // of a robot's rows remain, so a pruned month is never sent again.
+            "ALTER TABLE robots ADD COLUMN pruned_runs_seq bigint NOT NULL DEFAULT 0",
+            "ALTER TABLE robots ADD COLUMN pruned_outcomes_seq bigint NOT NULL DEFAULT 0",
+        ],
     ]
 
     /// Creates the monthly partitions from `monthsBack` months ago to three months ahead (`fleet init` and every
@@ -471,16 +477,92 @@ public struct FleetStore: Sendable {
 
     /// The newest sequence numbers the fleet holds for this robot (runs, outcomes): where an upload resumes.
     public func received() async throws -> (runs: Int64, outcomes: Int64) {
-        let rows = try await connection.query(
+        let query: PostgresQuery = """
+            SELECT greatest((SELECT coalesce(max(seq), 0) FROM runs WHERE robot = current_user),
+                     (SELECT pruned_runs_seq FROM robots WHERE robot = current_user))::bigint,
+                   greatest((SELECT coalesce(max(seq), 0) FROM outcomes WHERE robot = current_user),
+                     (SELECT pruned_outcomes_seq FROM robots WHERE robot = current_user))::bigint
             """
+        // A fleet whose schema predates pruning (migration 5) has only its rows to say.
+        let older: PostgresQuery = """
             SELECT (SELECT coalesce(max(seq), 0) FROM runs WHERE robot = current_user)::bigint,
                    (SELECT coalesce(max(seq), 0) FROM outcomes WHERE robot = current_user)::bigint
-            """,
-            logger: logger
-        )
+            """
+        let rows: PostgresRowSequence
+        do { rows = try await connection.query(query, logger: logger) } catch let error as PSQLError
+            where error.serverInfo?[.sqlState] == "42703"
+        {
+            rows = try await connection.query(older, logger: logger)
+        }
         var result: (Int64, Int64) = (0, 0)
         for try await row in rows.decode((Int64, Int64).self) { result = row }
         return result
+    }
+
+    /// What `prune` removed: the months' tables dropped, and the rows they and the default partition held.
+    public struct Pruned: Sendable {
+        public var tables: [String] = []
+        public var runs = 0
+        public var outcomes = 0
+    }
+
+    /// Drops every month that ended before `before` (Unix seconds) and deletes older rows from the default
+    /// partition, in one transaction; each robot's newest pruned sequence numbers are kept so that its uploads
+    /// resume after them. With `dryRun`, only says what it would remove.
+    public func prune(before: Double, dryRun: Bool = false) async throws -> Pruned {
+        let months = try await connection.query(
+            """
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent IN ('runs'::regclass, 'outcomes'::regclass)
+              AND c.relname ~ '^(runs|outcomes)_[0-9]{4}_[0-9]{2}$'
+              AND extract(epoch FROM to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month') <= \(before)
+            ORDER BY right(c.relname, 7), c.relname DESC
+            """,
+            logger: logger
+        )
+        var tables: [String] = []
+        for try await name in months.decode(String.self) { tables.append(name) }
+        let chosen = tables
+        do {
+            return try await connection.withTransaction(logger: logger) { connection in
+                var pruned = Pruned(tables: chosen)
+                // Names from the catalog, of the form checked above: safe to quote as identifiers.
+                let sources =
+                    chosen.map { ($0, "\"\($0)\"", "") } + [
+                        ("runs_default", "runs_default", " WHERE time < \(before)"),
+                        ("outcomes_default", "outcomes_default", " WHERE time < \(before)"),
+                    ]
+                for (name, table, filter) in sources {
+                    let kind = name.hasPrefix("runs") ? "runs" : "outcomes"
+                    let counted = try await connection.query(
+                        PostgresQuery(unsafeSQL: "SELECT count(*)::int FROM \(table)\(filter)"),
+                        logger: logger
+                    )
+                    let count = try await counted.single(Int.self, fallback: 0)
+                    if kind == "runs" { pruned.runs += count } else { pruned.outcomes += count }
+                    if dryRun || count == 0 && !filter.isEmpty { continue }
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: """
+                                UPDATE robots r SET pruned_\(kind)_seq = greatest(r.pruned_\(kind)_seq, m.seq)
+                                FROM (SELECT robot, max(seq) AS seq FROM \(table)\(filter) GROUP BY robot) m
+                                WHERE r.robot = m.robot
+                                """
+                        ),
+                        logger: logger
+                    )
+                    try await connection.query(
+                        PostgresQuery(
+                            unsafeSQL: filter.isEmpty ? "DROP TABLE \(table)" : "DELETE FROM \(table)\(filter)"
+                        ),
+                        logger: logger
+                    )
+                }
+                return pruned
+            }
+        } catch let error as PostgresTransactionError {
+            throw FleetError(Self.describe(error.closureError ?? error.beginError ?? error))
+        }
     }
 
     /// Sends runs in one transaction; a row the fleet already has is skipped (its key is (robot, sequence)).
@@ -790,6 +872,13 @@ public struct FleetStore: Sendable {
         public var lastError: String?
         /// The id the robot last reported (its machine id unless its policy names one).
         public var robotID: String?
+        /// The newest sequence numbers the fleet has had from it (held or pruned): its lag is its own newest minus
+        /// these.
+        public var runsSeq: Int64
+        public var outcomesSeq: Int64
+
+        public var runsLag: Int64 { max(0, localRuns - runsSeq) }
+        public var outcomesLag: Int64 { max(0, localOutcomes - outcomesSeq) }
     }
 
     public func robots() async throws -> [RobotStatus] {
@@ -800,15 +889,21 @@ public struct FleetStore: Sendable {
               r.local_runs,
               (SELECT count(*) FROM outcomes WHERE outcomes.robot = r.robot)::bigint,
               r.local_outcomes,
-              extract(epoch FROM now() - r.last_upload)::float8, r.last_error, r.robot_id
+              extract(epoch FROM now() - r.last_upload)::float8, r.last_error, r.robot_id,
+              greatest((SELECT coalesce(max(seq), 0) FROM runs WHERE runs.robot = r.robot), r.pruned_runs_seq)::bigint,
+              greatest((SELECT coalesce(max(seq), 0) FROM outcomes WHERE outcomes.robot = r.robot),
+                r.pruned_outcomes_seq)::bigint
             FROM robots r ORDER BY r.robot
             """,
             logger: logger
         )
         var result: [RobotStatus] = []
-        for try await (robot, deviceClass, label, runs, localRuns, outcomes, localOutcomes, ago, error, robotID)
-            in rows.decode((String, String, String?, Int64, Int64, Int64, Int64, Double?, String?, String?).self)
-        {
+        for try await (
+            robot, deviceClass, label, runs, localRuns, outcomes, localOutcomes, ago, error, robotID, runsSeq,
+            outcomesSeq
+        ) in rows.decode(
+            (String, String, String?, Int64, Int64, Int64, Int64, Double?, String?, String?, Int64, Int64).self
+        ) {
             result.append(
                 RobotStatus(
                     robot: robot,
@@ -820,7 +915,9 @@ public struct FleetStore: Sendable {
                     localOutcomes: localOutcomes,
                     lastUploadAgoS: ago,
                     lastError: error,
-                    robotID: robotID
+                    robotID: robotID,
+                    runsSeq: runsSeq,
+                    outcomesSeq: outcomesSeq
                 )
             )
         }

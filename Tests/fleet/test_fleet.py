@@ -538,7 +538,7 @@ def test_an_older_fleet_is_upgraded_to_monthly_partitions_keeping_every_row(post
             FROM generate_series(1, 30) g""")
         before = postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout
         upgraded = edgeplan("fleet", "init", *postgres.admin_args()).stdout
-        assert "2 migration(s) applied" in upgraded, upgraded
+        assert "3 migration(s) applied" in upgraded, upgraded
         assert postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout == before
         where = dict(line.split("|") for line in postgres.psql(
             "SELECT tableoid::regclass, count(*) FROM runs GROUP BY 1").stdout.split())
@@ -669,3 +669,43 @@ def test_a_server_that_stops_answering_mid_round_costs_a_deadline_not_the_servic
     assert len(given_up) > 8 and "never returned" not in errors, errors
     state = json.load(open(tmp_path / "state" / "fleet-sync.json"))
     assert "did not answer within" in state["lastError"], state
+
+
+def test_pruned_months_are_gone_and_never_sent_again(postgres, tmp_path):
+    """`fleet prune` drops the months older than a stretch whole (and older rows of the default partition); the
+    robot whose rows they were does not send them again, and its lag stays 0."""
+    edgeplan("fleet", "init", "--months-back", "4", *postgres.admin_args())
+    robot = Robot(postgres, str(tmp_path), "r1")
+    try:
+        robot.report(5)
+        robot.stop()
+        # Its store's rows ran seventy days ago (a month that ended at least 39 days ago).
+        old = 70 * 86400
+        with sqlite3.connect(os.path.join(robot.state, "observations.sqlite")) as db:
+            db.execute("UPDATE run SET time = time - ?", (old,))
+            db.execute("UPDATE outcome SET time = time - ?", (old,))
+        assert "sent 5 runs and 5 outcomes" in robot.sync().stdout
+        month = time.strftime("runs_%Y_%m", time.gmtime(time.time() - old))
+        assert postgres.psql("SELECT DISTINCT tableoid::regclass FROM runs").stdout.split() == [month]
+        dry = edgeplan("fleet", "prune", "--older-than", "35d", "--dry-run", *postgres.admin_args()).stdout
+        label = month[len("runs_"):].replace("_", "-")
+        assert "would remove 5 runs and 5 outcomes older than 35d: months " in dry and label in dry, dry
+        assert int(postgres.psql("SELECT count(*) FROM runs").stdout) == 5
+        pruned = edgeplan("fleet", "prune", "--older-than", "35d", *postgres.admin_args()).stdout
+        print(pruned.strip())
+        assert "removed 5 runs and 5 outcomes older than 35d: months " in pruned and label in pruned, pruned
+        assert int(postgres.psql("SELECT count(*) FROM runs").stdout) == 0
+        assert postgres.psql(f"SELECT to_regclass('{month}')").stdout.strip() == ""
+        # Nothing is sent again, and the robot is not behind.
+        again = robot.sync().stdout
+        assert "sent 0 runs and 0 outcomes (the fleet lacked 0 and 0)" in again, again
+        status = json.loads(edgeplan("fleet", "status", *postgres.admin_args(), "--json").stdout)["robots"][0]
+        assert status["runs"] == 0 and status["runsLag"] == 0 and status["outcomesLag"] == 0, status
+        # New reports still go up.
+        robot.start()
+        robot.report(2, seed=4)
+        assert "sent 2 runs and 2 outcomes" in robot.sync().stdout
+        bad = edgeplan("fleet", "prune", "--older-than", "a while", *postgres.admin_args(), check=False)
+        assert bad.returncode == 64 and "--older-than" in bad.stderr, bad.stderr
+    finally:
+        robot.stop()

@@ -9,7 +9,7 @@ struct FleetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
         abstract: "Share runs and what was learned across robots, through PostgreSQL.",
-        subcommands: [Init.self, AddRobot.self, Sync.self, Aggregate.self, FleetStatus.self]
+        subcommands: [Init.self, AddRobot.self, Sync.self, Aggregate.self, FleetStatus.self, Prune.self]
     )
 
     /// How an operator reaches the fleet store (init, add-robot, aggregate, status).
@@ -259,6 +259,36 @@ struct FleetCommand: AsyncParsableCommand {
         }
     }
 
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Remove runs and outcomes older than a stretch: whole months dropped, older rows of the default partition deleted; robots do not send them again."
+        )
+        @OptionGroup var store: Connection
+        @Option(help: "Remove what is older than this (365d, 90d).") var olderThan: String
+        @Flag(help: "Only say what would be removed.") var dryRun = false
+
+        func validate() throws { _ = try parseSeconds(olderThan, "older-than") }
+
+        func run() async throws {
+            try await FleetCommand.reporting {
+                let before = Date().timeIntervalSince1970 - (try parseSeconds(olderThan, "older-than"))
+                let dry = dryRun
+                let pruned = try await FleetStore.with(try store.connection(), logger: FleetCommand.logger) {
+                    try await $0.prune(before: before, dryRun: dry)
+                }
+                // runs_2026_08 and outcomes_2026_08 are one month: 2026-08.
+                var seen: Set<String> = []
+                let names = pruned.tables.map { String($0.suffix(7)).replacingOccurrences(of: "_", with: "-") }
+                    .filter { seen.insert($0).inserted }
+                let months = names.isEmpty ? "no whole month" : "months \(names.joined(separator: ", "))"
+                print(
+                    "\(dry ? "would remove" : "removed") \(pruned.runs) runs and \(pruned.outcomes) outcomes older than \(olderThan): \(months)"
+                )
+            }
+        }
+    }
+
     struct FleetStatus: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "status",
@@ -284,9 +314,9 @@ struct FleetCommand: AsyncParsableCommand {
                     .fields([
                         "robot": .string(robot.robot), "deviceClass": .string(robot.deviceClass),
                         "label": robot.label.map(JSONValue.string) ?? .null,
-                        "runs": .int(Int(robot.runs)), "runsLag": .int(Int(max(0, robot.localRuns - robot.runs))),
+                        "runs": .int(Int(robot.runs)), "runsLag": .int(Int(robot.runsLag)),
                         "outcomes": .int(Int(robot.outcomes)),
-                        "outcomesLag": .int(Int(max(0, robot.localOutcomes - robot.outcomes))),
+                        "outcomesLag": .int(Int(robot.outcomesLag)),
                         "lastUploadAgoS": robot.lastUploadAgoS.map(JSONValue.number) ?? .null,
                         "lastError": robot.lastError.map(JSONValue.string) ?? .null,
                         "flagged": .bool(flagged.contains(robot.robot)),
@@ -309,7 +339,7 @@ struct FleetCommand: AsyncParsableCommand {
                 for robot in robots {
                     let ago = robot.lastUploadAgoS.map { "\(Int($0)) s ago" } ?? "never"
                     print(
-                        "  \(robot.robot.padded(20)) \(robot.deviceClass.padded(24)) runs \(robot.runs) (lag \(max(0, robot.localRuns - robot.runs))), outcomes \(robot.outcomes) (lag \(max(0, robot.localOutcomes - robot.outcomes))), uploaded \(ago)\(flagged.contains(robot.robot) ? ", FLAGGED" : "")\(robot.lastError.map { ", last error: \($0)" } ?? "")\(robot.robotID.map { ", id \($0.prefix(16))" } ?? "")\(shared[robot.robotID ?? ""].map { ", SAME ID AS \($0.filter { $0 != robot.robot }.joined(separator: ", "))" } ?? "")"
+                        "  \(robot.robot.padded(20)) \(robot.deviceClass.padded(24)) runs \(robot.runs) (lag \(robot.runsLag)), outcomes \(robot.outcomes) (lag \(robot.outcomesLag)), uploaded \(ago)\(flagged.contains(robot.robot) ? ", FLAGGED" : "")\(robot.lastError.map { ", last error: \($0)" } ?? "")\(robot.robotID.map { ", id \($0.prefix(16))" } ?? "")\(shared[robot.robotID ?? ""].map { ", SAME ID AS \($0.filter { $0 != robot.robot }.joined(separator: ", "))" } ?? "")"
                     )
                 }
                 for version in versions {
