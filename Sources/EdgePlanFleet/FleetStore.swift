@@ -266,6 +266,21 @@ public struct FleetStore: Sendable {
 
     // MARK: Schema
 
+    /// Each robot reads and inserts only its own runs and outcomes (the tables' first form, and their partitioned one).
+    static let ownRows = [
+        "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE outcomes ENABLE ROW LEVEL SECURITY",
+        """
+        CREATE POLICY own_runs ON runs TO edgeplan_robot
+          USING (robot = current_user) WITH CHECK (robot = current_user)
+        """,
+        """
+        CREATE POLICY own_outcomes ON outcomes TO edgeplan_robot
+          USING (robot = current_user) WITH CHECK (robot = current_user)
+        """,
+        "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
+    ]
+
     /// Numbered migrations, each applied once, in a transaction.
     static let migrations: [[String]] = [
         [
@@ -298,22 +313,12 @@ public struct FleetStore: Sendable {
             CREATE TABLE fleet_versions (version bigserial PRIMARY KEY, created timestamptz NOT NULL DEFAULT now(),
               body jsonb NOT NULL, changes jsonb NOT NULL)
             """,
-            "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
-            "ALTER TABLE outcomes ENABLE ROW LEVEL SECURITY",
             "ALTER TABLE robots ENABLE ROW LEVEL SECURITY",
-            """
-            CREATE POLICY own_runs ON runs TO edgeplan_robot
-              USING (robot = current_user) WITH CHECK (robot = current_user)
-            """,
-            """
-            CREATE POLICY own_outcomes ON outcomes TO edgeplan_robot
-              USING (robot = current_user) WITH CHECK (robot = current_user)
-            """,
             """
             CREATE POLICY own_robot ON robots TO edgeplan_robot
               USING (robot = current_user) WITH CHECK (robot = current_user)
             """,
-            "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
+        ] + ownRows + [
             "GRANT SELECT, UPDATE (last_upload, local_runs, local_outcomes, last_error) ON robots TO edgeplan_robot",
             "GRANT SELECT ON fleet_versions TO edgeplan_robot",
         ],
@@ -378,18 +383,7 @@ public struct FleetStore: Sendable {
             "CREATE INDEX runs_by_variant ON runs (device_class, model, quantization)",
             "CREATE INDEX runs_by_robot_variant ON runs (device_class, model, quantization, robot)",
             "CREATE INDEX outcomes_by_group ON outcomes (task_class, model, quantization, mode)",
-            "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
-            "ALTER TABLE outcomes ENABLE ROW LEVEL SECURITY",
-            """
-            CREATE POLICY own_runs ON runs TO edgeplan_robot
-              USING (robot = current_user) WITH CHECK (robot = current_user)
-            """,
-            """
-            CREATE POLICY own_outcomes ON outcomes TO edgeplan_robot
-              USING (robot = current_user) WITH CHECK (robot = current_user)
-            """,
-            "GRANT SELECT, INSERT ON runs, outcomes TO edgeplan_robot",
-        ],
+        ] + ownRows,
         [
             // The robot's own id (its machine id unless its policy names one), recorded with each upload: a role's
             // credentials used from two machines show as two ids. Calibrations pooled per power mode too.

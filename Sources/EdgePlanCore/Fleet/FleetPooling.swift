@@ -207,32 +207,35 @@ public enum FleetPooling {
         return (weights, influences)
     }
 
+    /// A pooled group: task class, model, quantization, mode, budget (-1: none), cap and parallel factor (lengths,
+    /// which are per sample, leave it at 0).
+    struct GroupKey: Hashable, Comparable {
+        var task: String
+        var model: String
+        var quantization: String
+        var mode: String
+        var budget: Int
+        var capped: Bool
+        var parallel: Int
+        static func < (a: GroupKey, b: GroupKey) -> Bool {
+            if (a.task, a.model, a.quantization, a.mode) != (b.task, b.model, b.quantization, b.mode) {
+                return (a.task, a.model, a.quantization, a.mode) < (b.task, b.model, b.quantization, b.mode)
+            }
+            return (a.budget, a.capped ? 1 : 0, a.parallel) < (b.budget, b.capped ? 1 : 0, b.parallel)
+        }
+    }
+
     /// Pools accuracy evidence; `excluded` robots (flagged ones) are left out.
     public static func accuracy(
         _ tallies: [Tally],
         options: Options = Options(),
         excluded: Set<String> = []
     ) -> [Accuracy] {
-        struct Key: Hashable, Comparable {
-            var task: String
-            var model: String
-            var quantization: String
-            var mode: String
-            var budget: Int
-            var capped: Bool
-            var parallel: Int
-            static func < (a: Key, b: Key) -> Bool {
-                if (a.task, a.model, a.quantization, a.mode) != (b.task, b.model, b.quantization, b.mode) {
-                    return (a.task, a.model, a.quantization, a.mode) < (b.task, b.model, b.quantization, b.mode)
-                }
-                return (a.budget, a.capped ? 1 : 0, a.parallel) < (b.budget, b.capped ? 1 : 0, b.parallel)
-            }
-        }
-        var groups: [Key: [String: (Double, Double)]] = [:]
+        var groups: [GroupKey: [String: (Double, Double)]] = [:]
         for tally in tallies where !excluded.contains(tally.robot) && tally.trials > 0 {
             // A robot's evidence counts up to the cap: a busy or lying robot cannot outweigh the rest by volume.
             let scale = min(1, Double(options.maxEvidencePerRobot) / Double(tally.trials))
-            let key = Key(
+            let key = GroupKey(
                 task: tally.taskClass,
                 model: tally.model,
                 quantization: tally.quantization,
@@ -338,33 +341,20 @@ public enum FleetPooling {
         options: Options = Options(),
         excluded: Set<String> = []
     ) -> [Lengths] {
-        struct Key: Hashable, Comparable {
-            var task: String
-            var model: String
-            var quantization: String
-            var mode: String
-            var budget: Int
-            var capped: Bool
-            static func < (a: Key, b: Key) -> Bool {
-                if (a.task, a.model, a.quantization, a.mode) != (b.task, b.model, b.quantization, b.mode) {
-                    return (a.task, a.model, a.quantization, a.mode) < (b.task, b.model, b.quantization, b.mode)
-                }
-                return (a.budget, a.capped ? 1 : 0) < (b.budget, b.capped ? 1 : 0)
-            }
-        }
-        var groups: [Key: [String: LengthSummary]] = [:]
+        var groups: [GroupKey: [String: LengthSummary]] = [:]
         for summary in summaries
         where !excluded.contains(summary.robot) && summary.samples > 0
             && summary.quantiles.count == lengthLevels.count
             && summary.quantiles.allSatisfy({ $0.isFinite && $0 >= 0 })
         {
-            let key = Key(
+            let key = GroupKey(
                 task: summary.taskClass,
                 model: summary.model,
                 quantization: summary.quantization,
                 mode: summary.mode,
                 budget: summary.budgetTokens ?? -1,
-                capped: summary.capped
+                capped: summary.capped,
+                parallel: 0
             )
             groups[key, default: [:]][summary.robot] = summary
         }
