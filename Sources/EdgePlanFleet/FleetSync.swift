@@ -62,11 +62,21 @@ public struct FleetSync: Sendable {
     public func round(logger: Logger, timeout: Duration = .seconds(60)) async throws -> Round {
         try await FleetStore.with(connection, logger: logger, timeout: timeout) { fleet in
             var round = Round()
-            var (runsAt, outcomesAt) = try await fleet.received()
+            let (fleetRuns, fleetOutcomes) = try await fleet.received()
             let localRuns = try store.lastSequence(of: "run")
             let localOutcomes = try store.lastSequence(of: "outcome")
-            round.runsLag = max(0, localRuns - runsAt)
-            round.outcomesLag = max(0, localOutcomes - outcomesAt)
+            // Uploads resume after the fleet's newest sequence numbers, unless this store numbers below them: it was
+            // made anew (its predecessor found corrupt) and counts from 1 again. Then they resume after what this
+            // sync sent from this store, as its resume file says; a row sent twice is stored once all the same.
+            let storeID = try store.storeID()
+            var resume = Resume.load(stateDirectory).flatMap { $0.store == storeID ? $0 : nil }
+            if resume == nil, localRuns < fleetRuns || localOutcomes < fleetOutcomes {
+                resume = Resume(store: storeID, runs: 0, outcomes: 0)
+            }
+            var runsAt = resume?.runs ?? fleetRuns
+            var outcomesAt = resume?.outcomes ?? fleetOutcomes
+            round.runsLag = try store.count(of: "run", after: runsAt)
+            round.outcomesLag = try store.count(of: "outcome", after: outcomesAt)
             round.complete = false
             for _ in 0..<Self.maxBatchesPerRound {
                 let batch = try store.runs(after: runsAt, limit: batchSize)
@@ -82,6 +92,10 @@ public struct FleetSync: Sendable {
                     predictedS: predictedS
                 )
                 runsAt = last.seq
+                if resume != nil {
+                    resume?.runs = runsAt
+                    try resume?.save(stateDirectory)
+                }
             }
             var outcomesComplete = false
             for _ in 0..<Self.maxBatchesPerRound {
@@ -92,11 +106,20 @@ public struct FleetSync: Sendable {
                 }
                 round.outcomesSent += try await fleet.upload(outcomes: batch, profileVersion: profileVersion)
                 outcomesAt = last.seq
+                if resume != nil {
+                    resume?.outcomes = outcomesAt
+                    try resume?.save(stateDirectory)
+                }
             }
             round.complete = round.complete && outcomesComplete
+            // The fleet reckons a robot's lag as its newest sequence numbers less the fleet's: a store made anew
+            // reports the fleet's newest plus what it still has to send.
             try await fleet.recordProgress(
-                localRuns: localRuns,
-                localOutcomes: localOutcomes,
+                localRuns: resume == nil
+                    ? localRuns : max(fleetRuns, runsAt) + (try store.count(of: "run", after: runsAt)),
+                localOutcomes: resume == nil
+                    ? localOutcomes
+                    : max(fleetOutcomes, outcomesAt) + (try store.count(of: "outcome", after: outcomesAt)),
                 lastError: nil,
                 robotID: robotID
             )
@@ -114,6 +137,30 @@ public struct FleetSync: Sendable {
                 }
             }
             return round
+        }
+    }
+
+    /// How far this sync has sent from a store that numbers below the fleet's newest (`fleet-resume.json`).
+    struct Resume: Sendable, Equatable {
+        var store: String
+        var runs: Int64
+        var outcomes: Int64
+
+        static func load(_ directory: String) -> Resume? {
+            guard let data = try? FileText.data("\(directory)/fleet-resume.json"),
+                let file = try? JSONValue.parse(Array(data)), let store = file["store"]?.stringValue,
+                let runs = file["runs"]?.intValue, let outcomes = file["outcomes"]?.intValue
+            else { return nil }
+            return Resume(store: store, runs: Int64(runs), outcomes: Int64(outcomes))
+        }
+
+        func save(_ directory: String) throws {
+            try AtomicFile.write(
+                JSONValue.fields([
+                    "store": .string(store), "runs": .int(Int(runs)), "outcomes": .int(Int(outcomes)),
+                ]).serialized(pretty: true) + "\n",
+                to: "\(directory)/fleet-resume.json"
+            )
         }
     }
 

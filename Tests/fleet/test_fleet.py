@@ -709,3 +709,33 @@ def test_pruned_months_are_gone_and_never_sent_again(postgres, tmp_path):
         assert bad.returncode == 64 and "--older-than" in bad.stderr, bad.stderr
     finally:
         robot.stop()
+
+
+def test_a_store_made_anew_after_corruption_still_uploads_every_row(postgres, robots):
+    """The daemon moves a corrupt store aside and starts a new one, whose rows count from 1 again, below the
+    fleet's newest: the sync notices, sends the new store's rows all the same, and none twice."""
+    robot = robots("r1")
+    robot.report(5)
+    assert "sent 5 runs and 5 outcomes" in robot.sync().stdout
+    robot.stop()
+    path = os.path.join(robot.state, "observations.sqlite")
+    for suffix in ["-wal", "-shm"]:
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    with open(path, "wb") as handle:
+        handle.write(b"not a database" * 100)
+    robot.start()
+    robot.report(3, seed=9)
+    assert robot.local_counts()[0] == (3, 3), "the new store counts from 1"
+    sent = robot.sync().stdout
+    print(sent.strip())
+    assert "sent 3 runs and 3 outcomes (the fleet lacked 3 and 3)" in sent, sent
+    assert int(postgres.psql("SELECT count(*) FROM runs WHERE robot = 'r1'").stdout) == 8
+    assert int(postgres.psql("SELECT count(*) FROM outcomes WHERE robot = 'r1'").stdout) == 8
+    robot.report(2, seed=10)
+    again = robot.sync().stdout
+    assert "sent 2 runs and 2 outcomes (the fleet lacked 2 and 2)" in again, again
+    assert "sent 0 runs and 0 outcomes (the fleet lacked 0 and 0)" in robot.sync().stdout
+    assert int(postgres.psql("SELECT count(*) FROM runs WHERE robot = 'r1'").stdout) == 10
+    status = json.loads(edgeplan("fleet", "status", *postgres.admin_args(), "--json").stdout)["robots"][0]
+    assert status["runsLag"] == 0 and status["outcomesLag"] == 0, status

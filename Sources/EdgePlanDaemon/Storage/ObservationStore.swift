@@ -130,8 +130,30 @@ public final class ObservationStore: Sendable {
             // The power mode each run ran in, so that the fleet pools calibrations per power mode.
             try db.alter(table: "run") { table in table.add(column: "powerMode", .text) }
         }
+        migrator.registerMigration("v5-store-id") { db in
+            // Which store this is: a store made anew (its predecessor found corrupt) numbers its rows from 1 again,
+            // and whoever copies rows out of it (the fleet's sync) must tell the two apart.
+            try db.execute(sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            try db.execute(
+                sql: "INSERT INTO meta (key, value) VALUES ('storeId', ?)",
+                arguments: [UUID().uuidString.lowercased()]
+            )
+        }
         do { try migrator.migrate(database) } catch {
             throw EdgePlanError(.io, "cannot prepare the observation store: \(error)", file: path)
+        }
+    }
+
+    /// This store's own id (made with it): a store made anew has another.
+    public func storeID() throws -> String {
+        try database.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'storeId'") } ?? ""
+    }
+
+    /// Rows of a table after a sequence number: what an upload from there still has to send.
+    public func count(of table: String, after: Int64) throws -> Int64 {
+        precondition(["run", "outcome"].contains(table))
+        return try database.read {
+            try Int64.fetchOne($0, sql: "SELECT COUNT(*) FROM \(table) WHERE id > ?", arguments: [after]) ?? 0
         }
     }
 
