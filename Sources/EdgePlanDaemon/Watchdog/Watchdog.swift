@@ -49,10 +49,11 @@ public final class Watchdog: Sendable {
     public static let fleetCheckInterval = 30.0
 
     /// The fleet version `fleet sync` left in the state directory, and its pseudo-outcomes.
-    static func fleetPrior(_ path: String?) -> (version: Int, outcomes: [LearningOutcome])? {
+    /// Its pseudo-outcomes are made only when its version differs from `known` (the one already learned).
+    static func fleetPrior(_ path: String?, unless known: Int? = nil) -> (version: Int, outcomes: [LearningOutcome])? {
         guard let path, let data = FileManager.default.contents(atPath: path),
             let file = try? JSONValue.parse(Array(data)), let version = file["version"]?.intValue,
-            let body = file["body"]
+            version != known, let body = file["body"]
         else { return nil }
         return (version, FleetPrior.outcomes(body))
     }
@@ -287,8 +288,12 @@ public final class Watchdog: Sendable {
             state.fleetChecked = now
             return true
         }
-        guard due, let prior = Self.fleetPrior(Self.fleetFile("fleet-version.json", beside: store)),
-            prior.version != state.withLock({ $0.fleetVersion })
+        // Every 30 s the file's version is read; its pseudo-outcomes are made only when it is a new one.
+        guard due,
+            let prior = Self.fleetPrior(
+                Self.fleetFile("fleet-version.json", beside: store),
+                unless: state.withLock { $0.fleetVersion }
+            )
         else { return }
         let own: [LearningOutcome]
         do { own = try store?.outcomes() ?? [] } catch {
