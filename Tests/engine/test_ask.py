@@ -173,3 +173,96 @@ def test_the_readme_run_example_runs_on_the_engine(daemon, engine):
     outcome, answer, correct = ran.stdout.split()[:3]
     assert outcome in ("answered", "cut") and correct in ("True", "False"), ran.stdout
     assert status(daemon)["reports"] == before + 1
+
+
+def engine_prompt_tokens(engine, messages):
+    """The prompt's tokens as the engine's chat endpoint counts them: its template, then its tokenizer."""
+    from conftest import post_json
+    templated = post_json(engine.url + "/apply-template", {"messages": messages})["prompt"]
+    return len(post_json(engine.url + "/tokenize", {"content": templated, "add_special": True, "parse_special": True})["tokens"])
+
+
+def test_the_prompt_is_counted_by_the_engine_after_its_template(daemon, engine):
+    """Text in another script is far from 4 bytes a token: the test model's vocabulary spells each of these characters
+    in 3 byte tokens, so bytes / 4 would plan for a quarter of the prompt. `ask` plans for the engine's count."""
+    prompt = "どの棚に部品がありますか。" * 6 + " Which shelf?"
+    result = json.loads(ask(daemon, engine, "--task", "shelf", "--prompt", prompt, "--deadline", "6s", "--json").stdout)
+    assert result["outcome"] in ("answered", "cut"), result
+    counted = engine_prompt_tokens(engine, [{"role": "user", "content": prompt}])
+    assert result["inputTokensSource"] == "templated" and result["inputTokens"] == counted, (result["inputTokens"], counted)
+    assert counted > 2 * (len(prompt.encode()) + 3) // 4, counted
+    # The Python client's run() counts the same way.
+    with client.Planner(daemon) as planner:
+        engines = client.engine.EngineConnections(engine.url)
+        assert engines.count_prompt([{"role": "user", "content": prompt}]) == (counted, "templated")
+        assert engines.context_per_slot() == 1024
+        engines.close()
+
+
+@pytest.fixture(scope="module")
+def narrow_engine(llama_server_binary, tiny_model):
+    """The same model on 4 slots of 256 tokens: a prompt and its budget must fit in one."""
+    from conftest import Engine
+    server = Engine(llama_server_binary, tiny_model, slots=4, context=1024)
+    yield server
+    server.stop()
+
+
+def test_plans_fit_the_engine_slot_and_a_prompt_past_it_is_infeasible(daemon, narrow_engine):
+    """On slots of 256 tokens, every plan's prompt and max_tokens fit the slot (the engine answers no HTTP 400 and is
+    never stopped by a full slot); a prompt longer than the slot is Infeasible, naming the context."""
+    requests_seen = []
+    for index in range(6):
+        prompt = f"Which shelf holds part {index}? " + "Think about the shelves. " * (3 + 3 * index)
+        result = json.loads(ask(daemon, narrow_engine, "--task", "shelf", "--prompt", prompt, "--deadline", "8s",
+                                "--json", check=False).stdout)
+        assert result["outcome"] != "engine-error", result
+        if result["outcome"] == "infeasible":
+            assert result["reason"]["limit"] == "context", result
+            continue
+        requests_seen.append(result)
+        budget = result["plan"]["tokenBudget"] or 0
+        assert result["inputTokens"] + budget <= 256, result
+    assert requests_seen, "no prompt fitted the slot"
+    long_prompt = "Think about the shelves. " * 20
+    result = json.loads(ask(daemon, narrow_engine, "--task", "shelf", "--prompt", long_prompt, "--deadline", "8s",
+                            "--json", check=False).stdout)
+    assert result["outcome"] == "infeasible" and result["reason"]["limit"] == "context", result
+    assert "256-token context per sequence" in result["reason"]["message"], result["reason"]
+    assert result["inputTokens"] > 256 and result["reason"]["missByTokens"] >= 1, result
+    with client.Planner(daemon) as planner:
+        with pytest.raises(client.Infeasible) as refused:
+            planner.run("shelf", long_prompt, engine=narrow_engine.url, deadline_ms=8000, engine_model="tiny-random")
+        assert refused.value.limit == "context" and refused.value.miss_by_tokens >= 1
+
+
+def test_samples_that_run_to_their_cap_are_answers_not_engine_errors(daemon, engine):
+    """llama-server counts a token more than max_tokens for samples of an n > 1 chat request that run to their cap;
+    the run is kept, its answer voted and reported, each sample's length the cap."""
+    body = {"model": "tiny-random", "messages": [{"role": "user", "content": "Which shelf?"}], "max_tokens": 24, "n": 4,
+            "temperature": 0.6, "seed": 3, "stream": True}
+    seen = []
+    request = urllib.request.Request(engine.url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        for raw in response:
+            line = raw.decode().strip()
+            if line.startswith("data: {"):
+                event = json.loads(line[6:])
+                if event.get("timings"):
+                    seen.append(event["timings"]["predicted_n"])
+    print("engine's counts at max_tokens 24:", seen)
+    requests = 0
+    outcomes = []
+    for index in range(8):
+        result = json.loads(ask(daemon, engine, "--task", "shelf", "--prompt", f"Which shelf holds part {index}?",
+                                "--options", "top|middle|bottom|none", "--answer", "A", "--deadline", "8s", "--json").stdout)
+        outcomes.append(result["outcome"])
+        if result["outcome"] != "answered":
+            continue
+        requests += 1
+        cap = result["plan"]["tokenBudget"]
+        assert result["report"]["accepted"] and "impossible-length" not in result["report"]["learning"], result
+        if cap and result["plan"]["mode"] in ("hard", "thinking-budget"):
+            assert max(result["sampleOutputTokens"]) <= cap + 64, result
+    assert "engine-error" not in outcomes and requests >= 6, outcomes

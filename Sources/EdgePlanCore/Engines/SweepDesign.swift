@@ -125,7 +125,7 @@ public struct SweepDesign: Sendable, Equatable {
                 input: Double(point.inputTokens),
                 output: Double(point.outputTokens)
             )
-            return total + prefill + decode * variant.parallel.latencyFactor(point.parallel)
+            return total + prefill + decode * variant.decodeFactor(point.parallel)
         }
     }
 }

@@ -99,8 +99,8 @@ public struct Recalibrator: Sendable {
         var longest = 0.0
         for run in fitRuns {
             let decodeS =
-                (run.latencyS - variant.prefillLatency.seconds(input: run.input))
-                / variant.parallel.latencyFactor(run.parallel)
+                (run.latencyS - variant.startSeconds(input: run.input))
+                / variant.decodeFactor(run.parallel)
             guard decodeS > 0 else { continue }
             let i = Double(run.input)
             let o = Double(run.output)

@@ -75,6 +75,36 @@ extension Plan: JSONWritable {
         writer.string(profileVersion)
         writer.key("policyVersion")
         writer.string(policyVersion)
+        writer.key("load")
+        if let load {
+            writer.beginObject()
+            writer.key("runsBeside")
+            writer.int(load.runsBeside)
+            writer.key("sequencesBeside")
+            writer.int(load.sequencesBeside)
+            writer.key("peakSequences")
+            writer.int(load.peakSequences)
+            writer.key("meanSequences")
+            writer.number(load.meanSequences)
+            writer.key("waitMs")
+            writer.number(load.waitS * 1000)
+            writer.key("idleLatencyPercentileMs")
+            writer.number(load.idleLatencyPercentileS * 1000)
+            writer.key("preempts")
+            writer.beginArray()
+            for id in load.preempts { writer.string(id) }
+            writer.endArray()
+            writer.key("delayed")
+            writer.beginObject()
+            for (id, endS) in load.delayed.sorted(by: { $0.key < $1.key }) {
+                writer.key(id)
+                writer.number(endS * 1000)
+            }
+            writer.endObject()
+            writer.endObject()
+        } else {
+            writer.null()
+        }
         writer.endObject()
     }
 }
@@ -180,6 +210,8 @@ extension Infeasibility {
         case .deadline: ("Ms", 1000)
         case .energyBudget: ("J", 1)
         case .minAccuracy: ("Accuracy", 1)
+        case .context: ("Tokens", 1)
+        case .busy: ("Ms", 1000)
         case .memory, .policy: nil
         }
     }
@@ -188,10 +220,17 @@ extension Infeasibility {
     /// missByJ and requestedJ for an energy budget, missByAccuracy and requestedAccuracy (fractions) for the floor.
     public var measuredFields: [(String, JSONValue)] {
         guard let unit else { return [] }
-        return [
+        var fields: [(String, JSONValue)] = [
             ("missBy\(unit.suffix)", missBy.map { .number($0 * unit.scale) } ?? .null),
             ("requested\(unit.suffix)", requested.map { .number($0 * unit.scale) } ?? .null),
         ]
+        if limit == .busy {
+            fields += [
+                ("fitsAfterRequestId", fitsAfter.map { .string($0.requestID) } ?? .null),
+                ("fitsAfterMs", fitsAfter.map { .number($0.inS * 1000) } ?? .null),
+            ]
+        }
+        return fields
     }
 }
 

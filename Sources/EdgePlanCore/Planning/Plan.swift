@@ -26,10 +26,29 @@ public struct Plan: Sendable, Equatable {
     public var engineRequest: EngineRequest
     public var profileVersion: String
     public var policyVersion: String
+    /// The load it was planned against, where other runs were admitted on the engine: its latency and energy above
+    /// are then predicted beside them.
+    public var load: PlanLoad? = nil
 
     public var accuracy: Double { estimate.accuracy }
     public var accuracySource: AccuracySource { estimate.source }
     public var meanOutputTokens: Double { outputLength.meanTokens }
+}
+
+/// What a plan assumed of the engine it joins: the sequences of runs already admitted, what it waits and runs
+/// beside, its latency on an idle engine, and the admitted runs it delays or makes yield.
+public struct PlanLoad: Sendable, Equatable {
+    public var runsBeside: Int
+    public var sequencesBeside: Int
+    public var peakSequences: Int
+    public var meanSequences: Double
+    public var waitS: Double
+    /// The same configuration's latency at the percentile on an idle engine.
+    public var idleLatencyPercentileS: Double
+    /// Lower-priority runs that must yield for it (their holders are told to stop them).
+    public var preempts: [String]
+    /// Admitted runs it makes later, by request id, with their new predicted end (seconds from the plan).
+    public var delayed: [String: Double]
 }
 
 /// Which limit a request could not meet, and the closest configuration.
@@ -39,6 +58,11 @@ public struct Infeasibility: Sendable, Equatable {
         case energyBudget
         case minAccuracy
         case memory
+        /// The prompt leaves no room for an answer in the context: the model's, or the engine's per sequence.
+        case context
+        /// The engine is busy with admitted runs: the request would miss its deadline beside them, or push one of
+        /// equal or higher priority past its own.
+        case busy
         case policy
     }
 
@@ -50,6 +74,15 @@ public struct Infeasibility: Sendable, Equatable {
     /// How far the closest one misses, in the limit's unit (seconds, joules, accuracy fraction).
     public var missBy: Double?
     public var requested: Double?
+    /// For a busy engine: the admitted run after whose predicted end the request would fit, and how many seconds
+    /// from now that is.
+    public var fitsAfter: (requestID: String, inS: Double)? = nil
+
+    public static func == (a: Infeasibility, b: Infeasibility) -> Bool {
+        a.task == b.task && a.limit == b.limit && a.message == b.message && a.closest == b.closest
+            && a.missBy == b.missBy && a.requested == b.requested && a.fitsAfter?.requestID == b.fitsAfter?.requestID
+            && a.fitsAfter?.inS == b.fitsAfter?.inS
+    }
 }
 
 /// The planner's answer: a plan or a structured reason why none exists.

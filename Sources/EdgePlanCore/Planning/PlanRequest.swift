@@ -9,6 +9,9 @@ public struct PlanRequest: Sendable, Equatable {
     public var minAccuracy: Double?
     public var objective: Objective?
     public var requestID: String?
+    /// The engine's context for one sequence of this request (llama-server: a slot's `n_ctx`), in tokens: the prompt
+    /// and the engine's `max_tokens` must fit in it. Nil: the model's own context from the profile.
+    public var contextTokens: Int?
 
     public init(
         task: String,
@@ -17,7 +20,8 @@ public struct PlanRequest: Sendable, Equatable {
         inputTokens: Int? = nil,
         minAccuracy: Double? = nil,
         objective: Objective? = nil,
-        requestID: String? = nil
+        requestID: String? = nil,
+        contextTokens: Int? = nil
     ) {
         self.task = task
         self.deadlineS = deadlineS
@@ -26,6 +30,7 @@ public struct PlanRequest: Sendable, Equatable {
         self.minAccuracy = minAccuracy
         self.objective = objective
         self.requestID = requestID
+        self.contextTokens = contextTokens
     }
 
     /// Largest prompt the planner accepts.
@@ -70,6 +75,14 @@ public struct PlanRequest: Sendable, Equatable {
                 throw EdgePlanError.invalidInput(
                     "input of \(inputTokens) tokens exceeds \(Self.maxInputTokens)",
                     field: "inputTokens"
+                )
+            }
+        }
+        if let contextTokens {
+            guard (1...Self.maxInputTokens).contains(contextTokens) else {
+                throw EdgePlanError.invalidInput(
+                    "context must be within 1...\(Self.maxInputTokens) tokens (got \(contextTokens))",
+                    field: "contextTokens"
                 )
             }
         }

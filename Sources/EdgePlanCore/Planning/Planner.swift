@@ -286,6 +286,13 @@ public final class Planner: Sendable {
         public var inputTokens: Int
         /// Chance on the task's answer options, when it has them.
         public var chance: Double? = nil
+        /// The engine's context for one sequence (a llama-server slot), when the request names it.
+        public var contextTokens: Int? = nil
+
+        /// The context a configuration of `variant` runs in: the model's, or the engine's per sequence when smaller.
+        public func context(of variant: ModelVariant) -> Int {
+            min(variant.contextTokens, contextTokens ?? Int.max)
+        }
     }
 
     /// Fills a request's gaps from the policy: deadline, energy budget, accuracy floor, objective, input length.
@@ -304,7 +311,8 @@ public final class Planner: Sendable {
             minAccuracy: max(request.minAccuracy ?? 0, defaults.minAccuracy),
             objective: request.objective ?? defaults.objective,
             inputTokens: request.inputTokens ?? defaults.inputTokens,
-            chance: defaults.chance
+            chance: defaults.chance,
+            contextTokens: request.contextTokens
         )
     }
 
@@ -353,7 +361,8 @@ public final class Planner: Sendable {
         // Front points are sorted by accuracy, then energy, then latency: the first feasible one has the
         // highest accuracy; for min-energy the cheapest feasible one wins, ties going to higher accuracy.
         let feasible = front.points.lazy.filter { point in
-            point.latencyPercentileS <= latencyLimitS
+            self.fitsContext(point, limits: limits)
+                && point.latencyPercentileS <= latencyLimitS
                 && limits.energyBudgetJ.map { point.energyPercentileJ <= $0 } ?? true
                 && ranking.score(point) >= limits.minAccuracy
         }
@@ -380,6 +389,19 @@ public final class Planner: Sendable {
         return (greedy, false, 0)
     }
 
+    /// Whether a configuration's run fits its context at the request's input: a hard cap's whole budget (the engine is
+    /// sent it as `max_tokens`), otherwise the mean output (as the front requires of the model's own context), after
+    /// the prompt. A run that would fill its slot first stops there, unanswered.
+    public func fitsContext(_ point: EvaluatedConfiguration, limits: Limits) -> Bool {
+        guard let variant = profile.variants[point.configuration.variant] else { return false }
+        let context = limits.context(of: variant)
+        let input = limits.inputTokens
+        if point.configuration.capped, let budget = point.configuration.budgetTokens {
+            return input + budget <= context
+        }
+        return Double(input) + point.outputLength.meanTokens <= Double(context)
+    }
+
     /// The engine's `max_tokens` for a configuration: its budget under a hard cap, otherwise what fits in the
     /// deadline and the context window.
     public func maxTokens(_ configuration: Configuration, limits: Limits) -> Int {
@@ -391,16 +413,21 @@ public final class Planner: Sendable {
             deadlineS: limits.deadlineS,
             parallel: configuration.parallel
         )
-        return Self.maxTokens(configuration, variant: variant, inputTokens: limits.inputTokens, reachable: reachable)
+        return Self.maxTokens(
+            configuration,
+            contextTokens: limits.context(of: variant),
+            inputTokens: limits.inputTokens,
+            reachable: reachable
+        )
     }
 
     private static func maxTokens(
         _ configuration: Configuration,
-        variant: ModelVariant,
+        contextTokens: Int,
         inputTokens: Int,
         reachable: Int?
     ) -> Int {
-        let room = max(1, min(reachable ?? 1, variant.contextTokens - inputTokens))
+        let room = max(1, min(reachable ?? 1, contextTokens - inputTokens))
         if configuration.capped, let budget = configuration.budgetTokens { return budget }
         if let cap = configuration.mode.lengthCap(budget: configuration.budgetTokens, capped: false) {
             return min(cap, room)
@@ -425,7 +452,7 @@ public final class Planner: Sendable {
         return best?.0
     }
 
-    private func makePlan(_ chosen: EvaluatedConfiguration, request: PlanRequest, limits: Limits) -> Plan {
+    func makePlan(_ chosen: EvaluatedConfiguration, request: PlanRequest, limits: Limits) -> Plan {
         let configuration = chosen.configuration
         let variant = profile.variants[configuration.variant]!
         let k = configuration.parallel
@@ -434,7 +461,7 @@ public final class Planner: Sendable {
         let exact = predictor.predict(variant, input: inputTokens, output: length.meanTokens, parallel: k)
         let tailTokens = min(
             length.quantileOfMaximum(policy.latencyPercentile, samples: k),
-            Double(max(variant.contextTokens - inputTokens, 1))
+            Double(max(limits.context(of: variant) - inputTokens, 1))
         )
         let atTail = predictor.predict(variant, input: inputTokens, output: tailTokens, parallel: k)
         let reachable = predictor.maxOutputTokens(variant, input: inputTokens, deadlineS: limits.deadlineS, parallel: k)
@@ -463,7 +490,7 @@ public final class Planner: Sendable {
                 variant: variant,
                 maxTokens: Self.maxTokens(
                     configuration,
-                    variant: variant,
+                    contextTokens: limits.context(of: variant),
                     inputTokens: inputTokens,
                     reachable: reachable
                 ),
@@ -474,9 +501,46 @@ public final class Planner: Sendable {
         )
     }
 
+    /// The context a configuration's run takes at the request's input: the prompt and the cap, or the mean output.
+    private func contextNeed(_ point: EvaluatedConfiguration, _ limits: Limits) -> Int {
+        let output =
+            point.configuration.capped
+            ? point.configuration.budgetTokens ?? 0 : Int(point.outputLength.meanTokens.rounded(.up))
+        return limits.inputTokens + output
+    }
+
     private func explain(front: ParetoFront, task: String, latencyLimitS: Double, limits: Limits) -> Infeasibility {
-        let points = front.points
         let ranking = front.ranking
+        // The context first: a prompt that leaves no room for an answer fails every other limit too.
+        let allowed = Set(spaces.space(task)?.candidates.map(\.variant.id) ?? [])
+        let widest = allowed.compactMap { profile.variants[$0] }.map { limits.context(of: $0) }.max()
+        if let widest, limits.inputTokens >= widest {
+            let whose =
+                limits.contextTokens.map { "the engine's \($0)-token context per sequence" } ?? "the model's context"
+            return Infeasibility(
+                task: task,
+                limit: .context,
+                message:
+                    "the prompt's \(limits.inputTokens) tokens leave no room for an answer in \(whose) (\(widest) tokens at most among the task's models)",
+                closest: nil,
+                missBy: Double(limits.inputTokens + 1 - widest),
+                requested: Double(widest)
+            )
+        }
+        let points = front.points.filter { fitsContext($0, limits: limits) }
+        if points.isEmpty, let smallest = front.points.min(by: { contextNeed($0, limits) < contextNeed($1, limits) }) {
+            let variant = profile.variants[smallest.configuration.variant]!
+            let context = limits.context(of: variant)
+            return Infeasibility(
+                task: task,
+                limit: .context,
+                message:
+                    "no configuration fits the prompt's \(limits.inputTokens) tokens and its output in the \(context)-token context; the smallest, \(smallest.configuration), needs \(contextNeed(smallest, limits)) tokens",
+                closest: smallest,
+                missBy: Double(contextNeed(smallest, limits) - context),
+                requested: Double(context)
+            )
+        }
         guard !points.isEmpty else {
             return Infeasibility(
                 task: task,

@@ -44,13 +44,13 @@ public struct Predictor: Sendable {
         output: Double,
         parallel: Int
     ) -> (prefillS: Double, prefillPowerW: Double, decodeS: Double, decodePowerW: Double) {
-        let prefillS = variant.prefillLatency.seconds(input: input)
+        let prefillS = variant.startSeconds(input: input)
         let prefillPowerW = variant.prefillPower.averagePowerW(tokens: Double(input), seconds: prefillS)
         let decodeS = decodeSeconds(variant, input: input, output: output, parallel: parallel)
         let decodePowerW =
             output > 0
             ? variant.decodePower.averagePowerW(tokens: output, seconds: decodeS)
-                * variant.parallel.powerFactor(parallel)
+                * variant.decodePowerFactor(parallel)
             : 0
         return (prefillS, prefillPowerW, decodeS, decodePowerW)
     }
@@ -85,14 +85,14 @@ public struct Predictor: Sendable {
 
     /// End-to-end latency alone (prefill and decode), for callers that need no energy, memory or cost.
     public func latencyS(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
-        variant.prefillLatency.seconds(input: input)
+        variant.startSeconds(input: input)
             + decodeSeconds(variant, input: input, output: output, parallel: parallel)
     }
 
     public func decodeSeconds(_ variant: ModelVariant, input: Int, output: Double, parallel: Int = 1) -> Double {
         guard output > 0 else { return 0 }
         return variant.decodeLatency.seconds(input: Double(input), output: output)
-            * variant.parallel.latencyFactor(parallel)
+            * variant.decodeFactor(parallel)
     }
 
     /// Weights, KV cache for `parallel` sequences of `input + output` tokens, and the engine's own overhead.
@@ -106,7 +106,7 @@ public struct Predictor: Sendable {
     /// This is the inverse map of Eq. 3: solve `m/2 O^2 + (n + m (I - 1/2)) O = (D - prefill) / f(k)` for `O`.
     public func maxOutputTokens(_ variant: ModelVariant, input: Int, deadlineS: Double, parallel: Int = 1) -> Int? {
         let remaining =
-            (deadlineS - variant.prefillLatency.seconds(input: input)) / variant.parallel.latencyFactor(parallel)
+            (deadlineS - variant.startSeconds(input: input)) / variant.decodeFactor(parallel)
         guard remaining >= 0 else { return nil }
         let m = variant.decodeLatency.mSPerToken2
         let n = variant.decodeLatency.nSPerToken

@@ -233,6 +233,22 @@ public struct ModelVariant: Sendable, Equatable {
     public var parallel: ParallelScaling
     public var voting: VotingModel
     public var outputLength: OutputLengthSpread
+    /// How decode slows with the sequences the engine runs at once, and a request's fixed cost, where measured.
+    public var concurrency: DecodeConcurrency? = nil
 
     public var weightBytes: Double { parametersBillion * 1e9 * bytesPerWeight }
+
+    /// Decode time with `k` sequences decoding over one sequence's: the measured concurrency curve where the profile
+    /// has one, else the parallel scaling.
+    public func decodeFactor(_ k: Int) -> Double { concurrency?.stepFactor(k).factor ?? parallel.latencyFactor(k) }
+
+    /// Decode power with `k` sequences over one sequence's.
+    public func decodePowerFactor(_ k: Int) -> Double {
+        concurrency.map { $0.powerFactor(k) } ?? parallel.powerFactor(k)
+    }
+
+    /// Seconds before a request's first decode step: its prefill and the request's fixed cost.
+    public func startSeconds(input: Int) -> Double {
+        prefillLatency.seconds(input: input) + (concurrency?.requestOverheadS ?? 0)
+    }
 }

@@ -160,6 +160,29 @@ public enum ProfileDecoder {
         )
         try parallelObject.finish()
 
+        var concurrency: DecodeConcurrency?
+        if var curve = try root.optionalObject("concurrency") {
+            var steps: [Int: Double] = [:]
+            var powers: [Int: Double] = [:]
+            for var step in try curve.objects("steps") {
+                let b = try step.int("sequences", in: 2...4096)
+                guard steps[b] == nil else { throw step.error("sequences", "\(b) sequences are measured twice") }
+                steps[b] = try step.double("step_factor", in: 0.01...1000)
+                if let power = try step.optionalDouble("power_factor", in: 0.01...1000) { powers[b] = power }
+                try step.finish()
+            }
+            concurrency = DecodeConcurrency(
+                stepFactors: steps,
+                slots: try curve.optionalInt("slots", in: 1...4096),
+                requestOverheadS: try curve.double("request_overhead_s", in: 0...60),
+                prefillInterference: try curve.double("prefill_interference", in: 0...100),
+                powerFactors: powers,
+                source: try curve.string("source"),
+                fitMAPEPct: try curve.optionalDouble("fit_mape_pct", in: 0...1000)
+            )
+            try curve.finish()
+        }
+
         var votingObject = try root.object("voting")
         var anchors: [VotingModel.Anchor] = []
         for var anchor in try votingObject.objects("anchors") {
@@ -206,7 +229,8 @@ public enum ProfileDecoder {
             decodePowerSource: decodePowerSource,
             parallel: parallel,
             voting: voting,
-            outputLength: spread
+            outputLength: spread,
+            concurrency: concurrency
         )
         try root.finish()
         return variant

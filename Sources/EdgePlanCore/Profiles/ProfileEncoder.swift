@@ -36,7 +36,7 @@ public enum ProfileEncoder {
             parallel:
               latency_slope_per_sample: \(number(v.parallel.latencySlopePerSample))
               power_gain_per_doubling: \(number(v.parallel.powerGainPerDoubling))\(measuredFactors(v.parallel))
-              source: \(string(v.parallel.source))
+              source: \(string(v.parallel.source))\(concurrency(v.concurrency))
             voting:
               anchors:
 
@@ -145,6 +145,24 @@ public enum ProfileEncoder {
         }
         lines.append("source: \(string(source))")
         return lines.map { indent + $0 }.joined(separator: "\n")
+    }
+
+    /// The measured concurrency curve, as a `concurrency:` block, or nothing.
+    private static func concurrency(_ curve: DecodeConcurrency?) -> String {
+        guard let curve else { return "" }
+        var out = "\nconcurrency:"
+        if let slots = curve.slots { out += "\n  slots: \(slots)" }
+        out += "\n  request_overhead_s: \(number(curve.requestOverheadS))"
+        out += "\n  prefill_interference: \(number(curve.prefillInterference))"
+        out += curve.stepFactors.keys.contains { $0 > 1 } ? "\n  steps:" : "\n  steps: []"
+        for (b, factor) in curve.stepFactors.sorted(by: { $0.key < $1.key }) where b > 1 {
+            out += "\n    - {sequences: \(b), step_factor: \(number(factor))"
+            if let power = curve.powerFactors[b] { out += ", power_factor: \(number(power))" }
+            out += "}"
+        }
+        if let mape = curve.fitMAPEPct { out += "\n  fit_mape_pct: \(number(mape))" }
+        out += "\n  source: \(string(curve.source))"
+        return out
     }
 
     /// A YAML float: nine significant digits, with a mantissa dot so every YAML reader sees a number.

@@ -87,7 +87,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.5,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant1 = ModelVariant(
         id: VariantID(model: "DSR1-Llama-8B", quantization: .fp16),
@@ -133,7 +134,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.5,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant2 = ModelVariant(
         id: VariantID(model: "DSR1-Qwen-1.5B", quantization: .awqW4),
@@ -174,7 +176,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.5,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant3 = ModelVariant(
         id: VariantID(model: "DSR1-Qwen-1.5B", quantization: .fp16),
@@ -220,7 +223,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.5,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant4 = ModelVariant(
         id: VariantID(model: "DSR1-Qwen-14B", quantization: .awqW4),
@@ -261,7 +265,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.5,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant5 = ModelVariant(
         id: VariantID(model: "DSR1-Qwen-14B", quantization: .fp16),
@@ -304,7 +309,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (reasoning family, 7 points, RMS error 0.964 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.5,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant6 = ModelVariant(
         id: VariantID(model: "Gemma-7B-it", quantization: .fp16),
@@ -342,7 +348,8 @@ extension BundledResources {
             source: "no parallel-scaling data for direct models: the reasoning family\'s 512-token fit, unverified (error taken as at least 5 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.6,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant7 = ModelVariant(
         id: VariantID(model: "L1-Max", quantization: .fp16),
@@ -383,7 +390,8 @@ extension BundledResources {
             source: "fitted by edgeplan profile fit-votes to EdgeReasoning Section V-E, Fig. 9 (accuracy vs. parallel scaling factor at 128 and 512 output tokens) (budget-aware family, 3 points, RMS error 0.638 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.3,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant8 = ModelVariant(
         id: VariantID(model: "Llama3.1-8B-it", quantization: .fp16),
@@ -421,7 +429,8 @@ extension BundledResources {
             source: "no parallel-scaling data for direct models: the reasoning family\'s 512-token fit, unverified (error taken as at least 5 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.6,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant9 = ModelVariant(
         id: VariantID(model: "Qwen2.5-1.5B-it", quantization: .fp16),
@@ -459,7 +468,8 @@ extension BundledResources {
             source: "no parallel-scaling data for direct models: the reasoning family\'s 512-token fit, unverified (error taken as at least 5 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.6,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant10 = ModelVariant(
         id: VariantID(model: "Qwen2.5-14B-it", quantization: .fp16),
@@ -497,7 +507,8 @@ extension BundledResources {
             source: "no parallel-scaling data for direct models: the reasoning family\'s 512-token fit, unverified (error taken as at least 5 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.6,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let variant11 = ModelVariant(
         id: VariantID(model: "Qwen2.5-7B-it", quantization: .fp16),
@@ -535,7 +546,8 @@ extension BundledResources {
             source: "no parallel-scaling data for direct models: the reasoning family\'s 512-token fit, unverified (error taken as at least 5 points)"),
         outputLength: OutputLengthSpread(
             coefficientOfVariation: 0.6,
-            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"))
+            source: "assumed spread, used only for model families without a soft/hard pair to fit (edgeplan profile show --lengths shows what is used)"),
+        concurrency: nil)
 
     private static let table0 = AccuracyTable(
         task: "mmlu",

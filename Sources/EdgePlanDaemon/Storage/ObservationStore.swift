@@ -157,8 +157,9 @@ public final class ObservationStore: Sendable {
         }
     }
 
-    /// Stores a run; trims the oldest runs beyond capacity (checked every 256 inserts).
-    public func append(_ stored: StoredRun) throws {
+    /// Stores a run and returns its row id; trims the oldest runs beyond capacity (checked every 256 inserts).
+    @discardableResult
+    public func append(_ stored: StoredRun) throws -> Int64 {
         try database.write { db in
             let run = stored.run
             try db.execute(
@@ -177,6 +178,17 @@ public final class ObservationStore: Sendable {
             if id % 256 == 0 {
                 try db.execute(sql: "DELETE FROM run WHERE id <= ?", arguments: [id - Int64(capacity)])
             }
+            return id
+        }
+    }
+
+    /// Sets the energy of a stored run, attributed after it was stored (the rails covered its window later).
+    public func setEnergy(ofRun id: Int64, joules: Double, source: String) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "UPDATE run SET energyJ = ?, energySource = ? WHERE id = ?",
+                arguments: [joules, source, id]
+            )
         }
     }
 

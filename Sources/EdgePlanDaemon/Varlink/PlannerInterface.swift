@@ -79,7 +79,10 @@ public enum PlannerInterface {
         # energyBudgetJ, inputTokens, minAccuracy and objective default to the policy's values for it
         # (minAccuracy can raise the policy's floor, never lower it). objective is max-accuracy,
         # max-accuracy-lower-bound or min-energy. Without requestId the daemon assigns one; the plan is
-        # remembered under it so that Report can name only the id.
+        # remembered under it so that Report can name only the id. inputTokens is the prompt as the engine
+        # counts it, after its chat template. contextTokens is the engine's context for one sequence (a
+        # llama-server slot's n_ctx): the prompt and the request's max_tokens fit in it, or the answer is
+        # Infeasible with limit context; without it, the model's context in the profile.
         method Plan(
           task: string,
           deadlineMs: ?float,
@@ -87,7 +90,8 @@ public enum PlannerInterface {
           inputTokens: ?int,
           minAccuracy: ?float,
           objective: ?string,
-          requestId: ?string
+          requestId: ?string,
+          contextTokens: ?int
         ) -> (plan: Decision)
 
         # The accuracy / latency / energy Pareto front of a task at exactly this input length, each point's
@@ -102,7 +106,9 @@ public enum PlannerInterface {
         # judged: accuracy and output length are learned from remembered plans only, each once.
         # outputTokens is the longest sample, sampleOutputTokens every sample's length. startedAt is Unix
         # time in seconds; without energyJ the daemon attributes energy from its power rails over
-        # [startedAt, startedAt + latency]. accepted means stored: the reply goes out once the run (and, for a
+        # [startedAt, startedAt + latency]; attributedEnergyJ is that energy when the rails already cover the window,
+        # and null when they cover it only with their next samples: the reply does not wait for them, and the
+        # energy is stored with the run once they come. accepted means stored: the reply goes out once the run (and, for a
         # remembered plan, its outcome) is committed to the observation store, so a crash after it loses
         # nothing; judging and refits follow off the request path. learning says what became of the outcome
         # (learned, refused and why, nothing to learn). accepted is false when the queue is full (10,000
@@ -184,11 +190,13 @@ public enum PlannerInterface {
         # A reload found an error; policyVersion is the one still in force.
         error ReloadFailed (message: string, policyVersion: string)
         # No configuration meets the request's limits; limit names which one (deadline, energyBudget, minAccuracy,
-        # memory or policy), closest the nearest miss. How far it misses and what was asked are given in the
+        # context, memory or policy), closest the nearest miss. How far it misses and what was asked are given in the
         # limit's unit: missByMs and requestedMs (the deadline less the safety margin), missByJ and requestedJ,
-        # or missByAccuracy and requestedAccuracy (fractions); the others are absent.
+        # missByAccuracy and requestedAccuracy (fractions), or missByTokens and requestedTokens (the context);
+        # the others are absent.
         error Infeasible (task: string, limit: string, message: string, missByMs: ?float, requestedMs: ?float, missByJ: ?float,
-          requestedJ: ?float, missByAccuracy: ?float, requestedAccuracy: ?float, closest: object)
+          requestedJ: ?float, missByAccuracy: ?float, requestedAccuracy: ?float, missByTokens: ?float,
+          requestedTokens: ?float, closest: object)
         # The task is no task class of the loaded policy and profile; known lists those there are.
         error UnknownTask (task: string, known: []string, message: string)
         # The daemon already serves its limit of connections, in all or for this user; try again later.

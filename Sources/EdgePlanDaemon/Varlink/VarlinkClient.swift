@@ -107,6 +107,7 @@ public final class VarlinkClient {
                 "inputTokens": request.inputTokens.map(JSONValue.int) ?? .null,
                 "minAccuracy": request.minAccuracy.map(JSONValue.number) ?? .null,
                 "objective": request.objective.map { .string($0.rawValue) } ?? .null,
+                "contextTokens": request.contextTokens.map(JSONValue.int) ?? .null,
             ])
         )
         if let error = reply["error"]?.stringValue {

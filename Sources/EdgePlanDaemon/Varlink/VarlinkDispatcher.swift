@@ -200,7 +200,8 @@ public struct VarlinkDispatcher: Sendable {
             inputTokens: try optionalInt(parameters, "inputTokens"),
             minAccuracy: try optionalDouble(parameters, "minAccuracy"),
             objective: objective,
-            requestID: try optionalString(parameters, "requestId")
+            requestID: try optionalString(parameters, "requestId"),
+            contextTokens: try optionalInt(parameters, "contextTokens")
         )
         switch try service.plan(request) {
         case let .plan(plan):

@@ -193,35 +193,34 @@ public final class Watchdog: Sendable {
             } else if started + report.latencyS <= clock() + sampler.interval, started + report.latencyS > clock() - 60
             {
                 // A report sent as its run ends arrives before the rails' next sample covers the run's window:
-                // attribute once two more samples are in (the reply waits for the store anyway).
+                // attribute once two more samples are in (the reply does not wait for them).
                 settle = 2 * sampler.interval + 0.005
             }
         }
         let now = clock()
         guard admit() else { return (false, attributed) }
-        let work: @Sendable () -> Void = { [self, energy, energySource, settle] in
+        // The run is stored at once, so the reply (which waits for the store) never waits for the rails. A run whose
+        // window the rails cover only after their next samples gets its energy then: the row is updated, and only
+        // then does the calibration loop judge it, with its energy.
+        let run = RunReport(
+            variant: VariantID(model: report.model, quantization: report.quantization),
+            inputTokens: report.inputTokens,
+            outputTokens: report.outputTokens,
+            parallel: report.parallel,
+            latencyS: report.latencyS,
+            energyJ: energy,
+            time: now,
+            peer: report.peer
+        )
+        let judge: @Sendable (RunReport) -> Void = { [self] run in
             defer { backlog.withLock { $0.waiting -= 1 } }
-            var energy = energy
-            var energySource = energySource
-            if settle != nil, let started = report.startedAt,
-                let joules = sampler?.energy(from: started, to: started + report.latencyS)
-            {
-                energy = joules
-                energySource = "rails"
-                onAttributed?(joules)
-            }
-            let run = RunReport(
-                variant: VariantID(model: report.model, quantization: report.quantization),
-                inputTokens: report.inputTokens,
-                outputTokens: report.outputTokens,
-                parallel: report.parallel,
-                latencyS: report.latencyS,
-                energyJ: energy,
-                time: now,
-                peer: report.peer
-            )
+            let events = state.withLock { $0.loop.report(run, at: now) }
+            handle(events, at: now)
+        }
+        queue.async { [self, energySource, settle] in
+            var rowID: Int64?
             do {
-                try store?.append(
+                rowID = try store?.append(
                     .init(
                         run: run,
                         requestID: report.requestID,
@@ -235,13 +234,22 @@ public final class Watchdog: Sendable {
                 storageFailed("store a report", error)
                 done?("\(error)")
             }
-            let events = state.withLock { $0.loop.report(run, at: now) }
-            handle(events, at: now)
-        }
-        if let settle {
-            queue.asyncAfter(deadline: .now() + settle, execute: work)
-        } else {
-            queue.async(execute: work)
+            guard let settle else { return judge(run) }
+            queue.asyncAfter(deadline: .now() + settle) { [self, rowID] in
+                var run = run
+                if let started = report.startedAt,
+                    let joules = sampler?.energy(from: started, to: started + report.latencyS)
+                {
+                    run.energyJ = joules
+                    onAttributed?(joules)
+                    if let rowID {
+                        do { try store?.setEnergy(ofRun: rowID, joules: joules, source: "rails") } catch {
+                            storageFailed("store a run's energy", error)
+                        }
+                    }
+                }
+                judge(run)
+            }
         }
         return (true, attributed)
     }

@@ -37,8 +37,11 @@ struct Ask: AsyncParsableCommand {
         "choice"
     @Option(parsing: .unconditional, help: "Deadline with a unit (default: the policy's).") var deadline: String?
     @Option(parsing: .unconditional, help: "Energy budget with a unit.") var energy: String?
-    @Option(parsing: .unconditional, help: "Prompt tokens to plan for (default: the prompt's bytes / 4).") var input:
-        Int?
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Prompt tokens to plan for (default: counted by the engine's tokenizer after its chat template; bytes / 4 where the engine has no tokenizer)."
+    ) var input: Int?
     @Option(help: "The engine: http://HOST:PORT or unix:/PATH.") var engine: String = "http://127.0.0.1:8080"
     @Option(help: "Model name the engine serves, replacing the plan's.") var engineModel: String?
     @OptionGroup var daemon: DaemonSocket
@@ -140,8 +143,12 @@ struct Ask: AsyncParsableCommand {
             var lastOutcome = "answered"
             // One check that the engine answers: a request to an engine that is down would wait out its deadline.
             var unreachable: EngineError?
+            // The engine's context per sequence: every plan's prompt and max_tokens must fit in it.
+            var limits = EngineLimits()
             do {
-                try await EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: "").checkReachable()
+                let probe = EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: "")
+                try await probe.checkReachable()
+                limits = try await probe.limits()
             } catch let error as EngineError {
                 unreachable = error
             }
@@ -151,6 +158,7 @@ struct Ask: AsyncParsableCommand {
                     planner: planner,
                     endpoint: endpoint,
                     grader: answerGrader,
+                    limits: limits,
                     unreachable: unreachable
                 )
                 lastOutcome = result["outcome"]?.stringValue ?? "?"
@@ -176,6 +184,7 @@ struct Ask: AsyncParsableCommand {
         planner: VarlinkClient,
         endpoint: EngineEndpoint,
         grader: AnswerGrader,
+        limits: EngineLimits = EngineLimits(),
         unreachable: EngineError? = nil
     ) async throws -> JSONValue {
         let clock = ContinuousClock()
@@ -190,35 +199,76 @@ struct Ask: AsyncParsableCommand {
             answer: item.answer ?? "",
             options: item.options
         )
-        let inputTokens = input ?? max(1, (question.renderedPrompt.utf8.count + 3) / 4)
-        let reply = try planner.call(
-            "io.edgeplan.Planner.Plan",
-            .fields([
-                "task": .string(item.task), "deadlineMs": item.deadlineS.map { .number($0 * 1000) } ?? .null,
-                "energyBudgetJ": item.energyJ.map(JSONValue.number) ?? .null, "inputTokens": .int(inputTokens),
-                "requestId": .string(requestID),
-            ])
-        )
-        let planned = clock.now
-        var result: [(String, JSONValue)] = [("requestId", .string(requestID)), ("task", .string(item.task))]
-        if let error = reply["error"]?.stringValue {
-            guard error == "io.edgeplan.Planner.Infeasible" else {
-                throw EdgePlanError.invalidInput("daemon answered \(error): \(reply["parameters"]?.serialized() ?? "")")
-            }
-            return .object(
-                result + [
-                    ("outcome", .string("infeasible")), ("reason", reply["parameters"] ?? .null),
-                    ("planMs", .number(ms(planned - began))),
-                ]
+        // The prompt as the engine counts it: its chat template, then its tokenizer. The plan's body may add to the
+        // user's message (a budget sentence, a prefilled answer), so it is counted again once planned, and planned
+        // again at that count where it is longer.
+        let counter = EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: engineModel ?? "")
+        var counted: PromptCount? = nil
+        if input == nil, unreachable == nil {
+            do { counted = try await counter.countPrompt(messages: [("user", question.renderedPrompt)]) } catch {}
+        }
+        var inputTokens = input ?? counted?.tokens ?? max(1, (question.renderedPrompt.utf8.count + 3) / 4)
+        func requestPlan(_ inputTokens: Int) throws -> JSONValue {
+            try planner.call(
+                "io.edgeplan.Planner.Plan",
+                .fields([
+                    "task": .string(item.task), "deadlineMs": item.deadlineS.map { .number($0 * 1000) } ?? .null,
+                    "energyBudgetJ": item.energyJ.map(JSONValue.number) ?? .null, "inputTokens": .int(inputTokens),
+                    "requestId": .string(requestID),
+                    "contextTokens": limits.contextPerSlot.map(JSONValue.int) ?? .null,
+                ])
             )
         }
-        guard let plan = reply["parameters"]?["plan"], let request = plan["request"], var body = request["body"] else {
-            throw EdgePlanError.invalidInput("the daemon's plan has no request body")
+        var reply = try requestPlan(inputTokens)
+        var result: [(String, JSONValue)] = [("requestId", .string(requestID)), ("task", .string(item.task))]
+        var body: JSONValue = .null
+        var request: JSONValue = .null
+        var plan: JSONValue = .null
+        for attempt in 0..<2 {
+            if let error = reply["error"]?.stringValue {
+                guard error == "io.edgeplan.Planner.Infeasible" else {
+                    throw EdgePlanError.invalidInput(
+                        "daemon answered \(error): \(reply["parameters"]?.serialized() ?? "")"
+                    )
+                }
+                return .object(
+                    result + [
+                        ("outcome", .string("infeasible")), ("reason", reply["parameters"] ?? .null),
+                        ("inputTokens", .int(inputTokens)),
+                        (
+                            "inputTokensSource",
+                            .string(input != nil ? "given" : counted?.source.rawValue ?? "estimated")
+                        ),
+                        ("planMs", .number(ms(clock.now - began))),
+                    ]
+                )
+            }
+            guard let planned = reply["parameters"]?["plan"], let planRequest = planned["request"],
+                var planBody = planRequest["body"]
+            else {
+                throw EdgePlanError.invalidInput("the daemon's plan has no request body")
+            }
+            planBody = Self.filling(planBody, prompt: question.renderedPrompt)
+            if let engineModel, case let .object(pairs) = planBody {
+                planBody = .object(pairs.map { $0.0 == "model" ? ($0.0, .string(engineModel)) : $0 })
+            }
+            (plan, request, body) = (planned, planRequest, planBody)
+            guard attempt == 0, input == nil, let first = counted, first.source != .estimated,
+                case let .array(messages)? = planBody["messages"]
+            else { break }
+            let exact = try? await counter.countPrompt(
+                messages: messages.map { ($0["role"]?.stringValue ?? "user", $0["content"]?.stringValue ?? "") }
+            )
+            guard let exact, exact.tokens > inputTokens else { break }
+            inputTokens = exact.tokens
+            counted = exact
+            reply = try requestPlan(inputTokens)
         }
-        body = Self.filling(body, prompt: question.renderedPrompt)
-        if let engineModel, case let .object(pairs) = body {
-            body = .object(pairs.map { $0.0 == "model" ? ($0.0, .string(engineModel)) : $0 })
-        }
+        let planned = clock.now
+        result += [
+            ("inputTokens", .int(inputTokens)),
+            ("inputTokensSource", .string(input != nil ? "given" : counted?.source.rawValue ?? "estimated")),
+        ]
         let kind = try EngineKind.named(request["engine"]?.stringValue ?? EngineKind.vllm.rawValue)
         let client = EngineClient(endpoint: endpoint, capabilities: .of(kind), model: body["model"]?.stringValue ?? "")
         let deadlineMs = plan["deadlineMs"]?.doubleValue ?? 0
@@ -291,10 +341,13 @@ struct Ask: AsyncParsableCommand {
             ("predictedMeanOutputTokens", plan["predicted"]?["meanOutputTokens"] ?? .null),
             ("energyJ", report["attributedEnergyJ"] ?? .null),
             ("sampleOutputTokens", .array(tokens.map(JSONValue.int))), ("startedAt", .number(startedAt)),
+            // Samples the engine counted past max_tokens (each counted at the cap), by how many tokens.
+            ("engineCountPastCap", completion.overCap.isEmpty ? .null : .array(completion.overCap.map(JSONValue.int))),
             (
                 "timing",
                 .fields([
                     "planMs": .number(ms(planned - began)), "engineMs": .number(latencyMs),
+                    "answerMs": .number(ms(ran - began)),
                     "engineOwnMs": engineOwnMs.map(JSONValue.number) ?? .null, "reportMs": .number(ms(reported - ran)),
                     "totalMs": .number(ms(reported - began)),
                 ])

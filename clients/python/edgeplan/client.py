@@ -47,11 +47,12 @@ class Planner:
 
     def plan(self, task: str, deadline_ms: Optional[float] = None, energy_budget_j: Optional[float] = None,
              input_tokens: Optional[int] = None, min_accuracy: Optional[float] = None, objective: Optional[str] = None,
-             request_id: Optional[str] = None) -> Decision:
-        """A decision for one request; limits left out take the policy's values for the task class."""
+             request_id: Optional[str] = None, context_tokens: Optional[int] = None) -> Decision:
+        """A decision for one request; limits left out take the policy's values for the task class. `context_tokens`
+        is the engine's context for one sequence (a llama-server slot): the prompt and max_tokens fit in it."""
         reply = self._call("Plan", task=task, deadlineMs=None if deadline_ms is None else float(deadline_ms),
                            energyBudgetJ=energy_budget_j, inputTokens=input_tokens, minAccuracy=min_accuracy,
-                           objective=objective, requestId=request_id)
+                           objective=objective, requestId=request_id, contextTokens=context_tokens)
         return Decision.from_wire(reply["plan"])
 
     def report(self, request_id: str, latency_ms: float, correct: Optional[bool] = None, output_tokens: Optional[int] = None,
@@ -82,15 +83,32 @@ class Planner:
         grade = grader or (lambda text: choice_letter(text, letters))
         request_id = str(uuid.uuid4())
         began = time.monotonic()
-        decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j,
-                             input_tokens=input_tokens or max(1, (len(prompt.encode()) + 3) // 4), request_id=request_id)
+        # Connections to the engines are kept per URL. Before the plan names a model, the prompt is counted on the
+        # default engine (the only one, or the first of the map).
+        def connections_to(url: str) -> EngineConnections:
+            if url not in self._engines:
+                self._engines[url] = EngineConnections(url)
+            return self._engines[url]
+
+        first = connections_to(engine if isinstance(engine, str) else next(iter(engine.values())))
+        # The prompt as the engine counts it (its chat template, then its tokenizer); the plan's body may add to the
+        # message, so it is counted again once planned, and planned again where it is longer.
+        counted, source = (input_tokens, "given") if input_tokens else first.count_prompt([{"role": "user", "content": prompt}])
+        context = first.context_per_slot()
+        decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=counted,
+                             request_id=request_id, context_tokens=context)
         body = fill(decision.request["body"], prompt)
+        if source != "given" and source != "estimated" and isinstance(body.get("messages"), list):
+            exact, _ = first.count_prompt(body["messages"])
+            if exact > counted:
+                counted = exact
+                decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=counted,
+                                     request_id=request_id, context_tokens=context)
+                body = fill(decision.request["body"], prompt)
         if engine_model:
             body["model"] = engine_model
         url = engine if isinstance(engine, str) else engine[decision.model]
-        connections = self._engines.get(url)
-        if connections is None:
-            connections = self._engines[url] = EngineConnections(url)
+        connections = connections_to(url)
         remaining_s = max(0.001, decision.deadline_ms / 1000 - (time.monotonic() - began))
         started_at = time.time()
         ran = connections.run(body, requests=int(decision.request.get("requests", 1)), deadline_s=remaining_s)

@@ -8,7 +8,7 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 PROMPT_PLACEHOLDER = "{prompt}"
 
@@ -75,6 +75,7 @@ class EngineConnections:
         self._host, self._port = parsed.hostname, parsed.port or 80
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._context: Optional[int] = None
 
     def take(self) -> http.client.HTTPConnection:
         with self._lock:
@@ -91,6 +92,55 @@ class EngineConnections:
             for connection in self._idle:
                 connection.close()
             self._idle.clear()
+
+    def _json(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
+        """One JSON exchange on a kept connection; None when the engine has no such endpoint (a 4xx answer)."""
+        connection = self.take()
+        try:
+            payload = None if body is None else json.dumps(body).encode()
+            try:
+                connection.request(method, path, payload, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                connection.close()
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=600)
+                connection.request(method, path, payload, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+            data = response.read()
+        except OSError as error:
+            connection.close()
+            raise EngineFailure(f"{self.url} does not answer: {error}") from None
+        self.give_back(connection)
+        if 400 <= response.status < 500:
+            return None
+        if response.status != 200:
+            raise EngineFailure(f"{self.url} answered HTTP {response.status}: {data[:400].decode(errors='replace')}")
+        try:
+            return json.loads(data)
+        except ValueError:
+            return None
+
+    def context_per_slot(self) -> Optional[int]:
+        """The context of one sequence (llama-server's `/props`: a slot's n_ctx), or None where the engine does not say."""
+        if self._context is None:
+            props = self._json("GET", "/props") or {}
+            self._context = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx") or 0
+        return self._context or None
+
+    def count_prompt(self, messages: List[Dict[str, str]]) -> Tuple[int, str]:
+        """The tokens of a chat request's messages as the engine sees them, and how they were counted: `templated`
+        (its chat template, then its tokenizer), `tokenized` (vLLM's /tokenize on the messages) or `estimated`
+        (bytes / 4, where the engine has no tokenizer)."""
+        templated = self._json("POST", "/apply-template", {"messages": messages})
+        if templated and isinstance(templated.get("prompt"), str):
+            tokenized = self._json("POST", "/tokenize", {"content": templated["prompt"], "add_special": True, "parse_special": True})
+            if tokenized and isinstance(tokenized.get("tokens"), list):
+                return len(tokenized["tokens"]), "templated"
+        tokenized = self._json("POST", "/tokenize", {"messages": messages})
+        if tokenized and isinstance(tokenized.get("count"), int):
+            return tokenized["count"], "tokenized"
+        size = sum(len(message.get("content", "").encode()) for message in messages)
+        return max(1, (size + 3) // 4), "estimated"
 
     def run(self, body: Dict[str, Any], requests: int = 1, deadline_s: Optional[float] = None) -> EngineRun:
         """Streams `body` to /v1/chat/completions (`requests` copies at once); at the deadline every connection is
@@ -165,6 +215,13 @@ class EngineConnections:
                     other.join(5)
                 break
         latency_ms = (time.monotonic() - started) * 1000
+        # llama-server counts a token more than max_tokens for samples of an n > 1 request that run to their cap:
+        # such a sample ran to its cap, and its length is the cap.
+        cap = body.get("max_tokens")
+        if isinstance(cap, int):
+            for run in runs:
+                for sample in run:
+                    sample.tokens = min(sample.tokens, cap)
         for connection in connections:
             if cut.is_set() or errors:
                 connection.close()

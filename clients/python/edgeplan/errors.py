@@ -34,6 +34,11 @@ class Infeasible(EdgePlanError):
         return self.parameters.get("missByAccuracy")
 
     @property
+    def miss_by_tokens(self) -> Optional[float]:
+        """How many tokens the smallest configuration lacks in the context, when that is the limit."""
+        return self.parameters.get("missByTokens")
+
+    @property
     def closest(self) -> Dict[str, Any]:
         return self.parameters.get("closest") or {}
 

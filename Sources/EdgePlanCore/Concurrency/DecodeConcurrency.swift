@@ -1,0 +1,74 @@
+/// How an engine's decode step grows with the sequences it decodes at once, measured by `profile collect` from the
+/// per-token gaps of streamed runs with `b` sequences running, and what a request costs besides its tokens.
+///
+/// A request of k samples on an idle engine is the case of `b = k`; beside other runs, `b` is its k plus theirs for as
+/// long as they run (``EngineTimeline``). Between measured counts the factor is joined linearly; past the largest
+/// measured count it is not known, and ``stepFactor(_:)`` says that it extrapolated.
+public struct DecodeConcurrency: Sendable, Equatable {
+    /// A decode step's time with `b` sequences over one sequence's, by `b` (1 is 1).
+    public var stepFactors: [Int: Double]
+    /// Sequences the engine decodes at once (llama-server's slots); requests beyond them wait.
+    public var slots: Int?
+    /// A request's fixed cost in seconds, besides its prefill and its decode steps (HTTP, scheduling, the first
+    /// sampling): paid once a request, whatever its k.
+    public var requestOverheadS: Double
+    /// How much slower a decode step is while the engine also processes a prompt (a fraction: 0.5 is 50 %).
+    public var prefillInterference: Double
+    /// Decode power with `b` sequences over one sequence's, by `b`.
+    public var powerFactors: [Int: Double]
+    /// Where the curve comes from (`measured`, with the collection it came from).
+    public var source: String
+    /// Held-out error of the fit (MAPE of per-token times across b), when it was fitted.
+    public var fitMAPEPct: Double?
+
+    public init(
+        stepFactors: [Int: Double],
+        slots: Int? = nil,
+        requestOverheadS: Double = 0,
+        prefillInterference: Double = 0,
+        powerFactors: [Int: Double] = [:],
+        source: String,
+        fitMAPEPct: Double? = nil
+    ) {
+        var factors = stepFactors.filter { $0.key >= 1 && $0.value > 0 && $0.value.isFinite }
+        factors[1] = 1
+        self.stepFactors = factors
+        self.slots = slots
+        self.requestOverheadS = max(0, requestOverheadS)
+        self.prefillInterference = max(0, prefillInterference)
+        self.powerFactors = powerFactors.filter { $0.key >= 1 && $0.value > 0 && $0.value.isFinite }
+        self.source = source
+        self.fitMAPEPct = fitMAPEPct
+    }
+
+    /// The largest sequence count measured.
+    public var measuredUpTo: Int { stepFactors.keys.max() ?? 1 }
+
+    /// The step factor at `b` sequences, joined linearly between measured counts; past the largest measured count
+    /// the last segment's slope continues, and `extrapolated` says so.
+    public func stepFactor(_ b: Int) -> (factor: Double, extrapolated: Bool) {
+        Self.interpolate(stepFactors, at: max(b, 1))
+    }
+
+    /// Decode power at `b` sequences over one sequence's (1 where nothing was measured).
+    public func powerFactor(_ b: Int) -> Double {
+        powerFactors.isEmpty ? 1 : Self.interpolate(powerFactors.merging([1: 1]) { a, _ in a }, at: max(b, 1)).factor
+    }
+
+    static func interpolate(_ points: [Int: Double], at b: Int) -> (factor: Double, extrapolated: Bool) {
+        if let exact = points[b] { return (exact, false) }
+        let sorted = points.sorted { $0.key < $1.key }
+        guard let last = sorted.last else { return (1, b > 1) }
+        if b > last.key {
+            guard sorted.count >= 2 else { return (last.value, true) }
+            let previous = sorted[sorted.count - 2]
+            let slope = max(0, (last.value - previous.value) / Double(last.key - previous.key))
+            return (last.value + slope * Double(b - last.key), true)
+        }
+        let upper = sorted.firstIndex { $0.key > b }!
+        let low = sorted[max(upper - 1, 0)]
+        let high = sorted[upper]
+        let t = Double(b - low.key) / Double(high.key - low.key)
+        return (low.value + t * (high.value - low.value), false)
+    }
+}

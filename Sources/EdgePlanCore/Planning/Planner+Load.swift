@@ -1,0 +1,209 @@
+extension Planner {
+    /// The concurrency curve the engine of `variant` follows: the measured one, or, without one, the profile's
+    /// parallel scaling read as a step factor (what it already assumes for k samples), marked as such.
+    func concurrency(of variant: ModelVariant) -> DecodeConcurrency {
+        if let measured = variant.concurrency { return measured }
+        let counts = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        return DecodeConcurrency(
+            stepFactors: Dictionary(uniqueKeysWithValues: counts.map { ($0, variant.parallel.latencyFactor($0)) }),
+            powerFactors: Dictionary(uniqueKeysWithValues: counts.map { ($0, variant.parallel.powerFactor($0)) }),
+            source: "parallel scaling (\(variant.parallel.source))"
+        )
+    }
+
+    /// What the timeline needs of a configuration's run at `input` tokens producing `tokens` in each sequence.
+    func timelineRun(
+        id: String,
+        variant: ModelVariant,
+        parallel: Int,
+        input: Int,
+        tokens: Double
+    ) -> EngineTimeline.Run {
+        let tokens = max(tokens, 1)
+        let decodeS = variant.decodeLatency.seconds(input: Double(input), output: tokens)
+        return EngineTimeline.Run(
+            id: id,
+            sequences: parallel,
+            prefillS: variant.startSeconds(input: input),
+            tokens: tokens,
+            stepS: decodeS / tokens,
+            started: false,
+            decodePowerW: variant.decodePower.averagePowerW(tokens: tokens, seconds: decodeS),
+            prefillPowerW: variant.prefillPower.averagePowerW(
+                tokens: Double(input),
+                seconds: variant.prefillLatency.seconds(input: input)
+            )
+        )
+    }
+
+    /// A configuration predicted against the load: its end, its energy share, the admitted runs it delays, and those
+    /// of lower priority that must yield for it (or for them) to make their deadlines. Nil when it cannot fit: it
+    /// misses its own deadline, or pushes an admitted run of equal or higher priority past its deadline.
+    public func predictBusy(
+        _ point: EvaluatedConfiguration,
+        limits: Limits,
+        load: EngineLoad,
+        priority: Int,
+        latencyLimitS: Double
+    ) -> BusyPrediction? {
+        guard let variant = profile.variants[point.configuration.variant] else { return nil }
+        let k = point.configuration.parallel
+        let engine = EngineTimeline(concurrency: concurrency(of: variant))
+        var yielding: [String] = []
+        // Lower-priority runs yield one by one, latest deadline first, until everything left fits.
+        let victims = load.runs.filter { $0.priority < priority }.sorted { $0.deadlineLeftS > $1.deadlineLeftS }
+        for count in 0...victims.count {
+            yielding = victims.prefix(count).map(\.requestID)
+            let kept = load.runs.filter { !yielding.contains($0.requestID) }
+            let newcomer = timelineRun(
+                id: "\u{0}new",
+                variant: variant,
+                parallel: k,
+                input: limits.inputTokens,
+                tokens: point.percentileOutputTokens
+            )
+            let before = engine.play(kept.map(\.timelineRun))
+            let outcomes = engine.play(kept.map(\.timelineRun) + [newcomer])
+            guard let mine = outcomes[newcomer.id] else { continue }
+            // An admitted run pushed past its deadline by this one: late with it, and later than without it.
+            let pushed = kept.filter { run in
+                guard let end = outcomes[run.requestID]?.endS else { return false }
+                return end > run.deadlineLeftS && end > (before[run.requestID]?.endS ?? 0) + 1e-6
+            }
+            if pushed.contains(where: { $0.priority >= priority }) { return nil }
+            guard mine.endS <= latencyLimitS, pushed.isEmpty else { continue }
+            let mean = engine.play(
+                kept.map(\.timelineRun) + [
+                    timelineRun(
+                        id: newcomer.id,
+                        variant: variant,
+                        parallel: k,
+                        input: limits.inputTokens,
+                        tokens: point.outputLength.meanTokens
+                    )
+                ]
+            )[newcomer.id]
+            return BusyPrediction(
+                latencyPercentileS: mine.endS,
+                latencyS: mean?.endS ?? mine.endS,
+                waitS: mine.startS,
+                peakSequences: mine.peakSequences,
+                meanSequences: mine.meanSequences,
+                energyPercentileJ: mine.energyJ,
+                energyJ: mean?.energyJ ?? mine.energyJ,
+                sequencesBeside: kept.reduce(0) { $0 + $1.sequences },
+                delayed: kept.compactMap { run in
+                    guard let end = outcomes[run.requestID]?.endS, end > (before[run.requestID]?.endS ?? 0) + 1e-6
+                    else { return nil }
+                    return (run.requestID, end)
+                },
+                preempts: yielding
+            )
+        }
+        return nil
+    }
+
+    /// When a request that does not fit now would: the admitted run after whose end it fits, and in how many seconds.
+    func fitsAfter(
+        _ point: EvaluatedConfiguration,
+        limits: Limits,
+        load: EngineLoad,
+        latencyLimitS: Double
+    ) -> (requestID: String, inS: Double)? {
+        guard let variant = profile.variants[point.configuration.variant] else { return nil }
+        let engine = EngineTimeline(concurrency: concurrency(of: variant))
+        let now = engine.play(load.runs.map(\.timelineRun))
+        for (id, ended) in now.sorted(by: { $0.value.endS < $1.value.endS }) {
+            // What is left of the others once this one has ended, and the request sent then with its whole deadline.
+            let left = load.runs.compactMap { run -> EngineTimeline.Run? in
+                guard let end = now[run.requestID]?.endS, end > ended.endS + 1e-9 else { return nil }
+                var later = run.timelineRun
+                let share = (end - ended.endS) / max(end, 1e-9)
+                later.tokens *= share
+                later.prefillS = max(0, later.prefillS - ended.endS)
+                return later
+            }
+            let newcomer = timelineRun(
+                id: "\u{0}new",
+                variant: variant,
+                parallel: point.configuration.parallel,
+                input: limits.inputTokens,
+                tokens: point.percentileOutputTokens
+            )
+            if let mine = engine.play(left + [newcomer])[newcomer.id], mine.endS <= latencyLimitS {
+                return (id, ended.endS)
+            }
+        }
+        return nil
+    }
+}
+
+extension Planner {
+    /// Solves one request on an engine that already runs `load`: the most accurate configuration (or, for min-energy,
+    /// the most frugal) that meets the request's limits beside those runs, predicted with them, and that pushes no
+    /// admitted run of equal or higher priority past its deadline; lower-priority runs that must yield for it are
+    /// named. With no load this is ``plan(_:)``. No point is tried that already misses on an idle engine.
+    public func plan(_ request: PlanRequest, load: EngineLoad, priority: Int) throws -> PlanOutcome {
+        guard !load.isEmpty else { return try plan(request) }
+        let limits = try self.limits(request)
+        let ranking = limits.objective.ranking
+        let front = try self.front(task: request.task, inputTokens: limits.inputTokens, ranking: ranking)
+        let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
+        var candidates = front.points.filter { point in
+            fitsContext(point, limits: limits) && point.latencyPercentileS <= latencyLimitS
+                && limits.energyBudgetJ.map { point.energyPercentileJ <= $0 } ?? true
+                && ranking.score(point) >= limits.minAccuracy
+        }
+        if limits.objective == .minEnergy {
+            candidates.sort { $0.energyPercentileJ < $1.energyPercentileJ }
+        }
+        guard !candidates.isEmpty else { return try plan(request) }
+        for point in candidates.prefix(Self.busyCandidates) {
+            guard
+                let busy = predictBusy(
+                    point,
+                    limits: limits,
+                    load: load,
+                    priority: priority,
+                    latencyLimitS: latencyLimitS
+                )
+            else { continue }
+            if let budget = limits.energyBudgetJ, busy.energyPercentileJ > budget { continue }
+            var plan = makePlan(point, request: request, limits: limits)
+            plan.load = PlanLoad(
+                runsBeside: load.runs.count - busy.preempts.count,
+                sequencesBeside: busy.sequencesBeside,
+                peakSequences: busy.peakSequences,
+                meanSequences: busy.meanSequences,
+                waitS: busy.waitS,
+                idleLatencyPercentileS: plan.latencyPercentileS,
+                preempts: busy.preempts,
+                delayed: Dictionary(busy.delayed.map { ($0.requestID, $0.endS) }) { a, _ in a }
+            )
+            plan.latencyS = busy.latencyS
+            plan.latencyPercentileS = busy.latencyPercentileS
+            plan.energyJ = busy.energyJ
+            plan.energyPercentileJ = busy.energyPercentileJ
+            return .plan(plan)
+        }
+        let best = candidates[0]
+        let after = fitsAfter(best, limits: limits, load: load, latencyLimitS: latencyLimitS)
+        let running = "\(load.runs.count) admitted run\(load.runs.count == 1 ? "" : "s") (\(load.sequences) sequences)"
+        var reason = Infeasibility(
+            task: request.task,
+            limit: .busy,
+            message: "the engine is busy with \(running): no configuration meets the deadline beside them without "
+                + "pushing one of equal or higher priority past its own"
+                + (after.map { ", \(best.configuration) fits after \($0.requestID) ends, in \($0.inS.significantDigits(3)) s" }
+                    ?? ""),
+            closest: best,
+            missBy: nil,
+            requested: latencyLimitS
+        )
+        reason.fitsAfter = after
+        return .infeasible(reason)
+    }
+
+    /// Front points tried against a load, best first: each costs a play of the timeline.
+    static let busyCandidates = 64
+}

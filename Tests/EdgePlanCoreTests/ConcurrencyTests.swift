@@ -1,0 +1,111 @@
+import EdgePlanCore
+import Foundation
+import Testing
+
+/// Sequences sharing one engine: the step-factor curve, the timeline played forward, and planning against a load.
+struct ConcurrencyTests {
+    let curve = DecodeConcurrency(stepFactors: [2: 1.5, 4: 2.0], slots: 4, source: "test")
+
+    @Test func stepFactorsJoinLinearlyAndSayWhenTheyExtrapolate() {
+        #expect(curve.stepFactor(1).factor == 1)
+        #expect(curve.stepFactor(2) == (1.5, false))
+        #expect(curve.stepFactor(3) == (1.75, false))
+        let past = curve.stepFactor(6)
+        #expect(past.extrapolated && abs(past.factor - 2.5) < 1e-12)
+        #expect(curve.measuredUpTo == 4)
+    }
+
+    @Test func aLoneRunIsItsPrefillAndItsStepsAtItsOwnSequences() {
+        let timeline = EngineTimeline(concurrency: curve)
+        let run = EngineTimeline.Run(id: "a", sequences: 2, prefillS: 0.5, tokens: 100, stepS: 0.01, started: false)
+        let outcome = timeline.play([run])["a"]!
+        #expect(abs(outcome.endS - (0.5 + 100 * 0.01 * 1.5)) < 1e-9)
+        #expect(outcome.peakSequences == 2 && abs(outcome.meanSequences - 2) < 1e-9)
+    }
+
+    @Test func runsBesideEachOtherSlowEachOtherUntilOneEnds() {
+        let timeline = EngineTimeline(concurrency: curve)
+        let a = EngineTimeline.Run(id: "a", sequences: 1, prefillS: 0, tokens: 100, stepS: 0.01, started: true)
+        let b = EngineTimeline.Run(id: "b", sequences: 1, prefillS: 0, tokens: 50, stepS: 0.01, started: false)
+        let outcomes = timeline.play([a, b])
+        // Both decode at 1.5 steps until b's 50 tokens are done (0.75 s); a's other 50 go at one step (0.5 s).
+        #expect(abs(outcomes["b"]!.endS - 0.75) < 1e-9)
+        #expect(abs(outcomes["a"]!.endS - 1.25) < 1e-9)
+        #expect(outcomes["a"]!.peakSequences == 2 && outcomes["a"]!.meanSequences > 1 && outcomes["a"]!.meanSequences < 2)
+    }
+
+    @Test func aRunBeyondTheFreeSlotsWaitsForThem() {
+        let timeline = EngineTimeline(concurrency: curve)
+        let holder = EngineTimeline.Run(id: "h", sequences: 3, prefillS: 0, tokens: 100, stepS: 0.01, started: true)
+        let late = EngineTimeline.Run(id: "l", sequences: 2, prefillS: 0.1, tokens: 10, stepS: 0.01, started: false)
+        let outcomes = timeline.play([holder, late])
+        let holderEnd = 100 * 0.01 * (1.5 + 2.0) / 2
+        #expect(abs(outcomes["h"]!.endS - holderEnd) < 1e-9)
+        #expect(abs(outcomes["l"]!.startS - holderEnd) < 1e-9)
+        #expect(abs(outcomes["l"]!.endS - (holderEnd + 0.1 + 10 * 0.01 * 1.5)) < 1e-9)
+    }
+
+    @Test func energyIsSplitByTheSequencesDecoding() {
+        let flat = DecodeConcurrency(stepFactors: [2: 1.0], powerFactors: [2: 1.0], source: "test")
+        let timeline = EngineTimeline(concurrency: flat)
+        let a = EngineTimeline.Run(
+            id: "a", sequences: 1, prefillS: 0, tokens: 100, stepS: 0.01, started: true, decodePowerW: 10
+        )
+        let b = EngineTimeline.Run(
+            id: "b", sequences: 1, prefillS: 0, tokens: 100, stepS: 0.01, started: false, decodePowerW: 10
+        )
+        let outcomes = timeline.play([a, b])
+        // Side by side for 1 s at 10 W: each run's own energy is half, and together they are the engine's.
+        #expect(abs(outcomes["a"]!.energyJ - 5) < 1e-9 && abs(outcomes["b"]!.energyJ - 5) < 1e-9)
+    }
+
+    /// The planner, with admitted runs on the engine: a plan's latency is predicted beside them, and a plan that would
+    /// push one past its deadline is not returned.
+    @Test func planningAgainstALoadPredictsLaterEndsAndProtectsAdmittedDeadlines() throws {
+        let planner = Fixtures.planner
+        let request = PlanRequest(task: "mmlu-redux", deadlineS: 30, inputTokens: 256)
+        guard case let .plan(idle) = try planner.plan(request) else {
+            Issue.record("expected a plan on an idle engine")
+            return
+        }
+        // One long admitted run with plenty of slack: the newcomer is predicted slower than idle, and still planned.
+        let relaxed = EngineLoad(runs: [
+            .init(
+                requestID: "long", taskClass: "natural-plan-trip", priority: 0, sequences: 4, prefillLeftS: 0,
+                tokensLeft: 5000, stepS: 0.03, decodePowerW: 20, deadlineLeftS: 10_000, predictedEndS: 600
+            )
+        ])
+        guard case let .plan(busy) = try planner.plan(request, load: relaxed, priority: 0) else {
+            Issue.record("expected a plan beside a relaxed run")
+            return
+        }
+        let assumed = try #require(busy.load)
+        #expect(assumed.sequencesBeside == 4)
+        #expect(busy.latencyPercentileS > 0 && busy.latencyPercentileS <= 30 * (1 - planner.policy.safetyMargin))
+        #expect(assumed.peakSequences >= busy.configuration.parallel + 4)
+        // The same configuration on the idle engine would have been predicted faster.
+        #expect(busy.latencyPercentileS > assumed.idleLatencyPercentileS)
+        #expect(idle.load == nil)
+        // An admitted run with no slack at all: nothing may slow it, so an equal-priority newcomer is infeasible and
+        // told when it would fit.
+        let tight = EngineLoad(runs: [
+            .init(
+                requestID: "tight", taskClass: "mmlu-redux", priority: 0, sequences: 1, prefillLeftS: 0,
+                tokensLeft: 200, stepS: 0.03, decodePowerW: 20, deadlineLeftS: 6.0001, predictedEndS: 6
+            )
+        ])
+        guard case let .infeasible(refused) = try planner.plan(request, load: tight, priority: 0) else {
+            Issue.record("expected infeasible beside a run with no slack")
+            return
+        }
+        #expect(refused.limit == .busy)
+        #expect(refused.fitsAfter?.requestID == "tight")
+        #expect(abs((refused.fitsAfter?.inS ?? 0) - 6) < 1e-6)
+        // A higher-priority newcomer fits by making the tight run yield, and names it.
+        guard case let .plan(urgent) = try planner.plan(request, load: tight, priority: 1) else {
+            Issue.record("expected a plan that preempts")
+            return
+        }
+        #expect(urgent.load?.preempts == ["tight"])
+    }
+}
