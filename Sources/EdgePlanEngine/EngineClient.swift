@@ -339,6 +339,7 @@ public struct EngineClient: Sendable {
         var events = ServerSentEvents()
         completion.headS = headS
         var lastChunkS: Double?
+        var finished: [Int] = []
         func handle(_ payload: [UInt8], at time: Double) throws {
             // The end of the stream; what it ends is judged by the samples' finish reasons and counts.
             if payload == Array("[DONE]".utf8) { return }
@@ -378,7 +379,12 @@ public struct EngineClient: Sendable {
                     )
                 }
                 let text = choice["text"]?.stringValue ?? choice["delta"]?["content"]?.stringValue ?? ""
-                if !text.isEmpty || choice["finish_reason"] == nil || choice["finish_reason"] == .null {
+                // A chat stream opens each choice with a chunk that names the role and carries no token.
+                let delta = choice["delta"]
+                let roleOnly =
+                    delta?["role"] != nil && text.isEmpty
+                    && (delta?["reasoning_content"]?.stringValue ?? "").isEmpty
+                if !roleOnly && (!text.isEmpty || choice["finish_reason"] == nil || choice["finish_reason"] == .null) {
                     completion.samples[index].text += text
                     completion.samples[index].pieces.append(text)
                     completion.samples[index].chunkTimesS.append(time)
@@ -386,13 +392,24 @@ public struct EngineClient: Sendable {
                     if let last = lastChunkS, time - last < 0.0002 { completion.burstChunks += 1 }
                     lastChunkS = time
                 }
-                if let reason = choice["finish_reason"]?.stringValue { completion.samples[index].finishReason = reason }
+                if let reason = choice["finish_reason"]?.stringValue {
+                    completion.samples[index].finishReason = reason
+                    finished.append(index)
+                }
             }
             if let timings = Timings(event["timings"]) {
+                // With usage asked for, llama-server sends each choice's timings in a chunk of its own, without
+                // choices, right after that choice's last chunk: they belong to the choice that finished last
+                // without timings of its own.
                 let index: Int =
                     if case let .array(choices)? = event["choices"], let first = choices.first {
                         first["index"]?.intValue ?? 0
-                    } else { 0 }
+                    } else {
+                        finished.last {
+                            completion.samples.indices.contains($0) && completion.samples[$0].timings == nil
+                        }
+                            ?? 0
+                    }
                 if completion.samples.indices.contains(index) { completion.samples[index].timings = timings }
             }
         }
@@ -413,9 +430,9 @@ public struct EngineClient: Sendable {
         if partialOnCancel && Task.isCancelled { return cutShort() }
         for payload in events.finish() { try handle(payload, at: seconds(clock.now)) }
         completion.totalS = seconds(clock.now)
-        // The streamed chunk of a special token carries no text; the engine's count is the one to trust, except past
-        // the cap: llama-server counts a token more than max_tokens for samples of an `n` > 1 request that run to
-        // their cap. Such a sample ran to its cap; its answer is kept, its length is the cap, and the excess is noted.
+        // The streamed chunk of a special token carries no text; the engine's count is the one to trust. A count past
+        // the cap (an engine that counts differently, a chunk taken for a token) never throws the run away: the
+        // sample ran to its cap, its answer is kept, its length is the cap, and the excess is noted.
         for index in completion.samples.indices where completion.samples[index].outputTokens > maxTokens {
             completion.overCap.append(completion.samples[index].outputTokens - maxTokens)
             completion.samples[index].cappedAt = maxTokens

@@ -55,7 +55,9 @@ extension EngineClient {
         messages: [(role: String, content: String)],
         timeout: Duration = .seconds(10)
     ) async throws -> PromptCount {
-        let list = JSONValue.array(messages.map { .fields(["role": .string($0.role), "content": .string($0.content)]) })
+        let list = JSONValue.array(
+            messages.map { .fields(["role": .string($0.role), "content": .string($0.content)]) }
+        )
         // llama-server: the template, then the tokenizer, as its chat endpoint does (special tokens added and parsed).
         if let templated = try await postJSON("/apply-template", .fields(["messages": list]), timeout: timeout),
             let prompt = templated["prompt"]?.stringValue,

@@ -31,7 +31,9 @@ struct ConcurrencyTests {
         // Both decode at 1.5 steps until b's 50 tokens are done (0.75 s); a's other 50 go at one step (0.5 s).
         #expect(abs(outcomes["b"]!.endS - 0.75) < 1e-9)
         #expect(abs(outcomes["a"]!.endS - 1.25) < 1e-9)
-        #expect(outcomes["a"]!.peakSequences == 2 && outcomes["a"]!.meanSequences > 1 && outcomes["a"]!.meanSequences < 2)
+        #expect(
+            outcomes["a"]!.peakSequences == 2 && outcomes["a"]!.meanSequences > 1 && outcomes["a"]!.meanSequences < 2
+        )
     }
 
     @Test func aRunBeyondTheFreeSlotsWaitsForThem() {
@@ -49,10 +51,22 @@ struct ConcurrencyTests {
         let flat = DecodeConcurrency(stepFactors: [2: 1.0], powerFactors: [2: 1.0], source: "test")
         let timeline = EngineTimeline(concurrency: flat)
         let a = EngineTimeline.Run(
-            id: "a", sequences: 1, prefillS: 0, tokens: 100, stepS: 0.01, started: true, decodePowerW: 10
+            id: "a",
+            sequences: 1,
+            prefillS: 0,
+            tokens: 100,
+            stepS: 0.01,
+            started: true,
+            decodePowerW: 10
         )
         let b = EngineTimeline.Run(
-            id: "b", sequences: 1, prefillS: 0, tokens: 100, stepS: 0.01, started: false, decodePowerW: 10
+            id: "b",
+            sequences: 1,
+            prefillS: 0,
+            tokens: 100,
+            stepS: 0.01,
+            started: false,
+            decodePowerW: 10
         )
         let outcomes = timeline.play([a, b])
         // Side by side for 1 s at 10 W: each run's own energy is half, and together they are the engine's.
@@ -71,8 +85,16 @@ struct ConcurrencyTests {
         // One long admitted run with plenty of slack: the newcomer is predicted slower than idle, and still planned.
         let relaxed = EngineLoad(runs: [
             .init(
-                requestID: "long", taskClass: "natural-plan-trip", priority: 0, sequences: 4, prefillLeftS: 0,
-                tokensLeft: 5000, stepS: 0.03, decodePowerW: 20, deadlineLeftS: 10_000, predictedEndS: 600
+                requestID: "long",
+                taskClass: "natural-plan-trip",
+                priority: 0,
+                sequences: 4,
+                prefillLeftS: 0,
+                tokensLeft: 5000,
+                stepS: 0.03,
+                decodePowerW: 20,
+                deadlineLeftS: 10_000,
+                predictedEndS: 600
             )
         ])
         guard case let .plan(busy) = try planner.plan(request, load: relaxed, priority: 0) else {
@@ -90,8 +112,16 @@ struct ConcurrencyTests {
         // told when it would fit.
         let tight = EngineLoad(runs: [
             .init(
-                requestID: "tight", taskClass: "mmlu-redux", priority: 0, sequences: 1, prefillLeftS: 0,
-                tokensLeft: 200, stepS: 0.03, decodePowerW: 20, deadlineLeftS: 6.0001, predictedEndS: 6
+                requestID: "tight",
+                taskClass: "mmlu-redux",
+                priority: 0,
+                sequences: 1,
+                prefillLeftS: 0,
+                tokensLeft: 200,
+                stepS: 0.03,
+                decodePowerW: 20,
+                deadlineLeftS: 6.0001,
+                predictedEndS: 6
             )
         ])
         guard case let .infeasible(refused) = try planner.plan(request, load: tight, priority: 0) else {

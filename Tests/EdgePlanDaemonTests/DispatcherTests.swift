@@ -161,7 +161,7 @@ struct SchemaTests {
         #expect(
             planner.errors["Infeasible"]?.map(\.name) == [
                 "task", "limit", "message", "missByMs", "requestedMs", "missByJ", "requestedJ", "missByAccuracy",
-                "requestedAccuracy", "missByTokens", "requestedTokens", "closest",
+                "requestedAccuracy", "missByTokens", "requestedTokens", "fitsAfterRequestId", "fitsAfterMs", "closest",
             ]
         )
         #expect(

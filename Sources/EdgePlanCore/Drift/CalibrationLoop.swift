@@ -104,7 +104,7 @@ public struct CalibrationLoop: Sendable {
             variant,
             input: run.inputTokens,
             output: Double(run.outputTokens),
-            parallel: run.parallel
+            parallel: run.decodingSequences
         )
         var state = variants.removeValue(forKey: run.variant) ?? VariantState()
         defer { variants[run.variant] = state }
@@ -237,7 +237,7 @@ public struct CalibrationLoop: Sendable {
             previous,
             input: run.inputTokens,
             output: Double(run.outputTokens),
-            parallel: run.parallel
+            parallel: run.decodingSequences
         )
         probation.newErrors.append(abs(log(run.latencyS / predicted)))
         probation.previousErrors.append(abs(log(run.latencyS / before)))

@@ -55,13 +55,13 @@ public struct PeerEvidence: Sendable {
                 current,
                 input: run.inputTokens,
                 output: Double(run.outputTokens),
-                parallel: run.parallel
+                parallel: run.decodingSequences
             )
             let next = predictor.latencyS(
                 candidate,
                 input: run.inputTokens,
                 output: Double(run.outputTokens),
-                parallel: run.parallel
+                parallel: run.decodingSequences
             )
             var entry = byPeer[run.peer] ?? (0, 0, 0)
             entry.current += abs(now - run.latencyS) / run.latencyS

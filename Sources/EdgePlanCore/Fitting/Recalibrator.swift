@@ -71,7 +71,7 @@ public struct Recalibrator: Sendable {
                 Run(
                     input: run.inputTokens,
                     output: run.outputTokens,
-                    parallel: run.parallel,
+                    parallel: run.decodingSequences,
                     latencyS: run.latencyS,
                     energyJ: run.energyJ ?? 0,
                     time: run.time

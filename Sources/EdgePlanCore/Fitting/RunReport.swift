@@ -11,6 +11,12 @@ public struct RunReport: Sendable, Equatable {
     public var time: Double
     /// The reporting peer's user id (SO_PEERCRED); nil where unknown (runs stored before peers were kept).
     public var peer: UInt32?
+    /// Sequences the engine decoded while this run did, its own included (from the daemon's ledger of runs it
+    /// planned): the load EdgePlan itself put beside it, which is not drift. Nil: its own k alone.
+    public var runningSequences: Int? = nil
+
+    /// The sequences its decode is judged at: those that ran beside it, or its own k.
+    public var decodingSequences: Int { max(runningSequences ?? parallel, parallel) }
 
     public init(
         variant: VariantID,

@@ -194,7 +194,9 @@ extension Planner {
             limit: .busy,
             message: "the engine is busy with \(running): no configuration meets the deadline beside them without "
                 + "pushing one of equal or higher priority past its own"
-                + (after.map { ", \(best.configuration) fits after \($0.requestID) ends, in \($0.inS.significantDigits(3)) s" }
+                + (after.map {
+                    ", \(best.configuration) fits after \($0.requestID) ends, in \($0.inS.significantDigits(3)) s"
+                }
                     ?? ""),
             closest: best,
             missBy: nil,

@@ -15,6 +15,7 @@ extension Policy {
             "profileDirectory": profileDirectory.map(JSONValue.string) ?? .null,
             "latencyPercentile": .number(latencyPercentile), "safetyMargin": .number(safetyMargin),
             "planOn": .string(latencyBasis.rawValue), "engine": .string(engine.rawValue),
+            "ledger": .bool(ledger),
             "parallelFactors": .array(parallelFactors.map(JSONValue.int)),
             "explore": explore,
             "learning": .fields([
@@ -54,8 +55,9 @@ extension TaskPolicy {
                 .array($0.map(\.rawValue).sorted().map(JSONValue.string))
             } ?? .null,
             "allowedModes": allowedModes.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
-            "maxParallel": .int(maxParallel), "minAccuracy": .number(minAccuracy),
+            "maxParallel": .int(maxParallel), "minParallel": .int(minParallel), "minAccuracy": .number(minAccuracy),
             "chanceMargin": chanceMargin.map(JSONValue.number) ?? .null, "objective": .string(objective.rawValue),
+            "priority": .int(priority),
         ])
     }
 }

@@ -31,6 +31,11 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
     /// margin: a plan no better than guessing is no plan. On by default (two points); nil turns it off.
     public var chanceMargin: Double?
     public var objective: Objective
+    /// Where the engine is shared (the ledger on): a request of higher priority may make admitted runs of lower
+    /// priority yield; equal or higher priority is never preempted.
+    public var priority: Int = 0
+    /// Smallest parallel-sampling factor: a class that always votes over at least this many samples.
+    public var minParallel: Int = 1
 
     /// Default floor: a plan that is right less than one time in twenty is no plan.
     public static let defaultMinAccuracy = 0.05
@@ -250,6 +255,9 @@ public struct Policy: Sendable, Equatable {
     public var latencyBasis: LatencyBasis = .percentile
     /// The engine the robot runs plans on: its capability record shapes every plan's request body.
     public var engine: EngineKind = .vllm
+    /// Whether the daemon keeps a ledger of the plans it returned until their reports (or their predicted end and a
+    /// margin) and plans each request against what already runs on the engine.
+    public var ledger = false
 
     /// Whether a class is offered thinking-budget runs that no table measured: it lists the mode, and the engine
     /// enforces a budget.

@@ -37,6 +37,13 @@ public enum PolicyDecoder {
                 }
                 policy.engine = kind
             }
+            if let ledger = try global.optionalString("ledger") {
+                switch ledger {
+                case "on": policy.ledger = true
+                case "off": policy.ledger = false
+                default: throw global.error("ledger", "unknown ledger setting '\(ledger)'; use on or off")
+                }
+            }
             // explore_max_loss and explore_rate may stay in the file while exploration is off.
             let maxLoss = try global.optionalDouble("explore_max_loss", in: 0...1) ?? 0.05
             let rate = try global.optionalDouble("explore_rate", in: 0...1) ?? 0.1
@@ -189,6 +196,14 @@ public enum PolicyDecoder {
             )
         }
         task.maxParallel = try object.optionalInt("max_parallel", in: 1...256) ?? task.maxParallel
+        task.priority = try object.optionalInt("priority", in: -100...100) ?? task.priority
+        task.minParallel = try object.optionalInt("min_parallel", in: 1...256) ?? task.minParallel
+        guard task.minParallel <= task.maxParallel else {
+            throw object.error(
+                "min_parallel",
+                "min_parallel \(task.minParallel) is above max_parallel \(task.maxParallel)"
+            )
+        }
         task.minAccuracy = try object.optionalDouble("min_accuracy", in: 0...1) ?? task.minAccuracy
         if object.holds("chance_margin", word: "off") {
             task.chanceMargin = nil

@@ -32,7 +32,9 @@ final class SpaceCache: Sendable {
     private func entry(_ name: String) -> Built? {
         guard names.contains(name) else { return nil }
         if let entry = built.withLock({ $0[name] }) { return entry }
-        let factors = policy.parallelFactors.filter { $0 <= policy.task(name).maxParallel }
+        let factors = policy.parallelFactors.filter {
+            (policy.task(name).minParallel...policy.task(name).maxParallel).contains($0)
+        }
         let space = ConfigurationSpace(
             task: name,
             table: profile.accuracy[policy.benchmark(of: name)]!,

@@ -9,7 +9,7 @@ import Synchronization
 /// subscriber never slows the daemon: one that falls behind loses events, and its next event says how many.
 public final class EventStream: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
-        case decision, infeasible, report, recalibration, rollback, drift, reload
+        case decision, infeasible, report, recalibration, rollback, drift, reload, preempt
     }
 
     /// Events a subscriber may have in flight before further ones are dropped and counted.

@@ -55,6 +55,8 @@ public final class PlannerService: Sendable {
     private let learner: Mutex<Learner>
     /// Recent plans by request id, for reports that name only the id.
     public let memory: PlanMemory
+    /// The runs admitted on the engine (with the policy's ledger on): what each request is planned against.
+    public let ledger = RunLedger()
     private let nextRequestID = Mutex(0)
     private let counters = Mutex(Counters())
     private let reloadError = Mutex<String?>(nil)
@@ -196,7 +198,13 @@ public final class PlannerService: Sendable {
         let started = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         // An error is counted where it is answered (countError), once.
         var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
-        outcome = try planner.plan(request, random: &random)
+        let now = Self.monotonicSeconds()
+        let load = planner.policy.ledger ? ledger.load(at: now) : EngineLoad()
+        if load.isEmpty {
+            outcome = try planner.plan(request, random: &random)
+        } else {
+            outcome = try planner.plan(request, load: load, priority: planner.policy.task(request.task).priority)
+        }
         if let metrics {
             metrics.planDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
             if case .plan = outcome { metrics.plans.increment() } else { metrics.infeasible.increment() }
@@ -226,6 +234,30 @@ public final class PlannerService: Sendable {
                         plannedAtS: UInt32(clamping: Int(Date().timeIntervalSince1970))
                     )
                 )
+            }
+            if planner.policy.ledger, let variant = planner.profile.variants[plan.configuration.variant] {
+                let preempted = ledger.admit(
+                    plan,
+                    variant: variant,
+                    priority: planner.policy.task(plan.task).priority,
+                    safetyMargin: planner.policy.safetyMargin,
+                    at: now
+                )
+                if !preempted.isEmpty {
+                    logger.notice(
+                        "plan preempts admitted runs of lower priority",
+                        metadata: [
+                            "request_id": "\(plan.requestID ?? "")", "task": "\(plan.task)",
+                            "preempted": "\(preempted.joined(separator: ","))",
+                        ]
+                    )
+                    events.publish(.preempt) {
+                        .fields([
+                            "requestIds": .array(preempted.map(JSONValue.string)),
+                            "by": .string(plan.requestID ?? ""), "task": .string(plan.task),
+                        ])
+                    }
+                }
             }
             if journaled { journalDecision(plan) } else { metrics?.decisionsSampledOut.increment() }
             events.publish(.decision) { plan.json }
@@ -258,11 +290,12 @@ public final class PlannerService: Sendable {
     public func report(_ report: OutcomeReport) throws -> (predictedS: Double, implausible: String?) {
         let planner = self.planner
         let variant = try planner.profile.variant(model: report.model, quantization: report.quantization)
+        // A run that shared the engine with runs this daemon planned is judged at the sequences that decoded with it.
         let prediction = planner.predictor.predict(
             variant,
             input: report.inputTokens,
             output: Double(report.outputTokens),
-            parallel: report.parallel
+            parallel: max(report.runningSequences ?? report.parallel, report.parallel)
         )
         counters.withLock { $0.reports += 1 }
         metrics?.reportsAccepted.increment()
@@ -627,4 +660,11 @@ public struct OutcomeReport: Sendable, Equatable {
     public var sampleOutputTokens: [Int] = []
     /// The reporting peer's user id (from the socket's credentials).
     public var peer: UInt32 = 0
+    /// Sequences that decoded on the engine beside and with it (from the ledger), rounded up; nil: its own k.
+    public var runningSequences: Int? = nil
+}
+
+extension PlannerService {
+    /// Seconds on a monotonic clock: the ledger's time.
+    public static func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

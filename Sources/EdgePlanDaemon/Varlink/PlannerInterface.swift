@@ -32,7 +32,12 @@ public enum PlannerInterface {
           lengthSource: string
         )
 
-        # A chosen configuration (a plan); request holds the OpenAI-compatible body and its aggregation.
+        # A chosen configuration (a plan); request holds the OpenAI-compatible body and its aggregation. load is
+        # the load it was planned against with the policy's ledger on (null otherwise): runsBeside and
+        # sequencesBeside admitted before it, peakSequences and meanSequences decoding while it does (its own
+        # included), waitMs for free slots, idleLatencyPercentileMs on an idle engine, preempts (request ids of
+        # lower-priority runs that must yield) and delayed (admitted runs it makes later: their new ends in ms from
+        # now); predicted then holds its latency and its own energy share beside them.
         type Decision (
           task: string,
           requestId: ?string,
@@ -50,7 +55,8 @@ public enum PlannerInterface {
           explored: bool,
           request: object,
           profileVersion: string,
-          policyVersion: string
+          policyVersion: string,
+          load: ?object
         )
 
         # One point of a Pareto front.
@@ -119,6 +125,9 @@ public enum PlannerInterface {
         # the memory bandwidth allows or 4 times the prediction, or slower than 20 times it: lengths and latency
         # disagree) is stored and counted but teaches nothing. warnings names what was set aside and why: such a
         # latency, or a startedAt outside the plan's window or the last day (then no energy is attributed).
+        # ranBeside (with the ledger on): the sequences that decoded on the engine while the run did, its own
+        # included (meanSequences, peakSequences); its latency is judged at them, so load this daemon planned is
+        # not taken for drift.
         method Report(
           requestId: string,
           model: ?string,
@@ -135,7 +144,7 @@ public enum PlannerInterface {
           correct: ?bool,
           cut: ?bool
         ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string,
-          warnings: ?[]string)
+          warnings: ?[]string, ranBeside: ?object)
 
         # Version, uptime, loaded profile and policy, counters (errorsByKind: errors by the error's name);
         # fleet: the fleet version learned as the prior (version, priorOutcomes) and what `edgeplan fleet sync`
@@ -144,7 +153,9 @@ public enum PlannerInterface {
         # exploredShare of all plans, meanLossPerPlan: expected accuracy given up, a fraction); calibration
         # state, age and error per model; learning: posteriors per task class and model-and-mode group (each
         # group's singleSampleAccuracy is one sample's, at its smallest budget; a plan's accuracy is after
-        # its vote), refused outcomes, ignored peers.
+        # its vote), refused outcomes, ignored peers. ledger (with the policy's ledger on): the runs admitted on
+        # the engine (requestId, task, model, sequences, priority, endInMs and deadlineInMs from now), their
+        # sequences, and the runs forgotten at their predicted end and margin (expired) or preempted.
         method Status() -> (
           version: string,
           uptimeS: float,
@@ -170,7 +181,8 @@ public enum PlannerInterface {
           exploration: object,
           fleet: ?object,
           calibration: ?object,
-          learning: object
+          learning: object,
+          ledger: ?object
         )
 
         # The effective policy (defaults filled in) with its version, a hash of its content.
@@ -181,7 +193,9 @@ public enum PlannerInterface {
         method Reload() -> (profileVersion: string, policyVersion: string)
 
         # Streams what happens as it happens; call it with "more": true (else org.varlink.service.ExpectedMore). kinds
-        # picks among decision, infeasible, report, recalibration, rollback, drift and reload (default: all). The first
+        # picks among decision, infeasible, report, recalibration, rollback, drift, reload and preempt (default:
+        # all). A preempt event names the admitted runs (requestIds) a higher-priority plan (by) made yield: their
+        # holders stop them and report them as preempted. The first
         # reply, of kind watching, confirms the subscription. event holds the kind's fields (a decision is a Decision).
         # A watcher that reads too slowly loses events instead of slowing the daemon; dropped counts those it lost
         # since its previous reply, and once it reads again a reply of kind dropped says so at once.
@@ -190,13 +204,15 @@ public enum PlannerInterface {
         # A reload found an error; policyVersion is the one still in force.
         error ReloadFailed (message: string, policyVersion: string)
         # No configuration meets the request's limits; limit names which one (deadline, energyBudget, minAccuracy,
-        # context, memory or policy), closest the nearest miss. How far it misses and what was asked are given in the
+        # context, busy, memory or policy), closest the nearest miss. busy: with the ledger on, nothing fits beside
+        # the admitted runs; fitsAfterRequestId and fitsAfterMs say after which admitted run's predicted end, and in
+        # how long, it would. How far it misses and what was asked are given in the
         # limit's unit: missByMs and requestedMs (the deadline less the safety margin), missByJ and requestedJ,
         # missByAccuracy and requestedAccuracy (fractions), or missByTokens and requestedTokens (the context);
         # the others are absent.
         error Infeasible (task: string, limit: string, message: string, missByMs: ?float, requestedMs: ?float, missByJ: ?float,
           requestedJ: ?float, missByAccuracy: ?float, requestedAccuracy: ?float, missByTokens: ?float,
-          requestedTokens: ?float, closest: object)
+          requestedTokens: ?float, fitsAfterRequestId: ?string, fitsAfterMs: ?float, closest: object)
         # The task is no task class of the loaded policy and profile; known lists those there are.
         error UnknownTask (task: string, known: []string, message: string)
         # The daemon already serves its limit of connections, in all or for this user; try again later.

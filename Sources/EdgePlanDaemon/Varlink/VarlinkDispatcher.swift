@@ -336,8 +336,10 @@ public struct VarlinkDispatcher: Sendable {
         var attributed: Double?
         var implausible: String?
         var queued = true
+        // What ran beside it on the engine, from the ledger of admitted runs (absent with the ledger off).
+        let beside = service.ledger.finish(requestID, at: PlannerService.monotonicSeconds())
         if let output {
-            let outcome = OutcomeReport(
+            var outcome = OutcomeReport(
                 requestID: requestID,
                 model: model,
                 quantization: quantization,
@@ -353,6 +355,9 @@ public struct VarlinkDispatcher: Sendable {
                 sampleOutputTokens: samples,
                 peer: peer
             )
+            if let beside, beside.meanSequences > Double(parallel) + 0.05 {
+                outcome.runningSequences = Int(beside.meanSequences.rounded(.up))
+            }
             let judged = try service.report(outcome)
             predicted = judged.predictedS
             if let problem = judged.implausible {
@@ -433,6 +438,11 @@ public struct VarlinkDispatcher: Sendable {
             "attributedEnergyJ": attributed.map(JSONValue.number) ?? .null,
             "learning": .string(learning),
             "warnings": warnings.isEmpty ? .null : .array(warnings.map(JSONValue.string)),
+            "ranBeside": beside.map { beside in
+                .fields([
+                    "meanSequences": .number(beside.meanSequences), "peakSequences": .int(beside.peakSequences),
+                ])
+            } ?? .null,
         ])
     }
 
@@ -457,6 +467,27 @@ public struct VarlinkDispatcher: Sendable {
             "fleet": watchdog?.fleetJSON ?? .null,
             "calibration": watchdog?.statusJSON ?? .null,
             "learning": learningStatus(),
+            "ledger": planner.policy.ledger ? ledgerStatus() : .null,
+        ])
+    }
+
+    /// The runs admitted on the engine, as `Status` shows them.
+    private func ledgerStatus() -> JSONValue {
+        let now = PlannerService.monotonicSeconds()
+        let snapshot = service.ledger.snapshot(at: now)
+        return .fields([
+            "runs": .array(
+                snapshot.entries.map { entry in
+                    .fields([
+                        "requestId": .string(entry.requestID), "task": .string(entry.taskClass),
+                        "model": .string(entry.model), "sequences": .int(entry.sequences),
+                        "priority": .int(entry.priority), "endInMs": .number((entry.endAt - now) * 1000),
+                        "deadlineInMs": .number((entry.deadlineAt - now) * 1000),
+                    ])
+                }
+            ),
+            "sequences": .int(snapshot.entries.reduce(0) { $0 + $1.sequences }),
+            "expired": .int(snapshot.expired), "preempted": .int(snapshot.preempted),
         ])
     }
 

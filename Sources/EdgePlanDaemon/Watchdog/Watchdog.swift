@@ -202,7 +202,7 @@ public final class Watchdog: Sendable {
         // The run is stored at once, so the reply (which waits for the store) never waits for the rails. A run whose
         // window the rails cover only after their next samples gets its energy then: the row is updated, and only
         // then does the calibration loop judge it, with its energy.
-        let run = RunReport(
+        var measured = RunReport(
             variant: VariantID(model: report.model, quantization: report.quantization),
             inputTokens: report.inputTokens,
             outputTokens: report.outputTokens,
@@ -212,6 +212,8 @@ public final class Watchdog: Sendable {
             time: now,
             peer: report.peer
         )
+        measured.runningSequences = report.runningSequences
+        let run = measured
         let judge: @Sendable (RunReport) -> Void = { [self] run in
             defer { backlog.withLock { $0.waiting -= 1 } }
             let events = state.withLock { $0.loop.report(run, at: now) }

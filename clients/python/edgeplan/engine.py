@@ -150,6 +150,7 @@ class EngineConnections:
         runs: List[List[Sample]] = [[Sample() for _ in range(n)] for _ in range(requests)]
         errors: List[str] = []
         own_ms: List[float] = []
+        finished: List[List[int]] = [[] for _ in range(requests)]
         connections = [self.take() for _ in range(requests)]
         cut = threading.Event()
         started = time.monotonic()
@@ -181,16 +182,24 @@ class EngineConnections:
                     for choice in event.get("choices", []):
                         sample = runs[index][choice.get("index", 0)]
                         delta = choice.get("delta", {})
-                        if delta.get("content") or delta.get("reasoning_content") or choice.get("finish_reason") is None:
+                        # Each choice opens with a chunk that names the role and carries no token.
+                        role_only = "role" in delta and not delta.get("content") and not delta.get("reasoning_content")
+                        if not role_only and (delta.get("content") or delta.get("reasoning_content")
+                                              or choice.get("finish_reason") is None):
                             sample.tokens += 1
                             sample.text += delta.get("content") or ""
                         if choice.get("finish_reason"):
                             sample.finish_reason = choice["finish_reason"]
+                            finished[index].append(choice.get("index", 0))
                     timings = event.get("timings")
                     if timings and "predicted_ms" in timings:
                         own_ms.append(timings.get("prompt_ms", 0.0) + timings["predicted_ms"])
-                    if timings and event.get("choices"):
-                        runs[index][event["choices"][0].get("index", 0)].tokens = timings.get("predicted_n", 0)
+                    if timings and "predicted_n" in timings:
+                        # Asked for usage, llama-server sends a choice's timings in a chunk of their own right after
+                        # that choice's last chunk.
+                        owner = event["choices"][0].get("index", 0) if event.get("choices") else (
+                            finished[index][-1] if finished[index] else 0)
+                        runs[index][owner].tokens = timings["predicted_n"]
                 response.read()  # drained, so the connection can be kept
             except OSError as error:
                 if not cut.is_set():

@@ -79,6 +79,9 @@ class Decision:
     objective: str = "max-accuracy"
     # Whether exploration picked this near-best configuration instead of the best, to learn about it.
     explored: bool = False
+    # The load it was planned against, with the ledger on: runsBeside, sequencesBeside, peakSequences, meanSequences,
+    # waitMs, idleLatencyPercentileMs, preempts (request ids that must yield) and delayed (their new ends, ms).
+    load: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_wire(cls, d: Dict[str, Any]) -> "Decision":
@@ -124,6 +127,8 @@ class ReportResult:
     reason: Optional[str] = None
     # What the daemon set aside from the report and why (an impossible latency, a start time outside the plan's window).
     warnings: List[str] = field(default_factory=list)
+    # What ran beside it on the engine, from the ledger: meanSequences and peakSequences (its own included).
+    ran_beside: Optional[Dict[str, Any]] = None
 
     @property
     def refused(self) -> bool:
