@@ -75,8 +75,13 @@ struct ConcurrencyTests {
 
     /// The planner, with admitted runs on the engine: a plan's latency is predicted beside them, and a plan that would
     /// push one past its deadline is not returned.
+    /// The class runs the 1.5B model alone, so that every plan shares the admitted runs' engine.
     @Test func planningAgainstALoadPredictsLaterEndsAndProtectsAdmittedDeadlines() throws {
-        let planner = Fixtures.planner
+        let policy = try PolicyDecoder.decode(
+            "kind: policy\ntasks:\n  mmlu-redux:\n    allowed_models: [DSR1-Qwen-1.5B]\n",
+            file: "test.yaml"
+        )
+        let planner = try Planner(profile: Fixtures.profile, policy: policy)
         let request = PlanRequest(task: "mmlu-redux", deadlineS: 30, inputTokens: 256)
         guard case let .plan(idle) = try planner.plan(request) else {
             Issue.record("expected a plan on an idle engine")
@@ -87,6 +92,7 @@ struct ConcurrencyTests {
             .init(
                 requestID: "long",
                 taskClass: "natural-plan-trip",
+                model: "DSR1-Qwen-1.5B",
                 priority: 0,
                 sequences: 4,
                 prefillLeftS: 0,
@@ -114,6 +120,7 @@ struct ConcurrencyTests {
             .init(
                 requestID: "tight",
                 taskClass: "mmlu-redux",
+                model: "DSR1-Qwen-1.5B",
                 priority: 0,
                 sequences: 1,
                 prefillLeftS: 0,

@@ -197,7 +197,8 @@ def test_power_mode_change_starts_a_new_baseline(daemon):
         deadline = time.time() + 5
         while time.time() < deadline:
             _, cal = calibration(planner)
-            if cal["powerMode"] == "pmode:0002":
+            # The mode is set, then the event noted: wait for both.
+            if cal["powerMode"] == "pmode:0002" and "pmode:0002" in (cal.get("lastEvent") or ""):
                 break
             time.sleep(0.2)
         assert cal["powerMode"] == "pmode:0002"

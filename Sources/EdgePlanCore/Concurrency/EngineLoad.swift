@@ -4,6 +4,9 @@ public struct EngineLoad: Sendable, Equatable {
     public struct Run: Sendable, Equatable {
         public var requestID: String
         public var taskClass: String
+        /// The model it runs: runs of one model share one engine (a llama-server serves one model); another
+        /// model's engine is another load, which the planner does not model.
+        public var model: String
         /// The task class's priority in the policy: a higher one may make it yield, an equal or higher one never.
         public var priority: Int
         /// Sequences it decodes (its k).
@@ -16,7 +19,8 @@ public struct EngineLoad: Sendable, Equatable {
         public var stepS: Double
         /// One sequence's decode power alone, in watts (its energy share is split from the engine's).
         public var decodePowerW: Double
-        /// Seconds from now to its deadline (less the policy's safety margin).
+        /// Seconds from now to its deadline: the whole deadline, so that the safety margin its own plan kept is the
+        /// slack later plans may use.
         public var deadlineLeftS: Double
         /// Seconds from now to its end, as predicted when it was last re-predicted.
         public var predictedEndS: Double
@@ -24,6 +28,7 @@ public struct EngineLoad: Sendable, Equatable {
         public init(
             requestID: String,
             taskClass: String,
+            model: String,
             priority: Int,
             sequences: Int,
             prefillLeftS: Double,
@@ -35,6 +40,7 @@ public struct EngineLoad: Sendable, Equatable {
         ) {
             self.requestID = requestID
             self.taskClass = taskClass
+            self.model = model
             self.priority = priority
             self.sequences = sequences
             self.prefillLeftS = prefillLeftS
@@ -63,6 +69,9 @@ public struct EngineLoad: Sendable, Equatable {
     public init(runs: [Run] = []) { self.runs = runs }
 
     public var isEmpty: Bool { runs.isEmpty }
+
+    /// The runs on the engine of `model`.
+    public func on(model: String) -> EngineLoad { EngineLoad(runs: runs.filter { $0.model == model }) }
     public var sequences: Int { runs.reduce(0) { $0 + $1.sequences } }
 }
 

@@ -47,6 +47,7 @@ extension Planner {
         latencyLimitS: Double
     ) -> BusyPrediction? {
         guard let variant = profile.variants[point.configuration.variant] else { return nil }
+        let load = load.on(model: variant.id.model)
         let k = point.configuration.parallel
         let engine = EngineTimeline(concurrency: concurrency(of: variant))
         var yielding: [String] = []
@@ -111,6 +112,7 @@ extension Planner {
         latencyLimitS: Double
     ) -> (requestID: String, inS: Double)? {
         guard let variant = profile.variants[point.configuration.variant] else { return nil }
+        let load = load.on(model: variant.id.model)
         let engine = EngineTimeline(concurrency: concurrency(of: variant))
         let now = engine.play(load.runs.map(\.timelineRun))
         for (id, ended) in now.sorted(by: { $0.value.endS < $1.value.endS }) {
@@ -171,7 +173,7 @@ extension Planner {
             if let budget = limits.energyBudgetJ, busy.energyPercentileJ > budget { continue }
             var plan = makePlan(point, request: request, limits: limits)
             plan.load = PlanLoad(
-                runsBeside: load.runs.count - busy.preempts.count,
+                runsBeside: load.on(model: point.configuration.variant.model).runs.count - busy.preempts.count,
                 sequencesBeside: busy.sequencesBeside,
                 peakSequences: busy.peakSequences,
                 meanSequences: busy.meanSequences,

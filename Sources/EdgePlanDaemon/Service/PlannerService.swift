@@ -240,7 +240,6 @@ public final class PlannerService: Sendable {
                     plan,
                     variant: variant,
                     priority: planner.policy.task(plan.task).priority,
-                    safetyMargin: planner.policy.safetyMargin,
                     at: now
                 )
                 if !preempted.isEmpty {

@@ -16,7 +16,8 @@ public final class RunLedger: Sendable {
         public var tokens: Double
         public var stepS: Double
         public var decodePowerW: Double
-        /// Monotonic seconds: admitted, first decode step, predicted end, deadline (less the safety margin).
+        /// Monotonic seconds: admitted, first decode step, predicted end, deadline (the whole of it: the safety margin
+        /// its plan kept is the slack later plans may use).
         public var admittedAt: Double
         public var decodeStartAt: Double
         public var endAt: Double
@@ -63,6 +64,7 @@ public final class RunLedger: Sendable {
                     return EngineLoad.Run(
                         requestID: entry.requestID,
                         taskClass: entry.taskClass,
+                        model: entry.model,
                         priority: entry.priority,
                         sequences: entry.sequences,
                         prefillLeftS: max(0, entry.decodeStartAt - now),
@@ -80,7 +82,12 @@ public final class RunLedger: Sendable {
     /// Admits a plan made at `now`: its own timeline, the new ends of the runs it delays, and the runs it made yield
     /// (which leave the ledger and are returned, for their holders to be told).
     @discardableResult
-    public func admit(_ plan: Plan, variant: ModelVariant, priority: Int, safetyMargin: Double, at now: Double)
+    public func admit(
+        _ plan: Plan,
+        variant: ModelVariant,
+        priority: Int,
+        at now: Double
+    )
         -> [String]
     {
         let tokens = max(plan.percentileOutputTokens, 1)
@@ -99,7 +106,7 @@ public final class RunLedger: Sendable {
             admittedAt: now,
             decodeStartAt: now + waitS + variant.startSeconds(input: plan.inputTokens),
             endAt: now + plan.latencyPercentileS,
-            deadlineAt: now + plan.deadlineS * (1 - safetyMargin),
+            deadlineAt: now + plan.deadlineS,
             peakSequences: plan.configuration.parallel
         )
         let preempted = plan.load?.preempts ?? []
