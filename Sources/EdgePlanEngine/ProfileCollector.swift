@@ -26,6 +26,8 @@ public struct ProfileCollector: Sendable {
     public var energySettleS: Double = 0
     /// The vocabulary prompts are drawn from (token ids), kept clear of control tokens.
     public var promptTokenRange: Range<Int>
+    /// The engine's slots, recorded with each concurrency point.
+    public var slots: Int?
 
     public init(
         client: EngineClient,
@@ -109,6 +111,27 @@ public struct ProfileCollector: Sendable {
                 )
             }
             let pointStart = now()
+            if point.phase == .concurrent || point.phase == .interference {
+                // One failed point does not end the sweep: it is recorded as empty, and the sweep goes on.
+                var record: JSONValue?
+                var warning: String?
+                do { (record, warning) = try await measureConcurrency(point) } catch let error as EngineError {
+                    warning = "\(point.key): \(error.description)"
+                }
+                deviceTime += now() - pointStart
+                if let warning { warnings.append(warning) }
+                try trace.append(
+                    CollectedTrace.concurrencyLine(
+                        point: point,
+                        record: record,
+                        context: context,
+                        time: Date().timeIntervalSince1970
+                    )
+                )
+                measured += 1
+                progress(design.points.count - remaining.count + index + 1, design.points.count, point.key)
+                continue
+            }
             let (measurements, warning) = try await measure(point)
             deviceTime += now() - pointStart
             if let warning { warnings.append(warning) }
@@ -142,6 +165,142 @@ public struct ProfileCollector: Sendable {
         var generator = SplitMix64(seed: UInt64(truncatingIfNeeded: seed.hashValue &* 31 &+ count))
         let width = UInt64(max(1, promptTokenRange.count))
         return (0..<count).map { _ in promptTokenRange.lowerBound + Int(generator.next() % width) }
+    }
+
+    /// One request of a concurrency point, timed on the shared monotonic clock: when it was sent and its completion.
+    struct Timed: Sendable {
+        var sentAt: Double
+        var completion: EngineClient.Completion
+        /// Chunk arrivals of its only sample, on the shared clock.
+        var arrivals: [Double] { completion.samples.first.map { $0.chunkTimesS.map { sentAt + $0 } } ?? [] }
+    }
+
+    /// A request as plans send them (temperature 0.6, top-p 0.95), of a fixed length, on a prompt of its own.
+    func planLike(_ point: SweepDesign.Point, index: Int, seed: String, input: Int, output: Int) -> EngineClient.Request
+    {
+        .init(
+            prompt: .tokens(prompt(input, seed: seed + "/\(index)")),
+            maxTokens: output,
+            temperature: 0.6,
+            seed: 11 + index,
+            fixedLength: true,
+            freshPrompt: true,
+            extra: [("top_p", .number(0.95))]
+        )
+    }
+
+    /// A concurrency point: `parallel` requests with prompts of their own decoding at once (the step time while all of
+    /// them decode, the power, and, alone, the request's fixed cost), or a prompt arriving mid-decode (interference).
+    func measureConcurrency(_ point: SweepDesign.Point) async throws -> (JSONValue?, String?) {
+        let seed = point.key + "\(Date().timeIntervalSince1970)"
+        if point.phase == .interference {
+            let decodeInput = 128
+            async let decode: Timed = {
+                let sent = now()
+                return Timed(
+                    sentAt: sent,
+                    completion: try await client.complete(
+                        planLike(point, index: 0, seed: seed, input: decodeInput, output: point.outputTokens)
+                    )
+                )
+            }()
+            // The prompt arrives once the decode is under way: a quarter of its predicted run is not known here, so
+            // after its first tokens have surely streamed (a fixed wait, checked against its arrivals below).
+            try await Task.sleep(for: .milliseconds(300))
+            let promptSent = now()
+            let prefill = try await client.complete(
+                .init(prompt: .tokens(prompt(point.inputTokens, seed: seed + "/p")), maxTokens: 1, freshPrompt: true)
+            )
+            let promptDone = promptSent + prefill.totalS
+            let decoded = try await decode
+            let arrivals = decoded.arrivals
+            let inside = arrivals.filter { $0 > promptSent && $0 <= promptDone }.count
+            let gaps = zip(arrivals.dropFirst(), arrivals).map { $0 - $1 }.filter { $0 > 0 }.sorted()
+            guard gaps.count >= 8, let first = arrivals.first, let last = arrivals.last, first < promptSent,
+                last > promptDone
+            else {
+                return (nil, "the prompt did not arrive mid-decode; no interference recorded")
+            }
+            let baseline = gaps[gaps.count / 2]
+            let window = promptDone - promptSent
+            let slowdown = max(0, window / Double(max(inside, 1)) / baseline - 1)
+            return (
+                .fields([
+                    "prompt_tokens": .int(prefill.samples.first?.timings?.promptTokens ?? point.inputTokens),
+                    "window_s": .number(window), "steps_inside": .int(inside), "baseline_step_s": .number(baseline),
+                    "interference": .number(slowdown),
+                ]), nil
+            )
+        }
+        let runs = try await withThrowingTaskGroup(of: Timed.self) { group in
+            for index in 0..<point.parallel {
+                group.addTask {
+                    let sent = now()
+                    return Timed(
+                        sentAt: sent,
+                        completion: try await client.complete(
+                            planLike(
+                                point,
+                                index: index,
+                                seed: seed,
+                                input: point.inputTokens,
+                                output: point.outputTokens
+                            )
+                        )
+                    )
+                }
+            }
+            var runs: [Timed] = []
+            for try await run in group { runs.append(run) }
+            return runs
+        }
+        try await settle()
+        let streams = runs.map(\.arrivals)
+        guard streams.allSatisfy({ $0.count >= 2 }) else {
+            return (
+                nil,
+                "\(point.key): \(streams.filter { $0.count >= 2 }.count) of \(point.parallel) requests streamed tokens"
+            )
+        }
+        // The window in which every request decodes: after the last first token, before the first last token.
+        let start = streams.map { $0[0] }.max()!
+        let end = streams.map { $0.last! }.min()!
+        let trusted = runs.allSatisfy(\.completion.chunkTimesTrusted)
+        var fields: [(String, JSONValue)] = []
+        if trusted, end > start {
+            let steps = streams.map { stream in stream.filter { $0 > start && $0 <= end }.count }.sorted()
+            let median = steps[steps.count / 2]
+            guard median >= 8 else {
+                return (nil, "\(point.key): the requests decoded together for only \(median) steps")
+            }
+            fields += [
+                ("step_s", .number((end - start) / Double(median))), ("steps", .int(median)),
+                ("window_s", .number(end - start)), ("timing", .string("client")),
+            ]
+            if let joules = energy(start, end) { fields.append(("avg_power_w", .number(joules / (end - start)))) }
+        } else {
+            // A buffered stream: the engine's own per-token time, which covers each request's whole decode.
+            let perToken = runs.compactMap { run -> Double? in
+                guard let timings = run.completion.samples.first?.timings, timings.predictedTokens > 1 else {
+                    return nil
+                }
+                return timings.predictedMS / 1000 / Double(timings.predictedTokens)
+            }.sorted()
+            guard !perToken.isEmpty else {
+                return (nil, "\(point.key): the streams came in bursts and the engine reports no timings")
+            }
+            fields += [("step_s", .number(perToken[perToken.count / 2])), ("timing", .string("engine"))]
+        }
+        if point.parallel == 1, let run = runs.first, let timings = run.completion.samples.first?.timings {
+            // What the client waits beyond the engine's own prompt and decode time: the request's fixed cost.
+            let overhead = run.completion.totalS - (timings.promptMS + timings.predictedMS) / 1000
+            fields += [
+                ("overhead_s", .number(max(0, overhead))), ("prompt_s", .number(timings.promptMS / 1000)),
+                ("total_s", .number(run.completion.totalS)), ("output_tokens", .int(timings.predictedTokens)),
+            ]
+        }
+        if let slots { fields.append(("engine_slots", .int(slots))) }
+        return (.object(fields), nil)
     }
 
     func measure(_ point: SweepDesign.Point) async throws -> ([CollectedTrace.Measurement], String?) {
@@ -201,6 +360,8 @@ public struct ProfileCollector: Sendable {
                     )
                 ], nil
             )
+        case .concurrent, .interference:
+            return ([], nil)
         case .decode, .parallel:
             let sent = now()
             let completion = try await client.complete(

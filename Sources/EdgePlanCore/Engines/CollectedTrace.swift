@@ -6,7 +6,7 @@
 /// engine reported it, and the engine and device context) and one `idle` record (the device's idle power).
 public enum CollectedTrace {
     /// Phases of records that describe the collection rather than measure a run.
-    public static let contextPhases: Set<String> = ["model", "idle", "warmup", "empty"]
+    public static let contextPhases: Set<String> = ["model", "idle", "warmup", "empty", "concurrency", "interference"]
 
     /// A model's shape: what a profile needs before any run is timed (memory, the roofline floors, the KV cache).
     public struct Architecture: Sendable, Equatable {
@@ -170,6 +170,26 @@ public enum CollectedTrace {
                 ]).utf8() + [0x0A]
         }
         return bytes
+    }
+
+    /// The line of a concurrency point (`concurrency`: a step's time with `sequences` decoding; `interference`: a
+    /// prompt arriving mid-decode), or an `empty` line when it yielded nothing.
+    public static func concurrencyLine(
+        point: SweepDesign.Point,
+        record: JSONValue?,
+        context: Context,
+        time: Double
+    ) -> [UInt8] {
+        guard case let .object(measured)? = record else {
+            return lines(point: point, measurements: [], context: context, time: time)
+        }
+        let phase = point.phase == .interference ? "interference" : "concurrency"
+        return JSONValue.object(
+            [
+                ("model", .string(context.model)), ("phase", .string(phase)), ("sequences", .int(point.parallel)),
+                ("input_tokens", .int(point.inputTokens)),
+            ] + measured + [("point", .string(point.key)), ("time", .number(time))] + context.fields
+        ).utf8() + [0x0A]
     }
 
     /// The `model` line: the model's shape and the engine that served it.

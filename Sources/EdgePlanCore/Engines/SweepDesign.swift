@@ -11,6 +11,11 @@ public struct SweepDesign: Sendable, Equatable {
         case prefill
         case decode
         case parallel
+        /// `parallel` separate requests with different prompts decoding at once: a decode step's time by the
+        /// sequences running, from the per-token gaps while all of them decode.
+        case concurrent
+        /// One sequence decoding while a prompt of `inputTokens` arrives: what a prefill costs those decoding.
+        case interference
     }
 
     public struct Point: Sendable, Equatable, Hashable {
@@ -50,7 +55,11 @@ public struct SweepDesign: Sendable, Equatable {
     ///   times;
     /// - decode: one run of `decodeTokens` per input length in `decodeInputs` (those that fit the context);
     /// - parallel: `parallelFactors` samples of `parallelOutputTokens` at 128 input tokens;
+    /// - concurrent: `concurrency` separate requests of `concurrencyTokens` decoding at once, at each input length
+    ///   of `concurrencyInputs` that fits, and one interference point (a prompt arriving mid-decode);
     /// - `warmups` short runs first, not recorded.
+    ///
+    /// With `slots` (the engine's), no point asks for more sequences than it runs at once.
     public static func standard(
         contextTokens: Int,
         decodeInputs: [Int] = [128, 1024],
@@ -59,7 +68,11 @@ public struct SweepDesign: Sendable, Equatable {
         parallelOutputTokens: Int = 128,
         repeats: Int = 3,
         warmups: Int = 2,
-        maxPrefillTokens: Int? = nil
+        maxPrefillTokens: Int? = nil,
+        slots: Int? = nil,
+        concurrency: [Int] = [],
+        concurrencyTokens: Int = 128,
+        concurrencyInputs: [Int] = [128, 1024]
     ) throws -> SweepDesign {
         guard contextTokens >= 64 else {
             throw EdgePlanError.invalidInput("the context must hold at least 64 tokens", field: "context")
@@ -93,13 +106,28 @@ public struct SweepDesign: Sendable, Equatable {
         }
         points += decodeInputs.map { Point(phase: .decode, inputTokens: $0, outputTokens: decodeTokens) }
         let parallelInput = min(128, max(16, contextTokens / 4))
-        points += parallelFactors.filter { $0 >= 1 }.map {
+        let slots = slots ?? Int.max
+        points += parallelFactors.filter { $0 >= 1 && $0 <= slots }.map {
             Point(
                 phase: .parallel,
                 inputTokens: parallelInput,
                 outputTokens: min(parallelOutputTokens, contextTokens - parallelInput),
                 parallel: $0
             )
+        }
+        let counts = Array(Set(concurrency.filter { $0 >= 1 && $0 <= slots } + (concurrency.isEmpty ? [] : [1])))
+            .sorted()
+        if !counts.isEmpty {
+            for input in concurrencyInputs where input + concurrencyTokens <= contextTokens {
+                points += counts.map {
+                    Point(phase: .concurrent, inputTokens: input, outputTokens: concurrencyTokens, parallel: $0)
+                }
+            }
+            // A prompt of a quarter of the context arriving while one sequence decodes.
+            let prompt = max(16, min(1024, contextTokens / 4))
+            if prompt + 1 <= contextTokens, 128 + concurrencyTokens <= contextTokens, slots >= 2 {
+                points.append(Point(phase: .interference, inputTokens: prompt, outputTokens: concurrencyTokens))
+            }
         }
         var checkpoints: [Int] = []
         var checkpoint = 16

@@ -150,7 +150,7 @@ extension Planner {
         let limits = try self.limits(request)
         let ranking = limits.objective.ranking
         let front = try self.front(task: request.task, inputTokens: limits.inputTokens, ranking: ranking)
-        let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
+        let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin(of: request.task))
         var candidates = front.points.filter { point in
             fitsContext(point, limits: limits) && point.latencyPercentileS <= latencyLimitS
                 && limits.energyBudgetJ.map { point.energyPercentileJ <= $0 } ?? true

@@ -335,7 +335,7 @@ public final class Planner: Sendable {
                 explain(
                     front: front,
                     task: request.task,
-                    latencyLimitS: limits.deadlineS * (1 - policy.safetyMargin),
+                    latencyLimitS: limits.deadlineS * (1 - policy.safetyMargin(of: request.task)),
                     limits: limits
                 )
             )
@@ -356,7 +356,7 @@ public final class Planner: Sendable {
     ) throws -> (point: EvaluatedConfiguration, explored: Bool, loss: Double)? {
         let ranking = limits.objective.ranking
         let front = try self.front(task: task, inputTokens: limits.inputTokens, ranking: ranking)
-        let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin)
+        let latencyLimitS = limits.deadlineS * (1 - policy.safetyMargin(of: task))
 
         // Front points are sorted by accuracy, then energy, then latency: the first feasible one has the
         // highest accuracy; for min-energy the cheapest feasible one wins, ties going to higher accuracy.

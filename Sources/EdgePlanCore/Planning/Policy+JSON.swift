@@ -57,7 +57,7 @@ extension TaskPolicy {
             "allowedModes": allowedModes.map { .array($0.map(\.rawValue).sorted().map(JSONValue.string)) } ?? .null,
             "maxParallel": .int(maxParallel), "minParallel": .int(minParallel), "minAccuracy": .number(minAccuracy),
             "chanceMargin": chanceMargin.map(JSONValue.number) ?? .null, "objective": .string(objective.rawValue),
-            "priority": .int(priority),
+            "priority": .int(priority), "safetyMargin": safetyMargin.map(JSONValue.number) ?? .null,
         ])
     }
 }

@@ -36,6 +36,9 @@ public struct TaskPolicy: Sendable, Equatable, Hashable {
     public var priority: Int = 0
     /// Smallest parallel-sampling factor: a class that always votes over at least this many samples.
     public var minParallel: Int = 1
+    /// Share of the deadline this class keeps in reserve, in place of the global one: a long task that leaves room
+    /// for reactive ones beside it on a shared engine keeps more.
+    public var safetyMargin: Double? = nil
 
     /// Default floor: a plan that is right less than one time in twenty is no plan.
     public static let defaultMinAccuracy = 0.05
@@ -297,6 +300,9 @@ public struct Policy: Sendable, Equatable {
 
     /// The constraints for a task class: its own section, or the default one.
     public func task(_ name: String) -> TaskPolicy { tasks[name] ?? defaultTask }
+
+    /// The share of the deadline a task class keeps in reserve: its own, or the global one.
+    public func safetyMargin(of name: String) -> Double { task(name).safetyMargin ?? safetyMargin }
 
     /// The benchmark table behind a task class.
     public func benchmark(of name: String) -> String { tasks[name]?.like ?? name }

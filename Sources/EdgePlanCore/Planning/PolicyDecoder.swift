@@ -198,6 +198,7 @@ public enum PolicyDecoder {
         task.maxParallel = try object.optionalInt("max_parallel", in: 1...256) ?? task.maxParallel
         task.priority = try object.optionalInt("priority", in: -100...100) ?? task.priority
         task.minParallel = try object.optionalInt("min_parallel", in: 1...256) ?? task.minParallel
+        task.safetyMargin = try object.optionalDouble("safety_margin", in: 0...0.9) ?? task.safetyMargin
         guard task.minParallel <= task.maxParallel else {
             throw object.error(
                 "min_parallel",

@@ -199,7 +199,7 @@ public final class PlannerService: Sendable {
         // An error is counted where it is answered (countError), once.
         var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
         let now = Self.monotonicSeconds()
-        let load = planner.policy.ledger ? ledger.load(at: now) : EngineLoad()
+        let load = planner.policy.ledger ? ledger.load(at: now, excluding: request.requestID) : EngineLoad()
         if load.isEmpty {
             outcome = try planner.plan(request, random: &random)
         } else {
@@ -262,6 +262,7 @@ public final class PlannerService: Sendable {
             events.publish(.decision) { plan.json }
         case let .infeasible(reason):
             counters.withLock { $0.infeasible += 1 }
+            if planner.policy.ledger, let id = request.requestID { ledger.withdraw(id, at: now) }
             logger.warning(
                 "no feasible plan: \(reason.message)",
                 metadata: [

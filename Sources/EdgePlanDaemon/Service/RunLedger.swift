@@ -53,14 +53,20 @@ public final class RunLedger: Sendable {
     }
 
     /// The load a request planned at `now` joins: each run's remaining prefill and tokens, its deadline and end, as
-    /// seconds from now. Runs past their predicted end and margin are forgotten first.
-    public func load(at now: Double) -> EngineLoad {
+    /// seconds from now. Runs past their predicted end and margin are forgotten first. A request planned again under
+    /// its id (a client that counted its prompt again) does not join its own earlier plan.
+    public func load(at now: Double, excluding requestID: String? = nil) -> EngineLoad {
         state.withLock { state in
             Self.advance(&state, to: now, forgetting: { self.expiry(of: $0) })
             return EngineLoad(
-                runs: state.entries.map { entry in
+                runs: state.entries.filter { $0.requestID != requestID }.map { entry in
                     let decodeS = max(entry.endAt - entry.decodeStartAt, 1e-9)
-                    let left = min(1, max(0, (entry.endAt - max(now, entry.decodeStartAt)) / decodeS))
+                    // A run past its predicted end with no report yet is still running, slower than predicted: until
+                    // it is reported or forgotten, a quarter of it is taken to be left (caution before optimism).
+                    let overdue = now >= entry.endAt
+                    let left =
+                        overdue
+                        ? Self.overdueShare : min(1, max(0, (entry.endAt - max(now, entry.decodeStartAt)) / decodeS))
                     return EngineLoad.Run(
                         requestID: entry.requestID,
                         taskClass: entry.taskClass,
@@ -72,7 +78,7 @@ public final class RunLedger: Sendable {
                         stepS: entry.stepS,
                         decodePowerW: entry.decodePowerW,
                         deadlineLeftS: entry.deadlineAt - now,
-                        predictedEndS: max(0, entry.endAt - now)
+                        predictedEndS: overdue ? Self.overdueShare * decodeS : entry.endAt - now
                     )
                 }
             )
@@ -128,6 +134,12 @@ public final class RunLedger: Sendable {
         return preempted
     }
 
+    /// Takes a run out of the ledger without a report: a request planned again under its id and refused, which its
+    /// client will not run.
+    public func withdraw(_ requestID: String, at now: Double) {
+        _ = finish(requestID, at: now)
+    }
+
     /// Takes a reported run out of the ledger; what ran beside it, or nil when it was not (or no longer) there.
     public func finish(_ requestID: String, at now: Double) -> Beside? {
         state.withLock { state in
@@ -150,6 +162,9 @@ public final class RunLedger: Sendable {
             return (state.entries, state.expired, state.preempted)
         }
     }
+
+    /// The share of its decode an unreported run past its predicted end is taken to have left.
+    static let overdueShare = 0.25
 
     private func expiry(of entry: Entry) -> Double {
         entry.endAt + max(marginS, marginShare * (entry.endAt - entry.admittedAt))

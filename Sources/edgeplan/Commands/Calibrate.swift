@@ -133,8 +133,39 @@ struct Calibrate: AsyncParsableCommand {
                 label: label
             )
             progress.advance("fitted")
-            if json { printJSON(Self.json(report)) } else { Self.print(report) }
-            if let output { try write(report.variant, to: output) }
+            // Decode by the sequences running at once, where the collection measured it.
+            var variant = report.variant
+            var steps: [ConcurrencyFitter.Step] = []
+            var overheads: [Double] = []
+            var interference: [Double] = []
+            var slots: Int?
+            for path in traces {
+                guard let data = FileManager.default.contents(atPath: path) else { continue }
+                let found = ConcurrencyFitter.records(Array(data), model: model)
+                steps += found.steps
+                overheads += found.overheadsS
+                interference += found.interference
+                slots = found.slots ?? slots
+            }
+            let concurrency = ConcurrencyFitter.fit(
+                steps: steps,
+                overheadsS: overheads,
+                interference: interference,
+                slots: slots,
+                source: collected?.provenance ?? "measured"
+            )
+            if let concurrency { variant.concurrency = concurrency.curve }
+            if json {
+                var object = Self.json(report)
+                if case let .object(fields) = object, let concurrency {
+                    object = .object(fields + [("concurrency", Self.json(concurrency))])
+                }
+                printJSON(object)
+            } else {
+                Self.print(report)
+                if let concurrency { Self.print(concurrency) }
+            }
+            if let output { try write(variant, to: output) }
         }
     }
 
@@ -195,6 +226,42 @@ struct Calibrate: AsyncParsableCommand {
         Swift.print(
             "wrote \(directory)/models/\(variant.id.fileStem).yaml; profile check: \(problems.isEmpty ? "ok" : "\(problems.count) warnings")"
         )
+    }
+
+    static func print(_ fit: ConcurrencyFitter.Fit) {
+        let curve = fit.curve
+        Swift.print(
+            "decode by sequences running at once (\(curve.slots.map { "\($0) slots" } ?? "slots unknown")): request overhead \(format(curve.requestOverheadS * 1000, 1)) ms, a prompt mid-decode slows a step by \(format(curve.prefillInterference * 100, 1)) %"
+        )
+        Swift.print("sequences".padded(12) + "step factor  inputs  held-out MAPE  power factor")
+        for row in fit.rows {
+            Swift.print(
+                "\(row.sequences)".padded(12) + format(row.factor, 3).padded(13) + "\(row.inputs)".padded(8)
+                    + (row.heldOutMAPEPct.map { format($0, 2) + " %" } ?? "-").padded(15)
+                    + (curve.powerFactors[row.sequences].map { format($0, 3) } ?? "-")
+            )
+        }
+        Swift.print(
+            "  held-out MAPE of step factors across input lengths: \(curve.fitMAPEPct.map { format($0, 2) + " %" } ?? "not measured (one input length)")"
+        )
+    }
+
+    static func json(_ fit: ConcurrencyFitter.Fit) -> JSONValue {
+        .fields([
+            "slots": fit.curve.slots.map(JSONValue.int) ?? .null,
+            "requestOverheadMs": .number(fit.curve.requestOverheadS * 1000),
+            "prefillInterference": .number(fit.curve.prefillInterference),
+            "heldOutMapePct": fit.curve.fitMAPEPct.map(JSONValue.number) ?? .null,
+            "steps": .array(
+                fit.rows.map { row in
+                    .fields([
+                        "sequences": .int(row.sequences), "stepFactor": .number(row.factor), "inputs": .int(row.inputs),
+                        "heldOutMapePct": row.heldOutMAPEPct.map(JSONValue.number) ?? .null,
+                        "powerFactor": fit.curve.powerFactors[row.sequences].map(JSONValue.number) ?? .null,
+                    ])
+                }
+            ),
+        ])
     }
 
     static func print(_ report: ProfileCalibrator.Report) {

@@ -32,6 +32,13 @@ struct Collect: AsyncParsableCommand {
     var decodeInputs: String = "128,1024"
     @Option(help: "Parallel sampling factors, comma-separated.") var parallel: String = "1,2,4,8,16,32"
     @Option(parsing: .unconditional, help: "Output tokens of each parallel run.") var parallelTokens: Int = 128
+    @Option(
+        help:
+            "Sequences decoding at once to time a decode step at (separate requests with prompts of their own), comma-separated; `none` to skip. Counts past the engine's slots are left out."
+    ) var concurrency: String = "1,2,4,8,16,32"
+    @Option(parsing: .unconditional, help: "Output tokens of each concurrency run.") var concurrencyTokens: Int = 128
+    @Option(help: "Input lengths of the concurrency runs, comma-separated (two or more give a held-out error).")
+    var concurrencyInputs: String = "128,1024"
     @Option(parsing: .unconditional, help: "Repeats of each prefill length.") var repeats: Int = 3
     @Option(parsing: .unconditional, help: "Warm-up runs, not recorded.") var warmups: Int = 2
     @Option(parsing: .unconditional, help: "Longest prefill to measure, tokens (default: the context).") var maxPrefill:
@@ -59,6 +66,8 @@ struct Collect: AsyncParsableCommand {
         _ = try QuantityParser.seconds(idle, field: "--idle", allowZero: true)
         _ = try Self.integers(decodeInputs, "--decode-inputs")
         _ = try Self.integers(parallel, "--parallel")
+        if concurrency != "none" { _ = try Self.integers(concurrency, "--concurrency") }
+        _ = try Self.integers(concurrencyInputs, "--concurrency-inputs")
     }
 
     static func integers(_ text: String, _ flag: String) throws -> [Int] {
@@ -81,7 +90,16 @@ struct Collect: AsyncParsableCommand {
             )
             let described = try await client.describe()
             let engineInfo = EngineInfo(described, kind: kind)
-            let contextTokens = context ?? engineInfo.contextPerSlot ?? 4096
+            let contextTokens = min(context ?? engineInfo.contextPerSlot ?? 4096, engineInfo.contextPerSlot ?? Int.max)
+            if let asked = context, let slot = engineInfo.contextPerSlot, asked > slot {
+                print("--context \(asked) is past the engine's \(slot) tokens per slot: measuring up to \(slot)")
+            }
+            let asked = try Self.integers(parallel, "--parallel")
+            if let slots = engineInfo.slots, asked.contains(where: { $0 > slots }) {
+                print(
+                    "the engine runs \(slots) sequences at once: parallel factors past it (\(asked.filter { $0 > slots }.map(String.init).joined(separator: ", "))) are left out"
+                )
+            }
             let design = try SweepDesign.standard(
                 contextTokens: contextTokens,
                 decodeInputs: try Self.integers(decodeInputs, "--decode-inputs"),
@@ -90,7 +108,11 @@ struct Collect: AsyncParsableCommand {
                 parallelOutputTokens: parallelTokens,
                 repeats: repeats,
                 warmups: warmups,
-                maxPrefillTokens: maxPrefill
+                maxPrefillTokens: maxPrefill,
+                slots: engineInfo.slots,
+                concurrency: concurrency == "none" ? [] : try Self.integers(concurrency, "--concurrency"),
+                concurrencyTokens: concurrencyTokens,
+                concurrencyInputs: try Self.integers(concurrencyInputs, "--concurrency-inputs")
             )
             let architecture = try engineInfo.architecture(
                 contextTokens: contextTokens,
@@ -143,6 +165,7 @@ struct Collect: AsyncParsableCommand {
             collector.timeBudgetS = try timeBudget.map { try QuantityParser.seconds($0, field: "--time-budget") }
             collector.idleS = sampler == nil ? 0 : try QuantityParser.seconds(idle, field: "--idle", allowZero: true)
             collector.energySettleS = sampler == nil ? 0 : 0.08
+            collector.slots = engineInfo.slots
             let bar = LockedProgress(total: design.points.count)
             let summary = try await collector.run { done, total, key in bar.update(done: done, label: key) }
             for warning in summary.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
@@ -159,6 +182,7 @@ struct Collect: AsyncParsableCommand {
 struct EngineInfo {
     var version: String
     var contextPerSlot: Int?
+    var slots: Int?
     var parameters: Double?
     var sizeBytes: Double?
     var embedding: Int?
@@ -168,6 +192,7 @@ struct EngineInfo {
         let props = described["/props"]
         version = props?["build_info"]?.stringValue ?? "unknown"
         contextPerSlot = props?["default_generation_settings"]?["n_ctx"]?.intValue
+        slots = props?["total_slots"]?.intValue
         if case let .array(models)? = described["/v1/models"]?["data"], let meta = models.first?["meta"] {
             parameters = meta["n_params"]?.doubleValue
             sizeBytes = meta["size"]?.doubleValue

@@ -1,0 +1,165 @@
+"""One engine, many sequences, on the real engine: a long task runs while reactive requests with deadlines of a few
+seconds keep arriving, all through one daemon and one llama-server. With the ledger off, each reactive request is
+planned as if the engine were idle, runs beside the long task at its pace, and is cut at its deadline. With the
+ledger on, each is planned against the admitted long run (the step time measured with its sequences decoding): it
+meets its deadline, or, where nothing can beside the long run, is refused at once and told when it would fit; the
+long task's own deadline, kept in its plan's reserve, holds as well.
+
+Prints both runs' in-time rates, cut counts and energies, and the held-out table of decode by sequences."""
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import EDGEPLAN, Engine, edgeplan, get_json
+
+POLICY = """kind: policy
+global:
+  engine: llama-server
+  parallel_factors: [1, 2]
+  ledger: {ledger}
+defaults:
+  chance_margin: off
+tasks:
+  long:
+    like: mmlu-redux
+    allowed_models: [TinyRandom-30M]
+    allowed_modes: [hard]
+    min_parallel: 2
+    safety_margin: 0.5
+  reactive:
+    like: mmlu-redux
+    allowed_models: [TinyRandom-30M]
+    allowed_modes: [hard]
+    safety_margin: 0.2
+"""
+
+LONG_DEADLINE_S = 40
+REACTIVE = 6
+
+
+def tight_deadlines(profile, root):
+    """Deadlines of 1.2-2.8 s at which the reactive class's best idle plan keeps the least slack (under 35 %, of which the class keeps 20 % in reserve), from
+    the profile just measured: planned for an idle engine, such a request has no room to run beside another."""
+    policy = root / "policy-plan.yaml"
+    policy.write_text(POLICY.format(ledger="off"))
+    found = []
+    for deadline_ms in range(1200, 2800, 50):
+        out = subprocess.run([EDGEPLAN, "plan", "--task", "reactive", "--deadline", f"{deadline_ms}ms", "--input", "60",
+                              "--json", "--profile", str(profile), "--policy", str(policy)], capture_output=True, text=True)
+        if out.returncode == 0:
+            p95 = json.loads(out.stdout)["predicted"]["latencyPercentileMs"]
+            found.append((1 - p95 / deadline_ms, deadline_ms))
+    tight = sorted(deadline for slack, deadline in sorted(found)[:REACTIVE] if slack < 0.35)
+    assert len(tight) == REACTIVE, sorted(found)[:REACTIVE]
+    return [deadline / 1000 for deadline in tight]
+
+
+@pytest.fixture(scope="module")
+def shared(llama_server_binary, tiny_model, tmp_path_factory):
+    """An engine of 3 slots of 4,096 tokens, and a profile measured on it, decode by sequences included."""
+    server = Engine(llama_server_binary, tiny_model, slots=3, context=12288)
+    root = tmp_path_factory.mktemp("shared")
+    directory = root / "ci-cpu"
+    edgeplan("profile", "new", str(directory), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
+             "--fp16-tflops", "4", "--idle-w", "10")
+    trace = root / "tiny.jsonl"
+    edgeplan("profile", "collect", "--engine", server.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random",
+             "-o", str(trace), "--context", "4096", "--decode-tokens", "1024", "--decode-inputs", "64,1024",
+             "--parallel", "1,2", "--parallel-tokens", "64", "--repeats", "1", "--warmups", "1", "--max-prefill", "1023",
+             "--rails", "none", "--concurrency", "1,2,3", "--concurrency-tokens", "128",
+             "--concurrency-inputs", "64,512")
+    calibrated = edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(directory),
+                          "--accuracy-like", "DSR1-Qwen-1.5B")
+    print(calibrated.stdout)
+    yield server, directory, root
+    server.stop()
+
+
+def serve(root, profile, ledger):
+    policy = root / f"policy-{ledger}.yaml"
+    policy.write_text(POLICY.format(ledger=ledger))
+    socket = str(root / f"planner-{ledger}.sock")
+    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy", str(policy),
+                                "--rails", "none", "--state-dir", str(root / f"state-{ledger}")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while not os.path.exists(socket):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    return process, socket
+
+
+def ask(socket, engine, task, deadline_s, index):
+    run = edgeplan("ask", "--socket", socket, "--engine", engine.url, "--engine-model", "tiny-random", "--task", task,
+                   "--prompt", f"Which shelf holds part {index}?", "--answer", "A", "--deadline", f"{deadline_s}s",
+                   "--json", check=False, timeout=120)
+    return json.loads(run.stdout)
+
+
+def scenario(shared, ledger):
+    """The long task, and the reactive requests one after another while it runs; what became of each."""
+    server, profile, root = shared
+    deadlines = tight_deadlines(profile, root)
+    process, socket = serve(root, profile, ledger)
+    try:
+        long_result = {}
+        worker = threading.Thread(target=lambda: long_result.update(ask(socket, server, "long", LONG_DEADLINE_S, 0)))
+        worker.start()
+        # The long run is planned and streaming before the first reactive request.
+        for _ in range(100):
+            if sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) >= 1:
+                break
+            time.sleep(0.05)
+        reactive = []
+        for index, deadline_s in enumerate(deadlines):
+            if os.environ.get("EDGEPLAN_SHOW_LEDGER"):
+                print(json.loads(edgeplan("status", "--socket", socket, "--json").stdout).get("ledger"))
+            reactive.append(ask(socket, server, "reactive", deadline_s, index + 1))
+        worker.join(LONG_DEADLINE_S + 60)
+    finally:
+        process.terminate()
+        process.wait(10)
+    return long_result, reactive
+
+
+def in_time(result):
+    return result.get("outcome") == "answered" and result["latencyMs"] <= result["deadlineMs"]
+
+
+def summary(ledger, long_result, reactive):
+    rows = [f"ledger {ledger}: long {long_result.get('outcome')} in {long_result.get('latencyMs', 0) / 1000:.2f} s "
+            f"of {LONG_DEADLINE_S} s (budget {long_result.get('plan', {}).get('tokenBudget')}); reactive in time "
+            f"{sum(map(in_time, reactive))}/{len(reactive)}, cut {sum(r.get('outcome') == 'cut' for r in reactive)}, "
+            f"infeasible {sum(r.get('outcome') == 'infeasible' for r in reactive)}"]
+    for result in reactive:
+        if result.get("outcome") == "infeasible":
+            rows.append(f"  infeasible: {result['reason'].get('message')}")
+            continue
+        plan = result.get("plan", {})
+        rows.append(f"  {result['outcome']:<10} {result.get('latencyMs', 0) / 1000:5.2f} s of "
+                    f"{result.get('deadlineMs', 0) / 1000:.1f} s, predicted p95 "
+                    f"{(result.get('predictedLatencyPercentileMs') or 0) / 1000:5.2f} s, budget {plan.get('tokenBudget')} "
+                    f"x{plan.get('parallel')}")
+    return "\n".join(rows)
+
+
+def test_reactive_requests_beside_a_long_task_meet_their_deadlines_only_with_the_ledger(shared):
+    off_long, off_reactive = scenario(shared, "off")
+    on_long, on_reactive = scenario(shared, "on")
+    print(summary("off", off_long, off_reactive))
+    print(summary("on", on_long, on_reactive))
+    assert all(r["outcome"] != "engine-error" for r in off_reactive + on_reactive)
+    # With the ledger on, the long task meets its deadline, and every reactive request either meets its own or is
+    # refused at once (busy, saying when it would fit): at most one of the six is cut, and at least half are in time.
+    assert in_time(on_long), on_long
+    on = summary("on", on_long, on_reactive)
+    assert sum(r["outcome"] == "cut" for r in on_reactive) <= 1, on
+    assert sum(map(in_time, on_reactive)) >= 3, on
+    assert all(r["reason"]["limit"] == "busy" and r["reason"]["fitsAfterMs"] > 0
+               for r in on_reactive if r["outcome"] == "infeasible"), on
+    # With it off, the reactive requests are planned for an idle engine and most are cut beside the long task.
+    assert sum(r["outcome"] == "cut" for r in off_reactive) >= 4, summary("off", off_long, off_reactive)
