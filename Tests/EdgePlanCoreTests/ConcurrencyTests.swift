@@ -146,3 +146,72 @@ struct ConcurrencyTests {
         #expect(urgent.load?.preempts == ["tight"])
     }
 }
+
+/// What `profile collect` designs for decode by sequences, and how `calibrate` fits it.
+struct ConcurrencyCollectionTests {
+    @Test func theDesignNeverAsksForMoreSequencesThanTheEngineRuns() throws {
+        let design = try SweepDesign.standard(
+            contextTokens: 1024,
+            decodeInputs: [64],
+            decodeTokens: 256,
+            parallelFactors: [1, 2, 4, 8, 16, 32],
+            slots: 4,
+            concurrency: [2, 4, 8, 32],
+            concurrencyTokens: 96,
+            concurrencyInputs: [64, 512, 1000]
+        )
+        #expect(design.points.allSatisfy { $0.parallel <= 4 })
+        let concurrent = design.points.filter { $0.phase == .concurrent }
+        // One sequence alone is measured too, at each input length that fits its tokens in the context.
+        #expect(Set(concurrent.map(\.parallel)) == [1, 2, 4])
+        #expect(Set(concurrent.map(\.inputTokens)) == [64, 512])
+        #expect(design.points.filter { $0.phase == .interference }.count == 1)
+        #expect(Set(design.points.filter { $0.phase == .parallel }.map(\.parallel)) == [1, 2, 4])
+    }
+
+    @Test func theFitTakesTheSlowerInputAndHoldsEachOutAgainstTheOthers() throws {
+        let steps: [ConcurrencyFitter.Step] = [
+            .init(sequences: 1, inputTokens: 64, stepS: 0.010, powerW: 10),
+            .init(sequences: 2, inputTokens: 64, stepS: 0.012, powerW: 12),
+            .init(sequences: 1, inputTokens: 512, stepS: 0.020, powerW: nil),
+            .init(sequences: 2, inputTokens: 512, stepS: 0.030, powerW: nil),
+        ]
+        let fit = try #require(
+            ConcurrencyFitter.fit(
+                steps: steps,
+                overheadsS: [0.01, 0.03, 0.02],
+                interference: [0.5],
+                slots: 4,
+                source: "t"
+            )
+        )
+        #expect(abs(fit.curve.stepFactor(2).factor - 1.5) < 1e-9)
+        #expect(fit.curve.requestOverheadS == 0.02 && fit.curve.prefillInterference == 0.5 && fit.curve.slots == 4)
+        #expect(abs((fit.curve.powerFactors[2] ?? 0) - 1.2) < 1e-9)
+        // 1.2 predicted from 1.5 and the reverse: 25 % and 20 %.
+        #expect(abs((fit.curve.fitMAPEPct ?? 0) - 22.5) < 1e-9)
+        #expect(ConcurrencyFitter.fit(steps: [], overheadsS: [], interference: [], slots: nil, source: "t") == nil)
+    }
+
+    @Test func aProfileKeepsItsCurveThroughTheEncoderAndTheDecoder() throws {
+        var variant = try Fixtures.profile.variant(model: "DSR1-Qwen-1.5B", quantization: .fp16)
+        variant.concurrency = DecodeConcurrency(
+            stepFactors: [2: 1.25, 4: 1.75],
+            slots: 4,
+            requestOverheadS: 0.012,
+            prefillInterference: 0.3,
+            powerFactors: [2: 1.1],
+            source: "measured",
+            fitMAPEPct: 3.5
+        )
+        let text = ProfileEncoder.variant(variant)
+        let decoded = try ProfileDecoder.decodeVariant(.init(path: "models/x.yaml", text: text))
+        #expect(decoded.concurrency == variant.concurrency)
+        // k samples on an idle engine are the curve's case of b = k, and the fixed cost is paid once.
+        let predictor = Predictor(device: Fixtures.profile.device)
+        let one = predictor.latencyS(variant, input: 128, output: 512, parallel: 1)
+        let four = predictor.latencyS(variant, input: 128, output: 512, parallel: 4)
+        let decode = variant.decodeLatency.seconds(input: 128, output: 512)
+        #expect(abs((four - one) - decode * 0.75) < 1e-9)
+    }
+}

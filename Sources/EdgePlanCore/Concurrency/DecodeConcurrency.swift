@@ -6,7 +6,9 @@
 /// measured count it is not known, and ``stepFactor(_:)`` says that it extrapolated.
 public struct DecodeConcurrency: Sendable, Equatable {
     /// A decode step's time with `b` sequences over one sequence's, by `b` (1 is 1).
-    public var stepFactors: [Int: Double]
+    public var stepFactors: [Int: Double] { didSet { steps = Self.sorted(stepFactors) } }
+    /// The same, sorted by `b`: what every step of a timeline looks up.
+    private var steps: [Point] = []
     /// Sequences the engine decodes at once (llama-server's slots); requests beyond them wait.
     public var slots: Int?
     /// A request's fixed cost in seconds, besides its prefill and its decode steps (HTTP, scheduling, the first
@@ -15,7 +17,10 @@ public struct DecodeConcurrency: Sendable, Equatable {
     /// How much slower a decode step is while the engine also processes a prompt (a fraction: 0.5 is 50 %).
     public var prefillInterference: Double
     /// Decode power with `b` sequences over one sequence's, by `b`.
-    public var powerFactors: [Int: Double]
+    public var powerFactors: [Int: Double] {
+        didSet { powers = Self.sorted(powerFactors.merging([1: 1]) { a, _ in a }) }
+    }
+    private var powers: [Point] = []
     /// Where the curve comes from (`measured`, with the collection it came from).
     public var source: String
     /// Held-out error of the fit (MAPE of per-token times across b), when it was fitted.
@@ -33,10 +38,12 @@ public struct DecodeConcurrency: Sendable, Equatable {
         var factors = stepFactors.filter { $0.key >= 1 && $0.value > 0 && $0.value.isFinite }
         factors[1] = 1
         self.stepFactors = factors
+        steps = Self.sorted(factors)
         self.slots = slots
         self.requestOverheadS = max(0, requestOverheadS)
         self.prefillInterference = max(0, prefillInterference)
         self.powerFactors = powerFactors.filter { $0.key >= 1 && $0.value > 0 && $0.value.isFinite }
+        powers = Self.sorted(self.powerFactors.merging([1: 1]) { a, _ in a })
         self.source = source
         self.fitMAPEPct = fitMAPEPct
     }
@@ -47,28 +54,36 @@ public struct DecodeConcurrency: Sendable, Equatable {
     /// The step factor at `b` sequences, joined linearly between measured counts; past the largest measured count
     /// the last segment's slope continues, and `extrapolated` says so.
     public func stepFactor(_ b: Int) -> (factor: Double, extrapolated: Bool) {
-        Self.interpolate(stepFactors, at: max(b, 1))
+        Self.interpolate(steps, at: max(b, 1))
     }
 
     /// Decode power at `b` sequences over one sequence's (1 where nothing was measured).
     public func powerFactor(_ b: Int) -> Double {
-        powerFactors.isEmpty ? 1 : Self.interpolate(powerFactors.merging([1: 1]) { a, _ in a }, at: max(b, 1)).factor
+        powerFactors.isEmpty ? 1 : Self.interpolate(powers, at: max(b, 1)).factor
     }
 
-    static func interpolate(_ points: [Int: Double], at b: Int) -> (factor: Double, extrapolated: Bool) {
-        if let exact = points[b] { return (exact, false) }
-        let sorted = points.sorted { $0.key < $1.key }
+    struct Point: Sendable, Equatable {
+        var b: Int
+        var value: Double
+    }
+
+    static func sorted(_ points: [Int: Double]) -> [Point] {
+        points.map { Point(b: $0.key, value: $0.value) }.sorted { $0.b < $1.b }
+    }
+
+    static func interpolate(_ sorted: [Point], at b: Int) -> (factor: Double, extrapolated: Bool) {
         guard let last = sorted.last else { return (1, b > 1) }
-        if b > last.key {
+        if b > last.b {
             guard sorted.count >= 2 else { return (last.value, true) }
             let previous = sorted[sorted.count - 2]
-            let slope = max(0, (last.value - previous.value) / Double(last.key - previous.key))
-            return (last.value + slope * Double(b - last.key), true)
+            let slope = max(0, (last.value - previous.value) / Double(last.b - previous.b))
+            return (last.value + slope * Double(b - last.b), true)
         }
-        let upper = sorted.firstIndex { $0.key > b }!
-        let low = sorted[max(upper - 1, 0)]
+        guard let upper = sorted.firstIndex(where: { $0.b >= b }) else { return (last.value, false) }
         let high = sorted[upper]
-        let t = Double(b - low.key) / Double(high.key - low.key)
+        if high.b == b || upper == 0 { return (high.value, false) }
+        let low = sorted[upper - 1]
+        let t = Double(b - low.b) / Double(high.b - low.b)
         return (low.value + t * (high.value - low.value), false)
     }
 }

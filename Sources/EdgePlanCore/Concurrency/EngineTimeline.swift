@@ -66,7 +66,16 @@ public struct EngineTimeline: Sendable {
     /// are free. Prefill runs alone at the engine's pace and adds its cost to every step that decodes beside it
     /// (``DecodeConcurrency/prefillInterference``); decode advances each run by one token a step.
     public func play(_ runs: [Run]) -> [String: Outcome] {
+        var byID: [String: Outcome] = [:]
+        for (run, outcome) in zip(runs, playInOrder(runs)) { byID[run.id] = outcome }
+        return byID
+    }
+
+    /// ``play(_:)`` with each run's outcome at its position (nil only for a run that never ends, which a bounded
+    /// number of passes rules out for any finite input).
+    public func playInOrder(_ runs: [Run]) -> [Outcome?] {
         struct Live {
+            var position: Int
             var run: Run
             var startS: Double
             var prefillLeftS: Double
@@ -80,20 +89,33 @@ public struct EngineTimeline: Sendable {
         var live: [Live] = []
         var waiting: [Run] = []
         var used = 0
-        for run in runs {
+        var waitingPositions: [Int] = []
+        for (position, run) in runs.enumerated() {
             if run.started {
-                live.append(Live(run: run, startS: 0, prefillLeftS: run.prefillS, tokensLeft: run.tokens))
+                live.append(
+                    Live(position: position, run: run, startS: 0, prefillLeftS: run.prefillS, tokensLeft: run.tokens)
+                )
                 used += run.sequences
             } else {
                 waiting.append(run)
+                waitingPositions.append(position)
             }
         }
-        var outcomes: [String: Outcome] = [:]
+        var outcomes = [Outcome?](repeating: nil, count: runs.count)
         var now = 0.0
         func admit() {
             while let next = waiting.first, used + next.sequences <= slots || (live.isEmpty && used == 0) {
                 waiting.removeFirst()
-                live.append(Live(run: next, startS: now, prefillLeftS: next.prefillS, tokensLeft: next.tokens))
+                let position = waitingPositions.removeFirst()
+                live.append(
+                    Live(
+                        position: position,
+                        run: next,
+                        startS: now,
+                        prefillLeftS: next.prefillS,
+                        tokensLeft: next.tokens
+                    )
+                )
                 used += next.sequences
             }
         }
@@ -102,38 +124,49 @@ public struct EngineTimeline: Sendable {
         var guardPasses = 0
         while !live.isEmpty, guardPasses < 100_000 {
             guardPasses += 1
-            let decoding = live.indices.filter { live[$0].prefillLeftS <= 0 }
-            let prefilling = live.indices.filter { live[$0].prefillLeftS > 0 }
-            let b = decoding.reduce(0) { $0 + live[$1].run.sequences }
+            var b = 0
+            var anyPrefilling = false
+            for item in live {
+                if item.prefillLeftS > 0 { anyPrefilling = true } else { b += item.run.sequences }
+            }
             // While a prompt is processed, decoding runs slow by the interference; prefill itself goes at its pace.
-            let slowdown = prefilling.isEmpty ? 1 : 1 + concurrency.prefillInterference
+            let slowdown = anyPrefilling ? 1 + concurrency.prefillInterference : 1
             let factor = b > 0 ? concurrency.stepFactor(b).factor * slowdown : 1
             var step = Double.infinity
-            for index in prefilling { step = min(step, live[index].prefillLeftS) }
-            for index in decoding {
-                let perToken = live[index].run.stepS * factor
-                step = min(step, perToken > 0 ? live[index].tokensLeft * perToken : 0)
+            for item in live {
+                if item.prefillLeftS > 0 {
+                    step = min(step, item.prefillLeftS)
+                } else {
+                    let perToken = item.run.stepS * factor
+                    step = min(step, perToken > 0 ? item.tokensLeft * perToken : 0)
+                }
             }
             if !step.isFinite { step = 0 }
-            for index in prefilling {
-                live[index].prefillLeftS -= step
-                live[index].energyJ += live[index].run.prefillPowerW * step
-            }
             let power = b > 0 ? concurrency.powerFactor(b) : 1
-            for index in decoding {
-                live[index].energyJ +=
-                    live[index].run.decodePowerW * power * step * Double(live[index].run.sequences) / Double(b)
-                let perToken = live[index].run.stepS * factor
-                live[index].tokensLeft -= perToken > 0 ? step / perToken : live[index].tokensLeft
-                live[index].peak = max(live[index].peak, b)
-                live[index].weighted += Double(b) * step
-                live[index].decodingS += step
+            var finished = false
+            for index in live.indices {
+                if live[index].prefillLeftS > 0 {
+                    live[index].prefillLeftS -= step
+                    live[index].energyJ += live[index].run.prefillPowerW * step
+                    if live[index].prefillLeftS < 1e-12 { live[index].prefillLeftS = 0 }
+                } else {
+                    let perToken = live[index].run.stepS * factor
+                    live[index].energyJ +=
+                        live[index].run.decodePowerW * power * step * Double(live[index].run.sequences) / Double(b)
+                    live[index].tokensLeft -= perToken > 0 ? step / perToken : live[index].tokensLeft
+                    live[index].peak = max(live[index].peak, b)
+                    live[index].weighted += Double(b) * step
+                    live[index].decodingS += step
+                    if live[index].tokensLeft <= 1e-9 { finished = true }
+                }
             }
             now += step
+            guard finished else { continue }
             var remaining: [Live] = []
+            remaining.reserveCapacity(live.count)
             for item in live {
-                if item.prefillLeftS <= 1e-12 && item.tokensLeft <= 1e-9 {
-                    outcomes[item.run.id] = Outcome(
+                if item.prefillLeftS <= 0 && item.tokensLeft <= 1e-9 {
+                    outcomes[item.position] = Outcome(
                         endS: now,
                         startS: item.startS,
                         peakSequences: max(item.peak, item.run.sequences),
@@ -143,9 +176,7 @@ public struct EngineTimeline: Sendable {
                     )
                     used -= item.run.sequences
                 } else {
-                    var kept = item
-                    if kept.prefillLeftS < 1e-12 { kept.prefillLeftS = 0 }
-                    remaining.append(kept)
+                    remaining.append(item)
                 }
             }
             live = remaining

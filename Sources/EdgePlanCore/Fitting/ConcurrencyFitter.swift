@@ -8,6 +8,13 @@ public enum ConcurrencyFitter {
         public var inputTokens: Int
         public var stepS: Double
         public var powerW: Double?
+
+        public init(sequences: Int, inputTokens: Int, stepS: Double, powerW: Double? = nil) {
+            self.sequences = sequences
+            self.inputTokens = inputTokens
+            self.stepS = stepS
+            self.powerW = powerW
+        }
     }
 
     public struct Fit: Sendable, Equatable {
@@ -22,7 +29,10 @@ public enum ConcurrencyFitter {
     }
 
     /// Reads a trace's `concurrency` and `interference` lines; other lines are skipped.
-    public static func records(_ bytes: [UInt8], model: String) -> (
+    public static func records(
+        _ bytes: [UInt8],
+        model: String
+    ) -> (
         steps: [Step], overheadsS: [Double], interference: [Double], slots: Int?
     ) {
         var steps: [Step] = []
@@ -30,14 +40,17 @@ public enum ConcurrencyFitter {
         var interference: [Double] = []
         var slots: Int?
         for line in bytes.split(separator: 0x0A) where line.count > 2 {
-            guard let row = try? JSONValue.parse(Array(line)), row["model"]?.stringValue?.lowercased() == model.lowercased()
+            guard let row = try? JSONValue.parse(Array(line)),
+                row["model"]?.stringValue?.lowercased() == model.lowercased()
             else { continue }
             switch row["phase"]?.stringValue {
             case "concurrency":
                 guard let b = row["sequences"]?.intValue, let step = row["step_s"]?.doubleValue, step > 0,
                     let input = row["input_tokens"]?.intValue
                 else { continue }
-                steps.append(Step(sequences: b, inputTokens: input, stepS: step, powerW: row["avg_power_w"]?.doubleValue))
+                steps.append(
+                    Step(sequences: b, inputTokens: input, stepS: step, powerW: row["avg_power_w"]?.doubleValue)
+                )
                 if let overhead = row["overhead_s"]?.doubleValue, overhead >= 0 { overheads.append(overhead) }
                 if let engineSlots = row["engine_slots"]?.intValue { slots = max(slots ?? 0, engineSlots) }
             case "interference":
@@ -97,7 +110,9 @@ public enum ConcurrencyFitter {
                 }
             }
             errors += heldOut
-            rows.append((b, factor, measured.count, heldOut.isEmpty ? nil : heldOut.reduce(0, +) / Double(heldOut.count)))
+            rows.append(
+                (b, factor, measured.count, heldOut.isEmpty ? nil : heldOut.reduce(0, +) / Double(heldOut.count))
+            )
         }
         let mape = errors.isEmpty ? nil : errors.reduce(0, +) / Double(errors.count)
         let curve = DecodeConcurrency(
@@ -106,7 +121,8 @@ public enum ConcurrencyFitter {
             requestOverheadS: median(overheadsS) ?? 0,
             prefillInterference: median(interference) ?? 0,
             powerFactors: powers,
-            source: source + " (step times by sequences decoding at \(byInput.count) input length\(byInput.count == 1 ? "" : "s"))",
+            source: source
+                + " (step times by sequences decoding at \(byInput.count) input length\(byInput.count == 1 ? "" : "s"))",
             fitMAPEPct: mape
         )
         return Fit(curve: curve, rows: rows.map { (sequences: $0.0, factor: $0.1, inputs: $0.2, heldOutMAPEPct: $0.3) })

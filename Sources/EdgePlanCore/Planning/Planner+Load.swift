@@ -47,7 +47,7 @@ extension Planner {
         latencyLimitS: Double
     ) -> BusyPrediction? {
         guard let variant = profile.variants[point.configuration.variant] else { return nil }
-        let load = load.on(model: variant.id.model)
+        let load = load.runs.allSatisfy { $0.model == variant.id.model } ? load : load.on(model: variant.id.model)
         let k = point.configuration.parallel
         let engine = EngineTimeline(concurrency: concurrency(of: variant))
         var yielding: [String] = []
@@ -63,18 +63,18 @@ extension Planner {
                 input: limits.inputTokens,
                 tokens: point.percentileOutputTokens
             )
-            let before = engine.play(kept.map(\.timelineRun))
-            let outcomes = engine.play(kept.map(\.timelineRun) + [newcomer])
-            guard let mine = outcomes[newcomer.id] else { continue }
-            // An admitted run pushed past its deadline by this one: late with it, and later than without it.
-            let pushed = kept.filter { run in
-                guard let end = outcomes[run.requestID]?.endS else { return false }
-                return end > run.deadlineLeftS && end > (before[run.requestID]?.endS ?? 0) + 1e-6
-            }
+            let admitted = kept.map(\.timelineRun)
+            let outcomes = engine.playInOrder(admitted + [newcomer])
+            guard let mine = outcomes[kept.count] else { continue }
+            // An admitted run pushed past its deadline by this one: late with it, and later than without it (played
+            // without it only when some run is late at all).
+            let late = kept.indices.filter { (outcomes[$0]?.endS ?? 0) > kept[$0].deadlineLeftS }
+            let before = late.isEmpty ? [] : engine.playInOrder(admitted)
+            let pushed = late.filter { (outcomes[$0]?.endS ?? 0) > (before[$0]?.endS ?? 0) + 1e-6 }.map { kept[$0] }
             if pushed.contains(where: { $0.priority >= priority }) { return nil }
             guard mine.endS <= latencyLimitS, pushed.isEmpty else { continue }
-            let mean = engine.play(
-                kept.map(\.timelineRun) + [
+            let mean = engine.playInOrder(
+                admitted + [
                     timelineRun(
                         id: newcomer.id,
                         variant: variant,
@@ -83,7 +83,7 @@ extension Planner {
                         tokens: point.outputLength.meanTokens
                     )
                 ]
-            )[newcomer.id]
+            )[kept.count]
             return BusyPrediction(
                 latencyPercentileS: mine.endS,
                 latencyS: mean?.endS ?? mine.endS,
@@ -93,10 +93,10 @@ extension Planner {
                 energyPercentileJ: mine.energyJ,
                 energyJ: mean?.energyJ ?? mine.energyJ,
                 sequencesBeside: kept.reduce(0) { $0 + $1.sequences },
-                delayed: kept.compactMap { run in
-                    guard let end = outcomes[run.requestID]?.endS, end > (before[run.requestID]?.endS ?? 0) + 1e-6
-                    else { return nil }
-                    return (run.requestID, end)
+                // Admitted runs it makes end later than they were last predicted to.
+                delayed: kept.indices.compactMap { index in
+                    guard let end = outcomes[index]?.endS, end > kept[index].predictedEndS + 1e-6 else { return nil }
+                    return (kept[index].requestID, end)
                 },
                 preempts: yielding
             )
@@ -160,12 +160,13 @@ extension Planner {
             candidates.sort { $0.energyPercentileJ < $1.energyPercentileJ }
         }
         guard !candidates.isEmpty else { return try plan(request) }
+        let byModel = Dictionary(grouping: load.runs, by: \.model).mapValues { EngineLoad(runs: $0) }
         for point in candidates.prefix(Self.busyCandidates) {
             guard
                 let busy = predictBusy(
                     point,
                     limits: limits,
-                    load: load,
+                    load: byModel[point.configuration.variant.model] ?? EngineLoad(),
                     priority: priority,
                     latencyLimitS: latencyLimitS
                 )
@@ -173,7 +174,7 @@ extension Planner {
             if let budget = limits.energyBudgetJ, busy.energyPercentileJ > budget { continue }
             var plan = makePlan(point, request: request, limits: limits)
             plan.load = PlanLoad(
-                runsBeside: load.on(model: point.configuration.variant.model).runs.count - busy.preempts.count,
+                runsBeside: (byModel[point.configuration.variant.model]?.runs.count ?? 0) - busy.preempts.count,
                 sequencesBeside: busy.sequencesBeside,
                 peakSequences: busy.peakSequences,
                 meanSequences: busy.meanSequences,
