@@ -106,3 +106,29 @@ def test_a_policy_without_its_kind_is_told_the_line_to_write(tmp_path):
     snippet.write_text("kind: polcy\ntasks:\n  grasp-plan:\n    like: mmlu-redux\n")
     wrong = cli("policy", "check", str(snippet))
     assert wrong.returncode == 65 and "expected 'kind: policy', found 'polcy'" in wrong.stderr, wrong.stderr
+
+
+def test_a_failed_calibrate_writes_nothing_and_the_profile_still_loads(tmp_path):
+    """A second model whose fit fails the profile check (its batched runs 50 times too slow: a parallel slope past the
+    checker's bound) exits 65 and writes nothing: the profile with the first model still loads, without the second."""
+    import json as _json
+    directory = tmp_path / "h100"
+    first = subprocess.run([BINARY, "calibrate", "--traces", os.path.join(ROOT, "data/h100/traces-DSR1-Qwen-1.5B.jsonl"),
+                            "--model", "DSR1-Qwen-1.5B", "--device", "nvidia-h100-80gb", "-o", str(directory)],
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    before = sorted(os.listdir(directory / "models"))
+    broken = tmp_path / "slow-batches.jsonl"
+    with open(os.path.join(ROOT, "data/h100/traces-DSR1-Llama-8B.jsonl")) as source, open(broken, "w") as out:
+        for line in source:
+            row = _json.loads(line)
+            if row.get("phase") == "decode" and row.get("batch", 1) > 1:
+                row["latency_s"] *= 50
+            out.write(_json.dumps(row) + "\n")
+    second = subprocess.run([BINARY, "calibrate", "--traces", str(broken), "--model", "DSR1-Llama-8B", "-o", str(directory)],
+                            capture_output=True, text=True)
+    assert second.returncode == 65, (second.returncode, second.stdout, second.stderr)
+    assert "nothing was written" in second.stderr, second.stderr
+    assert sorted(os.listdir(directory / "models")) == before
+    check = subprocess.run([BINARY, "profile", "check", str(directory)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

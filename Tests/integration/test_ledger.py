@@ -97,6 +97,8 @@ def test_requests_are_planned_against_the_runs_already_admitted(daemon):
         status = planner.Status()
         assert [run["requestId"] for run in status["ledger"]["runs"]] == ["chat-1", "dinner"]
         assert status["ledger"]["sequences"] == alone["parallel"] + dinner["parallel"]
+        text = subprocess.run([BINARY, "status", "--socket", daemon.socket], capture_output=True, text=True).stdout
+        assert "ledger: 2 admitted runs" in text and "dinner plan-dinner DSR1-Qwen-1.5B" in text, text
         second = planner.Plan(task="chat", deadlineMs=30000, inputTokens=256, requestId="chat-2")["plan"]
         load = second["load"]
         assert load["sequencesBeside"] == alone["parallel"] + dinner["parallel"], load

@@ -169,16 +169,18 @@ struct Calibrate: AsyncParsableCommand {
         }
     }
 
+    /// Writes the variant, the device (when the directory has none) and the accuracy tables cut to the models present,
+    /// all or nothing: the whole profile as it would be is checked in memory first, and nothing is written when it
+    /// does not pass (a second model's failed calibration left the first one's profile unloadable before).
     private func write(_ variant: ModelVariant, to directory: String) throws {
         let manager = FileManager.default
-        try manager.createDirectory(atPath: "\(directory)/models", withIntermediateDirectories: true)
-        try manager.createDirectory(atPath: "\(directory)/accuracy", withIntermediateDirectories: true)
         let devicePath = "\(directory)/device.yaml"
+        var pending: [(path: String, text: String)] = []
         if !manager.fileExists(atPath: devicePath) {
             guard let device else {
                 throw ValidationError("\(directory) has no device.yaml: name the device with --device")
             }
-            try AtomicFile.write(ProfileEncoder.device(DeviceCatalog.device(named: device)), to: devicePath)
+            pending.append(("device.yaml", ProfileEncoder.device(try DeviceCatalog.device(named: device))))
         } else if let device {
             let existing = try ProfileDecoder.decodeDevice(
                 .init(path: devicePath, text: String(contentsOfFile: devicePath, encoding: .utf8))
@@ -187,18 +189,35 @@ struct Calibrate: AsyncParsableCommand {
                 throw ValidationError("\(devicePath) describes \(existing.name), not --device \(device)")
             }
         }
-        try AtomicFile.write(ProfileEncoder.variant(variant), to: "\(directory)/models/\(variant.id.fileStem).yaml")
+        let modelPath = "models/\(variant.id.fileStem).yaml"
+        pending.append((modelPath, ProfileEncoder.variant(variant)))
+        let existing = manager.fileExists(atPath: directory) ? try ProfileStore.files(in: directory) : []
+        func merged() -> [ProfileDecoder.File] {
+            let replaced = Set(pending.map(\.path))
+            return existing.filter { !replaced.contains($0.path) } + pending.map { .init(path: $0.path, text: $0.text) }
+        }
         // Accuracy belongs to the model, not the device: carry the bundled tables over, cut to the models present.
-        let present = try ProfileStore.files(in: directory).filter { $0.path.hasPrefix("models/") }.map {
-            try ProfileDecoder.decodeVariant($0).id
+        let present: [VariantID]
+        do {
+            present = try merged().filter { $0.path.hasPrefix("models/") }.map {
+                try ProfileDecoder.decodeVariant($0).id
+            }
+        } catch let error as EdgePlanError {
+            throw EdgePlanError(
+                error.code,
+                "\(error.message); the profile with this calibration would not load: nothing was written",
+                file: error.file,
+                line: error.line,
+                field: error.field
+            )
         }
         for bundled in try ProfileStore.load(nil).accuracy.values {
             // Tables a profile already holds (collected, or borrowed before) are its own: only add to them. The rows
             // to borrow come from the bundled table, which a profile's copy may have cut to its own models.
             var table = bundled
-            let existingPath = "\(directory)/accuracy/\(table.task).yaml"
-            if let text = try? String(contentsOfFile: existingPath, encoding: .utf8) {
-                table = try ProfileDecoder.decodeAccuracy(.init(path: "accuracy/\(table.task).yaml", text: text))
+            let relative = "accuracy/\(table.task).yaml"
+            if let text = existing.first(where: { $0.path == relative })?.text {
+                table = try ProfileDecoder.decodeAccuracy(.init(path: relative, text: text))
             }
             if let lender = accuracyLike, !table.records.contains(where: { $0.variant == variant.id }) {
                 let borrowed = bundled.records.filter {
@@ -216,15 +235,21 @@ struct Calibrate: AsyncParsableCommand {
             }
             let kept = table.records.filter { present.contains($0.variant) }
             guard !kept.isEmpty else { continue }
-            try AtomicFile.write(ProfileEncoder.accuracy(table) { present.contains($0) }, to: existingPath)
+            pending.append((relative, ProfileEncoder.accuracy(table) { present.contains($0) }))
         }
-        let problems = ProfileChecker.check(try ProfileStore.files(in: directory))
+        let problems = ProfileChecker.check(merged())
         for problem in problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
         if problems.contains(where: { $0.severity == .error }) {
-            throw EdgePlanError.invalidFile("the written profile does not pass profile check", file: directory)
+            throw EdgePlanError.invalidFile(
+                "the profile with this calibration would not pass profile check: nothing was written",
+                file: directory
+            )
         }
+        try manager.createDirectory(atPath: "\(directory)/models", withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: "\(directory)/accuracy", withIntermediateDirectories: true)
+        for file in pending { try AtomicFile.write(file.text, to: "\(directory)/\(file.path)") }
         Swift.print(
-            "wrote \(directory)/models/\(variant.id.fileStem).yaml; profile check: \(problems.isEmpty ? "ok" : "\(problems.count) warnings")"
+            "wrote \(directory)/\(modelPath); profile check: \(problems.isEmpty ? "ok" : "\(problems.count) warnings")"
         )
     }
 

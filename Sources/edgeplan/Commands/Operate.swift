@@ -38,6 +38,17 @@ struct Status: AsyncParsableCommand {
                 "  connections \(int("connections")) (turned away \(int("rejectedConnections")), idle-closed \(int("idleClosed")), oversize \(int("oversizeFrames")))"
             )
             if let failure = status["lastReloadError"]?.stringValue { print("  last reload failed: \(failure)") }
+            if let ledger = status["ledger"], ledger != .null {
+                let runs: [JSONValue] = if case let .array(items)? = ledger["runs"] { items } else { [] }
+                print(
+                    "  ledger: \(counted(runs.count, "admitted run")), \(ledger["sequences"]?.intValue ?? 0) sequences; forgotten at their predicted end \(ledger["expired"]?.intValue ?? 0), preempted \(ledger["preempted"]?.intValue ?? 0)"
+                )
+                for run in runs {
+                    print(
+                        "    \(run["requestId"]?.stringValue ?? "") \(run["task"]?.stringValue ?? "") \(run["model"]?.stringValue ?? "") x\(run["sequences"]?.intValue ?? 1) (priority \(run["priority"]?.intValue ?? 0)): ends in \(format((run["endInMs"]?.doubleValue ?? 0) / 1000, 2)) s, deadline in \(format((run["deadlineInMs"]?.doubleValue ?? 0) / 1000, 2)) s"
+                    )
+                }
+            }
             if case let .array(groups)? = status["learning"]?["groups"], !groups.isEmpty {
                 // One sample's accuracy, where a plan's accuracy is after its vote over k samples: the two differ.
                 print(
