@@ -208,7 +208,8 @@ public struct EngineClient: Sendable {
             summary: request.summary,
             n: n,
             maxTokens: request.maxTokens,
-            timeout: timeout
+            timeout: timeout,
+            strictCap: true
         )
     }
 
@@ -280,7 +281,8 @@ public struct EngineClient: Sendable {
         n: Int,
         maxTokens: Int,
         timeout: Duration,
-        partialOnCancel: Bool = false
+        partialOnCancel: Bool = false,
+        strictCap: Bool = false
     ) async throws -> Completion {
         var http = HTTPClientRequest(url: endpoint.url(path: path))
         http.method = .POST
@@ -430,10 +432,19 @@ public struct EngineClient: Sendable {
         if partialOnCancel && Task.isCancelled { return cutShort() }
         for payload in events.finish() { try handle(payload, at: seconds(clock.now)) }
         completion.totalS = seconds(clock.now)
-        // The streamed chunk of a special token carries no text; the engine's count is the one to trust. A count past
-        // the cap (an engine that counts differently, a chunk taken for a token) never throws the run away: the
-        // sample ran to its cap, its answer is kept, its length is the cap, and the excess is noted.
+        // The streamed chunk of a special token carries no text; the engine's count is the one to trust. In a plan's
+        // run (`chat`), a count past the cap never throws the run away: the sample ran to its cap, its answer is
+        // kept, its length is the cap, and the excess is noted. A measurement (`complete`) of another length than
+        // asked is the engine's fault, and says so.
         for index in completion.samples.indices where completion.samples[index].outputTokens > maxTokens {
+            // A measurement cannot use a run of another length than asked: there the engine is at fault.
+            if strictCap {
+                throw EngineError(
+                    .ignoredMaxTokens,
+                    "\(endpoint) returned \(completion.samples[index].outputTokens) tokens for max_tokens \(maxTokens)",
+                    request: summary
+                )
+            }
             completion.overCap.append(completion.samples[index].outputTokens - maxTokens)
             completion.samples[index].cappedAt = maxTokens
         }

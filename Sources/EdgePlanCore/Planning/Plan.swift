@@ -49,6 +49,26 @@ public struct PlanLoad: Sendable, Equatable {
     public var preempts: [String]
     /// Admitted runs it makes later, by request id, with their new predicted end (seconds from the plan).
     public var delayed: [String: Double]
+
+    public init(
+        runsBeside: Int,
+        sequencesBeside: Int,
+        peakSequences: Int,
+        meanSequences: Double,
+        waitS: Double,
+        idleLatencyPercentileS: Double,
+        preempts: [String],
+        delayed: [String: Double]
+    ) {
+        self.runsBeside = runsBeside
+        self.sequencesBeside = sequencesBeside
+        self.peakSequences = peakSequences
+        self.meanSequences = meanSequences
+        self.waitS = waitS
+        self.idleLatencyPercentileS = idleLatencyPercentileS
+        self.preempts = preempts
+        self.delayed = delayed
+    }
 }
 
 /// Which limit a request could not meet, and the closest configuration.

@@ -194,7 +194,7 @@ public final class PlannerService: Sendable {
             }
             request.requestID = "ep-\(id)"
         }
-        let outcome: PlanOutcome
+        var outcome: PlanOutcome
         let started = metrics == nil ? 0 : DispatchTime.now().uptimeNanoseconds
         // An error is counted where it is answered (countError), once.
         var random: SystemRandomNumberGenerator? = SystemRandomNumberGenerator()
@@ -204,6 +204,28 @@ public final class PlannerService: Sendable {
             outcome = try planner.plan(request, random: &random)
         } else {
             outcome = try planner.plan(request, load: load, priority: planner.policy.task(request.task).priority)
+        }
+        // A request planned again under its id (a client that counted its prompt again) still names the runs its
+        // earlier plan made yield: they are gone from the ledger, but they yielded to it.
+        if planner.policy.ledger, let id = request.requestID, case var .plan(again) = outcome {
+            let earlier = ledger.preempts(of: id)
+            if !earlier.isEmpty {
+                var assumed =
+                    again.load
+                    ?? PlanLoad(
+                        runsBeside: 0,
+                        sequencesBeside: 0,
+                        peakSequences: again.configuration.parallel,
+                        meanSequences: Double(again.configuration.parallel),
+                        waitS: 0,
+                        idleLatencyPercentileS: again.latencyPercentileS,
+                        preempts: [],
+                        delayed: [:]
+                    )
+                assumed.preempts = earlier + assumed.preempts.filter { !earlier.contains($0) }
+                again.load = assumed
+                outcome = .plan(again)
+            }
         }
         if let metrics {
             metrics.planDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))

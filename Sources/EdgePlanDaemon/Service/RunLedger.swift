@@ -22,6 +22,8 @@ public final class RunLedger: Sendable {
         public var decodeStartAt: Double
         public var endAt: Double
         public var deadlineAt: Double
+        /// Runs its plan made yield: kept so that its plan, made again under its id, still names them.
+        public var preempts: [String] = []
         /// Sequences decoding on the engine (its own included) integrated over its life so far, in sequence-seconds.
         var sequenceSeconds = 0.0
         var peakSequences: Int
@@ -99,7 +101,7 @@ public final class RunLedger: Sendable {
         let tokens = max(plan.percentileOutputTokens, 1)
         let decodeS = variant.decodeLatency.seconds(input: Double(plan.inputTokens), output: tokens)
         let waitS = plan.load?.waitS ?? 0
-        let entry = Entry(
+        var entry = Entry(
             requestID: plan.requestID ?? "",
             taskClass: plan.task,
             priority: priority,
@@ -118,6 +120,8 @@ public final class RunLedger: Sendable {
         let preempted = plan.load?.preempts ?? []
         state.withLock { state in
             Self.advance(&state, to: now, forgetting: { self.expiry(of: $0) })
+            let earlier = state.entries.first { $0.requestID == entry.requestID }?.preempts ?? []
+            entry.preempts = earlier + preempted.filter { !earlier.contains($0) }
             state.entries.removeAll { preempted.contains($0.requestID) || $0.requestID == entry.requestID }
             state.preempted += preempted.count
             for (id, endS) in plan.load?.delayed ?? [:] {
@@ -132,6 +136,11 @@ public final class RunLedger: Sendable {
             }
         }
         return preempted
+    }
+
+    /// The runs an admitted plan made yield, by its request id (empty when none, or when it is not in the ledger).
+    public func preempts(of requestID: String) -> [String] {
+        state.withLock { state in state.entries.first { $0.requestID == requestID }?.preempts ?? [] }
     }
 
     /// Takes a run out of the ledger without a report: a request planned again under its id and refused, which its

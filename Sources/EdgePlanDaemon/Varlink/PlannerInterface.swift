@@ -127,7 +127,9 @@ public enum PlannerInterface {
         # latency, or a startedAt outside the plan's window or the last day (then no energy is attributed).
         # ranBeside (with the ledger on): the sequences that decoded on the engine while the run did, its own
         # included (meanSequences, peakSequences); its latency is judged at them, so load this daemon planned is
-        # not taken for drift.
+        # not taken for drift. preempted says a higher-priority plan made the run yield (a preempt event named
+        # it) and its holder stopped it: it leaves the ledger, is acknowledged, and nothing learns from it, neither
+        # latency nor length nor accuracy.
         method Report(
           requestId: string,
           model: ?string,
@@ -142,7 +144,8 @@ public enum PlannerInterface {
           energyJ: ?float,
           startedAt: ?float,
           correct: ?bool,
-          cut: ?bool
+          cut: ?bool,
+          preempted: ?bool
         ) -> (accepted: bool, predictedLatencyMs: ?float, latencyErrorPct: ?float, attributedEnergyJ: ?float, learning: string, reason: ?string,
           warnings: ?[]string, ranBeside: ?object)
 

@@ -332,6 +332,34 @@ public struct VarlinkDispatcher: Sendable {
             guard let flag = value.boolValue else { throw VarlinkError.invalidParameter("cut") }
             cut = flag
         }
+        if let value = parameters["preempted"], !value.isNull {
+            guard let flag = value.boolValue else { throw VarlinkError.invalidParameter("preempted") }
+            if flag {
+                // Stopped because a higher-priority plan made it yield: its latency says nothing of the engine's
+                // pace and its samples nothing of the task. It leaves the ledger, and nothing learns from it.
+                let beside = service.ledger.finish(requestID, at: PlannerService.monotonicSeconds())
+                _ = service.memory.markReported(requestID)
+                service.countReport()
+                service.events.publish(.report) {
+                    .fields([
+                        "requestId": .string(requestID), "peer": .int(Int(peer)), "model": .string(model),
+                        "quantization": .string(quantization.rawValue), "latencyMs": .number(latencyMs),
+                        "preempted": .bool(true), "accepted": .bool(true),
+                        "learning": .string("nothing to learn: preempted"),
+                    ])
+                }
+                return .fields([
+                    "accepted": .bool(true), "predictedLatencyMs": .null, "latencyErrorPct": .null,
+                    "attributedEnergyJ": .null, "learning": .string("nothing to learn: preempted"),
+                    "warnings": warnings.isEmpty ? .null : .array(warnings.map(JSONValue.string)),
+                    "ranBeside": beside.map { beside in
+                        .fields([
+                            "meanSequences": .number(beside.meanSequences), "peakSequences": .int(beside.peakSequences),
+                        ])
+                    } ?? .null,
+                ])
+            }
+        }
         var predicted: Double?
         var attributed: Double?
         var implausible: String?

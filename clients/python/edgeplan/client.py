@@ -1,4 +1,5 @@
 """The connection to the daemon."""
+import threading
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
@@ -20,6 +21,10 @@ class Planner:
         self._client = varlink.Client(address=self._address)
         self._interface = None
         self._engines: Dict[str, EngineConnections] = {}
+        # Request ids the daemon made yield to a higher-priority plan (its preempt events), and the runs waiting on them.
+        self._preempted: Dict[str, threading.Event] = {}
+        self._preempt_lock = threading.Lock()
+        self._watcher: Optional[threading.Thread] = None
 
     def __enter__(self) -> "Planner":
         self._interface = self._client.open("io.edgeplan.Planner")
@@ -57,12 +62,14 @@ class Planner:
 
     def report(self, request_id: str, latency_ms: float, correct: Optional[bool] = None, output_tokens: Optional[int] = None,
                sample_output_tokens: Optional[List[int]] = None, energy_j: Optional[float] = None,
-               started_at: Optional[float] = None, cut: Optional[bool] = None) -> ReportResult:
+               started_at: Optional[float] = None, cut: Optional[bool] = None,
+               preempted: Optional[bool] = None) -> ReportResult:
         """What happened when a remembered plan ran; it teaches the daemon latency, accuracy and length. `cut`: the
         run was stopped at its deadline (its lengths are what streamed by then, and teach no length)."""
         return ReportResult.from_wire(self._call(
             "Report", requestId=request_id, latencyMs=float(latency_ms), correct=correct, outputTokens=output_tokens,
-            sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at, cut=cut or None))
+            sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at, cut=cut or None,
+            preempted=preempted or None))
 
     def run(self, task: str, prompt: str, engine: Union[str, Mapping[str, str]], answer: Optional[str] = None, grader: Optional[Grader] = None,
             options: Optional[Sequence[str]] = None, deadline_ms: Optional[float] = None,
@@ -82,47 +89,83 @@ class Planner:
         letters = "".join(chr(65 + i) for i in range(len(options))) if options else "ABCD"
         grade = grader or (lambda text: choice_letter(text, letters))
         request_id = str(uuid.uuid4())
-        began = time.monotonic()
-        # Connections to the engines are kept per URL. Before the plan names a model, the prompt is counted on the
-        # default engine (the only one, or the first of the map).
-        def connections_to(url: str) -> EngineConnections:
-            if url not in self._engines:
-                self._engines[url] = EngineConnections(url)
-            return self._engines[url]
+        # Subscribed, and this run's id registered, before planning: a preemption of it is never missed.
+        self._follow_preemptions()
+        with self._preempt_lock:
+            stop = self._preempted[request_id] = threading.Event()
+        try:
+            began = time.monotonic()
+            # Connections to the engines are kept per URL. Before the plan names a model, the prompt is counted on the
+            # default engine (the only one, or the first of the map).
+            def connections_to(url: str) -> EngineConnections:
+                if url not in self._engines:
+                    self._engines[url] = EngineConnections(url)
+                return self._engines[url]
 
-        first = connections_to(engine if isinstance(engine, str) else next(iter(engine.values())))
-        # The prompt as the engine counts it (its chat template, then its tokenizer); the plan's body may add to the
-        # message, so it is counted again once planned, and planned again where it is longer.
-        counted, source = (input_tokens, "given") if input_tokens else first.count_prompt([{"role": "user", "content": prompt}])
-        context = first.context_per_slot()
-        decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=counted,
-                             request_id=request_id, context_tokens=context)
-        body = fill(decision.request["body"], prompt)
-        if source != "given" and source != "estimated" and isinstance(body.get("messages"), list):
-            exact, _ = first.count_prompt(body["messages"])
-            if exact > counted:
-                counted = exact
-                decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=counted,
-                                     request_id=request_id, context_tokens=context)
-                body = fill(decision.request["body"], prompt)
-        if engine_model:
-            body["model"] = engine_model
-        url = engine if isinstance(engine, str) else engine[decision.model]
-        connections = connections_to(url)
-        remaining_s = max(0.001, decision.deadline_ms / 1000 - (time.monotonic() - began))
-        started_at = time.time()
-        ran = connections.run(body, requests=int(decision.request.get("requests", 1)), deadline_s=remaining_s)
-        answers = [grade(sample.text) for sample in ran.samples]
-        voted = plurality(answers)
-        correct = None if answer is None else (voted is not None and voted == answer)
-        tokens = [sample.tokens for sample in ran.samples]
-        reply = None
-        if report:
-            # A cut run says so: its latency is judged at the lengths streamed by then, which teach no length.
-            reply = self.report(request_id, latency_ms=ran.latency_ms, correct=correct, started_at=started_at,
-                                sample_output_tokens=tokens, cut=ran.cut)
-        return RunResult("cut" if ran.cut else "answered", voted, correct, decision, ran.latency_ms, tokens,
-                         reply.attributed_energy_j if reply else None, reply)
+            first = connections_to(engine if isinstance(engine, str) else next(iter(engine.values())))
+            # The prompt as the engine counts it (its chat template, then its tokenizer); the plan's body may add to the
+            # message, so it is counted again once planned, and planned again where it is longer.
+            counted, source = (input_tokens, "given") if input_tokens else first.count_prompt([{"role": "user", "content": prompt}])
+            context = first.context_per_slot()
+            decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=counted,
+                                 request_id=request_id, context_tokens=context)
+            body = fill(decision.request["body"], prompt)
+            if source != "given" and source != "estimated" and isinstance(body.get("messages"), list):
+                exact, _ = first.count_prompt(body["messages"])
+                if exact > counted:
+                    counted = exact
+                    decision = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=counted,
+                                         request_id=request_id, context_tokens=context)
+                    body = fill(decision.request["body"], prompt)
+            if engine_model:
+                body["model"] = engine_model
+            url = engine if isinstance(engine, str) else engine[decision.model]
+            connections = connections_to(url)
+            remaining_s = max(0.001, decision.deadline_ms / 1000 - (time.monotonic() - began))
+            started_at = time.time()
+            ran = connections.run(body, requests=int(decision.request.get("requests", 1)), deadline_s=remaining_s,
+                                  stop=stop)
+            answers = [grade(sample.text) for sample in ran.samples]
+            voted = plurality(answers)
+            correct = None if answer is None else (voted is not None and voted == answer)
+            tokens = [sample.tokens for sample in ran.samples]
+            reply = None
+            if report:
+                # A cut run says so: its latency is judged at the lengths streamed by then, which teach no length.
+                reply = self.report(request_id, latency_ms=ran.latency_ms, correct=correct, started_at=started_at,
+                                    sample_output_tokens=tokens, cut=ran.cut, preempted=ran.preempted)
+            outcome = "preempted" if ran.preempted else "cut" if ran.cut else "answered"
+            return RunResult(outcome, voted, correct, decision, ran.latency_ms, tokens,
+                             reply.attributed_energy_j if reply else None, reply)
+        finally:
+            with self._preempt_lock:
+                self._preempted.pop(request_id, None)
+
+    def _follow_preemptions(self) -> None:
+        """Watches the daemon's preempt events on a connection of its own, once per Planner: a run they name is
+        stopped at once (its engine requests closed) and reported as preempted."""
+        if self._watcher is not None:
+            return
+        ready = threading.Event()
+
+        def follow() -> None:
+            try:
+                client = varlink.Client(address=self._address)
+                with client.open("io.edgeplan.Planner") as interface:
+                    for event in interface.Watch(_more=True, kinds=["preempt"]):
+                        ready.set()
+                        if event["kind"] != "preempt":
+                            continue
+                        with self._preempt_lock:
+                            for request_id in event["event"].get("requestIds", []):
+                                if request_id in self._preempted:
+                                    self._preempted[request_id].set()
+            except Exception:  # the daemon went away: runs go on to their deadlines
+                ready.set()
+
+        self._watcher = threading.Thread(target=follow, daemon=True)
+        self._watcher.start()
+        ready.wait(2)
 
     def frontier(self, task: str, input_tokens: int) -> List[FrontPoint]:
         return [FrontPoint.from_wire(point) for point in self._call("Frontier", task=task, inputTokens=input_tokens)["points"]]

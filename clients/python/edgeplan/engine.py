@@ -29,6 +29,8 @@ class EngineRun:
     samples: List[Sample] = field(default_factory=list)
     latency_ms: float = 0.0
     cut: bool = False
+    # Stopped because a higher-priority request made it yield (the daemon's preempt event), not at its deadline.
+    preempted: bool = False
     # The engine's own time for the request (prompt and generation, from llama-server's `timings`), if it says.
     engine_ms: Optional[float] = None
 
@@ -142,7 +144,8 @@ class EngineConnections:
         size = sum(len(message.get("content", "").encode()) for message in messages)
         return max(1, (size + 3) // 4), "estimated"
 
-    def run(self, body: Dict[str, Any], requests: int = 1, deadline_s: Optional[float] = None) -> EngineRun:
+    def run(self, body: Dict[str, Any], requests: int = 1, deadline_s: Optional[float] = None,
+            stop: Optional[threading.Event] = None) -> EngineRun:
         """Streams `body` to /v1/chat/completions (`requests` copies at once); at the deadline every connection is
         closed and the samples hold what streamed until then."""
         payload = json.dumps({**body, "stream": True}).encode()
@@ -209,8 +212,13 @@ class EngineConnections:
         for thread in threads:
             thread.start()
         for thread in threads:
-            remaining = None if deadline_s is None else max(0.0, deadline_s - (time.monotonic() - started))
-            thread.join(remaining)
+            # Joined in short slices while something may stop the run early (the daemon preempting it).
+            while True:
+                remaining = None if deadline_s is None else max(0.0, deadline_s - (time.monotonic() - started))
+                slice_s = remaining if stop is None else min(0.05, remaining if remaining is not None else 0.05)
+                thread.join(slice_s)
+                if not thread.is_alive() or (remaining is not None and remaining <= slice_s) or (stop is not None and stop.is_set()):
+                    break
             if thread.is_alive():
                 # The deadline: closing the connections makes the engine stop generating.
                 cut.set()
@@ -224,8 +232,7 @@ class EngineConnections:
                     other.join(5)
                 break
         latency_ms = (time.monotonic() - started) * 1000
-        # llama-server counts a token more than max_tokens for samples of an n > 1 request that run to their cap:
-        # such a sample ran to its cap, and its length is the cap.
+        # A count past max_tokens (an engine that counts differently) is a sample that ran to its cap.
         cap = body.get("max_tokens")
         if isinstance(cap, int):
             for run in runs:
@@ -238,13 +245,16 @@ class EngineConnections:
                 self.give_back(connection)
         if errors and not cut.is_set():
             raise EngineFailure(errors[0])
-        return EngineRun([sample for run in runs for sample in run], latency_ms, cut.is_set(), max(own_ms) if own_ms else None)
+        preempted = cut.is_set() and stop is not None and stop.is_set()
+        return EngineRun(samples=[sample for run in runs for sample in run], latency_ms=latency_ms,
+                         cut=cut.is_set() and not preempted, engine_ms=max(own_ms) if own_ms else None,
+                         preempted=preempted)
 
 
 @dataclass(frozen=True)
 class RunResult:
     """What `Planner.run` did: the answer, the plan it ran, and what was measured."""
-    outcome: str  # "answered" or "cut"
+    outcome: str  # "answered", "cut" (at the deadline) or "preempted" (a higher-priority plan made it yield)
     answer: Optional[str]
     correct: Optional[bool]
     decision: Any
