@@ -19,6 +19,8 @@ public struct FleetConnection: Sendable {
     /// A client certificate (PEM) and its key, for a server that authenticates robots by certificate.
     public var tlsCertFile: String?
     public var tlsKeyFile: String?
+    /// Where the password was looked for, for the error when the server asks for one and none was found.
+    public var passwordSource = "no --password-file was given"
 
     public init(
         host: String,
@@ -45,7 +47,23 @@ public struct FleetConnection: Sendable {
     /// A robot's connection from its policy's `fleet:` section; the password from its file, or from the
     /// `fleet-password` credential systemd passes in `$CREDENTIALS_DIRECTORY`; a client certificate's key likewise
     /// (`fleet-key`). A robot that logs in by certificate needs no password.
-    public init(_ fleet: FleetPolicy, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// A relative path in the policy (`password_file`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`) is resolved
+    /// from `base`, the policy file's directory: the service runs from `/`, a shell from anywhere.
+    public init(
+        _ fleet: FleetPolicy,
+        relativeTo base: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
+        var fleet = fleet
+        func resolve(_ path: String?) -> String? {
+            guard let path, !path.hasPrefix("/"), let base else { return path }
+            return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardized
+                .path
+        }
+        fleet.passwordFile = resolve(fleet.passwordFile)
+        fleet.tlsCAFile = resolve(fleet.tlsCAFile)
+        fleet.tlsCertFile = resolve(fleet.tlsCertFile)
+        fleet.tlsKeyFile = resolve(fleet.tlsKeyFile)
         let credentials = environment["CREDENTIALS_DIRECTORY"]
         let file = fleet.passwordFile ?? credentials.map { "\($0)/fleet-password" }
         let password = try file.flatMap { path -> String? in
@@ -66,7 +84,18 @@ public struct FleetConnection: Sendable {
             tlsCertFile: fleet.tlsCertFile,
             tlsKeyFile: fleet.tlsCertFile == nil ? nil : fleet.tlsKeyFile ?? credentials.map { "\($0)/fleet-key" }
         )
+        passwordSource =
+            if let path = fleet.passwordFile {
+                "read from password_file \(path)"
+            } else if let credentials {
+                "looked for the fleet-password credential in $CREDENTIALS_DIRECTORY (\(credentials)/fleet-password)"
+            } else {
+                "looked for the fleet-password credential, but $CREDENTIALS_DIRECTORY is not set (edgeplan-fleet.service sets it with LoadCredential=fleet-password:/etc/edgeplan/fleet-password), and the policy's fleet: section names no password_file"
+            }
     }
+
+    /// Where the server is, in words: its socket, or host and port.
+    public var place: String { host.hasPrefix("/") ? "\(host)/.s.PGSQL.\(port)" : "\(host) port \(port)" }
 
     /// A host starting with `/` is a directory holding the server's socket (`.s.PGSQL.<port>`), as libpq reads it.
     func configuration() throws -> PostgresConnection.Configuration {
@@ -143,7 +172,7 @@ public struct FleetStore: Sendable {
         do {
             connection = try await Self.connect(target, logger: logger, timeout: timeout)
         } catch {
-            throw FleetError("cannot connect to the fleet store at \(target.host):\(target.port): \(describe(error))")
+            throw FleetError("cannot connect to the fleet store at \(target.place): \(describeConnect(error, target))")
         }
         // The body and the clock race, and the loser is not waited for: a query on a link that died without a
         // word may never return, even once its connection is closed. A body that finishes late has its result
@@ -163,7 +192,9 @@ public struct FleetStore: Sendable {
                 } catch {
                     try? await connection.close()
                     // The server's own words (PostgresNIO hides them from a plain description).
-                    let reported = error is PSQLError ? FleetError("the fleet store failed: \(describe(error))") : error
+                    let reported =
+                        error is PSQLError || error is PostgresTransactionError
+                        ? FleetError("the fleet store failed: \(describe(error))") : error
                     if settled.claim() {
                         continuation.resume(throwing: reported)
                     } else {
@@ -239,8 +270,43 @@ public struct FleetStore: Sendable {
         }
     }
 
+    /// Why a connection failed, in the fleet's words: no server there, a password the server asks for and none
+    /// found (and where it was looked for), or PostgreSQL's own message.
+    static func describeConnect(_ error: any Error, _ target: FleetConnection) -> String {
+        guard let psql = error as? PSQLError else { return describe(error) }
+        if psql.code == .authMechanismRequiresPassword {
+            return "the server asks role \(target.user) for a password, and there was none: \(target.passwordSource)"
+        }
+        guard psql.code == .connectionError, let underlying = psql.underlying, !(underlying is NIOSSLError) else {
+            return describe(error)
+        }
+        let code = (underlying as? IOError)?.errnoCode
+        let text = "\(underlying)"
+        if target.host.hasPrefix("/") {
+            if code == ENOENT || text.contains("No such file") {
+                return
+                    "no PostgreSQL server is running there: its socket \(target.host)/.s.PGSQL.\(target.port) does not exist (is the server started, and on port \(target.port)?)"
+            }
+            if code == ECONNREFUSED || text.localizedCaseInsensitiveContains("refused") {
+                return
+                    "the socket \(target.host)/.s.PGSQL.\(target.port) refused the connection: the server is not running"
+            }
+        } else if code == ECONNREFUSED || text.localizedCaseInsensitiveContains("refused") {
+            return
+                "nothing listens on \(target.host) port \(target.port) (connection refused): the server is not running, or listens on another port or address"
+        } else if text.contains("DNS") || text.localizedCaseInsensitiveContains("resolve") {
+            return "the host name \(target.host) does not resolve"
+        } else if code == ETIMEDOUT || code == EHOSTUNREACH || code == ENETUNREACH {
+            return "\(target.host) port \(target.port) cannot be reached (\(String(cString: strerror(code!))))"
+        }
+        return describe(error)
+    }
+
     /// PostgreSQL's own message where there is one.
     static func describe(_ error: any Error) -> String {
+        if let transaction = error as? PostgresTransactionError {
+            return describe(transaction.closureError ?? transaction.beginError ?? transaction.commitError ?? error)
+        }
         if let psql = error as? PSQLError {
             if let message = psql.serverInfo?[.message] { return message }
             // What lies under a connection error: a certificate that did not verify, a refused connection.
@@ -399,7 +465,23 @@ public struct FleetStore: Sendable {
             "ALTER TABLE robots ADD COLUMN pruned_runs_seq bigint NOT NULL DEFAULT 0",
             "ALTER TABLE robots ADD COLUMN pruned_outcomes_seq bigint NOT NULL DEFAULT 0",
         ],
+        [
+            // Each robot's view of a version: the groups it contributed to, pooled from the others only, so that no
+            // robot learns its own rows twice. A robot reads only its own view. Versions written before views came
+            // say so (`views` false), and robots do not learn them.
+            "ALTER TABLE fleet_versions ADD COLUMN views boolean NOT NULL DEFAULT false",
+            """
+            CREATE TABLE fleet_version_views (version bigint NOT NULL REFERENCES fleet_versions ON DELETE CASCADE,
+              robot text NOT NULL, body jsonb NOT NULL, PRIMARY KEY (version, robot))
+            """,
+            "ALTER TABLE fleet_version_views ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY own_view ON fleet_version_views TO edgeplan_robot USING (robot = current_user)",
+            "GRANT SELECT ON fleet_version_views TO edgeplan_robot",
+        ],
     ]
+
+    /// Versions whose per-robot views are kept (a robot pulls the newest; the one before may be mid-pull).
+    public static let viewsKept = 3
 
     /// Creates the monthly partitions from `monthsBack` months ago to three months ahead (`fleet init` and every
     /// aggregate), so that rows arrive in their month rather than in the default partition; returns how many it made.
@@ -409,6 +491,21 @@ public struct FleetStore: Sendable {
             logger: logger
         )
         return try await rows.single(Int.self, fallback: 0)
+    }
+
+    /// The monthly partitions of runs and outcomes (`runs_2026_12`, ...), the default ones aside.
+    public func monthlyPartitions() async throws -> Set<String> {
+        let rows = try await connection.query(
+            """
+            SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent IN (SELECT oid FROM pg_class WHERE relname IN ('runs', 'outcomes') AND relkind = 'p')
+              AND c.relname ~ '_[0-9]{4}_[0-9]{2}$'
+            """,
+            logger: logger
+        )
+        var names: Set<String> = []
+        for try await name in rows.decode(String.self) { names.insert(name) }
+        return names
     }
 
     /// Brings the schema to the newest migration, or to `upTo` (the database owner runs this: `edgeplan fleet init`).
@@ -426,14 +523,18 @@ public struct FleetStore: Sendable {
             var count = 0
             for try await value in done.decode(Int.self) { count = value }
             if count > 0 { continue }
-            try await connection.withTransaction(logger: logger) { connection in
-                for statement in statements {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            do {
+                try await connection.withTransaction(logger: logger) { connection in
+                    for statement in statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO fleet_migrations (version) VALUES (\(version))",
+                        logger: logger
+                    )
                 }
-                try await connection.query(
-                    "INSERT INTO fleet_migrations (version) VALUES (\(version))",
-                    logger: logger
-                )
+            } catch {
+                throw try await privilegeError(error, doing: "fleet init")
             }
             applied += 1
         }
@@ -462,9 +563,30 @@ public struct FleetStore: Sendable {
                     logger: logger
                 )
             }
-        } catch let error as PostgresTransactionError {
-            throw FleetError(Self.describe(error.closureError ?? error.beginError ?? error))
+        } catch {
+            throw try await privilegeError(error, doing: "fleet add-robot")
         }
+    }
+
+    /// An error of `fleet init` or `add-robot` in words: a role that may not create roles is told it needs
+    /// CREATEROLE, and how to give it; any other lacking privilege is named with PostgreSQL's message.
+    func privilegeError(_ error: any Error, doing command: String) async throws -> FleetError {
+        let cause = (error as? PostgresTransactionError).flatMap { $0.closureError ?? $0.beginError } ?? error
+        guard let psql = cause as? PSQLError, psql.serverInfo?[.sqlState] == "42501" else {
+            return FleetError(Self.describe(cause))
+        }
+        let message = psql.serverInfo?[.message] ?? "permission denied"
+        let role =
+            (try? await connection.query("SELECT current_user::text", logger: logger).single(String.self, fallback: "?"))
+            ?? "?"
+        if message.contains("create role") {
+            return FleetError(
+                "role \(role) may not create roles (PostgreSQL: \(message)). \(command) needs the fleet's owner to have CREATEROLE: fleet init makes the group role edgeplan_robot, and fleet add-robot one login role per robot. As a superuser: ALTER ROLE \(role) CREATEROLE (docs/fleet.md shows how to make the owner and its database)"
+            )
+        }
+        return FleetError(
+            "role \(role) lacks a privilege \(command) needs (PostgreSQL: \(message)); run it as the owner of the fleet's database, with CREATEROLE"
+        )
     }
 
     // MARK: A robot's upload
@@ -554,8 +676,8 @@ public struct FleetStore: Sendable {
                 }
                 return pruned
             }
-        } catch let error as PostgresTransactionError {
-            throw FleetError(Self.describe(error.closureError ?? error.beginError ?? error))
+        } catch {
+            throw try await privilegeError(error, doing: "fleet prune")
         }
     }
 
@@ -675,6 +797,54 @@ public struct FleetStore: Sendable {
         )
         var result: (Int64, String)?
         for try await row in rows.decode((Int64, String).self) { result = row }
+        return result
+    }
+
+    /// The newest version as this robot (the connected role) may learn it: its body, whether it was written with
+    /// per-robot views, and this robot's view (nil when none of its rows are in it). One statement: the version and
+    /// its view are read together.
+    public struct RobotVersion: Sendable {
+        public var version: Int64
+        public var body: String
+        public var hasViews: Bool
+        public var view: String?
+    }
+
+    public func latestVersionForRobot() async throws -> RobotVersion? {
+        // A fleet whose schema predates views (not yet upgraded by `fleet init`): its versions cannot leave the
+        // robot's own rows out, so none is learnable.
+        let upgraded = try await connection.query(
+            "SELECT to_regclass('fleet_version_views') IS NOT NULL",
+            logger: logger
+        ).single(Bool.self, fallback: false)
+        guard upgraded else {
+            return try await latestVersion().map {
+                RobotVersion(version: $0.version, body: $0.body, hasViews: false, view: nil)
+            }
+        }
+        let rows = try await connection.query(
+            """
+            SELECT v.version, v.body::text, v.views,
+              (SELECT w.body::text FROM fleet_version_views w WHERE w.version = v.version AND w.robot = current_user)
+            FROM fleet_versions v ORDER BY v.version DESC LIMIT 1
+            """,
+            logger: logger
+        )
+        var result: RobotVersion?
+        for try await (version, body, views, view) in rows.decode((Int64, String, Bool, String?).self) {
+            result = RobotVersion(version: version, body: body, hasViews: views, view: view)
+        }
+        return result
+    }
+
+    /// Each role's reported robot id (roles of one robot are left out of each other's views together).
+    public func robotIDs() async throws -> [String: String] {
+        let rows = try await connection.query(
+            "SELECT robot, robot_id FROM robots WHERE robot_id IS NOT NULL",
+            logger: logger
+        )
+        var result: [String: String] = [:]
+        for try await (robot, id) in rows.decode((String, String).self) { result[robot] = id }
         return result
     }
 
@@ -828,9 +998,20 @@ public struct FleetStore: Sendable {
             accuracy: FleetPooling.accuracy(tallies, options: options, excluded: flagged),
             lengths: FleetPooling.lengths(summaries, options: options, excluded: flagged)
         )
+        let views = FleetPooling.views(
+            tallies: tallies,
+            summaries: summaries,
+            options: options,
+            excluded: flagged,
+            robotIDs: try await robotIDs()
+        )
         let previous = try await latestVersion().flatMap { try? JSONValue.parse(Array($0.body.utf8)) }
         let changes = FleetPooling.changes(from: previous, to: body)
-        let version = try await writeVersion(body: body.serialized(), changes: changes.serialized())
+        let version = try await writeVersion(
+            body: body.serialized(),
+            changes: changes.serialized(),
+            views: JSONValue.object(views.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }).serialized()
+        )
         return Aggregate(
             version: version,
             body: body,
@@ -842,14 +1023,28 @@ public struct FleetStore: Sendable {
         )
     }
 
-    /// Writes a new version (one INSERT: it is visible whole or not at all) and returns its number.
-    public func writeVersion(body: String, changes: String) async throws -> Int64 {
+    /// Writes a new version with each robot's view (`views`: a JSON object, role to view) in one statement: a
+    /// robot sees the version with its view, or neither. Views of all but the newest ``viewsKept`` versions are
+    /// removed. Returns the version's number.
+    public func writeVersion(body: String, changes: String, views: String = "{}") async throws -> Int64 {
         let rows = try await connection.query(
-            "INSERT INTO fleet_versions (body, changes) VALUES (\(body)::jsonb, \(changes)::jsonb) RETURNING version",
+            """
+            WITH version AS (
+              INSERT INTO fleet_versions (body, changes, views) VALUES (\(body)::jsonb, \(changes)::jsonb, true)
+              RETURNING version),
+            written AS (
+              INSERT INTO fleet_version_views (version, robot, body)
+              SELECT version.version, view.key, view.value FROM version, jsonb_each(\(views)::jsonb) AS view)
+            SELECT version FROM version
+            """,
             logger: logger
         )
         var version: Int64 = 0
         for try await value in rows.decode(Int64.self) { version = value }
+        try await connection.query(
+            "DELETE FROM fleet_version_views WHERE version <= \(version - Int64(Self.viewsKept))",
+            logger: logger
+        )
         return version
     }
 

@@ -50,6 +50,10 @@ public struct FleetSync: Sendable {
         public var runsLag: Int64 = 0
         public var outcomesLag: Int64 = 0
         public var version: Int64?
+        /// Why the newest version was not written for the daemon to learn, if it was not.
+        public var versionNotLearned: String?
+        /// What leaving this robot's own rows out changed in the version written (nil: none written this round).
+        public var ownRows: FleetPooling.OwnRows?
         /// Whether the round sent everything the robot's store held when it looked (false: it stopped at its cap).
         public var complete = true
     }
@@ -123,15 +127,32 @@ public struct FleetSync: Sendable {
                 lastError: nil,
                 robotID: robotID
             )
-            if let (version, body) = try await fleet.latestVersion() {
-                round.version = version
+            if let latest = try await fleet.latestVersionForRobot() {
+                round.version = latest.version
+                guard latest.hasViews else {
+                    // Pooled before per-robot views: it may hold this robot's own rows, which it must not learn
+                    // twice. The next aggregate writes one it can learn.
+                    round.versionNotLearned =
+                        "fleet version \(latest.version) was pooled without per-robot views (this robot's own rows could not be left out of it); it is not learned until the fleet's schema is brought up to date (fleet init) and the next fleet aggregate"
+                    return round
+                }
                 let path = "\(stateDirectory)/fleet-version.json"
                 let current = try? JSONValue.parse(Array(FileText.data(path)))
-                if current?["version"]?.intValue != Int(version) {
-                    let parsed = try JSONValue.parse(Array(body.utf8))
+                // A file written before own rows were left out is written again, even for the same version.
+                if current?["version"]?.intValue != Int(latest.version) || current?["ownRows"] == nil {
+                    let parsed = try JSONValue.parse(Array(latest.body.utf8))
+                    let view = try latest.view.map { try JSONValue.parse(Array($0.utf8)) }
+                    let (body, own) = FleetPooling.withoutOwnRows(parsed, view: view)
+                    round.ownRows = own
                     try AtomicFile.write(
-                        JSONValue.fields(["version": .int(Int(version)), "body": parsed]).serialized(pretty: true)
-                            + "\n",
+                        JSONValue.fields([
+                            "version": .int(Int(latest.version)), "robot": .string(connection.user),
+                            "ownRows": .fields([
+                                "leftOut": .bool(true), "pooledWithout": .int(own.pooledWithout),
+                                "dropped": .int(own.dropped),
+                            ]),
+                            "body": body,
+                        ]).serialized(pretty: true) + "\n",
                         to: path
                     )
                 }

@@ -273,4 +273,67 @@ struct FleetPriorTests {
             "\(String(describing: believed)) vs prior \(prior)"
         )
     }
+
+    // MARK: A robot's view: its own rows left out
+
+    static func tally(_ robot: String, _ successes: Int, _ trials: Int, task: String = "t") -> FleetPooling.Tally {
+        FleetPooling.Tally(
+            robot: robot,
+            taskClass: task,
+            model: "m",
+            quantization: "fp16",
+            mode: "hard",
+            successes: successes,
+            trials: trials
+        )
+    }
+
+    static func lengths(_ robot: String, _ scale: Double, samples: Int = 100) -> FleetPooling.LengthSummary {
+        FleetPooling.LengthSummary(
+            robot: robot,
+            taskClass: "t",
+            model: "m",
+            quantization: "fp16",
+            mode: "hard",
+            samples: samples,
+            quantiles: FleetPooling.lengthLevels.map { (50 + 100 * $0) * scale }
+        )
+    }
+
+    @Test func aRobotsViewIsTheOthersPoolAndDropsWhatOnlyItMade() throws {
+        let tallies = [Self.tally("a", 190, 200), Self.tally("b", 60, 100), Self.tally("a", 30, 40, task: "alone")]
+        let summaries = [Self.lengths("a", 1), Self.lengths("b", 2, samples: 50), Self.lengths("c", 3)]
+        let body = FleetPooling.body(
+            calibrations: [],
+            accuracy: FleetPooling.accuracy(tallies),
+            lengths: FleetPooling.lengths(summaries)
+        )
+        let views = FleetPooling.views(tallies: tallies, summaries: summaries)
+        #expect(Set(views.keys) == ["a", "b", "c"])
+        let (forA, own) = FleetPooling.withoutOwnRows(body, view: views["a"])
+        #expect(own == FleetPooling.OwnRows(pooledWithout: 2, dropped: 1))
+        // a learns b's 60 of 100 alone, not the pool of both (which a's 190 of 200 lifts), and nothing of "alone".
+        let accuracy = try #require(forA["accuracy"]?.arrayValue)
+        #expect(accuracy.count == 1 && accuracy[0]["task"]?.stringValue == "t")
+        #expect(abs(accuracy[0]["accuracy"]!.doubleValue! - 0.6) < 1e-12 && accuracy[0]["trials"]?.doubleValue == 100)
+        // Its lengths are b's and c's mixture, exactly as pooling them alone gives it.
+        let others = FleetPooling.lengths(summaries.filter { $0.robot != "a" })
+        #expect(forA["lengths"]?.arrayValue == others.map(FleetPooling.json))
+        // A robot whose rows are none of the version's learns it as it is.
+        #expect(FleetPooling.withoutOwnRows(body, view: nil).body == body)
+    }
+
+    @Test func rolesThatReportOneRobotIdAreLeftOutTogether() throws {
+        let tallies = [Self.tally("a", 190, 200), Self.tally("a2", 95, 100), Self.tally("b", 60, 100)]
+        let views = FleetPooling.views(
+            tallies: tallies,
+            summaries: [],
+            robotIDs: ["a": "m-1", "a2": "m-1", "b": "m-2"]
+        )
+        let forA = try #require(views["a"]?["accuracy"]?.arrayValue?.first)
+        #expect(abs(forA["accuracy"]!.doubleValue! - 0.6) < 1e-12 && forA["robots"]?.intValue == 1)
+        // b hears both of a's roles, and each is bounded as one of two robots would be.
+        let forB = try #require(views["b"]?["accuracy"]?.arrayValue?.first)
+        #expect(forB["robots"]?.intValue == 2)
+    }
 }

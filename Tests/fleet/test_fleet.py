@@ -57,10 +57,12 @@ class Robot:
         if start:
             self.start()
 
-    def start(self, sysfs_root=None):
+    def start(self, sysfs_root=None, log=None):
+        """`log`: a file that gets the daemon's journal lines (its standard error)."""
         self.process = subprocess.Popen([EDGEPLAN, "serve", "--socket", self.socket, "--policy", self.policy, "--state-dir",
                                          self.state, "--rails", "none"]
-                                        + (["--sysfs-root", sysfs_root] if sysfs_root else []), stderr=subprocess.DEVNULL)
+                                        + (["--sysfs-root", sysfs_root] if sysfs_root else []),
+                                        stderr=open(log, "a") if log else subprocess.DEVNULL)
         for _ in range(400):
             if os.path.exists(self.socket):
                 break
@@ -527,7 +529,12 @@ def test_an_older_fleet_is_upgraded_to_monthly_partitions_keeping_every_row(post
     Robot(postgres, str(tmp_path), "r0", start=False)
     try:
         robot.report(5)
-        assert "sent 5 runs and 5 outcomes" in robot.sync().stdout
+        # A version an older aggregate wrote, with no views.
+        postgres.psql("""INSERT INTO fleet_versions (body, changes) VALUES ('{"accuracy": [], "lengths": []}', '{}')""")
+        sent = robot.sync().stdout
+        assert "sent 5 runs and 5 outcomes" in sent, sent
+        # A version pooled before views is not written for the daemon: it could not leave the robot's rows out.
+        assert "pooled without per-robot views" in sent and not os.path.exists(os.path.join(robot.state, "fleet-version.json"))
         # Another robot's older rows: some from forty days ago, some with a clock at 1970.
         forty_days_ago = time.time() - 40 * 86400
         insert_as(postgres, "r0", f"""
@@ -538,7 +545,7 @@ def test_an_older_fleet_is_upgraded_to_monthly_partitions_keeping_every_row(post
             FROM generate_series(1, 30) g""")
         before = postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout
         upgraded = edgeplan("fleet", "init", *postgres.admin_args()).stdout
-        assert "3 migration(s) applied" in upgraded, upgraded
+        assert "4 migration(s) applied" in upgraded, upgraded
         assert postgres.psql("SELECT count(*), sum(seq), round(sum(latency_s)::numeric, 6) FROM runs").stdout == before
         where = dict(line.split("|") for line in postgres.psql(
             "SELECT tableoid::regclass, count(*) FROM runs GROUP BY 1").stdout.split())
@@ -739,3 +746,243 @@ def test_a_store_made_anew_after_corruption_still_uploads_every_row(postgres, ro
     assert int(postgres.psql("SELECT count(*) FROM runs WHERE robot = 'r1'").stdout) == 10
     status = json.loads(edgeplan("fleet", "status", *postgres.admin_args(), "--json").stdout)["robots"][0]
     assert status["runsLag"] == 0 and status["outcomesLag"] == 0, status
+
+
+def beliefs(robot, task="grasp-plan", model="Qwen2.5-7B-it"):
+    """What a robot believes of a task: its learned group (accuracy, interval, outcomes and the fleet's share of
+    them), what it holds back, the fleet version it learned, and its plan."""
+    _, status = robot.learned(task, model)
+    group = next((g for g in status["learning"]["groups"] if g["task"] == task and g["model"] == model), None)
+    plan = robot.plan(task, 60000.0)
+    return {
+        "accuracy": None if group is None else round(group["singleSampleAccuracy"], 4),
+        "interval": None if group is None else (round(group["singleSampleLow"], 4), round(group["singleSampleHigh"], 4)),
+        "outcomes": None if group is None else group["observations"],
+        "fleetOutcomes": None if group is None else group["fleetObservations"],
+        "heldBack": sorted(entry for entry in status["learning"]["heldBack"] if entry.startswith(task)),
+        "fleetVersion": (status.get("fleet") or {}).get("version"),
+        "plan": (plan["model"], plan["mode"], plan["parallel"], round(plan["predicted"]["accuracy"], 4)),
+    }
+
+
+def restart(robot):
+    """The daemon learns the fleet version at start (and within 30 s of a new one while it runs)."""
+    robot.stop()
+    robot.start()
+
+
+def pulled(robot):
+    return json.load(open(os.path.join(robot.state, "fleet-version.json")))
+
+
+def test_a_robot_never_hears_its_own_reports_back_from_the_fleet(postgres, robots):
+    """A robot sends 200 reports, and the version the fleet pools from them alone comes back to it: it learns
+    nothing from it. Its outcomes, interval, held-back estimates and plan are what they were before the pull."""
+    robot = robots("r1", extra_policy=GRASP, robot_id="arm-1")
+    robot.report(200, accuracy=0.95, seed=21, task="grasp-plan", deadline_ms=60000.0)
+    before = beliefs(robot)
+    assert before["outcomes"] == 200 and before["fleetOutcomes"] == 0 and before["heldBack"], before
+    robot.sync()
+    version = aggregate(postgres)
+    pooled = [g for g in version["body"]["accuracy"] if g["task"] == "grasp-plan"]
+    assert sum(g["trials"] for g in pooled) == 200, "the fleet's version holds the robot's 200 reports"
+    sent = robot.sync().stdout
+    assert "without this robot's own rows (0 groups pooled from the other robots only, 2 groups only this robot made left out)" in sent, sent
+    file = pulled(robot)
+    assert file["ownRows"] == {"leftOut": True, "pooledWithout": 0, "dropped": 2}, file["ownRows"]
+    assert [g for g in file["body"]["accuracy"] + file["body"]["lengths"] if g["task"] == "grasp-plan"] == []
+    restart(robot)
+    after = beliefs(robot)
+    print(f"before the pull: {before}")
+    print(f"after pulling version {file['version']}, which holds only its own rows: {after}")
+    assert after["fleetVersion"] == file["version"]
+    assert {k: v for k, v in after.items() if k != "fleetVersion"} == {k: v for k, v in before.items() if k != "fleetVersion"}
+    status = robot.learned("grasp-plan", "Qwen2.5-7B-it")[1]
+    assert status["fleet"]["priorOutcomes"] == 0 and status["fleet"]["ownRows"]["dropped"] == 2
+    text = edgeplan("status", "--socket", robot.socket).stdout
+    assert "from 200 own reports" in text and "fleet: version" in text and "2 groups only it made dropped" in text, text
+    assert "    sync: last success" in text, text
+
+
+def test_held_back_estimates_wait_for_a_different_robot_even_after_the_store_is_made_anew(postgres, robots):
+    """A lone robot's optimism stays held back whatever the fleet echoes of it: after its own version comes back,
+    and after its store is made anew (a new store id, the same robot). Another robot's reports confirm it; the
+    robot then learns exactly that robot's part of the version. (The robots name their ids: on one machine they
+    would report one machine id, and be one robot to each other.)"""
+    robot = robots("r1", extra_policy=GRASP, robot_id="arm-1")
+    robot.report(150, accuracy=0.95, seed=31, task="grasp-plan", deadline_ms=60000.0)
+    held = beliefs(robot)["heldBack"]
+    assert held
+    robot.sync()
+    aggregate(postgres)
+    robot.sync()
+    restart(robot)
+    assert beliefs(robot)["heldBack"] == held
+    # The store is found corrupt and made anew: its rows count from 1 again, and it has a new store id.
+    robot.stop()
+    path = os.path.join(robot.state, "observations.sqlite")
+    for suffix in ["-wal", "-shm"]:
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    with open(path, "wb") as handle:
+        handle.write(b"not a database" * 100)
+    robot.start()
+    robot.report(60, accuracy=0.95, seed=32, task="grasp-plan", deadline_ms=60000.0)
+    assert "sent 60 runs and 60 outcomes" in robot.sync().stdout
+    version = aggregate(postgres)
+    assert sum(g["trials"] for g in version["body"]["accuracy"] if g["task"] == "grasp-plan") == 210
+    robot.sync()
+    restart(robot)
+    anew = beliefs(robot)
+    print(f"store made anew, its 210 rows in the fleet: {anew}")
+    assert anew["outcomes"] == 60 and anew["fleetOutcomes"] == 0 and anew["heldBack"] == held, anew
+    # A different robot confirms it: the robot learns that robot's 100 outcomes, and nothing of its own 210.
+    other = robots("r2", extra_policy=GRASP, robot_id="arm-2")
+    other.report(100, accuracy=0.9, seed=33, task="grasp-plan", deadline_ms=60000.0)
+    other.sync()
+    aggregate(postgres)
+    sent = robot.sync().stdout
+    assert "pooled from the other robots only" in sent, sent
+    file = pulled(robot)
+    groups = [g for g in file["body"]["accuracy"] if g["task"] == "grasp-plan"]
+    others = {}
+    for row in postgres.psql("SELECT budget_tokens, parallel, count(*) FILTER (WHERE correct), count(*) FROM outcomes "
+                             "WHERE robot = 'r2' GROUP BY 1, 2").stdout.split():
+        budget, parallel, right, trials = row.split("|")
+        others[(int(budget) if budget else None, int(parallel))] = (int(right), int(trials))
+    assert {(g["budgetTokens"], g["parallel"]): (round(g["accuracy"] * g["trials"]), g["trials"]) for g in groups} == others
+    assert all(g["robots"] == 1 for g in groups)
+    restart(robot)
+    confirmed = beliefs(robot)
+    print(f"after another robot's 100 reports: {confirmed}")
+    assert confirmed["fleetOutcomes"] == sum(t for _, t in others.values()) and confirmed["outcomes"] == 60 + 100
+    assert confirmed["heldBack"] == [], confirmed
+
+
+def test_a_fleet_version_journals_a_changed_decision_only_when_the_configuration_changed(postgres, robots, tmp_path):
+    """Another robot's reports come in a version the running daemon picks up: grasp-plan has one configuration,
+    whose accuracy the version moves by 30 points (no decision changed, nothing journaled); mmlu-redux's default
+    decision is never right on the other robot, so the robot plans another configuration (journaled)."""
+    log = str(tmp_path / "r1.log")
+    robot = robots("r1", extra_policy=GRASP, start=False, robot_id="arm-1")
+    robot.start(log=log)
+    grasp_before = robot.plan("grasp-plan", 60000.0)
+    mmlu_before = robot.plan("mmlu-redux", 60000.0)
+    other = robots("r2", extra_policy=GRASP, robot_id="arm-2")
+    other.report(200, accuracy=0.3, seed=41, task="grasp-plan", deadline_ms=60000.0)
+    # On the other robot, mmlu-redux's default configuration is never right, and the others as the table says.
+    default = [mmlu_before[k] for k in ["model", "quantization", "mode", "parallel"]]
+    rng = random.Random(42)
+    with varlink.Client(address="unix:" + other.socket).open("io.edgeplan.Planner") as planner:
+        for _ in range(120):
+            plan = planner.Plan(task="mmlu-redux", deadlineMs=60000.0, inputTokens=256)["plan"]
+            wrong = [plan[k] for k in ["model", "quantization", "mode", "parallel"]] == default
+            planner.Report(requestId=plan["requestId"], correct=not wrong and rng.random() < plan["predicted"]["accuracy"],
+                           latencyMs=predicted_ms(plan["model"], plan["quantization"], plan["parallel"], 100),
+                           sampleOutputTokens=[100] * plan["parallel"])
+    other.sync()
+    aggregate(postgres)
+    robot.sync()
+    # The running daemon looks for a new version every 30 s.
+    for _ in range(80):
+        if "fleet version changed a decision" in open(log).read():
+            break
+        time.sleep(0.5)
+    grasp_after = robot.plan("grasp-plan", 60000.0)
+    mmlu_after = robot.plan("mmlu-redux", 60000.0)
+    lines = [line for line in open(log).read().splitlines() if "fleet version changed a decision" in line]
+    print(f"grasp-plan {grasp_before['predicted']['accuracy']:.3f} -> {grasp_after['predicted']['accuracy']:.3f}; mmlu-redux "
+          f"{mmlu_before['model']} x{mmlu_before['parallel']} -> {mmlu_after['model']} x{mmlu_after['parallel']}")
+    print("\n".join(lines))
+    assert abs(grasp_after["predicted"]["accuracy"] - grasp_before["predicted"]["accuracy"]) > 0.1
+    assert (grasp_after["model"], grasp_after["mode"], grasp_after["parallel"]) == \
+        (grasp_before["model"], grasp_before["mode"], grasp_before["parallel"])
+    assert not any("EDGEPLAN_TASK=grasp-plan" in line for line in lines), lines
+    changed = [(mmlu_before[k], mmlu_after[k]) for k in ["model", "quantization", "mode", "parallel"]
+               if mmlu_before[k] != mmlu_after[k]]
+    assert changed, "the other robot's 0 % changed mmlu-redux's decision"
+    assert any("EDGEPLAN_TASK=mmlu-redux" in line for line in lines), lines
+
+
+def test_fleet_init_says_what_the_owner_needs_and_counts_its_partitions(postgres):
+    """The owner of an empty database, made as docs/fleet.md shows but without CREATEROLE: init names the
+    privilege and how to grant it, in words; with it, init says how many partitions it made, of which months."""
+    docs = open(os.path.join(ROOT, "docs", "fleet.md")).read()
+    setup = next(part.split("```")[0] for part in docs.split("```sql\n")[1:] if "CREATEROLE" in part)
+    postgres.psql("CREATE ROLE plain_owner LOGIN PASSWORD 'plain-secret'", database="postgres")
+    postgres.psql("CREATE DATABASE plain_fleet OWNER plain_owner", database="postgres")
+    password = os.path.join(postgres.directory, "plain-password")
+    with open(password, "w") as handle:
+        handle.write("plain-secret\n")
+    args = ["--host", postgres.socket_dir, "--port", str(postgres.port), "--user", "plain_owner", "--password-file",
+            password, "--database", "plain_fleet"]
+    refused = edgeplan("fleet", "init", *args, check=False)
+    print(refused.stderr.strip())
+    assert refused.returncode == 74
+    assert "role plain_owner may not create roles" in refused.stderr and "ALTER ROLE plain_owner CREATEROLE" in refused.stderr
+    assert "PostgresTransactionError" not in refused.stderr and "file:" not in refused.stderr
+    # The docs' own statements, for this owner and database, make a fleet init accepts.
+    sql = setup.replace("fleet_owner", "doc_owner").replace("edgeplan_fleet", "doc_fleet").replace("'...'", "'doc-secret'")
+    for statement in [part.strip() for part in sql.split(";") if part.strip()]:
+        postgres.psql(statement, database="postgres")
+    with open(password, "w") as handle:
+        handle.write("doc-secret\n")
+    args[args.index("plain_owner")] = "doc_owner"
+    args[args.index("plain_fleet")] = "doc_fleet"
+    made = edgeplan("fleet", "init", *args).stdout
+    print(made.strip())
+    tables = postgres.psql("SELECT count(*) FROM pg_inherits WHERE inhparent IN ('runs'::regclass, 'outcomes'::regclass)",
+                           database="doc_fleet").stdout.strip()
+    # Five months (one back, this one, three ahead) for each of two tables, and the two default partitions.
+    assert int(tables) == 12
+    assert "10 monthly partitions made: 5 months" in made and "for runs and for outcomes" in made, made
+    assert "fleet schema up to date" in edgeplan("fleet", "init", *args).stdout
+
+
+def test_a_sync_says_where_it_looked_for_the_password_and_a_down_server_is_named(postgres, robots, tmp_path):
+    """No password_file and no $CREDENTIALS_DIRECTORY (the docs' policy snippet, run by hand): the sync says it
+    looked for the fleet-password credential and where. A relative password_file is read beside the policy, from
+    any working directory. A server that is down is named by its socket, or by host and port."""
+    robot = robots("r1", start=False)
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(f"kind: policy\nfleet:\n  host: {postgres.socket_dir}\n  port: {postgres.port}\n  user: r1\n")
+    env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+    result = subprocess.run([EDGEPLAN, "fleet", "sync", "--once", "--policy", str(bare), "--state-dir", robot.state],
+                            capture_output=True, text=True, env=env, timeout=60)
+    print(result.stderr.strip())
+    assert result.returncode == 74
+    assert "asks role r1 for a password" in result.stderr and "fleet-password" in result.stderr
+    assert "$CREDENTIALS_DIRECTORY is not set" in result.stderr and "password_file" in result.stderr
+    assert "authMechanismRequiresPassword" not in result.stderr
+    # With the credential directory set but the file absent, the path is named.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    result = subprocess.run([EDGEPLAN, "fleet", "sync", "--once", "--policy", str(bare), "--state-dir", robot.state],
+                            capture_output=True, text=True, env=dict(env, CREDENTIALS_DIRECTORY=str(credentials)), timeout=60)
+    assert result.returncode != 0 and str(credentials / "fleet-password") in result.stderr, result.stderr
+    # A relative password_file: beside the policy, whatever the working directory.
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "r1.pw").write_text("r1-secret\n")
+    relative = tmp_path / "policies" / "policy.yaml"
+    relative.write_text(f"kind: policy\nfleet:\n  host: {postgres.socket_dir}\n  port: {postgres.port}\n  user: r1\n"
+                        "  password_file: r1.pw\n")
+    result = subprocess.run([EDGEPLAN, "fleet", "sync", "--once", "--policy", str(relative), "--state-dir", robot.state],
+                            capture_output=True, text=True, env=env, timeout=60, cwd="/")
+    assert result.returncode == 0 and "sent 0 runs" in result.stdout, result.stderr
+    # The server down: its socket is gone.
+    postgres.stop("immediate")
+    result = subprocess.run([EDGEPLAN, "fleet", "sync", "--once", "--policy", robot.policy, "--state-dir", robot.state],
+                            capture_output=True, text=True, timeout=60)
+    print(result.stderr.strip())
+    assert result.returncode == 74 and "no PostgreSQL server is running there" in result.stderr
+    assert f"{postgres.socket_dir}/.s.PGSQL.{postgres.port}" in result.stderr and "errno" not in result.stderr
+    # By TCP: nothing listens on the port.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tcp = tmp_path / "tcp.yaml"
+    tcp.write_text(f"kind: policy\nfleet:\n  host: 127.0.0.1\n  port: {port}\n  user: r1\n  password_file: {robot.password_file}\n")
+    result = subprocess.run([EDGEPLAN, "fleet", "sync", "--once", "--policy", str(tcp), "--state-dir", robot.state],
+                            capture_output=True, text=True, timeout=60)
+    print(result.stderr.strip())
+    assert result.returncode == 74 and f"nothing listens on 127.0.0.1 port {port} (connection refused)" in result.stderr

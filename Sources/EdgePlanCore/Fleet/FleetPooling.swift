@@ -231,6 +231,18 @@ public enum FleetPooling {
         options: Options = Options(),
         excluded: Set<String> = []
     ) -> [Accuracy] {
+        let groups = accuracyGroups(tallies, options: options, excluded: excluded)
+        return groups.keys.sorted().map { key in
+            poolAccuracy(key, groups[key]!.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, options: options)
+        }
+    }
+
+    /// Each robot's evidence in accuracy groups, capped: (successes, trials) by robot, per group.
+    static func accuracyGroups(
+        _ tallies: [Tally],
+        options: Options,
+        excluded: Set<String>
+    ) -> [GroupKey: [String: (Double, Double)]] {
         var groups: [GroupKey: [String: (Double, Double)]] = [:]
         for tally in tallies where !excluded.contains(tally.robot) && tally.trials > 0 {
             // A robot's evidence counts up to the cap: a busy or lying robot cannot outweigh the rest by volume.
@@ -249,30 +261,32 @@ public enum FleetPooling {
                 current.0 + Double(tally.successes) * scale, current.1 + Double(tally.trials) * scale
             )
         }
-        return groups.keys.sorted().map { key in
-            let robots = groups[key]!.sorted { $0.key < $1.key }
-            let (weights, influences) = bounded(
-                weights: robots.map(\.value.1),
-                values: robots.map { $0.value.0 / $0.value.1 },
-                bound: options.maxInfluence
-            )
-            let trials = weights.reduce(0, +)
-            let accuracy = zip(weights, robots).reduce(0) { $0 + $1.0 * $1.1.value.0 / $1.1.value.1 } / trials
-            let bounded = Dictionary(uniqueKeysWithValues: influences.map { (robots[$0.key].key, $0.value) })
-            return Accuracy(
-                taskClass: key.task,
-                model: key.model,
-                quantization: key.quantization,
-                mode: key.mode,
-                budgetTokens: key.budget < 0 ? nil : key.budget,
-                capped: key.capped,
-                parallel: key.parallel,
-                accuracy: accuracy,
-                trials: trials,
-                robots: robots.count,
-                bounded: bounded
-            )
-        }
+        return groups
+    }
+
+    /// One accuracy group pooled from its robots' capped evidence (in the robots' order), each bounded.
+    static func poolAccuracy(_ key: GroupKey, _ robots: [(String, (Double, Double))], options: Options) -> Accuracy {
+        let (weights, influences) = bounded(
+            weights: robots.map(\.1.1),
+            values: robots.map { $0.1.0 / $0.1.1 },
+            bound: options.maxInfluence
+        )
+        let trials = weights.reduce(0, +)
+        let accuracy = zip(weights, robots).reduce(0) { $0 + $1.0 * $1.1.1.0 / $1.1.1.1 } / trials
+        let bounded = Dictionary(uniqueKeysWithValues: influences.map { (robots[$0.key].0, $0.value) })
+        return Accuracy(
+            taskClass: key.task,
+            model: key.model,
+            quantization: key.quantization,
+            mode: key.mode,
+            budgetTokens: key.budget < 0 ? nil : key.budget,
+            capped: key.capped,
+            parallel: key.parallel,
+            accuracy: accuracy,
+            trials: trials,
+            robots: robots.count,
+            bounded: bounded
+        )
     }
 
     /// The probability levels at which lengths are summarised: the midpoints of twenty equally likely bins.
@@ -341,6 +355,15 @@ public enum FleetPooling {
         options: Options = Options(),
         excluded: Set<String> = []
     ) -> [Lengths] {
+        let groups = lengthGroups(summaries, excluded: excluded)
+        return groups.keys.sorted().map { key in
+            let members = groups[key]!
+            return poolLengths(key, members, sorted: sortedPoints(members), options: options)!
+        }
+    }
+
+    /// Each robot's usable length summary per group, in the robots' order.
+    static func lengthGroups(_ summaries: [LengthSummary], excluded: Set<String>) -> [GroupKey: [LengthSummary]] {
         var groups: [GroupKey: [String: LengthSummary]] = [:]
         for summary in summaries
         where !excluded.contains(summary.robot) && summary.samples > 0
@@ -358,56 +381,79 @@ public enum FleetPooling {
             )
             groups[key, default: [:]][summary.robot] = summary
         }
-        return groups.keys.sorted().map { key in
-            let members = groups[key]!.sorted { $0.key < $1.key }.map(\.value)
-            // Each robot counts up to the evidence cap; its centre is the mean of its log quantiles.
-            let centres = members.map { member in
-                member.quantiles.reduce(0) { $0 + log(max($1, 1)) } / Double(member.quantiles.count)
-            }
-            let (weights, influences) = bounded(
-                weights: members.map { Double(min($0.samples, options.maxEvidencePerRobot)) },
-                values: centres,
-                bound: log(1 + options.maxLengthInfluence)
-            )
-            let bounded = Dictionary(
-                uniqueKeysWithValues: influences.map { (members[$0.key].robot, exp($0.value) - 1) }
-            )
-            // The mixture of the robots' distributions, each quantile carrying an equal share of its robot's weight.
-            var points: [(value: Double, weight: Double)] = []
-            for (member, weight) in zip(members, weights) {
-                for value in member.quantiles { points.append((value, weight / Double(member.quantiles.count))) }
-            }
-            points.sort { $0.value < $1.value }
-            let total = points.reduce(0) { $0 + $1.weight }
-            var positions: [Double] = []
-            var cumulative = 0.0
-            for point in points {
-                positions.append((cumulative + point.weight / 2) / total)
-                cumulative += point.weight
-            }
-            let quantiles = lengthLevels.map { level -> Int in
-                guard let upper = positions.firstIndex(where: { $0 >= level }) else {
-                    return Int(points.last!.value.rounded())
-                }
-                guard upper > 0 else { return Int(points[0].value.rounded()) }
-                let lower = upper - 1
-                let span = positions[upper] - positions[lower]
-                let fraction = span > 0 ? (level - positions[lower]) / span : 0
-                return Int((points[lower].value + fraction * (points[upper].value - points[lower].value)).rounded())
-            }
-            return Lengths(
-                taskClass: key.task,
-                model: key.model,
-                quantization: key.quantization,
-                mode: key.mode,
-                budgetTokens: key.budget < 0 ? nil : key.budget,
-                capped: key.capped,
-                quantiles: quantiles,
-                samples: weights.reduce(0, +),
-                robots: members.count,
-                bounded: bounded
-            )
+        return groups.mapValues { $0.sorted { $0.key < $1.key }.map(\.value) }
+    }
+
+    /// Every member's quantiles in one ascending list, each with its member's index: sorted once per group, so that
+    /// pooling the group without some members is a walk, not a sort.
+    static func sortedPoints(_ members: [LengthSummary]) -> [(value: Double, member: Int)] {
+        members.enumerated().flatMap { index, member in member.quantiles.map { (value: $0, member: index) } }
+            .sorted { $0.value < $1.value }
+    }
+
+    /// One length group pooled from its members (less the `leaving` ones): each counts up to the evidence cap and is
+    /// bounded on its geometric-mean length, and the pool is the mixture of their distributions. Nil when no member
+    /// is left.
+    static func poolLengths(
+        _ key: GroupKey,
+        _ members: [LengthSummary],
+        sorted points: [(value: Double, member: Int)],
+        options: Options,
+        leaving: Set<Int> = []
+    ) -> Lengths? {
+        let kept = members.indices.filter { !leaving.contains($0) }
+        guard !kept.isEmpty else { return nil }
+        // Each robot counts up to the evidence cap; its centre is the mean of its log quantiles.
+        let centres = kept.map { index in
+            members[index].quantiles.reduce(0) { $0 + log(max($1, 1)) } / Double(members[index].quantiles.count)
         }
+        let (keptWeights, influences) = bounded(
+            weights: kept.map { Double(min(members[$0].samples, options.maxEvidencePerRobot)) },
+            values: centres,
+            bound: log(1 + options.maxLengthInfluence)
+        )
+        let bounded = Dictionary(
+            uniqueKeysWithValues: influences.map { (members[kept[$0.key]].robot, exp($0.value) - 1) }
+        )
+        // The mixture of the robots' distributions, each quantile carrying an equal share of its robot's weight.
+        var share = [Double](repeating: 0, count: members.count)
+        for (index, weight) in zip(kept, keptWeights) {
+            share[index] = weight / Double(members[index].quantiles.count)
+        }
+        var values: [Double] = []
+        var positions: [Double] = []
+        values.reserveCapacity(points.count)
+        positions.reserveCapacity(points.count)
+        let total = keptWeights.reduce(0, +)
+        var cumulative = 0.0
+        for point in points where share[point.member] > 0 {
+            let weight = share[point.member]
+            values.append(point.value)
+            positions.append((cumulative + weight / 2) / total)
+            cumulative += weight
+        }
+        let quantiles = lengthLevels.map { level -> Int in
+            guard let upper = positions.firstIndex(where: { $0 >= level }) else {
+                return Int(values.last!.rounded())
+            }
+            guard upper > 0 else { return Int(values[0].rounded()) }
+            let lower = upper - 1
+            let span = positions[upper] - positions[lower]
+            let fraction = span > 0 ? (level - positions[lower]) / span : 0
+            return Int((values[lower] + fraction * (values[upper] - values[lower])).rounded())
+        }
+        return Lengths(
+            taskClass: key.task,
+            model: key.model,
+            quantization: key.quantization,
+            mode: key.mode,
+            budgetTokens: key.budget < 0 ? nil : key.budget,
+            capped: key.capped,
+            quantiles: quantiles,
+            samples: total,
+            robots: kept.count,
+            bounded: bounded
+        )
     }
 
     /// The version's body as JSON: calibrations, accuracy, lengths and the flagged robots.
@@ -427,36 +473,38 @@ public enum FleetPooling {
                     ])
                 }
             ),
-            "accuracy": .array(
-                accuracy.map { group in
-                    .fields([
-                        "task": .string(group.taskClass), "model": .string(group.model),
-                        "quantization": .string(group.quantization), "mode": .string(group.mode),
-                        "budgetTokens": group.budgetTokens.map(JSONValue.int) ?? .null, "capped": .bool(group.capped),
-                        "parallel": .int(group.parallel), "accuracy": .number(group.accuracy),
-                        "trials": .number(group.trials),
-                        "robots": .int(group.robots),
-                        "bounded": .object(
-                            group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
-                        ),
-                    ])
-                }
-            ),
-            "lengths": .array(
-                lengths.map { group in
-                    .fields([
-                        "task": .string(group.taskClass), "model": .string(group.model),
-                        "quantization": .string(group.quantization), "mode": .string(group.mode),
-                        "budgetTokens": group.budgetTokens.map(JSONValue.int) ?? .null, "capped": .bool(group.capped),
-                        "quantileTokens": .array(group.quantiles.map(JSONValue.int)),
-                        "samples": .number(group.samples), "robots": .int(group.robots),
-                        "bounded": .object(
-                            group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
-                        ),
-                    ])
-                }
-            ),
+            "accuracy": .array(accuracy.map(json)),
+            "lengths": .array(lengths.map(json)),
             "flagged": .array(Set(calibrations.flatMap(\.flagged)).sorted().map(JSONValue.string)),
+        ])
+    }
+
+    /// A pooled accuracy group as a version holds it.
+    public static func json(_ group: Accuracy) -> JSONValue {
+        .fields([
+            "task": .string(group.taskClass), "model": .string(group.model),
+            "quantization": .string(group.quantization), "mode": .string(group.mode),
+            "budgetTokens": group.budgetTokens.map(JSONValue.int) ?? .null, "capped": .bool(group.capped),
+            "parallel": .int(group.parallel), "accuracy": .number(group.accuracy),
+            "trials": .number(group.trials),
+            "robots": .int(group.robots),
+            "bounded": .object(
+                group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+            ),
+        ])
+    }
+
+    /// A pooled length group as a version holds it.
+    public static func json(_ group: Lengths) -> JSONValue {
+        .fields([
+            "task": .string(group.taskClass), "model": .string(group.model),
+            "quantization": .string(group.quantization), "mode": .string(group.mode),
+            "budgetTokens": group.budgetTokens.map(JSONValue.int) ?? .null, "capped": .bool(group.capped),
+            "quantileTokens": .array(group.quantiles.map(JSONValue.int)),
+            "samples": .number(group.samples), "robots": .int(group.robots),
+            "bounded": .object(
+                group.bounded.sorted { $0.key < $1.key }.map { ($0.key, .number($0.value)) }
+            ),
         ])
     }
 }

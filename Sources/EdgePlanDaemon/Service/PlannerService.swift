@@ -473,7 +473,8 @@ public final class PlannerService: Sendable {
         }
         let fresh = swapOverlay(overlay, basedOn: planner)
         for (task, old) in before {
-            guard let old, let new = Self.probe(fresh, task), Self.decisionChanged(old, new) else { continue }
+            // Only another configuration is a changed decision here: a version moves accuracy figures all the time.
+            guard let old, let new = Self.probe(fresh, task), old.configuration != new.configuration else { continue }
             logger.notice(
                 "fleet version changed a decision",
                 metadata: [

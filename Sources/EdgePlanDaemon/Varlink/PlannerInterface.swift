@@ -150,13 +150,16 @@ public enum PlannerInterface {
           warnings: ?[]string, ranBeside: ?object)
 
         # Version, uptime, loaded profile and policy, counters (errorsByKind: errors by the error's name);
-        # fleet: the fleet version learned as the prior (version, priorOutcomes) and what `edgeplan fleet sync`
-        # last wrote (sync: lastSuccess, lastError, what it sent and the lag before); absent without a fleet.
+        # fleet: the fleet version learned as the prior (version, priorOutcomes; ownRows: this robot's own rows
+        # left out of it, pooledWithout groups pooled from the other robots only, dropped groups only it made)
+        # and what `edgeplan fleet sync` last wrote (sync: lastSuccess, lastError, what it sent and the lag
+        # before); absent without a fleet.
         # exploration: the policy's (mode, maxLoss, rate, expectedLossCap) and what it did (explored plans,
         # exploredShare of all plans, meanLossPerPlan: expected accuracy given up, a fraction); calibration
         # state, age and error per model; learning: posteriors per task class and model-and-mode group (each
         # group's singleSampleAccuracy is one sample's, at its smallest budget; a plan's accuracy is after
-        # its vote), refused outcomes, ignored peers. ledger (with the policy's ledger on): the runs admitted on
+        # its vote; observations counts its outcomes, fleetObservations those of them the fleet's prior gave),
+        # refused outcomes, ignored peers. ledger (with the policy's ledger on): the runs admitted on
         # the engine (requestId, task, model, sequences, priority, endInMs and deadlineInMs from now), their
         # sequences, and the runs forgotten at their predicted end and margin (expired) or preempted.
         method Status() -> (

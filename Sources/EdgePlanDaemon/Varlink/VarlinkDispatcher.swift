@@ -563,6 +563,7 @@ public struct VarlinkDispatcher: Sendable {
                         "quantization": .string(key.group.variant.quantization.rawValue),
                         "mode": .string(key.group.mode.rawValue),
                         "observations": .int(posterior.observations), "successes": .int(posterior.successes),
+                        "fleetObservations": .int(posterior.observations(from: FleetPrior.peer)),
                         "logitShift": .number(posterior.quantile(0.5)),
                         "logitShiftLow": .number(posterior.quantile(0.1)),
                         "logitShiftHigh": .number(posterior.quantile(0.9)),

@@ -50,10 +50,12 @@ public final class Watchdog: Sendable {
 
     /// The fleet version `fleet sync` left in the state directory, and its pseudo-outcomes.
     /// Its pseudo-outcomes are made only when its version differs from `known` (the one already learned).
+    /// A file without `ownRows` (written before the sync left the robot's own rows out) is not learned: it may hold
+    /// the robot's own reports, which would then count twice and corroborate themselves.
     static func fleetPrior(_ path: String?, unless known: Int? = nil) -> (version: Int, outcomes: [LearningOutcome])? {
         guard let path, let data = FileManager.default.contents(atPath: path),
             let file = try? JSONValue.parse(Array(data)), let version = file["version"]?.intValue,
-            version != known, let body = file["body"]
+            version != known, let body = file["body"], file["ownRows"]?["leftOut"]?.boolValue == true
         else { return nil }
         return (version, FleetPrior.outcomes(body))
     }
@@ -330,8 +332,14 @@ public final class Watchdog: Sendable {
             try? JSONValue.parse(Array($0))
         }
         guard version != nil || sync != nil else { return .null }
+        // What leaving this robot's own rows out changed in the version file (the sync's account of it).
+        let file = Self.fleetFile("fleet-version.json", beside: store).flatMap {
+            FileManager.default.contents(atPath: $0)
+        }
+        .flatMap { try? JSONValue.parse(Array($0)) }
         return .fields([
             "version": version.map(JSONValue.int) ?? .null, "priorOutcomes": .int(outcomes),
+            "ownRows": file?["version"]?.intValue == version ? file?["ownRows"] ?? .null : .null,
             "sync": sync ?? .null,
         ])
     }

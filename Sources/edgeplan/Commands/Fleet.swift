@@ -75,17 +75,29 @@ struct FleetCommand: AsyncParsableCommand {
             guard (0...120).contains(monthsBack) else { throw ValidationError("--months-back must be 0–120") }
         }
 
+        /// "10 monthly partitions made: 5 months (2026-11 to 2027-03) for runs and for outcomes".
+        static func partitionsMade(_ names: Set<String>) -> String {
+            let months = Set(names.map { String($0.suffix(7)).replacingOccurrences(of: "_", with: "-") }).sorted()
+            let tables = ["runs", "outcomes"].filter { table in names.contains { $0.hasPrefix(table + "_") } }
+            let span = months.count == 1 ? months[0] : "\(months.first!) to \(months.last!)"
+            return
+                "\(counted(names.count, "monthly partition")) made: \(counted(months.count, "month")) (\(span)) for \(tables.joined(separator: " and for "))"
+        }
+
         func run() async throws {
             try await FleetCommand.reporting {
-                let (applied, partitions) = try await FleetStore.with(
+                let (applied, made) = try await FleetStore.with(
                     try store.connection(),
                     logger: FleetCommand.logger
                 ) { fleet in
+                    // Partitions come from the migrations and from the months asked for: counted as tables.
+                    let before = try await fleet.monthlyPartitions()
                     let applied = try await fleet.migrate(upTo: upTo)
-                    return (applied, upTo == nil ? try await fleet.ensurePartitions(monthsBack: monthsBack) : 0)
+                    if upTo == nil { _ = try await fleet.ensurePartitions(monthsBack: monthsBack) }
+                    return (applied, try await fleet.monthlyPartitions().subtracting(before))
                 }
                 print(applied == 0 ? "fleet schema up to date" : "fleet schema: \(applied) migration(s) applied")
-                if partitions > 0 { print("\(partitions) monthly partitions made") }
+                if !made.isEmpty { print(Self.partitionsMade(made)) }
             }
         }
     }
@@ -150,6 +162,14 @@ struct FleetCommand: AsyncParsableCommand {
             return text
         }
 
+        /// What the round wrote for the daemon to learn: how this robot's own rows were left out, or why nothing.
+        static func ownRows(_ round: FleetSync.Round) -> String {
+            if let reason = round.versionNotLearned { return "; \(reason)" }
+            guard let own = round.ownRows else { return "" }
+            return
+                "; written for the daemon without this robot's own rows (\(counted(own.pooledWithout, "group")) pooled from the other robots only, \(counted(own.dropped, "group")) only this robot made left out)"
+        }
+
         /// Abandoned rounds (see ``FleetStore/abandonedBodies``) after which the service exits to be restarted.
         static let maxAbandoned = 8
 
@@ -168,7 +188,10 @@ struct FleetCommand: AsyncParsableCommand {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 let (store, _) = try ObservationStore.openOrReplace(path: "\(directory)/observations.sqlite")
                 let sync = FleetSync(
-                    connection: try FleetConnection(fleet),
+                    connection: try FleetConnection(
+                        fleet,
+                        relativeTo: URL(fileURLWithPath: policy).deletingLastPathComponent().path
+                    ),
                     store: store,
                     deviceClass: fleet.deviceClass ?? profile.device.name,
                     profileVersion: profile.version,
@@ -186,7 +209,7 @@ struct FleetCommand: AsyncParsableCommand {
                         // Written at once, not buffered: the journal gets one line a round as it happens.
                         FileHandle.standardOutput.write(
                             Data(
-                                ("sent \(round.runsSent) runs and \(round.outcomesSent) outcomes (the fleet lacked \(round.runsLag) and \(round.outcomesLag)); fleet version \(round.version.map(String.init) ?? "none")\n")
+                                ("sent \(round.runsSent) runs and \(round.outcomesSent) outcomes (the fleet lacked \(round.runsLag) and \(round.outcomesLag)); fleet version \(round.version.map(String.init) ?? "none")\(Self.ownRows(round))\n")
                                     .utf8
                             )
                         )

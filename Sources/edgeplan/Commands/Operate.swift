@@ -56,12 +56,51 @@ struct Status: AsyncParsableCommand {
                 )
                 for group in groups {
                     let accuracy = group["singleSampleAccuracy"]?.doubleValue.map { format($0 * 100, 1) + " %" } ?? "-"
+                    let all = group["observations"]?.intValue ?? 0
+                    let fleet = group["fleetObservations"]?.intValue ?? 0
+                    let from =
+                        fleet > 0
+                        ? "\(counted(all - fleet, "own report")) and \(fleet) of the fleet's prior"
+                        : counted(all, "own report")
                     print(
-                        "    \(group["task"]?.stringValue ?? "") \(group["model"]?.stringValue ?? "") \(group["mode"]?.stringValue ?? ""): \(accuracy) single-sample, from \(counted(group["observations"]?.intValue ?? 0, "report"))"
+                        "    \(group["task"]?.stringValue ?? "") \(group["model"]?.stringValue ?? "") \(group["mode"]?.stringValue ?? ""): \(accuracy) single-sample, from \(from)"
                     )
                 }
             }
+            if let fleet = status["fleet"], fleet != .null { Self.printFleet(fleet) }
         }
+    }
+
+    /// The fleet lines: the version learned as the prior and how the robot's own rows were left out of it, then
+    /// what the sync service last did.
+    static func printFleet(_ fleet: JSONValue) {
+        if let version = fleet["version"]?.intValue {
+            let own = fleet["ownRows"]
+            let left =
+                own.flatMap { $0 == .null ? nil : $0 }.map {
+                    "; this robot's own rows left out: \(counted($0["pooledWithout"]?.intValue ?? 0, "group")) pooled from the other robots only, \(counted($0["dropped"]?.intValue ?? 0, "group")) only it made dropped"
+                } ?? ""
+            print(
+                "  fleet: version \(version) learned as the prior (\(counted(fleet["priorOutcomes"]?.intValue ?? 0, "pseudo-outcome"))\(left))"
+            )
+        } else {
+            print("  fleet: no version learned yet")
+        }
+        guard let sync = fleet["sync"], sync != .null else {
+            print("    sync: no state written yet (edgeplan-fleet.service)")
+            return
+        }
+        let now = Date().timeIntervalSince1970
+        let success =
+            sync["lastSuccess"]?.doubleValue.map { "last success \(format(max(0, now - $0), 0)) s ago" }
+            ?? "no success yet"
+        var line = "    sync: \(success)"
+        if let sent = sync["runsSent"]?.intValue {
+            line +=
+                ", sent \(sent) runs and \(sync["outcomesSent"]?.intValue ?? 0) outcomes (lag before: \(sync["runsLagBefore"]?.intValue ?? 0) and \(sync["outcomesLagBefore"]?.intValue ?? 0)), fleet version \(sync["fleetVersion"]?.intValue.map(String.init) ?? "none")"
+        }
+        print(line)
+        if let error = sync["lastError"]?.stringValue { print("    sync's last error: \(error)") }
     }
 
     /// "InvalidParameter 5, UnknownTask 3" from an object of counts, nonzero ones only, after a colon.
