@@ -27,7 +27,7 @@ for size in "${sizes[@]}"; do
   robots=${size%x*}
   runs=${size#*x}
   PGPASSWORD=owner-secret psql -h "$dir/sock" -p "$port" -U fleet_owner -d edgeplan_fleet -qc \
-    "DO \$\$ BEGIN IF to_regclass('runs') IS NOT NULL THEN TRUNCATE runs, outcomes, robots, fleet_versions; END IF; END \$\$" 2>/dev/null || true
+    "DO \$\$ BEGIN IF to_regclass('runs') IS NOT NULL THEN TRUNCATE runs, outcomes, robots, fleet_versions CASCADE; END IF; END \$\$" 2>/dev/null || true
   "$bench" "$dir/sock" "$port" fleet_owner "$dir/owner-password" "$robots" "$runs" 8 "r$robots-$runs" "${MONTHS:-12}"
   PGPASSWORD=owner-secret psql -h "$dir/sock" -p "$port" -U fleet_owner -d edgeplan_fleet -Atc \
     "SELECT 'database size ' || pg_size_pretty(pg_database_size('edgeplan_fleet')) || ', runs with indexes ' || pg_size_pretty(sum(pg_total_relation_size(inhrelid))) || ' in ' || count(*) || ' partitions' FROM pg_inherits WHERE inhparent = 'runs'::regclass"

@@ -185,7 +185,7 @@ struct FleetBenchmark {
                 + "upload \(format(uploadSeconds)) s = \(Int(Double(rows) / uploadSeconds)) rows/s over \(connections) connections; "
                 + "aggregate \(format(aggregateSeconds)) s (\(aggregate.robotMedians) robot medians, \(aggregate.tallies) tallies, "
                 + "\(aggregate.lengthSummaries) length summaries -> \(calibrations) calibrations, \(groups.0) accuracy and "
-                + "\(groups.1) length groups); peak memory of this process \(usage.ru_maxrss / 1024) MiB"
+                + "\(groups.1) length groups, a view for each of \(aggregate.views) robots); peak memory of this process \(usage.ru_maxrss / 1024) MiB"
         )
         if let window {
             print(

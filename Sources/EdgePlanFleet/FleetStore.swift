@@ -976,6 +976,8 @@ public struct FleetStore: Sendable {
         public var robotMedians: Int
         public var tallies: Int
         public var lengthSummaries: Int
+        /// Robots given a view of the version (its groups pooled without them).
+        public var views: Int
     }
 
     /// Pools every robot's runs and outcomes into a new version: calibrations first, so that the robots they flag are
@@ -1019,7 +1021,8 @@ public struct FleetStore: Sendable {
             runs: runs,
             robotMedians: ratios.count,
             tallies: tallies.count,
-            lengthSummaries: summaries.count
+            lengthSummaries: summaries.count,
+            views: views.count
         )
     }
 

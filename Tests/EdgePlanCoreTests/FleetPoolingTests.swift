@@ -336,4 +336,25 @@ struct FleetPriorTests {
         let forB = try #require(views["b"]?["accuracy"]?.arrayValue?.first)
         #expect(forB["robots"]?.intValue == 2)
     }
+
+    @Test func aGroupWithoutOneRobotIsTheSameBySearchAsByWalk() throws {
+        // Forty robots whose lengths differ by a few percent (none bounded), with ties and skewed weights.
+        var generator = SplitMix(seed: 7)
+        let members = (0..<40).map { index in
+            let scale = 0.95 + 0.1 * Double(generator.next() % 1000) / 1000
+            var summary = Self.lengths("r\(index)", scale, samples: 20 + Int(generator.next() % 600))
+            summary.quantiles = summary.quantiles.map { ($0 / 5).rounded() * 5 }
+            return summary
+        }
+        let key = try #require(FleetPooling.lengthGroups(members, excluded: []).keys.first)
+        let group = FleetPooling.LengthGroup(key, members, options: FleetPooling.Options())
+        var searched = 0
+        for index in members.indices {
+            let walked = FleetPooling.poolLengths(group, options: FleetPooling.Options(), leaving: [index], walk: true)
+            let fast = FleetPooling.poolLengths(group, options: FleetPooling.Options(), leaving: [index])
+            #expect(walked == fast, "without r\(index)")
+            if walked?.bounded.isEmpty == true { searched += 1 }
+        }
+        #expect(searched == members.count, "every leave-one-out took the search")
+    }
 }

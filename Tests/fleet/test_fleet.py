@@ -454,7 +454,7 @@ def test_the_scale_benchmark_runs_in_its_short_setting(postgres):
     print(result.stdout)
     assert "20 robots x (500 runs + 50 outcomes) = 11000 rows (fleet holds 10000 runs)" in result.stdout
     # Three variants calibrated; four task classes x three models, pooled for accuracy and for lengths.
-    assert "-> 3 calibrations, 12 accuracy and 12 length groups" in result.stdout, result.stdout
+    assert "-> 3 calibrations, 12 accuracy and 12 length groups, a view for each of 20 robots)" in result.stdout, result.stdout
     assert int(postgres.psql("SELECT count(DISTINCT robot) FROM runs").stdout) == 20
     assert int(postgres.psql("SELECT count(*) FROM outcomes").stdout) == 1000
 

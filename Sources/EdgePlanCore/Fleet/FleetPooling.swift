@@ -357,8 +357,7 @@ public enum FleetPooling {
     ) -> [Lengths] {
         let groups = lengthGroups(summaries, excluded: excluded)
         return groups.keys.sorted().map { key in
-            let members = groups[key]!
-            return poolLengths(key, members, sorted: sortedPoints(members), options: options)!
+            poolLengths(LengthGroup(key, groups[key]!, options: options), options: options)!
         }
     }
 
@@ -384,76 +383,169 @@ public enum FleetPooling {
         return groups.mapValues { $0.sorted { $0.key < $1.key }.map(\.value) }
     }
 
-    /// Every member's quantiles in one ascending list, each with its member's index: sorted once per group, so that
-    /// pooling the group without some members is a walk, not a sort.
-    static func sortedPoints(_ members: [LengthSummary]) -> [(value: Double, member: Int)] {
-        members.enumerated().flatMap { index, member in member.quantiles.map { (value: $0, member: index) } }
+    /// A length group made ready to pool, with or without some members: every member's quantiles in one
+    /// ascending list (each with its member's index), each member's centre (the mean of its log quantiles) and
+    /// capped weight, computed once, so that pooling it without a member is a walk, not a sort.
+    struct LengthGroup {
+        var key: GroupKey
+        var members: [LengthSummary]
+        var points: [(value: Double, member: Int)]
+        var centres: [Double]
+        var weights: [Double]
+        /// Each point's share of the mixture of all members at their capped weights, and the shares of the points
+        /// below it; each member's points (indices into `points`, ascending).
+        var shares: [Double]
+        var before: [Double]
+        var pointsOf: [[Int]]
+
+        init(_ key: GroupKey, _ members: [LengthSummary], options: Options) {
+            self.key = key
+            self.members = members
+            points = members.enumerated().flatMap { index, member in
+                member.quantiles.map { (value: $0, member: index) }
+            }
             .sorted { $0.value < $1.value }
+            centres = members.map { member in
+                member.quantiles.reduce(0) { $0 + log(max($1, 1)) } / Double(member.quantiles.count)
+            }
+            let weights = members.map { Double(min($0.samples, options.maxEvidencePerRobot)) }
+            self.weights = weights
+            shares = points.map { weights[$0.member] / Double(members[$0.member].quantiles.count) }
+            var running = 0.0
+            before = shares.map { share in
+                defer { running += share }
+                return running
+            }
+            var pointsOf = [[Int]](repeating: [], count: members.count)
+            for (index, point) in points.enumerated() { pointsOf[point.member].append(index) }
+            self.pointsOf = pointsOf
+        }
+
+        /// The mixture's quantiles at ``lengthLevels`` without the `leaving` members, the others at their capped
+        /// weights: by binary search on the shares below each point, less the leaving members' (which only their
+        /// own points change), rather than a walk over every point. What the walk gives, for a group that loses
+        /// one member at a time.
+        func quantilesLeaving(_ leaving: Set<Int>, total: Double) -> [Int] {
+            let gone = leaving.flatMap { pointsOf[$0] }.sorted()
+            var goneBefore = [0.0]
+            for index in gone { goneBefore.append(goneBefore.last! + shares[index]) }
+            func isGone(_ index: Int) -> Bool { leaving.contains(points[index].member) }
+            func nextKept(_ index: Int) -> Int? {
+                var index = index
+                while index < points.count, isGone(index) { index += 1 }
+                return index < points.count ? index : nil
+            }
+            func position(_ index: Int) -> Double {
+                // Shares of the leaving members' points below this one.
+                var low = 0
+                var high = gone.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if gone[middle] < index { low = middle + 1 } else { high = middle }
+                }
+                return (before[index] - goneBefore[low] + shares[index] / 2) / total
+            }
+            let firstKept = nextKept(0)
+            var lastKept: Int?
+            var index = points.count - 1
+            while index >= 0, lastKept == nil {
+                if !isGone(index) { lastKept = index }
+                index -= 1
+            }
+            guard let firstKept, let lastKept else { return lengthLevels.map { _ in 0 } }
+            return lengthLevels.map { level -> Int in
+                // The first kept point at or past the level.
+                var low = 0
+                var high = points.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if let kept = nextKept(middle), position(kept) >= level { high = middle } else { low = middle + 1 }
+                }
+                guard low < points.count, let upper = nextKept(low) else {
+                    return Int(points[lastKept].value.rounded())
+                }
+                guard upper != firstKept else { return Int(points[upper].value.rounded()) }
+                var lower = upper - 1
+                while isGone(lower) { lower -= 1 }
+                let (from, to) = (position(lower), position(upper))
+                let fraction = to > from ? (level - from) / (to - from) : 0
+                return Int((points[lower].value + fraction * (points[upper].value - points[lower].value)).rounded())
+            }
+        }
     }
 
     /// One length group pooled from its members (less the `leaving` ones): each counts up to the evidence cap and is
     /// bounded on its geometric-mean length, and the pool is the mixture of their distributions. Nil when no member
     /// is left.
     static func poolLengths(
-        _ key: GroupKey,
-        _ members: [LengthSummary],
-        sorted points: [(value: Double, member: Int)],
+        _ group: LengthGroup,
         options: Options,
-        leaving: Set<Int> = []
+        leaving: Set<Int> = [],
+        walk: Bool = false
     ) -> Lengths? {
+        let key = group.key
+        let members = group.members
+        let points = group.points
         let kept = members.indices.filter { !leaving.contains($0) }
         guard !kept.isEmpty else { return nil }
-        // Each robot counts up to the evidence cap; its centre is the mean of its log quantiles.
-        let centres = kept.map { index in
-            members[index].quantiles.reduce(0) { $0 + log(max($1, 1)) } / Double(members[index].quantiles.count)
-        }
         let (keptWeights, influences) = bounded(
-            weights: kept.map { Double(min(members[$0].samples, options.maxEvidencePerRobot)) },
-            values: centres,
+            weights: kept.map { group.weights[$0] },
+            values: kept.map { group.centres[$0] },
             bound: log(1 + options.maxLengthInfluence)
         )
         let bounded = Dictionary(
             uniqueKeysWithValues: influences.map { (members[kept[$0.key]].robot, exp($0.value) - 1) }
         )
+        let total = keptWeights.reduce(0, +)
+        func pooled(_ quantiles: [Int]) -> Lengths {
+            Lengths(
+                taskClass: key.task,
+                model: key.model,
+                quantization: key.quantization,
+                mode: key.mode,
+                budgetTokens: key.budget < 0 ? nil : key.budget,
+                capped: key.capped,
+                quantiles: quantiles,
+                samples: total,
+                robots: kept.count,
+                bounded: bounded
+            )
+        }
+        // A group left without some members, none of the rest bounded: their weights are the capped ones.
+        if !walk, !leaving.isEmpty, influences.isEmpty {
+            return pooled(group.quantilesLeaving(leaving, total: total))
+        }
         // The mixture of the robots' distributions, each quantile carrying an equal share of its robot's weight.
         var share = [Double](repeating: 0, count: members.count)
         for (index, weight) in zip(kept, keptWeights) {
             share[index] = weight / Double(members[index].quantiles.count)
         }
-        var values: [Double] = []
-        var positions: [Double] = []
-        values.reserveCapacity(points.count)
-        positions.reserveCapacity(points.count)
-        let total = keptWeights.reduce(0, +)
+        // One walk up the sorted points: each level's quantile interpolates between the points whose mixture
+        // positions straddle it (the first point at or past it, and the one before).
+        let levels = lengthLevels
+        var quantiles = [Int](repeating: 0, count: levels.count)
+        var level = 0
         var cumulative = 0.0
+        var previous: (value: Double, position: Double)?
         for point in points where share[point.member] > 0 {
             let weight = share[point.member]
-            values.append(point.value)
-            positions.append((cumulative + weight / 2) / total)
+            let position = (cumulative + weight / 2) / total
             cumulative += weight
-        }
-        let quantiles = lengthLevels.map { level -> Int in
-            guard let upper = positions.firstIndex(where: { $0 >= level }) else {
-                return Int(values.last!.rounded())
+            while level < levels.count, position >= levels[level] {
+                if let previous {
+                    let span = position - previous.position
+                    let fraction = span > 0 ? (levels[level] - previous.position) / span : 0
+                    quantiles[level] = Int((previous.value + fraction * (point.value - previous.value)).rounded())
+                } else {
+                    quantiles[level] = Int(point.value.rounded())
+                }
+                level += 1
             }
-            guard upper > 0 else { return Int(values[0].rounded()) }
-            let lower = upper - 1
-            let span = positions[upper] - positions[lower]
-            let fraction = span > 0 ? (level - positions[lower]) / span : 0
-            return Int((values[lower] + fraction * (values[upper] - values[lower])).rounded())
+            previous = (point.value, position)
+            if level == levels.count { break }
         }
-        return Lengths(
-            taskClass: key.task,
-            model: key.model,
-            quantization: key.quantization,
-            mode: key.mode,
-            budgetTokens: key.budget < 0 ? nil : key.budget,
-            capped: key.capped,
-            quantiles: quantiles,
-            samples: total,
-            robots: kept.count,
-            bounded: bounded
-        )
+        for index in level..<levels.count { quantiles[index] = Int((previous?.value ?? 0).rounded()) }
+        return pooled(quantiles)
     }
 
     /// The version's body as JSON: calibrations, accuracy, lengths and the flagged robots.

@@ -20,21 +20,24 @@ extension FleetPooling {
         excluded: Set<String> = [],
         robotIDs: [String: String] = [:]
     ) -> [String: JSONValue] {
-        // The roles that are one robot with each role (itself, and any that reported the same id).
-        var byID: [String: Set<String>] = [:]
-        for (role, id) in robotIDs { byID[id, default: []].insert(role) }
-        func selves(_ role: String) -> Set<String> { robotIDs[role].flatMap { byID[$0] } ?? [role] }
-
         var accuracy: [String: [JSONValue]] = [:]
         var lengths: [String: [JSONValue]] = [:]
         var onlyAccuracy: [String: [JSONValue]] = [:]
         var onlyLengths: [String: [JSONValue]] = [:]
         let accuracyGroups = accuracyGroups(tallies, options: options, excluded: excluded)
+        // Per role, the robot id's index (roles without one are their own robot): members are compared by it.
+        var robotIndex: [String: Int] = [:]
+        func robotOf(_ role: String) -> Int {
+            let name = robotIDs[role].map { "id:\($0)" } ?? "role:\(role)"
+            if let index = robotIndex[name] { return index }
+            robotIndex[name] = robotIndex.count
+            return robotIndex.count - 1
+        }
         for key in accuracyGroups.keys.sorted() {
             let robots = accuracyGroups[key]!.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            for (robot, _) in robots {
-                let mine = selves(robot)
-                let others = robots.filter { !mine.contains($0.0) }
+            let owners = robots.map { robotOf($0.0) }
+            for (position, (robot, _)) in robots.enumerated() {
+                let others = robots.indices.filter { owners[$0] != owners[position] }.map { robots[$0] }
                 if others.isEmpty {
                     onlyAccuracy[robot, default: []].append(groupKeyJSON(key))
                 } else {
@@ -44,12 +47,12 @@ extension FleetPooling {
         }
         let lengthGroups = lengthGroups(summaries, excluded: excluded)
         for key in lengthGroups.keys.sorted() {
-            let members = lengthGroups[key]!
-            let points = sortedPoints(members)
-            for member in members {
-                let mine = selves(member.robot)
-                let leaving = Set(members.indices.filter { mine.contains(members[$0].robot) })
-                if let pooled = poolLengths(key, members, sorted: points, options: options, leaving: leaving) {
+            let group = LengthGroup(key, lengthGroups[key]!, options: options)
+            let members = group.members
+            let owners = members.map { robotOf($0.robot) }
+            for (position, member) in members.enumerated() {
+                let leaving = Set(members.indices.filter { owners[$0] == owners[position] })
+                if let pooled = poolLengths(group, options: options, leaving: leaving) {
                     lengths[member.robot, default: []].append(json(pooled))
                 } else {
                     onlyLengths[member.robot, default: []].append(groupKeyJSON(key))
