@@ -800,6 +800,7 @@ def test_a_robot_never_hears_its_own_reports_back_from_the_fleet(postgres, robot
     status = robot.learned("grasp-plan", "Qwen2.5-7B-it")[1]
     assert status["fleet"]["priorOutcomes"] == 0 and status["fleet"]["ownRows"]["dropped"] == 2
     text = edgeplan("status", "--socket", robot.socket).stdout
+    print(text)
     assert "from 200 own reports" in text and "fleet: version" in text and "2 groups only it made dropped" in text, text
     assert "    sync: last success" in text, text
 
