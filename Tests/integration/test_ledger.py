@@ -40,15 +40,17 @@ tasks:
 
 
 class Daemon:
-    def __init__(self, ledger, margin=0.05, min_parallel=1):
+    def __init__(self, ledger, margin=0.05, min_parallel=1, log=None, metrics=None):
+        """`log`: a file for the daemon's journal lines (its standard error); `metrics`: its metrics textfile."""
         self.directory = tempfile.mkdtemp(prefix="ep-ledger-", dir="/tmp")
         self.socket = os.path.join(self.directory, "planner.sock")
         self.policy = os.path.join(self.directory, "policy.yaml")
         with open(self.policy, "w") as out:
             out.write(POLICY.format(ledger=ledger, margin=margin, min_parallel=min_parallel))
         self.process = subprocess.Popen([BINARY, "serve", "--socket", self.socket, "--policy", self.policy,
-                                         "--rails", "none", "--state-dir", os.path.join(self.directory, "state")],
-                                        stderr=subprocess.DEVNULL)
+                                         "--rails", "none", "--state-dir", os.path.join(self.directory, "state")]
+                                        + (["--metrics-textfile", metrics, "--metrics-interval", "200ms"] if metrics else []),
+                                        stderr=open(log, "a") if log else subprocess.DEVNULL)
         wait_until_answers(self.socket, self.process)
 
     def client(self):
@@ -182,3 +184,37 @@ def test_runs_are_forgotten_after_their_predicted_end_and_margin(daemon):
         status = planner.Status()["ledger"]
         assert status["runs"] == [] and status["expired"] == 1, status
         assert planner.Plan(task="chat", deadlineMs=30000, inputTokens=256)["plan"].get("load") is None
+
+
+def test_the_journal_and_the_metrics_show_the_load_each_decision_assumed(tmp_path):
+    """Each decision's journal entry carries the load it was planned against (none on an idle engine), and the
+    metrics file the ledger's runs and sequences."""
+    log, metrics = str(tmp_path / "daemon.log"), str(tmp_path / "metrics.prom")
+    daemon = Daemon("on", log=log, metrics=metrics)
+    try:
+        with daemon.client() as planner:
+            alone = planner.Plan(task="chat", deadlineMs=30000, inputTokens=256, requestId="journal-chat")["plan"]
+            beside = planner.Plan(task="plan-dinner", deadlineMs=300000, inputTokens=512, requestId="journal-dinner")["plan"]
+        text = ""
+        for _ in range(100):
+            text = open(metrics).read() if os.path.exists(metrics) else ""
+            if "edgeplan_ledger_runs 2" in text:
+                break
+            time.sleep(0.1)
+        assert "edgeplan_ledger_runs 2" in text, text
+        assert f"edgeplan_ledger_sequences {alone['parallel'] + beside['parallel']}" in text, text
+        assert "edgeplan_ledger_preempted_runs 0" in text and "edgeplan_ledger_expired_runs 0" in text, text
+        lines = {}
+        for _ in range(100):
+            lines = {request: line for line in open(log).read().splitlines() for request in ["journal-chat", "journal-dinner"]
+                     if f"EDGEPLAN_REQUEST_ID={request} " in line}
+            if len(lines) == 2:
+                break
+            time.sleep(0.1)
+        print(lines["journal-dinner"])
+        assert "EDGEPLAN_LOAD_" not in lines["journal-chat"], lines["journal-chat"]
+        dinner = lines["journal-dinner"]
+        assert "EDGEPLAN_LOAD_RUNS_BESIDE=1 " in dinner and f"EDGEPLAN_LOAD_SEQUENCES_BESIDE={alone['parallel']} " in dinner
+        assert "EDGEPLAN_LOAD_PREEMPTS=none " in dinner and "EDGEPLAN_LOAD_WAIT_MS=" in dinner, dinner
+    finally:
+        daemon.stop()

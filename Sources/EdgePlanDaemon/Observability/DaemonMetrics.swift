@@ -63,6 +63,17 @@ public final class DaemonMetrics: Sendable {
                 fleet["sync"]?["lastError"].map { $0.isNull ? 0 : 1 } ?? 0
             )
         }
+        // The ledger (policy's ledger on): the runs admitted on the engine and their sequences now, and the runs
+        // forgotten at their predicted end or made to yield since the daemon started.
+        if service.planner.policy.ledger {
+            let snapshot = service.ledger.snapshot(at: PlannerService.monotonicSeconds())
+            CoreMetrics.Gauge(label: "edgeplan_ledger_runs").record(snapshot.entries.count)
+            CoreMetrics.Gauge(label: "edgeplan_ledger_sequences").record(
+                snapshot.entries.reduce(0) { $0 + $1.sequences }
+            )
+            CoreMetrics.Gauge(label: "edgeplan_ledger_expired_runs").record(snapshot.expired)
+            CoreMetrics.Gauge(label: "edgeplan_ledger_preempted_runs").record(snapshot.preempted)
+        }
         guard let watchdog, case let .array(variants)? = watchdog.statusJSON["variants"] else { return }
         for variant in variants {
             let name = variant["variant"]?.stringValue ?? "?"

@@ -16,6 +16,8 @@ struct DecisionRecord: Sendable {
     let profileVersion, policyVersion: String
     let explored: Bool
     let requestID: String?
+    /// The load it was planned against (with the policy's ledger on).
+    let load: PlanLoad?
 
     init(_ plan: Plan) {
         task = plan.task
@@ -38,6 +40,7 @@ struct DecisionRecord: Sendable {
         policyVersion = plan.policyVersion
         explored = plan.explored
         requestID = plan.requestID
+        load = plan.load
     }
 
     /// The entry's own fields, in the order of their names, formatted straight into the writer's buffer.
@@ -51,6 +54,18 @@ struct DecisionRecord: Sendable {
         fields.append("EDGEPLAN_ENERGY_BUDGET_J", energyBudgetJ.map { decimal($0) } ?? "none")
         fields.append("EDGEPLAN_EXPLORED", explored ? "true" : "false")
         fields.append("EDGEPLAN_INPUT_TOKENS", String(inputTokens))
+        // The load assumed (ledger on): what ran beside it, its wait for a slot, and the runs it made yield.
+        if let load {
+            fields.append("EDGEPLAN_LOAD_IDLE_LATENCY_TAIL_MS", decimal(load.idleLatencyPercentileS * 1000))
+            fields.append("EDGEPLAN_LOAD_PEAK_SEQUENCES", String(load.peakSequences))
+            fields.append(
+                "EDGEPLAN_LOAD_PREEMPTS",
+                load.preempts.isEmpty ? "none" : load.preempts.joined(separator: ",")
+            )
+            fields.append("EDGEPLAN_LOAD_RUNS_BESIDE", String(load.runsBeside))
+            fields.append("EDGEPLAN_LOAD_SEQUENCES_BESIDE", String(load.sequencesBeside))
+            fields.append("EDGEPLAN_LOAD_WAIT_MS", decimal(load.waitS * 1000))
+        }
         fields.append("EDGEPLAN_MISS_PROB", decimal(missProbability))
         fields.append("EDGEPLAN_MODE", configuration.mode.rawValue)
         fields.append("EDGEPLAN_MODEL", configuration.variant.model)
