@@ -80,7 +80,7 @@ def test_status_says_what_its_numbers_count(daemon):
     assert status["errorsByKind"] == {"InvalidInput": 1, "UnknownTask": 1}, status["errorsByKind"]
     shown = cli("status", "--socket", daemon["socket"]).stdout
     assert "errors 2: InvalidInput 1, UnknownTask 1" in shown, shown
-    assert "single-sample, from 1 report\n" in shown and "1 reports" not in shown, shown
+    assert "single-sample, from 1 own report\n" in shown and "1 own reports" not in shown, shown
     assert "one sample's accuracy" in shown
     assert "no exploration" in shown
 
