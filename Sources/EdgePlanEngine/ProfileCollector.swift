@@ -56,7 +56,12 @@ public struct ProfileCollector: Sendable {
         public var deviceTimeS: Double
         public var stoppedByBudget: Bool
         public var warnings: [String]
+        /// Points the engine failed, not recorded: a later collect measures them again.
+        public var failed: [String] = []
     }
+
+    /// Points failed in a row after which the sweep stops: the engine is gone, or refuses everything.
+    public static let maxConsecutiveFailures = 3
 
     /// Runs the points the trace lacks. `progress(done, total, key)` is called after each.
     public func run(progress: @Sendable (Int, Int, String) -> Void = { _, _, _ in }) async throws -> Summary {
@@ -98,6 +103,8 @@ public struct ProfileCollector: Sendable {
         let started = now()
         var measured = 0
         var deviceTime = 0.0
+        var failed: [String] = []
+        var failedInARow = 0
         for (index, point) in remaining.enumerated() {
             try Task.checkCancellation()
             if let budget = timeBudgetS, now() - started >= budget {
@@ -107,7 +114,8 @@ public struct ProfileCollector: Sendable {
                     remaining: remaining.count - index,
                     deviceTimeS: deviceTime,
                     stoppedByBudget: true,
-                    warnings: warnings
+                    warnings: warnings,
+                    failed: failed
                 )
             }
             let pointStart = now()
@@ -132,7 +140,28 @@ public struct ProfileCollector: Sendable {
                 progress(design.points.count - remaining.count + index + 1, design.points.count, point.key)
                 continue
             }
-            let (measurements, warning) = try await measure(point)
+            // One failed point does not end the sweep: it is not recorded, so that a later collect measures it
+            // again, and the sweep goes on; a few in a row mean the engine is gone or refuses everything.
+            let measurements: [CollectedTrace.Measurement]
+            let warning: String?
+            do {
+                (measurements, warning) = try await measure(point)
+                failedInARow = 0
+            } catch let error as EngineError {
+                deviceTime += now() - pointStart
+                failed.append(point.key)
+                failedInARow += 1
+                warnings.append("\(point.key) failed and is not recorded (a later collect measures it again): \(error)")
+                if failedInARow >= Self.maxConsecutiveFailures {
+                    throw EngineError(
+                        error.code,
+                        "the engine failed \(failedInARow) points in a row (\(failed.suffix(failedInARow).joined(separator: ", "))); the sweep stopped, the \(measured) points measured are kept, and collect resumes from here. The last failure: \(error.message)",
+                        request: error.request
+                    )
+                }
+                progress(design.points.count - remaining.count + index + 1, design.points.count, point.key)
+                continue
+            }
             deviceTime += now() - pointStart
             if let warning { warnings.append(warning) }
             try trace.append(
@@ -152,7 +181,8 @@ public struct ProfileCollector: Sendable {
             remaining: 0,
             deviceTimeS: deviceTime,
             stoppedByBudget: false,
-            warnings: warnings
+            warnings: warnings,
+            failed: failed
         )
     }
 

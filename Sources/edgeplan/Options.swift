@@ -28,6 +28,8 @@ enum ExitStatus {
     static let infeasible = ExitCode(2)
     static let dataError = ExitCode(65)
     static let ioError = ExitCode(74)
+    /// Done in part: what was done is kept, and running the command again does the rest (sysexits' EX_TEMPFAIL).
+    static let tryAgain = ExitCode(75)
 }
 
 /// Runs a command body, printing EdgePlan errors plainly and exiting with their documented code instead of crashing.

