@@ -3,6 +3,7 @@ a collection killed with SIGKILL resumes with nothing lost or measured twice; ba
 engine and the request."""
 import http.server
 import json
+import os
 import re
 import threading
 import time
@@ -98,6 +99,32 @@ def test_new_model_from_engine_to_checked_profile(engine, tmp_path):
         print(f"deadline {deadline}: {planned['mode']} {planned.get('tokenBudget')} x{planned['parallel']}, "
               f"{reply['timings']['predicted_n']} tokens in {elapsed_ms:.0f} ms against a p95 of {planned['predicted']['latencyPercentileMs']:.0f} ms")
     print(f"{within} of {runs} plans ran within their p95 latency on the engine")
+
+
+def test_the_shape_comes_from_the_gguf_header(engine, tiny_model, tmp_path):
+    """The engine names its model file; on this machine, the collector reads the shape from its GGUF header: the
+    test model's 8 layers and 4 key/value heads of 64 (8 KiB of f16 KV a token), where an estimate from the
+    parameter count said 9 layers and 18 KiB. A file that is not GGUF is named; without one, the estimate says so."""
+    dry = ["profile", "collect", "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "-o",
+           str(tmp_path / "t.jsonl"), *SHORT, "--dry-run"]
+    read = edgeplan(*dry, "--engine", engine.url).stdout
+    print(read.splitlines()[1:3])
+    assert "8 layers, KV 8 KiB/token" in read and f"shape: from the GGUF header of {tiny_model} (llama, 8 heads, 4 key/value heads of 64)" in read, read
+    bad = tmp_path / "not.gguf"
+    bad.write_bytes(b"PK\x03\x04 not a model")
+    refused = edgeplan(*dry, "--engine", engine.url, "--gguf", str(bad), check=False)
+    assert refused.returncode == 65 and "not a GGUF file" in refused.stderr and str(bad) in refused.stderr, refused.stderr
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(open(tiny_model, "rb").read(200))
+    short = edgeplan(*dry, "--engine", engine.url, "--gguf", str(cut), check=False)
+    assert short.returncode == 65 and "the GGUF header ends at byte 200" in short.stderr, short.stderr
+    # An engine elsewhere (its model file is not here): the estimate says it is one.
+    os.rename(tiny_model, tiny_model + ".away")
+    try:
+        estimated = edgeplan(*dry, "--engine", engine.url).stdout
+    finally:
+        os.rename(tiny_model + ".away", tiny_model)
+    assert "shape: ESTIMATED layers, key/value heads, head size from the parameter count" in estimated, estimated
 
 
 def test_sigkill_mid_collection_resumes_without_loss_or_repeat(engine, tmp_path):

@@ -48,6 +48,11 @@ struct Collect: AsyncParsableCommand {
     @Option(help: "Power rails: auto, none, or \(PowerRailKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var rails: String = "auto"
     @Option(help: "Root for sysfs paths (rails, power mode).") var sysfsRoot: String = "/"
+    @Option(
+        help:
+            "The model's GGUF file, for its shape (default: the file the engine names, when it is on this machine)."
+    )
+    var gguf: String?
     @Option(parsing: .unconditional, help: "Transformer layers, when the engine does not say.") var layers: Int?
     @Option(parsing: .unconditional, help: "Key/value heads per layer, when the engine does not say.") var kvHeads: Int?
     @Option(parsing: .unconditional, help: "Dimension of one attention head, when the engine does not say.")
@@ -114,7 +119,8 @@ struct Collect: AsyncParsableCommand {
                 concurrencyTokens: concurrencyTokens,
                 concurrencyInputs: try Self.integers(concurrencyInputs, "--concurrency-inputs")
             )
-            let architecture = try engineInfo.architecture(
+            let (architecture, shapeSource) = try engineInfo.shape(
+                gguf: gguf,
                 contextTokens: contextTokens,
                 layers: layers,
                 kvHeads: kvHeads,
@@ -145,6 +151,7 @@ struct Collect: AsyncParsableCommand {
                 "collecting \(model) on \(client.endpoint) (\(kind.rawValue) \(engineInfo.version)); \(design.points.count) points, context \(contextTokens)"
             )
             print("  " + architecture.summary + "; rails: \(source?.description ?? "none"); \(device.summary)")
+            print("  shape: \(shapeSource)")
             if dryRun {
                 for point in design.points { print("  \(point.key)") }
                 return
@@ -191,9 +198,12 @@ struct EngineInfo {
     var sizeBytes: Double?
     var embedding: Int?
     var vocabulary: Int?
+    /// The model file the engine loaded (llama-server's `/props` `model_path`).
+    var modelPath: String?
 
     init(_ described: JSONValue, kind: EngineKind) {
         let props = described["/props"]
+        modelPath = props?["model_path"]?.stringValue
         version = props?["build_info"]?.stringValue ?? "unknown"
         contextPerSlot = props?["default_generation_settings"]?["n_ctx"]?.intValue
         slots = props?["total_slots"]?.intValue
@@ -209,6 +219,51 @@ struct EngineInfo {
     var promptTokenRange: Range<Int> {
         let size = vocabulary ?? 32000
         return size > 600 ? 300..<size : 0..<size
+    }
+
+    /// The model's shape and where it came from: the GGUF header of `gguf` (or of the file the engine names, when
+    /// it is on this machine), else the flags, else an estimate from the parameter count that says so.
+    func shape(
+        gguf: String?,
+        contextTokens: Int,
+        layers: Int?,
+        kvHeads: Int?,
+        headDimension: Int?
+    ) throws -> (CollectedTrace.Architecture, String) {
+        let path = gguf ?? modelPath.flatMap { FileManager.default.isReadableFile(atPath: $0) ? $0 : nil }
+        if let path {
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw EdgePlanError(.io, "cannot read the model file", file: path)
+            }
+            defer { try? handle.close() }
+            // The metadata and the tensor table lead the file; a vocabulary of 150,000 tokens takes a few MB.
+            let prefix = [UInt8](handle.readData(ofLength: 64 << 20))
+            let header = try GGUFHeader.parse(prefix, file: path)
+            let fileBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.doubleValue
+            let ignored = [("--layers", layers), ("--kv-heads", kvHeads), ("--head-dim", headDimension)]
+                .filter { $0.1 != nil }.map(\.0)
+            return (
+                header.architecture(weightBytes: sizeBytes ?? fileBytes ?? 0, contextTokens: contextTokens),
+                "from the GGUF header of \(path) (\(header.architecture), \(header.heads) heads, \(header.kvHeads) key/value heads of \(header.headDimension))"
+                    + (ignored.isEmpty ? "" : "; \(ignored.joined(separator: ", ")) ignored: the file says")
+            )
+        }
+        let estimated = [("layers", layers), ("key/value heads", kvHeads), ("head size", headDimension)]
+            .filter { $0.1 == nil }.map(\.0)
+        let architecture = try architecture(
+            contextTokens: contextTokens,
+            layers: layers,
+            kvHeads: kvHeads,
+            headDimension: headDimension
+        )
+        let place =
+            modelPath.map { "the engine's model file \($0) is not on this machine" } ?? "the engine names no model file"
+        return (
+            architecture,
+            estimated.isEmpty
+                ? "from --layers, --kv-heads and --head-dim (\(place))"
+                : "ESTIMATED \(estimated.joined(separator: ", ")) from the parameter count (\(place)): give --gguf, or --layers, --kv-heads and --head-dim"
+        )
     }
 
     func architecture(
