@@ -6,7 +6,9 @@ import Testing
 /// The GGUF header reader on a header written byte by byte: the shape keys of its architecture, key/value heads
 /// given per layer (the largest counts), signed values, a tensor table, and errors that say where the bytes end.
 struct GGUFHeaderTests {
-    static func le(_ value: UInt64, _ bytes: Int) -> [UInt8] { (0..<bytes).map { UInt8(value >> (8 * UInt64($0)) & 0xff) } }
+    static func le(_ value: UInt64, _ bytes: Int) -> [UInt8] {
+        (0..<bytes).map { UInt8(value >> (8 * UInt64($0)) & 0xff) }
+    }
     static func string(_ text: String) -> [UInt8] { le(UInt64(text.utf8.count), 8) + Array(text.utf8) }
     static func key(_ name: String, u32 value: UInt32) -> [UInt8] { string(name) + le(4, 4) + le(UInt64(value), 4) }
 

@@ -85,7 +85,10 @@ public struct GGUFHeader: Sendable, Equatable {
         let embedding = try integer("embedding_length")
         let heads = try integer("attention.head_count")
         guard heads > 0, embedding > 0 else {
-            throw EdgePlanError.invalidFile("the GGUF header gives \(heads) heads for \(embedding) dimensions", file: file)
+            throw EdgePlanError.invalidFile(
+                "the GGUF header gives \(heads) heads for \(embedding) dimensions",
+                file: file
+            )
         }
         return GGUFHeader(
             version: version,
