@@ -786,6 +786,9 @@ def test_a_robot_never_hears_its_own_reports_back_from_the_fleet(postgres, robot
     version = aggregate(postgres)
     pooled = [g for g in version["body"]["accuracy"] if g["task"] == "grasp-plan"]
     assert sum(g["trials"] for g in pooled) == 200, "the fleet's version holds the robot's 200 reports"
+    # Every aggregate makes a version, and says when nothing changed.
+    again = edgeplan("fleet", "aggregate", *postgres.admin_args()).stdout
+    assert again.splitlines() == ["fleet version 2 from 200 runs", "  nothing changed since version 1"], again
     sent = robot.sync().stdout
     assert "without this robot's own rows (0 groups pooled from the other robots only, 2 groups only this robot made left out)" in sent, sent
     file = pulled(robot)

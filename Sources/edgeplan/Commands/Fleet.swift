@@ -274,6 +274,10 @@ struct FleetCommand: AsyncParsableCommand {
                 )
                 if case let .array(items)? = result.changes["changed"] {
                     for item in items { print("  \(item.stringValue ?? "")") }
+                    // Every aggregate makes a version; robots learn it, and nothing they plan changes.
+                    if items.isEmpty, result.version > 1 {
+                        print("  nothing changed since version \(result.version - 1)")
+                    }
                 }
                 if case let .array(flagged)? = result.body["flagged"], !flagged.isEmpty {
                     print("  flagged: \(flagged.compactMap(\.stringValue).joined(separator: ", "))")
