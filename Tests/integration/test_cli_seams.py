@@ -132,3 +132,34 @@ def test_a_failed_calibrate_writes_nothing_and_the_profile_still_loads(tmp_path)
     assert sorted(os.listdir(directory / "models")) == before
     check = subprocess.run([BINARY, "profile", "check", str(directory)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_calibrate_names_what_a_model_it_does_not_know_lacks(tmp_path):
+    """Traces of a model the profile lacks, without the shape record a collection writes first: calibrate says the
+    shape is what is missing, and where it comes from. With too few decode records it refuses and writes nothing."""
+    renamed = tmp_path / "unknown.jsonl"
+    with open(os.path.join(ROOT, "data/h100/traces-DSR1-Qwen-1.5B.jsonl")) as source, open(renamed, "w") as out:
+        for line in source:
+            record = json.loads(line)
+            record["model"] = "Mystery-7B"
+            out.write(json.dumps(record) + "\n")
+    result = subprocess.run([BINARY, "calibrate", "--traces", str(renamed), "--model", "Mystery-7B", "-o",
+                             str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 65, result.stderr
+    assert "unknown model 'Mystery-7B'" in result.stderr and "none of the 1 trace files carries its shape" in result.stderr
+    assert "profile collect" in result.stderr and "DSR1-Qwen-1.5B" in result.stderr, result.stderr
+    # A known model whose traces hold two decode records and no per-token traces: refused, nothing written.
+    sparse = tmp_path / "sparse.jsonl"
+    decode = 0
+    with open(os.path.join(ROOT, "data/h100/traces-DSR1-Qwen-1.5B.jsonl")) as source, open(sparse, "w") as out:
+        for line in source:
+            record = json.loads(line)
+            if record["phase"] == "decode" and record["batch"] == 1:
+                decode += 1
+                if decode > 2:
+                    continue
+            out.write(line)
+    refused = subprocess.run([BINARY, "calibrate", "--traces", str(sparse), "--model", "DSR1-Qwen-1.5B", "--device",
+                              "nvidia-h100-80gb", "-o", str(tmp_path / "sparse-out")], capture_output=True, text=True)
+    assert refused.returncode == 65 and "decode cannot be measured" in refused.stderr, refused.stderr
+    assert not os.path.exists(tmp_path / "sparse-out" / "models")

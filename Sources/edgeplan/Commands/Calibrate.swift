@@ -90,7 +90,7 @@ struct Calibrate: AsyncParsableCommand {
                 guard let architecture = collected?.architecture else {
                     throw EdgePlanError(
                         .unknownModel,
-                        "unknown model '\(model)'; known models: \(Set(reference.variants.keys.map(\.model)).sorted().joined(separator: ", ")). A trace from `edgeplan profile collect` records a new model's shape, and calibrate then adds it"
+                        "unknown model '\(model)': the profile does not have it, and none of the \(traces.count) trace files carries its shape (the `model` line `edgeplan profile collect` writes first: parameters, weight bytes, layers, key/value heads, head size), which a new model starts from. Give a trace from `profile collect`, or calibrate a model the profile has: \(Set(reference.variants.keys.map(\.model)).sorted().joined(separator: ", "))"
                     )
                 }
                 guard let family = ModelFamily(rawValue: family) else {
