@@ -62,11 +62,9 @@ public enum ConcurrencyFitter {
         return (steps, overheads, interference, slots)
     }
 
+    /// The median, or nil for no values (RobustRegression's median by selection).
     static func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        values.isEmpty ? nil : RobustRegression.median(values)
     }
 
     /// The curve: each count's factor is the largest over input lengths of its step time over one sequence's at the
