@@ -718,12 +718,9 @@ def test_pruned_months_are_gone_and_never_sent_again(postgres, tmp_path):
         robot.stop()
 
 
-def test_a_store_made_anew_after_corruption_still_uploads_every_row(postgres, robots):
-    """The daemon moves a corrupt store aside and starts a new one, whose rows count from 1 again, below the
-    fleet's newest: the sync notices, sends the new store's rows all the same, and none twice."""
-    robot = robots("r1")
-    robot.report(5)
-    assert "sent 5 runs and 5 outcomes" in robot.sync().stdout
+def corrupt_store(robot):
+    """Stops the robot, makes its store unreadable, and starts it: the daemon moves the store aside and makes a new
+    one, whose rows count from 1 again and which has a new store id."""
     robot.stop()
     path = os.path.join(robot.state, "observations.sqlite")
     for suffix in ["-wal", "-shm"]:
@@ -732,6 +729,15 @@ def test_a_store_made_anew_after_corruption_still_uploads_every_row(postgres, ro
     with open(path, "wb") as handle:
         handle.write(b"not a database" * 100)
     robot.start()
+
+
+def test_a_store_made_anew_after_corruption_still_uploads_every_row(postgres, robots):
+    """The daemon moves a corrupt store aside and starts a new one, whose rows count from 1 again, below the
+    fleet's newest: the sync notices, sends the new store's rows all the same, and none twice."""
+    robot = robots("r1")
+    robot.report(5)
+    assert "sent 5 runs and 5 outcomes" in robot.sync().stdout
+    corrupt_store(robot)
     robot.report(3, seed=9)
     assert robot.local_counts()[0] == (3, 3), "the new store counts from 1"
     sent = robot.sync().stdout
@@ -823,14 +829,7 @@ def test_held_back_estimates_wait_for_a_different_robot_even_after_the_store_is_
     restart(robot)
     assert beliefs(robot)["heldBack"] == held
     # The store is found corrupt and made anew: its rows count from 1 again, and it has a new store id.
-    robot.stop()
-    path = os.path.join(robot.state, "observations.sqlite")
-    for suffix in ["-wal", "-shm"]:
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
-    with open(path, "wb") as handle:
-        handle.write(b"not a database" * 100)
-    robot.start()
+    corrupt_store(robot)
     robot.report(60, accuracy=0.95, seed=32, task="grasp-plan", deadline_ms=60000.0)
     assert "sent 60 runs and 60 outcomes" in robot.sync().stdout
     version = aggregate(postgres)

@@ -42,6 +42,8 @@ public final class Watchdog: Sendable {
         /// file was last looked at.
         var fleetVersion: Int?
         var fleetOutcomes = 0
+        /// What the sync said of the robot's own rows in the version learned (its `ownRows`).
+        var fleetOwnRows: JSONValue = .null
         var fleetChecked = 0.0
     }
 
@@ -52,12 +54,15 @@ public final class Watchdog: Sendable {
     /// Its pseudo-outcomes are made only when its version differs from `known` (the one already learned).
     /// A file without `ownRows` (written before the sync left the robot's own rows out) is not learned: it may hold
     /// the robot's own reports, which would then count twice and corroborate themselves.
-    static func fleetPrior(_ path: String?, unless known: Int? = nil) -> (version: Int, outcomes: [LearningOutcome])? {
+    static func fleetPrior(
+        _ path: String?,
+        unless known: Int? = nil
+    ) -> (version: Int, outcomes: [LearningOutcome], ownRows: JSONValue)? {
         guard let path, let data = FileManager.default.contents(atPath: path),
             let file = try? JSONValue.parse(Array(data)), let version = file["version"]?.intValue,
             version != known, let body = file["body"], file["ownRows"]?["leftOut"]?.boolValue == true
         else { return nil }
-        return (version, FleetPrior.outcomes(body))
+        return (version, FleetPrior.outcomes(body), file["ownRows"] ?? .null)
     }
 
     /// A file `fleet sync` writes beside the store (`fleet-version.json`, `fleet-sync.json`).
@@ -125,6 +130,7 @@ public final class Watchdog: Sendable {
             state.withLock {
                 $0.fleetVersion = prior.version
                 $0.fleetOutcomes = prior.outcomes.count
+                $0.fleetOwnRows = prior.ownRows
                 $0.fleetChecked = now
             }
             logger.notice(
@@ -316,6 +322,7 @@ public final class Watchdog: Sendable {
         state.withLock {
             $0.fleetVersion = prior.version
             $0.fleetOutcomes = prior.outcomes.count
+            $0.fleetOwnRows = prior.ownRows
         }
         note("fleet version \(prior.version) learned")
         logger.notice(
@@ -326,20 +333,19 @@ public final class Watchdog: Sendable {
 
     /// The fleet as the daemon sees it: the version learned and what `fleet sync` last said (its state file).
     public var fleetJSON: JSONValue {
-        let (version, outcomes) = state.withLock { ($0.fleetVersion, $0.fleetOutcomes) }
+        let (version, outcomes, ownRows) = state.withLock {
+            ($0.fleetVersion, $0.fleetOutcomes, $0.fleetOwnRows)
+        }
         let syncPath = Self.fleetFile("fleet-sync.json", beside: store)
         let sync = syncPath.flatMap { FileManager.default.contents(atPath: $0) }.flatMap {
             try? JSONValue.parse(Array($0))
         }
         guard version != nil || sync != nil else { return .null }
-        // What leaving this robot's own rows out changed in the version file (the sync's account of it).
-        let file = Self.fleetFile("fleet-version.json", beside: store).flatMap {
-            FileManager.default.contents(atPath: $0)
-        }
-        .flatMap { try? JSONValue.parse(Array($0)) }
         return .fields([
             "version": version.map(JSONValue.int) ?? .null, "priorOutcomes": .int(outcomes),
-            "ownRows": file?["version"]?.intValue == version ? file?["ownRows"] ?? .null : .null,
+            // What leaving this robot's own rows out changed in the version learned, kept when it was learned: the
+            // version file (megabytes for a large fleet) is not read again for each Status or metrics write.
+            "ownRows": ownRows,
             "sync": sync ?? .null,
         ])
     }
