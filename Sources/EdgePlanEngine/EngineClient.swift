@@ -123,6 +123,8 @@ public struct EngineClient: Sendable {
         public var chunkTimesTrusted: Bool { chunks == 0 || Double(burstChunks) < 0.1 * Double(chunks) }
         /// Whether the run was cut off at a deadline: the samples hold what streamed until then.
         public var cut = false
+        /// Whether it was stopped because the planner made it yield to a higher-priority run (not at its deadline).
+        public var preempted = false
         /// For each sample the engine counted past `max_tokens`, by how many tokens (it is counted at the cap).
         public var overCap: [Int] = []
 
@@ -215,12 +217,14 @@ public struct EngineClient: Sendable {
 
     /// Runs a chat request body as it is (a plan's `request.body`, its prompt filled in), streamed: k samples through
     /// its `n`, or `requests` concurrent copies of it. Cancelling the calling task closes the connections, which makes
-    /// llama-server stop generating.
+    /// llama-server stop generating. When `stop` returns before the run ends (its planner made it yield), the run is
+    /// closed as at a deadline and marked preempted.
     public func chat(
         _ body: JSONValue,
         requests: Int = 1,
         deadline: Duration? = nil,
-        timeout: Duration = .seconds(600)
+        timeout: Duration = .seconds(600),
+        stop: (@Sendable () async -> Void)? = nil
     ) async throws -> Completion {
         var fields: [(String, JSONValue)] = []
         if case let .object(pairs) = body { fields = pairs.filter { $0.0 != "stream" && $0.0 != "stream_options" } }
@@ -233,6 +237,9 @@ public struct EngineClient: Sendable {
         enum Outcome: Sendable {
             case completed(Completion)
             case deadline
+            case stopped
+            /// A deadline or stop watch that was called off: the run ended first.
+            case calledOff
         }
         // The requests race the deadline: at the deadline they are cancelled (the connections close, and the
         // engine stops), and each returns what it streamed so far, marked cut.
@@ -247,19 +254,26 @@ public struct EngineClient: Sendable {
                             n: n,
                             maxTokens: maxTokens,
                             timeout: timeout,
-                            partialOnCancel: deadline != nil
+                            partialOnCancel: deadline != nil || stop != nil
                         )
                     )
                 }
             }
             if let deadline {
                 group.addTask {
-                    try await Task.sleep(for: deadline)
-                    return .deadline
+                    try? await Task.sleep(for: deadline)
+                    return Task.isCancelled ? .calledOff : .deadline
+                }
+            }
+            if let stop {
+                group.addTask {
+                    await stop()
+                    return Task.isCancelled ? .calledOff : .stopped
                 }
             }
             var merged: Completion?
             var pending = max(1, requests)
+            var stopped = false
             while pending > 0, let outcome = try await group.next() {
                 switch outcome {
                 case let .completed(completion):
@@ -267,9 +281,18 @@ public struct EngineClient: Sendable {
                     pending -= 1
                 case .deadline:
                     group.cancelAll()
+                case .stopped:
+                    stopped = true
+                    group.cancelAll()
+                case .calledOff:
+                    break
                 }
             }
             group.cancelAll()
+            if stopped, merged!.cut {
+                merged!.cut = false
+                merged!.preempted = true
+            }
             return merged!
         }
     }

@@ -145,6 +145,73 @@ struct ConcurrencyTests {
         }
         #expect(urgent.load?.preempts == ["tight"])
     }
+
+    /// The engine played in steps, as the simulator plays it: a run that joins later slows the one running, a run at
+    /// its cut time stops there, and a run taken off (preempted) ends at once and frees its slots for the one waiting.
+    @Test func anEnginePlayedInStepsGivesWhatOnePlayGives() {
+        let a = EngineTimeline.Run(id: "a", sequences: 1, prefillS: 0, tokens: 100, stepS: 0.01, started: false)
+        let b = EngineTimeline.Run(id: "b", sequences: 1, prefillS: 0, tokens: 50, stepS: 0.01, started: false)
+        var engine = EngineTimeline.Engine(concurrency: curve)
+        var ends: [Int: Double] = [:]
+        engine.add(a)
+        engine.advance(to: 0.5) { position, _, outcome in ends[position] = outcome.endS }
+        #expect(ends.isEmpty && abs(engine.now - 0.5) < 1e-12)
+        engine.add(b)
+        engine.advance(to: .infinity) { position, cut, outcome in
+            #expect(!cut)
+            ends[position] = outcome.endS
+        }
+        // a alone for 0.5 s (50 tokens), then both at 1.5 steps until b's 50 are done (0.75 s): a's last token with it.
+        #expect(abs(ends[1]! - 1.25) < 1e-9 && abs(ends[0]! - 1.25) < 1e-9)
+        // A cut time stops a run there, marked cut.
+        var cutting = EngineTimeline.Engine(concurrency: curve)
+        cutting.add(a, cutAt: 0.3)
+        var cutEnd: (Bool, Double)?
+        cutting.advance(to: .infinity) { _, cut, outcome in cutEnd = (cut, outcome.endS) }
+        #expect(cutEnd?.0 == true && abs((cutEnd?.1 ?? 0) - 0.3) < 1e-9)
+        // Three sequences hold 3 of 4 slots; a run of 2 waits, and gets them once the holder is taken off.
+        var full = EngineTimeline.Engine(concurrency: curve)
+        let holder = full.add(
+            EngineTimeline.Run(id: "h", sequences: 3, prefillS: 0, tokens: 1000, stepS: 0.01, started: false)
+        )
+        full.add(EngineTimeline.Run(id: "w", sequences: 2, prefillS: 0, tokens: 10, stepS: 0.01, started: false))
+        full.advance(to: 1) { _, _, _ in }
+        #expect(full.sequences == 3)
+        let removed = full.remove(position: holder)
+        #expect(removed.map { abs($0.endS - 1) < 1e-9 } == true && full.sequences == 2)
+        var waited: EngineTimeline.Outcome?
+        full.advance(to: .infinity) { _, _, outcome in waited = outcome }
+        #expect(abs((waited?.startS ?? 0) - 1) < 1e-9 && abs((waited?.endS ?? 0) - (1 + 10 * 0.01 * 1.5)) < 1e-9)
+    }
+
+    /// The ledger's bookkeeping as values: a plan's entry, what is left of it as time passes, and what ran beside it.
+    @Test func admittedRunsGiveTheLoadAndWhatRanBeside() throws {
+        let policy = try PolicyDecoder.decode(
+            "kind: policy\ntasks:\n  mmlu-redux:\n    allowed_models: [DSR1-Qwen-1.5B]\n",
+            file: "test.yaml"
+        )
+        let planner = try Planner(profile: Fixtures.profile, policy: policy)
+        guard case let .plan(plan) = try planner.plan(
+            PlanRequest(task: "mmlu-redux", deadlineS: 30, inputTokens: 256, requestID: "one")
+        ) else {
+            Issue.record("expected a plan")
+            return
+        }
+        let variant = try #require(planner.profile.variants[plan.configuration.variant])
+        var runs = AdmittedRuns()
+        runs.admit(LedgerEntry(plan: plan, variant: variant, priority: 0, at: 100), load: nil, at: 100)
+        let entry = try #require(runs.entries.first)
+        let halfway = (entry.decodeStartAt + entry.endAt) / 2
+        let left = try #require(runs.load(at: halfway).runs.first)
+        #expect(abs(left.tokensLeft - entry.tokens / 2) < 1e-6 && left.prefillLeftS == 0)
+        #expect(abs(left.deadlineLeftS - (130 - halfway)) < 1e-9)
+        // Past its predicted end with no report, a quarter is taken to be left.
+        let overdue = try #require(runs.load(at: entry.endAt + 0.01).runs.first)
+        #expect(abs(overdue.tokensLeft - entry.tokens * LedgerEntry.overdueShare) < 1e-6)
+        let beside = try #require(runs.finish("one", at: entry.endAt + 0.01))
+        #expect(beside.meanSequences >= Double(plan.configuration.parallel) && beside.runsAdmittedWith == 0)
+        #expect(runs.entries.isEmpty && runs.finish("one", at: entry.endAt + 1) == nil)
+    }
 }
 
 /// What `profile collect` designs for decode by sequences, and how `calibrate` fits it.
@@ -213,5 +280,44 @@ struct ConcurrencyCollectionTests {
         let four = predictor.latencyS(variant, input: 128, output: 512, parallel: 4)
         let decode = variant.decodeLatency.seconds(input: 128, output: 512)
         #expect(abs((four - one) - decode * 0.75) < 1e-9)
+    }
+}
+
+/// Held-out requests measured on an engine, predicted by a profile: the file, its errors, and the prediction beside
+/// running sequences.
+struct HeldOutTableTests {
+    @Test func aFileOfMeasuredRequestsIsPredictedRowByRow() throws {
+        let text = """
+            {"model": "DSR1-Qwen-1.5B", "input": 128, "output": 256, "parallel": 1, "latency_s": 9.0}
+            {"model": "DSR1-Qwen-1.5B", "input": 128, "output": 256, "parallel": 1, "beside": 8, "latency_s": 9.0}
+
+            {"model": "DSR1-Qwen-1.5B", "input": 128, "output": 256, "parallel": 4, "latency_s": 9.0, "engine": "x"}
+            """
+        let table = try HeldOutTable.parse(text, file: "held-out.jsonl")
+        #expect(table.rows.count == 3 && table.rows[1].beside == 8 && table.rows[0].beside == 0)
+        let scored = try table.scored(on: Fixtures.profile)
+        let variant = try Fixtures.profile.variant(model: "DSR1-Qwen-1.5B", quantization: .fp16)
+        let idle = Predictor(device: Fixtures.profile.device).latencyS(variant, input: 128, output: 256, parallel: 1)
+        #expect(abs(scored[0].predictedS - idle) < 1e-9)
+        // Beside 8 running sequences every token goes at the step of 9: slower than alone, as slow as k = 9 at most.
+        let nine = Predictor(device: Fixtures.profile.device).latencyS(variant, input: 128, output: 256, parallel: 9)
+        #expect(scored[1].predictedS > idle && scored[1].predictedS <= nine + 1e-9)
+        #expect(abs(scored[0].errorPct - (idle - 9) / 9 * 100) < 1e-9)
+        let mape = try #require(HeldOutTable.mape(scored))
+        #expect(abs(mape - scored.map { abs($0.errorPct) }.reduce(0, +) / 3) < 1e-9)
+    }
+
+    @Test func badRowsNameTheirLineAndField() {
+        func problem(_ text: String) -> String {
+            do {
+                _ = try HeldOutTable.parse(text, file: "h.jsonl")
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        #expect(problem("{\"model\": \"m\", \"input\": 1, \"output\": 1, \"parallel\": 1}") == "h.jsonl:1: latency_s: must be seconds within (0, 86400)")
+        #expect(problem("\n{\"model\": \"m\", \"input\": 1, \"output\": 1, \"parallel\": 0, \"latency_s\": 1}").hasPrefix("h.jsonl:2: parallel: must be a whole number within 1...256"))
+        #expect(problem("{\"input\": 1}") == "h.jsonl:1: model: missing")
+        #expect(problem("not json").hasPrefix("h.jsonl:1: not JSON"))
+        #expect(problem("\n\n") == "h.jsonl: no held-out requests")
     }
 }

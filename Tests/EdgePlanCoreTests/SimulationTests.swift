@@ -33,7 +33,7 @@ struct SimulationTests {
         specs += try baselines.map { try SimulatedPolicy.baseline($0, on: policy) }
         var simulator = try Simulator(profile: Fixtures.profile, truth: truth, policies: specs)
         for task in tasks { try simulator.process(task) }
-        simulator.finish()
+        try simulator.finish()
         return simulator
     }
 

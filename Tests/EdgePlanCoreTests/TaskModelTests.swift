@@ -495,7 +495,7 @@ struct AsymmetricTrustTests {
                 options: .init(reporter: reporter)
             )
             for task in tasks { try simulator.process(task) }
-            simulator.finish()
+            try simulator.finish()
             return simulator.runs[0].overall.deadlineHitRate
         }
         let honest = try hits(.honest)

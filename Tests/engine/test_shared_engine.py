@@ -253,3 +253,33 @@ def test_a_higher_priority_request_makes_a_lower_one_yield_and_its_holder_stops_
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_ask_stops_a_run_it_holds_when_a_higher_priority_plan_preempts_it(shared):
+    """The same preemption through `edgeplan ask`: the run it holds is named by the urgent plan, and ask closes its
+    engine request at once, prints it as preempted and reports it so; the urgent request is answered in time."""
+    server, profile, root = shared
+    greedy_s = tight_deadlines(profile, root, task="greedy", low=3000, high=9000, count=1, most=0.12)[0]
+    process, socket = serve(root, profile, "on")
+    try:
+        results = {}
+        holder = threading.Thread(target=lambda: results.update(ask(socket, server, "greedy", greedy_s, 1)))
+        holder.start()
+        for _ in range(100):
+            if sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) >= 1:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        urgent = ask(socket, server, "urgent", 2.5, 2)
+        holder.join(30)
+        greedy = results
+        print(f"ask: greedy {greedy.get('outcome')} after {greedy.get('latencyMs', 0) / 1000:.2f} s of {greedy_s:.2f} s; "
+              f"urgent {urgent.get('outcome')} in {urgent.get('latencyMs', 0) / 1000:.2f} s")
+        assert urgent["outcome"] == "answered" and urgent["latencyMs"] <= 2500, urgent
+        assert greedy["outcome"] == "preempted" and greedy["latencyMs"] < greedy_s * 1000, greedy
+        assert greedy["report"]["learning"] == "nothing to learn: preempted", greedy["report"]
+        # The engine stopped generating for it: every slot is idle once the urgent run is done.
+        assert sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) == 0
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -74,114 +74,180 @@ public struct EngineTimeline: Sendable {
     /// ``play(_:)`` with each run's outcome at its position (nil only for a run that never ends, which a bounded
     /// number of passes rules out for any finite input).
     public func playInOrder(_ runs: [Run]) -> [Outcome?] {
-        struct Live {
+        var engine = Engine(concurrency: concurrency, capacity: runs.count)
+        for run in runs { engine.add(run) }
+        var outcomes = [Outcome?](repeating: nil, count: runs.count)
+        engine.advance(to: .infinity) { position, _, outcome in outcomes[position] = outcome }
+        return outcomes
+    }
+
+    /// An engine played forward in steps: runs join as they arrive (``add(_:cutAt:)``), and ``advance(to:_:)`` plays
+    /// to a time, handing over each run that ended. Started runs hold their slots; the others take slots in the order
+    /// added once enough are free. Prefill runs alone at the engine's pace and adds its cost to every step that decodes
+    /// beside it (``DecodeConcurrency/prefillInterference``); decode advances each run by one token a step. A run with
+    /// a cut time is stopped then, as a client stops a run at its deadline.
+    public struct Engine: Sendable {
+        struct Live: Sendable {
             var position: Int
             var run: Run
             var startS: Double
             var prefillLeftS: Double
             var tokensLeft: Double
+            var cutAtS: Double
             var peak = 0
             var weighted = 0.0
             var decodingS = 0.0
             var energyJ = 0.0
         }
-        let slots = concurrency.slots ?? Int.max
-        var live: [Live] = []
-        var waiting: [Run] = []
-        var used = 0
-        var waitingPositions: [Int] = []
-        for (position, run) in runs.enumerated() {
+
+        public let concurrency: DecodeConcurrency
+        private let slots: Int
+        private var live: [Live] = []
+        private var waiting: [Live] = []
+        private var waitingHead = 0
+        private var used = 0
+        private var added = 0
+        /// Seconds since the engine's start.
+        public private(set) var now = 0.0
+
+        public init(concurrency: DecodeConcurrency, capacity: Int = 0) {
+            self.concurrency = concurrency
+            slots = concurrency.slots ?? Int.max
+            live.reserveCapacity(capacity)
+        }
+
+        /// Runs on the engine or waiting for slots.
+        public var isIdle: Bool { live.isEmpty && waitingHead == waiting.count }
+
+        /// Sequences decoding or prefilling now.
+        public var sequences: Int { used }
+
+        /// Adds a run at ``now``; returns its position (the order of adding), which ``advance(to:_:)`` hands back.
+        @discardableResult
+        public mutating func add(_ run: Run, cutAt cutAtS: Double = .infinity) -> Int {
+            let position = added
+            added += 1
+            let item = Live(
+                position: position,
+                run: run,
+                startS: now,
+                prefillLeftS: run.prefillS,
+                tokensLeft: run.tokens,
+                cutAtS: cutAtS
+            )
             if run.started {
-                live.append(
-                    Live(position: position, run: run, startS: 0, prefillLeftS: run.prefillS, tokensLeft: run.tokens)
-                )
+                live.append(item)
                 used += run.sequences
             } else {
-                waiting.append(run)
-                waitingPositions.append(position)
+                waiting.append(item)
+            }
+            return position
+        }
+
+        /// Removes a run (preempted): it ends now, with what it did so far; nil when it already ended.
+        public mutating func remove(position: Int) -> Outcome? {
+            if let index = live.firstIndex(where: { $0.position == position }) {
+                let item = live.remove(at: index)
+                used -= item.run.sequences
+                admit()
+                return outcome(item)
+            }
+            if let index = waiting[waitingHead...].firstIndex(where: { $0.position == position }) {
+                let item = waiting.remove(at: index)
+                return outcome(item)
+            }
+            return nil
+        }
+
+        private func outcome(_ item: Live) -> Outcome {
+            Outcome(
+                endS: now,
+                startS: item.startS,
+                peakSequences: max(item.peak, item.run.sequences),
+                meanSequences: item.decodingS > 0 ? item.weighted / item.decodingS : Double(item.run.sequences),
+                energyJ: item.energyJ
+            )
+        }
+
+        private mutating func admit() {
+            while waitingHead < waiting.count,
+                used + waiting[waitingHead].run.sequences <= slots || (live.isEmpty && used == 0)
+            {
+                var next = waiting[waitingHead]
+                waitingHead += 1
+                next.startS = now
+                live.append(next)
+                used += next.run.sequences
+            }
+            if waitingHead == waiting.count, waitingHead > 0 {
+                waiting.removeAll(keepingCapacity: true)
+                waitingHead = 0
             }
         }
-        var outcomes = [Outcome?](repeating: nil, count: runs.count)
-        var now = 0.0
-        func admit() {
-            while let next = waiting.first, used + next.sequences <= slots || (live.isEmpty && used == 0) {
-                waiting.removeFirst()
-                let position = waitingPositions.removeFirst()
-                live.append(
-                    Live(
-                        position: position,
-                        run: next,
-                        startS: now,
-                        prefillLeftS: next.prefillS,
-                        tokensLeft: next.tokens
-                    )
-                )
-                used += next.sequences
-            }
-        }
-        admit()
-        // Each pass advances to the next event: a prefill done, a run done. Runs only end, so passes are bounded.
-        var guardPasses = 0
-        while !live.isEmpty, guardPasses < 100_000 {
-            guardPasses += 1
-            var b = 0
-            var anyPrefilling = false
-            for item in live {
-                if item.prefillLeftS > 0 { anyPrefilling = true } else { b += item.run.sequences }
-            }
-            // While a prompt is processed, decoding runs slow by the interference; prefill itself goes at its pace.
-            let slowdown = anyPrefilling ? 1 + concurrency.prefillInterference : 1
-            let factor = b > 0 ? concurrency.stepFactor(b).factor * slowdown : 1
-            var step = Double.infinity
-            for item in live {
-                if item.prefillLeftS > 0 {
-                    step = min(step, item.prefillLeftS)
-                } else {
-                    let perToken = item.run.stepS * factor
-                    step = min(step, perToken > 0 ? item.tokensLeft * perToken : 0)
-                }
-            }
-            if !step.isFinite { step = 0 }
-            let power = b > 0 ? concurrency.powerFactor(b) : 1
-            var finished = false
-            for index in live.indices {
-                if live[index].prefillLeftS > 0 {
-                    live[index].prefillLeftS -= step
-                    live[index].energyJ += live[index].run.prefillPowerW * step
-                    if live[index].prefillLeftS < 1e-12 { live[index].prefillLeftS = 0 }
-                } else {
-                    let perToken = live[index].run.stepS * factor
-                    live[index].energyJ +=
-                        live[index].run.decodePowerW * power * step * Double(live[index].run.sequences) / Double(b)
-                    live[index].tokensLeft -= perToken > 0 ? step / perToken : live[index].tokensLeft
-                    live[index].peak = max(live[index].peak, b)
-                    live[index].weighted += Double(b) * step
-                    live[index].decodingS += step
-                    if live[index].tokensLeft <= 1e-9 { finished = true }
-                }
-            }
-            now += step
-            guard finished else { continue }
-            var remaining: [Live] = []
-            remaining.reserveCapacity(live.count)
-            for item in live {
-                if item.prefillLeftS <= 0 && item.tokensLeft <= 1e-9 {
-                    outcomes[item.position] = Outcome(
-                        endS: now,
-                        startS: item.startS,
-                        peakSequences: max(item.peak, item.run.sequences),
-                        meanSequences: item.decodingS > 0
-                            ? item.weighted / item.decodingS : Double(item.run.sequences),
-                        energyJ: item.energyJ
-                    )
-                    used -= item.run.sequences
-                } else {
-                    remaining.append(item)
-                }
-            }
-            live = remaining
+
+        /// Plays forward to `time` (or until every run ended), calling `ended` with each run that ended, in order:
+        /// its position, whether it was cut, and its outcome. Each pass advances to the next event (a prefill done, a
+        /// run done, a cut); runs only end, so passes are bounded.
+        public mutating func advance(to time: Double, _ ended: (Int, Bool, Outcome) -> Void) {
             admit()
+            var guardPasses = 0
+            while !live.isEmpty, now < time, guardPasses < 100_000 {
+                guardPasses += 1
+                var b = 0
+                var anyPrefilling = false
+                for item in live {
+                    if item.prefillLeftS > 0 { anyPrefilling = true } else { b += item.run.sequences }
+                }
+                // While a prompt is processed, decoding runs slow by the interference; prefill goes at its pace.
+                let slowdown = anyPrefilling ? 1 + concurrency.prefillInterference : 1
+                let factor = b > 0 ? concurrency.stepFactor(b).factor * slowdown : 1
+                var step = time - now
+                for item in live {
+                    step = min(step, max(0, item.cutAtS - now))
+                    if item.prefillLeftS > 0 {
+                        step = min(step, item.prefillLeftS)
+                    } else {
+                        let perToken = item.run.stepS * factor
+                        step = min(step, perToken > 0 ? item.tokensLeft * perToken : 0)
+                    }
+                }
+                if !step.isFinite { step = 0 }
+                let power = b > 0 ? concurrency.powerFactor(b) : 1
+                var finished = false
+                for index in live.indices {
+                    if live[index].prefillLeftS > 0 {
+                        live[index].prefillLeftS -= step
+                        live[index].energyJ += live[index].run.prefillPowerW * step
+                        if live[index].prefillLeftS < 1e-12 { live[index].prefillLeftS = 0 }
+                    } else {
+                        let perToken = live[index].run.stepS * factor
+                        live[index].energyJ +=
+                            live[index].run.decodePowerW * power * step * Double(live[index].run.sequences) / Double(b)
+                        live[index].tokensLeft -= perToken > 0 ? step / perToken : live[index].tokensLeft
+                        live[index].peak = max(live[index].peak, b)
+                        live[index].weighted += Double(b) * step
+                        live[index].decodingS += step
+                        if live[index].tokensLeft <= 1e-9 { finished = true }
+                    }
+                    if live[index].cutAtS <= now + step { finished = true }
+                }
+                now += step
+                guard finished else { continue }
+                var remaining: [Live] = []
+                remaining.reserveCapacity(live.count)
+                for item in live {
+                    let done = item.prefillLeftS <= 0 && item.tokensLeft <= 1e-9
+                    if done || item.cutAtS <= now {
+                        ended(item.position, !done, outcome(item))
+                        used -= item.run.sequences
+                    } else {
+                        remaining.append(item)
+                    }
+                }
+                live = remaining
+                admit()
+            }
+            if live.isEmpty, now < time, time.isFinite { now = time }
         }
-        return outcomes
     }
 }

@@ -73,7 +73,7 @@ public struct Recalibrator: Sendable {
                     output: run.outputTokens,
                     parallel: run.decodingSequences,
                     latencyS: run.latencyS,
-                    energyJ: run.energyJ ?? 0,
+                    energyJ: run.engineEnergyJ ?? 0,
                     time: run.time
                 )
             )

@@ -14,9 +14,18 @@ public struct RunReport: Sendable, Equatable {
     /// Sequences the engine decoded while this run did, its own included (from the daemon's ledger of runs it
     /// planned): the load EdgePlan itself put beside it, which is not drift. Nil: its own k alone.
     public var runningSequences: Int? = nil
+    /// Its share of the work on a shared engine (its sequences over all that decoded with it, time-weighted): its
+    /// energy is that share of the rails'. Nil: it ran alone.
+    public var energyShare: Double? = nil
 
     /// The sequences its decode is judged at: those that ran beside it, or its own k.
     public var decodingSequences: Int { max(runningSequences ?? parallel, parallel) }
+
+    /// The whole engine's energy over its run (its own energy over its share): what a prediction at
+    /// ``decodingSequences`` sequences is compared with.
+    public var engineEnergyJ: Double? {
+        energyJ.map { $0 / min(1, max(energyShare ?? 1, 1e-3)) }
+    }
 
     public init(
         variant: VariantID,

@@ -1,17 +1,9 @@
 extension Planner {
-    /// The concurrency curve the engine of `variant` follows: the measured one, or, without one, the profile's
-    /// parallel scaling read as a step factor (what it already assumes for k samples), marked as such.
+    /// The concurrency curve the engine of `variant` follows (``ModelVariant/engineCurve``), built once per variant.
     func concurrency(of variant: ModelVariant) -> DecodeConcurrency {
-        if let measured = variant.concurrency { return measured }
-        let counts = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-        return DecodeConcurrency(
-            stepFactors: Dictionary(uniqueKeysWithValues: counts.map { ($0, variant.parallel.latencyFactor($0)) }),
-            powerFactors: Dictionary(uniqueKeysWithValues: counts.map { ($0, variant.parallel.powerFactor($0)) }),
-            source: "parallel scaling (\(variant.parallel.source))"
-        )
+        curves[variant.id] ?? variant.engineCurve
     }
 
-    /// What the timeline needs of a configuration's run at `input` tokens producing `tokens` in each sequence.
     func timelineRun(
         id: String,
         variant: ModelVariant,
@@ -19,21 +11,7 @@ extension Planner {
         input: Int,
         tokens: Double
     ) -> EngineTimeline.Run {
-        let tokens = max(tokens, 1)
-        let decodeS = variant.decodeLatency.seconds(input: Double(input), output: tokens)
-        return EngineTimeline.Run(
-            id: id,
-            sequences: parallel,
-            prefillS: variant.startSeconds(input: input),
-            tokens: tokens,
-            stepS: decodeS / tokens,
-            started: false,
-            decodePowerW: variant.decodePower.averagePowerW(tokens: tokens, seconds: decodeS),
-            prefillPowerW: variant.prefillPower.averagePowerW(
-                tokens: Double(input),
-                seconds: variant.prefillLatency.seconds(input: input)
-            )
-        )
+        variant.timelineRun(id: id, parallel: parallel, input: input, tokens: tokens)
     }
 
     /// A configuration predicted against the load: its end, its energy share, the admitted runs it delays, and those

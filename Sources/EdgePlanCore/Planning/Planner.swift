@@ -16,6 +16,8 @@ public final class Planner: Sendable {
     /// Each task class's policy defaults, resolved once: a request looks up one entry.
     private let defaults: [String: ClassDefaults]
     private let cache = Mutex<[FrontKey: ParetoFront]>([:])
+    /// Each variant's engine concurrency curve, built once: a plan against the ledger plays many timelines.
+    let curves: [VariantID: DecodeConcurrency]
 
     private struct ClassDefaults: Sendable {
         var deadlineS: Double?
@@ -44,6 +46,7 @@ public final class Planner: Sendable {
         let lengths = OutputLengthFits(profile: profile)
         self.lengths = lengths
         self.overlay = LearnedOverlay()
+        curves = profile.variants.mapValues(\.engineCurve)
         spaces = SpaceCache(profile: profile, policy: policy, lengths: lengths)
         defaults = spaces.names.reduce(into: [:]) { defaults, name in
             let task = policy.task(name)
@@ -73,6 +76,7 @@ public final class Planner: Sendable {
         self.spaces = spaces ?? planner.spaces
         self.defaults = planner.defaults
         self.overlay = overlay
+        self.curves = profile.map { $0.variants.mapValues(\.engineCurve) } ?? planner.curves
     }
 
     /// The same policy on a recalibrated profile. When only latency and power coefficients changed (accuracy

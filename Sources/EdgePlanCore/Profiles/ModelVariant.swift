@@ -251,4 +251,32 @@ public struct ModelVariant: Sendable, Equatable {
     public func startSeconds(input: Int) -> Double {
         prefillLatency.seconds(input: input) + (concurrency?.requestOverheadS ?? 0)
     }
+
+    /// The concurrency curve its engine follows: the measured one, or, without one, the parallel scaling read as a
+    /// step factor (what it already assumes for k samples), marked as such. A planner builds it once per variant.
+    public var engineCurve: DecodeConcurrency {
+        if let concurrency { return concurrency }
+        let counts = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        return DecodeConcurrency(
+            stepFactors: Dictionary(uniqueKeysWithValues: counts.map { ($0, parallel.latencyFactor($0)) }),
+            powerFactors: Dictionary(uniqueKeysWithValues: counts.map { ($0, parallel.powerFactor($0)) }),
+            source: "parallel scaling (\(parallel.source))"
+        )
+    }
+
+    /// What an engine timeline needs of a run of `parallel` sequences at `input` tokens producing `tokens` each.
+    public func timelineRun(id: String, parallel: Int, input: Int, tokens: Double) -> EngineTimeline.Run {
+        let tokens = max(tokens, 1)
+        let decodeS = decodeLatency.seconds(input: Double(input), output: tokens)
+        return EngineTimeline.Run(
+            id: id,
+            sequences: parallel,
+            prefillS: startSeconds(input: input),
+            tokens: tokens,
+            stepS: decodeS / tokens,
+            started: false,
+            decodePowerW: decodePower.averagePowerW(tokens: tokens, seconds: decodeS),
+            prefillPowerW: prefillPower.averagePowerW(tokens: Double(input), seconds: prefillLatency.seconds(input: input))
+        )
+    }
 }

@@ -18,7 +18,8 @@ public struct SimulatedPolicy: Sendable {
     }
 
     /// The built-in baselines on a policy: `static` (no recalibration, no learning), `mean-latency` (plans on mean
-    /// latency as the paper does), `fixed:MODEL/QUANT/MODE[/BUDGET]xK`.
+    /// latency as the paper does), `no-learning`, `ledger-on` and `ledger-off` (the ledger of admitted runs, which
+    /// matters with overlapping tasks), `fixed:MODEL/QUANT/MODE[/BUDGET]xK`.
     public static func baseline(_ name: String, on policy: Policy) throws -> SimulatedPolicy {
         switch name {
         case "static":
@@ -29,10 +30,16 @@ public struct SimulatedPolicy: Sendable {
             return SimulatedPolicy(name: name, policy: mean, kind: .planner(recalibrate: true, learn: true))
         case "no-learning":
             return SimulatedPolicy(name: name, policy: policy, kind: .planner(recalibrate: true, learn: false))
+        case "ledger-on", "ledger-off":
+            // The same policy with the ledger of admitted runs on or off: on a shared engine (overlapping tasks),
+            // whether each request is planned against what already runs.
+            var shared = policy
+            shared.ledger = name == "ledger-on"
+            return SimulatedPolicy(name: name, policy: shared, kind: .planner(recalibrate: true, learn: true))
         default:
             guard name.hasPrefix("fixed:") else {
                 throw EdgePlanError.invalidInput(
-                    "unknown baseline '\(name)'; use static, mean-latency, no-learning or fixed:MODEL/QUANT/MODE[/BUDGET]xK",
+                    "unknown baseline '\(name)'; use static, mean-latency, no-learning, ledger-on, ledger-off or fixed:MODEL/QUANT/MODE[/BUDGET]xK",
                     field: "baseline"
                 )
             }

@@ -21,8 +21,8 @@ struct SimulatedWorld {
     private(set) var classes: [String: TaskClass] = [:]
     private var oracle: (factor: Double, planner: Planner)?
     /// The device's variants at the current slowdown factor.
-    private var deviceFactor = 1.0
-    private var deviceVariants: [VariantID: ModelVariant]
+    var deviceFactor = 1.0
+    var deviceVariants: [VariantID: ModelVariant]
 
     init(profile: ProfileSet, truth: Truth, policy: Policy, options: Simulator.Options) throws {
         self.profile = profile
@@ -219,7 +219,7 @@ struct SimulatedWorld {
 
     /// Feeds an outcome back as the scheduler's `Report` would: to the policy's calibration loop and learner.
     /// Both are mutated in place (optional chaining): a copy would duplicate their windows and posteriors.
-    private func report(_ run: inout Simulator.Run, _ measured: RunReport, _ learned: LearningOutcome) throws {
+    func report(_ run: inout Simulator.Run, _ measured: RunReport, _ learned: LearningOutcome) throws {
         if run.loop != nil {
             var events: [CalibrationLoop.Event] = []
             let mode = truth.powerMode(at: measured.time)

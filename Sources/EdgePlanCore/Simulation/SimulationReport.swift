@@ -48,7 +48,9 @@ public enum SimulationReport {
     public static func table(_ simulator: Simulator) -> String {
         var lines = [
             "\(simulator.processed) requests on \(simulator.profile.device.name), seed \(simulator.options.seed)"
+                + (simulator.options.overlap ? ", tasks overlapping on shared engines" : "")
         ]
+        let overlap = simulator.options.overlap
         let classes = Set(simulator.runs.flatMap { $0.classes.keys }).sorted()
         // The name column fits the longest name (a fixed: baseline's can be long), so the columns stay aligned.
         let width = max(34, (simulator.runs.map(\.spec.name.count).max() ?? 0) + 2)
@@ -56,7 +58,7 @@ public enum SimulationReport {
             "  " + "policy".padded(width) + "on time".leftPadded(9) + "accuracy".leftPadded(10)
             + "expected".leftPadded(10) + "regret pts".leftPadded(11)
             + "infeasible".leftPadded(11) + "J/request".leftPadded(11) + "$/Mtok".leftPadded(9)
-            + "wait p95 s".leftPadded(12)
+            + "wait p95 s".leftPadded(12) + (overlap ? "cut".leftPadded(6) + "yielded".leftPadded(9) : "")
         func row(_ name: String, _ tally: SimulationTally) -> String {
             "  " + name.padded(width) + percent(tally.deadlineHitRate).leftPadded(9)
                 + percent(tally.realizedAccuracy).leftPadded(10)
@@ -66,6 +68,7 @@ public enum SimulationReport {
                 + fixed(tally.requests > 0 ? tally.energyJ / Double(tally.requests) : 0, 1).leftPadded(11)
                 + fixed(tally.costUSDPerMTok, 3).leftPadded(9)
                 + fixed(tally.waitPercentile(0.95), 1).leftPadded(12)
+                + (overlap ? "\(tally.cut)".leftPadded(6) + "\(tally.preempted)".leftPadded(9) : "")
         }
         for name in classes + ["overall"] {
             lines.append("\n\(name):")

@@ -9,6 +9,9 @@ public struct SimulationTally: Sendable, Equatable {
     public var infeasible = 0
     /// The deadline had passed while the request waited for the device.
     public var expiredInQueue = 0
+    /// On a shared engine: stopped at its deadline mid-run, or made to yield to a higher-priority run.
+    public var cut = 0
+    public var preempted = 0
     /// Sampled outcomes: answered correctly and on time.
     public var correct = 0
     /// Sum of the true expected accuracy of what ran and finished on time (0 for the rest).
@@ -30,6 +33,8 @@ public struct SimulationTally: Sendable, Equatable {
         if outcome.onTime { onTime += 1 }
         if outcome.infeasible { infeasible += 1 }
         if outcome.expiredInQueue { expiredInQueue += 1 }
+        if outcome.cut { cut += 1 }
+        if outcome.preempted { preempted += 1 }
         if outcome.correct { correct += 1 }
         expectedAccuracy += outcome.expectedAccuracy
         oracleAccuracy += outcome.oracleAccuracy
@@ -63,7 +68,8 @@ public struct SimulationTally: Sendable, Equatable {
             "requests": .int(requests), "deadlineHitRate": .number(deadlineHitRate),
             "realizedAccuracy": .number(realizedAccuracy),
             "expectedAccuracy": .number(meanExpectedAccuracy), "regret": .number(meanRegret),
-            "infeasible": .int(infeasible), "expiredInQueue": .int(expiredInQueue),
+            "infeasible": .int(infeasible), "expiredInQueue": .int(expiredInQueue), "cut": .int(cut),
+            "preempted": .int(preempted),
             "energyJ": .number(energyJ), "energyJPerRequest": .number(requests > 0 ? energyJ / Double(requests) : 0),
             "costUsdPerMTok": .number(costUSDPerMTok),
             "queueDelayMeanS": .number(requests > 0 ? waitS / Double(requests) : 0),
@@ -77,6 +83,8 @@ struct RequestOutcome {
     var waitS = 0.0
     var infeasible = false
     var expiredInQueue = false
+    var cut = false
+    var preempted = false
     var onTime = false
     /// Answered correctly and on time.
     var correct = false

@@ -20,14 +20,19 @@ public struct Simulator {
         public var materialChange = 0.002
         /// Who reports the runs back: the truth, or a liar.
         public var reporter: Reporter
+        /// Tasks start as they arrive and share the engine (its concurrency curve), and a policy with the ledger on
+        /// plans each against the runs it admitted; false: the device runs one request at a time and the rest queue.
+        public var overlap = false
 
         public init(
             seed: UInt64 = 7,
             applyEvery: Int = 20,
             windowS: Double = 900,
             refitIntervalS: Double = 600,
-            reporter: Reporter = .honest
+            reporter: Reporter = .honest,
+            overlap: Bool = false
         ) {
+            self.overlap = overlap
             self.seed = seed
             self.applyEvery = max(applyEvery, 1)
             self.windowS = windowS
@@ -64,6 +69,11 @@ public struct Simulator {
         public internal(set) var learnedUpdates = 0
         /// (deadline, correct) bins for accuracy against deadline: log2 bins of the deadline in seconds.
         public internal(set) var byDeadline: [Int: SimulationWindow] = [:]
+        /// With overlap: the true engine of each model, the runs on them, and the policy's ledger of what it admitted.
+        var engines: [String: EngineTimeline.Engine] = [:]
+        var inFlight: [SimulatedWorld.FlightKey: SimulatedWorld.Flight] = [:]
+        var admitted = AdmittedRuns()
+        var started = 0
     }
 
     public var profile: ProfileSet { world.profile }
@@ -148,13 +158,20 @@ public struct Simulator {
         for index in runs.indices {
             var random = SplitMix64(seed: options.seed &+ UInt64(processed) &* 0x9E37_79B9_7F4A_7C15)
             // In place: the run is neither copied nor moved.
-            try world.step(&runs[index], task, random: &random)
+            if options.overlap {
+                try world.start(&runs[index], task, random: &random)
+            } else {
+                try world.step(&runs[index], task, random: &random)
+            }
         }
         processed += 1
     }
 
-    /// Closes the last time window of the learned traces.
-    public mutating func finish() { recordTraces(at: lastArrival) }
+    /// Plays every shared engine to its end, then closes the last time window of the learned traces.
+    public mutating func finish() throws {
+        for index in runs.indices where options.overlap { try world.settle(&runs[index], until: .infinity) }
+        recordTraces(at: lastArrival)
+    }
 
     private mutating func recordTraces(at t: Double) {
         for index in runs.indices {

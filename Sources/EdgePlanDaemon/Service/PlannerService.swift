@@ -685,6 +685,8 @@ public struct OutcomeReport: Sendable, Equatable {
     public var peer: UInt32 = 0
     /// Sequences that decoded on the engine beside and with it (from the ledger), rounded up; nil: its own k.
     public var runningSequences: Int? = nil
+    /// Its share of the engine's work while it ran (from the ledger): energy from shared rails is split by it.
+    public var energyShare: Double? = nil
 }
 
 extension PlannerService {

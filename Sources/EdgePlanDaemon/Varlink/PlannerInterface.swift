@@ -127,9 +127,10 @@ public enum PlannerInterface {
         # latency, or a startedAt outside the plan's window or the last day (then no energy is attributed).
         # ranBeside (with the ledger on): the sequences that decoded on the engine while the run did, its own
         # included (meanSequences, peakSequences); its latency is judged at them, so load this daemon planned is
-        # not taken for drift. preempted says a higher-priority plan made the run yield (a preempt event named
-        # it) and its holder stopped it: it leaves the ledger, is acknowledged, and nothing learns from it, neither
-        # latency nor length nor accuracy.
+        # not taken for drift, and energy attributed from the rails (which measure the whole engine) is the run's
+        # share of it: its sequences over the mean that decoded. preempted says a higher-priority plan made the run
+        # yield (a preempt event named it) and its holder stopped it: it leaves the ledger, is acknowledged, and nothing
+        # learns from it, neither latency nor length nor accuracy.
         method Report(
           requestId: string,
           model: ?string,

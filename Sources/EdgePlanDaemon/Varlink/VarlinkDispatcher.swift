@@ -385,6 +385,7 @@ public struct VarlinkDispatcher: Sendable {
             )
             if let beside, beside.meanSequences > Double(parallel) + 0.05 {
                 outcome.runningSequences = Int(beside.meanSequences.rounded(.up))
+                outcome.energyShare = Double(parallel) / beside.meanSequences
             }
             let judged = try service.report(outcome)
             predicted = judged.predictedS

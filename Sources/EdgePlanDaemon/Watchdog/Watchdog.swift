@@ -193,8 +193,10 @@ public final class Watchdog: Sendable {
         var energySource: String? = energy == nil ? nil : "reported"
         var attributed: Double?
         var settle: Double?
+        // Rails measure the whole engine: a run that shared it with others gets its share of their energy.
+        let share = min(1, max(report.energyShare ?? 1, 1e-3))
         if energy == nil, let started = report.startedAt, let sampler {
-            attributed = sampler.energy(from: started, to: started + report.latencyS)
+            attributed = sampler.energy(from: started, to: started + report.latencyS).map { $0 * share }
             if attributed != nil {
                 energy = attributed
                 energySource = "rails"
@@ -221,6 +223,7 @@ public final class Watchdog: Sendable {
             peer: report.peer
         )
         measured.runningSequences = report.runningSequences
+        measured.energyShare = report.energyShare
         let run = measured
         let judge: @Sendable (RunReport) -> Void = { [self] run in
             defer { backlog.withLock { $0.waiting -= 1 } }
@@ -248,7 +251,7 @@ public final class Watchdog: Sendable {
             queue.asyncAfter(deadline: .now() + settle) { [self, rowID] in
                 var run = run
                 if let started = report.startedAt,
-                    let joules = sampler?.energy(from: started, to: started + report.latencyS)
+                    let joules = sampler?.energy(from: started, to: started + report.latencyS).map({ $0 * share })
                 {
                     run.energyJ = joules
                     onAttributed?(joules)

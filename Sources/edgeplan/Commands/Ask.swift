@@ -20,6 +20,9 @@ struct Ask: AsyncParsableCommand {
               cut         the deadline passed mid-run: the engine's requests are closed (llama-server stops), the
                           samples that answered are voted, and the run is reported as cut: its latency is judged at
                           the lengths streamed by then, which only bound the true ones from below and teach no length;
+              preempted   a higher-priority plan made the run yield (the daemon's preempt event, with its ledger on):
+                          its engine requests are closed at once and it is reported as preempted, learned from not
+                          at all;
               engine-error the engine failed: nothing is reported, since the failure says nothing about the plan
                           (exit 74 for one request).
             Without --rails the daemon attributes the run's energy from its own rails over [start, start + latency].
@@ -138,6 +141,8 @@ struct Ask: AsyncParsableCommand {
             let items = try items()
             let answerGrader = try AnswerGrader.parse(grader)
             let planner = try VarlinkClient(socketPath: daemon.socket)
+            // Subscribed before the first plan: a higher-priority plan that makes a run of ours yield stops it.
+            let watch = PreemptionWatch(socketPath: daemon.socket)
             let endpoint = try EngineEndpoint(engine)
             var tally: [String: Int] = [:]
             var lastOutcome = "answered"
@@ -159,7 +164,8 @@ struct Ask: AsyncParsableCommand {
                     endpoint: endpoint,
                     grader: answerGrader,
                     limits: limits,
-                    unreachable: unreachable
+                    unreachable: unreachable,
+                    watch: watch
                 )
                 lastOutcome = result["outcome"]?.stringValue ?? "?"
                 tally[lastOutcome, default: 0] += 1
@@ -185,7 +191,8 @@ struct Ask: AsyncParsableCommand {
         endpoint: EngineEndpoint,
         grader: AnswerGrader,
         limits: EngineLimits = EngineLimits(),
-        unreachable: EngineError? = nil
+        unreachable: EngineError? = nil,
+        watch: PreemptionWatch? = nil
     ) async throws -> JSONValue {
         let clock = ContinuousClock()
         let began = clock.now
@@ -287,7 +294,8 @@ struct Ask: AsyncParsableCommand {
             completion = try await client.chat(
                 body,
                 requests: request["requests"]?.intValue ?? 1,
-                deadline: .milliseconds(Int(remaining * 1000))
+                deadline: .milliseconds(Int(remaining * 1000)),
+                stop: watch.map { watch in { await watch.yielded(requestID) } }
             )
         } catch let error as EngineError {
             return .object(
@@ -321,6 +329,8 @@ struct Ask: AsyncParsableCommand {
             // A cut run says so: its latency is judged at the lengths streamed by then, which teach no length.
             if !tokens.isEmpty { fields.append(("sampleOutputTokens", .array(tokens.map(JSONValue.int)))) }
             if completion.cut { fields.append(("cut", .bool(true))) }
+            // Made to yield by a higher-priority plan: nothing is learned from it.
+            if completion.preempted { fields.append(("preempted", .bool(true))) }
             if let correct { fields.append(("correct", .bool(correct))) }
             let answer = try planner.call("io.edgeplan.Planner.Report", .object(fields))
             if let error = answer["error"]?.stringValue {
@@ -332,7 +342,8 @@ struct Ask: AsyncParsableCommand {
         let reported = clock.now
         let engineOwnMs = completion.samples.compactMap(\.timings).map { $0.promptMS + $0.predictedMS }.max()
         result += [
-            ("outcome", .string(completion.cut ? "cut" : "answered")), ("answer", voted.map(JSONValue.string) ?? .null),
+            ("outcome", .string(completion.preempted ? "preempted" : completion.cut ? "cut" : "answered")),
+            ("answer", voted.map(JSONValue.string) ?? .null),
             ("correct", correct.map(JSONValue.bool) ?? .null), ("plan", Self.summary(plan)),
             ("latencyMs", .number(latencyMs)), ("deadlineMs", .number(deadlineMs)),
             ("predictedLatencyMs", plan["predicted"]?["latencyMs"] ?? .null),
@@ -407,7 +418,7 @@ struct Ask: AsyncParsableCommand {
             let correct = result["correct"]?.boolValue.map { $0 ? " (right)" : " (wrong)" } ?? ""
             let energy = result["energyJ"]?.doubleValue.map { ", \(format($0, 1)) J" } ?? ""
             print(
-                "\(result["task"]?.stringValue ?? ""): \(answer)\(correct) from \(configuration)\(outcome == "cut" ? ", cut at the deadline" : ""): "
+                "\(result["task"]?.stringValue ?? ""): \(answer)\(correct) from \(configuration)\(outcome == "cut" ? ", cut at the deadline" : outcome == "preempted" ? ", preempted by a higher-priority run" : ""): "
                     + "\(format((result["latencyMs"]?.doubleValue ?? 0) / 1000, 2)) s of \(format((result["deadlineMs"]?.doubleValue ?? 0) / 1000, 2)) s"
                     + " (predicted \(format((result["predictedLatencyMs"]?.doubleValue ?? 0) / 1000, 2)) s)\(energy); report: \(result["report"]?["learning"]?.stringValue ?? "not sent")"
             )

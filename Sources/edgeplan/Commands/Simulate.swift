@@ -10,8 +10,11 @@ struct Simulate: AsyncParsableCommand {
         discussion: """
             Each policy plans, recalibrates and learns with the daemon's own code; outcomes come from the truth
             (--truth, default: the bundled workloads/truth-default.yaml) on a device that runs one request at a
-            time. Baselines: static (no recalibration, no learning), mean-latency (plans on mean latency, as the
-            paper does), no-learning, fixed:MODEL/QUANT/MODE[/BUDGET]xK.
+            time, or, with --overlap, on engines that run tasks as they arrive, side by side (each model's engine
+            follows its concurrency curve; a run still going at its deadline is cut there). Baselines: static (no
+            recalibration, no learning), mean-latency (plans on mean latency, as the paper does), no-learning,
+            ledger-on and ledger-off (the policy planning against the runs it admitted, or as if the engine were
+            idle), fixed:MODEL/QUANT/MODE[/BUDGET]xK.
             """
     )
 
@@ -37,6 +40,8 @@ struct Simulate: AsyncParsableCommand {
         help:
             "Who reports the runs back: honest, or optimistic-liar (half the output in 40 % of the time, always right)."
     ) var reporter = "honest"
+    @Flag(help: "Tasks start as they arrive and share the engine, instead of queueing for it one at a time.")
+    var overlap = false
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
@@ -82,11 +87,12 @@ struct Simulate: AsyncParsableCommand {
                     seed: seed,
                     applyEvery: applyEvery,
                     windowS: try parseSeconds(window, "window"),
-                    reporter: Simulator.Reporter(rawValue: reporter)!
+                    reporter: Simulator.Reporter(rawValue: reporter)!,
+                    overlap: overlap
                 )
             )
             try WorkloadFile.read(workload) { task in try simulator.process(task) }
-            simulator.finish()
+            try simulator.finish()
             if json {
                 printJSON(SimulationReport.json(simulator, workload: workload, truth: truthName))
             } else {
