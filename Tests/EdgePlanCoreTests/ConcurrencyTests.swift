@@ -202,13 +202,16 @@ struct ConcurrencyTests {
         runs.admit(LedgerEntry(plan: plan, variant: variant, priority: 0, at: 100), load: nil, at: 100)
         let entry = try #require(runs.entries.first)
         let halfway = (entry.decodeStartAt + entry.endAt) / 2
-        let left = try #require(runs.load(at: halfway).runs.first)
+        let atHalfway = runs.load(at: halfway)
+        let left = try #require(atHalfway.runs.first)
         #expect(abs(left.tokensLeft - entry.tokens / 2) < 1e-6 && left.prefillLeftS == 0)
         #expect(abs(left.deadlineLeftS - (130 - halfway)) < 1e-9)
         // Past its predicted end with no report, a quarter is taken to be left.
-        let overdue = try #require(runs.load(at: entry.endAt + 0.01).runs.first)
+        let late = runs.load(at: entry.endAt + 0.01)
+        let overdue = try #require(late.runs.first)
         #expect(abs(overdue.tokensLeft - entry.tokens * LedgerEntry.overdueShare) < 1e-6)
-        let beside = try #require(runs.finish("one", at: entry.endAt + 0.01))
+        let finished = runs.finish("one", at: entry.endAt + 0.01)
+        let beside = try #require(finished)
         #expect(beside.meanSequences >= Double(plan.configuration.parallel) && beside.runsAdmittedWith == 0)
         #expect(runs.entries.isEmpty && runs.finish("one", at: entry.endAt + 1) == nil)
     }

@@ -152,11 +152,12 @@ public struct AdmittedRuns: Sendable, Equatable {
         }
         lastEventAt = max(lastEventAt, now)
         let before = entries.count
-        entries.removeAll { expiry(of: $0) < now }
+        let (marginS, marginShare) = (self.marginS, self.marginShare)
+        entries.removeAll { Self.expiry(of: $0, marginS: marginS, marginShare: marginShare) < now }
         expired += before - entries.count
     }
 
-    private func expiry(of entry: LedgerEntry) -> Double {
+    private static func expiry(of entry: LedgerEntry, marginS: Double, marginShare: Double) -> Double {
         entry.endAt + max(marginS, marginShare * (entry.endAt - entry.admittedAt))
     }
 }

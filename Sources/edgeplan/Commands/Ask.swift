@@ -289,13 +289,16 @@ struct Ask: AsyncParsableCommand {
                 ]
             )
         }
+        // A preempt event naming this run stops it (the daemon made it yield to a higher-priority plan).
+        var stop: (@Sendable () async -> Void)?
+        if let watch { stop = { await watch.yielded(requestID) } }
         let completion: EngineClient.Completion
         do {
             completion = try await client.chat(
                 body,
                 requests: request["requests"]?.intValue ?? 1,
                 deadline: .milliseconds(Int(remaining * 1000)),
-                stop: watch.map { watch in { await watch.yielded(requestID) } }
+                stop: stop
             )
         } catch let error as EngineError {
             return .object(
