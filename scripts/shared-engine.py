@@ -88,11 +88,7 @@ def held_out(args):
             print(f"  k={k:2d} output={output:5d} beside={beside:2d}: {seconds:7.3f} s", flush=True)
 
         timed(args.url, args.engine_model, 1, 32, 0)  # warm-up
-        # Each k at two or three outputs, each output at several k: none of them a collection point.
-        pairs = [(1, 64), (1, 700), (1, 2048), (2, 256), (2, 1024), (3, 64), (3, 700), (4, 256), (4, 2048), (5, 512),
-                 (6, 64), (6, 1024), (8, 100), (8, 700), (12, 256), (12, 2048), (16, 64), (16, 512), (24, 256),
-                 (24, 1024), (32, 100), (32, 700)]
-        for index, (k, output) in enumerate(pairs):
+        for index, (k, output) in enumerate(args.pairs):
             seconds, timings = timed(args.url, args.engine_model, k, output, 100 + index)
             record(k, output, 0, seconds, timings)
         # Beside a request that is already decoding: k = 1 and 4 at 256 and 1,024 tokens.
@@ -169,7 +165,14 @@ def main():
     held.add_argument("model", help="the profile's model name")
     held.add_argument("out")
     held.add_argument("--engine-model", default=None)
-    held.add_argument("--beside", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16, 24])
+    held.add_argument("--beside", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8, 16, 24],
+                      help="sequences of the background request (comma-separated)")
+    # Each k at two or three outputs, each output at several k: none of them a collection point.
+    held.add_argument("--pairs", type=lambda s: [tuple(int(x) for x in p.split(":")) for p in s.split(",")],
+                      default=[(1, 64), (1, 700), (1, 2048), (2, 256), (2, 1024), (3, 64), (3, 700), (4, 256),
+                               (4, 2048), (5, 512), (6, 64), (6, 1024), (8, 100), (8, 700), (12, 256), (12, 2048),
+                               (16, 64), (16, 512), (24, 256), (24, 1024), (32, 100), (32, 700)],
+                      help="k:output pairs (comma-separated)")
     run = commands.add_parser("scenario")
     run.add_argument("socket")
     run.add_argument("url")

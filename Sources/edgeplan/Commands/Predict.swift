@@ -80,7 +80,11 @@ struct Predict: AsyncParsableCommand {
                 printJSON(value)
                 return
             }
-            if beside > 0 { print("beside \(beside) running sequence\(beside == 1 ? "" : "s") of other requests:") }
+            if beside > 0 {
+                print(
+                    "beside \(beside) running sequence\(beside == 1 ? "" : "s") of other requests (modeled: step factors from \(variant.engineCurve.source)):"
+                )
+            }
             print(
                 "\(variant.id) on \(profile.device.displayName): \(input) in, \(output) out x\(parallel) (\(variant.calibration.rawValue))"
             )
