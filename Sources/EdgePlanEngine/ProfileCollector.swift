@@ -205,6 +205,12 @@ public struct ProfileCollector: Sendable {
         var arrivals: [Double] { completion.samples.first.map { $0.chunkTimesS.map { sentAt + $0 } } ?? [] }
     }
 
+    /// Sends one request and times it on the shared monotonic clock.
+    func timed(_ request: EngineClient.Request) async throws -> Timed {
+        let sent = now()
+        return Timed(sentAt: sent, completion: try await client.complete(request))
+    }
+
     /// A request as plans send them (temperature 0.6, top-p 0.95), of a fixed length, on a prompt of its own.
     func planLike(_ point: SweepDesign.Point, index: Int, seed: String, input: Int, output: Int) -> EngineClient.Request
     {
@@ -225,15 +231,9 @@ public struct ProfileCollector: Sendable {
         let seed = point.key + "\(Date().timeIntervalSince1970)"
         if point.phase == .interference {
             let decodeInput = 128
-            async let decode: Timed = {
-                let sent = now()
-                return Timed(
-                    sentAt: sent,
-                    completion: try await client.complete(
-                        planLike(point, index: 0, seed: seed, input: decodeInput, output: point.outputTokens)
-                    )
-                )
-            }()
+            async let decode = timed(
+                planLike(point, index: 0, seed: seed, input: decodeInput, output: point.outputTokens)
+            )
             // The prompt arrives once the decode is under way: a quarter of its predicted run is not known here, so
             // after its first tokens have surely streamed (a fixed wait, checked against its arrivals below).
             try await Task.sleep(for: .milliseconds(300))
@@ -265,18 +265,8 @@ public struct ProfileCollector: Sendable {
         let runs = try await withThrowingTaskGroup(of: Timed.self) { group in
             for index in 0..<point.parallel {
                 group.addTask {
-                    let sent = now()
-                    return Timed(
-                        sentAt: sent,
-                        completion: try await client.complete(
-                            planLike(
-                                point,
-                                index: index,
-                                seed: seed,
-                                input: point.inputTokens,
-                                output: point.outputTokens
-                            )
-                        )
+                    try await timed(
+                        planLike(point, index: index, seed: seed, input: point.inputTokens, output: point.outputTokens)
                     )
                 }
             }

@@ -9,13 +9,16 @@ Prints both runs' in-time rates, cut counts and energies, and the held-out table
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 
-from conftest import EDGEPLAN, Engine, edgeplan, get_json
+from conftest import EDGEPLAN, ROOT, Engine, edgeplan, get_json
+
+sys.path.insert(0, os.path.join(ROOT, "Tests", "integration"))
+from helpers import plan_slack  # noqa: E402
 
 POLICY = """kind: policy
 global:
@@ -59,15 +62,9 @@ def tight_deadlines(profile, root, task="reactive", low=1200, high=2800, count=R
     the profile just measured: planned for an idle engine, such a request has no room to run beside another."""
     policy = root / "policy-plan.yaml"
     policy.write_text(POLICY.format(ledger="off"))
-    found = []
-    for deadline_ms in range(low, high, 50):
-        out = subprocess.run([EDGEPLAN, "plan", "--task", task, "--deadline", f"{deadline_ms}ms", "--input", "60",
-                              "--json", "--profile", str(profile), "--policy", str(policy)], capture_output=True, text=True)
-        if out.returncode == 0:
-            p95 = json.loads(out.stdout)["predicted"]["latencyPercentileMs"]
-            found.append((1 - p95 / deadline_ms, deadline_ms))
-    tight = sorted(deadline for slack, deadline in sorted(found)[:count] if slack < most)
-    assert len(tight) == count, sorted(found)[:count]
+    found = plan_slack(EDGEPLAN, task, range(low, high, 50), 60, "--profile", str(profile), "--policy", str(policy))
+    tight = sorted(deadline for slack, deadline in found[:count] if slack < most)
+    assert len(tight) == count, found[:count]
     return [deadline / 1000 for deadline in tight]
 
 

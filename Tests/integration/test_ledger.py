@@ -3,7 +3,6 @@ report (or its predicted end and a margin), each request is planned against the 
 admitted run of equal or higher priority past its deadline, a higher-priority one names the lower-priority runs that
 must yield (and Watch says so at once), a refused request is told after which run it would fit, and a report says
 what ran beside it. With the ledger off, every request is planned as on an idle engine."""
-import json
 import os
 import subprocess
 import tempfile
@@ -13,7 +12,7 @@ import time
 import pytest
 import varlink
 
-from helpers import wait_until_answers
+from helpers import plan_slack, wait_until_answers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("EDGEPLAN_BIN", os.path.join(ROOT, ".build", "debug", "edgeplan"))
@@ -69,18 +68,11 @@ def daemon():
 
 
 def tightest_deadline_ms(task):
-    """The deadline, 4-20 s, at which the best plan of `task` (on an idle engine) keeps the least slack."""
-    best = None
-    for deadline_ms in range(4000, 20000, 250):
-        out = subprocess.run([BINARY, "plan", "--task", task, "--deadline", f"{deadline_ms}ms", "--input", "256",
-                              "--json", "--policy", POLICY_FILE], capture_output=True, text=True)
-        if out.returncode != 0:
-            continue
-        plan = json.loads(out.stdout)
-        slack = deadline_ms - plan["predicted"]["latencyPercentileMs"]
-        if best is None or slack < best[1]:
-            best = (deadline_ms, slack)
-    return best
+    """The deadline, 4-20 s, at which the best plan of `task` (on an idle engine) keeps the least slack, and the slack
+    in milliseconds."""
+    found = plan_slack(BINARY, task, range(4000, 20000, 250), 256, "--policy", POLICY_FILE)
+    slack, deadline_ms = min(found, key=lambda pair: pair[0] * pair[1])
+    return deadline_ms, slack * deadline_ms
 
 
 # Little slack: a safety margin of 1 %, and every plan votes over 4 samples, so any newcomer slows an admitted run.
