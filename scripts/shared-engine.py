@@ -3,7 +3,7 @@
 judging what the profile it calibrated predicts.
 
   shared-engine.py held-out URL MODEL OUT.jsonl
-      Requests of k samples (`n`, at temperature 0.6 and top-p 0.95, as plans run) at outputs of 64-2,048 tokens, and
+      Requests of k samples (`n`, sampled as plans of that k run) at outputs of 64-2,048 tokens, and
       requests of k samples started while a background request already decodes `beside` sequences. Each row: the
       model, input, output, parallel, beside and the latency the client saw (seconds), with the engine's own timings.
       `edgeplan predict --held-out OUT.jsonl` predicts every row and prints the MAPE by k and by sequences beside.
@@ -42,8 +42,10 @@ def prompt(seed):
 
 
 def timed(url, model, k, output, seed):
-    body = {"model": model, "prompt": prompt(seed), "max_tokens": output, "n": k, "ignore_eos": True,
-            "temperature": 0.6, "top_p": 0.95, "seed": seed, "cache_prompt": False}
+    # Sampled as plans of that k are (EngineRequest): one sample greedy, k samples at temperature 0.6 and top-p 0.95.
+    sampling = {"temperature": 0.6, "top_p": 0.95} if k > 1 else {"temperature": 0}
+    body = {"model": model, "prompt": prompt(seed), "max_tokens": output, "n": k, "ignore_eos": True, "seed": seed,
+            "cache_prompt": False, **sampling}
     started = time.monotonic()
     with post(url, body) as response:
         reply = json.load(response)

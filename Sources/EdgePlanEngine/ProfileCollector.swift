@@ -328,12 +328,7 @@ public struct ProfileCollector: Sendable {
         switch point.phase {
         case .warmup:
             _ = try await client.complete(
-                .init(
-                    prompt: .tokens(prompt(point.inputTokens, seed: seed)),
-                    maxTokens: point.outputTokens,
-                    fixedLength: true,
-                    freshPrompt: true
-                )
+                planLike(point, index: 0, seed: seed, input: point.inputTokens, output: point.outputTokens)
             )
             return ([], nil)
         case .prefill:
@@ -383,19 +378,20 @@ public struct ProfileCollector: Sendable {
         case .concurrent, .interference:
             return ([], nil)
         case .decode, .parallel:
+            // Sampled as plans of that k run (one sample greedy; k samples at temperature 0.6 and top-p 0.95, as
+            // EngineRequest shapes them): sampling over the vocabulary costs time per token.
+            var request = planLike(point, index: 0, seed: seed, input: point.inputTokens, output: point.outputTokens)
+            request.samples = point.parallel
+            if point.parallel == 1 {
+                request.temperature = 0
+                request.extra = []
+            }
             let sent = now()
-            let completion = try await client.complete(
-                .init(
-                    prompt: .tokens(prompt(point.inputTokens, seed: seed)),
-                    maxTokens: point.outputTokens,
-                    samples: point.parallel,
-                    temperature: point.parallel > 1 ? 0.8 : 0,
-                    seed: 7,
-                    fixedLength: true,
-                    freshPrompt: true
-                )
-            )
+            let completion = try await client.complete(request)
             try await settle()
+            // The latency the client saw, beside the engine's own prompt and decode time (its slowest sample).
+            let engineS = completion.samples.compactMap(\.timings).map { ($0.promptMS + $0.predictedMS) / 1000 }.max()
+            let requestS = engineS.map { _ in completion.totalS }
             let samples = completion.samples.filter { !$0.chunkTimesS.isEmpty }
             guard samples.count == point.parallel else {
                 return ([], "\(point.key): \(samples.count) of \(point.parallel) samples streamed tokens")
@@ -416,7 +412,9 @@ public struct ProfileCollector: Sendable {
                             batch: point.parallel,
                             latencyS: last - first,
                             energyJ: energy(sent + first, sent + last),
-                            timing: "client"
+                            timing: "client",
+                            requestS: requestS,
+                            engineS: engineS
                         )
                     ], nil
                 )
@@ -460,6 +458,10 @@ public struct ProfileCollector: Sendable {
                         timing: "client"
                     )
                 )
+            }
+            if !records.isEmpty {
+                records[records.count - 1].requestS = requestS
+                records[records.count - 1].engineS = engineS
             }
             let warning =
                 times.count < point.outputTokens

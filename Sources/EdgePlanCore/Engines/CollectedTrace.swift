@@ -118,6 +118,10 @@ public enum CollectedTrace {
         public var energyJ: Double?
         /// Where the time comes from: `engine` (the engine's own timings) or `client` (chunk arrival times).
         public var timing: String
+        /// The whole request as the client saw it (sent to last byte), and the engine's own prompt and decode time
+        /// for it: their difference is what a request costs besides its work (HTTP, scheduling, sampling setup).
+        public var requestS: Double?
+        public var engineS: Double?
 
         public init(
             phase: Observation.Phase,
@@ -126,8 +130,12 @@ public enum CollectedTrace {
             batch: Int,
             latencyS: Double,
             energyJ: Double?,
-            timing: String
+            timing: String,
+            requestS: Double? = nil,
+            engineS: Double? = nil
         ) {
+            self.requestS = requestS
+            self.engineS = engineS
             self.phase = phase
             self.inputTokens = inputTokens
             self.outputTokens = outputTokens
@@ -156,7 +164,11 @@ public enum CollectedTrace {
                 fields.append(("energy_j", .number(energy)))
                 if measurement.latencyS > 0 { fields.append(("avg_power_w", .number(energy / measurement.latencyS))) }
             }
-            fields += [("timing", .string(measurement.timing)), ("point", .string(point.key)), ("time", .number(time))]
+            fields.append(("timing", .string(measurement.timing)))
+            if let requestS = measurement.requestS, let engineS = measurement.engineS {
+                fields += [("request_s", .number(requestS)), ("engine_s", .number(engineS))]
+            }
+            fields += [("point", .string(point.key)), ("time", .number(time))]
             fields += context.fields
             bytes += JSONValue.object(fields).utf8() + [0x0A]
         }

@@ -28,7 +28,8 @@ public enum ConcurrencyFitter {
         }
     }
 
-    /// Reads a trace's `concurrency` and `interference` lines; other lines are skipped.
+    /// Reads a trace's `concurrency` and `interference` lines, and the client's and engine's times of its decode runs;
+    /// other lines are skipped.
     public static func records(
         _ bytes: [UInt8],
         model: String
@@ -55,6 +56,13 @@ public enum ConcurrencyFitter {
                 if let engineSlots = row["engine_slots"]?.intValue { slots = max(slots ?? 0, engineSlots) }
             case "interference":
                 if let value = row["interference"]?.doubleValue, value >= 0 { interference.append(value) }
+            case "decode":
+                // Every decode run records the latency its client saw beside the engine's own: the fixed cost again.
+                if let request = row["request_s"]?.doubleValue, let engine = row["engine_s"]?.doubleValue,
+                    request > 0, engine > 0
+                {
+                    overheads.append(max(0, request - engine))
+                }
             default:
                 continue
             }
