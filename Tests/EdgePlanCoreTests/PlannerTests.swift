@@ -24,6 +24,47 @@ struct PlannerTests {
         )
     }
 
+    /// The policy's endpoints: each plan names where its model's engine listens, the quantization's own entry before
+    /// the model's and the model's before `default`; a bad URL or a model the profile lacks is refused by name.
+    @Test func plansNameTheEndpointThePolicyMapsTheirModelTo() throws {
+        func policy(_ endpoints: String) throws -> Policy {
+            try PolicyDecoder.decode(
+                "kind: policy\nglobal:\n  endpoints:\n\(endpoints)tasks:\n  mmlu-redux:\n    allowed_models: [DSR1-Qwen-1.5B]\n",
+                file: "p.yaml"
+            )
+        }
+        func endpoint(_ endpoints: String) throws -> String? {
+            let planner = try Planner(profile: Fixtures.profile, policy: try policy(endpoints))
+            guard case let .plan(plan) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 60)) else {
+                Issue.record("expected a plan")
+                return nil
+            }
+            #expect(plan.configuration.variant.model == "DSR1-Qwen-1.5B")
+            return plan.engineRequest.endpoint
+        }
+        let quantization = Fixtures.profile.variants.keys.first { $0.model == "DSR1-Qwen-1.5B" }!.quantization.rawValue
+        #expect(try endpoint("    default: http://a:1\n") == "http://a:1")
+        #expect(try endpoint("    default: http://a:1\n    DSR1-Qwen-1.5B: unix:/run/q.sock\n") == "unix:/run/q.sock")
+        #expect(
+            try endpoint(
+                "    DSR1-Qwen-1.5B: http://b:2\n    DSR1-Qwen-1.5B/\(quantization): http://c:3\n"
+            ) == "http://c:3"
+        )
+        #expect(try endpoint("    DSR1-Llama-8B: http://d:4\n") == nil)
+        #expect(throws: EdgePlanError.self) { try policy("    default: 127.0.0.1:8080\n") }
+        do {
+            _ = try policy("    default: 127.0.0.1:8080\n")
+        } catch let error as EdgePlanError {
+            #expect(error.field == "global.endpoints.default" && error.message.contains("http://HOST:PORT"))
+        }
+        do {
+            _ = try Planner(profile: Fixtures.profile, policy: try policy("    Missing-7B: http://e:5\n"))
+            Issue.record("an endpoint for an unknown model was accepted")
+        } catch let error as EdgePlanError {
+            #expect(error.field == "global.endpoints.Missing-7B" && error.code == .unknownModel)
+        }
+    }
+
     @Test func looserDeadlineOrLargerBudgetNeverLowersAccuracy() throws {
         for task in ["mmlu-redux", "mmlu", "natural-plan-trip"] {
             var previous = -1.0

@@ -23,6 +23,9 @@ import Testing
         let read = Set(
             log.keys.map { path -> String in
                 let parts = path.split(separator: ".", maxSplits: 2).map(String.init)
+                if parts.first == "global" && parts.count == 3 && parts[1] == "endpoints" {
+                    return "global.endpoints.<model>"
+                }
                 return parts.first == "tasks" && parts.count == 3 ? "tasks.<class>.\(parts[2])" : path
             }
         )

@@ -263,3 +263,35 @@ def test_samples_that_run_to_their_cap_are_answers_not_engine_errors(daemon, eng
             body_cap = ran.decision.request["body"]["max_tokens"]
             assert ran.sample_output_tokens == [body_cap] * 4, (ran.sample_output_tokens, body_cap)
             assert ran.report.learning == "learned", ran.report
+
+
+def test_the_policy_routes_each_plan_to_its_models_engine(engine, profile, tmp_path):
+    """With `global.endpoints` in the policy, every plan names its engine (the model's own before `default`), and `ask`
+    and `run()` send it there with no --engine: here `default` points at a port where nothing listens, so a plan
+    that went there would end in an engine error. An endpoint for a model the profile lacks is refused by name."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace("  parallel_factors: [1, 2, 4]\n", "  parallel_factors: [1, 2, 4]\n  endpoints:\n"
+                                     f"    TinyRandom-30M: {engine.url}\n    default: http://127.0.0.1:9\n"))
+    socket = str(tmp_path / "planner.sock")
+    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy", str(policy),
+                                "--rails", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(socket):
+            assert process.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        result = json.loads(edgeplan("ask", "--socket", socket, "--engine-model", "tiny-random", "--task", "chat",
+                                     "--prompt", "Which shelf holds part 3?", "--deadline", "5s", "--json").stdout)
+        assert result["outcome"] == "answered" and result["engine"] == engine.url, result
+        assert result["inputTokensSource"] != "estimated", result
+        with client.Planner(socket) as planner:
+            ran = planner.run("chat", "Which shelf holds part 4?", deadline_ms=5000, engine_model="tiny-random")
+        assert ran.outcome == "answered" and ran.decision.request["endpoint"] == engine.url, ran
+    finally:
+        process.terminate()
+        process.wait(10)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(POLICY.replace("  parallel_factors: [1, 2, 4]\n", "  parallel_factors: [1, 2, 4]\n  endpoints:\n"
+                                  "    Missing-7B/fp16: http://127.0.0.1:8081\n"))
+    checked = edgeplan("policy", "check", str(bad), "--profile", str(profile), check=False)
+    assert checked.returncode != 0 and "global.endpoints.Missing-7B/fp16" in checked.stderr, checked.stderr

@@ -26,6 +26,8 @@ public struct EngineRequest: Sendable, Equatable {
     }
 
     public var thinkingBudget: ThinkingBudget?
+    /// Where to send it, from the policy's endpoints (nil: wherever the client was told).
+    public var endpoint: String?
 
     /// Placeholder the scheduler replaces with the task's prompt.
     public static let promptPlaceholder = "{prompt}"

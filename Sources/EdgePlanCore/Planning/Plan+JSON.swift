@@ -152,6 +152,10 @@ extension EngineRequest: JSONWritable {
         writer.endObject()
         writer.key("aggregation")
         writer.string(aggregation)
+        if let endpoint {
+            writer.key("endpoint")
+            writer.string(endpoint)
+        }
         // Only for an engine other than the default: plans for vLLM keep the shape they always had.
         if engine != .vllm {
             writer.key("engine")

@@ -470,7 +470,7 @@ public final class Planner: Sendable {
         let atTail = predictor.predict(variant, input: inputTokens, output: tailTokens, parallel: k)
         let reachable = predictor.maxOutputTokens(variant, input: inputTokens, deadlineS: limits.deadlineS, parallel: k)
         let miss = reachable.map { length.exceedanceProbability(Double($0), samples: k) } ?? 1
-        return Plan(
+        var plan = Plan(
             task: request.task,
             requestID: request.requestID,
             configuration: configuration,
@@ -503,6 +503,8 @@ public final class Planner: Sendable {
             profileVersion: profile.version,
             policyVersion: policy.version
         )
+        plan.engineRequest.endpoint = policy.endpoint(for: configuration.variant)?.url
+        return plan
     }
 
     /// The context a configuration's run takes at the request's input: the prompt and the cap, or the mean output.
@@ -606,6 +608,19 @@ extension Policy {
     /// something to run.
     public func check(against profile: ProfileSet) throws {
         let known = Set(profile.modelNames)
+        for key in endpoints.keys.sorted() where key != "default" {
+            let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+            let named = profile.variants.keys.contains { id in
+                id.model == parts[0] && (parts.count == 1 || id.quantization.rawValue == parts[1])
+            }
+            guard named else {
+                throw EdgePlanError(
+                    .unknownModel,
+                    "an endpoint for '\(key)', which the profile does not have; known models: \(profile.modelNames.joined(separator: ", ")) (MODEL or MODEL/QUANTIZATION, or default)",
+                    field: "global.endpoints.\(key)"
+                )
+            }
+        }
         for (name, task) in [("defaults", defaultTask)]
             + tasks.sorted(by: { $0.key < $1.key }).map({ ($0.key, $0.value) })
         {

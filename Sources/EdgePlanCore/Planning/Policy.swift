@@ -261,6 +261,18 @@ public struct Policy: Sendable, Equatable {
     /// Whether the daemon keeps a ledger of the plans it returned until their reports (or their predicted end and a
     /// margin) and plans each request against what already runs on the engine.
     public var ledger = false
+    /// Where each model's engine listens (`http://HOST:PORT` or `unix:/PATH`), by `MODEL/QUANTIZATION`, `MODEL` or
+    /// `default` (any other model: one engine, or one llama-server in router mode that routes by the request's
+    /// model). Every plan names its endpoint, and `ask` and the Python client's `run()` send it there.
+    public var endpoints: [String: String] = [:]
+
+    /// The endpoint a configuration of `variant` runs on, and the key that named it; nil where the policy maps none.
+    public func endpoint(for variant: VariantID) -> (url: String, key: String)? {
+        for key in ["\(variant.model)/\(variant.quantization.rawValue)", variant.model, "default"] {
+            if let url = endpoints[key] { return (url, key) }
+        }
+        return nil
+    }
 
     /// Whether a class is offered thinking-budget runs that no table measured: it lists the mode, and the engine
     /// enforces a budget.

@@ -37,6 +37,16 @@ public enum PolicyDecoder {
                 }
                 policy.engine = kind
             }
+            if var endpoints = try global.optionalObject("endpoints") {
+                for key in endpoints.fieldNames {
+                    let url = try endpoints.string(key)
+                    guard url.hasPrefix("http://") || url.hasPrefix("https://") || url.hasPrefix("unix:/") else {
+                        throw endpoints.error(key, "expected http://HOST:PORT, https://HOST:PORT or unix:/PATH, got '\(url)'")
+                    }
+                    policy.endpoints[key] = url
+                }
+                try endpoints.finish()
+            }
             if let ledger = try global.optionalString("ledger") {
                 switch ledger {
                 case "on": policy.ledger = true

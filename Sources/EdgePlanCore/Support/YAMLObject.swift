@@ -42,6 +42,9 @@ package struct YAMLObject {
 
     package var line: Int? { mapping.mark?.line }
 
+    /// The mapping's keys, in file order.
+    package var fieldNames: [String] { mapping.keys.compactMap(\.string) }
+
     /// Every field path a reader asks for while a log is set (`YAMLObject.$keyLog.withValue`): what a file of that
     /// kind may hold, so its reference can be checked against the decoder.
     package final class KeyLog: Sendable {

@@ -45,7 +45,10 @@ struct Ask: AsyncParsableCommand {
         help:
             "Prompt tokens to plan for (default: counted by the engine's tokenizer after its chat template; bytes / 4 where the engine has no tokenizer)."
     ) var input: Int?
-    @Option(help: "The engine: http://HOST:PORT or unix:/PATH.") var engine: String = "http://127.0.0.1:8080"
+    @Option(
+        help:
+            "The engine for every plan: http://HOST:PORT or unix:/PATH (default: each plan's endpoint from the policy's global.endpoints, else \(Self.defaultEngine))."
+    ) var engine: String?
     @Option(help: "Model name the engine serves, replacing the plan's.") var engineModel: String?
     @OptionGroup var daemon: DaemonSocket
     @Flag(help: "Do not report the outcome to the daemon.") var noReport = false
@@ -73,7 +76,7 @@ struct Ask: AsyncParsableCommand {
         if let energy { _ = try parseJoules(energy, "energy") }
         do {
             _ = try AnswerGrader.parse(grader)
-            _ = try EngineEndpoint(engine)
+            if let engine { _ = try EngineEndpoint(engine) }
         } catch let error as EdgePlanError {
             throw ValidationError(error.message)
         }
@@ -143,30 +146,14 @@ struct Ask: AsyncParsableCommand {
             let planner = try VarlinkClient(socketPath: daemon.socket)
             // Subscribed before the first plan: a higher-priority plan that makes a run of ours yield stops it.
             let watch = PreemptionWatch(socketPath: daemon.socket)
-            let endpoint = try EngineEndpoint(engine)
+            let sites = EngineSites()
+            // --engine: every plan goes there, and it is checked before the first plan.
+            var fixed: EngineSite?
+            if let engine { fixed = try await sites.site(engine) }
             var tally: [String: Int] = [:]
             var lastOutcome = "answered"
-            // One check that the engine answers: a request to an engine that is down would wait out its deadline.
-            var unreachable: EngineError?
-            // The engine's context per sequence: every plan's prompt and max_tokens must fit in it.
-            var limits = EngineLimits()
-            do {
-                let probe = EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: "")
-                try await probe.checkReachable()
-                limits = try await probe.limits()
-            } catch let error as EngineError {
-                unreachable = error
-            }
             for item in items {
-                let result = try await ask(
-                    item,
-                    planner: planner,
-                    endpoint: endpoint,
-                    grader: answerGrader,
-                    limits: limits,
-                    unreachable: unreachable,
-                    watch: watch
-                )
+                let result = try await ask(item, planner: planner, site: fixed, sites: sites, grader: answerGrader, watch: watch)
                 lastOutcome = result["outcome"]?.stringValue ?? "?"
                 tally[lastOutcome, default: 0] += 1
                 if json { printJSON(result) } else { show(result) }
@@ -188,10 +175,9 @@ struct Ask: AsyncParsableCommand {
     func ask(
         _ item: Item,
         planner: VarlinkClient,
-        endpoint: EngineEndpoint,
+        site fixed: EngineSite?,
+        sites: EngineSites,
         grader: AnswerGrader,
-        limits: EngineLimits = EngineLimits(),
-        unreachable: EngineError? = nil,
         watch: PreemptionWatch? = nil
     ) async throws -> JSONValue {
         let clock = ContinuousClock()
@@ -209,14 +195,19 @@ struct Ask: AsyncParsableCommand {
         // The prompt as the engine counts it: its chat template, then its tokenizer. The plan's body may add to the
         // user's message (a budget sentence, a prefilled answer), so it is counted again once planned, and planned
         // again at that count where it is longer.
-        let counter = EngineClient(endpoint: endpoint, capabilities: .llamaServer, model: engineModel ?? "")
+        // The engine the plan runs on: --engine, or the one the policy maps the planned model to (known once planned).
+        var site = fixed
         var counted: PromptCount? = nil
-        if input == nil, unreachable == nil {
-            do { counted = try await counter.countPrompt(messages: [("user", question.renderedPrompt)]) } catch {}
+        func count(on site: EngineSite) async {
+            guard input == nil, site.unreachable == nil else { return }
+            let counter = EngineClient(endpoint: site.endpoint, capabilities: .llamaServer, model: engineModel ?? "")
+            counted = try? await counter.countPrompt(messages: [("user", question.renderedPrompt)])
         }
+        if let site { await count(on: site) }
         var inputTokens = input ?? counted?.tokens ?? max(1, (question.renderedPrompt.utf8.count + 3) / 4)
         func requestPlan(_ inputTokens: Int) throws -> JSONValue {
-            try planner.call(
+            let limits = site?.limits ?? EngineLimits()
+            return try planner.call(
                 "io.edgeplan.Planner.Plan",
                 .fields([
                     "task": .string(item.task), "deadlineMs": item.deadlineS.map { .number($0 * 1000) } ?? .null,
@@ -227,6 +218,19 @@ struct Ask: AsyncParsableCommand {
             )
         }
         var reply = try requestPlan(inputTokens)
+        if site == nil {
+            // Routed by the plan: its engine counts the prompt and gives its context, and the request is planned again
+            // with both (a second plan under the same id replaces the first in the daemon's ledger).
+            let url = reply["parameters"]?["plan"]?["request"]?["endpoint"]?.stringValue ?? Self.defaultEngine
+            let routed = try await sites.site(url)
+            site = routed
+            await count(on: routed)
+            if routed.unreachable == nil, counted != nil || routed.limits.contextPerSlot != nil {
+                inputTokens = input ?? counted?.tokens ?? inputTokens
+                reply = try requestPlan(inputTokens)
+            }
+        }
+        let counter = EngineClient(endpoint: site!.endpoint, capabilities: .llamaServer, model: engineModel ?? "")
         var result: [(String, JSONValue)] = [("requestId", .string(requestID)), ("task", .string(item.task))]
         var body: JSONValue = .null
         var request: JSONValue = .null
@@ -277,6 +281,11 @@ struct Ask: AsyncParsableCommand {
             ("inputTokensSource", .string(input != nil ? "given" : counted?.source.rawValue ?? "estimated")),
         ]
         let kind = try EngineKind.named(request["engine"]?.stringValue ?? EngineKind.vllm.rawValue)
+        // A second plan may name another model, on another engine: it runs where its plan says.
+        if fixed == nil, let url = request["endpoint"]?.stringValue, url != site!.url { site = try await sites.site(url) }
+        let endpoint = site!.endpoint
+        let unreachable = site!.unreachable
+        result.append(("engine", .string(site!.url)))
         let client = EngineClient(endpoint: endpoint, capabilities: .of(kind), model: body["model"]?.stringValue ?? "")
         let deadlineMs = plan["deadlineMs"]?.doubleValue ?? 0
         let remaining = max(0.001, deadlineMs / 1000 - (planned - began).seconds)
@@ -431,4 +440,37 @@ struct Ask: AsyncParsableCommand {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
+extension Ask {
+    static let defaultEngine = "http://127.0.0.1:8080"
+}
+
+/// An engine `ask` sends plans to, checked once: whether it answers, and its context per sequence.
+struct EngineSite: Sendable {
+    var url: String
+    var endpoint: EngineEndpoint
+    /// The engine's context per sequence: every plan's prompt and max_tokens must fit in it.
+    var limits = EngineLimits()
+    /// Why it does not answer: a request to an engine that is down would wait out its deadline.
+    var unreachable: EngineError?
+}
+
+/// The engines `ask` has met, by URL: each is checked the first time a plan routes to it.
+actor EngineSites {
+    private var known: [String: EngineSite] = [:]
+
+    func site(_ url: String) async throws -> EngineSite {
+        if let site = known[url] { return site }
+        var site = EngineSite(url: url, endpoint: try EngineEndpoint(url))
+        do {
+            let probe = EngineClient(endpoint: site.endpoint, capabilities: .llamaServer, model: "")
+            try await probe.checkReachable()
+            site.limits = try await probe.limits()
+        } catch let error as EngineError {
+            site.unreachable = error
+        }
+        known[url] = site
+        return site
+    }
 }

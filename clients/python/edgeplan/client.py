@@ -11,6 +11,7 @@ from .errors import from_varlink
 from .types import Decision, FrontPoint, ReportResult
 
 DEFAULT_SOCKET = "/run/edgeplan/io.edgeplan.Planner"
+DEFAULT_ENGINE = "http://127.0.0.1:8080"
 
 
 class Planner:
@@ -71,7 +72,7 @@ class Planner:
             sampleOutputTokens=sample_output_tokens, energyJ=energy_j, startedAt=started_at, cut=cut or None,
             preempted=preempted or None))
 
-    def run(self, task: str, prompt: str, engine: Union[str, Mapping[str, str]], answer: Optional[str] = None, grader: Optional[Grader] = None,
+    def run(self, task: str, prompt: str, engine: Union[str, Mapping[str, str], None] = None, answer: Optional[str] = None, grader: Optional[Grader] = None,
             options: Optional[Sequence[str]] = None, deadline_ms: Optional[float] = None,
             energy_budget_j: Optional[float] = None, input_tokens: Optional[int] = None,
             engine_model: Optional[str] = None, report: bool = True) -> RunResult:
@@ -83,7 +84,8 @@ class Planner:
         reported as cut (its latency judged at the lengths streamed by then, which teach no length). An infeasible request
         raises `Infeasible` and runs nothing; an engine failure raises `EngineFailure` and reports nothing.
         Connections to the daemon and the engine are kept for the next call. `engine` is one URL, or a URL per model
-        (the plan's model name) when each model has its own server."""
+        (the plan's model name) when each model has its own server; without it, each plan goes to the endpoint the
+        daemon's policy maps its model to (`global.endpoints`), else to http://127.0.0.1:8080."""
         if options:
             prompt = prompt + "\n" + "\n".join(f"{chr(65 + i)}. {text}" for i, text in enumerate(options))
         letters = "".join(chr(65 + i) for i in range(len(options))) if options else "ABCD"
@@ -102,6 +104,14 @@ class Planner:
                     self._engines[url] = EngineConnections(url)
                 return self._engines[url]
 
+            routed = engine is None
+            if routed:
+                # The policy routes by model: a first plan names the engine, which then counts the prompt, and the
+                # request is planned again under the same id (replacing the first plan).
+                estimate = input_tokens or max(1, (len(prompt.encode()) + 3) // 4)
+                probe = self.plan(task, deadline_ms=deadline_ms, energy_budget_j=energy_budget_j, input_tokens=estimate,
+                                  request_id=request_id)
+                engine = probe.request.get("endpoint") or DEFAULT_ENGINE
             first = connections_to(engine if isinstance(engine, str) else next(iter(engine.values())))
             # The prompt as the engine counts it (its chat template, then its tokenizer); the plan's body may add to the
             # message, so it is counted again once planned, and planned again where it is longer.
@@ -119,7 +129,10 @@ class Planner:
                     body = fill(decision.request["body"], prompt)
             if engine_model:
                 body["model"] = engine_model
-            url = engine if isinstance(engine, str) else engine[decision.model]
+            if routed:
+                url = decision.request.get("endpoint") or DEFAULT_ENGINE
+            else:
+                url = engine if isinstance(engine, str) else engine[decision.model]
             connections = connections_to(url)
             remaining_s = max(0.001, decision.deadline_ms / 1000 - (time.monotonic() - began))
             started_at = time.time()
