@@ -184,6 +184,71 @@ struct ConcurrencyTests {
         #expect(abs((waited?.startS ?? 0) - 1) < 1e-9 && abs((waited?.endS ?? 0) - (1 + 10 * 0.01 * 1.5)) < 1e-9)
     }
 
+    /// The shortcut that rules a point out beside a busy engine without playing the timeline never rules out a point
+    /// the full play keeps: over random loads, predicting with and without it gives the same answers, and the earliest
+    /// end it computes is never after the end the play gives.
+    @Test func theEarliestEndRulesOutOnlyWhatThePlayRulesOut() throws {
+        let policy = try PolicyDecoder.decode(
+            "kind: policy\ntasks:\n  mmlu-redux:\n    allowed_models: [DSR1-Qwen-1.5B]\n",
+            file: "test.yaml"
+        )
+        let planner = try Planner(profile: Fixtures.profile, policy: policy)
+        let limits = try planner.limits(PlanRequest(task: "mmlu-redux", deadlineS: 20, inputTokens: 256))
+        let front = try planner.front(task: "mmlu-redux", inputTokens: 256, ranking: limits.objective.ranking)
+        var random = SplitMix64(seed: 5)
+        var ruledOut = 0
+        for round in 0..<40 {
+            let load = EngineLoad(
+                runs: (0..<(1 + round % 12)).map { index in
+                    .init(
+                        requestID: "r\(index)",
+                        taskClass: "mmlu-redux",
+                        model: "DSR1-Qwen-1.5B",
+                        priority: 0,
+                        sequences: 1 + Int(random.next() % 8),
+                        prefillLeftS: random.uniform() < 0.3 ? random.uniform() : 0,
+                        tokensLeft: 50 + 2000 * random.uniform(),
+                        stepS: 0.01 + 0.03 * random.uniform(),
+                        decodePowerW: 15,
+                        deadlineLeftS: 10_000,
+                        predictedEndS: 60
+                    )
+                }
+            )
+            for point in front.points.prefix(30) {
+                let variant = try #require(planner.profile.variants[point.configuration.variant])
+                let engine = EngineTimeline(concurrency: variant.engineCurve)
+                let profile = engine.decodingProfile(load.runs.map(\.timelineRun))
+                let limit = 1 + 19 * random.uniform()
+                let quick = planner.predictBusy(
+                    point,
+                    limits: limits,
+                    load: load,
+                    priority: 0,
+                    latencyLimitS: limit,
+                    besideProfile: profile
+                )
+                let full = planner.predictBusy(point, limits: limits, load: load, priority: 0, latencyLimitS: limit)
+                #expect(quick == full)
+                let newcomer = variant.timelineRun(
+                    id: "new",
+                    parallel: point.configuration.parallel,
+                    input: 256,
+                    tokens: point.percentileOutputTokens
+                )
+                let outcomes = engine.playInOrder(load.runs.map(\.timelineRun) + [newcomer])
+                let played = try #require(outcomes[load.runs.count])
+                if engine.boundsHold(sequences: load.sequences + point.configuration.parallel) {
+                    let earliest = engine.earliestEndS(newcomer, besideProfile: profile)
+                    #expect(earliest <= played.endS + 1e-9)
+                    if earliest > limit { ruledOut += 1 }
+                }
+            }
+        }
+        // The shortcut did rule points out (else this test shows nothing).
+        #expect(ruledOut > 50)
+    }
+
     /// The ledger's bookkeeping as values: a plan's entry, what is left of it as time passes, and what ran beside it.
     @Test func admittedRunsGiveTheLoadAndWhatRanBeside() throws {
         let policy = try PolicyDecoder.decode(

@@ -6,9 +6,16 @@
 /// measured count it is not known, and ``stepFactor(_:)`` says that it extrapolated.
 public struct DecodeConcurrency: Sendable, Equatable {
     /// A decode step's time with `b` sequences over one sequence's, by `b` (1 is 1).
-    public var stepFactors: [Int: Double] { didSet { steps = Self.sorted(stepFactors) } }
+    public var stepFactors: [Int: Double] {
+        didSet {
+            steps = Self.sorted(stepFactors)
+            floors = Self.floors(steps)
+        }
+    }
     /// The same, sorted by `b`: what every step of a timeline looks up.
     private var steps: [Point] = []
+    /// For each measured count, the least factor at that count or more (curves need not rise everywhere).
+    private var floors: [Point] = []
     /// Sequences the engine decodes at once (llama-server's slots); requests beyond them wait.
     public var slots: Int?
     /// A request's fixed cost in seconds, besides its prefill and its decode steps (HTTP, scheduling, the first
@@ -39,6 +46,7 @@ public struct DecodeConcurrency: Sendable, Equatable {
         factors[1] = 1
         self.stepFactors = factors
         steps = Self.sorted(factors)
+        floors = Self.floors(steps)
         self.slots = slots
         self.requestOverheadS = max(0, requestOverheadS)
         self.prefillInterference = max(0, prefillInterference)
@@ -60,6 +68,27 @@ public struct DecodeConcurrency: Sendable, Equatable {
     /// Decode power at `b` sequences over one sequence's (1 where nothing was measured).
     public func powerFactor(_ b: Int) -> Double {
         powerFactors.isEmpty ? 1 : Self.interpolate(powers, at: max(b, 1)).factor
+    }
+
+    /// The least step factor at `b` sequences or more: with at least `b` decoding, no step is faster than this,
+    /// even where the measured curve dips at a larger count.
+    /// Whether a step never gets faster as sequences are added (every measured factor at least the one before).
+    public var neverFaster: Bool { zip(steps, steps.dropFirst()).allSatisfy { $0.value <= $1.value } }
+
+    public func floorStepFactor(_ b: Int) -> Double {
+        let at = stepFactor(b).factor
+        guard let index = floors.firstIndex(where: { $0.b > b }) else { return at }
+        return min(at, floors[index].value)
+    }
+
+    static func floors(_ sorted: [Point]) -> [Point] {
+        var floors = sorted
+        var least = Double.infinity
+        for index in floors.indices.reversed() {
+            least = min(least, floors[index].value)
+            floors[index].value = least
+        }
+        return floors
     }
 
     struct Point: Sendable, Equatable {

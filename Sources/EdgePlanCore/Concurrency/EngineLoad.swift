@@ -51,7 +51,7 @@ public struct EngineLoad: Sendable, Equatable {
             self.predictedEndS = predictedEndS
         }
 
-        var timelineRun: EngineTimeline.Run {
+        public var timelineRun: EngineTimeline.Run {
             EngineTimeline.Run(
                 id: requestID,
                 sequences: sequences,

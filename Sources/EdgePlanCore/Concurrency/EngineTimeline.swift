@@ -71,6 +71,39 @@ public struct EngineTimeline: Sendable {
         return byID
     }
 
+    /// The sequences decoding over time while `runs` play out alone: (until, sequences) segments in time order, the
+    /// engine idle after the last.
+    public func decodingProfile(_ runs: [Run]) -> [(untilS: Double, sequences: Int)] {
+        var engine = Engine(concurrency: concurrency, capacity: runs.count)
+        engine.profile = []
+        for run in runs { engine.add(run) }
+        engine.advance(to: .infinity) { _, _, _ in }
+        return engine.profile ?? []
+    }
+
+    /// The earliest a run could end beside runs whose decoding sequences over time are `profile` (from
+    /// ``decodingProfile(_:)`` of them alone): a run joining them only slows them, so at every moment at least its own
+    /// sequences and theirs decode, and no step is faster than the curve's floor there. Prefill interference only adds
+    /// to it. That holds where a step never gets faster with more sequences and the slots never run out (a joining run
+    /// could otherwise keep a waiting one from its slots): ``boundsHold(sequences:)``.
+    public func boundsHold(sequences: Int) -> Bool {
+        concurrency.neverFaster && sequences <= (concurrency.slots ?? Int.max)
+    }
+
+    public func earliestEndS(_ run: Run, besideProfile profile: [(untilS: Double, sequences: Int)]) -> Double {
+        var now = run.prefillS
+        var left = run.tokens
+        for segment in profile where segment.untilS > now {
+            let perToken = run.stepS * concurrency.floorStepFactor(run.sequences + segment.sequences)
+            guard perToken > 0 else { return now }
+            let span = segment.untilS - now
+            if left * perToken <= span { return now + left * perToken }
+            left -= span / perToken
+            now = segment.untilS
+        }
+        return now + left * run.stepS * concurrency.floorStepFactor(run.sequences)
+    }
+
     /// ``play(_:)`` with each run's outcome at its position (nil only for a run that never ends, which a bounded
     /// number of passes rules out for any finite input).
     public func playInOrder(_ runs: [Run]) -> [Outcome?] {
@@ -109,6 +142,8 @@ public struct EngineTimeline: Sendable {
         private var added = 0
         /// Seconds since the engine's start.
         public private(set) var now = 0.0
+        /// When set, every pass appends its end and the sequences decoding during it.
+        var profile: [(untilS: Double, sequences: Int)]?
 
         public init(concurrency: DecodeConcurrency, capacity: Int = 0) {
             self.concurrency = concurrency
@@ -232,6 +267,7 @@ public struct EngineTimeline: Sendable {
                     if live[index].cutAtS <= now + step { finished = true }
                 }
                 now += step
+                if profile != nil, step > 0 { profile!.append((now, b)) }
                 guard finished else { continue }
                 var remaining: [Live] = []
                 remaining.reserveCapacity(live.count)

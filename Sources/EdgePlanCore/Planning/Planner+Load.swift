@@ -22,7 +22,8 @@ extension Planner {
         limits: Limits,
         load: EngineLoad,
         priority: Int,
-        latencyLimitS: Double
+        latencyLimitS: Double,
+        besideProfile: [(untilS: Double, sequences: Int)]? = nil
     ) -> BusyPrediction? {
         guard let variant = profile.variants[point.configuration.variant] else { return nil }
         let load = load.runs.allSatisfy { $0.model == variant.id.model } ? load : load.on(model: variant.id.model)
@@ -31,6 +32,18 @@ extension Planner {
         var yielding: [String] = []
         // Lower-priority runs yield one by one, latest deadline first, until everything left fits.
         let victims = load.runs.filter { $0.priority < priority }.sorted { $0.deadlineLeftS > $1.deadlineLeftS }
+        // With none that may yield, a point whose earliest possible end beside the load is past its limit is out
+        // without playing the timeline: most of the front, beside a busy engine.
+        if victims.isEmpty, let besideProfile, engine.boundsHold(sequences: load.sequences + k) {
+            let newcomer = timelineRun(
+                id: "\u{0}new",
+                variant: variant,
+                parallel: k,
+                input: limits.inputTokens,
+                tokens: point.percentileOutputTokens
+            )
+            if engine.earliestEndS(newcomer, besideProfile: besideProfile) > latencyLimitS { return nil }
+        }
         for count in 0...victims.count {
             yielding = victims.prefix(count).map(\.requestID)
             let kept = load.runs.filter { !yielding.contains($0.requestID) }
@@ -139,14 +152,23 @@ extension Planner {
         }
         guard !candidates.isEmpty else { return try plan(request) }
         let byModel = Dictionary(grouping: load.runs, by: \.model).mapValues { EngineLoad(runs: $0) }
+        // Each model's engine as its admitted runs alone would play out: the floor every candidate is checked against.
+        var profiles: [VariantID: [(untilS: Double, sequences: Int)]] = [:]
         for point in candidates.prefix(Self.busyCandidates) {
+            let id = point.configuration.variant
+            let modelLoad = byModel[id.model] ?? EngineLoad()
+            if profiles[id] == nil, let variant = profile.variants[id] {
+                profiles[id] = EngineTimeline(concurrency: concurrency(of: variant))
+                    .decodingProfile(modelLoad.runs.map(\.timelineRun))
+            }
             guard
                 let busy = predictBusy(
                     point,
                     limits: limits,
-                    load: byModel[point.configuration.variant.model] ?? EngineLoad(),
+                    load: modelLoad,
                     priority: priority,
-                    latencyLimitS: latencyLimitS
+                    latencyLimitS: latencyLimitS,
+                    besideProfile: profiles[id]
                 )
             else { continue }
             if let budget = limits.energyBudgetJ, busy.energyPercentileJ > budget { continue }
