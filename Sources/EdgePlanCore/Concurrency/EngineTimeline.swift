@@ -228,22 +228,28 @@ public struct EngineTimeline: Sendable {
             var guardPasses = 0
             while !live.isEmpty, now < time, guardPasses < 100_000 {
                 guardPasses += 1
+                // By index, not by element: copying an element retains its run's id, and this loop is the planner's
+                // hot path beside a busy engine.
                 var b = 0
                 var anyPrefilling = false
-                for item in live {
-                    if item.prefillLeftS > 0 { anyPrefilling = true } else { b += item.run.sequences }
+                for index in live.indices {
+                    if live[index].prefillLeftS > 0 {
+                        anyPrefilling = true
+                    } else {
+                        b += live[index].run.sequences
+                    }
                 }
                 // While a prompt is processed, decoding runs slow by the interference; prefill goes at its pace.
                 let slowdown = anyPrefilling ? 1 + concurrency.prefillInterference : 1
                 let factor = b > 0 ? concurrency.stepFactor(b).factor * slowdown : 1
                 var step = time - now
-                for item in live {
-                    step = min(step, max(0, item.cutAtS - now))
-                    if item.prefillLeftS > 0 {
-                        step = min(step, item.prefillLeftS)
+                for index in live.indices {
+                    step = min(step, max(0, live[index].cutAtS - now))
+                    if live[index].prefillLeftS > 0 {
+                        step = min(step, live[index].prefillLeftS)
                     } else {
-                        let perToken = item.run.stepS * factor
-                        step = min(step, perToken > 0 ? item.tokensLeft * perToken : 0)
+                        let perToken = live[index].run.stepS * factor
+                        step = min(step, perToken > 0 ? live[index].tokensLeft * perToken : 0)
                     }
                 }
                 if !step.isFinite { step = 0 }
@@ -269,18 +275,17 @@ public struct EngineTimeline: Sendable {
                 now += step
                 if profile != nil, step > 0 { profile!.append((now, b)) }
                 guard finished else { continue }
-                var remaining: [Live] = []
-                remaining.reserveCapacity(live.count)
-                for item in live {
-                    let done = item.prefillLeftS <= 0 && item.tokensLeft <= 1e-9
-                    if done || item.cutAtS <= now {
-                        ended(item.position, !done, outcome(item))
-                        used -= item.run.sequences
+                var index = 0
+                while index < live.count {
+                    let done = live[index].prefillLeftS <= 0 && live[index].tokensLeft <= 1e-9
+                    if done || live[index].cutAtS <= now {
+                        ended(live[index].position, !done, outcome(live[index]))
+                        used -= live[index].run.sequences
+                        live.remove(at: index)
                     } else {
-                        remaining.append(item)
+                        index += 1
                     }
                 }
-                live = remaining
                 admit()
             }
             if live.isEmpty, now < time, time.isFinite { now = time }

@@ -21,11 +21,15 @@ public struct ConfigurationSpace: Sendable {
     private let positions: [Configuration: Int]
     private let groupPositions: [AccuracyModel.Group: [Int]]
     private let groupBudgets: [AccuracyModel.Group: [Int?]]
+    /// The model variants its configurations run, each once.
+    public let variantIDs: [VariantID]
 
     private init(task: String, answerOptions: Int, candidates: [Candidate]) {
         self.task = task
         self.answerOptions = answerOptions
         self.candidates = candidates
+        var seenVariants: Set<VariantID> = []
+        variantIDs = candidates.map(\.variant.id).filter { seenVariants.insert($0).inserted }
         positions = Dictionary(
             candidates.enumerated().map { ($1.configuration, $0) },
             uniquingKeysWith: { first, _ in first }

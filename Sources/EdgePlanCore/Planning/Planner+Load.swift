@@ -23,7 +23,8 @@ extension Planner {
         load: EngineLoad,
         priority: Int,
         latencyLimitS: Double,
-        besideProfile: [(untilS: Double, sequences: Int)]? = nil
+        besideProfile: [(untilS: Double, sequences: Int)]? = nil,
+        energyBudgetJ: Double? = nil
     ) -> BusyPrediction? {
         guard let variant = profile.variants[point.configuration.variant] else { return nil }
         let load = load.runs.allSatisfy { $0.model == variant.id.model } ? load : load.on(model: variant.id.model)
@@ -64,6 +65,8 @@ extension Planner {
             let pushed = late.filter { (outcomes[$0]?.endS ?? 0) > (before[$0]?.endS ?? 0) + 1e-6 }.map { kept[$0] }
             if pushed.contains(where: { $0.priority >= priority }) { return nil }
             guard mine.endS <= latencyLimitS, pushed.isEmpty else { continue }
+            // Over the budget at the percentile: out, as the caller would rule it, without playing the mean.
+            if let energyBudgetJ, mine.energyJ > energyBudgetJ { return nil }
             let mean = engine.playInOrder(
                 admitted + [
                     timelineRun(
@@ -168,7 +171,8 @@ extension Planner {
                     load: modelLoad,
                     priority: priority,
                     latencyLimitS: latencyLimitS,
-                    besideProfile: profiles[id]
+                    besideProfile: profiles[id],
+                    energyBudgetJ: limits.energyBudgetJ
                 )
             else { continue }
             if let budget = limits.energyBudgetJ, busy.energyPercentileJ > budget { continue }

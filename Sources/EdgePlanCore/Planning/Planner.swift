@@ -518,7 +518,7 @@ public final class Planner: Sendable {
     private func explain(front: ParetoFront, task: String, latencyLimitS: Double, limits: Limits) -> Infeasibility {
         let ranking = front.ranking
         // The context first: a prompt that leaves no room for an answer fails every other limit too.
-        let allowed = Set(spaces.space(task)?.candidates.map(\.variant.id) ?? [])
+        let allowed = spaces.space(task)?.variantIDs ?? []
         let widest = allowed.compactMap { profile.variants[$0] }.map { limits.context(of: $0) }.max()
         if let widest, limits.inputTokens >= widest {
             let whose =
