@@ -33,16 +33,18 @@ struct PlannerTests {
                 file: "p.yaml"
             )
         }
-        func endpoint(_ endpoints: String) throws -> String? {
+        func planned(_ endpoints: String) throws -> Plan? {
             let planner = try Planner(profile: Fixtures.profile, policy: try policy(endpoints))
             guard case let .plan(plan) = try planner.plan(PlanRequest(task: "mmlu-redux", deadlineS: 60)) else {
                 Issue.record("expected a plan")
                 return nil
             }
             #expect(plan.configuration.variant.model == "DSR1-Qwen-1.5B")
-            return plan.engineRequest.endpoint
+            return plan
         }
-        let quantization = Fixtures.profile.variants.keys.first { $0.model == "DSR1-Qwen-1.5B" }!.quantization.rawValue
+        func endpoint(_ endpoints: String) throws -> String? { try planned(endpoints)?.engineRequest.endpoint }
+        // The quantization the plan runs (the endpoints do not change the choice).
+        let quantization = try #require(try planned("    default: http://a:1\n")).configuration.variant.quantization.rawValue
         #expect(try endpoint("    default: http://a:1\n") == "http://a:1")
         #expect(try endpoint("    default: http://a:1\n    DSR1-Qwen-1.5B: unix:/run/q.sock\n") == "unix:/run/q.sock")
         #expect(
