@@ -256,9 +256,11 @@ struct ConcurrencyTests {
             file: "test.yaml"
         )
         let planner = try Planner(profile: Fixtures.profile, policy: policy)
-        guard case let .plan(plan) = try planner.plan(
-            PlanRequest(task: "mmlu-redux", deadlineS: 30, inputTokens: 256, requestID: "one")
-        ) else {
+        guard
+            case let .plan(plan) = try planner.plan(
+                PlanRequest(task: "mmlu-redux", deadlineS: 30, inputTokens: 256, requestID: "one")
+            )
+        else {
             Issue.record("expected a plan")
             return
         }
@@ -382,8 +384,15 @@ struct HeldOutTableTests {
                 return "accepted"
             } catch { return "\(error)" }
         }
-        #expect(problem("{\"model\": \"m\", \"input\": 1, \"output\": 1, \"parallel\": 1}") == "h.jsonl:1: latency_s: must be seconds within (0, 86400)")
-        #expect(problem("\n{\"model\": \"m\", \"input\": 1, \"output\": 1, \"parallel\": 0, \"latency_s\": 1}").hasPrefix("h.jsonl:2: parallel: must be a whole number within 1...256"))
+        #expect(
+            problem("{\"model\": \"m\", \"input\": 1, \"output\": 1, \"parallel\": 1}")
+                == "h.jsonl:1: latency_s: must be seconds within (0, 86400)"
+        )
+        #expect(
+            problem("\n{\"model\": \"m\", \"input\": 1, \"output\": 1, \"parallel\": 0, \"latency_s\": 1}").hasPrefix(
+                "h.jsonl:2: parallel: must be a whole number within 1...256"
+            )
+        )
         #expect(problem("{\"input\": 1}") == "h.jsonl:1: model: missing")
         #expect(problem("not json").hasPrefix("h.jsonl:1: not JSON"))
         #expect(problem("\n\n") == "h.jsonl: no held-out requests")

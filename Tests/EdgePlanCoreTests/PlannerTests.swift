@@ -44,7 +44,8 @@ struct PlannerTests {
         }
         func endpoint(_ endpoints: String) throws -> String? { try planned(endpoints)?.engineRequest.endpoint }
         // The quantization the plan runs (the endpoints do not change the choice).
-        let quantization = try #require(try planned("    default: http://a:1\n")).configuration.variant.quantization.rawValue
+        let quantization = try #require(try planned("    default: http://a:1\n")).configuration.variant.quantization
+            .rawValue
         #expect(try endpoint("    default: http://a:1\n") == "http://a:1")
         #expect(try endpoint("    default: http://a:1\n    DSR1-Qwen-1.5B: unix:/run/q.sock\n") == "unix:/run/q.sock")
         #expect(

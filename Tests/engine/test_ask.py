@@ -265,10 +265,11 @@ def test_samples_that_run_to_their_cap_are_answers_not_engine_errors(daemon, eng
             assert ran.report.learning == "learned", ran.report
 
 
-def test_the_policy_routes_each_plan_to_its_models_engine(engine, profile, tmp_path):
+def test_the_policy_routes_each_plan_to_its_models_engine(daemon, engine, profile, tmp_path):
     """With `global.endpoints` in the policy, every plan names its engine (the model's own before `default`), and `ask`
     and `run()` send it there with no --engine: here `default` points at a port where nothing listens, so a plan
-    that went there would end in an engine error. An endpoint for a model the profile lacks is refused by name."""
+    that went there would end in an engine error. An endpoint for a model the profile lacks is refused by name. (The
+    module's daemon has measured the policy's `shelf` class into the profile.)"""
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.replace("  parallel_factors: [1, 2, 4]\n", "  parallel_factors: [1, 2, 4]\n  endpoints:\n"
                                      f"    TinyRandom-30M: {engine.url}\n    default: http://127.0.0.1:9\n"))
@@ -281,11 +282,11 @@ def test_the_policy_routes_each_plan_to_its_models_engine(engine, profile, tmp_p
             assert process.poll() is None and time.time() < deadline
             time.sleep(0.05)
         result = json.loads(edgeplan("ask", "--socket", socket, "--engine-model", "tiny-random", "--task", "chat",
-                                     "--prompt", "Which shelf holds part 3?", "--deadline", "5s", "--json").stdout)
+                                     "--prompt", "Which shelf holds part 3?", "--deadline", "30s", "--json").stdout)
         assert result["outcome"] == "answered" and result["engine"] == engine.url, result
         assert result["inputTokensSource"] != "estimated", result
         with client.Planner(socket) as planner:
-            ran = planner.run("chat", "Which shelf holds part 4?", deadline_ms=5000, engine_model="tiny-random")
+            ran = planner.run("chat", "Which shelf holds part 4?", deadline_ms=30000, engine_model="tiny-random")
         assert ran.outcome == "answered" and ran.decision.request["endpoint"] == engine.url, ran
     finally:
         process.terminate()

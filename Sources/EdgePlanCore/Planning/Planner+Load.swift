@@ -43,7 +43,15 @@ extension Planner {
                 input: limits.inputTokens,
                 tokens: point.percentileOutputTokens
             )
-            if engine.earliestEndS(newcomer, besideProfile: besideProfile) > latencyLimitS { return nil }
+            if engine.earliestEndS(newcomer, besideProfile: besideProfile) > latencyLimitS {
+                // Debug builds (every test of the daemon and the CLI) check the shortcut against the full play.
+                assert(
+                    predictBusy(point, limits: limits, load: load, priority: priority, latencyLimitS: latencyLimitS)
+                        == nil,
+                    "the earliest end ruled out a point the timeline keeps"
+                )
+                return nil
+            }
         }
         for count in 0...victims.count {
             yielding = victims.prefix(count).map(\.requestID)

@@ -41,7 +41,10 @@ public enum PolicyDecoder {
                 for key in endpoints.fieldNames {
                     let url = try endpoints.string(key)
                     guard url.hasPrefix("http://") || url.hasPrefix("https://") || url.hasPrefix("unix:/") else {
-                        throw endpoints.error(key, "expected http://HOST:PORT, https://HOST:PORT or unix:/PATH, got '\(url)'")
+                        throw endpoints.error(
+                            key,
+                            "expected http://HOST:PORT, https://HOST:PORT or unix:/PATH, got '\(url)'"
+                        )
                     }
                     policy.endpoints[key] = url
                 }

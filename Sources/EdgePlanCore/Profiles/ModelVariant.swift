@@ -276,7 +276,10 @@ public struct ModelVariant: Sendable, Equatable {
             stepS: decodeS / tokens,
             started: false,
             decodePowerW: decodePower.averagePowerW(tokens: tokens, seconds: decodeS),
-            prefillPowerW: prefillPower.averagePowerW(tokens: Double(input), seconds: prefillLatency.seconds(input: input))
+            prefillPowerW: prefillPower.averagePowerW(
+                tokens: Double(input),
+                seconds: prefillLatency.seconds(input: input)
+            )
         )
     }
 }

@@ -230,7 +230,8 @@ extension SimulatedWorld {
         )
     }
 
-    private func tally(_ run: inout Simulator.Run, _ task: WorkloadTask, _ deadlineS: Double, _ outcome: RequestOutcome) {
+    private func tally(_ run: inout Simulator.Run, _ task: WorkloadTask, _ deadlineS: Double, _ outcome: RequestOutcome)
+    {
         let window = Int(task.arrivalS / options.windowS)
         let deadlineBin = Int(log2(max(deadlineS, 0.125)).rounded(.down))
         run.overall.add(outcome)

@@ -153,7 +153,14 @@ struct Ask: AsyncParsableCommand {
             var tally: [String: Int] = [:]
             var lastOutcome = "answered"
             for item in items {
-                let result = try await ask(item, planner: planner, site: fixed, sites: sites, grader: answerGrader, watch: watch)
+                let result = try await ask(
+                    item,
+                    planner: planner,
+                    site: fixed,
+                    sites: sites,
+                    grader: answerGrader,
+                    watch: watch
+                )
                 lastOutcome = result["outcome"]?.stringValue ?? "?"
                 tally[lastOutcome, default: 0] += 1
                 if json { printJSON(result) } else { show(result) }
@@ -282,7 +289,9 @@ struct Ask: AsyncParsableCommand {
         ]
         let kind = try EngineKind.named(request["engine"]?.stringValue ?? EngineKind.vllm.rawValue)
         // A second plan may name another model, on another engine: it runs where its plan says.
-        if fixed == nil, let url = request["endpoint"]?.stringValue, url != site!.url { site = try await sites.site(url) }
+        if fixed == nil, let url = request["endpoint"]?.stringValue, url != site!.url {
+            site = try await sites.site(url)
+        }
         let endpoint = site!.endpoint
         let unreachable = site!.unreachable
         result.append(("engine", .string(site!.url)))

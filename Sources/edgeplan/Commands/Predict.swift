@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import EdgePlanCore
+import Foundation
 
 struct Predict: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,10 +26,14 @@ struct Predict: AsyncParsableCommand {
     @OptionGroup var snapshot: SnapshotOptions
 
     func validate() throws {
-        guard (0...1024).contains(beside) else { throw ValidationError("--beside must be within 0...1024, got \(beside)") }
+        guard (0...1024).contains(beside) else {
+            throw ValidationError("--beside must be within 0...1024, got \(beside)")
+        }
         if heldOut != nil {
             guard model == nil, input == nil, output == nil else {
-                throw ValidationError("--held-out reads the requests from its file: leave out --model, --input and --output")
+                throw ValidationError(
+                    "--held-out reads the requests from its file: leave out --model, --input and --output"
+                )
             }
             return
         }
