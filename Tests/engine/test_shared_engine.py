@@ -89,6 +89,14 @@ def shared(llama_server_binary, tiny_model, tmp_path_factory):
     server.stop()
 
 
+def wait_until_decoding(server):
+    """Waits (5 s at most) until the engine works on a request: the one just sent is planned and streaming."""
+    for _ in range(100):
+        if sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) >= 1:
+            return
+        time.sleep(0.05)
+
+
 def serve(root, profile, ledger):
     policy = root / f"policy-{ledger}.yaml"
     policy.write_text(POLICY.format(ledger=ledger))
@@ -120,10 +128,7 @@ def scenario(shared, ledger):
         worker = threading.Thread(target=lambda: long_result.update(ask(socket, server, "long", LONG_DEADLINE_S, 0)))
         worker.start()
         # The long run is planned and streaming before the first reactive request.
-        for _ in range(100):
-            if sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) >= 1:
-                break
-            time.sleep(0.05)
+        wait_until_decoding(server)
         reactive = []
         for index, deadline_s in enumerate(deadlines):
             if os.environ.get("EDGEPLAN_SHOW_LEDGER"):
@@ -238,10 +243,7 @@ def test_a_higher_priority_request_makes_a_lower_one_yield_and_its_holder_stops_
 
         holder = threading.Thread(target=hold)
         holder.start()
-        for _ in range(100):
-            if sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) >= 1:
-                break
-            time.sleep(0.05)
+        wait_until_decoding(server)
         time.sleep(0.3)
         if os.environ.get("EDGEPLAN_SHOW_LEDGER"):
             print("ledger before urgent:", json.loads(edgeplan("status", "--socket", socket, "--json").stdout).get("ledger"))
@@ -271,10 +273,7 @@ def test_ask_stops_a_run_it_holds_when_a_higher_priority_plan_preempts_it(shared
         results = {}
         holder = threading.Thread(target=lambda: results.update(ask(socket, server, "greedy", greedy_s, 1)))
         holder.start()
-        for _ in range(100):
-            if sum(slot["is_processing"] for slot in get_json(server.url + "/slots")) >= 1:
-                break
-            time.sleep(0.05)
+        wait_until_decoding(server)
         time.sleep(0.3)
         urgent = ask(socket, server, "urgent", 2.5, 2)
         holder.join(30)

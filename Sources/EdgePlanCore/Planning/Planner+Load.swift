@@ -33,16 +33,16 @@ extension Planner {
         var yielding: [String] = []
         // Lower-priority runs yield one by one, latest deadline first, until everything left fits.
         let victims = load.runs.filter { $0.priority < priority }.sorted { $0.deadlineLeftS > $1.deadlineLeftS }
+        let newcomer = timelineRun(
+            id: "\u{0}new",
+            variant: variant,
+            parallel: k,
+            input: limits.inputTokens,
+            tokens: point.percentileOutputTokens
+        )
         // With none that may yield, a point whose earliest possible end beside the load is past its limit is out
         // without playing the timeline: most of the front, beside a busy engine.
         if victims.isEmpty, let besideProfile, engine.boundsHold(sequences: load.sequences + k) {
-            let newcomer = timelineRun(
-                id: "\u{0}new",
-                variant: variant,
-                parallel: k,
-                input: limits.inputTokens,
-                tokens: point.percentileOutputTokens
-            )
             if engine.earliestEndS(newcomer, besideProfile: besideProfile) > latencyLimitS {
                 // Debug builds (every test of the daemon and the CLI) check the shortcut against the full play.
                 assert(
@@ -56,13 +56,6 @@ extension Planner {
         for count in 0...victims.count {
             yielding = victims.prefix(count).map(\.requestID)
             let kept = load.runs.filter { !yielding.contains($0.requestID) }
-            let newcomer = timelineRun(
-                id: "\u{0}new",
-                variant: variant,
-                parallel: k,
-                input: limits.inputTokens,
-                tokens: point.percentileOutputTokens
-            )
             let admitted = kept.map(\.timelineRun)
             let outcomes = engine.playInOrder(admitted + [newcomer])
             guard let mine = outcomes[kept.count] else { continue }

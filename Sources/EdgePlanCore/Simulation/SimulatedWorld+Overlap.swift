@@ -53,10 +53,7 @@ extension SimulatedWorld {
         switch run.spec.kind {
         case let .fixed(fixed):
             configuration = fixed
-            let variant = profile.variants[fixed.variant]!
-            maxTokens =
-                fixed.capped
-                ? fixed.budgetTokens ?? variant.contextTokens : max(1, variant.contextTokens - limits.inputTokens)
+            maxTokens = fixedMaxTokens(fixed, inputTokens: limits.inputTokens)
         case .planner:
             let request = PlanRequest(
                 task: task.taskClass,
@@ -94,25 +91,8 @@ extension SimulatedWorld {
         }
         // The true run: its samples' lengths, its pace on the device as it is now.
         let k = configuration.parallel
-        let length = candidate.outputLength
-        let scale = log(truth.lengthScale)
-        var samples: [Int] = []
-        samples.reserveCapacity(k)
-        var cappedCut = false
-        for _ in 0..<k {
-            var tokens = exp(length.mu + scale + length.sigma * random.normal())
-            if let cap = length.capTokens { tokens = min(tokens, Double(cap)) }
-            if tokens > Double(maxTokens) {
-                tokens = Double(maxTokens)
-                if !configuration.capped { cappedCut = true }
-            }
-            samples.append(max(1, Int(tokens.rounded())))
-        }
-        if deviceFactor != factor {
-            deviceFactor = factor
-            deviceVariants = Truth.scaled(profile, by: factor).variants
-        }
-        let variant = deviceVariants[configuration.variant] ?? candidate.variant
+        let (samples, cappedCut) = drawSamples(candidate, configuration, maxTokens: maxTokens, random: &random)
+        let variant = deviceVariant(configuration.variant, at: factor) ?? candidate.variant
         let noise = exp(truth.timingNoise * random.normal())
         var trueRun = variant.timelineRun(
             id: requestID,

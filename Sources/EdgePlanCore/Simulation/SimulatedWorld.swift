@@ -21,8 +21,8 @@ struct SimulatedWorld {
     private(set) var classes: [String: TaskClass] = [:]
     private var oracle: (factor: Double, planner: Planner)?
     /// The device's variants at the current slowdown factor.
-    var deviceFactor = 1.0
-    var deviceVariants: [VariantID: ModelVariant]
+    private var deviceFactor = 1.0
+    private var deviceVariants: [VariantID: ModelVariant]
 
     init(profile: ProfileSet, truth: Truth, policy: Policy, options: Simulator.Options) throws {
         self.profile = profile
@@ -89,6 +89,47 @@ struct SimulatedWorld {
         return planner
     }
 
+    /// The true lengths of a run's samples (the truth's length scale over the configuration's spread, its hard cap
+    /// and the plan's max_tokens), and whether max_tokens cut one that was not capped by its mode.
+    func drawSamples(
+        _ candidate: ConfigurationSpace.Candidate,
+        _ configuration: Configuration,
+        maxTokens: Int,
+        random: inout SplitMix64
+    ) -> (samples: [Int], cut: Bool) {
+        let length = candidate.outputLength
+        let scale = log(truth.lengthScale)
+        var samples: [Int] = []
+        samples.reserveCapacity(configuration.parallel)
+        var cut = false
+        for _ in 0..<configuration.parallel {
+            var tokens = exp(length.mu + scale + length.sigma * random.normal())
+            if let cap = length.capTokens { tokens = min(tokens, Double(cap)) }
+            if tokens > Double(maxTokens) {
+                tokens = Double(maxTokens)
+                if !configuration.capped { cut = true }
+            }
+            samples.append(max(1, Int(tokens.rounded())))
+        }
+        return (samples, cut)
+    }
+
+    /// A fixed configuration's max_tokens: its budget where capped, else what the context leaves after the prompt.
+    func fixedMaxTokens(_ fixed: Configuration, inputTokens: Int) -> Int {
+        let variant = profile.variants[fixed.variant]!
+        return fixed.capped
+            ? fixed.budgetTokens ?? variant.contextTokens : max(1, variant.contextTokens - inputTokens)
+    }
+
+    /// A variant as the device truly runs it at slowdown `factor` (the scaled profile is kept while the factor holds).
+    mutating func deviceVariant(_ id: VariantID, at factor: Double) -> ModelVariant? {
+        if deviceFactor != factor {
+            deviceFactor = factor
+            deviceVariants = Truth.scaled(profile, by: factor).variants
+        }
+        return deviceVariants[id]
+    }
+
     /// Runs one task for one policy: queue, decide, run on the true device, tally, report back.
     mutating func step(_ run: inout Simulator.Run, _ task: WorkloadTask, random: inout SplitMix64) throws {
         let start = max(task.arrivalS, run.deviceFreeAt)
@@ -128,10 +169,7 @@ struct SimulatedWorld {
         switch run.spec.kind {
         case let .fixed(fixed):
             configuration = fixed
-            let variant = profile.variants[fixed.variant]!
-            maxTokens =
-                fixed.capped
-                ? fixed.budgetTokens ?? variant.contextTokens : max(1, variant.contextTokens - limits.inputTokens)
+            maxTokens = fixedMaxTokens(fixed, inputTokens: limits.inputTokens)
         case .planner:
             var runLimits = try run.planner.limits(
                 PlanRequest(
@@ -156,26 +194,9 @@ struct SimulatedWorld {
         }
         // Run it in the true world.
         let k = configuration.parallel
-        let length = candidate.outputLength
-        let scale = log(truth.lengthScale)
-        var samples: [Int] = []
-        samples.reserveCapacity(k)
-        var cut = false
-        for _ in 0..<k {
-            var tokens = exp(length.mu + scale + length.sigma * random.normal())
-            if let cap = length.capTokens { tokens = min(tokens, Double(cap)) }
-            if tokens > Double(maxTokens) {
-                tokens = Double(maxTokens)
-                if !configuration.capped { cut = true }
-            }
-            samples.append(max(1, Int(tokens.rounded())))
-        }
+        let (samples, cut) = drawSamples(candidate, configuration, maxTokens: maxTokens, random: &random)
         let longest = samples.max()!
-        if deviceFactor != factor {
-            deviceFactor = factor
-            deviceVariants = Truth.scaled(profile, by: factor).variants
-        }
-        let variant = deviceVariants[configuration.variant] ?? candidate.variant
+        let variant = deviceVariant(configuration.variant, at: factor) ?? candidate.variant
         let predicted = predictor.predict(variant, input: limits.inputTokens, output: Double(longest), parallel: k)
         let noise = exp(truth.timingNoise * random.normal())
         let latency = predicted.latencyS * noise
