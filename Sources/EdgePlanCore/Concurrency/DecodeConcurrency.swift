@@ -10,6 +10,7 @@ public struct DecodeConcurrency: Sendable, Equatable {
         didSet {
             steps = Self.sorted(stepFactors)
             floors = Self.floors(steps)
+            neverFaster = Self.rises(steps)
         }
     }
     /// The same, sorted by `b`: what every step of a timeline looks up.
@@ -47,6 +48,7 @@ public struct DecodeConcurrency: Sendable, Equatable {
         self.stepFactors = factors
         steps = Self.sorted(factors)
         floors = Self.floors(steps)
+        neverFaster = Self.rises(steps)
         self.slots = slots
         self.requestOverheadS = max(0, requestOverheadS)
         self.prefillInterference = max(0, prefillInterference)
@@ -72,8 +74,11 @@ public struct DecodeConcurrency: Sendable, Equatable {
 
     /// The least step factor at `b` sequences or more: with at least `b` decoding, no step is faster than this,
     /// even where the measured curve dips at a larger count.
-    /// Whether a step never gets faster as sequences are added (every measured factor at least the one before).
-    public var neverFaster: Bool { zip(steps, steps.dropFirst()).allSatisfy { $0.value <= $1.value } }
+    /// Whether a step never gets faster as sequences are added (every measured factor at least the one before); kept
+    /// with the curve, since every plan beside a busy engine asks.
+    public private(set) var neverFaster = true
+
+    static func rises(_ sorted: [Point]) -> Bool { zip(sorted, sorted.dropFirst()).allSatisfy { $0.value <= $1.value } }
 
     public func floorStepFactor(_ b: Int) -> Double {
         let at = stepFactor(b).factor

@@ -81,15 +81,17 @@ public struct EngineTimeline: Sendable {
         return engine.profile ?? []
     }
 
-    /// The earliest a run could end beside runs whose decoding sequences over time are `profile` (from
-    /// ``decodingProfile(_:)`` of them alone): a run joining them only slows them, so at every moment at least its own
-    /// sequences and theirs decode, and no step is faster than the curve's floor there. Prefill interference only adds
-    /// to it. That holds where a step never gets faster with more sequences and the slots never run out (a joining run
-    /// could otherwise keep a waiting one from its slots): ``boundsHold(sequences:)``.
+    /// Whether ``earliestEndS(_:besideProfile:)`` bounds a run's end with `sequences` on the engine in all: where a
+    /// step never gets faster with more sequences and the slots never run out (a joining run could otherwise keep a
+    /// waiting one from its slots, or speed the others up).
     public func boundsHold(sequences: Int) -> Bool {
         concurrency.neverFaster && sequences <= (concurrency.slots ?? Int.max)
     }
 
+    /// The earliest a run could end beside runs whose decoding sequences over time are `profile` (from
+    /// ``decodingProfile(_:)`` of them alone): a run joining them only slows them, so at every moment at least its own
+    /// sequences and theirs decode, and no step is faster than the curve's floor there. Prefill interference only adds
+    /// to it.
     public func earliestEndS(_ run: Run, besideProfile profile: [(untilS: Double, sequences: Int)]) -> Double {
         var now = run.prefillS
         var left = run.tokens
