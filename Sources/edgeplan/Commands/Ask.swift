@@ -416,7 +416,7 @@ struct Ask: AsyncParsableCommand {
             "model": plan["model"] ?? .null, "quantization": plan["quantization"] ?? .null,
             "mode": plan["mode"] ?? .null,
             "tokenBudget": plan["tokenBudget"] ?? .null, "parallel": plan["parallel"] ?? .null,
-            "explored": plan["explored"] ?? .null,
+            "explored": plan["explored"] ?? .null, "load": plan["load"] ?? .null,
         ])
     }
 
