@@ -13,7 +13,11 @@ The vocabulary is SentencePiece-style: byte tokens, the printable characters wit
 the pieces needed to spell the answer letters, `<think>` and `</think>`, then two-letter pieces to fill it. Prompts
 given as token ids are exact; text prompts tokenize to roughly one token per character.
 
-Usage: make-test-model.py OUTPUT.gguf [--shape tiny] [--seed 0] [--context 4096]
+The matrices are stored as --type: f16 (the default), q8_0 or q4_0 (quantized by the gguf package, as llama.cpp's
+own quantizer lays the blocks out); the same seed gives the same weights before quantization, so the three files
+are quantizations of one model.
+
+Usage: make-test-model.py OUTPUT.gguf [--shape tiny] [--seed 0] [--context 4096] [--type f16]
 """
 import argparse
 import sys
@@ -34,6 +38,13 @@ SHAPES = {
 # A template with a thinking section, as the reasoning models have (Qwen3's layout): an assistant turn shows its
 # reasoning between <think> and </think>, and a new turn opens the thinking. llama-server reads the tags from the
 # template, so its reasoning budget closes the section with `</think>` in chat requests too.
+# --type: the file type llama.cpp reads (general.file_type) and the matrices' tensor type (None: F16 as written).
+TYPES = {
+    "f16": (gguf.LlamaFileType.MOSTLY_F16, None),
+    "q8_0": (gguf.LlamaFileType.MOSTLY_Q8_0, gguf.GGMLQuantizationType.Q8_0),
+    "q4_0": (gguf.LlamaFileType.MOSTLY_Q4_0, gguf.GGMLQuantizationType.Q4_0),
+}
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}<|user|>{{ message['content'] }}\n"
@@ -88,7 +99,9 @@ def main():
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--context", type=int, default=4096)
+    parser.add_argument("--type", choices=sorted(TYPES), default="f16")
     args = parser.parse_args()
+    file_type, tensor_type = TYPES[args.type]
     shape = SHAPES[args.shape]
     arch = shape["arch"]
     n_embd, n_head, n_head_kv = shape["n_embd"], shape["n_head"], shape["n_head_kv"]
@@ -96,12 +109,18 @@ def main():
     rng = np.random.default_rng(args.seed)
     cache = {}
 
-    def weight(*dims, scale=0.02, dtype=np.float16):
+    def weight(*dims, scale=0.02):
         # One random tensor per shape, reused: writing a model of billions of parameters stays fast.
-        key = (dims, dtype)
-        if key not in cache:
-            cache[key] = (rng.standard_normal(dims, dtype=np.float32) * scale).astype(dtype)
-        return cache[key]
+        if dims not in cache:
+            values = rng.standard_normal(dims, dtype=np.float32) * scale
+            cache[dims] = values.astype(np.float16) if tensor_type is None else gguf.quants.quantize(values, tensor_type)
+        return cache[dims]
+
+    def add_matrix(name, *dims):
+        if tensor_type is None:
+            writer.add_tensor(name, weight(*dims))
+        else:
+            writer.add_tensor(name, weight(*dims), raw_dtype=tensor_type)
 
     writer = gguf.GGUFWriter(args.output, arch)
     writer.add_name(f"edgeplan-random-{args.shape}")
@@ -114,7 +133,7 @@ def main():
     writer.add_rope_dimension_count(head_dim)
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_file_type(file_type)
     tokens, scores, types = vocabulary(shape["n_vocab"])
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
@@ -129,30 +148,30 @@ def main():
 
     n_vocab, n_ff = shape["n_vocab"], shape["n_ff"]
     kv_dim = head_dim * n_head_kv
-    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
+    add_matrix("token_embd.weight", n_vocab, n_embd)
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(n_vocab, n_embd))
+    add_matrix("output.weight", n_vocab, n_embd)
     for layer in range(shape["n_layer"]):
         prefix = f"blk.{layer}."
         writer.add_tensor(prefix + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        writer.add_tensor(prefix + "attn_q.weight", weight(n_embd, n_embd))
-        writer.add_tensor(prefix + "attn_k.weight", weight(kv_dim, n_embd))
-        writer.add_tensor(prefix + "attn_v.weight", weight(kv_dim, n_embd))
-        writer.add_tensor(prefix + "attn_output.weight", weight(n_embd, n_embd))
+        add_matrix(prefix + "attn_q.weight", n_embd, n_embd)
+        add_matrix(prefix + "attn_k.weight", kv_dim, n_embd)
+        add_matrix(prefix + "attn_v.weight", kv_dim, n_embd)
+        add_matrix(prefix + "attn_output.weight", n_embd, n_embd)
         if shape["bias"]:
             writer.add_tensor(prefix + "attn_q.bias", np.zeros(n_embd, dtype=np.float32))
             writer.add_tensor(prefix + "attn_k.bias", np.zeros(kv_dim, dtype=np.float32))
             writer.add_tensor(prefix + "attn_v.bias", np.zeros(kv_dim, dtype=np.float32))
         writer.add_tensor(prefix + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        writer.add_tensor(prefix + "ffn_gate.weight", weight(n_ff, n_embd))
-        writer.add_tensor(prefix + "ffn_up.weight", weight(n_ff, n_embd))
-        writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
+        add_matrix(prefix + "ffn_gate.weight", n_ff, n_embd)
+        add_matrix(prefix + "ffn_up.weight", n_ff, n_embd)
+        add_matrix(prefix + "ffn_down.weight", n_embd, n_ff)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     parameters = n_vocab * n_embd * 2 + shape["n_layer"] * (2 * n_embd * n_embd + 2 * kv_dim * n_embd + 3 * n_embd * n_ff)
-    print(f"{args.output}: {args.shape} ({arch}), {parameters / 1e6:.1f} M parameters")
+    print(f"{args.output}: {args.shape} ({arch}), {parameters / 1e6:.1f} M parameters, {args.type}")
 
 
 if __name__ == "__main__":

@@ -62,9 +62,7 @@ func versioned(_ value: JSONValue) -> JSONValue {
 
 func parseQuantization(_ raw: String) throws -> Quantization {
     guard let value = Quantization(rawValue: raw.lowercased()) else {
-        throw ValidationError(
-            "unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: " or "))"
-        )
+        throw ValidationError(Quantization.rule(raw))
     }
     return value
 }

@@ -182,7 +182,7 @@ struct FleetPriorTests {
     @Test func aVersionBecomesBoundedPseudoOutcomes() throws {
         let body = try JSONValue.parse(
             Array(
-                #"{"accuracy": [{"task": "grasp-plan", "model": "Qwen2.5-7B-it", "quantization": "fp16", "mode": "direct", "budgetTokens": null, "capped": false, "parallel": 1, "accuracy": 0.3, "trials": 900, "robots": 3, "bounded": {}}, {"task": "t", "model": "m", "quantization": "fp16", "mode": "direct", "parallel": 1, "accuracy": 0.5, "trials": 10}, {"task": "t", "model": "m", "quantization": "nope", "mode": "direct", "accuracy": 0.5, "trials": 10}]}"#
+                #"{"accuracy": [{"task": "grasp-plan", "model": "Qwen2.5-7B-it", "quantization": "fp16", "mode": "direct", "budgetTokens": null, "capped": false, "parallel": 1, "accuracy": 0.3, "trials": 900, "robots": 3, "bounded": {}}, {"task": "t", "model": "m", "quantization": "fp16", "mode": "direct", "parallel": 1, "accuracy": 0.5, "trials": 10}, {"task": "t", "model": "m", "quantization": "no pe", "mode": "direct", "accuracy": 0.5, "trials": 10}]}"#
                     .utf8
             )
         )
@@ -193,7 +193,7 @@ struct FleetPriorTests {
         #expect(grasp.allSatisfy { $0.peer == FleetPrior.peer && $0.sampleOutputTokens.isEmpty })
         // Interleaved: the first half says what the whole says.
         #expect(grasp.prefix(100).filter { $0.correct == true }.count == 30)
-        // A small group counts its own trials; an unknown quantization is skipped.
+        // A small group counts its own trials; a quantization whose name breaks the rule is skipped.
         #expect(outcomes.count == FleetPrior.maxWeight + 10)
     }
 

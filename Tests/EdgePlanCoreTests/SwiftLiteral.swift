@@ -1,3 +1,5 @@
+@testable import EdgePlanCore
+
 /// Writes a value of plain structs, enums, arrays, dictionaries, optionals, strings and numbers as the Swift
 /// expression that builds it, by reflection: the bundled profile's decoded form is written this way.
 ///
@@ -39,6 +41,12 @@ enum SwiftLiteral {
             return "\(number)"
         case let number as Int: return "\(number)"
         case let flag as Bool: return "\(flag)"
+        // An open name: the build's own constants where they are one, else the checked initializer.
+        case let quantization as Quantization:
+            return quantization == .fp16
+                ? ".fp16"
+                : quantization == .awqW4
+                    ? ".awqW4" : "Quantization(rawValue: \(quantization.rawValue.debugDescription))!"
         default: break
         }
         let mirror = Mirror(reflecting: value)

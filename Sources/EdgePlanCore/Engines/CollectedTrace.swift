@@ -77,6 +77,8 @@ public enum CollectedTrace {
         public var engine: EngineKind
         public var engineVersion: String
         public var model: String
+        /// The weights' quantization: the GGUF file's type where the collector read it, else what it was told.
+        public var quantization: Quantization
         public var powerMode: String?
         public var gpuClockMHz: Double?
         public var rails: String?
@@ -85,6 +87,7 @@ public enum CollectedTrace {
             engine: EngineKind,
             engineVersion: String,
             model: String,
+            quantization: Quantization = .fp16,
             powerMode: String? = nil,
             gpuClockMHz: Double? = nil,
             rails: String? = nil
@@ -92,6 +95,7 @@ public enum CollectedTrace {
             self.engine = engine
             self.engineVersion = engineVersion
             self.model = model
+            self.quantization = quantization
             self.powerMode = powerMode
             self.gpuClockMHz = gpuClockMHz
             self.rails = rails
@@ -100,6 +104,7 @@ public enum CollectedTrace {
         var fields: [(String, JSONValue)] {
             var fields: [(String, JSONValue)] = [
                 ("engine", .string(engine.rawValue)), ("engine_version", .string(engineVersion)),
+                ("quantization", .string(quantization.rawValue)),
             ]
             if let powerMode { fields.append(("power_mode", .string(powerMode))) }
             if let gpuClockMHz { fields.append(("gpu_clock_mhz", .number(gpuClockMHz))) }
@@ -229,6 +234,8 @@ public enum CollectedTrace {
         public var architecture: Architecture?
         public var idlePowerW: Double?
         public var model: String?
+        /// The quantization the collection names (nil in traces from before it was recorded: fp16).
+        public var quantization: Quantization?
         public var wholeBytes: Int
         /// Engine kind and version, power mode and date of the collection, for a profile's `source` fields.
         public var provenance: String = "collected"
@@ -278,6 +285,17 @@ public enum CollectedTrace {
             }
             if row["phase"]?.stringValue == "model", let architecture = row["architecture"] {
                 progress.architecture = try Architecture.decode(architecture, file: file, line: lineNumber)
+                if let raw = row["quantization"]?.stringValue {
+                    guard let quantization = Quantization(rawValue: raw) else {
+                        throw EdgePlanError.invalidFile(
+                            Quantization.rule(raw),
+                            file: file,
+                            line: lineNumber,
+                            field: "quantization"
+                        )
+                    }
+                    progress.quantization = quantization
+                }
                 let engine = [row["engine"]?.stringValue, row["engine_version"]?.stringValue].compactMap { $0 }.joined(
                     separator: " "
                 )

@@ -186,10 +186,7 @@ public enum PolicyDecoder {
             task.allowedQuantizations = Set(
                 try quants.map { raw in
                     guard let value = Quantization(rawValue: raw) else {
-                        throw object.error(
-                            "allowed_quantizations",
-                            "unknown quantization '\(raw)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: ", "))"
-                        )
+                        throw object.error("allowed_quantizations", Quantization.rule(raw))
                     }
                     return value
                 }

@@ -1,9 +1,83 @@
 import Foundation
 
 /// Weight precision of a model variant.
-public enum Quantization: String, Sendable, CaseIterable, Hashable, Codable {
-    case fp16
-    case awqW4 = "awq-w4"
+/// How a model's weights are stored: an open name (`fp16`, `awq-w4`, GGUF's `q8_0` or `q4_k_m`, `fp8`, `nvfp4`, ...)
+/// in lower case. A variant's bytes per weight come from its profile (measured from the model file where it was
+/// collected); ``nominalBitsPerWeight`` is the format's own figure where this build knows it.
+public struct Quantization: RawRepresentable, Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+
+    /// Accepts a name of 1-32 letters, digits, `.`, `_` or `-`, starting with a letter or digit, in any case; `f16`
+    /// is `fp16` (GGUF's name for the same format). Nil for anything else.
+    public init?(rawValue: String) {
+        let name = rawValue.lowercased()
+        guard let first = name.unicodeScalars.first, Self.nameCharacters.contains(first), first != ".",
+            first != "-", first != "_", name.unicodeScalars.count <= 32,
+            name.unicodeScalars.allSatisfy(Self.nameCharacters.contains)
+        else { return nil }
+        self.rawValue = Self.aliases[name] ?? name
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        guard let value = Quantization(rawValue: raw) else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: decoder.codingPath, debugDescription: Self.rule(raw))
+            )
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public static let fp16 = Quantization(known: "fp16")
+    public static let awqW4 = Quantization(known: "awq-w4")
+
+    private init(known: String) { rawValue = known }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: Quantization, rhs: Quantization) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// What a bad name is told: the rule, and names that follow it.
+    public static func rule(_ raw: String) -> String {
+        "unknown quantization '\(raw)': a quantization is a name of 1-32 letters, digits, '.', '_' or '-' "
+            + "(fp16, bf16, awq-w4, gptq-w4, fp8, nvfp4, q8_0, q4_k_m, ...)"
+    }
+
+    /// The format's bits per weight, blocks' scales included, where this build knows the format: a fallback for a
+    /// variant whose model file was never read, and the check on a measured figure.
+    public var nominalBitsPerWeight: Double? { Self.nominalBits[rawValue] }
+
+    /// Whether matrix work runs at 16-bit (or wider) floating point rather than at an 8-bit rate: the roofline's
+    /// compute peak.
+    public var isSixteenBitOrWider: Bool { (nominalBitsPerWeight ?? 16) >= 16 }
+
+    /// The quantization llama.cpp's `general.file_type` names (its `LLAMA_FTYPE_*` numbering), where it is one.
+    public static func ggufFileType(_ type: Int) -> Quantization? {
+        ggufFileTypes[type].flatMap(Quantization.init(rawValue:))
+    }
+
+    private static let nameCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789._-".unicodeScalars)
+    private static let aliases = ["f16": "fp16", "float16": "fp16", "f32": "fp32", "float32": "fp32"]
+    private static let ggufFileTypes: [Int: String] = [
+        0: "fp32", 1: "fp16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1", 10: "q2_k", 11: "q3_k_s",
+        12: "q3_k_m", 13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s", 17: "q5_k_m", 18: "q6_k",
+        19: "iq2_xxs", 20: "iq2_xs", 21: "q2_k_s", 22: "iq3_xs", 23: "iq3_xxs", 24: "iq1_s", 25: "iq4_nl",
+        26: "iq3_s", 27: "iq3_m", 28: "iq2_s", 29: "iq2_m", 30: "iq4_xs", 31: "iq1_m", 32: "bf16", 36: "tq1_0",
+        37: "tq2_0", 38: "mxfp4_moe", 39: "nvfp4",
+    ]
+    /// GGML's block sizes (bits of a block over its weights) for its own formats; the common names of other
+    /// engines at their weights' width plus a group scale of 16 bits per 128 weights.
+    private static let nominalBits: [String: Double] = [
+        "fp32": 32, "fp16": 16, "bf16": 16, "q8_0": 8.5, "q5_0": 5.5, "q5_1": 6, "q4_0": 4.5, "q4_1": 5,
+        "q6_k": 6.5625, "q5_k_s": 5.5, "q5_k_m": 5.5, "q4_k_s": 4.5, "q4_k_m": 4.5, "q3_k_s": 3.4375,
+        "q3_k_m": 3.4375, "q3_k_l": 3.4375, "q2_k": 2.625, "q2_k_s": 2.625, "iq4_nl": 4.5, "iq4_xs": 4.25,
+        "fp8": 8, "int8": 8, "w8a8": 8, "awq-w4": 4.125, "gptq-w4": 4.125, "nvfp4": 4.5, "mxfp4": 4.25,
+    ]
 }
 
 /// What kind of model this is, which decides the modes it can run in.

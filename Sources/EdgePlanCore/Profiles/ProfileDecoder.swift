@@ -108,7 +108,7 @@ public enum ProfileDecoder {
         var root = try YAMLObject.parse(file.text, file: file.path)
         try expectKind(&root, "model-variant")
         let model = try root.string("model")
-        let quantization = try enumValue(Quantization.self, &root, "quantization")
+        let quantization = try quantization(&root)
         let family = try enumValue(ModelFamily.self, &root, "family")
         let calibration = try enumValue(Calibration.self, &root, "calibration")
 
@@ -283,7 +283,7 @@ public enum ProfileDecoder {
         var records: [AccuracyRecord] = []
         for var row in try root.objects("rows") {
             let model = try row.string("model")
-            let quantization = try enumValue(Quantization.self, &row, "quantization")
+            let quantization = try quantization(&row)
             let mode = try enumValue(LengthMode.self, &row, "mode")
             let budget = try row.optionalInt("budget_tokens", in: 1...1_000_000)
             let capped = try row.bool("capped", default: mode == .hard)
@@ -325,6 +325,14 @@ public enum ProfileDecoder {
 
     private static func expectKind(_ object: inout YAMLObject, _ kind: String) throws {
         try object.expectKind(kind)
+    }
+
+    private static func quantization(_ object: inout YAMLObject) throws -> Quantization {
+        let raw = try object.string("quantization")
+        guard let value = Quantization(rawValue: raw) else {
+            throw object.error("quantization", Quantization.rule(raw))
+        }
+        return value
     }
 
     private static func enumValue<E: RawRepresentable & CaseIterable>(

@@ -7,7 +7,7 @@ public enum Roofline {
 
     /// Prefill must at least do `2 * parameters * tokens` operations at peak throughput.
     public static func prefillFloorS(_ variant: ModelVariant, device: DeviceProfile, input: Int) -> Double {
-        let peak = variant.id.quantization == .fp16 ? device.peakFP16TFLOPS : device.peakINT8TOPS
+        let peak = variant.id.quantization.isSixteenBitOrWider ? device.peakFP16TFLOPS : device.peakINT8TOPS
         return 2 * variant.parametersBillion * 1e9 * Double(input) / (peak * 1e12)
     }
 

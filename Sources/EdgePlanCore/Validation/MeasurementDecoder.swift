@@ -142,6 +142,19 @@ public enum MeasurementDecoder {
             let input = try self.number(row["input_tokens"], file, "input_tokens", line: lineNumber)
             let output = try self.number(row["output_tokens"], file, "output_tokens", line: lineNumber)
             let latency = try self.number(row["latency_s"], file, "latency_s", line: lineNumber)
+            // Records that name no quantization are of the fp16 weights (traces from before quantization was open).
+            var quantization = Quantization.fp16
+            if let raw = row["quantization"]?.stringValue {
+                guard let named = Quantization(rawValue: raw) else {
+                    throw EdgePlanError.invalidFile(
+                        Quantization.rule(raw),
+                        file: file,
+                        line: lineNumber,
+                        field: "quantization"
+                    )
+                }
+                quantization = named
+            }
             guard input >= 0, output >= 0, latency >= 0 else {
                 throw EdgePlanError.invalidFile(
                     "token counts and latency must not be negative",
@@ -151,6 +164,7 @@ public enum MeasurementDecoder {
             }
             return Observation(
                 model: canonicalModelName(model),
+                quantization: quantization,
                 phase: phase,
                 inputTokens: Int(input),
                 outputTokens: Int(output),

@@ -79,9 +79,7 @@ struct AccuracyCollect: AsyncParsableCommand {
             throw ValidationError(error.message)
         }
         guard Quantization(rawValue: quantization) != nil else {
-            throw ValidationError(
-                "unknown quantization '\(quantization)'; use \(Quantization.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
+            throw ValidationError(Quantization.rule(quantization))
         }
         _ = try Collect.integers(budgets, "--budgets")
         guard (1...64).contains(samples) else { throw ValidationError("--samples takes 1 to 64, not \(samples)") }

@@ -8,7 +8,7 @@ struct Budget: AsyncParsableCommand {
     )
 
     @Option(help: "Model name.") var model: String
-    @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"
+    @Option(help: "Quantization: fp16, awq-w4, q8_0, q4_k_m, ... (as the profile names it).") var quant: String = "fp16"
     @Option(parsing: .unconditional, help: "Prompt tokens.") var input: Int
     @Option(parsing: .unconditional, help: "Deadline with a unit: 250ms, 5s, 2m.") var deadline: String
     @Option(parsing: .unconditional, help: "Parallel samples.") var parallel: Int = 1

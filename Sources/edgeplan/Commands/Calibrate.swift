@@ -17,7 +17,10 @@ struct Calibrate: AsyncParsableCommand {
 
     @Option(name: .customLong("traces"), parsing: .upToNextOption, help: "Measurement files.") var traces: [String]
     @Option(help: "Model to fit, e.g. DSR1-Llama-8B.") var model: String
-    @Option(help: "Quantization of the measured model.") var quant: String = "fp16"
+    @Option(
+        help:
+            "Quantization of the measured model (fp16, q8_0, q4_k_m, awq-w4, ...; default: what the collected trace records, else fp16)."
+    ) var quant: String?
     @Option(help: "Device the traces come from (names the datasheet for a new profile), e.g. nvidia-h100-80gb.")
     var device: String?
     @Option(name: .shortAndLong, help: "Profile directory to write into.") var output: String?
@@ -26,7 +29,7 @@ struct Calibrate: AsyncParsableCommand {
         String = "reasoning"
     @Option(
         help:
-            "For a model with no accuracy tables yet: borrow this model's rows as its prior (marked borrowed) until `accuracy collect` measures its own."
+            "For a model with no accuracy tables yet: borrow this model's rows (MODEL, or MODEL/QUANT; default the same quantization where it has rows, else fp16) as its prior (marked borrowed) until `accuracy collect` measures its own."
     ) var accuracyLike: String?
     @OptionGroup var snapshot: SnapshotOptions
     @Flag(help: "Print JSON.") var json = false
@@ -34,12 +37,24 @@ struct Calibrate: AsyncParsableCommand {
     func validate() throws {
         guard !traces.isEmpty else { throw ValidationError("give --traces FILE...") }
         guard (2...100).contains(holdoutEvery) else { throw ValidationError("--holdout-every must be within 2...100") }
-        _ = try parseQuantization(quant)
+        if let quant { _ = try parseQuantization(quant) }
+        if let accuracyLike, let slash = accuracyLike.firstIndex(of: "/") {
+            _ = try parseQuantization(String(accuracyLike[accuracyLike.index(after: slash)...]))
+        }
     }
 
     func run() async throws {
         try await reportingErrors {
-            let quantization = try parseQuantization(quant)
+            // The collected trace's own quantization, where no --quant names one.
+            let recorded = traces.lazy.compactMap { path -> Quantization? in
+                guard let data = FileManager.default.contents(atPath: path),
+                    let progress = try? CollectedTrace.progress(Array(data.prefix(65_536)), file: path),
+                    progress.model?.lowercased() == model.lowercased()
+                else { return nil }
+                return progress.quantization
+            }.first
+            let quantization = try quant.map(parseQuantization) ?? recorded ?? .fp16
+            var found: Set<VariantID> = []
             var observations: [Observation] = []
             var series: [TokenTimeSeries] = []
             let sizes = traces.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
@@ -54,14 +69,21 @@ struct Calibrate: AsyncParsableCommand {
                     let run = try TokenTimeSeries.decode(bytes, file: path)
                     if run.model.lowercased() == model.lowercased() { series.append(run) }
                 } else {
-                    observations += try MeasurementDecoder.decode(bytes, file: path).filter {
+                    let decoded = try MeasurementDecoder.decode(bytes, file: path)
+                    found.formUnion(decoded.map { VariantID(model: $0.model, quantization: $0.quantization) })
+                    observations += decoded.filter {
                         $0.model.lowercased() == model.lowercased() && $0.quantization == quantization
                     }
                 }
                 progress.advance((path as NSString).lastPathComponent, by: size)
             }
             guard !observations.isEmpty || !series.isEmpty else {
-                throw EdgePlanError(.unknownModel, "no measurements of model '\(model)' (\(quant)) in the given traces")
+                let present = found.sorted().map(\.description).joined(separator: ", ")
+                throw EdgePlanError(
+                    .unknownModel,
+                    "no measurements of model '\(model)' (\(quantization)) in the given traces"
+                        + (present.isEmpty ? "" : "; they measure \(present): give --model and --quant as they name it")
+                )
             }
             let reference = try snapshot.profileSet()
             let targetDevice: DeviceProfile
@@ -219,16 +241,30 @@ struct Calibrate: AsyncParsableCommand {
             if let text = existing.first(where: { $0.path == relative })?.text {
                 table = try ProfileDecoder.decodeAccuracy(.init(path: relative, text: text))
             }
-            if let lender = accuracyLike, !table.records.contains(where: { $0.variant == variant.id }) {
-                let borrowed = bundled.records.filter {
-                    $0.variant.model.lowercased() == lender.lowercased()
-                        && $0.variant.quantization == variant.id.quantization
+            if let like = accuracyLike, !table.records.contains(where: { $0.variant == variant.id }) {
+                // A lender's rows at the quantization named, else at this variant's where it has them, else at fp16
+                // (a quantization with no accuracy of its own borrows the full-width weights' until it is measured).
+                let parts = like.split(separator: "/", maxSplits: 1).map(String.init)
+                let lenderRows = (bundled.records + table.records).filter {
+                    $0.variant.model.lowercased() == parts[0].lowercased() && $0.variant != variant.id
+                        && !$0.source.hasPrefix("borrowed")
                 }
+                let lenderQuantization =
+                    try parts.count > 1
+                    ? parseQuantization(parts[1])
+                    : lenderRows.contains { $0.variant.quantization == variant.id.quantization }
+                        ? variant.id.quantization : .fp16
+                var seen: Set<String> = []
+                let borrowed = lenderRows.filter {
+                    $0.variant.quantization == lenderQuantization
+                        && seen.insert("\($0.mode.rawValue)|\($0.budgetTokens ?? -1)|\($0.capped)").inserted
+                }
+                let lender = "\(parts[0])/\(lenderQuantization)"
                 table.records += borrowed.map { record in
                     var record = record
                     record.variant = variant.id
                     record.source =
-                        "borrowed from \(lender) as a prior until accuracy collect measures \(variant.id.model): "
+                        "borrowed from \(lender) as a prior until accuracy collect measures \(variant.id): "
                         + record.source
                     return record
                 }

@@ -53,6 +53,11 @@ struct Collect: AsyncParsableCommand {
             "The model's GGUF file, for its shape (default: the file the engine names, when it is on this machine)."
     )
     var gguf: String?
+    @Option(
+        help:
+            "The weights' quantization (fp16, q8_0, q4_k_m, awq-w4, fp8, ...; default: the GGUF file's type, else fp16)."
+    )
+    var quant: String?
     @Option(parsing: .unconditional, help: "Transformer layers, when the engine does not say.") var layers: Int?
     @Option(parsing: .unconditional, help: "Key/value heads per layer, when the engine does not say.") var kvHeads: Int?
     @Option(parsing: .unconditional, help: "Dimension of one attention head, when the engine does not say.")
@@ -73,6 +78,23 @@ struct Collect: AsyncParsableCommand {
         _ = try Self.integers(parallel, "--parallel")
         if concurrency != "none" { _ = try Self.integers(concurrency, "--concurrency") }
         _ = try Self.integers(concurrencyInputs, "--concurrency-inputs")
+        if let quant { _ = try parseQuantization(quant) }
+    }
+
+    /// The quantization a collection records: the model file's own type, or --quant where the file says none (or is
+    /// not on this machine), else fp16; a --quant the file contradicts is an error, since the trace would be filed
+    /// under the wrong variant.
+    static func quantization(flag: String?, file: Quantization?) throws -> (value: Quantization, source: String) {
+        let named = try flag.map(parseQuantization)
+        switch (named, file) {
+        case let (named?, file?) where named != file:
+            throw ValidationError(
+                "--quant \(named) but the model file is \(file) (its general.file_type): leave --quant out, or serve the \(named) file"
+            )
+        case let (_, file?): return (file, "from the GGUF file's type")
+        case let (named?, nil): return (named, "from --quant")
+        case (nil, nil): return (.fp16, "assumed: the model file does not say; give --quant")
+        }
     }
 
     static func integers(_ text: String, _ flag: String) throws -> [Int] {
@@ -119,7 +141,7 @@ struct Collect: AsyncParsableCommand {
                 concurrencyTokens: concurrencyTokens,
                 concurrencyInputs: try Self.integers(concurrencyInputs, "--concurrency-inputs")
             )
-            let (architecture, shapeSource) = try engineInfo.shape(
+            let (architecture, shapeSource, fileQuantization) = try engineInfo.shape(
                 gguf: gguf,
                 contextTokens: contextTokens,
                 layers: layers,
@@ -139,10 +161,12 @@ struct Collect: AsyncParsableCommand {
                     FileHandle.standardError.write(Data("no power rails: energies are not recorded (\(error))\n".utf8))
                 }
             }
+            let quantization = try Self.quantization(flag: quant, file: fileQuantization)
             let context = CollectedTrace.Context(
                 engine: kind,
                 engineVersion: engineVersion ?? engineInfo.version,
                 model: model,
+                quantization: quantization.value,
                 powerMode: device.powerMode,
                 gpuClockMHz: device.gpuFrequencyHz.map { $0 / 1e6 },
                 rails: source?.description
@@ -152,6 +176,7 @@ struct Collect: AsyncParsableCommand {
             )
             print("  " + architecture.summary + "; rails: \(source?.description ?? "none"); \(device.summary)")
             print("  shape: \(shapeSource)")
+            print("  quantization: \(quantization.value) (\(quantization.source))")
             if dryRun {
                 for point in design.points { print("  \(point.key)") }
                 return
@@ -229,7 +254,7 @@ struct EngineInfo {
         layers: Int?,
         kvHeads: Int?,
         headDimension: Int?
-    ) throws -> (CollectedTrace.Architecture, String) {
+    ) throws -> (CollectedTrace.Architecture, String, Quantization?) {
         let path = gguf ?? modelPath.flatMap { FileManager.default.isReadableFile(atPath: $0) ? $0 : nil }
         if let path {
             guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -245,7 +270,8 @@ struct EngineInfo {
             return (
                 header.architecture(weightBytes: sizeBytes ?? fileBytes ?? 0, contextTokens: contextTokens),
                 "from the GGUF header of \(path) (\(header.architecture), \(header.heads) heads, \(header.kvHeads) key/value heads of \(header.headDimension))"
-                    + (ignored.isEmpty ? "" : "; \(ignored.joined(separator: ", ")) ignored: the file says")
+                    + (ignored.isEmpty ? "" : "; \(ignored.joined(separator: ", ")) ignored: the file says"),
+                header.fileType.flatMap(Quantization.ggufFileType)
             )
         }
         let estimated = [("layers", layers), ("key/value heads", kvHeads), ("head size", headDimension)]
@@ -262,7 +288,8 @@ struct EngineInfo {
             architecture,
             estimated.isEmpty
                 ? "from --layers, --kv-heads and --head-dim (\(place))"
-                : "ESTIMATED \(estimated.joined(separator: ", ")) from the parameter count (\(place)): give --gguf, or --layers, --kv-heads and --head-dim"
+                : "ESTIMATED \(estimated.joined(separator: ", ")) from the parameter count (\(place)): give --gguf, or --layers, --kv-heads and --head-dim",
+            nil
         )
     }
 

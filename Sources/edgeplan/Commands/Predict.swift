@@ -15,7 +15,7 @@ struct Predict: AsyncParsableCommand {
     )
 
     @Option(help: "Model name, e.g. DSR1-Llama-8B.") var model: String?
-    @Option(help: "fp16 or awq-w4.") var quant: String = "fp16"
+    @Option(help: "Quantization: fp16, awq-w4, q8_0, q4_k_m, ... (as the profile names it).") var quant: String = "fp16"
     @Option(parsing: .unconditional, help: "Prompt tokens.") var input: Int?
     @Option(parsing: .unconditional, help: "Output tokens per sample.") var output: Int?
     @Option(parsing: .unconditional, help: "Parallel samples (majority vote).") var parallel: Int = 1
