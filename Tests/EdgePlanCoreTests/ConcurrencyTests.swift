@@ -377,6 +377,39 @@ struct HeldOutTableTests {
         #expect(abs(mape - scored.map { abs($0.errorPct) }.reduce(0, +) / 3) < 1e-9)
     }
 
+    /// A request's k samples in one request step as they measured alone (llama-server's `n = 2` took 2.4 times one
+    /// sample on an H100, where two separate requests took 1.5 times): alone it takes the measured factor, beside
+    /// another run the curve's growth from its k to all the sequences decoding, and one sample is the curve's.
+    @Test func aRequestsOwnSamplesStepAsTheyMeasuredAloneAndGrowOnTheCurveBesideOthers() throws {
+        var variant = try Fixtures.profile.variant(model: "DSR1-Qwen-1.5B", quantization: .fp16)
+        variant.concurrency = DecodeConcurrency(stepFactors: [2: 1.5, 3: 2.0, 4: 2.5], source: "test")
+        variant.parallel.measuredLatencyFactors = [2: 2.4]
+        let predictor = Predictor(device: Fixtures.profile.device)
+        let one = predictor.decodeSeconds(variant, input: 128, output: 256, parallel: 1)
+        #expect(abs(variant.decodeFactor(2) - 2.4) < 1e-12)
+        #expect(abs(predictor.decodeSeconds(variant, input: 128, output: 256, parallel: 2) - 2.4 * one) < 1e-9)
+        #expect(abs(variant.ownStepFactor(2, curve: variant.engineCurve) - 1.6) < 1e-12)
+        #expect(variant.ownStepFactor(1, curve: variant.engineCurve) == 1)
+        // Alone on the timeline: the measured factor.
+        let engine = EngineTimeline(concurrency: variant.engineCurve)
+        let alone = variant.timelineRun(id: "k2", parallel: 2, input: 128, tokens: 256)
+        let played = try #require(engine.play([alone])["k2"])
+        #expect(abs(played.endS - (variant.startSeconds(input: 128) + 2.4 * one)) < 1e-6)
+        // Beside one sequence decoding all along: 3 sequences, the curve's 2.0 over its 1.5 at 2, times 2.4.
+        let beside = predictor.latencyS(
+            variant,
+            curve: variant.engineCurve,
+            input: 128,
+            output: 256,
+            parallel: 2,
+            beside: 1
+        )
+        #expect(abs(beside - (variant.startSeconds(input: 128) + 2.4 * 2.0 / 1.5 * one)) < 1e-6)
+        // Without measured factors the curve is the request's own: nothing changes.
+        variant.parallel.measuredLatencyFactors = [:]
+        #expect(variant.decodeFactor(2) == 1.5 && variant.ownStepFactor(2, curve: variant.engineCurve) == 1)
+    }
+
     @Test func badRowsNameTheirLineAndField() {
         func problem(_ text: String) -> String {
             do {

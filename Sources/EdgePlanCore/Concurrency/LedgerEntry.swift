@@ -34,7 +34,8 @@ public struct LedgerEntry: Sendable, Equatable {
         sequences = plan.configuration.parallel
         inputTokens = plan.inputTokens
         self.tokens = tokens
-        stepS = decodeS / tokens
+        // A request's own k samples step as they measured alone (``ModelVariant/ownStepFactor(_:curve:)``).
+        stepS = decodeS / tokens * variant.ownStepFactor(plan.configuration.parallel, curve: variant.engineCurve)
         decodePowerW = variant.decodePower.averagePowerW(tokens: tokens, seconds: decodeS)
         admittedAt = now
         decodeStartAt = now + (plan.load?.waitS ?? 0) + variant.startSeconds(input: plan.inputTokens)

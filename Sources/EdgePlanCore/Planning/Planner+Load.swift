@@ -11,7 +11,7 @@ extension Planner {
         input: Int,
         tokens: Double
     ) -> EngineTimeline.Run {
-        variant.timelineRun(id: id, parallel: parallel, input: input, tokens: tokens)
+        variant.timelineRun(id: id, parallel: parallel, input: input, tokens: tokens, curve: concurrency(of: variant))
     }
 
     /// A configuration predicted against the load: its end, its energy share, the admitted runs it delays, and those

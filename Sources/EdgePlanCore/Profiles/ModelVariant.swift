@@ -312,9 +312,23 @@ public struct ModelVariant: Sendable, Equatable {
 
     public var weightBytes: Double { parametersBillion * 1e9 * bytesPerWeight }
 
-    /// Decode time with `k` sequences decoding over one sequence's: the measured concurrency curve where the profile
-    /// has one, else the parallel scaling.
-    public func decodeFactor(_ k: Int) -> Double { concurrency?.stepFactor(k).factor ?? parallel.latencyFactor(k) }
+    /// Decode time of a request of `k` samples over one sample's, alone on the engine: the parallel scaling where the
+    /// collection measured it (a plan's k samples go in one request, and an engine may run them slower than k
+    /// separate requests: llama-server's `n = 2` took 2.4 times one sample on an H100, two requests 1.5 times), else
+    /// the measured concurrency curve, else the parallel scaling's slope.
+    public func decodeFactor(_ k: Int) -> Double {
+        guard parallel.measuredLatencyFactors.isEmpty, let concurrency else { return parallel.latencyFactor(k) }
+        return concurrency.stepFactor(k).factor
+    }
+
+    /// How much slower a request's own k samples step than k sequences of separate requests on `curve`: what a
+    /// timeline multiplies the request's step by, so that alone it takes ``decodeFactor(_:)`` and beside other runs the
+    /// curve's growth from k to all the sequences decoding. 1 for one sample, and where the two agree.
+    public func ownStepFactor(_ k: Int, curve: DecodeConcurrency) -> Double {
+        guard k > 1 else { return 1 }
+        let onCurve = curve.stepFactor(k).factor
+        return onCurve > 0 ? max(decodeFactor(k) / onCurve, 1e-3) : 1
+    }
 
     /// Decode power with `k` sequences over one sequence's.
     public func decodePowerFactor(_ k: Int) -> Double {
@@ -339,7 +353,15 @@ public struct ModelVariant: Sendable, Equatable {
     }
 
     /// What an engine timeline needs of a run of `parallel` sequences at `input` tokens producing `tokens` each.
-    public func timelineRun(id: String, parallel: Int, input: Int, tokens: Double) -> EngineTimeline.Run {
+    /// Its step is one sequence's times ``ownStepFactor(_:curve:)``, so that on `curve` alone it takes what its k
+    /// samples in one request measured.
+    public func timelineRun(
+        id: String,
+        parallel: Int,
+        input: Int,
+        tokens: Double,
+        curve: DecodeConcurrency? = nil
+    ) -> EngineTimeline.Run {
         let tokens = max(tokens, 1)
         let decodeS = decodeLatency.seconds(input: Double(input), output: tokens)
         return EngineTimeline.Run(
@@ -347,7 +369,7 @@ public struct ModelVariant: Sendable, Equatable {
             sequences: parallel,
             prefillS: startSeconds(input: input),
             tokens: tokens,
-            stepS: decodeS / tokens,
+            stepS: decodeS / tokens * ownStepFactor(parallel, curve: curve ?? engineCurve),
             started: false,
             decodePowerW: decodePower.averagePowerW(tokens: tokens, seconds: decodeS),
             prefillPowerW: prefillPower.averagePowerW(
