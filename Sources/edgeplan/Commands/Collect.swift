@@ -27,7 +27,11 @@ struct Collect: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Trace file to write, or to resume.") var output: String
     @Option(parsing: .unconditional, help: "Context to sweep up to, tokens (default: the engine's context per slot).")
     var context: Int?
-    @Option(parsing: .unconditional, help: "Tokens of each decode run.") var decodeTokens: Int = 2048
+    @Option(
+        parsing: .unconditional,
+        help:
+            "Tokens of each decode run (default 2,048, or what the engine's slot holds past the shortest decode input)."
+    ) var decodeTokens: Int?
     @Option(help: "Input lengths of the decode runs, comma-separated (two suffice: `profile design` replays why).")
     var decodeInputs: String = "128,1024"
     @Option(help: "Parallel sampling factors, comma-separated.") var parallel: String = "1,2,4,8,16,32"
@@ -127,9 +131,17 @@ struct Collect: AsyncParsableCommand {
                     "the engine runs \(slots) sequences at once: parallel factors past it (\(asked.filter { $0 > slots }.map(String.init).joined(separator: ", "))) are left out"
                 )
             }
+            let inputs = try Self.integers(decodeInputs, "--decode-inputs")
+            // Unless told, decode runs are as long as the slot holds past the shortest decode input, up to 2,048.
+            let decodeTokens = decodeTokens ?? max(1, min(2048, contextTokens - (inputs.min() ?? 0)))
+            if self.decodeTokens == nil, decodeTokens < 2048 {
+                print(
+                    "decode runs of \(decodeTokens) tokens: the engine's slot holds \(contextTokens) (give --decode-tokens to choose)"
+                )
+            }
             let design = try SweepDesign.standard(
                 contextTokens: contextTokens,
-                decodeInputs: try Self.integers(decodeInputs, "--decode-inputs"),
+                decodeInputs: inputs,
                 decodeTokens: decodeTokens,
                 parallelFactors: try Self.integers(parallel, "--parallel"),
                 parallelOutputTokens: parallelTokens,

@@ -1,0 +1,112 @@
+"""Bring-up and `ask` on setups of the same engine that the other engine tests do not use: one slot, 1,024 tokens a
+slot, 32 slots, eight samples a plan, prompts in other scripts. Each cell serves the test model with its own
+llama-server, collects with the collector's defaults for everything the engine decides (its slots, its context, the
+k it can run), calibrates, checks the profile, and sends 10 asks through a daemon: none may end in an error of
+EdgePlan's own making (an engine error, a prompt past the slot sent anyway, a run thrown away). Prints each cell's
+outcomes.
+
+(F16, Q8_0 and Q4_0 files of one model are cells of their own: test_quantizations.py.)"""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import EDGEPLAN, Engine, edgeplan
+
+LATIN = ["Which shelf holds part {i}?", "Pick the gripper for a {i} mm bolt: A small, B medium, C large, D none.",
+         "The robot sees {i} boxes on the belt; how many does it lift? Answer: "]
+# Other scripts tokenize to several byte tokens a character on this vocabulary: what bytes / 4 would undercount.
+OTHER = ["部品 {i} はどの棚にありますか？", "机器人应该先拿哪个盒子？第 {i} 个。", "Какая полка держит деталь {i}?"]
+# (cell, slots, tokens a slot, parallel factors, the class's least k, prompts)
+CELLS = [
+    ("one-slot-1k", 1, 1024, [1], 1, LATIN),
+    ("four-slots-1k-k2", 4, 1024, [1, 2], 2, LATIN),
+    ("32-slots-1k-k8", 32, 1024, [1, 8], 8, LATIN),
+    ("other-scripts-2k", 2, 2048, [1, 2], 1, OTHER),
+]
+
+POLICY = """kind: policy
+global:
+  engine: llama-server
+  parallel_factors: {factors}
+defaults:
+  allowed_models: [TinyRandom-30M]
+  chance_margin: off
+tasks:
+  shelf:
+    like: mmlu-redux
+    allowed_modes: [hard]
+    min_parallel: {least}
+  think:
+    like: mmlu-redux
+    allowed_modes: [thinking-budget, no-reasoning]
+    max_parallel: 1
+"""
+
+
+@pytest.mark.parametrize("cell,slots,per_slot,factors,least,prompts", CELLS, ids=[cell[0] for cell in CELLS])
+def test_a_setup_brings_up_and_answers_without_errors_of_its_own(llama_server_binary, tiny_model, tmp_path, cell, slots,
+                                                                 per_slot, factors, least, prompts):
+    server = Engine(llama_server_binary, tiny_model, slots=slots, context=slots * per_slot)
+    try:
+        profile = tmp_path / "profile"
+        edgeplan("profile", "new", str(profile), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
+                 "--fp16-tflops", "4", "--idle-w", "10")
+        trace = tmp_path / "trace.jsonl"
+        # Nothing the engine decides is given: the design takes its slots and its context per slot.
+        collected = edgeplan("profile", "collect", "--engine", server.url, "--model", "TinyRandom-30M", "--engine-model",
+                             "tiny-random", "-o", str(trace), "--repeats", "1", "--warmups", "1", "--decode-inputs",
+                             "64", "--concurrency-inputs", "64", "--rails", "none")
+        edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(profile),
+                 "--accuracy-like", "DSR1-Qwen-1.5B")
+        edgeplan("profile", "check", str(profile))
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(POLICY.format(factors=json.dumps(factors), least=least))
+        socket = str(tmp_path / "planner.sock")
+        daemon = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy",
+                                   str(policy), "--rails", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(socket):
+                assert daemon.poll() is None and time.time() < deadline
+                time.sleep(0.05)
+            results = []
+            for index in range(10):
+                task = "think" if index % 4 == 3 else "shelf"
+                prompt = prompts[index % len(prompts)].format(i=index)
+                if index == 9:
+                    # Past any slot of these cells once tokenized: refused as past the context, never sent.
+                    prompt = " ".join([prompt] * 400)
+                run = edgeplan("ask", "--socket", socket, "--engine", server.url, "--engine-model", "tiny-random",
+                               "--task", task, "--prompt", prompt, "--answer", "A", "--deadline",
+                               f"{2 + index % 5 * 2}s", "--json", check=False)
+                results.append((task, json.loads(run.stdout)))
+        finally:
+            daemon.terminate()
+            daemon.wait(10)
+        print(f"{cell}: {collected.stdout.splitlines()[0]}")
+        for task, result in results:
+            plan = result.get("plan") or {}
+            what = result["reason"]["limit"] if result["outcome"] == "infeasible" else \
+                f"{plan.get('mode')} {plan.get('tokenBudget')} x{plan.get('parallel')}"
+            print(f"  {task:<6} {result['outcome']:<10} {result.get('inputTokens'):>6} tokens "
+                  f"({result.get('inputTokensSource')}): {what}, {result.get('latencyMs', 0) / 1000:.2f} s of "
+                  f"{(result.get('deadlineMs') or 0) / 1000:.1f} s, predicted p95 "
+                  f"{(result.get('predictedLatencyPercentileMs') or 0) / 1000:.2f} s")
+        outcomes = [result["outcome"] for _, result in results]
+        assert all(outcome in ("answered", "cut", "infeasible") for outcome in outcomes), results
+        # The prompt past the slot: counted by the engine's tokenizer, refused for its context.
+        last = results[-1][1]
+        assert last["outcome"] == "infeasible" and last["reason"]["limit"] == "context", last
+        assert all(result["inputTokensSource"] != "estimated" for _, result in results), results
+        assert outcomes[:9].count("answered") >= 6, results
+        # Every plan fits the engine: its k within the slots, prompt and budget within a slot.
+        for _, result in results[:9]:
+            plan = result.get("plan") or {}
+            if result["outcome"] != "infeasible":
+                assert plan["parallel"] <= slots and plan["parallel"] >= (least if plan["mode"] == "hard" else 1)
+                assert result["inputTokens"] + (plan.get("tokenBudget") or 0) <= per_slot, result
+    finally:
+        server.stop()
