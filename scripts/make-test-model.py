@@ -17,7 +17,12 @@ The matrices are stored as --type: f16 (the default), q8_0 or q4_0 (quantized by
 own quantizer lays the blocks out); the same seed gives the same weights before quantization, so the three files
 are quantizations of one model.
 
-Usage: make-test-model.py OUTPUT.gguf [--shape tiny] [--seed 0] [--context 4096] [--type f16]
+--vocab bpe writes a byte-level BPE vocabulary instead (GPT-2's layout: the 256 byte symbols, merges of printable
+pairs, `<|endoftext|>` for both ends), and --no-chat-template leaves the template out, so that the engine falls back
+to its own.
+
+Usage: make-test-model.py OUTPUT.gguf [--shape tiny] [--seed 0] [--context 4096] [--type f16] [--vocab spm|bpe]
+                          [--no-chat-template]
 """
 import argparse
 import sys
@@ -56,6 +61,48 @@ CHAT_TEMPLATE = (
     "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% else %}<think>\n{% endif %}"
     "{% endif %}"
 )
+
+
+def bytes_to_unicode():
+    """GPT-2's map from bytes to printable characters, which byte-level BPE vocabularies spell their tokens in."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return {byte: chr(code) for byte, code in zip(printable, codes)}
+
+
+def bpe_vocabulary(size):
+    """Byte-level BPE: the 256 byte symbols, the special pieces, then merges of printable pairs (lower-case letters
+    first, with and without the word mark `Ġ`) up to `size` tokens; the merges in the order they were made."""
+    symbols = bytes_to_unicode()
+    tokens = [symbols[byte] for byte in range(256)]
+    types = [gguf.TokenType.NORMAL] * 256
+    for special in ["<|endoftext|>", "<|user|>", "<|assistant|>", "<think>", "</think>"]:
+        tokens.append(special)
+        types.append(gguf.TokenType.CONTROL if special == "<|endoftext|>" else gguf.TokenType.USER_DEFINED)
+    merges = []
+    known = set(tokens)
+    space = symbols[ord(" ")]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    candidates = [(space, char) for char in letters + letters.upper() + "0123456789"]
+    candidates += [(first, second) for first in letters for second in letters]
+    candidates += [(space + first, second) for first in letters for second in letters]
+    printable = [chr(code) for code in range(33, 127)]
+    candidates += [(first, second) for first in printable for second in printable]
+    for left, right in candidates:
+        if len(tokens) >= size:
+            break
+        if left in known and right in known and left + right not in known:
+            merges.append(f"{left} {right}")
+            tokens.append(left + right)
+            types.append(gguf.TokenType.NORMAL)
+            known.add(left + right)
+    return tokens, types, merges
 
 
 def vocabulary(size):
@@ -100,6 +147,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--type", choices=sorted(TYPES), default="f16")
+    parser.add_argument("--vocab", choices=["spm", "bpe"], default="spm")
+    parser.add_argument("--no-chat-template", action="store_true")
     args = parser.parse_args()
     file_type, tensor_type = TYPES[args.type]
     shape = SHAPES[args.shape]
@@ -134,17 +183,29 @@ def main():
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_file_type(file_type)
-    tokens, scores, types = vocabulary(shape["n_vocab"])
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(True)
+    if args.vocab == "bpe":
+        tokens, types, merges = bpe_vocabulary(shape["n_vocab"])
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges(merges)
+        writer.add_bos_token_id(256)
+        writer.add_eos_token_id(256)
+        writer.add_add_bos_token(False)
+    else:
+        tokens, scores, types = vocabulary(shape["n_vocab"])
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_unk_token_id(0)
+        writer.add_bos_token_id(1)
+        writer.add_eos_token_id(2)
+        writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
-    writer.add_chat_template(CHAT_TEMPLATE)
+    if not args.no_chat_template:
+        writer.add_chat_template(CHAT_TEMPLATE)
 
     n_vocab, n_ff = shape["n_vocab"], shape["n_ff"]
     kv_dim = head_dim * n_head_kv
@@ -171,7 +232,8 @@ def main():
     writer.write_tensors_to_file()
     writer.close()
     parameters = n_vocab * n_embd * 2 + shape["n_layer"] * (2 * n_embd * n_embd + 2 * kv_dim * n_embd + 3 * n_embd * n_ff)
-    print(f"{args.output}: {args.shape} ({arch}), {parameters / 1e6:.1f} M parameters, {args.type}")
+    print(f"{args.output}: {args.shape} ({arch}), {parameters / 1e6:.1f} M parameters, {args.type}, {args.vocab} "
+          f"vocabulary{', no chat template' if args.no_chat_template else ''}")
 
 
 if __name__ == "__main__":

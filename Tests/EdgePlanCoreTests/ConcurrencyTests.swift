@@ -405,6 +405,8 @@ struct HeldOutTableTests {
             beside: 1
         )
         #expect(abs(beside - (variant.startSeconds(input: 128) + 2.4 * 2.0 / 1.5 * one)) < 1e-6)
+        // Past the largest k measured in one request, the curve's growth from it: 2.4 times 2.5 over 1.5 at k = 4.
+        #expect(abs(variant.decodeFactor(4) - 2.4 * 2.5 / 1.5) < 1e-12)
         // Without measured factors the curve is the request's own: nothing changes.
         variant.parallel.measuredLatencyFactors = [:]
         #expect(variant.decodeFactor(2) == 1.5 && variant.ownStepFactor(2, curve: variant.engineCurve) == 1)

@@ -1,5 +1,6 @@
 """Bring-up and `ask` on setups of the same engine that the other engine tests do not use: one slot, 1,024 tokens a
-slot, 32 slots, eight samples a plan, prompts in other scripts. Each cell serves the test model with its own
+slot, 32 slots, eight samples a plan, prompts in other scripts, a byte-level BPE vocabulary, a model file with no
+chat template (the engine falls back to its own, which has no thinking section). Each cell serves the test model with its own
 llama-server, collects with the collector's defaults for everything the engine decides (its slots, its context, the
 k it can run), calibrates, checks the profile, and sends 10 asks through a daemon: none may end in an error of
 EdgePlan's own making (an engine error, a prompt past the slot sent anyway, a run thrown away). Prints each cell's
@@ -13,18 +14,20 @@ import time
 
 import pytest
 
-from conftest import EDGEPLAN, Engine, edgeplan
+from conftest import EDGEPLAN, ROOT, Engine, edgeplan
 
 LATIN = ["Which shelf holds part {i}?", "Pick the gripper for a {i} mm bolt: A small, B medium, C large, D none.",
          "The robot sees {i} boxes on the belt; how many does it lift? Answer: "]
 # Other scripts tokenize to several byte tokens a character on this vocabulary: what bytes / 4 would undercount.
 OTHER = ["部品 {i} はどの棚にありますか？", "机器人应该先拿哪个盒子？第 {i} 个。", "Какая полка держит деталь {i}?"]
-# (cell, slots, tokens a slot, parallel factors, the class's least k, prompts)
+# (cell, slots, tokens a slot, parallel factors, the class's least k, prompts, make-test-model.py flags)
 CELLS = [
-    ("one-slot-1k", 1, 1024, [1], 1, LATIN),
-    ("four-slots-1k-k2", 4, 1024, [1, 2], 2, LATIN),
-    ("32-slots-1k-k8", 32, 1024, [1, 8], 8, LATIN),
-    ("other-scripts-2k", 2, 2048, [1, 2], 1, OTHER),
+    ("one-slot-1k", 1, 1024, [1], 1, LATIN, []),
+    ("four-slots-1k-k2", 4, 1024, [1, 2], 2, LATIN, []),
+    ("32-slots-1k-k8", 32, 1024, [1, 8], 8, LATIN, []),
+    ("other-scripts-2k", 2, 2048, [1, 2], 1, OTHER, []),
+    ("bpe-vocabulary", 2, 2048, [1, 2], 1, LATIN + OTHER, ["--vocab", "bpe"]),
+    ("no-chat-template", 2, 2048, [1, 2], 1, LATIN, ["--no-chat-template"]),
 ]
 
 POLICY = """kind: policy
@@ -46,10 +49,16 @@ tasks:
 """
 
 
-@pytest.mark.parametrize("cell,slots,per_slot,factors,least,prompts", CELLS, ids=[cell[0] for cell in CELLS])
+@pytest.mark.parametrize("cell,slots,per_slot,factors,least,prompts,model_flags", CELLS, ids=[cell[0] for cell in CELLS])
 def test_a_setup_brings_up_and_answers_without_errors_of_its_own(llama_server_binary, tiny_model, tmp_path, cell, slots,
-                                                                 per_slot, factors, least, prompts):
-    server = Engine(llama_server_binary, tiny_model, slots=slots, context=slots * per_slot)
+                                                                 per_slot, factors, least, prompts, model_flags):
+    model = tiny_model
+    if model_flags:
+        model = str(tmp_path / "model.gguf")
+        made = subprocess.run(["python3", os.path.join(ROOT, "scripts", "make-test-model.py"), model, "--shape", "tiny",
+                               *model_flags], capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+    server = Engine(llama_server_binary, model, slots=slots, context=slots * per_slot)
     try:
         profile = tmp_path / "profile"
         edgeplan("profile", "new", str(profile), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",

@@ -58,6 +58,7 @@ tasks:
     allowed_modes: [hard]
     max_parallel: 1
     priority: 5
+    safety_margin: 0.3
 """
 
 LONG_DEADLINE_S = 40
@@ -143,14 +144,25 @@ def ask(socket, engine, task, deadline_s, index):
 
 
 def scenario(shared, ledger):
-    """The long task, and the reactive requests one after another while it runs; what became of each."""
+    """The long task, asked again as soon as each run of it ends (a robot's background work), and the reactive
+    requests one after another while it runs; what became of each. However fast this machine decodes, every reactive
+    request is sent while a long run decodes."""
     server, profile, root = shared
     roomy, _ = roomy_deadline(profile, root)
     deadlines = [("glance", roomy)] + [("reactive", deadline) for deadline in tight_deadlines(profile, root)]
     process, socket = serve(root, profile, ledger)
     try:
-        long_result = {}
-        worker = threading.Thread(target=lambda: long_result.update(ask(socket, server, "long", LONG_DEADLINE_S, 0)))
+        long_results, done = [], threading.Event()
+
+        def background():
+            while not done.is_set():
+                result = ask(socket, server, "long", LONG_DEADLINE_S, len(long_results))
+                long_results.append(result)
+                if result.get("outcome") == "infeasible":
+                    # Refused while reactive runs hold the engine: asked again once the first of them would end.
+                    done.wait(min(2.0, max(0.05, (result["reason"].get("fitsAfterMs") or 200) / 1000)))
+
+        worker = threading.Thread(target=background)
         worker.start()
         # The long run is planned and streaming before the first reactive request.
         wait_until_decoding(server)
@@ -159,20 +171,22 @@ def scenario(shared, ledger):
             if os.environ.get("EDGEPLAN_SHOW_LEDGER"):
                 print(json.loads(edgeplan("status", "--socket", socket, "--json").stdout).get("ledger"))
             reactive.append(ask(socket, server, task, deadline_s, index + 1))
+        done.set()
         worker.join(LONG_DEADLINE_S + 60)
     finally:
         process.terminate()
         process.wait(10)
-    return long_result, reactive, deadlines
+    return long_results, reactive, deadlines
 
 
 def in_time(result):
     return result.get("outcome") == "answered" and result["latencyMs"] <= result["deadlineMs"]
 
 
-def summary(ledger, long_result, reactive):
-    rows = [f"ledger {ledger}: long {long_result.get('outcome')} in {long_result.get('latencyMs', 0) / 1000:.2f} s "
-            f"of {LONG_DEADLINE_S} s (budget {long_result.get('plan', {}).get('tokenBudget')}); reactive in time "
+def summary(ledger, long_results, reactive):
+    longs = ", ".join(f"{r.get('outcome')} in {r.get('latencyMs', 0) / 1000:.2f} s (budget "
+                      f"{r.get('plan', {}).get('tokenBudget')} x{r.get('plan', {}).get('parallel')})" for r in long_results)
+    rows = [f"ledger {ledger}: long runs of {LONG_DEADLINE_S} s: {longs}; reactive in time "
             f"{sum(map(in_time, reactive))}/{len(reactive)}, cut {sum(r.get('outcome') == 'cut' for r in reactive)}, "
             f"infeasible {sum(r.get('outcome') == 'infeasible' for r in reactive)}"]
     for result in reactive:
@@ -199,10 +213,12 @@ def test_reactive_requests_beside_a_long_task_meet_their_deadlines_only_with_the
     (on_roomy, *on_reactive), (_, *off_reactive) = on_all, off_all
     assert on_roomy["outcome"] != "infeasible" and on_roomy["plan"]["load"]["sequencesBeside"] >= 2, on
     assert in_time(on_roomy), on
-    # With the ledger on, the long task meets its deadline, and each tight reactive request is planned against it: at
+    # With the ledger on, every long run meets its deadline, and each tight reactive request is planned against it: at
     # the same deadline, a smaller plan than the one made for an idle engine (fewer tokens or samples), or refused at
     # once (busy, saying when it would fit). Both runs use the same deadlines.
-    assert in_time(on_long), on_long
+    ran = [r for r in on_long if r["outcome"] != "infeasible"]
+    assert ran and all(map(in_time, ran)), on
+    assert all(r["reason"]["limit"] == "busy" for r in on_long if r["outcome"] == "infeasible"), on
 
     def size(result):
         plan = result.get("plan", {})
@@ -271,7 +287,7 @@ def test_a_higher_priority_request_makes_a_lower_one_yield_and_its_holder_stops_
     import edgeplan as client
 
     server, profile, root = shared
-    greedy_s = tight_deadlines(profile, root, task="greedy", low=3000, high=9000, count=1, most=0.12)[0]
+    greedy_s = tight_deadlines(profile, root, task="greedy", low=1000, high=9000, count=1, most=0.12)[0]
     process, socket = serve(root, profile, "on")
     try:
         results = {}
@@ -307,7 +323,7 @@ def test_ask_stops_a_run_it_holds_when_a_higher_priority_plan_preempts_it(shared
     """The same preemption through `edgeplan ask`: the run it holds is named by the urgent plan, and ask closes its
     engine request at once, prints it as preempted and reports it so; the urgent request is answered in time."""
     server, profile, root = shared
-    greedy_s = tight_deadlines(profile, root, task="greedy", low=3000, high=9000, count=1, most=0.12)[0]
+    greedy_s = tight_deadlines(profile, root, task="greedy", low=1000, high=9000, count=1, most=0.12)[0]
     process, socket = serve(root, profile, "on")
     try:
         results = {}

@@ -315,10 +315,14 @@ public struct ModelVariant: Sendable, Equatable {
     /// Decode time of a request of `k` samples over one sample's, alone on the engine: the parallel scaling where the
     /// collection measured it (a plan's k samples go in one request, and an engine may run them slower than k
     /// separate requests: llama-server's `n = 2` took 2.4 times one sample on an H100, two requests 1.5 times), else
-    /// the measured concurrency curve, else the parallel scaling's slope.
+    /// the measured concurrency curve, else the parallel scaling's slope. Past the largest k measured in one request,
+    /// the curve's growth from there (the curve may have measured further).
     public func decodeFactor(_ k: Int) -> Double {
-        guard parallel.measuredLatencyFactors.isEmpty, let concurrency else { return parallel.latencyFactor(k) }
-        return concurrency.stepFactor(k).factor
+        guard let concurrency else { return parallel.latencyFactor(k) }
+        guard let largest = parallel.measuredLatencyFactors.keys.max() else { return concurrency.stepFactor(k).factor }
+        guard k > largest else { return parallel.latencyFactor(k) }
+        return parallel.latencyFactor(largest) * concurrency.stepFactor(k).factor
+            / max(concurrency.stepFactor(largest).factor, 1e-9)
     }
 
     /// How much slower a request's own k samples step than k sequences of separate requests on `curve`: what a
