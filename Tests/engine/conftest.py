@@ -1,5 +1,6 @@
 """A real engine for the bring-up tests: llama.cpp's llama-server (built by scripts/llama-server.sh, kept in its
 cache) serving a random-weight model that scripts/make-test-model.py writes."""
+import contextlib
 import json
 import random
 import signal
@@ -93,6 +94,23 @@ def engine(llama_server_binary, tiny_model):
     server = Engine(llama_server_binary, tiny_model, slots=4, context=4096)
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def serving(socket, profile, policy, *options):
+    """`edgeplan serve` on `socket` with `profile` and `policy` (no rails), once its socket is there; stopped after."""
+    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", str(socket), "--profile", str(profile), "--policy",
+                                str(policy), "--rails", "none", *options],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(socket):
+            assert process.poll() is None and time.time() < deadline, f"edgeplan serve exited {process.poll()}"
+            time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def edgeplan(*args, timeout=600, check=True):

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import EDGEPLAN, ENGINE_ARGS, ROOT, edgeplan, get_json, write_task_set
+from conftest import EDGEPLAN, ENGINE_ARGS, ROOT, edgeplan, get_json, serving, write_task_set
 
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
 import edgeplan as client  # noqa: E402
@@ -274,13 +274,7 @@ def test_the_policy_routes_each_plan_to_its_models_engine(daemon, engine, profil
     policy.write_text(POLICY.replace("  parallel_factors: [1, 2, 4]\n", "  parallel_factors: [1, 2, 4]\n  endpoints:\n"
                                      f"    TinyRandom-30M: {engine.url}\n    default: http://127.0.0.1:9\n"))
     socket = str(tmp_path / "planner.sock")
-    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy", str(policy),
-                                "--rails", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while not os.path.exists(socket):
-            assert process.poll() is None and time.time() < deadline
-            time.sleep(0.05)
+    with serving(socket, profile, policy):
         result = json.loads(edgeplan("ask", "--socket", socket, "--engine-model", "tiny-random", "--task", "chat",
                                      "--prompt", "Which shelf holds part 3?", "--deadline", "30s", "--json").stdout)
         assert result["outcome"] == "answered" and result["engine"] == engine.url, result
@@ -288,9 +282,6 @@ def test_the_policy_routes_each_plan_to_its_models_engine(daemon, engine, profil
         with client.Planner(socket) as planner:
             ran = planner.run("chat", "Which shelf holds part 4?", deadline_ms=30000, engine_model="tiny-random")
         assert ran.outcome == "answered" and ran.decision.request["endpoint"] == engine.url, ran
-    finally:
-        process.terminate()
-        process.wait(10)
     bad = tmp_path / "bad.yaml"
     bad.write_text(POLICY.replace("  parallel_factors: [1, 2, 4]\n", "  parallel_factors: [1, 2, 4]\n  endpoints:\n"
                                   "    Missing-7B/fp16: http://127.0.0.1:8081\n"))

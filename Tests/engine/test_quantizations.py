@@ -9,11 +9,10 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
-from conftest import EDGEPLAN, ROOT, Engine, edgeplan
+from conftest import ROOT, Engine, edgeplan, serving
 
 # The file type make-test-model.py writes, the quantization EdgePlan names it by, and the format's bits per weight.
 FILES = {"f16": ("fp16", 16.0), "q8_0": ("q8_0", 8.5), "q4_0": ("q4_0", 4.5)}
@@ -122,13 +121,7 @@ def test_the_planner_chooses_among_quantizations_and_ask_runs_each_on_its_engine
                                    str(profile), "--policy", str(policy)).stdout)
         assert plan["quantization"] == name and plan["request"]["endpoint"] == engines[name].url, plan
     socket = str(tmp_path / "planner.sock")
-    process = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy", str(policy),
-                                "--rails", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while not os.path.exists(socket):
-            assert process.poll() is None and time.time() < deadline
-            time.sleep(0.05)
+    with serving(socket, profile, policy):
         results = []
         asks = [("shelf", 4), ("only-fp16", 3), ("only-q8", 3), ("only-q4", 3), ("shelf", 1.5), ("only-fp16", 6),
                 ("only-q8", 1.5), ("only-q4", 6), ("shelf", 8), ("only-q4", 2)]
@@ -148,6 +141,3 @@ def test_the_planner_chooses_among_quantizations_and_ask_runs_each_on_its_engine
         assert len(ran) >= 8, results
         assert all(result["engine"] == engines[result["plan"]["quantization"]].url for result in ran), ran
         assert {result["plan"]["quantization"] for result in ran} == set(engines), ran
-    finally:
-        process.terminate()
-        process.wait(10)

@@ -10,11 +10,10 @@ outcomes.
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from conftest import EDGEPLAN, ROOT, Engine, edgeplan
+from conftest import ROOT, Engine, edgeplan, serving
 
 LATIN = ["Which shelf holds part {i}?", "Pick the gripper for a {i} mm bolt: A small, B medium, C large, D none.",
          "The robot sees {i} boxes on the belt; how many does it lift? Answer: "]
@@ -74,13 +73,7 @@ def test_a_setup_brings_up_and_answers_without_errors_of_its_own(llama_server_bi
         policy = tmp_path / "policy.yaml"
         policy.write_text(POLICY.format(factors=json.dumps(factors), least=least))
         socket = str(tmp_path / "planner.sock")
-        daemon = subprocess.Popen([EDGEPLAN, "serve", "--socket", socket, "--profile", str(profile), "--policy",
-                                   str(policy), "--rails", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.time() + 30
-            while not os.path.exists(socket):
-                assert daemon.poll() is None and time.time() < deadline
-                time.sleep(0.05)
+        with serving(socket, profile, policy):
             results = []
             for index in range(10):
                 task = "think" if index % 4 == 3 else "shelf"
@@ -92,9 +85,6 @@ def test_a_setup_brings_up_and_answers_without_errors_of_its_own(llama_server_bi
                                "--task", task, "--prompt", prompt, "--answer", "A", "--deadline",
                                f"{2 + index % 5 * 2}s", "--json", check=False)
                 results.append((task, json.loads(run.stdout)))
-        finally:
-            daemon.terminate()
-            daemon.wait(10)
         print(f"{cell}: {collected.stdout.splitlines()[0]}")
         for task, result in results:
             plan = result.get("plan") or {}

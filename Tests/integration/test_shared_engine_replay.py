@@ -25,7 +25,7 @@ def test_the_h100_held_out_requests_against_the_profile_their_collection_gives(t
     profile = tmp_path / "profile"
     edgeplan("profile", "new", str(profile), "--name", "h100-shared", "--memory-gib", "80", "--bandwidth-gbps", "3350",
              "--fp16-tflops", "989", "--idle-w", "75")
-    print(edgeplan("calibrate", "--traces", os.path.join(DATA, f"traces-random-qwen-1.5b-shape.jsonl"), "--model", MODEL,
+    print(edgeplan("calibrate", "--traces", os.path.join(DATA, "traces-random-qwen-1.5b-shape.jsonl"), "--model", MODEL,
                    "-o", str(profile), "--accuracy-like", "DSR1-Qwen-1.5B"))
     held_out = os.path.join(DATA, "held-out-random-qwen-1.5b-shape.jsonl")
     print(edgeplan("predict", "--held-out", held_out, "--profile", str(profile)))

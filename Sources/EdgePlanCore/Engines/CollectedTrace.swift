@@ -286,15 +286,7 @@ public enum CollectedTrace {
             if row["phase"]?.stringValue == "model", let architecture = row["architecture"] {
                 progress.architecture = try Architecture.decode(architecture, file: file, line: lineNumber)
                 if let raw = row["quantization"]?.stringValue {
-                    guard let quantization = Quantization(rawValue: raw) else {
-                        throw EdgePlanError.invalidFile(
-                            Quantization.rule(raw),
-                            file: file,
-                            line: lineNumber,
-                            field: "quantization"
-                        )
-                    }
-                    progress.quantization = quantization
+                    progress.quantization = try Quantization.parse(raw, file: file, line: lineNumber)
                 }
                 let engine = [row["engine"]?.stringValue, row["engine_version"]?.stringValue].compactMap { $0 }.joined(
                     separator: " "

@@ -48,6 +48,14 @@ public struct Quantization: RawRepresentable, Sendable, Hashable, Codable, Compa
             + "(fp16, bf16, awq-w4, gptq-w4, fp8, nvfp4, q8_0, q4_k_m, ...)"
     }
 
+    /// A file's quantization field: the name, or an error naming the file, its line and the field.
+    public static func parse(_ raw: String, file: String, line: Int) throws -> Quantization {
+        guard let value = Quantization(rawValue: raw) else {
+            throw EdgePlanError.invalidFile(rule(raw), file: file, line: line, field: "quantization")
+        }
+        return value
+    }
+
     /// The format's bits per weight, blocks' scales included, where this build knows the format: a fallback for a
     /// variant whose model file was never read, and the check on a measured figure.
     public var nominalBitsPerWeight: Double? { Self.nominalBits[rawValue] }

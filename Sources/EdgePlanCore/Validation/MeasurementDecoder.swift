@@ -143,18 +143,9 @@ public enum MeasurementDecoder {
             let output = try self.number(row["output_tokens"], file, "output_tokens", line: lineNumber)
             let latency = try self.number(row["latency_s"], file, "latency_s", line: lineNumber)
             // Records that name no quantization are of the fp16 weights (traces from before quantization was open).
-            var quantization = Quantization.fp16
-            if let raw = row["quantization"]?.stringValue {
-                guard let named = Quantization(rawValue: raw) else {
-                    throw EdgePlanError.invalidFile(
-                        Quantization.rule(raw),
-                        file: file,
-                        line: lineNumber,
-                        field: "quantization"
-                    )
-                }
-                quantization = named
-            }
+            let quantization =
+                try row["quantization"]?.stringValue.map { try Quantization.parse($0, file: file, line: lineNumber) }
+                ?? .fp16
             guard input >= 0, output >= 0, latency >= 0 else {
                 throw EdgePlanError.invalidFile(
                     "token counts and latency must not be negative",
