@@ -17,8 +17,8 @@ from conftest import ROOT, Engine, edgeplan, serving
 # The file type make-test-model.py writes, the quantization EdgePlan names it by, and the format's bits per weight.
 FILES = {"f16": ("fp16", 16.0), "q8_0": ("q8_0", 8.5), "q4_0": ("q4_0", 4.5)}
 SWEEP = ["--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--context", "2048", "--decode-tokens", "1024",
-         "--decode-inputs", "64", "--parallel", "1,2", "--parallel-tokens", "64", "--repeats", "1", "--warmups", "1",
-         "--max-prefill", "511", "--rails", "none", "--concurrency", "none"]
+         "--decode-inputs", "64", "--parallel", "1,2", "--parallel-tokens", "64", "--repeats", "2", "--warmups", "1",
+         "--max-prefill", "2047", "--rails", "none", "--concurrency", "none"]
 
 POLICY = """kind: policy
 global:
