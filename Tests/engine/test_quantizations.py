@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, Engine, edgeplan, serving
+from conftest import ROOT, edgeplan, Engine, new_cpu_profile, serving
 
 # The file type make-test-model.py writes, the quantization EdgePlan names it by, and the format's bits per weight.
 FILES = {"f16": ("fp16", 16.0), "q8_0": ("q8_0", 8.5), "q4_0": ("q4_0", 4.5)}
@@ -51,8 +51,7 @@ def quantized(llama_server_binary, tmp_path_factory):
     """The three files served at once, each collected and calibrated into one profile."""
     root = tmp_path_factory.mktemp("quantized")
     profile = root / "profile"
-    edgeplan("profile", "new", str(profile), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
-             "--fp16-tflops", "4", "--idle-w", "10")
+    new_cpu_profile(profile)
     engines, collected, traces = {}, {}, {}
     try:
         for kind, (name, _) in FILES.items():
@@ -117,7 +116,7 @@ def test_the_planner_chooses_among_quantizations_and_ask_runs_each_on_its_engine
     policy.write_text(POLICY.format(endpoints=endpoints.rstrip("\n")))
     edgeplan("policy", "check", str(policy), "--profile", str(profile))
     for task, name in (("only-fp16", "fp16"), ("only-q8", "q8_0"), ("only-q4", "q4_0")):
-        plan = json.loads(edgeplan("plan", "--task", task, "--deadline", "5s", "--input", "40", "--json", "--profile",
+        plan = json.loads(edgeplan("plan", "--task", task, "--deadline", "30s", "--input", "40", "--json", "--profile",
                                    str(profile), "--policy", str(policy)).stdout)
         assert plan["quantization"] == name and plan["request"]["endpoint"] == engines[name].url, plan
     socket = str(tmp_path / "planner.sock")

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, Engine, edgeplan, serving
+from conftest import ROOT, edgeplan, Engine, new_cpu_profile, serving
 
 LATIN = ["Which shelf holds part {i}?", "Pick the gripper for a {i} mm bolt: A small, B medium, C large, D none.",
          "The robot sees {i} boxes on the belt; how many does it lift? Answer: "]
@@ -60,8 +60,7 @@ def test_a_setup_brings_up_and_answers_without_errors_of_its_own(llama_server_bi
     server = Engine(llama_server_binary, model, slots=slots, context=slots * per_slot)
     try:
         profile = tmp_path / "profile"
-        edgeplan("profile", "new", str(profile), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
-                 "--fp16-tflops", "4", "--idle-w", "10")
+        new_cpu_profile(profile)
         trace = tmp_path / "trace.jsonl"
         # Nothing the engine decides is given: the design takes its slots and its context per slot.
         collected = edgeplan("profile", "collect", "--engine", server.url, "--model", "TinyRandom-30M", "--engine-model",

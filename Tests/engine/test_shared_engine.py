@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import EDGEPLAN, ROOT, Engine, edgeplan, get_json
+from conftest import EDGEPLAN, ROOT, edgeplan, Engine, get_json, new_cpu_profile
 
 sys.path.insert(0, os.path.join(ROOT, "Tests", "integration"))
 from helpers import plan_slack  # noqa: E402
@@ -99,8 +99,7 @@ def shared(llama_server_binary, tiny_model, tmp_path_factory):
     server = Engine(llama_server_binary, tiny_model, slots=3, context=12288)
     root = tmp_path_factory.mktemp("shared")
     directory = root / "ci-cpu"
-    edgeplan("profile", "new", str(directory), "--name", "ci-cpu", "--memory-gib", "24", "--bandwidth-gbps", "60",
-             "--fp16-tflops", "4", "--idle-w", "10")
+    new_cpu_profile(directory)
     trace = root / "tiny.jsonl"
     edgeplan("profile", "collect", "--engine", server.url, "--model", "TinyRandom-30M", "--engine-model", "tiny-random",
              "-o", str(trace), "--context", "4096", "--decode-tokens", "1024", "--decode-inputs", "64,1024",
